@@ -1,0 +1,185 @@
+import { ModelFormatError } from './errors';
+
+/** Everything the forward pass needs to know about a ViT, beyond its weights. */
+export interface ViTConfig {
+  imageSize: number;
+  patchSize: number;
+  inChannels: number;
+  width: number;
+  depth: number;
+  heads: number;
+  mlpHidden: number;
+  numClasses: number;
+  normEps: number;
+  /** 'token': classify the class token; 'avg': mean of the patch tokens (timm's global_pool). */
+  pool: 'token' | 'avg';
+  /** Per-channel input normalization applied inside the model: (x - mean) / std, x in [0, 1]. */
+  mean: number[];
+  std: number[];
+  classNames: string[];
+}
+
+/** Tensor shapes by timm name, as read from a safetensors header. */
+export type ShapeTable = ReadonlyMap<string, readonly number[]>;
+
+const TIMM_HEADS: Record<string, number> = { tiny: 3, small: 6, base: 12, large: 16, huge: 16 };
+
+const fail = (message: string, tensor?: string): never => {
+  throw new ModelFormatError(message, tensor);
+};
+
+function shapeOf(shapes: ShapeTable, name: string): readonly number[] {
+  const s = shapes.get(name);
+  if (s === undefined) return fail('tensor missing from the weights file', name);
+  return s;
+}
+
+function numberList(v: unknown, what: string): number[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    return fail(`config ${what} must be a list of numbers, got ${JSON.stringify(v)}`);
+  }
+  return v as number[];
+}
+
+function positiveInt(v: unknown, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
+    return fail(`config ${what} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/**
+ * Builds the ViT config from the tensor shapes and an optional config.json.
+ *
+ * Two config flavours are read: ours (`image_size`, `patch_size`, `in_chans`,
+ * `embed_dim`, `depth`, `num_heads`, ...) and the one timm publishes beside
+ * `model.safetensors` (`architecture`, `num_classes`, `global_pool`,
+ * `pretrained_cfg.input_size|mean|std`). Whatever the config leaves out is
+ * taken from the shapes (width, depth, MLP size, patch, classes); heads default
+ * to width / 64, timm's head size for every standard ViT/DeiT.
+ */
+export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTConfig {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return fail('config.json is not an object');
+  const c = json as Record<string, unknown>;
+  const pretrained = (typeof c.pretrained_cfg === 'object' && c.pretrained_cfg !== null
+    ? c.pretrained_cfg
+    : {}) as Record<string, unknown>;
+
+  const patchShape = shapeOf(shapes, 'patch_embed.proj.weight');
+  if (patchShape.length !== 4 || patchShape[2] !== patchShape[3]) {
+    fail(`expected [width, channels, patch, patch], got [${patchShape.join(', ')}]`, 'patch_embed.proj.weight');
+  }
+  const [shapeWidth, shapeChannels, shapePatch] = patchShape as [number, number, number, number];
+
+  let depth = 0;
+  while (shapes.has(`blocks.${depth}.norm1.weight`)) depth++;
+  if (depth === 0) fail('tensor missing from the weights file (a ViT needs at least one block)', 'blocks.0.norm1.weight');
+  const fc1 = shapeOf(shapes, 'blocks.0.mlp.fc1.weight');
+  const head = shapeOf(shapes, 'head.weight');
+  const pos = shapeOf(shapes, 'pos_embed');
+
+  // timm puts the image size and patch in the architecture name (vit_base_patch16_224...).
+  const arch = typeof c.architecture === 'string' ? c.architecture : '';
+  const archPatch = /patch(\d+)/.exec(arch)?.[1];
+  const archSize = /patch\d+_(\d+)/.exec(arch)?.[1];
+  const archScale = /^(?:vit|deit\d*)_(tiny|small|base|large|huge)/.exec(arch)?.[1];
+  const inputSize = numberList(pretrained.input_size, 'pretrained_cfg.input_size');
+
+  const patchSize = positiveInt(c.patch_size, 'patch_size') ?? (archPatch ? Number(archPatch) : shapePatch);
+  const inChannels = positiveInt(c.in_chans, 'in_chans') ?? inputSize?.[0] ?? shapeChannels;
+  const width = positiveInt(c.embed_dim, 'embed_dim') ?? shapeWidth;
+  const gridFromPos = Math.round(Math.sqrt((pos[1] ?? 1) - 1));
+  const imageSize =
+    positiveInt(c.image_size, 'image_size') ??
+    inputSize?.[1] ??
+    (archSize ? Number(archSize) : gridFromPos * patchSize);
+  const heads =
+    positiveInt(c.num_heads, 'num_heads') ?? (archScale ? TIMM_HEADS[archScale] : undefined) ?? Math.max(1, Math.round(width / 64));
+  const poolSetting = c.global_pool ?? (shapes.has('fc_norm.weight') ? 'avg' : 'token');
+  if (poolSetting !== 'token' && poolSetting !== 'avg') fail(`config global_pool must be "token" or "avg", got ${JSON.stringify(poolSetting)}`);
+  const globalPool = poolSetting as 'token' | 'avg';
+  const mean = numberList(c.mean, 'mean') ?? numberList(pretrained.mean, 'pretrained_cfg.mean') ?? [0.5];
+  const std = numberList(c.std, 'std') ?? numberList(pretrained.std, 'pretrained_cfg.std') ?? [0.5];
+  const numClasses = positiveInt(c.num_classes, 'num_classes') ?? head[0] ?? 0;
+  const names = c.class_names ?? c.label_names;
+  if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
+    fail('config class_names must be a list of strings');
+  }
+  const classNames = (names as string[] | undefined) ?? Array.from({ length: numClasses }, (_, i) => `class ${i}`);
+
+  const cfg: ViTConfig = {
+    imageSize,
+    patchSize,
+    inChannels,
+    width,
+    depth: positiveInt(c.depth, 'depth') ?? depth,
+    heads,
+    mlpHidden: fc1[0] ?? 0,
+    numClasses,
+    normEps: typeof c.norm_eps === 'number' ? c.norm_eps : 1e-6,
+    pool: globalPool,
+    mean: mean.length === 1 ? Array(inChannels).fill(mean[0]) : mean,
+    std: std.length === 1 ? Array(inChannels).fill(std[0]) : std,
+    classNames,
+  };
+  checkConfig(cfg);
+  return cfg;
+}
+
+function checkConfig(cfg: ViTConfig): void {
+  if (cfg.imageSize % cfg.patchSize !== 0) fail(`image_size ${cfg.imageSize} is not a multiple of patch_size ${cfg.patchSize}`);
+  if (cfg.width % cfg.heads !== 0) fail(`embed_dim ${cfg.width} is not divisible by num_heads ${cfg.heads}`);
+  if (cfg.mean.length !== cfg.inChannels || cfg.std.length !== cfg.inChannels) {
+    fail(`mean/std need ${cfg.inChannels} values (one per channel)`);
+  }
+  if (cfg.std.some((s) => s === 0)) fail('std must not contain 0');
+  if (cfg.classNames.length !== cfg.numClasses) {
+    fail(`class_names has ${cfg.classNames.length} names for ${cfg.numClasses} classes`);
+  }
+}
+
+/** The name and shape of every tensor a ViT with this config must have, in forward order. */
+export function expectedTensors(cfg: ViTConfig, finalNorm: 'norm' | 'fc_norm'): Array<[string, number[]]> {
+  const D = cfg.width;
+  const tokens = (cfg.imageSize / cfg.patchSize) ** 2 + 1;
+  const list: Array<[string, number[]]> = [
+    ['patch_embed.proj.weight', [D, cfg.inChannels, cfg.patchSize, cfg.patchSize]],
+    ['patch_embed.proj.bias', [D]],
+    ['cls_token', [1, 1, D]],
+    ['pos_embed', [1, tokens, D]],
+  ];
+  for (let i = 0; i < cfg.depth; i++) {
+    const b = `blocks.${i}`;
+    list.push(
+      [`${b}.norm1.weight`, [D]],
+      [`${b}.norm1.bias`, [D]],
+      [`${b}.attn.qkv.weight`, [3 * D, D]],
+      [`${b}.attn.qkv.bias`, [3 * D]],
+      [`${b}.attn.proj.weight`, [D, D]],
+      [`${b}.attn.proj.bias`, [D]],
+      [`${b}.norm2.weight`, [D]],
+      [`${b}.norm2.bias`, [D]],
+      [`${b}.mlp.fc1.weight`, [cfg.mlpHidden, D]],
+      [`${b}.mlp.fc1.bias`, [cfg.mlpHidden]],
+      [`${b}.mlp.fc2.weight`, [D, cfg.mlpHidden]],
+      [`${b}.mlp.fc2.bias`, [D]],
+    );
+  }
+  list.push([`${finalNorm}.weight`, [D]], [`${finalNorm}.bias`, [D]], ['head.weight', [cfg.numClasses, D]], ['head.bias', [cfg.numClasses]]);
+  return list;
+}
+
+/** Checks every expected tensor is present with its shape; throws naming the first that is not. */
+export function checkShapes(cfg: ViTConfig, shapes: ShapeTable): 'norm' | 'fc_norm' {
+  const finalNorm = cfg.pool === 'avg' && shapes.has('fc_norm.weight') ? 'fc_norm' : 'norm';
+  for (const [name, want] of expectedTensors(cfg, finalNorm)) {
+    const got = shapes.get(name);
+    if (got === undefined) fail('tensor missing from the weights file', name);
+    else if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
+      fail(`shape [${got.join(', ')}] does not match the expected [${want.join(', ')}]`, name);
+    }
+  }
+  return finalNorm;
+}

@@ -1,0 +1,117 @@
+import { resolveViTConfig, type ViTConfig } from './config';
+import { ModelFormatError } from './errors';
+import { readSafetensors } from './safetensors';
+import { ViT, type ViTOptions } from './vit';
+
+export type WeightsSource = string | URL | Blob | ArrayBuffer | Uint8Array;
+
+export interface LoadProgress {
+  loadedBytes: number;
+  /** Total bytes when the server says (content-length); otherwise undefined. */
+  totalBytes: number | undefined;
+}
+
+export interface LoadViTOptions extends ViTOptions {
+  /** A config object (ours or timm's) overriding any config.json or file metadata. */
+  config?: unknown;
+  onProgress?: (p: LoadProgress) => void;
+  /** fetch to use (tests, auth); defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** The metadata key under which we embed our config.json in a safetensors file. */
+export const CONFIG_METADATA_KEY = 'wildtta.config';
+
+/**
+ * Loads a ViT from timm-layout safetensors.
+ *
+ * `source` is a folder URL (ending in '/': reads model.safetensors and
+ * config.json inside it), a URL of a .safetensors file (config.json beside it
+ * is read if present), a File/Blob, or the file's bytes. The config comes from,
+ * in order: `options.config`, config.json, the file's own metadata, and the
+ * tensor shapes (see resolveViTConfig).
+ */
+export async function loadViT(source: WeightsSource, options: LoadViTOptions = {}): Promise<ViT> {
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  let bytes: Uint8Array;
+  let configJson: unknown = options.config;
+  if (typeof source === 'string' || source instanceof URL) {
+    const text = source.toString();
+    const weightsUrl = text.endsWith('.safetensors') ? text : `${text.replace(/\/?$/, '/')}model.safetensors`;
+    const configUrl = weightsUrl.replace(/[^/]*$/, 'config.json');
+    const [weights, config] = await Promise.all([
+      fetchBytes(doFetch, weightsUrl, options.onProgress),
+      configJson === undefined ? fetchOptionalJson(doFetch, configUrl) : Promise.resolve(configJson),
+    ]);
+    bytes = weights;
+    configJson = config;
+  } else if (source instanceof Uint8Array) {
+    bytes = source;
+  } else if (source instanceof ArrayBuffer) {
+    bytes = new Uint8Array(source);
+  } else {
+    bytes = new Uint8Array(await source.arrayBuffer());
+  }
+  return vitFromSafetensors(bytes, configJson);
+}
+
+/** Builds a ViT from safetensors bytes and an optional config object. */
+export function vitFromSafetensors(bytes: Uint8Array, configJson?: unknown, options: ViTOptions = {}): ViT {
+  const { tensors, metadata } = readSafetensors(bytes);
+  let config = configJson;
+  if (config === undefined && metadata[CONFIG_METADATA_KEY] !== undefined) {
+    try {
+      config = JSON.parse(metadata[CONFIG_METADATA_KEY]);
+    } catch {
+      throw new ModelFormatError(`__metadata__["${CONFIG_METADATA_KEY}"] is not valid JSON`);
+    }
+  }
+  const shapes = new Map([...tensors].map(([k, v]) => [k, v.shape] as const));
+  const cfg: ViTConfig = resolveViTConfig(shapes, config ?? {});
+  return new ViT(cfg, tensors, options);
+}
+
+async function fetchBytes(doFetch: typeof fetch, url: string, onProgress?: (p: LoadProgress) => void): Promise<Uint8Array> {
+  const res = await doFetch(url);
+  if (!res.ok) throw new ModelFormatError(`could not fetch ${url}: HTTP ${res.status}`);
+  const header = res.headers.get('content-length');
+  const total = header === null ? undefined : Number(header);
+  if (res.body === null) {
+    const buf = new Uint8Array(await res.arrayBuffer());
+    onProgress?.({ loadedBytes: buf.byteLength, totalBytes: total });
+    return buf;
+  }
+  // Stream into one buffer of the announced size so a large model is not held twice.
+  const reader = res.body.getReader();
+  let out = new Uint8Array(total !== undefined && Number.isFinite(total) ? total : 1 << 20);
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (loaded + value.byteLength > out.byteLength) {
+      const grown = new Uint8Array(Math.max(out.byteLength * 2, loaded + value.byteLength));
+      grown.set(out.subarray(0, loaded));
+      out = grown;
+    }
+    out.set(value, loaded);
+    loaded += value.byteLength;
+    onProgress?.({ loadedBytes: loaded, totalBytes: total });
+  }
+  return loaded === out.byteLength ? out : out.subarray(0, loaded);
+}
+
+async function fetchOptionalJson(doFetch: typeof fetch, url: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await doFetch(url);
+  } catch {
+    return undefined;
+  }
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw new ModelFormatError(`could not fetch ${url}: HTTP ${res.status}`);
+  try {
+    return await res.json();
+  } catch (e) {
+    throw new ModelFormatError(`${url} is not valid JSON (${(e as Error).message})`);
+  }
+}

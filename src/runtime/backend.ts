@@ -1,0 +1,111 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-webgpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
+export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
+export type BackendChoice = BackendName | 'auto';
+
+/** The order 'auto' tries: fastest first. */
+export const AUTO_ORDER: readonly BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
+
+export interface BackendAttempt {
+  backend: BackendName;
+  ok: boolean;
+  /** Why it was skipped (or 'ok'). */
+  reason: string;
+}
+
+export interface BackendReport {
+  backend: BackendName;
+  attempts: BackendAttempt[];
+}
+
+export class BackendError extends Error {
+  override readonly name = 'BackendError';
+  constructor(
+    message: string,
+    readonly attempts: BackendAttempt[],
+  ) {
+    super(message);
+  }
+}
+
+export interface InitBackendOptions {
+  /**
+   * Where the WASM binaries are served: a folder URL ending in '/', or a map
+   * from file name (tfjs-backend-wasm*.wasm) to URL. The browser entry points
+   * pass our own build's copies; nothing is loaded from a CDN.
+   */
+  wasmPaths?: string | Record<string, string>;
+}
+
+/**
+ * Sets a tfjs backend. 'auto' tries WebGPU, WebGL, WASM, then CPU, keeping the
+ * first that initializes and computes a small test op correctly; the report
+ * says which one was chosen and why each earlier one was skipped.
+ */
+export async function initBackend(choice: BackendChoice = 'auto', options: InitBackendOptions = {}): Promise<BackendReport> {
+  if (options.wasmPaths !== undefined) {
+    // setWasmPaths takes either a prefix or a per-file map; both must be set before the wasm backend starts.
+    setWasmPaths(options.wasmPaths as string);
+  }
+  const candidates = choice === 'auto' ? AUTO_ORDER : [choice];
+  const attempts: BackendAttempt[] = [];
+  for (const backend of candidates) {
+    const reason = await tryBackend(backend);
+    attempts.push({ backend, ok: reason === 'ok', reason });
+    if (reason === 'ok') return { backend, attempts };
+  }
+  const why = attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ');
+  throw new BackendError(`no usable tfjs backend (${why})`, attempts);
+}
+
+async function tryBackend(name: BackendName): Promise<string> {
+  if (name === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) return 'navigator.gpu is not available';
+  if (name === 'webgl' && typeof document === 'undefined' && typeof OffscreenCanvas === 'undefined') return 'no canvas to create a WebGL context';
+  if (tf.findBackendFactory(name) === null) return 'backend not registered';
+  try {
+    const ok = await tf.setBackend(name);
+    if (!ok) return 'failed to initialize';
+    await tf.ready();
+  } catch (e) {
+    return `failed to initialize: ${(e as Error).message}`;
+  }
+  try {
+    return await selfTest();
+  } catch (e) {
+    return `test op threw: ${(e as Error).message}`;
+  }
+}
+
+/** A small matMul + softmax + erf against values computed here in JS. */
+async function selfTest(): Promise<string> {
+  const a = [0.5, -1, 2, 0.25, 1.5, -0.75];
+  const b = [1, 2, -1, 0.5, 0.25, -2];
+  const out = tf.tidy(() => {
+    const m = tf.matMul(tf.tensor2d(a, [2, 3]), tf.tensor2d(b, [3, 2]));
+    return tf.concat([tf.reshape(tf.softmax(m), [-1]), tf.reshape(tf.erf(m), [-1])]);
+  });
+  const got = await out.data();
+  out.dispose();
+  const m = [0, 0, 0, 0];
+  for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) for (let k = 0; k < 3; k++) m[i * 2 + j]! += a[i * 3 + k]! * b[k * 2 + j]!;
+  const want: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const row = m.slice(2 * i, 2 * i + 2);
+    const mx = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - mx));
+    const s = e[0]! + e[1]!;
+    want.push(e[0]! / s, e[1]! / s);
+  }
+  for (const v of m) want.push(erfApprox(v));
+  const worst = Math.max(...want.map((w, i) => Math.abs(w - got[i]!)));
+  return Number.isFinite(worst) && worst < 1e-3 ? 'ok' : `test op off by ${worst}`;
+}
+
+/** Abramowitz–Stegun 7.1.26 (error < 1.5e-7), plenty for a self test. */
+function erfApprox(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return x >= 0 ? y : -y;
+}
