@@ -1,0 +1,118 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ViT } from '../model/vit';
+import { mulberry32 } from '../data/random';
+import { Adapter, allFinite, gradsByName, keptRows, packStats, type CommonOptions } from './adapter';
+import { softmaxEntropy } from './entropy';
+import { entropyBelow } from './filters';
+import { globalNorm } from './sam';
+
+/** Gives, for each of `count` samples, a permutation p of `patches` grid cells: output cell j shows input cell p[j]. */
+export type PatchPermutation = (count: number, patches: number) => number[][];
+
+export interface DeyoOptions extends CommonOptions {
+  /** Entropy filter margin as a fraction of ln C (reference: 0.5). */
+  marginFraction?: number;
+  /** E0 of the entropy weight exp(E0 − E), as a fraction of ln C (reference: 0.4). */
+  weightMarginFraction?: number;
+  /** PLPD threshold τ (0.2 in wild settings, 0.3 in mild ones). */
+  plpdThreshold?: number;
+  /** Grid side of the patch shuffle (reference: 4, i.e. 4×4 patches). */
+  grid?: number;
+  /** Source of the random patch orders (default: seeded, uniform). */
+  patchPermutation?: PatchPermutation;
+  seed?: number;
+}
+
+/**
+ * DeYO (Lee et al., ICLR 2024): entropy filter E < 0.5·ln C; PLPD = p(ŷ|x) −
+ * p(ŷ|x′) with x′ the patch-shuffled input, keep PLPD > τ; loss = mean of
+ * E·(exp(E0 − E) + exp(PLPD)) over the kept samples. No SAM, no reset.
+ */
+export class DeyoAdapter extends Adapter {
+  readonly method = 'deyo';
+  readonly margin: number;
+  readonly weightMargin: number;
+  readonly plpdThreshold: number;
+  readonly grid: number;
+  private readonly permutation: PatchPermutation;
+
+  constructor(model: ViT, opts: DeyoOptions = {}) {
+    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? 1e-3, opts.momentum);
+    this.margin = (opts.marginFraction ?? 0.5) * this.lnC;
+    this.weightMargin = (opts.weightMarginFraction ?? 0.4) * this.lnC;
+    this.plpdThreshold = opts.plpdThreshold ?? 0.2;
+    this.grid = opts.grid ?? 4;
+    this.permutation = opts.patchPermutation ?? randomPermutations(mulberry32(opts.seed ?? 0));
+  }
+
+  protected firstFilter(entropies: Float32Array): boolean[] {
+    return entropyBelow(entropies, this.margin);
+  }
+
+  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]): tf.Tensor {
+    const xs = keptRows(x, keep);
+    const firstLogits = keptRows(logits, keep);
+    const probs = tf.softmax(firstLogits);
+    const entropies = softmaxEntropy(firstLogits);
+    const predicted = tf.oneHot(tf.argMax(firstLogits, 1), this.numClasses);
+
+    // PLPD: how much the predicted class's probability drops when the object's shape is destroyed.
+    const shuffled = patchShuffle(xs, this.grid, this.permutation(keep.length, this.grid * this.grid));
+    const shuffledProbs = tf.softmax(this.model.logits(shuffled));
+    const plpd = tf.sum(tf.mul(tf.sub(probs, shuffledProbs), predicted), 1);
+    const mask = tf.cast(tf.greater(plpd, this.plpdThreshold), 'float32');
+    const kept = tf.sum(mask);
+    const anyKept = tf.greater(kept, 0);
+
+    // Weights from the first forward (no gradient through them): exp(E0 − E) + exp(PLPD).
+    const weights = tf.mul(tf.add(tf.exp(tf.sub(this.weightMargin, entropies)), tf.exp(plpd)), mask);
+    const { value: loss, grads } = tf.variableGrads(() => {
+      const e = softmaxEntropy(this.model.logits(xs));
+      return tf.div(tf.sum(tf.mul(e, weights)), tf.maximum(kept, 1)) as tf.Scalar;
+    }, [...this.params.values()]);
+    const g = gradsByName(this.params, grads);
+    const gradNorm = globalNorm(g.values());
+    const finite = allFinite(loss, gradNorm);
+    const gate = tf.logicalAnd(finite, anyKept);
+    this.sgd.step(this.params, g, gate);
+    return packStats({ updated: gate, kept, loss: tf.where(anyKept, loss, tf.scalar(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
+  }
+}
+
+/** Uniform random permutations, drawn like the reference (arg-sort of uniform noise). */
+export function randomPermutations(rand: () => number): PatchPermutation {
+  return (count, patches) =>
+    Array.from({ length: count }, () => {
+      const keys = Array.from({ length: patches }, () => rand());
+      return keys.map((_, i) => i).sort((a, b) => keys[a]! - keys[b]!);
+    });
+}
+
+/**
+ * Cuts each image into a grid×grid mosaic and rearranges the cells: output cell
+ * j (row-major) shows input cell perms[b][j]. Sizes not divisible by the grid
+ * are resized to the nearest smaller multiple and back, as the reference does.
+ * Inside tf.tidy.
+ */
+export function patchShuffle(x: tf.Tensor4D, grid: number, perms: number[][]): tf.Tensor4D {
+  const [n, H0, W0, C] = x.shape;
+  const H = Math.floor(H0 / grid) * grid;
+  const W = Math.floor(W0 / grid) * grid;
+  const src = H === H0 && W === W0 ? x : tf.image.resizeBilinear(x, [H, W]);
+  const ph = H / grid;
+  const pw = W / grid;
+  const index = new Int32Array(n * H * W);
+  for (let b = 0; b < n; b++) {
+    const perm = perms[b]!;
+    for (let y = 0; y < H; y++) {
+      for (let xx = 0; xx < W; xx++) {
+        const cell = perm[Math.floor(y / ph) * grid + Math.floor(xx / pw)]!;
+        const sy = Math.floor(cell / grid) * ph + (y % ph);
+        const sx = (cell % grid) * pw + (xx % pw);
+        index[b * H * W + y * W + xx] = b * H * W + sy * W + sx;
+      }
+    }
+  }
+  const out = tf.reshape(tf.gather(tf.reshape(src, [n * H * W, C]), tf.tensor1d(index, 'int32')), [n, H, W, C]) as tf.Tensor4D;
+  return H === H0 && W === W0 ? out : tf.image.resizeBilinear(out, [H0, W0]);
+}

@@ -1,0 +1,158 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ViT } from '../model/vit';
+import { Adapter, allFinite, gradsByName, keptRows, packStats, type CommonOptions } from './adapter';
+import { softmaxEntropy } from './entropy';
+import { entropyBelow } from './filters';
+import { globalNorm } from './sam';
+
+export interface EataOptions extends CommonOptions {
+  /** e_margin as a fraction of ln C (reference: 0.4). */
+  marginFraction?: number;
+  /** Redundancy filter: keep a sample when |cos(m, p)| < dMargin (reference: 0.05). */
+  dMargin?: number;
+  /** Weight α of the anti-forgetting Fisher term (reference: 2000). */
+  fisherAlpha?: number;
+  /** Diagonal Fisher per adapted tensor, from `estimateFisher`; without it there is no Fisher term. */
+  fisher?: ReadonlyMap<string, tf.Tensor>;
+}
+
+/**
+ * EATA (Niu et al., ICML 2022): reliable filter E < e_margin; redundancy filter
+ * against a moving average m of predicted probabilities; each kept sample's
+ * entropy weighted by 1/exp(E − e_margin); plus Σ α·F·(θ − θ0)² against
+ * forgetting. Backward and step only when some sample survives both filters.
+ */
+export class EataAdapter extends Adapter {
+  readonly method = 'eata';
+  readonly margin: number;
+  readonly dMargin: number;
+  readonly fisherAlpha: number;
+  private readonly fisher = new Map<string, tf.Tensor>();
+  private readonly probsEma: tf.Variable;
+  private readonly hasProbsEma = tf.tidy(() => tf.variable(tf.scalar(0), false));
+
+  constructor(model: ViT, opts: EataOptions = {}) {
+    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum);
+    this.margin = (opts.marginFraction ?? 0.4) * this.lnC;
+    this.dMargin = opts.dMargin ?? 0.05;
+    this.fisherAlpha = opts.fisherAlpha ?? 2000;
+    this.probsEma = tf.tidy(() => tf.variable(tf.zeros([this.numClasses]), false));
+    if (opts.fisher) {
+      for (const [name, p] of this.params) {
+        const f = opts.fisher.get(name);
+        if (!f) throw new RangeError(`fisher lacks ${name}`);
+        if (f.size !== p.size) throw new RangeError(`fisher ${name} has ${f.size} values, the parameter ${p.size}`);
+        this.fisher.set(name, tf.tidy(() => tf.reshape(tf.clone(f), p.shape)));
+      }
+    }
+  }
+
+  protected firstFilter(entropies: Float32Array): boolean[] {
+    return entropyBelow(entropies, this.margin);
+  }
+
+  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]): tf.Tensor {
+    const xs = keptRows(x, keep);
+    const firstLogits = keptRows(logits, keep);
+    const probs = tf.softmax(firstLogits);
+    const entropies = softmaxEntropy(firstLogits);
+
+    // Redundancy filter, once m exists: |cos(m, p)| < d_margin (cosine as torch: x·y / max(‖x‖‖y‖, 1e-8)).
+    const hasM = tf.cast(this.hasProbsEma, 'bool');
+    const dots = tf.sum(tf.mul(probs, this.probsEma), 1);
+    const norms = tf.mul(tf.norm(probs, 'euclidean', 1), tf.norm(this.probsEma));
+    const cosine = tf.div(dots, tf.maximum(norms, 1e-8));
+    const nonRedundant = tf.logicalOr(tf.logicalNot(hasM), tf.less(tf.abs(cosine), this.dMargin));
+    const mask = tf.cast(nonRedundant, 'float32');
+    const kept = tf.sum(mask);
+    const anyKept = tf.greater(kept, 0);
+
+    // m ← 0.9·m + 0.1·mean(p of the samples that passed both filters); the first time, m = that mean.
+    const meanP = tf.div(tf.sum(tf.mul(probs, tf.expandDims(mask, 1)), 0), tf.maximum(kept, 1));
+    const nextM = tf.where(tf.broadcastTo(hasM, meanP.shape), tf.add(tf.mul(this.probsEma, 0.9), tf.mul(meanP, 0.1)), meanP);
+    this.probsEma.assign(tf.where(tf.broadcastTo(anyKept, meanP.shape), nextM, this.probsEma));
+    this.hasProbsEma.assign(tf.where(anyKept, tf.scalar(1), this.hasProbsEma as tf.Scalar));
+
+    // Sample weights 1/exp(E − e_margin) come from the first forward, so no gradient flows through them.
+    const weights = tf.mul(tf.exp(tf.sub(this.margin, entropies)), mask);
+    const { value: loss, grads } = tf.variableGrads(() => {
+      const e = softmaxEntropy(this.model.logits(xs));
+      let total = tf.div(tf.sum(tf.mul(e, weights)), tf.maximum(kept, 1));
+      for (const [name, f] of this.fisher) {
+        const drift = tf.sub(this.params.get(name)!, this.source.get(name)!);
+        total = tf.add(total, tf.mul(this.fisherAlpha, tf.sum(tf.mul(f, tf.square(drift)))));
+      }
+      return total as tf.Scalar;
+    }, [...this.params.values()]);
+    const g = gradsByName(this.params, grads);
+    const gradNorm = globalNorm(g.values());
+    const finite = allFinite(loss, gradNorm);
+    const gate = tf.logicalAnd(finite, anyKept);
+    this.sgd.step(this.params, g, gate);
+    return packStats({
+      updated: gate,
+      kept,
+      loss: tf.where(anyKept, loss, tf.scalar(NaN)),
+      gradNorm,
+      nonFinite: tf.logicalNot(finite),
+    });
+  }
+
+  protected override stateTensors(): Map<string, tf.Variable> {
+    return new Map([
+      ['probs_ema', this.probsEma],
+      ['has_probs_ema', this.hasProbsEma],
+    ]);
+  }
+
+  protected override clearState(when?: tf.Tensor): void {
+    this.hasProbsEma.assign(when === undefined ? tf.scalar(0) : (tf.where(when, tf.scalar(0), this.hasProbsEma) as tf.Scalar));
+  }
+
+  override dispose(): void {
+    super.dispose();
+    for (const f of this.fisher.values()) f.dispose();
+    this.fisher.clear();
+  }
+}
+
+/**
+ * Diagonal Fisher of the given parameters on clean in-distribution images, as
+ * EATA's reference estimates it: for each batch, cross-entropy against the
+ * model's own arg-max, squared gradient; averaged over batches.
+ */
+export async function estimateFisher(
+  model: ViT,
+  params: ReadonlyMap<string, tf.Variable>,
+  images: tf.Tensor4D,
+  batchSize = 64,
+): Promise<Map<string, tf.Tensor>> {
+  const sums = new Map<string, tf.Tensor>();
+  for (const [name, p] of params) sums.set(name, tf.zerosLike(p));
+  const n = images.shape[0];
+  let batches = 0;
+  for (let start = 0; start < n; start += batchSize) {
+    const size = Math.min(batchSize, n - start);
+    tf.tidy(() => {
+      const xb = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
+      const { grads } = tf.variableGrads(() => {
+        const logits = model.logits(xb);
+        const target = tf.oneHot(tf.argMax(logits, 1), logits.shape[1]);
+        return tf.losses.softmaxCrossEntropy(target, logits) as tf.Scalar;
+      }, [...params.values()]);
+      for (const [name, g] of gradsByName(params, grads)) {
+        const prev = sums.get(name)!;
+        sums.set(name, tf.keep(tf.add(prev, tf.square(g))));
+        prev.dispose();
+      }
+    });
+    batches++;
+    await tf.nextFrame();
+  }
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, s] of sums) {
+    out.set(name, tf.div(s, batches));
+    s.dispose();
+  }
+  return out;
+}

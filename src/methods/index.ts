@@ -1,0 +1,53 @@
+import type { ViT } from '../model/vit';
+import type { Adapter, CommonOptions } from './adapter';
+import { DeyoAdapter, type DeyoOptions } from './deyo';
+import { EataAdapter, estimateFisher, type EataOptions } from './eata';
+import { selectNormParams } from './params';
+import { SarAdapter, type SarOptions } from './sar';
+import { SourceAdapter } from './source';
+import { TentAdapter } from './tent';
+import type * as tf from '@tensorflow/tfjs';
+
+export type AdapterOptions =
+  | ({ method: 'sar' } & SarOptions)
+  | ({ method: 'tent' } & CommonOptions)
+  | ({ method: 'eata'; fisherImages?: tf.Tensor4D; fisherBatchSize?: number } & EataOptions)
+  | ({ method: 'deyo' } & DeyoOptions)
+  | { method: 'source' };
+
+/**
+ * One entry point for every method. EATA's Fisher is estimated here from
+ * `fisherImages` (clean in-distribution images the caller provides) unless a
+ * precomputed `fisher` is given.
+ */
+export async function createAdapter(model: ViT, options: AdapterOptions): Promise<Adapter> {
+  switch (options.method) {
+    case 'sar':
+      return new SarAdapter(model, options);
+    case 'tent':
+      return new TentAdapter(model, options);
+    case 'deyo':
+      return new DeyoAdapter(model, options);
+    case 'source':
+      return new SourceAdapter(model);
+    case 'eata': {
+      let fisher = options.fisher;
+      let owned: Map<string, tf.Tensor> | undefined;
+      if (!fisher && options.fisherImages) {
+        const params = selectNormParams(model, { skipLastBlocks: options.skipLastBlocks ?? 0, includeFinalNorm: options.includeFinalNorm ?? true });
+        owned = await estimateFisher(model, params, options.fisherImages, options.fisherBatchSize);
+        fisher = owned;
+      }
+      const adapter = new EataAdapter(model, { ...options, fisher });
+      if (owned) for (const t of owned.values()) t.dispose();
+      return adapter;
+    }
+    default:
+      throw new RangeError(`unknown method ${(options as { method: unknown }).method}`);
+  }
+}
+
+export { Adapter } from './adapter';
+export { SarAdapter, TentAdapter, EataAdapter, DeyoAdapter, SourceAdapter, estimateFisher };
+export { InvalidInputError, StateFormatError } from './errors';
+export type { StepResult, UpdateReport, MethodName } from './types';

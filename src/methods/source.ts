@@ -1,0 +1,23 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { ViT } from '../model/vit';
+import { Adapter } from './adapter';
+import { entropyBelow } from './filters';
+
+/** No adaptation: the source model as it was trained. `reliable` uses SAR's E0 for comparison only. */
+export class SourceAdapter extends Adapter {
+  readonly method = 'source';
+  protected override readonly adaptsAfterForward = false;
+
+  constructor(model: ViT) {
+    super(model, { skipLastBlocks: model.config.depth, includeFinalNorm: false }, 0);
+  }
+
+  protected firstFilter(entropies: Float32Array): boolean[] {
+    return entropyBelow(entropies, 0.4 * this.lnC);
+  }
+
+  protected override adapt(): tf.Tensor {
+    throw new Error('source never adapts');
+  }
+
+}

@@ -1,0 +1,44 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ViT } from '../model/vit';
+import { Adapter, allFinite, gradsByName, packStats, type CommonOptions } from './adapter';
+import { softmaxEntropy } from './entropy';
+import { globalNorm } from './sam';
+
+/**
+ * Tent (Wang et al., ICLR 2021): one forward, loss = mean entropy of the
+ * batch, one SGD-momentum step. The prediction comes from that same forward,
+ * made before the update. As in the SAR paper's Tent for LayerNorm models,
+ * every norm's scale/shift adapts (no skipped blocks), no filter, no reset.
+ */
+export class TentAdapter extends Adapter {
+  readonly method = 'tent';
+
+  constructor(model: ViT, opts: CommonOptions = {}) {
+    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum);
+  }
+
+  protected firstFilter(entropies: Float32Array): boolean[] {
+    return Array.from(entropies, () => true);
+  }
+
+  protected override firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats: tf.Tensor } {
+    let logits!: tf.Tensor2D;
+    const { value: loss, grads } = tf.variableGrads(() => {
+      logits = tf.keep(this.model.logits(x));
+      return tf.mean(softmaxEntropy(logits)) as tf.Scalar;
+    }, [...this.params.values()]);
+    const g = gradsByName(this.params, grads);
+    const gradNorm = globalNorm(g.values());
+    const finite = allFinite(loss, gradNorm);
+    this.sgd.step(this.params, g, finite);
+    const stats = packStats({ updated: finite, kept: tf.scalar(x.shape[0]), loss, gradNorm, nonFinite: tf.logicalNot(finite) });
+    // logits escaped variableGrads' scope through tf.keep; hand them to the enclosing tidy's caller.
+    const out = tf.clone(logits);
+    logits.dispose();
+    return { logits: out, stats };
+  }
+
+  protected adapt(): tf.Tensor {
+    throw new Error('Tent updates in firstForward');
+  }
+}
