@@ -1,0 +1,198 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { ViT } from '../model/vit';
+import { randomViTTensors, tinyConfig } from '../model/random-vit';
+import { createAdapter, InvalidInputError, StateFormatError, type Adapter } from './index';
+import type { AdapterOptions } from './index';
+
+await tf.setBackend('cpu');
+
+const cfg = tinyConfig();
+const weights = randomViTTensors(cfg, 7);
+
+async function snapshot(a: Adapter): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const p of a.params.values()) out.push((await p.data()) as Float32Array);
+  return out;
+}
+
+function noise(seed: number, batch = 1): tf.Tensor4D {
+  return tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', seed) as tf.Tensor4D;
+}
+
+async function withAdapter(options: AdapterOptions, fn: (a: Adapter, model: ViT) => Promise<void>): Promise<void> {
+  const model = new ViT(cfg, weights);
+  const a = await createAdapter(model, options);
+  try {
+    await fn(a, model);
+  } finally {
+    a.dispose();
+    model.dispose();
+  }
+}
+
+test('SAR adapts the LayerNorms of all but the last quarter of blocks, never the final norm', async () => {
+  const model = new ViT(tinyConfig({ depth: 4 }), randomViTTensors(tinyConfig({ depth: 4 }), 1));
+  const a = await createAdapter(model, { method: 'sar' });
+  assert.deepEqual([...a.params.keys()], [0, 1, 2].flatMap((i) => [`blocks.${i}.norm1.weight`, `blocks.${i}.norm1.bias`, `blocks.${i}.norm2.weight`, `blocks.${i}.norm2.bias`]));
+  const tent = await createAdapter(model, { method: 'tent' });
+  assert.equal(tent.params.size, 4 * 4 + 2);
+  a.dispose();
+  tent.dispose();
+  model.dispose();
+});
+
+test('an unreliable sample changes nothing: no update, no momentum drift', async () => {
+  // A margin of 0 makes every sample unreliable.
+  await withAdapter({ method: 'sar', lr: 0.1, marginFraction: 0 }, async (a) => {
+    const before = await a.exportState();
+    for (let i = 0; i < 3; i++) {
+      const x = noise(i);
+      const r = await a.step(x);
+      x.dispose();
+      assert.deepEqual(r.reliable, [false]);
+      assert.equal(r.adapting, false);
+    }
+    assert.equal(await a.flush(), undefined);
+    const after = await a.exportState();
+    // Only the step counter in the metadata differs.
+    const strip = (b: Uint8Array) => Buffer.from(b).toString('latin1').replace(/steps\\?":\d+/, "");
+    assert.equal(strip(after), strip(before));
+  });
+});
+
+for (const method of ['sar', 'tent', 'eata', 'deyo'] as const) {
+  test(`${method}: 2,000 steps leave the tensor count unchanged after warm-up`, async () => {
+    const fisherImages = method === 'eata' ? noise(99, 4) : undefined;
+    await withAdapter({ method, lr: 1e-3, fisherImages, plpdThreshold: 0 } as AdapterOptions, async (a) => {
+      const steps = method === 'sar' ? 2000 : 300;
+      let base = 0;
+      let updates = 0;
+      for (let i = 0; i < steps; i++) {
+        const x = noise(i);
+        const r = await a.step(x);
+        x.dispose();
+        if (r.update?.updated) updates++;
+        if (i === 9) base = tf.memory().numTensors;
+      }
+      assert.equal(tf.memory().numTensors, base, 'tensor count drifted');
+      assert.ok(updates > 0, 'no update ever happened, so the test proves little');
+      await a.flush();
+    });
+    fisherImages?.dispose();
+  });
+}
+
+test('SAR collapses under a huge learning rate, the reset fires and restores the source scale/shift', async () => {
+  // A large lr drives entropy to ~0 within a few steps, so the EMA of Loss2 falls below e_m.
+  await withAdapter({ method: 'sar', lr: 5, resetThreshold: 0.05 }, async (a) => {
+    const source = await snapshot(a);
+    let fired = 0;
+    for (let i = 0; i < 60 && fired === 0; i++) {
+      const x = noise(1000 + i);
+      await a.step(x);
+      x.dispose();
+      const report = await a.flush();
+      if (report?.reset) {
+        fired++;
+        assert.ok(report.ema < 0.05, `reset fired with ema ${report.ema}`);
+        const now = await snapshot(a);
+        now.forEach((t, k) => assert.deepEqual(t, source[k]));
+        // The EMA is cleared: the next update starts it afresh from its own Loss2.
+        const y = noise(5000 + i);
+        await a.step(y);
+        y.dispose();
+        const next = await a.flush();
+        if (next?.updated) assert.equal(next.ema, next.lossSecond);
+      }
+    }
+    assert.equal(fired, 1, 'the reset never fired');
+  });
+});
+
+test('bad inputs throw InvalidInputError and leave the adapter as it was', async () => {
+  await withAdapter({ method: 'sar', lr: 0.01 }, async (a) => {
+    const x0 = noise(1);
+    await a.step(x0);
+    x0.dispose();
+    const state = await a.exportState();
+    const bad: Array<[string, () => tf.Tensor]> = [
+      ['rank', () => tf.zeros([28, 28])],
+      ['size', () => tf.zeros([1, 32, 32, 1])],
+      ['channels', () => tf.zeros([1, 28, 28, 3])],
+      ['NaN', () => tf.fill([1, 28, 28, 1], NaN)],
+      ['Infinity', () => tf.concat([tf.fill([1, 14, 28, 1], Infinity), tf.zeros([1, 14, 28, 1])], 1)],
+    ];
+    for (const [what, make] of bad) {
+      const x = make();
+      await assert.rejects(a.step(x), InvalidInputError, what);
+      x.dispose();
+    }
+    const disposed = noise(2);
+    disposed.dispose();
+    await assert.rejects(a.step(disposed), InvalidInputError);
+    await assert.rejects(a.step([1, 2, 3] as unknown as tf.Tensor), InvalidInputError);
+    assert.deepEqual(await a.exportState(), state);
+    const good = noise(3);
+    const r = await a.step(good);
+    good.dispose();
+    assert.equal(r.classes.length, 1);
+  });
+});
+
+test('a non-finite loss skips the update and says so; nothing changes', async () => {
+  for (const method of ['sar', 'tent'] as const) {
+    // Finite but enormous pixels overflow the forward pass to Inf/NaN.
+    await withAdapter({ method, lr: 0.01, marginFraction: 100 } as AdapterOptions, async (a) => {
+      const before = await snapshot(a);
+      const x = tf.fill([1, 28, 28, 1], 1e38);
+      const r = await a.step(x);
+      x.dispose();
+      const report = r.update ?? (await a.flush());
+      if (method === 'sar' && !r.adapting) {
+        // NaN entropies fail the filter: still nothing changed.
+        assert.equal(report, undefined);
+      } else {
+        assert.ok(report?.nonFinite, `${method} did not flag the non-finite loss`);
+        assert.equal(report?.updated, false);
+      }
+      (await snapshot(a)).forEach((t, k) => assert.deepEqual(t, before[k]));
+    });
+  }
+});
+
+test('export/import restores scale/shift, momentum and EMA bit for bit', async () => {
+  await withAdapter({ method: 'sar', lr: 0.05 }, async (a, model) => {
+    for (let i = 0; i < 5; i++) {
+      const x = noise(i);
+      await a.step(x);
+      x.dispose();
+    }
+    const blob = await a.exportState();
+    const b = await createAdapter(model, { method: 'sar', lr: 0.05 });
+    b.reset();
+    b.importState(blob);
+    assert.deepEqual(await b.exportState(), blob);
+    assert.equal(b.stepCount, 5);
+    assert.throws(() => b.importState(new Uint8Array([1, 2, 3])), StateFormatError);
+    const tent = await createAdapter(model, { method: 'tent' });
+    assert.throws(() => tent.importState(blob), StateFormatError);
+    tent.dispose();
+    b.dispose();
+  });
+});
+
+test('batches larger than one work and only reliable samples drive the update', async () => {
+  await withAdapter({ method: 'sar', lr: 0.01 }, async (a) => {
+    const x = noise(11, 6);
+    const r = await a.step(x);
+    x.dispose();
+    assert.equal(r.classes.length, 6);
+    assert.equal(r.probabilities.length, 60);
+    const kept = r.reliable.filter(Boolean).length;
+    const report = await a.flush();
+    if (kept > 0) assert.ok(report && report.kept <= kept);
+    else assert.equal(report, undefined);
+  });
+});
