@@ -28,9 +28,17 @@ const fail = (message: string, tensor?: string): never => {
   throw new ModelFormatError(message, tensor);
 };
 
-function shapeOf(shapes: ShapeTable, name: string): readonly number[] {
+/**
+ * The shape of a tensor the config is read from: it must have `rank` dimensions,
+ * none of them 0 (a zero-size tensor holds no bytes, so its other dimensions
+ * would be unchecked by the file size, and no ViT has an empty weight).
+ */
+function shapeOf(shapes: ShapeTable, name: string, rank: number): readonly number[] {
   const s = shapes.get(name);
   if (s === undefined) return fail('tensor missing from the weights file', name);
+  if (s.length !== rank || s.some((d) => d === 0)) {
+    fail(`expected ${rank} non-zero dimensions, got [${s.join(', ')}]`, name);
+  }
   return s;
 }
 
@@ -67,8 +75,8 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
     ? c.pretrained_cfg
     : {}) as Record<string, unknown>;
 
-  const patchShape = shapeOf(shapes, 'patch_embed.proj.weight');
-  if (patchShape.length !== 4 || patchShape[2] !== patchShape[3]) {
+  const patchShape = shapeOf(shapes, 'patch_embed.proj.weight', 4);
+  if (patchShape[2] !== patchShape[3]) {
     fail(`expected [width, channels, patch, patch], got [${patchShape.join(', ')}]`, 'patch_embed.proj.weight');
   }
   const [shapeWidth, shapeChannels, shapePatch] = patchShape as [number, number, number, number];
@@ -76,9 +84,9 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   let depth = 0;
   while (shapes.has(`blocks.${depth}.norm1.weight`)) depth++;
   if (depth === 0) fail('tensor missing from the weights file (a ViT needs at least one block)', 'blocks.0.norm1.weight');
-  const fc1 = shapeOf(shapes, 'blocks.0.mlp.fc1.weight');
-  const head = shapeOf(shapes, 'head.weight');
-  const pos = shapeOf(shapes, 'pos_embed');
+  const fc1 = shapeOf(shapes, 'blocks.0.mlp.fc1.weight', 2);
+  const head = shapeOf(shapes, 'head.weight', 2);
+  const pos = shapeOf(shapes, 'pos_embed', 3);
 
   // timm puts the image size and patch in the architecture name (vit_base_patch16_224...).
   const arch = typeof c.architecture === 'string' ? c.architecture : '';
@@ -86,15 +94,23 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   const archSize = /patch\d+_(\d+)/.exec(arch)?.[1];
   const archScale = /^(?:vit|deit\d*)_(tiny|small|base|large|huge)/.exec(arch)?.[1];
   const inputSize = numberList(pretrained.input_size, 'pretrained_cfg.input_size');
+  if (inputSize !== undefined && (inputSize.length !== 3 || inputSize[1] !== inputSize[2])) {
+    fail(`config pretrained_cfg.input_size must be [channels, size, size], got ${JSON.stringify(inputSize)}`);
+  }
 
-  const patchSize = positiveInt(c.patch_size, 'patch_size') ?? (archPatch ? Number(archPatch) : shapePatch);
-  const inChannels = positiveInt(c.in_chans, 'in_chans') ?? inputSize?.[0] ?? shapeChannels;
+  const patchSize =
+    positiveInt(c.patch_size, 'patch_size') ??
+    positiveInt(archPatch === undefined ? undefined : Number(archPatch), 'architecture patch size') ??
+    shapePatch;
+  const inChannels =
+    positiveInt(c.in_chans, 'in_chans') ?? positiveInt(inputSize?.[0], 'pretrained_cfg.input_size[0]') ?? shapeChannels;
   const width = positiveInt(c.embed_dim, 'embed_dim') ?? shapeWidth;
   const gridFromPos = Math.round(Math.sqrt((pos[1] ?? 1) - 1));
   const imageSize =
     positiveInt(c.image_size, 'image_size') ??
-    inputSize?.[1] ??
-    (archSize ? Number(archSize) : gridFromPos * patchSize);
+    positiveInt(inputSize?.[1], 'pretrained_cfg.input_size[1]') ??
+    positiveInt(archSize === undefined ? undefined : Number(archSize), 'architecture image size') ??
+    gridFromPos * patchSize;
   const heads =
     positiveInt(c.num_heads, 'num_heads') ?? (archScale ? TIMM_HEADS[archScale] : undefined) ?? Math.max(1, Math.round(width / 64));
   const poolSetting = c.global_pool ?? (shapes.has('fc_norm.weight') ? 'avg' : 'token');
@@ -102,7 +118,19 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   const globalPool = poolSetting as 'token' | 'avg';
   const mean = numberList(c.mean, 'mean') ?? numberList(pretrained.mean, 'pretrained_cfg.mean') ?? [0.5];
   const std = numberList(c.std, 'std') ?? numberList(pretrained.std, 'pretrained_cfg.std') ?? [0.5];
-  const numClasses = positiveInt(c.num_classes, 'num_classes') ?? head[0] ?? 0;
+  const numClasses = positiveInt(c.num_classes, 'num_classes') ?? head[0]!;
+  // Sizes the config gives that the weights also fix must agree before anything is
+  // sized from them (a corrupt config could otherwise ask for a billion class names).
+  if (inChannels !== shapeChannels) {
+    fail(`config says ${inChannels} input channels, the weights have ${shapeChannels}`, 'patch_embed.proj.weight');
+  }
+  if (numClasses !== head[0]) fail(`config says ${numClasses} classes, the weights have ${head[0]}`, 'head.weight');
+  const configDepth = positiveInt(c.depth, 'depth') ?? depth;
+  if (configDepth !== depth) fail(`config depth ${configDepth} but the weights have ${depth} blocks`);
+  const normEps = c.norm_eps ?? 1e-6;
+  if (typeof normEps !== 'number' || !(normEps >= 0) || !Number.isFinite(normEps)) {
+    fail(`config norm_eps must be a non-negative number, got ${JSON.stringify(c.norm_eps)}`);
+  }
   const names = c.class_names ?? c.label_names;
   if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
     fail('config class_names must be a list of strings');
@@ -114,11 +142,11 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
     patchSize,
     inChannels,
     width,
-    depth: positiveInt(c.depth, 'depth') ?? depth,
+    depth,
     heads,
-    mlpHidden: fc1[0] ?? 0,
+    mlpHidden: fc1[0]!,
     numClasses,
-    normEps: typeof c.norm_eps === 'number' ? c.norm_eps : 1e-6,
+    normEps: normEps as number,
     pool: globalPool,
     mean: mean.length === 1 ? Array(inChannels).fill(mean[0]) : mean,
     std: std.length === 1 ? Array(inChannels).fill(std[0]) : std,

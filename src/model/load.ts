@@ -45,12 +45,12 @@ export async function loadViT(source: WeightsSource, options: LoadViTOptions = {
     ]);
     bytes = weights;
     configJson = config;
-  } else if (source instanceof Uint8Array) {
-    bytes = source;
-  } else if (source instanceof ArrayBuffer) {
-    bytes = new Uint8Array(source);
   } else {
-    bytes = new Uint8Array(await source.arrayBuffer());
+    if (source instanceof Uint8Array) bytes = source;
+    else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source);
+    else bytes = new Uint8Array(await source.arrayBuffer());
+    // In memory already (or read in one go): a single report, so progress UIs complete either way.
+    options.onProgress?.({ loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
   }
   return vitFromSafetensors(bytes, configJson);
 }
@@ -74,8 +74,9 @@ export function vitFromSafetensors(bytes: Uint8Array, configJson?: unknown, opti
 async function fetchBytes(doFetch: typeof fetch, url: string, onProgress?: (p: LoadProgress) => void): Promise<Uint8Array> {
   const res = await doFetch(url);
   if (!res.ok) throw new ModelFormatError(`could not fetch ${url}: HTTP ${res.status}`);
-  const header = res.headers.get('content-length');
-  const total = header === null ? undefined : Number(header);
+  // A missing or malformed content-length (negative, fractional, not a number) is ignored, not trusted.
+  const announced = Number(res.headers.get('content-length') ?? NaN);
+  const total = Number.isSafeInteger(announced) && announced >= 0 ? announced : undefined;
   if (res.body === null) {
     const buf = new Uint8Array(await res.arrayBuffer());
     onProgress?.({ loadedBytes: buf.byteLength, totalBytes: total });
@@ -83,7 +84,7 @@ async function fetchBytes(doFetch: typeof fetch, url: string, onProgress?: (p: L
   }
   // Stream into one buffer of the announced size so a large model is not held twice.
   const reader = res.body.getReader();
-  let out = new Uint8Array(total !== undefined && Number.isFinite(total) ? total : 1 << 20);
+  let out = new Uint8Array(total ?? 1 << 20);
   let loaded = 0;
   for (;;) {
     const { done, value } = await reader.read();

@@ -110,7 +110,7 @@ function parseEntry(name: string, raw: unknown, dataBytes: number): TensorEntry 
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('entry is not an object', name);
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   if (typeof dtype !== 'string') return fail('dtype missing or not a string', name);
-  if (!(dtype in DTYPE_BYTES)) {
+  if (!Object.hasOwn(DTYPE_BYTES, dtype)) {
     return fail(
       KNOWN_UNSUPPORTED.has(dtype)
         ? `dtype ${dtype} is not supported (need F32, F16, BF16 or F64)`

@@ -1,0 +1,671 @@
+// Safetensors reader: malformed containers, dtype conversion, round trip, and a
+// seeded mutation fuzz of a whole ViT file through vitFromSafetensors.
+//
+// The fuzz runs in a worker thread (this same file, see the bottom) so that a
+// hang or an out-of-memory abort inside the loader fails the test with the
+// offending case instead of taking the test process down.
+import assert from 'node:assert/strict';
+import { test as nodeTest } from 'node:test';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../data/random';
+import { expectedTensors, type ViTConfig } from './config';
+import { ModelFormatError } from './errors';
+import { CONFIG_METADATA_KEY, vitFromSafetensors } from './load';
+import { decodeTensor, halfToFloat, parseSafetensorsHeader, readSafetensors, writeSafetensors } from './safetensors';
+
+const enc = new TextEncoder();
+
+// This file is also the fuzz worker's module (see the bottom); only the main thread declares tests.
+const test: typeof nodeTest = isMainThread ? nodeTest : ((() => undefined) as unknown as typeof nodeTest);
+
+/** A file with the given header text (no padding) followed by `data`. */
+function rawFile(header: string | object, data: Uint8Array | number[] = []): Uint8Array {
+  const json = enc.encode(typeof header === 'string' ? header : JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + data.length);
+  new DataView(out.buffer).setUint32(0, json.length, true);
+  out.set(json, 8);
+  out.set(data, 8 + json.length);
+  return out;
+}
+
+/** Asserts `fn` throws a ModelFormatError whose message matches and whose `tensor` is as given. */
+function throwsFormat(fn: () => unknown, message: RegExp, tensor?: string): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof ModelFormatError, `expected ModelFormatError, got ${String(e)}`);
+    assert.match(e.message, message);
+    assert.equal(e.tensor, tensor);
+    if (tensor !== undefined) assert.ok(e.message.startsWith(`${tensor}: `), `message names the tensor: ${e.message}`);
+    return true;
+  });
+}
+
+const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);
+
+test('truncated files are rejected', () => {
+  throwsFormat(() => readSafetensors(new Uint8Array(0)), /file is 0 bytes; .*8-byte header length/);
+  throwsFormat(() => readSafetensors(new Uint8Array(5)), /file is 5 bytes/);
+  const good = rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, f32(1, 2));
+  // Cut inside the header: the declared header length now runs past the end.
+  throwsFormat(() => readSafetensors(good.subarray(0, 20)), /header length \d+ runs past the end of the file \(20 bytes\)/);
+  // Cut inside the data: the tensor's offsets no longer fit.
+  throwsFormat(
+    () => readSafetensors(good.subarray(0, good.length - 3)),
+    /data_offsets \[0, 8\) lie outside the 5-byte data section/,
+    'a',
+  );
+  // A caller passing a prefix shorter than the header it announces.
+  throwsFormat(() => parseSafetensorsHeader(good.subarray(0, 4), good.length), /prefix shorter than 8 bytes/);
+  throwsFormat(() => parseSafetensorsHeader(good.subarray(0, 12), good.length), /prefix shorter than the declared header length/);
+});
+
+test('header length beyond the end of the file', () => {
+  const file = rawFile('{}');
+  new DataView(file.buffer).setUint32(0, 1_000_000, true);
+  throwsFormat(() => readSafetensors(file), /header length 1000000 runs past the end of the file \(10 bytes\)/);
+  // The high word counts too (a 64-bit length).
+  const high = rawFile('{}');
+  new DataView(high.buffer).setUint32(4, 1, true);
+  throwsFormat(() => readSafetensors(high), /header length 4294967298 runs past the end/);
+});
+
+test('header that is not UTF-8, not JSON, or not an object', () => {
+  throwsFormat(() => readSafetensors(rawFile('{"a": ')), /header is not valid JSON \(/);
+  throwsFormat(() => readSafetensors(rawFile('')), /header is not valid JSON/);
+  const bad = rawFile('{"a":1}');
+  bad[10] = 0xff;
+  throwsFormat(() => readSafetensors(bad), /header is not valid UTF-8/);
+  for (const h of ['[]', 'null', '"x"', '42', 'true']) {
+    throwsFormat(() => readSafetensors(rawFile(h)), /header JSON is not an object/);
+  }
+  throwsFormat(() => readSafetensors(rawFile({ __metadata__: [1] })), /__metadata__ is not an object/);
+  throwsFormat(() => readSafetensors(rawFile({ __metadata__: { k: 1 } })), /__metadata__\.k is not a string/);
+  throwsFormat(() => readSafetensors(rawFile({ t: 5 })), /entry is not an object/, 't');
+  throwsFormat(() => readSafetensors(rawFile({ t: { shape: [], data_offsets: [0, 0] } })), /dtype missing/, 't');
+});
+
+test('offsets out of range, reversed, malformed or overlapping', () => {
+  throwsFormat(
+    () => readSafetensors(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } }, f32(1, 2))),
+    /data_offsets \[0, 12\) lie outside the 8-byte data section/,
+    'w',
+  );
+  throwsFormat(
+    () => readSafetensors(rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [8, 4] } }, f32(1, 2))),
+    /data_offsets \[8, 4\) end before they begin/,
+    'w',
+  );
+  for (const offsets of [[0], [0, 4, 8], ['0', 4], [-4, 0], [0.5, 4.5], null]) {
+    throwsFormat(
+      () => readSafetensors(rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: offsets } }, f32(1))),
+      /data_offsets .* is not a pair of non-negative integers/,
+      'w',
+    );
+  }
+  const overlapping = {
+    a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+    b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+  };
+  throwsFormat(() => readSafetensors(rawFile(overlapping, f32(1, 2, 3))), /bytes \[4, 12\) overlap tensor a \[0, 8\)/, 'b');
+  // Empty tensors may sit anywhere, even at the same offset as another.
+  const empty = {
+    a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+    e: { dtype: 'F32', shape: [0, 5], data_offsets: [4, 4] },
+  };
+  assert.deepEqual(readSafetensors(rawFile(empty, f32(1, 2))).tensors.get('e')?.shape, [0, 5]);
+});
+
+test('unknown and unsupported dtypes', () => {
+  throwsFormat(
+    () => readSafetensors(rawFile({ w: { dtype: 'F33', shape: [1], data_offsets: [0, 4] } }, f32(1))),
+    /unknown dtype "F33"/,
+    'w',
+  );
+  throwsFormat(
+    () => readSafetensors(rawFile({ w: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, f32(1, 2))),
+    /dtype I64 is not supported \(need F32, F16, BF16 or F64\)/,
+    'w',
+  );
+  // Names that exist on every object's prototype are not dtypes either.
+  for (const dtype of ['f32', 'toString', '__proto__', 'constructor', '']) {
+    throwsFormat(
+      () => readSafetensors(rawFile({ w: { dtype, shape: [1], data_offsets: [0, 4] } }, f32(1))),
+      new RegExp(`unknown dtype ${JSON.stringify(dtype)}`),
+      'w',
+    );
+  }
+});
+
+test('byte size must equal shape × dtype size', () => {
+  throwsFormat(
+    () => readSafetensors(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, f32(1, 2))),
+    /holds 8 bytes but shape \[3\] of F32 needs 12/,
+    'w',
+  );
+  throwsFormat(
+    () => readSafetensors(rawFile({ w: { dtype: 'F16', shape: [2, 2], data_offsets: [0, 4] } }, f32(1))),
+    /holds 4 bytes but shape \[2, 2\] of F16 needs 8/,
+    'w',
+  );
+  // A huge declared shape can only match a data section that really holds it, so it is
+  // rejected by arithmetic, with nothing allocated.
+  throwsFormat(
+    () => readSafetensors(rawFile({ w: { dtype: 'F32', shape: [2 ** 26, 2 ** 26], data_offsets: [0, 4] } }, f32(1))),
+    /holds 4 bytes but shape \[67108864, 67108864\] of F32 needs 18014398509481984/,
+    'w',
+  );
+});
+
+test('bad shapes', () => {
+  for (const shape of [[-1], [1.5], '4', [null], [[2]], null, [Number.MAX_SAFE_INTEGER + 1]]) {
+    throwsFormat(
+      () => readSafetensors(rawFile({ w: { dtype: 'F32', shape, data_offsets: [0, 4] } }, f32(1))),
+      /shape .* is not a list of non-negative integers/,
+      'w',
+    );
+  }
+});
+
+test('writeSafetensors / readSafetensors round trip', () => {
+  const tensors: Array<[string, { shape: number[]; values: Float32Array }]> = [
+    ['a.weight', { shape: [2, 3], values: new Float32Array([1, -2, 3.5, -0, Infinity, 1e-45]) }],
+    ['scalar', { shape: [], values: new Float32Array([Math.PI]) }],
+    ['empty', { shape: [0, 4], values: new Float32Array(0) }],
+    ['nan', { shape: [1], values: new Float32Array([NaN]) }],
+  ];
+  const meta = { 'wildtta.config': '{"x": 1}', note: 'ü ✓' };
+  const file = writeSafetensors(tensors, meta);
+  const headerLength = new DataView(file.buffer).getUint32(0, true);
+  assert.equal((8 + headerLength) % 8, 0, 'data section is 8-byte aligned');
+  const back = readSafetensors(file);
+  assert.deepEqual(back.metadata, meta);
+  assert.deepEqual([...back.tensors.keys()], tensors.map(([n]) => n));
+  for (const [name, t] of tensors) {
+    const got = back.tensors.get(name)!;
+    assert.deepEqual(got.shape, t.shape, name);
+    assert.deepEqual(new Uint8Array(got.values.buffer), new Uint8Array(t.values.buffer), `${name} bit for bit`);
+  }
+  assert.ok(Object.is(back.tensors.get('a.weight')!.values[3], -0));
+  // Subarray input (the file inside a larger buffer) reads the same.
+  const padded = new Uint8Array(file.length + 16);
+  padded.set(file, 8);
+  assert.deepEqual(readSafetensors(padded.subarray(8, 8 + file.length)).tensors.get('a.weight')!.values, tensors[0]![1].values);
+  // No metadata: no __metadata__ key at all.
+  assert.deepEqual(readSafetensors(writeSafetensors(tensors.slice(0, 1))).metadata, {});
+});
+
+/** Decodes u16 words stored as `dtype` through the whole reader. */
+function decode16(dtype: 'F16' | 'BF16', words: number[]): Float32Array {
+  const data = new Uint8Array(words.length * 2);
+  const view = new DataView(data.buffer);
+  words.forEach((w, i) => view.setUint16(2 * i, w, true));
+  return readSafetensors(rawFile({ t: { dtype, shape: [words.length], data_offsets: [0, data.length] } }, data)).tensors.get('t')!
+    .values;
+}
+
+test('F16 conversion: normals, subnormals, infinities, NaN, signed zero', () => {
+  const cases: Array<[number, number]> = [
+    [0x0000, 0],
+    [0x8000, -0],
+    [0x3c00, 1],
+    [0xbc00, -1],
+    [0xc000, -2],
+    [0x3555, 0.333251953125], // 1365/4096
+    [0x3800, 0.5],
+    [0x7bff, 65504], // largest finite half
+    [0x0400, 2 ** -14], // smallest normal
+    [0x03ff, 1023 * 2 ** -24], // largest subnormal
+    [0x0001, 2 ** -24], // smallest subnormal
+    [0x8001, -(2 ** -24)],
+    [0x0200, 2 ** -15],
+    [0x7c00, Infinity],
+    [0xfc00, -Infinity],
+  ];
+  const got = decode16('F16', cases.map(([h]) => h));
+  cases.forEach(([h, want], i) => {
+    assert.ok(Object.is(got[i], want), `0x${h.toString(16)} -> ${got[i]}, want ${want}`);
+    assert.ok(Object.is(halfToFloat(h), want));
+  });
+  for (const nan of [0x7e00, 0x7c01, 0xfe00, 0x7fff]) assert.ok(Number.isNaN(halfToFloat(nan)), `0x${nan.toString(16)} is NaN`);
+  assert.ok(decode16('F16', [0x7e00, 0xfc01]).every(Number.isNaN));
+  // Every one of the 65,536 halves against the textbook formula.
+  for (let h = 0; h < 0x10000; h++) {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    const want = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * 2 ** (e - 15) * (1 + m / 1024);
+    const got1 = halfToFloat(h);
+    assert.ok(Object.is(got1, want) || (Number.isNaN(got1) && Number.isNaN(want)), `0x${h.toString(16)}`);
+  }
+});
+
+test('BF16 conversion', () => {
+  const cases: Array<[number, number]> = [
+    [0x0000, 0],
+    [0x8000, -0],
+    [0x3f80, 1],
+    [0xc040, -3],
+    [0x3eaa, 0.33203125], // 0x3eaa0000
+    [0x4049, 3.140625], // pi truncated to 8 significant bits
+    [0x7f7f, 3.3895313892515355e38], // largest finite bf16
+    [0x0080, 2 ** -126], // smallest normal
+    [0x0001, 2 ** -133], // smallest subnormal
+    [0x7f80, Infinity],
+    [0xff80, -Infinity],
+  ];
+  const got = decode16('BF16', cases.map(([h]) => h));
+  cases.forEach(([h, want], i) => assert.ok(Object.is(got[i], want), `0x${h.toString(16)} -> ${got[i]}, want ${want}`));
+  assert.ok(decode16('BF16', [0x7fc0, 0xffc1]).every(Number.isNaN));
+});
+
+test('F64 is narrowed to float32', () => {
+  const data = new Uint8Array(new Float64Array([0.1, -1e300, 2 ** -1074]).buffer);
+  const got = readSafetensors(rawFile({ t: { dtype: 'F64', shape: [3], data_offsets: [0, 24] } }, data)).tensors.get('t')!.values;
+  assert.deepEqual([...got], [Math.fround(0.1), -Infinity, 0]);
+});
+
+test('unaligned F32 data section', () => {
+  const values = [1.5, -2.25, 3e-40, 123456.789];
+  // Header of 9 bytes: the data section starts at byte 17, and tensor b 4 bytes later.
+  const header = '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[3],"data_offsets":[4,16]}}';
+  for (const pad of ['', ' ', '  ', '   ']) {
+    const file = rawFile(header + pad, f32(...values));
+    // Also place the file itself at an odd offset of a bigger buffer.
+    for (const shift of [0, 1, 3]) {
+      const host = new Uint8Array(file.length + shift);
+      host.set(file, shift);
+      const { tensors } = readSafetensors(host.subarray(shift));
+      assert.deepEqual([...tensors.get('a')!.values], [Math.fround(values[0]!)]);
+      assert.deepEqual([...tensors.get('b')!.values], values.slice(1).map(Math.fround), `pad ${pad.length} shift ${shift}`);
+    }
+  }
+  // decodeTensor directly on an unaligned slice.
+  const bytes = new Uint8Array(13);
+  bytes.set(f32(7, -8, 9), 1);
+  assert.deepEqual([...decodeTensor({ dtype: 'F32', shape: [3], begin: 0, end: 12 }, bytes.subarray(1))], [7, -8, 9]);
+});
+
+// ---------------------------------------------------------------------------
+// Fuzz: mutations of a valid small ViT file.
+
+const FUZZ_SEED = 20240601;
+
+const tinyConfig: ViTConfig = {
+  imageSize: 8,
+  patchSize: 4,
+  inChannels: 1,
+  width: 8,
+  depth: 2,
+  heads: 2,
+  mlpHidden: 16,
+  numClasses: 3,
+  normEps: 1e-6,
+  pool: 'token',
+  mean: [0.5],
+  std: [0.5],
+  classNames: ['a', 'b', 'c'],
+};
+
+/** A valid timm-layout ViT file with our config embedded in the metadata, as tools/train.ts writes it. */
+function tinyVitFile(): Uint8Array {
+  const rand = mulberry32(7);
+  const weights = expectedTensors(tinyConfig, 'norm').map(([name, shape]) => {
+    const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < values.length; i++) values[i] = (rand() - 0.5) * 0.2;
+    return [name, { shape, values }] as [string, { shape: number[]; values: Float32Array }];
+  });
+  const c = tinyConfig;
+  const configJson = {
+    format: 'wildtta-vit',
+    architecture: `vit_fmnist_patch${c.patchSize}_w${c.width}_d${c.depth}`,
+    image_size: c.imageSize,
+    patch_size: c.patchSize,
+    in_chans: c.inChannels,
+    embed_dim: c.width,
+    depth: c.depth,
+    num_heads: c.heads,
+    mlp_hidden: c.mlpHidden,
+    num_classes: c.numClasses,
+    norm_eps: c.normEps,
+    global_pool: c.pool,
+    mean: c.mean,
+    std: c.std,
+    class_names: c.classNames,
+  };
+  return writeSafetensors(weights, { [CONFIG_METADATA_KEY]: JSON.stringify(configJson) });
+}
+
+/** Bytes that steer header mutations into JSON that still parses. */
+const JSONISH = enc.encode('0123456789-+.eE,:"[]{} \\/nu');
+
+/**
+ * Three kinds of case: `bytes` mutates the file anywhere (length prefix, header,
+ * data); `header` mutates only the header text and rewrites the length prefix, so
+ * the JSON and entry checks are reached more often; `values` edits one or two
+ * decoded values (a tensor's shape, offsets, dtype or name, or a key of the
+ * embedded config) to extreme or ill-typed ones, to reach the config and shape checks.
+ */
+type Mode = 'bytes' | 'header' | 'values';
+const FUZZ_PLAN: Array<[Mode, number]> = [
+  ['bytes', 2000],
+  ['header', 1000],
+  ['values', 2000],
+];
+const FUZZ_CASES = FUZZ_PLAN.reduce((n, [, k]) => n + k, 0);
+
+interface CaseResult {
+  index: number;
+  mode: Mode;
+  outcome: 'loaded' | 'rejected' | 'other';
+  mutations: string;
+  ms: number;
+  error?: string;
+}
+
+type Rand = () => number;
+const pick = <T>(rand: Rand, list: ArrayLike<T>): T => list[Math.floor(rand() * list.length)]!;
+
+/** One byte-level mutation at a position in [lo, hi); returns the new bytes. */
+function mutateOnce(bytes: Uint8Array, lo: number, hi: number, region: string, rand: Rand, ops: number): { bytes: Uint8Array; what: string } {
+  const int = (n: number) => Math.floor(rand() * n);
+  let pos = lo + int(Math.max(1, hi - lo));
+  switch (int(ops)) {
+    case 0: {
+      const bit = int(8);
+      bytes[pos] = bytes[pos]! ^ (1 << bit);
+      return { bytes, what: `flip ${region}@${pos} bit ${bit}` };
+    }
+    case 1: {
+      const b = int(256);
+      bytes[pos] = b;
+      return { bytes, what: `set ${region}@${pos}=${b}` };
+    }
+    case 2: {
+      // Overwrite with a JSON character; in the header prefer digits so numbers change.
+      if (region === 'header' && rand() < 0.5) {
+        const digits: number[] = [];
+        for (let i = lo; i < hi; i++) if (bytes[i]! >= 0x30 && bytes[i]! <= 0x39) digits.push(i);
+        if (digits.length > 0) pos = pick(rand, digits);
+      }
+      const b = pick(rand, JSONISH);
+      bytes[pos] = b;
+      return { bytes, what: `set ${region}@${pos}=${JSON.stringify(String.fromCharCode(b))}` };
+    }
+    case 3: {
+      const b = rand() < 0.5 ? pick(rand, JSONISH) : int(256);
+      const grown = new Uint8Array(bytes.length + 1);
+      grown.set(bytes.subarray(0, pos));
+      grown[pos] = b;
+      grown.set(bytes.subarray(pos), pos + 1);
+      return { bytes: grown, what: `insert ${region}@${pos}=${b}` };
+    }
+    case 4: {
+      const n = Math.min(1 + int(rand() < 0.8 ? 1 : 16), bytes.length - pos);
+      const shrunk = new Uint8Array(bytes.length - n);
+      shrunk.set(bytes.subarray(0, pos));
+      shrunk.set(bytes.subarray(pos + n), pos);
+      return { bytes: shrunk, what: `delete ${region}@${pos}+${n}` };
+    }
+    case 5:
+      return { bytes: bytes.slice(0, pos), what: `truncate ${region}@${pos}` };
+    default: {
+      // Four bytes of the length prefix or of a data word set to an extreme value.
+      const p = region === 'header' ? int(8) : pos - (pos % 4);
+      const v = pick(rand, [0, 0xff, 0x7f, 0x80]);
+      for (let k = 0; k < 4 && p + k < bytes.length; k++) bytes[p + k] = v;
+      return { bytes, what: `word ${region}@${p}=${v}` };
+    }
+  }
+}
+
+const NUMBERS: readonly number[] = [0, 1, -1, 2, 3, 4, 5, 8, 16, 28, 100, 1e9, 2 ** 32 + 1, 2 ** 53, 1e300, -1e300, 0.5, 2.5];
+const OTHERS: readonly unknown[] = [
+  '4', null, true, [], {}, [1], [0.5], [0, 0.5], [0.5, 0.5, 0.5], [3, 8, 8], [1, 8, 8], [1, 8, 4], [1, 1e9, 1e9], [1e9],
+  [2 ** 53], [-1, 8, 8], 'token', 'avg', 'x', ['a', 'b'], ['a', 'b', 'c'], ['a', 1, 'c'],
+  'vit_tiny_patch4_8', 'vit_huge_patch16_224', 'deit_small_patch0_0', 'vit_base_patch99999999999999999999_8',
+];
+const CONFIG_KEYS = [
+  'image_size', 'patch_size', 'in_chans', 'embed_dim', 'depth', 'num_heads', 'num_classes', 'norm_eps', 'global_pool',
+  'mean', 'std', 'class_names', 'label_names', 'architecture', 'pretrained_cfg', 'pretrained_cfg.input_size',
+  'pretrained_cfg.mean', 'pretrained_cfg.std',
+];
+/** The tiny model described the way timm's config.json does (sizes from the name and input_size, names defaulted). */
+const TIMM_STYLE_CONFIG = {
+  architecture: 'vit_fmnist_patch4_8',
+  num_classes: 3,
+  global_pool: 'token',
+  pretrained_cfg: { input_size: [1, 8, 8], mean: [0.5], std: [0.5] },
+};
+const NAMES = ['fc_norm.weight', 'blocks.2.norm1.weight', 'blocks.9.norm1.weight', 'head.weight', 'norm.bias', '__proto__', ''];
+
+/** One or two edits of decoded header values; the file is re-encoded with a correct length prefix. */
+function mutateValues(headerText: string, data: Uint8Array, rand: Rand): { bytes: Uint8Array; what: string[] } {
+  const header = JSON.parse(headerText) as Record<string, Record<string, unknown>>;
+  const meta = header.__metadata__ as Record<string, string>;
+  const what: string[] = [];
+  const timmStyle = rand() < 0.5;
+  if (timmStyle) what.push('timm-style config');
+  const config = (timmStyle ? structuredClone(TIMM_STYLE_CONFIG) : JSON.parse(meta[CONFIG_METADATA_KEY]!)) as Record<string, unknown>;
+  const value = (): unknown => {
+    const r = rand();
+    if (r < 0.05) return { input_size: value(), mean: value(), std: value() };
+    return r < 0.55 ? pick(rand, NUMBERS) : pick(rand, OTHERS);
+  };
+  const edits = rand() < 0.6 ? 1 : 2;
+  for (let e = 0; e < edits; e++) {
+    if (rand() < 0.5) {
+      const key = pick(rand, CONFIG_KEYS);
+      const [outer, inner] = key.split('.') as [string, string | undefined];
+      let target = config;
+      if (inner !== undefined) {
+        const sub = config[outer];
+        target = typeof sub === 'object' && sub !== null ? (sub as Record<string, unknown>) : (config[outer] = {});
+      }
+      const leaf = inner ?? outer;
+      if (rand() < 0.15) {
+        delete target[leaf];
+        what.push(`config delete ${key}`);
+      } else {
+        target[leaf] = value();
+        what.push(`config ${key}=${JSON.stringify(target[leaf])}`);
+      }
+    } else {
+      const names = Object.keys(header).filter((n) => n !== '__metadata__');
+      const name = pick(rand, names);
+      const entry = header[name]!;
+      const r = rand();
+      if (r < 0.1) {
+        // Make it empty: a zero in the shape and no bytes, so huge other dimensions pass the size check.
+        const shape = [pick(rand, NUMBERS), 0];
+        entry.shape = rand() < 0.5 ? shape : shape.reverse();
+        entry.data_offsets = [0, 0];
+        what.push(`${name}.shape=${JSON.stringify(entry.shape)} (empty)`);
+      } else if (r < 0.2) {
+        const to = pick(rand, NAMES);
+        delete header[name];
+        header[to] = entry;
+        what.push(`rename ${name} -> ${to}`);
+      } else {
+        const field = pick(rand, ['shape', 'data_offsets', 'dtype']);
+        const old = entry[field];
+        if (Array.isArray(old) && old.length > 0 && rand() < 0.7) {
+          const copy = [...old];
+          copy[Math.floor(rand() * copy.length)] = rand() < 0.8 ? pick(rand, NUMBERS) : pick(rand, OTHERS);
+          entry[field] = copy;
+        } else {
+          entry[field] = field === 'dtype' && rand() < 0.5 ? pick(rand, ['F16', 'BF16', 'F64', 'I64', 'U8', 'BOOL']) : value();
+        }
+        what.push(`${name}.${field}=${JSON.stringify(entry[field])}`);
+      }
+    }
+  }
+  meta[CONFIG_METADATA_KEY] = JSON.stringify(config);
+  header.__metadata__ = meta;
+  return { bytes: rawFile(JSON.stringify(header), data), what };
+}
+
+function mutate(mode: Mode, base: Uint8Array, dataStart: number, rand: Rand): { bytes: Uint8Array; what: string[] } {
+  const what: string[] = [];
+  const count = rand() < 0.5 ? 1 : 2 + Math.floor(rand() * 2);
+  if (mode === 'values') {
+    return mutateValues(new TextDecoder().decode(base.subarray(8, dataStart)), base.subarray(dataStart), rand);
+  }
+  if (mode === 'header') {
+    let text: Uint8Array = base.slice(8, dataStart);
+    for (let m = 0; m < count && text.length > 0; m++) {
+      const r = mutateOnce(text, 0, text.length, 'header', rand, 5);
+      text = r.bytes;
+      what.push(r.what);
+    }
+    const out = new Uint8Array(8 + text.length + base.length - dataStart);
+    new DataView(out.buffer).setUint32(0, text.length, true);
+    out.set(text, 8);
+    out.set(base.subarray(dataStart), 8 + text.length);
+    return { bytes: out, what };
+  }
+  let bytes: Uint8Array = base.slice();
+  for (let m = 0; m < count && bytes.length > 0; m++) {
+    const inHeader = rand() < 0.6;
+    const lo = inHeader ? 0 : Math.min(dataStart, bytes.length - 1);
+    const hi = inHeader ? Math.min(dataStart, bytes.length) : bytes.length;
+    const r = mutateOnce(bytes, lo, hi, inHeader ? 'header' : 'data', rand, 7);
+    bytes = r.bytes;
+    what.push(r.what);
+  }
+  return { bytes, what };
+}
+
+function tensorCount(): number {
+  return tf.memory().numTensors;
+}
+
+/** Worker side: run every case, post one message per case and a summary. */
+async function runFuzzWorker(seed: number): Promise<void> {
+  await tf.setBackend('cpu');
+  const port = parentPort!;
+  const base = tinyVitFile();
+  const { dataStart } = parseSafetensorsHeader(base, base.length);
+  const rand = mulberry32(seed);
+  const before = tensorCount();
+  const modes = FUZZ_PLAN.flatMap(([mode, n]) => Array<Mode>(n).fill(mode));
+  for (const [index, mode] of modes.entries()) {
+    const { bytes, what } = mutate(mode, base, dataStart, rand);
+    const mutations = what.join('; ');
+    port.postMessage({ started: index, mutations });
+    const t0 = performance.now();
+    let result: CaseResult;
+    try {
+      const model = vitFromSafetensors(bytes);
+      // A model that loads must also run.
+      const { imageSize, inChannels, numClasses } = model.config;
+      const shape = tf.tidy(() => model.logits(tf.zeros([1, imageSize, imageSize, inChannels]) as tf.Tensor4D).shape);
+      model.dispose();
+      if (shape[0] !== 1 || shape[1] !== numClasses) throw new Error(`logits shape [${shape}] for ${numClasses} classes`);
+      result = { index, mode, outcome: 'loaded', mutations, ms: 0 };
+    } catch (e) {
+      const err = e as Error;
+      result =
+        e instanceof ModelFormatError
+          ? { index, mode, outcome: 'rejected', mutations, ms: 0, error: err.message }
+          : { index, mode, outcome: 'other', mutations, ms: 0, error: `${err?.name}: ${err?.message}\n${err?.stack ?? ''}` };
+    }
+    result.ms = performance.now() - t0;
+    port.postMessage({ result });
+  }
+  port.postMessage({ done: true, leakedTensors: tensorCount() - before });
+}
+
+if (!isMainThread && (workerData as { fuzz?: boolean } | null)?.fuzz) {
+  try {
+    await runFuzzWorker((workerData as { seed: number }).seed);
+  } catch (e) {
+    parentPort!.postMessage({ fatal: `${(e as Error)?.stack ?? String(e)}` });
+  }
+} else if (isMainThread) {
+  test('base ViT file loads', async () => {
+    await tf.setBackend('cpu');
+    const model = vitFromSafetensors(tinyVitFile());
+    assert.deepEqual(model.config, tinyConfig);
+    model.dispose();
+  });
+
+  test(`fuzz: ${FUZZ_CASES} seeded mutations of a ViT file load or throw ModelFormatError`, { timeout: 600_000 }, async (t) => {
+    const hangMs = 20_000;
+    // Load this file in the worker through tsx's API (workers do not inherit --import hooks).
+    const self = JSON.stringify(import.meta.url);
+    const worker = new Worker(
+      `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => m.tsImport(${self}, ${self}));`,
+      {
+        eval: true,
+        workerData: { fuzz: true, seed: FUZZ_SEED },
+        // An absurd allocation on the JS heap kills the worker, not the test.
+        resourceLimits: { maxOldGenerationSizeMb: 1024 },
+      },
+    );
+    const results: CaseResult[] = [];
+    let current = { started: -1, mutations: '' };
+    const summary = await new Promise<{ leakedTensors: number }>((resolve, reject) => {
+      let timer: NodeJS.Timeout;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          reject(new Error(`case ${current.started} (${current.mutations}) ran over ${hangMs} ms`));
+          void worker.terminate();
+        }, hangMs);
+      };
+      arm();
+      type Message = { started?: number; mutations?: string; result?: CaseResult; done?: boolean; leakedTensors?: number; fatal?: string };
+      worker.on('message', (m: Message) => {
+        arm();
+        if (m.fatal !== undefined) {
+          clearTimeout(timer);
+          reject(new Error(`fuzz harness failed in case ${current.started} (${current.mutations}): ${m.fatal}`));
+        }
+        if (m.started !== undefined) current = { started: m.started, mutations: m.mutations ?? '' };
+        if (m.result) results.push(m.result);
+        if (m.done) {
+          clearTimeout(timer);
+          resolve({ leakedTensors: m.leakedTensors ?? 0 });
+        }
+      });
+      worker.on('error', (e: Error) => {
+        clearTimeout(timer);
+        reject(new Error(`worker died in case ${current.started} (${current.mutations}): ${e.message}`));
+      });
+      worker.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`worker exited (${code}) in case ${current.started} (${current.mutations})`));
+      });
+    });
+    await worker.terminate();
+
+    const loaded = results.filter((r) => r.outcome === 'loaded').length;
+    const rejected = results.filter((r) => r.outcome === 'rejected');
+    const other = results.filter((r) => r.outcome === 'other');
+    // Group rejections by message shape (numbers and names stripped) for the report.
+    const kinds = new Map<string, number>();
+    for (const r of rejected) {
+      const key = r.error!.replace(/^\S+: /, '').replace(/ (got|\(|shape |data_offsets |dtype |holds |config says |config depth ).*$/, ' $1…')
+        .replace(/(?<!UTF-)\d+/g, 'N');
+      kinds.set(key, (kinds.get(key) ?? 0) + 1);
+    }
+    const slowest = results.reduce((a, b) => (b.ms > a.ms ? b : a));
+    t.diagnostic(`fuzz seed ${FUZZ_SEED}: ${results.length} cases, ${loaded} loaded, ${rejected.length} rejected with ModelFormatError, ${other.length} other errors`);
+    for (const [mode] of FUZZ_PLAN) {
+      const of = results.filter((r) => r.mode === mode);
+      const count = (o: CaseResult['outcome']) => of.filter((r) => r.outcome === o).length;
+      t.diagnostic(`  ${mode}: ${of.length} cases, ${count('loaded')} loaded, ${count('rejected')} rejected, ${count('other')} other`);
+    }
+    t.diagnostic(`slowest case ${slowest.index}: ${slowest.ms.toFixed(1)} ms (${slowest.mutations}); tensors leaked: ${summary.leakedTensors}`);
+    for (const [k, n] of [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 25)) t.diagnostic(`  ${String(n).padStart(5)}  ${k}`);
+
+    assert.equal(results.length, FUZZ_CASES);
+    assert.deepEqual(
+      other.slice(0, 5).map((r) => `case ${r.index} (${r.mutations}): ${r.error}`),
+      [],
+      `${other.length} cases threw something other than ModelFormatError`,
+    );
+    assert.equal(summary.leakedTensors, 0, 'tensors left allocated after the fuzz');
+    assert.ok(loaded > 0 && rejected.length > 0, 'the fuzz exercises both outcomes');
+  });
+}
