@@ -436,3 +436,14 @@ test('loadViT errors: weights missing, config.json broken', async () => {
   const wrongConfig = fakeServer({ 'https://models.test/g/model.safetensors': bytes, 'https://models.test/g/config.json': '{"num_classes": 10}' });
   await rejectsFormat(loadViT('https://models.test/g/', { fetch: wrongConfig.fetch }), /head\.weight: config says 10 classes, the weights have 3/);
 });
+
+test('a tensor the forward pass does not use is refused, naming it', async () => {
+  const { tinyConfig, randomViTTensors } = await import('./random-vit');
+  const { ViT } = await import('./vit');
+  const cfg = tinyConfig();
+  for (const extra of ['blocks.0.ls1.gamma', 'reg_token', 'norm_pre.weight']) {
+    const tensors = randomViTTensors(cfg, 1);
+    tensors.set(extra, { shape: [cfg.width], values: new Float32Array(cfg.width) });
+    assert.throws(() => new ViT(cfg, tensors), (e: unknown) => e instanceof ModelFormatError && e.tensor === extra && /variant/.test(e.message));
+  }
+});

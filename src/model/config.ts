@@ -202,12 +202,19 @@ export function expectedTensors(cfg: ViTConfig, finalNorm: 'norm' | 'fc_norm'): 
 /** Checks every expected tensor is present with its shape; throws naming the first that is not. */
 export function checkShapes(cfg: ViTConfig, shapes: ShapeTable): 'norm' | 'fc_norm' {
   const finalNorm = cfg.pool === 'avg' && shapes.has('fc_norm.weight') ? 'fc_norm' : 'norm';
-  for (const [name, want] of expectedTensors(cfg, finalNorm)) {
+  const expected = expectedTensors(cfg, finalNorm);
+  for (const [name, want] of expected) {
     const got = shapes.get(name);
     if (got === undefined) fail('tensor missing from the weights file', name);
     else if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
       fail(`shape [${got.join(', ')}] does not match the expected [${want.join(', ')}]`, name);
     }
+  }
+  // A tensor the forward pass does not use means a ViT variant it does not implement
+  // (layer scale, register or distillation tokens, pre-norm...): running without it would be silently wrong.
+  const known = new Set(expected.map(([name]) => name));
+  for (const name of shapes.keys()) {
+    if (!known.has(name)) fail('this tensor belongs to a ViT variant wildtta does not implement (only the plain timm VisionTransformer is supported)', name);
   }
   return finalNorm;
 }
