@@ -1,0 +1,71 @@
+// In-page half of `npm run bench`: builds a stream and runs one method on it.
+import { initBackend, type BackendChoice } from '../src/runtime/backend';
+import { WASM_PATHS } from '../src/runtime/wasm-assets';
+import { loadViT } from '../src/model/load';
+import type { ViT } from '../src/model/vit';
+import { labeledImagesFromIdx, type LabeledImages } from '../src/data/idx';
+import { labelShiftStream, mixedStream, perCorruptionStream, splitPools, type Stream } from '../src/data/streams';
+import { corrupt } from '../src/data/corruptions';
+import type { AdapterOptions } from '../src/methods';
+import { runStream, type StreamScore } from './run-stream';
+
+export type Scenario = 'per-corruption' | 'mixed' | 'label-shift';
+
+export interface WildRun {
+  backend: BackendChoice;
+  modelUrl: string;
+  dataUrl: string;
+  scenario: Scenario;
+  corruptions: string[];
+  severity: number;
+  perCorruption: number;
+  seed: number;
+  method: AdapterOptions;
+  imbalanceRatio?: number;
+  trace?: boolean;
+}
+
+let loaded: { key: string; model: ViT; data: LabeledImages; backend: string } | undefined;
+
+async function prepare(run: WildRun) {
+  const key = `${run.backend}|${run.modelUrl}|${run.dataUrl}`;
+  if (loaded?.key === key) return loaded;
+  loaded?.model.dispose();
+  const report = await initBackend(run.backend, { wasmPaths: WASM_PATHS });
+  const model = await loadViT(run.modelUrl);
+  const bytes = async (name: string) => new Uint8Array(await (await fetch(`${run.dataUrl}${name}`)).arrayBuffer());
+  const data = labeledImagesFromIdx(await bytes('t10k-images-idx3-ubyte'), await bytes('t10k-labels-idx1-ubyte'));
+  loaded = { key, model, data, backend: report.backend };
+  return loaded;
+}
+
+export function buildStream(labels: Uint8Array, numClasses: number, run: WildRun): { stream: Stream; clean: number[] } {
+  const pools = splitPools(labels, numClasses);
+  const o = { corruptions: run.corruptions, severity: run.severity, perCorruption: run.perCorruption, seed: run.seed };
+  const stream =
+    run.scenario === 'per-corruption'
+      ? perCorruptionStream(labels, pools.evaluation, o)
+      : run.scenario === 'mixed'
+        ? mixedStream(labels, pools.evaluation, o)
+        : labelShiftStream(labels, pools.evaluation, { ...o, numClasses, imbalanceRatio: run.imbalanceRatio });
+  return { stream, clean: pools.clean };
+}
+
+async function runWild(run: WildRun): Promise<StreamScore & { backend: string }> {
+  const { model, data, backend } = await prepare(run);
+  const { stream, clean } = buildStream(data.labels, model.config.numClasses, run);
+  const report = (window as unknown as { wildttaProgress?: (done: number, total: number) => void }).wildttaProgress;
+  const score = await runStream({
+    model,
+    images: data,
+    stream,
+    method: run.method,
+    corrupt: (x, name, severity, seed) => corrupt(x, name, severity, seed),
+    cleanIndices: clean,
+    trace: run.trace,
+    onProgress: report,
+  });
+  return { ...score, backend };
+}
+
+(window as unknown as { wildttaWild: unknown }).wildttaWild = { run: runWild };
