@@ -22,10 +22,6 @@ export default defineConfig({
   plugins: [rootToDemo],
   publicDir: 'public',
   server: { host: '127.0.0.1', port: 5173, strictPort: false },
-  optimizeDeps: {
-    // tfjs's wasm backend locates its .wasm files itself; pre-bundling would break the ?url imports.
-    exclude: ['@tensorflow/tfjs-backend-wasm'],
-  },
   build: {
     outDir: 'dist/app',
     rollupOptions: { input: { demo: 'demo/index.html' } },
