@@ -1,0 +1,130 @@
+// Backends in headless Chromium (WebGPU and WebGL on SwiftShader here):
+// 'auto' selection, explicit choice of each backend, and forward/backward
+// parity of the ViT on every PyTorch fixture in e2e/fixtures/ against the CPU
+// backend of the same page.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseSafetensorsHeader, readSafetensors } from '../src/model/safetensors';
+import type { BackendName } from '../src/runtime/backend';
+import type { PlainTensor } from './harness';
+import { REPO_ROOT, assertNoPageErrors, withPage } from './support/browser';
+
+const FIXTURES_DIR = join(REPO_ROOT, 'e2e', 'fixtures');
+/** Backend results must match the CPU backend to this (logits absolute, gradients relative to the largest). */
+const TOL = 1e-3;
+/** The page's CPU backend against PyTorch (float64): same arithmetic as the Node parity test. */
+const TORCH_TOL = 1e-4;
+const COMPARED: BackendName[] = ['webgpu', 'webgl', 'wasm'];
+
+/**
+ * Forward-parity fixtures (tools/make_fixtures.py): folders with model.safetensors,
+ * config.json and an expected.safetensors holding `inputs` [B, H, W, C] and
+ * `logits`. Other folders (e.g. the method-run fixtures) are not of this kind.
+ */
+function isForwardFixture(dir: string): boolean {
+  const expected = join(dir, 'expected.safetensors');
+  if (!['model.safetensors', 'config.json'].every((f) => existsSync(join(dir, f))) || !existsSync(expected)) return false;
+  const bytes = new Uint8Array(readFileSync(expected));
+  const { tensors } = parseSafetensorsHeader(bytes, bytes.byteLength);
+  return tensors.get('inputs')?.shape.length === 4 && tensors.has('logits');
+}
+
+const fixtures = existsSync(FIXTURES_DIR)
+  ? readdirSync(FIXTURES_DIR, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && isForwardFixture(join(FIXTURES_DIR, d.name)))
+      .map((d) => d.name)
+      .sort()
+  : [];
+
+function maxAbsDiff(a: PlainTensor, b: { shape: number[]; values: ArrayLike<number> }): number {
+  assert.deepEqual(a.shape, b.shape, 'shapes differ');
+  let worst = 0;
+  for (let i = 0; i < a.values.length; i++) {
+    const d = Math.abs(a.values[i]! - b.values[i]!);
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d; // NaN fails
+  }
+  return worst;
+}
+
+const maxAbs = (v: ArrayLike<number>) => Array.from(v).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+
+test('auto picks webgpu in headless Chromium and reports its attempts', () =>
+  withPage(async (h) => {
+    const r = await h.call('initBackend', 'auto');
+    assert.equal(r.backend, 'webgpu', `auto chose ${r.backend}: ${JSON.stringify(r.attempts)}`);
+    assert.equal(r.active, 'webgpu');
+    assert.ok(r.attempts.length >= 1, 'the report lists no attempts');
+    assert.deepEqual(r.attempts[0], { backend: 'webgpu', ok: true, reason: 'ok' });
+    assert.ok(r.adapter !== null, 'navigator.gpu gave no adapter');
+  }));
+
+for (const backend of ['webgpu', 'webgl', 'wasm', 'cpu'] as const) {
+  test(`${backend} can be chosen explicitly and computes`, () =>
+    withPage(async (h) => {
+      const r = await h.call('initBackend', backend);
+      assert.equal(r.backend, backend);
+      assert.equal(r.active, backend);
+      assert.deepEqual(r.attempts, [{ backend, ok: true, reason: 'ok' }]);
+      const s = await h.call('smoke', backend);
+      assert.equal(s.backend, backend);
+      assert.deepEqual(s.matMul, [19, 22, 43, 50]);
+      assert.deepEqual(s.grad, [2, -4, 6]);
+      assert.equal(s.numTensorsAfter, s.numTensorsBefore, 'smoke test leaked tensors');
+    }));
+}
+
+test('e2e/fixtures holds PyTorch forward fixtures to compare against', (t) => {
+  assert.ok(fixtures.length > 0, `no forward fixtures (model.safetensors, config.json, expected.safetensors with inputs and logits) in ${FIXTURES_DIR}; run npm run fixtures`);
+  t.diagnostic(fixtures.join(', '));
+});
+
+for (const name of fixtures) {
+  test(`${name}: logits and LayerNorm gradients agree across backends`, (t) =>
+    withPage(async (h) => {
+      const expected = readSafetensors(new Uint8Array(readFileSync(join(FIXTURES_DIR, name, 'expected.safetensors')))).tensors;
+      const t0 = Date.now();
+      const cpu = await h.call('fixtureLogits', name, 'cpu');
+      t.diagnostic(`cpu: batch ${cpu.batch}, ${Date.now() - t0} ms`);
+      assert.equal(cpu.backend, 'cpu');
+      assert.equal(cpu.numTensorsAfter, cpu.numTensorsBefore, 'cpu run leaked tensors');
+      const gradNames = Object.keys(cpu.grads).sort();
+      assert.ok(gradNames.length > 0, 'the model has no LayerNorm variables');
+      const gradScale = Math.max(...gradNames.map((n) => maxAbs(cpu.grads[n]!.values)));
+      assert.ok(gradScale > 0, 'cpu gradients are all zero');
+
+      // The page computed what PyTorch computed: the fixture was loaded and run as intended.
+      const torchLogits = expected.get('logits');
+      if (torchLogits !== undefined) {
+        const rows = cpu.batch * torchLogits.shape[1]!;
+        const err = maxAbsDiff(cpu.logits, { shape: [cpu.batch, torchLogits.shape[1]!], values: torchLogits.values.subarray(0, rows) });
+        assert.ok(err <= TORCH_TOL, `cpu logits differ from PyTorch by ${err.toExponential(2)}`);
+      }
+
+      for (const backend of COMPARED) {
+        await t.test(`${backend} matches cpu`, async (st) => {
+          const t1 = Date.now();
+          const r = await h.call('fixtureLogits', name, backend);
+          st.diagnostic(`${backend}: ${Date.now() - t1} ms`);
+          assert.equal(r.backend, backend);
+          assert.equal(r.numTensorsAfter, r.numTensorsBefore, `${backend} run leaked tensors`);
+          const logitErr = maxAbsDiff(r.logits, cpu.logits);
+          assert.ok(logitErr <= TOL, `${backend} logits differ from cpu by ${logitErr.toExponential(2)} > ${TOL}`);
+          assert.deepEqual(Object.keys(r.grads).sort(), gradNames);
+          let worst = 0;
+          let worstName = '';
+          for (const n of gradNames) {
+            const e = maxAbsDiff(r.grads[n]!, cpu.grads[n]!);
+            if (!(e <= worst)) [worst, worstName] = [Number.isNaN(e) ? Infinity : e, n];
+          }
+          assert.ok(
+            worst <= TOL * gradScale,
+            `${backend} gradient of ${worstName} differs from cpu by ${worst.toExponential(2)} > ${TOL} × ${gradScale.toExponential(2)}`,
+          );
+        });
+      }
+    }));
+}
+
+test('no console errors or uncaught exceptions in any page', () => assertNoPageErrors());

@@ -1,0 +1,209 @@
+// The page the browser tests drive (e2e/harness.html). It imports our src
+// modules as the app does and exposes `window.wildttaHarness`, whose async
+// functions the tests call through page.evaluate. Every result is plain data
+// (numbers, arrays, strings) so it crosses the page boundary intact.
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, type BackendChoice, type BackendName, type BackendReport } from '../src/runtime/backend';
+import { WASM_PATHS } from '../src/runtime/wasm-assets';
+import { loadViT } from '../src/model/load';
+import { readSafetensors } from '../src/model/safetensors';
+import { grayAccuracy } from '../src/model/evaluate';
+import { labeledImagesFromIdx } from '../src/data/idx';
+import { softmaxEntropy } from '../src/methods/entropy';
+
+export interface PlainTensor {
+  shape: number[];
+  values: number[];
+}
+
+export interface BackendInfo extends BackendReport {
+  /** tf.getBackend() after the call. */
+  active: string;
+  /** WebGPU adapter facts when navigator.gpu exists (vendor, architecture), else null. */
+  adapter: { vendor: string; architecture: string } | null;
+}
+
+export interface SmokeResult {
+  backend: string;
+  /** [[1, 2], [3, 4]] × [[5, 6], [7, 8]] → [19, 22, 43, 50]. */
+  matMul: number[];
+  /** The gradient of sum(x²) at x = [1, -2, 3] → [2, -4, 6]. */
+  grad: number[];
+  numTensorsBefore: number;
+  numTensorsAfter: number;
+}
+
+export interface FixtureResult {
+  backend: string;
+  /** The fixture's `inputs` batch size actually used. */
+  batch: number;
+  logits: PlainTensor;
+  /** Mean softmax entropy of the batch (the loss the gradients are of). */
+  loss: number;
+  /** Gradients of the mean entropy w.r.t. every LayerNorm weight/bias, by timm name. */
+  grads: Record<string, PlainTensor>;
+  numTensorsBefore: number;
+  numTensorsAfter: number;
+}
+
+export interface AccuracyReport {
+  backend: string;
+  correct: number;
+  total: number;
+  accuracy: number;
+  predictions: number[];
+  /** Time spent classifying (model and data already loaded). */
+  ms: number;
+  numTensorsBefore: number;
+  numTensorsAfter: number;
+}
+
+export interface CleanAccuracyOptions {
+  /** Images per forward pass (default 100). */
+  batch?: number;
+  /** Model folder URL (default the shipped model, /models/fmnist-vit/). */
+  modelUrl?: string;
+  /** Folder URL of the uncompressed IDX test split (default /data/fashion-mnist/). */
+  dataUrl?: string;
+}
+
+type Counted<T> = T & { numTensorsBefore: number; numTensorsAfter: number };
+
+/** Runs `fn` (which must dispose everything it creates) and records the tensor count around it. */
+async function counted<T extends object>(fn: () => Promise<T>): Promise<Counted<T>> {
+  const numTensorsBefore = tf.memory().numTensors;
+  const result = await fn();
+  return { ...result, numTensorsBefore, numTensorsAfter: tf.memory().numTensors };
+}
+
+const plain = async (t: tf.Tensor): Promise<PlainTensor> => ({ shape: t.shape.slice(), values: Array.from(await t.data()) });
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`could not fetch ${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Switches to exactly `backend` (no fallback) and fails loudly if it cannot. */
+async function use(backend: BackendName): Promise<void> {
+  await initBackend(backend, { wasmPaths: WASM_PATHS });
+  if (tf.getBackend() !== backend) throw new Error(`asked for ${backend}, tfjs runs on ${tf.getBackend()}`);
+}
+
+async function adapterInfo(): Promise<BackendInfo['adapter']> {
+  const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<{ info?: { vendor: string; architecture: string } } | null> } }).gpu;
+  if (gpu === undefined) return null;
+  const adapter = await gpu.requestAdapter();
+  if (adapter === null || adapter.info === undefined) return null;
+  return { vendor: adapter.info.vendor, architecture: adapter.info.architecture };
+}
+
+const harness = {
+  /** initBackend as the app calls it; the report, plus what tfjs and the GPU say. */
+  async initBackend(choice: BackendChoice): Promise<BackendInfo> {
+    const report = await initBackend(choice, { wasmPaths: WASM_PATHS });
+    return { ...report, active: tf.getBackend(), adapter: await adapterInfo() };
+  },
+
+  /** A matMul and a gradient on `backend`, read back to the page. */
+  async smoke(backend: BackendName): Promise<SmokeResult> {
+    await use(backend);
+    return counted(async () => {
+      const product = tf.tidy(() => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([5, 6, 7, 8], [2, 2])));
+      const x = tf.tensor1d([1, -2, 3]);
+      const g = tf.grad((v: tf.Tensor) => tf.sum(tf.square(v)))(x);
+      try {
+        return { backend: tf.getBackend(), matMul: Array.from(await product.data()), grad: Array.from(await g.data()) };
+      } finally {
+        tf.dispose([product, x, g]);
+      }
+    });
+  },
+
+  /**
+   * Loads /e2e/fixtures/<name>/ (model.safetensors + config.json) with loadViT
+   * on `backend`, runs the fixture's `inputs` (from expected.safetensors; at
+   * most `maxBatch` of them) and returns the logits and the gradients of the
+   * mean entropy with respect to the model's LayerNorm variables.
+   */
+  async fixtureLogits(name: string, backend: BackendName, maxBatch = 4): Promise<FixtureResult> {
+    await use(backend);
+    const base = `/e2e/fixtures/${encodeURIComponent(name)}/`;
+    return counted(async () => {
+      const expected = readSafetensors(await fetchBytes(`${base}expected.safetensors`)).tensors;
+      const inputs = expected.get('inputs');
+      if (inputs === undefined || inputs.shape.length !== 4) throw new Error(`${base}expected.safetensors has no [B, H, W, C] inputs`);
+      const [B, H, W, C] = inputs.shape as [number, number, number, number];
+      const batch = Math.min(B, maxBatch);
+      const model = await loadViT(base);
+      const x = tf.tensor4d(inputs.values.subarray(0, batch * H * W * C), [batch, H, W, C]);
+      try {
+        const logits = tf.tidy(() => model.logits(x));
+        const names = [...model.variables.keys()];
+        const vars = [...model.variables.values()];
+        const { value, grads } = tf.variableGrads(() => tf.mean(softmaxEntropy(model.logits(x))) as tf.Scalar, vars);
+        try {
+          const out: Record<string, PlainTensor> = {};
+          for (let i = 0; i < names.length; i++) {
+            const g = grads[vars[i]!.name];
+            if (g === undefined) throw new Error(`no gradient for ${names[i]}`);
+            out[names[i]!] = await plain(g);
+          }
+          return { backend: tf.getBackend(), batch, logits: await plain(logits), loss: (await value.data())[0]!, grads: out };
+        } finally {
+          tf.dispose([logits, value, ...Object.values(grads)]);
+        }
+      } finally {
+        x.dispose();
+        model.dispose();
+      }
+    });
+  },
+
+  /**
+   * Top-1 accuracy of the shipped model (or `modelUrl`) on the first `n`
+   * images of the shipped Fashion-MNIST test split, on `backend`.
+   */
+  async cleanAccuracy(n: number, backend: BackendName, opts: CleanAccuracyOptions = {}): Promise<AccuracyReport> {
+    await use(backend);
+    const dataUrl = opts.dataUrl ?? '/data/fashion-mnist/';
+    return counted(async () => {
+      const [model, images, labels] = await Promise.all([
+        loadViT(opts.modelUrl ?? '/models/fmnist-vit/'),
+        fetchBytes(`${dataUrl}t10k-images-idx3-ubyte`),
+        fetchBytes(`${dataUrl}t10k-labels-idx1-ubyte`),
+      ]);
+      try {
+        const data = labeledImagesFromIdx(images, labels);
+        if (n > data.count) throw new Error(`asked for ${n} images, the split has ${data.count}`);
+        const t0 = performance.now();
+        const r = await grayAccuracy(model, data.images, data.labels, {
+          count: n,
+          batch: opts.batch ?? 100,
+          height: data.height,
+          width: data.width,
+        });
+        const ms = performance.now() - t0;
+        return { backend: tf.getBackend(), correct: r.correct, total: r.total, accuracy: r.accuracy, predictions: Array.from(r.predictions), ms };
+      } finally {
+        model.dispose();
+      }
+    });
+  },
+
+  /** tf.memory() of the active backend, for leak checks. */
+  memory(): { backend: string; numTensors: number; numBytes: number } {
+    const m = tf.memory();
+    return { backend: tf.getBackend(), numTensors: m.numTensors, numBytes: m.numBytes };
+  },
+};
+
+export type WildttaHarness = typeof harness;
+
+declare global {
+  interface Window {
+    wildttaHarness?: WildttaHarness;
+  }
+}
+
+window.wildttaHarness = harness;
