@@ -1,0 +1,135 @@
+/**
+ * The ImageNet-C corruptions (Hendrycks & Dietterich, ICLR 2019) for tfjs
+ * image tensors: the 15 test corruptions and the 4 extra ones kept for
+ * choosing hyperparameters, 5 severities each.
+ *
+ * Input: [H, W, C] or [B, H, W, C], C = 1 or 3, float values in [0, 1], any
+ * size (28×28 Fashion-MNIST to 640×480 frames). Output: same shape, clipped
+ * to [0, 1]. Seeded: one seed gives the same result on a backend every time;
+ * image b of a batch draws from its own stream (seed, corruption, b), so it
+ * does not depend on the batch size.
+ *
+ * Constants come from the public 32×32 generator (hendrycks/robustness,
+ * ImageNet-C/create_c/make_cifar_c.py, the CIFAR-10-C script); each module
+ * cites the lines it uses. Size rule, with s = max(1, min(H, W)/32):
+ *  - images with a short side of 32 px or less (28×28 Fashion-MNIST) get the
+ *    32×32 constants unchanged;
+ *  - lengths in pixels (blur radii and σ, the defocus antialiasing reach,
+ *    glass displacement, motion-blur radius and σ, the elastic affine jitter,
+ *    spatter's mud softening) are multiplied by s;
+ *  - random layers (fog's plasma, frost, spatter's liquid and shading,
+ *    snow's flake noise, the elastic displacement field) are drawn on the
+ *    reference grid, (H/s)×(W/s), with the 32×32 constants, and resized to
+ *    H×W (elastic displacements then × s);
+ *  - pixelate cuts floor(c·side/s) cells per side (blocks of s/c pixels);
+ *  - zoom factors, colours, per-pixel noise and JPEG quality have no length
+ *    and are used as they are;
+ *  - wide blurs run on an average-pooled copy and are resized back, the
+ *    pooling factor at most s/2 (half a reference pixel).
+ * So a corrupted H×W image looks like the 32×32 corruption of the same
+ * picture drawn at H×W; shrunk to the model's input, it is about what the
+ * model would see from the 32×32 generator.
+ *
+ * Gray images: colour steps act on the luma (snow's whitening, spatter and
+ * frost colours); brightness adds to the gray value (HSV value of a gray
+ * pixel); saturate uses a gray analogue (see digital.saturate).
+ *
+ * Backends: everything but shot_noise and jpeg_compression is tfjs ops
+ * (depthwise convolutions, gathers, cropAndResize, matMul) with kernels,
+ * index maps and random fields built in JS. shot_noise (exact Poisson draws)
+ * and jpeg_compression read the pixels and compute in JS.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { CorruptionContext } from './types';
+import { defocusBlur, gaussianBlurCorruption, glassBlur, motionBlur, zoomBlur } from './blur';
+import { brightness, contrast, elasticTransform, pixelate, saturate } from './digital';
+import { jpegCompression } from './jpeg';
+import { gaussianNoise, impulseNoise, shotNoise, speckleNoise } from './noise';
+import { fog, frost, snow, spatter } from './weather';
+
+export { jpegRoundTrip, lumaTable, chromaTable } from './jpeg';
+
+/** The 15 test corruptions, in the benchmark's order. */
+export const CORRUPTIONS = [
+  'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
+  'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression',
+] as const;
+
+/** The 4 held-out corruptions, for choosing hyperparameters only. */
+export const EXTRA_CORRUPTIONS = ['speckle_noise', 'gaussian_blur', 'spatter', 'saturate'] as const;
+
+export type TestCorruptionName = (typeof CORRUPTIONS)[number];
+export type ExtraCorruptionName = (typeof EXTRA_CORRUPTIONS)[number];
+export type CorruptionName = TestCorruptionName | ExtraCorruptionName;
+
+/** All 19, test ones first. */
+export const ALL_CORRUPTIONS: readonly CorruptionName[] = [...CORRUPTIONS, ...EXTRA_CORRUPTIONS];
+
+/** Corruptions whose result depends on the seed. */
+export const RANDOM_CORRUPTIONS: ReadonlySet<CorruptionName> = new Set<CorruptionName>([
+  'gaussian_noise', 'shot_noise', 'impulse_noise', 'glass_blur', 'motion_blur', 'snow', 'frost', 'fog',
+  'elastic_transform', 'speckle_noise', 'spatter',
+]);
+
+export const SEVERITIES = [1, 2, 3, 4, 5] as const;
+
+type Impl = (x: tf.Tensor4D, severity: number, ctx: CorruptionContext) => tf.Tensor4D;
+
+const IMPL: Record<CorruptionName, Impl> = {
+  gaussian_noise: gaussianNoise,
+  shot_noise: shotNoise,
+  impulse_noise: impulseNoise,
+  defocus_blur: defocusBlur,
+  glass_blur: glassBlur,
+  motion_blur: motionBlur,
+  zoom_blur: zoomBlur,
+  snow,
+  frost,
+  fog,
+  brightness,
+  contrast,
+  elastic_transform: elasticTransform,
+  pixelate,
+  jpeg_compression: jpegCompression,
+  speckle_noise: speckleNoise,
+  gaussian_blur: gaussianBlurCorruption,
+  spatter,
+  saturate,
+};
+
+export function isCorruptionName(name: string): name is CorruptionName {
+  return Object.prototype.hasOwnProperty.call(IMPL, name);
+}
+
+/**
+ * Applies corruption `name` at `severity` (1..5) with `seed` (an integer,
+ * taken modulo 2^32). The input is not disposed; the result is a new tensor
+ * of the same shape, float32, in [0, 1].
+ */
+export function corrupt(image: tf.Tensor4D, name: string, severity: number, seed: number): tf.Tensor4D;
+export function corrupt(image: tf.Tensor3D, name: string, severity: number, seed: number): tf.Tensor3D;
+export function corrupt(image: tf.Tensor, name: string, severity: number, seed: number): tf.Tensor;
+export function corrupt(image: tf.Tensor, name: string, severity: number, seed: number): tf.Tensor {
+  if (!isCorruptionName(name)) throw new RangeError(`unknown corruption '${name}' (known: ${ALL_CORRUPTIONS.join(', ')})`);
+  if (!Number.isInteger(severity) || severity < 1 || severity > 5) throw new RangeError(`severity must be 1..5, got ${severity}`);
+  if (!Number.isFinite(seed)) throw new RangeError(`seed must be a finite number, got ${seed}`);
+  const rank = image.rank;
+  if (rank !== 3 && rank !== 4) throw new RangeError(`image must be [H, W, C] or [B, H, W, C], got shape [${image.shape.join(', ')}]`);
+  const c = image.shape[rank - 1]!;
+  if (c !== 1 && c !== 3) throw new RangeError(`image must have 1 or 3 channels, got ${c}`);
+  if (image.shape.some((d) => d < 1)) throw new RangeError(`empty image, shape [${image.shape.join(', ')}]`);
+  const ctx: CorruptionContext = { seed: Math.trunc(seed) >>> 0, salt: ALL_CORRUPTIONS.indexOf(name) };
+  const batch = tf.tidy(() => {
+    const x = image.dtype === 'float32' ? image : tf.cast(image, 'float32');
+    return (rank === 3 ? tf.expandDims(x, 0) : tf.clone(x)) as tf.Tensor4D;
+  });
+  try {
+    const out = IMPL[name](batch, severity, ctx);
+    if (rank === 4) return out;
+    const squeezed = tf.squeeze(out, [0]);
+    out.dispose();
+    return squeezed;
+  } finally {
+    batch.dispose();
+  }
+}
