@@ -10,6 +10,9 @@ import { readSafetensors } from '../src/model/safetensors';
 import { grayAccuracy } from '../src/model/evaluate';
 import { labeledImagesFromIdx } from '../src/data/idx';
 import { softmaxEntropy } from '../src/methods/entropy';
+import { createAdapter, type AdapterOptions } from '../src/methods';
+import { ViT } from '../src/model/vit';
+import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 
 export interface PlainTensor {
   shape: number[];
@@ -191,12 +194,55 @@ const harness = {
     });
   },
 
+  /**
+   * Runs `steps` adaptation steps of a method on a small seeded random ViT
+   * (patch 7, width 16, depth 4) over seeded noise frames on `backend`, and
+   * returns every step's flags, the adapted tensors at the end, and tensor
+   * count / GPU bytes after `warmup` steps and at the end.
+   */
+  async adaptRun(backend: BackendName, o: { method: 'sar' | 'tent' | 'eata' | 'deyo'; steps: number; lr: number; warmup?: number; seed?: number; resetThreshold?: number }): Promise<AdaptRunResult> {
+    await use(backend);
+    const cfg = tinyConfig({ depth: 4 });
+    const model = new ViT(cfg, randomViTTensors(cfg, o.seed ?? 11));
+    const fisherImages = o.method === 'eata' ? (tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D) : undefined;
+    const adapter = await createAdapter(model, { method: o.method, lr: o.lr, fisherImages, resetThreshold: o.resetThreshold } as AdapterOptions);
+    fisherImages?.dispose();
+    const warmup = o.warmup ?? 10;
+    const steps: AdaptRunResult['steps'] = [];
+    let afterWarmup = { numTensors: 0, gpuBytes: null as number | null };
+    const gpuBytes = () => (tf.memory() as unknown as { numBytesInGPU?: number }).numBytesInGPU ?? null;
+    try {
+      for (let i = 0; i < o.steps; i++) {
+        const x = tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 1000 + i);
+        const r = await adapter.step(x);
+        x.dispose();
+        const u = await adapter.flush();
+        steps.push({ cls: r.classes[0]!, entropy: r.entropies[0]!, reliable: r.reliable[0]!, updated: u?.updated ?? false, reset: u?.reset ?? false, gradNorm: u?.gradNorm ?? null, ema: u?.ema ?? null });
+        if (i + 1 === warmup) afterWarmup = { numTensors: tf.memory().numTensors, gpuBytes: gpuBytes() };
+      }
+      const params: Record<string, number[]> = {};
+      for (const [name, p] of adapter.params) params[name] = Array.from(await p.data());
+      return { backend: tf.getBackend(), steps, params, afterWarmup, atEnd: { numTensors: tf.memory().numTensors, gpuBytes: gpuBytes() } };
+    } finally {
+      adapter.dispose();
+      model.dispose();
+    }
+  },
+
   /** tf.memory() of the active backend, for leak checks. */
   memory(): { backend: string; numTensors: number; numBytes: number } {
     const m = tf.memory();
     return { backend: tf.getBackend(), numTensors: m.numTensors, numBytes: m.numBytes };
   },
 };
+
+export interface AdaptRunResult {
+  backend: string;
+  steps: Array<{ cls: number; entropy: number; reliable: boolean; updated: boolean; reset: boolean; gradNorm: number | null; ema: number | null }>;
+  params: Record<string, number[]>;
+  afterWarmup: { numTensors: number; gpuBytes: number | null };
+  atEnd: { numTensors: number; gpuBytes: number | null };
+}
 
 export type WildttaHarness = typeof harness;
 

@@ -2,7 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 
 /** Global L2 norm over a set of gradient tensors (a scalar tensor). */
 export function globalNorm(grads: Iterable<tf.Tensor>): tf.Scalar {
-  return tf.sqrt(tf.addN([...grads].map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+  // A chain of adds, not tf.addN: WebGPU's AddN binds every input at once and
+  // breaks past the device's storage-buffer limit (8 by default), which a
+  // model with dozens of adapted tensors exceeds.
+  let total: tf.Tensor = tf.scalar(0);
+  for (const g of grads) total = tf.add(total, tf.sum(tf.square(g)));
+  return tf.sqrt(total) as tf.Scalar;
 }
 
 /**

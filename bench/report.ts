@@ -1,0 +1,25 @@
+// Shared by the benchmark runners: machine description and BENCHMARKS.md section updates.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+
+export function machineLine(browserVersion?: string): string {
+  const cpu = cpus();
+  const model = cpu[0]?.model.trim() ?? 'unknown CPU';
+  const parts = [`${cpu.length} × ${model}`, `${Math.round(totalmem() / 2 ** 30)} GiB`, 'no GPU (WebGPU/WebGL on SwiftShader)'];
+  if (browserVersion) parts.push(`Chromium ${browserVersion}`);
+  return parts.join(', ');
+}
+
+/** Replaces (or appends) the section between `<!-- name -->` and `<!-- /name -->` in BENCHMARKS.md. */
+export function writeSection(name: string, body: string, file = 'BENCHMARKS.md'): void {
+  const open = `<!-- ${name} -->`;
+  const close = `<!-- /${name} -->`;
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nEvery figure here comes from a command in this repository; each section names it, with the machine and backend.\n';
+  const block = `${open}\n${body.trim()}\n${close}`;
+  const start = text.indexOf(open);
+  const end = text.indexOf(close);
+  const next = start >= 0 && end > start ? text.slice(0, start) + block + text.slice(end + close.length) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, next.endsWith('\n') ? next : `${next}\n`);
+}
+
+export const pct = (x: number, digits = 1) => (x * 100).toFixed(digits);

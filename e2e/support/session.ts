@@ -1,0 +1,253 @@
+// One Vite dev server and one headless Chromium, started on first use; shared by
+// the browser tests (through ./browser, which shuts it down after each test file)
+// and the benchmark runners (which call shutdown() themselves).
+//
+//   import { withPage, assertNoPageErrors } from './support/browser';
+//   test('...', () => withPage(async (h) => { const r = await h.call('smoke', 'webgl'); ... }));
+//
+// Chromium: $CHROMIUM_PATH, else /usr/bin/chromium, else Playwright's own build.
+// Flags per /work/shared/BROWSER.md: WebGPU and WebGL2 on SwiftShader (software
+// Vulkan), no sandbox, no network chatter. Pages are served from
+// http://127.0.0.1 (a secure context, which WebGPU requires).
+//
+// Environment: WILDTTA_E2E_VERBOSE=1 echoes the page's console;
+// WILDTTA_PUBLIC_DIR serves another folder as Vite's publicDir (to try the
+// shipped-model test against a model that is not in public/ yet).
+import { existsSync, rmSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
+import { createServer, type ViteDevServer } from 'vite';
+import type { WildttaHarness } from '../harness';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Chromium switches verified on the GPU-less build machines (BROWSER.md). */
+export const CHROMIUM_ARGS: readonly string[] = [
+  // WebGPU through SwiftShader's Vulkan.
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+  // WebGL2 (and WebGPU) on SwiftShader are refused without it.
+  '--enable-unsafe-swiftshader',
+  // tfjs's CI adds this after "device lost" errors on SwiftShader WebGPU.
+  '--disable-vulkan-fallback-to-gl-for-testing',
+  // Running as root.
+  '--no-sandbox',
+  // No network here: stop Chromium from retrying its background requests.
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** The browser binary: $CHROMIUM_PATH, /usr/bin/chromium, or undefined (Playwright's own). */
+export function chromiumExecutable(): string | undefined {
+  const fromEnv = process.env.CHROMIUM_PATH;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`CHROMIUM_PATH=${fromEnv} does not exist`);
+    return fromEnv;
+  }
+  if (existsSync('/usr/bin/chromium')) return '/usr/bin/chromium';
+  return undefined;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createNetServer();
+    srv.unref();
+    srv.on('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+interface Session {
+  server: ViteDevServer;
+  cacheDir: string;
+  browser: Browser;
+  baseUrl: string;
+  /** Console errors and uncaught page errors of every page opened so far. */
+  errors: string[];
+}
+
+let session: Promise<Session> | undefined;
+let closed = false;
+
+async function startSession(): Promise<Session> {
+  const port = await freePort();
+  const publicDir = process.env.WILDTTA_PUBLIC_DIR ? resolve(process.env.WILDTTA_PUBLIC_DIR) : undefined;
+  // Our own dependency cache: Vite processes sharing node_modules/.vite (the demo, another
+  // test run) rewrite it under each other, and a rewrite reloads our page mid-test.
+  const cacheDir = resolve(REPO_ROOT, 'node_modules', `.vite-e2e-${process.pid}`);
+  const server = await createServer({
+    configFile: resolve(REPO_ROOT, 'vite.config.ts'),
+    root: REPO_ROOT,
+    cacheDir,
+    logLevel: process.env.WILDTTA_E2E_VERBOSE ? 'info' : 'warn',
+    clearScreen: false,
+    ...(publicDir === undefined ? {} : { publicDir }),
+    server: {
+      host: '127.0.0.1',
+      port,
+      strictPort: true,
+      // Nothing changes under a test: no file watcher. (The HMR socket stays: Vite's client
+      // logs console errors when it cannot connect.)
+      watch: null,
+    },
+    // Scan every page tests may open up front, so a late dependency discovery cannot reload a page mid-test.
+    optimizeDeps: { entries: ['e2e/**/*.html', 'demo/**/*.html', 'bench/**/*.html'] },
+  });
+  let browser: Browser | undefined;
+  try {
+    await server.listen();
+    const executablePath = chromiumExecutable();
+    browser = await chromium.launch({
+      ...(executablePath === undefined ? {} : { executablePath }),
+      headless: true,
+      args: [...CHROMIUM_ARGS],
+    });
+  } catch (e) {
+    await server.close();
+    rmSync(cacheDir, { recursive: true, force: true });
+    throw e;
+  }
+  return { server, cacheDir, browser, baseUrl: `http://127.0.0.1:${port}`, errors: [] };
+}
+
+function getSession(): Promise<Session> {
+  if (closed) throw new Error('the browser session of this test file is already shut down');
+  session ??= startSession();
+  return session;
+}
+
+/** Closes the browser and the dev server (safe to call twice). */
+export async function shutdown(): Promise<void> {
+  closed = true;
+  const s = session;
+  session = undefined;
+  if (s === undefined) return;
+  let started: Session;
+  try {
+    started = await s;
+  } catch {
+    return; // it never started, nothing to close
+  }
+  await started.browser.close().catch(() => undefined);
+  await started.server.close();
+  rmSync(started.cacheDir, { recursive: true, force: true });
+}
+
+
+/** A page of the harness, with what it logged. */
+export interface HarnessPage {
+  page: Page;
+  /** This page's console errors and uncaught exceptions, in order. */
+  errors: string[];
+  /** Every console message of this page, "type: text". */
+  console: string[];
+  /** Calls window.wildttaHarness[name](...args) in the page and returns its (plain-data) result. */
+  call<K extends keyof WildttaHarness>(
+    name: K,
+    ...args: Parameters<WildttaHarness[K]>
+  ): Promise<Awaited<ReturnType<WildttaHarness[K]>>>;
+}
+
+export interface WithPageOptions {
+  /** Page to open, relative to the server root (default the harness). */
+  path?: string;
+}
+
+function describeConsole(msg: ConsoleMessage): string {
+  const loc = msg.location();
+  const where = loc.url ? ` (${loc.url}${loc.lineNumber ? `:${loc.lineNumber}` : ''})` : '';
+  return `${msg.text()}${where}`;
+}
+
+/**
+ * Opens a fresh page (own browser context) on the harness, waits for
+ * window.wildttaHarness, runs `fn`, and closes the page. Console errors and
+ * page errors are collected on the page and for the whole file (see
+ * assertNoPageErrors).
+ */
+export async function withPage<T>(fn: (h: HarnessPage) => Promise<T>, opts: WithPageOptions = {}): Promise<T> {
+  const s = await getSession();
+  const context = await s.browser.newContext();
+  const page = await context.newPage();
+  const errors: string[] = [];
+  const consoleLines: string[] = [];
+  const verbose = Boolean(process.env.WILDTTA_E2E_VERBOSE);
+  let loads = 0;
+  page.on('console', (msg) => {
+    const line = `${msg.type()}: ${describeConsole(msg)}`;
+    consoleLines.push(line);
+    if (verbose) console.log(`[page] ${line}`);
+    if (msg.type() === 'error') {
+      errors.push(`console.error: ${describeConsole(msg)}`);
+      s.errors.push(errors[errors.length - 1]!);
+    }
+  });
+  page.on('pageerror', (err) => {
+    const line = `uncaught: ${err.stack ?? err.message}`;
+    if (verbose) console.log(`[page] ${line}`);
+    errors.push(line);
+    s.errors.push(line);
+  });
+  page.on('framenavigated', (frame) => {
+    // Only the first load is expected; a reload (e.g. Vite re-optimizing dependencies) breaks a test.
+    if (opts.path === undefined && frame === page.mainFrame() && loads++ > 0) {
+      const line = `the page navigated again, to ${frame.url()}`;
+      errors.push(line);
+      s.errors.push(line);
+    }
+  });
+  page.on('crash', () => {
+    errors.push('the page crashed');
+    s.errors.push('the page crashed');
+  });
+  const h: HarnessPage = {
+    page,
+    errors,
+    console: consoleLines,
+    call: async (name, ...args) => {
+      // A string expression, not a function: the test file is compiled by tsx/esbuild,
+      // whose helpers (e.g. __name) do not exist inside the page.
+      const expr = `window.wildttaHarness[${JSON.stringify(name)}](...${JSON.stringify(args)})`;
+      return page.evaluate(expr) as never;
+    },
+  };
+  try {
+    await page.goto(`${s.baseUrl}/${(opts.path ?? 'e2e/harness.html').replace(/^\//, '')}`);
+    if (opts.path === undefined) {
+      await page.waitForFunction('window.wildttaHarness !== undefined', undefined, { timeout: 60_000 }).catch((e: Error) => {
+        throw new Error(`the harness did not start: ${e.message}${errors.length ? `\npage errors:\n${errors.join('\n')}` : ''}`);
+      });
+    }
+    return await fn(h);
+  } finally {
+    await context.close().catch(() => undefined);
+  }
+}
+
+/** Every console error and uncaught exception seen by any page of this test file so far. */
+export async function pageErrors(): Promise<string[]> {
+  if (session === undefined) return [];
+  return [...(await session).errors];
+}
+
+/** Throws listing the page errors, if any page of this file logged one. */
+export async function assertNoPageErrors(): Promise<void> {
+  const errors = await pageErrors();
+  if (errors.length > 0) throw new Error(`${errors.length} console/page error(s):\n${errors.join('\n')}`);
+}
+
+/** The dev server's base URL (starting the session if needed), e.g. for page.goto of other pages. */
+export async function baseUrl(): Promise<string> {
+  return (await getSession()).baseUrl;
+}
