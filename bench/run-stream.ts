@@ -29,6 +29,8 @@ export interface StreamTrace {
 export interface StreamScore {
   method: string;
   segments: SegmentScore[];
+  /** Accuracy per corruption over the whole stream (in the mixed stream, corruptions share one segment). */
+  byCorruption: Record<string, { correct: number; total: number }>;
   correct: number;
   total: number;
   accuracy: number;
@@ -70,6 +72,7 @@ export async function runStream(o: RunStreamOptions): Promise<StreamScore> {
   }
   const trace: StreamTrace | undefined = o.trace ? { correct: [], entropy: [], reliable: [], gradNorm: [], reset: [] } : undefined;
   const segments: SegmentScore[] = [];
+  const byCorruption: StreamScore['byCorruption'] = {};
   let updates = 0;
   let resets = 0;
   let done = 0;
@@ -90,6 +93,9 @@ export async function runStream(o: RunStreamOptions): Promise<StreamScore> {
       x.dispose();
       const ok = r.classes[0] === item.label;
       if (ok) correct++;
+      const tally = (byCorruption[item.corruption] ??= { correct: 0, total: 0 });
+      tally.total++;
+      if (ok) tally.correct++;
       if (trace) {
         trace.correct[k] = ok ? 1 : 0;
         trace.entropy[k] = r.entropies[0]!;
@@ -109,7 +115,7 @@ export async function runStream(o: RunStreamOptions): Promise<StreamScore> {
   if (fisher) for (const t of fisher.values()) t.dispose();
   o.onProgress?.(total, total);
   const correct = segments.reduce((a, s) => a + s.correct, 0);
-  const score: StreamScore = { method: o.method.method, segments, correct, total, accuracy: correct / total, updates, resets, ms: performance.now() - t0 };
+  const score: StreamScore = { method: o.method.method, segments, byCorruption, correct, total, accuracy: correct / total, updates, resets, ms: performance.now() - t0 };
   if (trace) score.trace = trace;
   return score;
 }

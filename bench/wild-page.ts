@@ -22,6 +22,8 @@ export interface WildRun {
   seed: number;
   method: AdapterOptions;
   imbalanceRatio?: number;
+  /** Clean held-out images for EATA's Fisher (default 500). */
+  fisherCount?: number;
   trace?: boolean;
 }
 
@@ -62,10 +64,30 @@ async function runWild(run: WildRun): Promise<StreamScore & { backend: string }>
     method: run.method,
     corrupt: (x, name, severity, seed) => corrupt(x, name, severity, seed),
     cleanIndices: clean,
+    fisherCount: run.fisherCount,
     trace: run.trace,
     onProgress: report,
   });
   return { ...score, backend };
 }
 
-(window as unknown as { wildttaWild: unknown }).wildttaWild = { run: runWild };
+/** Median ms of a batch-1 forward on `backend` (to pick the fastest backend). */
+async function probeSpeed(run: Pick<WildRun, 'backend' | 'modelUrl' | 'dataUrl'>): Promise<{ backend: string; ms: number }> {
+  const { model, data, backend } = await prepare({ ...run } as WildRun);
+  const { grayBatch } = await import('../src/data/images');
+  const tf = await import('@tensorflow/tfjs');
+  const x = grayBatch(data.images, 0, 1, data.height, data.width);
+  const times: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const t0 = performance.now();
+    const y = tf.tidy(() => tf.softmax(model.logits(x)));
+    await y.data();
+    y.dispose();
+    if (i >= 3) times.push(performance.now() - t0);
+  }
+  x.dispose();
+  times.sort((a, b) => a - b);
+  return { backend, ms: times[Math.floor(times.length / 2)]! };
+}
+
+(window as unknown as { wildttaWild: unknown }).wildttaWild = { run: runWild, probeSpeed };

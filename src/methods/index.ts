@@ -5,12 +5,12 @@ import { EataAdapter, estimateFisher, type EataOptions } from './eata';
 import { selectNormParams } from './params';
 import { SarAdapter, type SarOptions } from './sar';
 import { SourceAdapter } from './source';
-import { TentAdapter } from './tent';
+import { TentAdapter, type TentOptions } from './tent';
 import type * as tf from '@tensorflow/tfjs';
 
 export type AdapterOptions =
   | ({ method: 'sar' } & SarOptions)
-  | ({ method: 'tent' } & CommonOptions)
+  | ({ method: 'tent' } & TentOptions)
   | ({ method: 'eata'; fisherImages?: tf.Tensor4D; fisherBatchSize?: number } & EataOptions)
   | ({ method: 'deyo' } & DeyoOptions)
   | { method: 'source' };

@@ -10,11 +10,21 @@ import { globalNorm } from './sam';
  * made before the update. As in the SAR paper's Tent for LayerNorm models,
  * every norm's scale/shift adapts (no skipped blocks), no filter, no reset.
  */
+export interface TentOptions extends CommonOptions {
+  /**
+   * Clip the gradient to this global L2 norm before the step (not part of
+   * Tent; the SAR paper's ablation tries it as a cheaper defence than SAR's).
+   */
+  clipNorm?: number;
+}
+
 export class TentAdapter extends Adapter {
   readonly method = 'tent';
+  readonly clipNorm: number;
 
-  constructor(model: ViT, opts: CommonOptions = {}) {
+  constructor(model: ViT, opts: TentOptions = {}) {
     super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum);
+    this.clipNorm = opts.clipNorm ?? Infinity;
   }
 
   protected firstFilter(entropies: Float32Array): boolean[] {
@@ -30,6 +40,10 @@ export class TentAdapter extends Adapter {
     const g = gradsByName(this.params, grads);
     const gradNorm = globalNorm(g.values());
     const finite = allFinite(loss, gradNorm);
+    if (Number.isFinite(this.clipNorm)) {
+      const scale = tf.minimum(1, tf.div(this.clipNorm, tf.add(gradNorm, 1e-12)));
+      for (const [name, grad] of g) g.set(name, tf.mul(grad, scale));
+    }
     this.sgd.step(this.params, g, finite);
     const stats = packStats({ updated: finite, kept: tf.scalar(x.shape[0]), loss, gradNorm, nonFinite: tf.logicalNot(finite) });
     // logits escaped variableGrads' scope through tf.keep; hand them to the enclosing tidy's caller.

@@ -1,0 +1,42 @@
+// The quick wild benchmark as a test: on a short mixed stream of the 15 test
+// corruptions (severity 5), SAR is not below no-adapt by more than 2 points
+// (wasm, the fast backend here), and every method runs on WebGPU without error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CORRUPTIONS } from '../src/data/corruptions';
+import { METHODS, loadMethodOptions, runWildBench } from '../bench/wild';
+import { assertNoPageErrors } from './support/browser';
+
+const base = {
+  seeds: [1],
+  scenarios: ['mixed' as const],
+  methods: [...METHODS],
+  corruptions: [...CORRUPTIONS],
+  severity: 5,
+  outDir: 'test-results/bench-quick',
+  methodOptions: loadMethodOptions(),
+  plots: false,
+  log: () => undefined,
+};
+
+test('quick mixed stream on wasm: SAR within 2 points of no-adapt or better', async (t) => {
+  const { records } = await runWildBench({ ...base, backend: 'wasm', perCorruption: 20 });
+  const acc = Object.fromEntries(records.map((r) => [r.method, r.score.accuracy]));
+  t.diagnostic(Object.entries(acc).map(([m, a]) => `${m} ${(a * 100).toFixed(1)}%`).join(', '));
+  assert.equal(records.length, METHODS.length);
+  for (const r of records) assert.equal(r.score.total, 15 * 20, r.method);
+  assert.ok(acc.sar! >= acc.source! - 0.02, `SAR ${acc.sar} vs no-adapt ${acc.source}`);
+});
+
+test('every method runs on webgpu without error', async () => {
+  // A small Fisher sample: SwiftShader's WebGPU needs ~0.5 s an image for it.
+  const { records, backend } = await runWildBench({ ...base, backend: 'webgpu', perCorruption: 1, fisherCount: 20 });
+  assert.equal(backend, 'webgpu');
+  assert.deepEqual(records.map((r) => r.method), [...METHODS]);
+  for (const r of records) {
+    assert.equal(r.backend, 'webgpu');
+    assert.equal(r.score.total, 15);
+  }
+});
+
+test('no console errors or uncaught exceptions in the pages', () => assertNoPageErrors());
