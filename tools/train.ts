@@ -15,7 +15,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { expectedTensors, type ViTConfig } from '../src/model/config';
+import { expectedTensors, viTConfigJson, type ViTConfig } from '../src/model/config';
 import { readSafetensors, writeSafetensors } from '../src/model/safetensors';
 import { CONFIG_METADATA_KEY } from '../src/model/load';
 import { ViT } from '../src/model/vit';
@@ -245,21 +245,8 @@ async function main(): Promise<void> {
   let parameters = 0;
   for (const [, v] of vars) parameters += v.size;
   const configJson = {
-    format: 'wildtta-vit',
+    ...viTConfigJson(config),
     architecture: `vit_fmnist_patch${config.patchSize}_w${config.width}_d${config.depth}`,
-    image_size: config.imageSize,
-    patch_size: config.patchSize,
-    in_chans: config.inChannels,
-    embed_dim: config.width,
-    depth: config.depth,
-    num_heads: config.heads,
-    mlp_hidden: config.mlpHidden,
-    num_classes: config.numClasses,
-    norm_eps: config.normEps,
-    global_pool: config.pool,
-    mean: config.mean,
-    std: config.std,
-    class_names: config.classNames,
     training: {
       dataset: 'Fashion-MNIST train split (60,000 images)',
       ...recipe,

@@ -6,6 +6,7 @@ import { softmaxEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
 import { SgdMomentum } from './sgd';
+import { globalNorm } from './sam';
 import { decodeStats, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
 
 export interface CommonOptions extends ParamSelection {
@@ -177,6 +178,28 @@ export abstract class Adapter {
     this.resetCount++;
   }
 
+  /**
+   * One gated SGD step on Σ w·E / max(kept, 1) (+ `extra()`), the loss of EATA
+   * and DeYO: w are per-sample weights from the first forward (0 for samples a
+   * later filter dropped), E the entropies at the current weights. Nothing
+   * changes when no sample is kept or the loss or gradient is not finite.
+   * Returns the stats vector. Inside tf.tidy.
+   */
+  protected weightedEntropyStep(xs: tf.Tensor4D, weights: tf.Tensor, kept: tf.Tensor, extra?: () => tf.Tensor): tf.Tensor {
+    const anyKept = tf.greater(kept, 0);
+    const { value: loss, grads } = tf.variableGrads(() => {
+      const e = softmaxEntropy(this.model.logits(xs));
+      const weighted = tf.div(tf.sum(tf.mul(e, weights)), tf.maximum(kept, 1));
+      return (extra ? tf.add(weighted, extra()) : weighted) as tf.Scalar;
+    }, [...this.params.values()]);
+    const g = gradsByName(this.params, grads);
+    const gradNorm = globalNorm(g.values());
+    const finite = allFinite(loss, gradNorm);
+    const gate = tf.logicalAnd(finite, anyKept);
+    this.sgd.step(this.params, g, gate);
+    return packStats({ updated: gate, kept, loss: tf.where(anyKept, loss, tf.scalar(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
+  }
+
   /** Device-side reset where `when` (boolean scalar) holds; used by SAR's model recovery. Inside tf.tidy. */
   protected resetWhere(when: tf.Tensor): void {
     for (const [name, p] of this.params) p.assign(tf.where(tf.broadcastTo(when, p.shape), this.source.get(name)!, p));
@@ -282,6 +305,16 @@ export abstract class Adapter {
     if (input.rank === 4 && input.dtype === 'float32') return input as tf.Tensor4D;
     return tf.tidy(() => tf.reshape(tf.cast(input, 'float32'), [B, H, W, C]) as tf.Tensor4D);
   }
+}
+
+/**
+ * The kept samples and what the first forward said about them: inputs,
+ * logits, probabilities and entropies. Inside tf.tidy; nothing here is on a
+ * gradient tape, so weights computed from it get no gradient.
+ */
+export function keptSamples(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]) {
+  const kept = keptRows(logits, keep);
+  return { x: keptRows(x, keep), logits: kept, probs: tf.softmax(kept), entropies: softmaxEntropy(kept) };
 }
 
 /** Gathers the kept rows (or returns x itself when every row is kept). Inside tf.tidy. */

@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
 import { mulberry32 } from '../data/random';
-import { Adapter, allFinite, gradsByName, keptRows, packStats, type CommonOptions } from './adapter';
-import { softmaxEntropy } from './entropy';
+import { Adapter, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
-import { globalNorm } from './sam';
 
 /** Gives, for each of `count` samples, a permutation p of `patches` grid cells: output cell j shows input cell p[j]. */
 export type PatchPermutation = (count: number, patches: number) => number[][];
@@ -50,10 +48,7 @@ export class DeyoAdapter extends Adapter {
   }
 
   protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]): tf.Tensor {
-    const xs = keptRows(x, keep);
-    const firstLogits = keptRows(logits, keep);
-    const probs = tf.softmax(firstLogits);
-    const entropies = softmaxEntropy(firstLogits);
+    const { x: xs, logits: firstLogits, probs, entropies } = keptSamples(x, logits, keep);
     const predicted = tf.oneHot(tf.argMax(firstLogits, 1), this.numClasses);
 
     // PLPD: how much the predicted class's probability drops when the object's shape is destroyed.
@@ -62,20 +57,9 @@ export class DeyoAdapter extends Adapter {
     const plpd = tf.sum(tf.mul(tf.sub(probs, shuffledProbs), predicted), 1);
     const mask = tf.cast(tf.greater(plpd, this.plpdThreshold), 'float32');
     const kept = tf.sum(mask);
-    const anyKept = tf.greater(kept, 0);
-
     // Weights from the first forward (no gradient through them): exp(E0 − E) + exp(PLPD).
     const weights = tf.mul(tf.add(tf.exp(tf.sub(this.weightMargin, entropies)), tf.exp(plpd)), mask);
-    const { value: loss, grads } = tf.variableGrads(() => {
-      const e = softmaxEntropy(this.model.logits(xs));
-      return tf.div(tf.sum(tf.mul(e, weights)), tf.maximum(kept, 1)) as tf.Scalar;
-    }, [...this.params.values()]);
-    const g = gradsByName(this.params, grads);
-    const gradNorm = globalNorm(g.values());
-    const finite = allFinite(loss, gradNorm);
-    const gate = tf.logicalAnd(finite, anyKept);
-    this.sgd.step(this.params, g, gate);
-    return packStats({ updated: gate, kept, loss: tf.where(anyKept, loss, tf.scalar(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
+    return this.weightedEntropyStep(xs, weights, kept);
   }
 }
 

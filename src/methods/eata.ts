@@ -1,9 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
-import { Adapter, allFinite, gradsByName, keptRows, packStats, type CommonOptions } from './adapter';
-import { softmaxEntropy } from './entropy';
+import { Adapter, gradsByName, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
-import { globalNorm } from './sam';
 
 export interface EataOptions extends CommonOptions {
   /** e_margin as a fraction of ln C (reference: 0.4). */
@@ -52,10 +50,7 @@ export class EataAdapter extends Adapter {
   }
 
   protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]): tf.Tensor {
-    const xs = keptRows(x, keep);
-    const firstLogits = keptRows(logits, keep);
-    const probs = tf.softmax(firstLogits);
-    const entropies = softmaxEntropy(firstLogits);
+    const { x: xs, probs, entropies } = keptSamples(x, logits, keep);
 
     // Redundancy filter, once m exists: |cos(m, p)| < d_margin (cosine as torch: x·y / max(‖x‖‖y‖, 1e-8)).
     const hasM = tf.cast(this.hasProbsEma, 'bool');
@@ -75,27 +70,15 @@ export class EataAdapter extends Adapter {
 
     // Sample weights 1/exp(E − e_margin) come from the first forward, so no gradient flows through them.
     const weights = tf.mul(tf.exp(tf.sub(this.margin, entropies)), mask);
-    const { value: loss, grads } = tf.variableGrads(() => {
-      const e = softmaxEntropy(this.model.logits(xs));
-      let total = tf.div(tf.sum(tf.mul(e, weights)), tf.maximum(kept, 1));
+    const fisherPenalty = () => {
+      let total: tf.Tensor = tf.scalar(0);
       for (const [name, f] of this.fisher) {
         const drift = tf.sub(this.params.get(name)!, this.source.get(name)!);
         total = tf.add(total, tf.mul(this.fisherAlpha, tf.sum(tf.mul(f, tf.square(drift)))));
       }
-      return total as tf.Scalar;
-    }, [...this.params.values()]);
-    const g = gradsByName(this.params, grads);
-    const gradNorm = globalNorm(g.values());
-    const finite = allFinite(loss, gradNorm);
-    const gate = tf.logicalAnd(finite, anyKept);
-    this.sgd.step(this.params, g, gate);
-    return packStats({
-      updated: gate,
-      kept,
-      loss: tf.where(anyKept, loss, tf.scalar(NaN)),
-      gradNorm,
-      nonFinite: tf.logicalNot(finite),
-    });
+      return total;
+    };
+    return this.weightedEntropyStep(xs, weights, kept, this.fisher.size > 0 ? fisherPenalty : undefined);
   }
 
   protected override stateTensors(): Map<string, tf.Variable> {

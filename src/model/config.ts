@@ -218,3 +218,24 @@ export function checkShapes(cfg: ViTConfig, shapes: ShapeTable): 'norm' | 'fc_no
   }
   return finalNorm;
 }
+
+/** Our config.json for a config (the inverse of resolveViTConfig for our own keys). */
+export function viTConfigJson(cfg: ViTConfig): Record<string, unknown> {
+  return {
+    format: 'wildtta-vit',
+    architecture: `vit_patch${cfg.patchSize}_w${cfg.width}_d${cfg.depth}_${cfg.imageSize}`,
+    image_size: cfg.imageSize,
+    patch_size: cfg.patchSize,
+    in_chans: cfg.inChannels,
+    embed_dim: cfg.width,
+    depth: cfg.depth,
+    num_heads: cfg.heads,
+    mlp_hidden: cfg.mlpHidden,
+    num_classes: cfg.numClasses,
+    norm_eps: cfg.normEps,
+    global_pool: cfg.pool,
+    mean: cfg.mean,
+    std: cfg.std,
+    class_names: cfg.classNames,
+  };
+}

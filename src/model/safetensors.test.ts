@@ -9,7 +9,7 @@ import { test as nodeTest } from 'node:test';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../data/random';
-import { expectedTensors, type ViTConfig } from './config';
+import { expectedTensors, viTConfigJson, type ViTConfig } from './config';
 import { ModelFormatError } from './errors';
 import { CONFIG_METADATA_KEY, vitFromSafetensors } from './load';
 import { decodeTensor, halfToFloat, parseSafetensorsHeader, readSafetensors, writeSafetensors } from './safetensors';
@@ -314,24 +314,7 @@ function tinyVitFile(): Uint8Array {
     for (let i = 0; i < values.length; i++) values[i] = (rand() - 0.5) * 0.2;
     return [name, { shape, values }] as [string, { shape: number[]; values: Float32Array }];
   });
-  const c = tinyConfig;
-  const configJson = {
-    format: 'wildtta-vit',
-    architecture: `vit_fmnist_patch${c.patchSize}_w${c.width}_d${c.depth}`,
-    image_size: c.imageSize,
-    patch_size: c.patchSize,
-    in_chans: c.inChannels,
-    embed_dim: c.width,
-    depth: c.depth,
-    num_heads: c.heads,
-    mlp_hidden: c.mlpHidden,
-    num_classes: c.numClasses,
-    norm_eps: c.normEps,
-    global_pool: c.pool,
-    mean: c.mean,
-    std: c.std,
-    class_names: c.classNames,
-  };
+  const configJson = viTConfigJson(tinyConfig);
   return writeSafetensors(weights, { [CONFIG_METADATA_KEY]: JSON.stringify(configJson) });
 }
 
