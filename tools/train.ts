@@ -42,6 +42,10 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     'max-steps': { type: 'string' },
     'ckpt-every': { type: 'string', default: '200' },
+    // A second phase, for extending a finished run: from this step on, no crop
+    // augmentation and a fresh cosine from --phase2-lr down to 0 at the last step.
+    'phase2-start': { type: 'string' },
+    'phase2-lr': { type: 'string', default: '0.0005' },
   },
 });
 
@@ -112,11 +116,15 @@ async function main(): Promise<void> {
     backend: 'wasm (tfjs 4.22, Node, 1 thread)',
     optimizer: 'AdamW, betas 0.9/0.999, eps 1e-8',
     lr: num('lr'),
-    schedule: `linear warmup ${num('warmup-steps')} steps, cosine to 0`,
+    schedule:
+      args['phase2-start'] === undefined
+        ? `linear warmup ${num('warmup-steps')} steps, cosine to 0`
+        : `linear warmup ${num('warmup-steps')} steps, cosine to 0 at step ${args['phase2-start']}; then cosine from ${num('phase2-lr')} to 0 without the crop`,
+    command: `npm run train -- ${process.argv.slice(2).join(' ')}`.trim(),
     weightDecay: num('weight-decay'),
     batch,
     epochs,
-    augmentation: 'random crop (2 px zero padding), horizontal flip p=0.5',
+    augmentation: `random crop (2 px zero padding)${args['phase2-start'] === undefined ? '' : ` until step ${args['phase2-start']}`}, horizontal flip p=0.5`,
     labelSmoothing: 0,
     seed,
   };
@@ -166,10 +174,14 @@ async function main(): Promise<void> {
     return w;
   };
 
+  const phase2 = args['phase2-start'] === undefined ? Infinity : Number(args['phase2-start']);
   const lrAt = (step: number) => {
+    if (step >= phase2) return num('phase2-lr') * 0.5 * (1 + Math.cos((Math.PI * (step - phase2)) / Math.max(1, totalSteps - phase2)));
     const warm = num('warmup-steps');
+    // Phase 1 keeps its own schedule (ending at phase2-start) when a second phase follows.
+    const end = Math.min(totalSteps, phase2);
     if (step < warm) return (num('lr') * (step + 1)) / warm;
-    const t = (step - warm) / Math.max(1, totalSteps - warm);
+    const t = (step - warm) / Math.max(1, end - warm);
     return num('lr') * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t)));
   };
 
@@ -186,7 +198,7 @@ async function main(): Promise<void> {
     for (; state.stepInEpoch < stepsPerEpoch && state.step < totalSteps; state.stepInEpoch++, state.step++) {
       for (let b = 0; b < batch; b++) {
         const idx = order[state.stepInEpoch * batch + b]!;
-        augment(train.images.subarray(idx * px, (idx + 1) * px), xs.subarray(b * px, (b + 1) * px), augRand);
+        augment(train.images.subarray(idx * px, (idx + 1) * px), xs.subarray(b * px, (b + 1) * px), augRand, state.step < phase2);
         ys[b] = train.labels[idx]!;
       }
       const lr = lrAt(state.step);
@@ -275,10 +287,10 @@ function permutation(n: number, rand: () => number): Uint32Array {
   return p;
 }
 
-/** Random crop of the image padded by 2 zero pixels, then a horizontal flip half the time; writes floats in [0, 1]. */
-function augment(src: Uint8Array, dst: Float32Array, rand: () => number): void {
-  const dx = Math.floor(rand() * 5) - 2;
-  const dy = Math.floor(rand() * 5) - 2;
+/** Random crop of the image padded by 2 zero pixels (when `crop`), then a horizontal flip half the time; writes floats in [0, 1]. */
+function augment(src: Uint8Array, dst: Float32Array, rand: () => number, crop: boolean): void {
+  const dx = crop ? Math.floor(rand() * 5) - 2 : 0;
+  const dy = crop ? Math.floor(rand() * 5) - 2 : 0;
   const flip = rand() < 0.5;
   for (let y = 0; y < 28; y++) {
     for (let x = 0; x < 28; x++) {
