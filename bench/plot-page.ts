@@ -28,7 +28,7 @@ function draw(spec: ChartSpec): void {
     scales: { x: { time: false }, y: spec.logY ? { distr: 3 } : spec.yRange ? { range: spec.yRange } : {} },
     axes: [{ label: spec.xLabel }, { label: spec.yLabel }],
     series: [{ label: spec.xLabel }, ...spec.series.map((s, i) => ({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.6, spanGaps: true }))],
-    legend: { show: true },
+    legend: { show: true, live: false },
     cursor: { show: false },
   };
   new uPlot(opts, [spec.x, ...spec.series.map((s) => s.values)] as uPlot.AlignedData, root);

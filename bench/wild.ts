@@ -128,7 +128,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
             log(`${label} ${pct(score.accuracy)}% (${score.updates} updates, ${score.resets} resets, ${(score.ms / 1000).toFixed(0)} s)`);
             const record: WildRunRecord = { scenario, method, seed, backend: score.backend, options, score };
             records.push(record);
-            writeFileSync(join(o.outDir, `${scenario}-${method}-s${seed}.json`), `${JSON.stringify(record)}\n`);
+            writeFileSync(join(o.outDir, `${scenario}-${method.replace(/[^\w.-]+/g, '_')}-s${seed}.json`), `${JSON.stringify(record)}\n`);
           }
         }
       }
