@@ -46,6 +46,8 @@ const { values: args } = parseArgs({
     // augmentation and a fresh cosine from --phase2-lr down to 0 at the last step.
     'phase2-start': { type: 'string' },
     'phase2-lr': { type: 'string', default: '0.0005' },
+    // The step at which phase 1's cosine reaches 0 (default: where phase 2 starts, or the last step).
+    'phase1-end': { type: 'string' },
   },
 });
 
@@ -119,7 +121,7 @@ async function main(): Promise<void> {
     schedule:
       args['phase2-start'] === undefined
         ? `linear warmup ${num('warmup-steps')} steps, cosine to 0`
-        : `linear warmup ${num('warmup-steps')} steps, cosine to 0 at step ${args['phase2-start']}; then cosine from ${num('phase2-lr')} to 0 without the crop`,
+        : `linear warmup ${num('warmup-steps')} steps, cosine (reaching 0 at step ${args['phase1-end'] ?? args['phase2-start']}) until step ${args['phase2-start']}; then cosine from ${num('phase2-lr')} to 0 at the last step, without the crop`,
     command: `npm run train -- ${process.argv.slice(2).join(' ')}`.trim(),
     weightDecay: num('weight-decay'),
     batch,
@@ -179,7 +181,7 @@ async function main(): Promise<void> {
     if (step >= phase2) return num('phase2-lr') * 0.5 * (1 + Math.cos((Math.PI * (step - phase2)) / Math.max(1, totalSteps - phase2)));
     const warm = num('warmup-steps');
     // Phase 1 keeps its own schedule (ending at phase2-start) when a second phase follows.
-    const end = Math.min(totalSteps, phase2);
+    const end = args['phase1-end'] === undefined ? Math.min(totalSteps, phase2) : Number(args['phase1-end']);
     if (step < warm) return (num('lr') * (step + 1)) / warm;
     const t = (step - warm) / Math.max(1, end - warm);
     return num('lr') * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t)));
