@@ -14,6 +14,7 @@ import { labelShiftStream, mixedStream, splitPools } from '../src/data/streams';
 import type { AdapterOptions } from '../src/methods';
 import { runStream } from './run-stream';
 import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
+import { machineLine, pct, writeSection } from './report';
 
 const { values: args } = parseArgs({
   options: {
@@ -22,6 +23,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '100' },
     model: { type: 'string', default: 'public/models/fmnist-vit' },
     out: { type: 'string', default: 'bench/results/tuning.json' },
+    'no-write': { type: 'boolean', default: false },
     methods: { type: 'string', default: 'tent,eata,sar,deyo' },
   },
 });
@@ -81,6 +83,25 @@ async function main(): Promise<void> {
   writeFileSync(args.out, `${JSON.stringify(record, null, 1)}\n`);
   console.log(`wrote ${args.out}`);
   model.dispose();
+  if (!args['no-write']) {
+    const rows = results.map((r) => {
+      const { method, ...rest } = r.options as unknown as Record<string, unknown>;
+      const isChosen = JSON.stringify(chosen[String(method)]) === JSON.stringify(r.options);
+      return `| ${String(method)} | \`${JSON.stringify(rest)}\` | ${pct(r.mixed)} | ${pct(r.labelShift)} | ${pct(r.mean)}${isChosen ? ' **(chosen)**' : ''} |`;
+    });
+    writeSection(
+      'bench:tune',
+      `## Hyperparameter choice (\`npm run bench:tune\`)
+
+Command: \`npm run bench:tune -- --per-corruption ${o.perCorruption} --severity ${o.severity} --seed ${o.seed}\`, ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, tfjs wasm backend (one thread). Machine: ${machineLine()}.
+Only the 4 extra corruptions (${EXTRA_CORRUPTIONS.join(', ')}) are looked at, at severity ${o.severity}, ${o.perCorruption} images each, in the mixed stream and in the online imbalanced label-shift stream; the 15 test corruptions are never used here. The configuration with the best mean of the two is chosen and saved in bench/results/tuning.json, which \`npm run bench\` reads.
+No adaptation on these streams: mixed ${pct(baseline.mixed!)}%, label shift ${pct(baseline['label-shift']!)}%.
+
+| method | options | mixed | label shift | mean |
+|---|---|---|---|---|
+${rows.join('\n')}`,
+    );
+  }
 }
 
 await main();
