@@ -262,11 +262,19 @@ export abstract class Adapter {
     this.resetCount = meta.resets ?? 0;
   }
 
+  /**
+   * Frees the adapter's tensors and puts the model's scale/shift back to the
+   * values it had when the adapter was created, so the next adapter (or plain
+   * inference) starts from the source model. Export the state first to keep it.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.pending?.stats.dispose();
     this.pending = null;
+    tf.tidy(() => {
+      for (const [name, p] of this.params) if (!p.isDisposed) p.assign(this.source.get(name)!);
+    });
     for (const t of this.source.values()) t.dispose();
     this.source.clear();
     this.sgd.dispose();

@@ -196,3 +196,21 @@ test('batches larger than one work and only reliable samples drive the update', 
     else assert.equal(report, undefined);
   });
 });
+
+test('dispose puts the model back to its source weights, so the next adapter starts clean', async () => {
+  const model = new ViT(cfg, weights);
+  const before = new Map<string, Float32Array>();
+  for (const [name, v] of model.variables) before.set(name, (await v.data()) as Float32Array);
+  const tent = await createAdapter(model, { method: 'tent', lr: 0.5 });
+  for (let i = 0; i < 5; i++) {
+    const x = noise(i);
+    await tent.step(x);
+    x.dispose();
+  }
+  let moved = false;
+  for (const [name, v] of model.variables) if (!(await v.data()).every((x, k) => x === before.get(name)![k])) moved = true;
+  assert.ok(moved, 'Tent did not change the model, so the test proves nothing');
+  tent.dispose();
+  for (const [name, v] of model.variables) assert.deepEqual(await v.data(), before.get(name), name);
+  model.dispose();
+});
