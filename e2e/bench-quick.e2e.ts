@@ -21,11 +21,13 @@ const base = {
 
 test('quick mixed stream on wasm: SAR within 2 points of no-adapt or better', async (t) => {
   const { records } = await runWildBench({ ...base, backend: 'wasm', perCorruption: 20 });
-  const acc = Object.fromEntries(records.map((r) => [r.method, r.score.accuracy]));
-  t.diagnostic(Object.entries(acc).map(([m, a]) => `${m} ${(a * 100).toFixed(1)}%`).join(', '));
+  const correct = Object.fromEntries(records.map((r) => [r.method, r.score.correct]));
+  const total = 15 * 20;
+  t.diagnostic(Object.entries(correct).map(([m, c]) => `${m} ${((100 * c) / total).toFixed(1)}%`).join(', '));
   assert.equal(records.length, METHODS.length);
-  for (const r of records) assert.equal(r.score.total, 15 * 20, r.method);
-  assert.ok(acc.sar! >= acc.source! - 0.02, `SAR ${acc.sar} vs no-adapt ${acc.source}`);
+  for (const r of records) assert.equal(r.score.total, total, r.method);
+  // In whole samples, so the 2-point bound does not hinge on float rounding.
+  assert.ok(correct.sar! >= correct.source! - 0.02 * total, `SAR ${correct.sar}/${total} vs no-adapt ${correct.source}/${total}`);
 });
 
 test('every method runs on webgpu without error', async () => {
