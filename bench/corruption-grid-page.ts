@@ -7,6 +7,7 @@ import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, corrupt } from '../src/data/corruptions';
 import { FASHION_MNIST_CLASSES, labeledImagesFromIdx } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
+import { mulberry32 } from '../src/data/random';
 
 export type GridSource =
   | { kind: 'fmnist'; dataUrl: string; index: number; scale: number }
@@ -37,17 +38,6 @@ export interface GridResult {
 
 // ---------------------------------------------------------------------------
 // The procedural landscape.
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const smooth = (t: number) => t * t * (3 - 2 * t);
 const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
