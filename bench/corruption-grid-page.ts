@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendName } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, corrupt } from '../src/data/corruptions';
-import { FASHION_MNIST_CLASSES, labeledImagesFromIdx } from '../src/data/idx';
+import { FASHION_MNIST_CLASSES, fetchLabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { mulberry32 } from '../src/data/random';
 
@@ -314,12 +314,7 @@ const FONT = 'system-ui, "DejaVu Sans", sans-serif';
 
 async function sourceImage(src: GridSource): Promise<{ image: tf.Tensor3D; scale: number; title: string }> {
   if (src.kind === 'fmnist') {
-    const bytes = async (name: string) => {
-      const res = await fetch(`${src.dataUrl}${name}`);
-      if (!res.ok) throw new Error(`${name}: HTTP ${res.status}`);
-      return new Uint8Array(await res.arrayBuffer());
-    };
-    const data = labeledImagesFromIdx(await bytes('t10k-images-idx3-ubyte'), await bytes('t10k-labels-idx1-ubyte'));
+    const data = await fetchLabeledImages(src.dataUrl);
     if (src.index < 0 || src.index >= data.count) throw new RangeError(`index ${src.index} is outside the test split (0..${data.count - 1})`);
     const batch = grayBatch(data.images, src.index, 1, data.height, data.width);
     const image = tf.squeeze(batch, [0]) as tf.Tensor3D;

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { vitFromSafetensors } from '../src/model/load';
 import type { ViT } from '../src/model/vit';
-import { labeledImagesFromIdx, type LabeledImages } from '../src/data/idx';
+import type { LabeledImages } from '../src/data/idx';
+import { loadFashionMnist } from '../tools/fmnist-node';
 
 export async function nodeSetup(backend = 'wasm'): Promise<void> {
   await tf.setBackend(backend);
@@ -17,9 +18,7 @@ export function loadModelFolder(dir: string): ViT {
   return vitFromSafetensors(weights, JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
 }
 
+/** The shipped test split (uncompressed IDX in public/), or the same files in `dir`. */
 export function loadTestSplit(dir = 'public/data/fashion-mnist'): LabeledImages {
-  return labeledImagesFromIdx(
-    new Uint8Array(readFileSync(join(dir, 't10k-images-idx3-ubyte'))),
-    new Uint8Array(readFileSync(join(dir, 't10k-labels-idx1-ubyte'))),
-  );
+  return loadFashionMnist('t10k', dir);
 }

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendName } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadViT } from '../src/model/load';
-import { labeledImagesFromIdx } from '../src/data/idx';
+import { fetchLabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { createAdapter, type Adapter } from '../src/methods';
 
@@ -52,8 +52,7 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
     adapterInfo = a?.info ? `${a.info.vendor} ${a.info.architecture}`.trim() : null;
   }
   const model = await loadViT(o.modelUrl);
-  const bytes = async (name: string) => new Uint8Array(await (await fetch(`${o.dataUrl}${name}`)).arrayBuffer());
-  const data = labeledImagesFromIdx(await bytes('t10k-images-idx3-ubyte'), await bytes('t10k-labels-idx1-ubyte'));
+  const data = await fetchLabeledImages(o.dataUrl);
   const frames = Array.from({ length: 16 }, (_, i) => grayBatch(data.images, i, 1, data.height, data.width));
 
   const source = await createAdapter(model, { method: 'source' });

@@ -3,7 +3,7 @@ import { initBackend, type BackendChoice } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadViT } from '../src/model/load';
 import type { ViT } from '../src/model/vit';
-import { labeledImagesFromIdx, type LabeledImages } from '../src/data/idx';
+import { fetchLabeledImages, type LabeledImages } from '../src/data/idx';
 import { labelShiftStream, mixedStream, perCorruptionStream, splitPools, type Stream } from '../src/data/streams';
 import { corrupt } from '../src/data/corruptions';
 import type { AdapterOptions } from '../src/methods';
@@ -35,8 +35,7 @@ async function prepare(run: WildRun) {
   loaded?.model.dispose();
   const report = await initBackend(run.backend, { wasmPaths: WASM_PATHS });
   const model = await loadViT(run.modelUrl);
-  const bytes = async (name: string) => new Uint8Array(await (await fetch(`${run.dataUrl}${name}`)).arrayBuffer());
-  const data = labeledImagesFromIdx(await bytes('t10k-images-idx3-ubyte'), await bytes('t10k-labels-idx1-ubyte'));
+  const data = await fetchLabeledImages(run.dataUrl);
   loaded = { key, model, data, backend: report.backend };
   return loaded;
 }

@@ -2,15 +2,9 @@ import { initBackend, type BackendChoice } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadViT } from '../src/model/load';
 import { grayAccuracy } from '../src/model/evaluate';
-import { labeledImagesFromIdx } from '../src/data/idx';
+import { fetchLabeledImages } from '../src/data/idx';
 
 const $ = (id: string) => document.getElementById(id)!;
-
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
-}
 
 async function run(): Promise<void> {
   const button = $('run') as HTMLButtonElement;
@@ -23,10 +17,7 @@ async function run(): Promise<void> {
     const model = await loadViT(`${base}models/fmnist-vit/`);
     const cfg = model.config;
     $('model').textContent = `ViT ${cfg.imageSize}×${cfg.imageSize}×${cfg.inChannels}, patch ${cfg.patchSize}, width ${cfg.width}, depth ${cfg.depth}, ${cfg.numClasses} classes`;
-    const data = labeledImagesFromIdx(
-      await fetchBytes(`${base}data/fashion-mnist/t10k-images-idx3-ubyte`),
-      await fetchBytes(`${base}data/fashion-mnist/t10k-labels-idx1-ubyte`),
-    );
+    const data = await fetchLabeledImages(`${base}data/fashion-mnist/`);
     const count = Number(($('count') as HTMLInputElement).value);
     const t0 = performance.now();
     const acc = await grayAccuracy(model, data.images, data.labels, { count, batch: 100 });

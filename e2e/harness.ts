@@ -8,7 +8,7 @@ import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadViT } from '../src/model/load';
 import { readSafetensors } from '../src/model/safetensors';
 import { grayAccuracy } from '../src/model/evaluate';
-import { labeledImagesFromIdx } from '../src/data/idx';
+import { fetchLabeledImages } from '../src/data/idx';
 import { softmaxEntropy } from '../src/methods/entropy';
 import { createAdapter, type AdapterOptions } from '../src/methods';
 import { ViT } from '../src/model/vit';
@@ -171,13 +171,8 @@ const harness = {
     await use(backend);
     const dataUrl = opts.dataUrl ?? '/data/fashion-mnist/';
     return counted(async () => {
-      const [model, images, labels] = await Promise.all([
-        loadViT(opts.modelUrl ?? '/models/fmnist-vit/'),
-        fetchBytes(`${dataUrl}t10k-images-idx3-ubyte`),
-        fetchBytes(`${dataUrl}t10k-labels-idx1-ubyte`),
-      ]);
+      const [model, data] = await Promise.all([loadViT(opts.modelUrl ?? '/models/fmnist-vit/'), fetchLabeledImages(dataUrl)]);
       try {
-        const data = labeledImagesFromIdx(images, labels);
         if (n > data.count) throw new Error(`asked for ${n} images, the split has ${data.count}`);
         const t0 = performance.now();
         const r = await grayAccuracy(model, data.images, data.labels, {

@@ -8,10 +8,9 @@
 // the page is served), or the same layout under $WILDTTA_PUBLIC_DIR.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../src/runtime/backend';
-import { vitFromSafetensors } from '../src/model/load';
+import { loadModelFolder } from '../bench/node-env';
 import { grayAccuracy, type AccuracyResult } from '../src/model/evaluate';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import { REPO_ROOT, assertNoPageErrors, withPage } from './support/browser';
@@ -29,8 +28,7 @@ let nodeRun: Promise<AccuracyResult> | undefined;
 function nodeAccuracy(): Promise<AccuracyResult> {
   nodeRun ??= (async () => {
     await initBackend('wasm');
-    const config: unknown = JSON.parse(readFileSync(join(MODEL_DIR, 'config.json'), 'utf8'));
-    const model = vitFromSafetensors(new Uint8Array(readFileSync(join(MODEL_DIR, 'model.safetensors'))), config);
+    const model = loadModelFolder(MODEL_DIR);
     try {
       const data = loadFashionMnist('t10k', DATA_DIR);
       return await grayAccuracy(model, data.images, data.labels, { count: 1000, batch: BATCH });

@@ -2,13 +2,9 @@
 //
 //   npm run eval:clean -- [--model public/models/fmnist-vit] [--data public/data/fashion-mnist] [--backend wasm|cpu]
 import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { vitFromSafetensors } from '../src/model/load';
 import { grayAccuracy } from '../src/model/evaluate';
-import { labeledImagesFromIdx } from '../src/data/idx';
+import { loadModelFolder, loadTestSplit, nodeSetup } from '../bench/node-env';
 
 const { values: args } = parseArgs({
   options: {
@@ -19,16 +15,9 @@ const { values: args } = parseArgs({
   },
 });
 
-await tf.setBackend(args.backend);
-await tf.ready();
-const model = vitFromSafetensors(
-  new Uint8Array(readFileSync(join(args.model, 'model.safetensors'))),
-  JSON.parse(readFileSync(join(args.model, 'config.json'), 'utf8')),
-);
-const test = labeledImagesFromIdx(
-  new Uint8Array(readFileSync(join(args.data, 't10k-images-idx3-ubyte'))),
-  new Uint8Array(readFileSync(join(args.data, 't10k-labels-idx1-ubyte'))),
-);
+await nodeSetup(args.backend);
+const model = loadModelFolder(args.model);
+const test = loadTestSplit(args.data);
 const count = args.count ? Number(args.count) : test.count;
 const t0 = performance.now();
 const acc = await grayAccuracy(model, test.images, test.labels, { count, batch: 500 });

@@ -48,3 +48,14 @@ export function labeledImagesFromIdx(images: Uint8Array, labels: Uint8Array): La
   }
   return { images: im.data, labels: lb.data, count: lb.shape[0]!, height: im.shape[1]!, width: im.shape[2]! };
 }
+
+/** Fetches one split ('t10k' or 'train') of uncompressed IDX files from a folder URL ending in '/'. */
+export async function fetchLabeledImages(folderUrl: string, split: 't10k' | 'train' = 't10k'): Promise<LabeledImages> {
+  const bytes = async (name: string) => {
+    const res = await fetch(`${folderUrl}${name}`);
+    if (!res.ok) throw new DataFormatError(`could not fetch ${folderUrl}${name}: HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  };
+  const [images, labels] = await Promise.all([bytes(`${split}-images-idx3-ubyte`), bytes(`${split}-labels-idx1-ubyte`)]);
+  return labeledImagesFromIdx(images, labels);
+}
