@@ -17,7 +17,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContextOptions, type ConsoleMessage, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 import type { WildttaHarness } from '../harness';
 
@@ -79,6 +79,19 @@ interface Session {
 
 let session: Promise<Session> | undefined;
 let closed = false;
+let extraArgs: readonly string[] = [];
+
+/**
+ * Extra Chromium switches for this process's browser (e.g. a fake camera),
+ * on top of CHROMIUM_ARGS. A browser's switches are fixed at launch, so call
+ * this at the top of a test file, before any page opens.
+ */
+export function setExtraChromiumArgs(args: readonly string[]): void {
+  if (session !== undefined && args.join('\n') !== extraArgs.join('\n')) {
+    throw new Error('setExtraChromiumArgs: the browser is already running with other switches');
+  }
+  extraArgs = [...args];
+}
 
 async function startSession(): Promise<Session> {
   const port = await freePort();
@@ -111,7 +124,7 @@ async function startSession(): Promise<Session> {
     browser = await chromium.launch({
       ...(executablePath === undefined ? {} : { executablePath }),
       headless: true,
-      args: [...CHROMIUM_ARGS],
+      args: [...CHROMIUM_ARGS, ...extraArgs],
     });
   } catch (e) {
     await server.close();
@@ -162,6 +175,10 @@ export interface HarnessPage {
 export interface WithPageOptions {
   /** Page to open, relative to the server root (default the harness). */
   path?: string;
+  /** Options of the page's browser context (viewport, permissions...). */
+  context?: BrowserContextOptions;
+  /** A script (source text) run in the page before any of its own scripts. */
+  initScript?: string;
 }
 
 function describeConsole(msg: ConsoleMessage): string {
@@ -178,7 +195,8 @@ function describeConsole(msg: ConsoleMessage): string {
  */
 export async function withPage<T>(fn: (h: HarnessPage) => Promise<T>, opts: WithPageOptions = {}): Promise<T> {
   const s = await getSession();
-  const context = await s.browser.newContext();
+  const context = await s.browser.newContext(opts.context ?? {});
+  if (opts.initScript !== undefined) await context.addInitScript({ content: opts.initScript });
   const page = await context.newPage();
   const errors: string[] = [];
   const consoleLines: string[] = [];

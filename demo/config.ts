@@ -1,0 +1,111 @@
+// The demo's settings, read from and written back to the URL so a setup can be
+// shared as a link (and so tests can start the page in a known state).
+import type { BackendChoice } from '../src/runtime/backend';
+import type { MethodName } from '../src/methods/types';
+import { ALL_CORRUPTIONS } from '../src/data/corruptions';
+import tuning from '../bench/results/tuning.json';
+
+export type InputKind = 'camera' | 'stream';
+export type InvertSetting = 'auto' | 'on' | 'off';
+
+export interface DemoConfig {
+  backend: BackendChoice;
+  input: InputKind;
+  /** 'none', a corruption name, 'cycle' or 'mixed'. */
+  corruption: string;
+  severity: number;
+  /** Frames per corruption in 'cycle' mode. */
+  cycle: number;
+  method: MethodName;
+  /** Learning rate; null means the method's tuned default. */
+  lr: number | null;
+  compare: boolean;
+  /** Labeled-stream pace. */
+  fps: number | 'max';
+  /** Stop after this many frames (0: run until stopped). */
+  frames: number;
+  /** Model folder or .safetensors URL; '' is the shipped model. */
+  model: string;
+  invert: InvertSetting;
+  seed: number;
+}
+
+export const METHOD_NAMES: Record<MethodName, string> = { sar: 'SAR', tent: 'Tent', eata: 'EATA', deyo: 'DeYO', source: 'no adaptation' };
+
+const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'webgl', 'wasm', 'cpu'];
+const METHODS: readonly MethodName[] = ['sar', 'tent', 'eata', 'deyo', 'source'];
+
+/**
+ * Per-method options chosen by `npm run bench:tune` (bench/results/tuning.json,
+ * read at build time), else the references' learning rates.
+ */
+const FALLBACK_LR: Record<MethodName, number> = { sar: 1e-3, tent: 1e-4, eata: 3e-3, deyo: 1e-4, source: 0 };
+
+export function tunedOptions(method: MethodName): { lr: number; options: Record<string, number | boolean> } {
+  const chosen = (tuning as { chosen?: Record<string, Record<string, unknown>> }).chosen?.[method] ?? {};
+  const options: Record<string, number | boolean> = {};
+  for (const [k, v] of Object.entries(chosen)) {
+    if (k !== 'method' && k !== 'lr' && (typeof v === 'number' || typeof v === 'boolean')) options[k] = v;
+  }
+  const lr = typeof chosen.lr === 'number' ? chosen.lr : FALLBACK_LR[method];
+  return { lr, options };
+}
+
+export const DEFAULTS: DemoConfig = {
+  backend: 'auto',
+  input: 'camera',
+  corruption: 'gaussian_noise',
+  severity: 5,
+  cycle: 150,
+  method: 'sar',
+  lr: null,
+  compare: true,
+  fps: 20,
+  frames: 0,
+  model: '',
+  invert: 'auto',
+  seed: 1,
+};
+
+function oneOf<T extends string>(v: string | null, options: readonly T[], fallback: T): T {
+  return v !== null && (options as readonly string[]).includes(v) ? (v as T) : fallback;
+}
+
+function intIn(v: string | null, lo: number, hi: number, fallback: number): number {
+  const n = v === null ? NaN : Number(v);
+  return Number.isInteger(n) && n >= lo && n <= hi ? n : fallback;
+}
+
+export function readConfig(search: string): DemoConfig {
+  const p = new URLSearchParams(search);
+  const corruption = p.get('corruption');
+  const lr = p.get('lr') === null ? NaN : Number(p.get('lr'));
+  const fps = p.get('fps');
+  return {
+    backend: oneOf(p.get('backend'), BACKENDS, DEFAULTS.backend),
+    input: oneOf(p.get('input'), ['camera', 'stream'] as const, DEFAULTS.input),
+    corruption: corruption !== null && (corruption === 'none' || corruption === 'cycle' || corruption === 'mixed' || (ALL_CORRUPTIONS as readonly string[]).includes(corruption)) ? corruption : DEFAULTS.corruption,
+    severity: intIn(p.get('severity'), 1, 5, DEFAULTS.severity),
+    cycle: intIn(p.get('cycle'), 10, 5000, DEFAULTS.cycle),
+    method: oneOf(p.get('method'), METHODS, DEFAULTS.method),
+    lr: Number.isFinite(lr) && lr >= 0 ? lr : null,
+    compare: p.has('compare') ? p.get('compare') !== '0' : DEFAULTS.compare,
+    fps: fps === 'max' ? 'max' : intIn(fps, 1, 120, DEFAULTS.fps as number),
+    frames: intIn(p.get('frames'), 0, 10_000_000, DEFAULTS.frames),
+    model: p.get('model') ?? DEFAULTS.model,
+    invert: oneOf(p.get('invert'), ['auto', 'on', 'off'] as const, DEFAULTS.invert),
+    seed: intIn(p.get('seed'), 0, 2 ** 31 - 1, DEFAULTS.seed),
+  };
+}
+
+/** The settings that differ from the defaults, as a query string. */
+export function writeConfig(c: DemoConfig): string {
+  const p = new URLSearchParams();
+  for (const key of Object.keys(DEFAULTS) as Array<keyof DemoConfig>) {
+    const v = c[key];
+    if (v === DEFAULTS[key] || v === null) continue;
+    p.set(key, typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
+  }
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}

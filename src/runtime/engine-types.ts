@@ -1,0 +1,173 @@
+// The engine's data types and the worker message protocol. Plain data only
+// (numbers, strings, typed arrays), so everything crosses postMessage intact
+// and the same types serve an engine on the page's own thread.
+import type { BackendChoice, BackendReport } from './backend';
+import type { PixelFrame } from './preprocess';
+import type { MethodName, UpdateReport } from '../methods/types';
+
+export type ModelSource =
+  /** A folder URL (model.safetensors + config.json inside) or a .safetensors URL. */
+  | { kind: 'url'; url: string }
+  /** The bytes of a model.safetensors file, and its config.json parsed, if given. */
+  | { kind: 'bytes'; weights: ArrayBuffer; config?: unknown; name?: string };
+
+export interface ModelInfo {
+  name: string;
+  imageSize: number;
+  inChannels: 1 | 3;
+  numClasses: number;
+  classNames: string[];
+  patchSize: number;
+  width: number;
+  depth: number;
+  /** Number of weights. */
+  parameters: number;
+}
+
+export interface MethodConfig {
+  method: MethodName;
+  lr?: number;
+  /** Method-specific options (SAR's resetThreshold, EATA's dMargin...), passed to createAdapter. */
+  options?: Record<string, number | boolean>;
+  /**
+   * Clean in-distribution images for EATA's Fisher: `count` images of the
+   * model's input size, [count, H, W, C] in [0, 1]. Without them EATA runs
+   * without its anti-forgetting term.
+   */
+  fisherImages?: { pixels: Float32Array; count: number };
+}
+
+export interface MethodInfo {
+  method: MethodName;
+  lr: number;
+  /** The entropy margin E0 of the method's reliable filter (nats). */
+  margin: number;
+  /** ln C, the largest possible entropy. */
+  maxEntropy: number;
+  /** EATA only: whether a Fisher was estimated. */
+  fisher?: boolean;
+}
+
+export interface CorruptionSpec {
+  name: string;
+  severity: number;
+  seed: number;
+}
+
+export interface FrameInput {
+  /**
+   * The frame. When it is already the model's size and channel count with
+   * values in [0, 1] (maxValue 1) it is used as it is; otherwise it is center
+   * cropped, resized and converted (see preprocess.ts).
+   */
+  frame: PixelFrame;
+  invert?: boolean | 'auto';
+  cropFraction?: number;
+  /** Applied to the model-sized frame, so severities mean what they mean in the benchmark. */
+  corruption?: CorruptionSpec | null;
+  /** The true class, when known; recorded with the prediction. */
+  label?: number | null;
+  /** The caller's own tag for the frame (e.g. the image's index in a dataset); recorded. */
+  tag?: number;
+  /** Send back the pixels the model saw (costs one more device→CPU read on GPU backends). */
+  preview?: boolean;
+}
+
+export interface Prediction {
+  predicted: number;
+  confidence: number;
+  entropy: number;
+}
+
+export interface FrameResult extends Prediction {
+  /** The adapter's step index (restarts when the method changes). */
+  step: number;
+  /** Frames this engine has processed since its records were last cleared. */
+  frame: number;
+  label: number | null;
+  tag: number | null;
+  reliable: boolean;
+  /** An update was queued from this frame. */
+  adapting: boolean;
+  /**
+   * Every update outcome that reached the CPU since the previous result,
+   * oldest first: usually the previous step's (the adapter reads it with this
+   * step's prediction), plus any read by flush or reset in between.
+   */
+  updates: UpdateReport[];
+  /** The frozen source model (no adaptation), when `reference` is on. */
+  reference?: { clean: Prediction; input: Prediction };
+  /** The five most likely classes, most likely first. */
+  top: Array<{ cls: number; p: number }>;
+  /** Wall time in the engine, milliseconds. */
+  ms: { total: number; prepare: number; step: number };
+  /** tf.memory().numTensors after the frame. */
+  numTensors: number;
+  /** Whether an update of this adapter is still queued on the device (it holds one tensor). */
+  pending: boolean;
+  /** [H, W, C] pixels the model saw, in [0, 1] (when asked for). */
+  preview?: Float32Array;
+  corruption: CorruptionSpec | null;
+}
+
+/** What the engine remembers about each frame, for scoring independently of any UI. */
+export interface FrameRecords {
+  /** Oldest first; at most `capacity` frames (older ones are counted in `dropped`). */
+  frame: number[];
+  step: number[];
+  label: number[];
+  predicted: number[];
+  /** The source model's prediction on the corrupted input / on the clean frame (-1 when no reference ran). */
+  referenceInput: number[];
+  referenceClean: number[];
+  tag: number[];
+  /** Records that fell out of the ring. */
+  dropped: number;
+  capacity: number;
+}
+
+export interface EngineMemory {
+  numTensors: number;
+  numBytes: number;
+}
+
+export interface InitOptions {
+  backend: BackendChoice;
+  wasmPaths?: string | Record<string, string>;
+}
+
+/** Every operation: its argument and its result. */
+export interface EngineOps {
+  init: { args: InitOptions; result: BackendReport };
+  loadModel: { args: ModelSource; result: ModelInfo };
+  setMethod: { args: MethodConfig; result: MethodInfo };
+  setLr: { args: number; result: number };
+  setReference: { args: boolean; result: boolean };
+  reset: { args: undefined; result: undefined };
+  step: { args: FrameInput; result: FrameResult };
+  /** Reads the last queued update; returns the reports not yet given out with a step result. */
+  flush: { args: undefined; result: UpdateReport[] };
+  records: { args: undefined; result: FrameRecords };
+  clearRecords: { args: undefined; result: undefined };
+  memory: { args: undefined; result: EngineMemory };
+  dispose: { args: undefined; result: undefined };
+}
+
+export type EngineOp = keyof EngineOps;
+
+export interface EngineRequest<K extends EngineOp = EngineOp> {
+  id: number;
+  op: K;
+  args: EngineOps[K]['args'];
+}
+
+export interface SerializedError {
+  name: string;
+  message: string;
+}
+
+export type EngineResponse =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: SerializedError }
+  | { event: 'progress'; loadedBytes: number; totalBytes: number | null }
+  | { event: 'update'; report: UpdateReport };
