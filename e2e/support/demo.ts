@@ -1,0 +1,70 @@
+// Helpers for the demo page's browser tests (e2e/demo-*.e2e.ts): its state
+// through window.wildttaDemo, waiting on it, and the artifact folder.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import type { FrameRecords } from '../../src/runtime/engine-types';
+import { REPO_ROOT } from './session';
+
+/** Screenshots and other test outputs (gitignored). */
+export const ARTIFACTS = join(REPO_ROOT, 'e2e', '.artifacts');
+
+export function artifact(name: string): string {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return join(ARTIFACTS, name);
+}
+
+export interface DemoState {
+  state: string;
+  input: string;
+  method: string;
+  backend: string;
+  session: number;
+  steps: number;
+  frames: number;
+  labeled: number;
+  correct: number;
+  refLabeled: number;
+  refCorrect: number;
+  agreeTotal: number;
+  agree: number;
+  updates: number;
+  autoResets: number;
+  dropped: number;
+  cameraFrames: number;
+  chartRenders: number;
+  points: { accuracy: number; entropy: number; gradNorm: number; reliable: number };
+  message: string;
+}
+
+// Strings, not functions: tsx compiles this file with helpers that do not exist in the page.
+export const demoState = (page: Page) => page.evaluate('window.wildttaDemo.state()') as Promise<DemoState>;
+export const demoRecords = (page: Page) => page.evaluate('window.wildttaDemo.records()') as Promise<FrameRecords>;
+export const demoMemory = (page: Page) => page.evaluate('window.wildttaDemo.memory()') as Promise<{ numTensors: number; numBytes: number }>;
+/** [frame, numTensors, pending update (0/1)] after each step. */
+export const demoTensorTrace = (page: Page) => page.evaluate('window.wildttaDemo.tensorTrace()') as Promise<Array<[number, number, number]>>;
+
+/** Waits until `cond` holds for the demo's state, failing with the last state seen. */
+export async function waitForDemo(page: Page, what: string, cond: (s: DemoState) => boolean, timeoutMs = 120_000): Promise<DemoState> {
+  const deadline = Date.now() + timeoutMs;
+  let last: DemoState | undefined;
+  for (;;) {
+    try {
+      last = await demoState(page);
+    } catch {
+      last = undefined; // the page's script has not run yet
+    }
+    if (last && cond(last)) return last;
+    if (last?.state === 'error') throw new Error(`the demo failed while waiting for ${what}: ${last.message}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last state: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * The engine's tensor count with the one tensor an update still queued on the
+ * device holds taken out; after a warm-up it must not change at all.
+ */
+export function settledTensorCounts(trace: Array<[number, number, number]>, warmup = 10): number[] {
+  return trace.filter(([frame]) => frame >= warmup).map(([, n, pending]) => n - pending);
+}

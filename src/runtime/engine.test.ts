@@ -1,0 +1,123 @@
+// The engine on Node's wasm backend with the shipped model: frames in,
+// predictions, update reports and records out; the frozen reference; bad
+// input rejected with typed errors while the engine goes on; flat tensors.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Engine, EngineStateError, withClassNames } from './engine';
+import type { FrameInput } from './engine-types';
+import { loadFashionMnist } from '../../tools/fmnist-node';
+
+const PUBLIC = join(import.meta.dirname, '..', '..', 'public');
+const data = loadFashionMnist('t10k', join(PUBLIC, 'data', 'fashion-mnist'));
+const engine = new Engine();
+
+function image(i: number): Float32Array {
+  return Float32Array.from(data.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
+}
+
+const frame = (i: number, extra: Partial<FrameInput> = {}): FrameInput => ({
+  frame: { data: image(i), width: 28, height: 28, channels: 1, maxValue: 1 },
+  label: data.labels[i]!,
+  tag: i,
+  corruption: { name: 'gaussian_noise', severity: 5, seed: i },
+  ...extra,
+});
+
+before(async () => {
+  await engine.init({ backend: 'wasm' });
+  const weights = readFileSync(join(PUBLIC, 'models', 'fmnist-vit', 'model.safetensors'));
+  const config = JSON.parse(readFileSync(join(PUBLIC, 'models', 'fmnist-vit', 'config.json'), 'utf8'));
+  const info = await engine.loadModel({ kind: 'bytes', weights: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength), config });
+  assert.deepEqual([info.imageSize, info.inChannels, info.numClasses, info.classNames[9]], [28, 1, 10, 'Ankle boot']);
+});
+after(() => engine.dispose());
+
+test('engine: used out of order it says what is missing', async () => {
+  const fresh = new Engine();
+  await assert.rejects(fresh.step(frame(0)), EngineStateError);
+  await assert.rejects(fresh.loadModel({ kind: 'url', url: 'http://127.0.0.1:9/none/' }), /init/);
+});
+
+test('engine: SAR steps report predictions, updates and records; the reference is the unadapted model; tensors stay flat', async () => {
+  const info = await engine.setMethod({ method: 'sar', lr: 1e-3 });
+  assert.ok(Math.abs(info.margin - 0.4 * Math.log(10)) < 1e-9);
+  engine.clearRecords();
+  engine.setReference(true);
+  const results = [];
+  for (let i = 0; i < 40; i++) results.push(await engine.step(frame(i, { preview: i === 3 })));
+  // Before any update the adapted model is the source model.
+  assert.equal(results[0]!.predicted, results[0]!.reference!.input.predicted);
+  assert.ok(Math.abs(results[0]!.confidence - results[0]!.reference!.input.confidence) < 1e-5);
+  assert.ok(results.some((r) => r.updates.some((u) => u.updated)), 'no update in 40 frames');
+  assert.equal(results[3]!.preview!.length, 784);
+  assert.ok(results[3]!.preview!.some((v, k) => Math.abs(v - image(3)[k]!) > 0.05), 'the preview is the corrupted input');
+  const settled = results.slice(10).map((r) => r.numTensors - (r.pending ? 1 : 0));
+  assert.equal(Math.max(...settled), Math.min(...settled), `tensor count moved: ${[...new Set(settled)]}`);
+  const rec = engine.getRecords();
+  assert.deepEqual(rec.frame, results.map((r) => r.frame));
+  assert.deepEqual(rec.predicted, results.map((r) => r.predicted));
+  assert.deepEqual(rec.label, results.map((_, i) => data.labels[i]));
+  assert.deepEqual(rec.referenceInput, results.map((r) => r.reference!.input.predicted));
+  assert.deepEqual(rec.tag, results.map((_, i) => i));
+  // Source-model predictions on the same frames match a no-adapt engine's.
+  await engine.setMethod({ method: 'source' });
+  engine.setReference(false);
+  for (let i = 0; i < 10; i++) assert.equal((await engine.step(frame(i))).predicted, results[i]!.reference!.input.predicted, `frame ${i}`);
+});
+
+test('engine: bad frames are rejected with typed errors, and the engine goes on', async () => {
+  await engine.setMethod({ method: 'sar', lr: 1e-3 });
+  engine.clearRecords();
+  await engine.step(frame(0));
+  const bad: Array<[Partial<FrameInput>, string, RegExp]> = [
+    [{ frame: { data: new Float32Array(784).fill(NaN), width: 28, height: 28, channels: 1, maxValue: 1 }, corruption: null }, 'InvalidInputError', /NaN/],
+    [{ frame: { data: new Float32Array(10), width: 28, height: 28, channels: 1, maxValue: 1 } }, 'FrameFormatError', /needs 784 values/],
+    [{ corruption: { name: 'smoke', severity: 3, seed: 1 } }, 'FrameFormatError', /unknown corruption 'smoke'/],
+    [{ corruption: { name: 'fog', severity: 6, seed: 1 } }, 'FrameFormatError', /severity/],
+    [{ label: 10 }, 'FrameFormatError', /label must be an integer class in 0..9/],
+  ];
+  for (const [patch, name, message] of bad) {
+    await assert.rejects(engine.step(frame(1, patch)), (e: Error) => e.name === name && message.test(e.message));
+  }
+  const next = await engine.step(frame(2));
+  assert.equal(next.step, 1, 'rejected frames use no step');
+  assert.equal(engine.getRecords().frame.length, 2, 'rejected frames leave no record');
+});
+
+test('engine: any frame size is cropped and resized to the model input', async () => {
+  await engine.setMethod({ method: 'source' });
+  // Test image 0 drawn 2× larger in the middle of a wider RGBA frame.
+  const w = 80;
+  const h = 56;
+  const rgba = new Uint8ClampedArray(w * h * 4);
+  const src = data.images.subarray(0, 784);
+  for (let y = 0; y < h; y++) for (let x = 12; x < 68; x++) {
+    const v = src[Math.floor(y / 2) * 28 + Math.floor((x - 12) / 2)]!;
+    rgba.set([v, v, v, 255], (y * w + x) * 4);
+  }
+  const big = await engine.step({ frame: { data: rgba, width: w, height: h, channels: 4 }, corruption: null, preview: true });
+  const direct = await engine.step({ frame: { data: image(0), width: 28, height: 28, channels: 1, maxValue: 1 }, corruption: null });
+  assert.equal(big.predicted, direct.predicted);
+  assert.ok(big.preview!.every((v, k) => Math.abs(v - image(0)[k]!) < 1e-5), 'a 2× blow-up shrinks back exactly');
+});
+
+test('engine: EATA gets its Fisher from clean images', async () => {
+  const count = 20;
+  const pixels = new Float32Array(count * 784);
+  for (let i = 0; i < count; i++) pixels.set(image(9000 + i), i * 784);
+  const info = await engine.setMethod({ method: 'eata', lr: 3e-3, fisherImages: { pixels, count } });
+  assert.equal(info.fisher, true);
+  await engine.step(frame(5));
+  await assert.rejects(engine.setMethod({ method: 'eata', fisherImages: { pixels, count: count + 1 } }), /fisherImages/);
+});
+
+test('withClassNames: Hugging Face id2label becomes label_names; other configs pass through', () => {
+  assert.deepEqual(withClassNames({ id2label: { '1': 'b', '0': 'a' } }), { id2label: { '1': 'b', '0': 'a' }, label_names: ['a', 'b'] });
+  const ours = { class_names: ['x'], id2label: { '0': 'y' } };
+  assert.equal(withClassNames(ours), ours);
+  const gap = { id2label: { '0': 'a', '2': 'c' } };
+  assert.equal(withClassNames(gap), gap);
+  assert.equal(withClassNames(null), null);
+});
