@@ -1,7 +1,7 @@
 // The wild benchmark in a real browser: Playwright drives headless Chromium,
 // which runs scenarios × methods × seeds on the shipped model, in the page.
 //
-//   npm run bench -- [--quick] [--backend wasm|webgpu|webgl] [--seeds 1,2,3]
+//   npm run bench -- [--quick] [--backend wasm|webgpu|webgl] [--seeds 1,2,3] [--parallel 2]
 //                    [--scenarios per-corruption,mixed,label-shift] [--methods source,tent,eata,sar,deyo]
 //                    [--per-corruption 300] [--severity 5] [--no-write]
 //
@@ -36,6 +36,8 @@ export interface WildBenchOptions {
   plots: boolean;
   /** Clean images for EATA's Fisher (default 500). */
   fisherCount?: number;
+  /** Pages run at once (default 1); each takes the next job when it is free. */
+  parallel?: number;
   log?: (line: string) => void;
 }
 
@@ -97,44 +99,47 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
   mkdirSync(o.outDir, { recursive: true });
   const records: WildRunRecord[] = [];
   let browser = '';
-  await withPage(
-    async (h) => {
-      browser = h.page.context().browser()?.version() ?? '';
-      let label = '';
-      await h.page.exposeFunction('wildttaProgress', (done: number, total: number) => {
-        if (process.stdout.isTTY) process.stdout.write(`\r${label} ${done}/${total}   `);
-      });
-      await openBench(h);
-      for (const scenario of o.scenarios) {
-        for (const seed of o.seeds) {
-          for (const method of o.methods) {
-            const options = o.methodOptions[method] ?? ({ method } as AdapterOptions);
-            label = `${scenario} seed ${seed} ${method}:`;
-            const run: WildRun = {
-              backend: backend!,
-              modelUrl: MODEL_URL,
-              dataUrl: DATA_URL,
-              scenario,
-              corruptions: o.corruptions,
-              severity: o.severity,
-              perCorruption: o.perCorruption,
-              seed,
-              method: options,
-              fisherCount: o.fisherCount,
-              trace: scenario !== 'per-corruption',
-            };
-            const score = (await h.page.evaluate(`window.wildttaWild.run(${JSON.stringify(run)})`)) as StreamScore & { backend: string };
-            if (process.stdout.isTTY) process.stdout.write('\r');
-            log(`${label} ${pct(score.accuracy)}% (${score.updates} updates, ${score.resets} resets, ${(score.ms / 1000).toFixed(0)} s)`);
-            const record: WildRunRecord = { scenario, method, seed, backend: score.backend, options, score };
-            records.push(record);
-            writeFileSync(join(o.outDir, `${scenario}-${method.replace(/[^\w.-]+/g, '_')}-s${seed}.json`), `${JSON.stringify(record)}\n`);
-          }
+  const jobs = o.scenarios.flatMap((scenario) => o.seeds.flatMap((seed) => o.methods.map((method) => ({ scenario, seed, method }))));
+  // Each page is its own renderer process, so pages run side by side on separate cores.
+  const lanes = Math.max(1, Math.min(o.parallel ?? 1, jobs.length));
+  let next = 0;
+  const lane = (id: number) =>
+    withPage(
+      async (h) => {
+        browser = h.page.context().browser()?.version() ?? '';
+        let label = '';
+        await h.page.exposeFunction('wildttaProgress', (done: number, total: number) => {
+          if (process.stdout.isTTY && lanes === 1) process.stdout.write(`\r${label} ${done}/${total}   `);
+        });
+        await openBench(h);
+        while (next < jobs.length) {
+          const { scenario, seed, method } = jobs[next++]!;
+          const options = o.methodOptions[method] ?? ({ method } as AdapterOptions);
+          label = `${lanes > 1 ? `[page ${id + 1}] ` : ''}${scenario} seed ${seed} ${method}:`;
+          const run: WildRun = {
+            backend: backend!,
+            modelUrl: MODEL_URL,
+            dataUrl: DATA_URL,
+            scenario,
+            corruptions: o.corruptions,
+            severity: o.severity,
+            perCorruption: o.perCorruption,
+            seed,
+            method: options,
+            fisherCount: o.fisherCount,
+            trace: scenario !== 'per-corruption',
+          };
+          const score = (await h.page.evaluate(`window.wildttaWild.run(${JSON.stringify(run)})`)) as StreamScore & { backend: string };
+          if (process.stdout.isTTY && lanes === 1) process.stdout.write('\r');
+          log(`${label} ${pct(score.accuracy)}% (${score.updates} updates, ${score.resets} resets, ${(score.ms / 1000).toFixed(0)} s)`);
+          const record: WildRunRecord = { scenario, method, seed, backend: score.backend, options, score };
+          records.push(record);
+          writeFileSync(join(o.outDir, `${scenario}-${method.replace(/[^\w.-]+/g, '_')}-s${seed}.json`), `${JSON.stringify(record)}\n`);
         }
-      }
-    },
-    { path: 'bench/wild.html' },
-  );
+      },
+      { path: 'bench/wild.html' },
+    );
+  await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
   if (o.plots) await drawPlots(records, o);
   return { records, backend, browser, seconds: (Date.now() - t0) / 1000 };
 }
@@ -220,6 +225,7 @@ function parseCli() {
       severity: { type: 'string', default: '5' },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
+      parallel: { type: 'string', default: '1' },
     },
   });
   return values;
@@ -239,6 +245,7 @@ async function main(): Promise<void> {
     outDir: a.out ?? (quick ? 'bench/results/quick' : 'bench/results'),
     methodOptions: loadMethodOptions(),
     plots: !quick,
+    parallel: Number(a.parallel),
   };
   const { records, backend, browser, seconds } = await runWildBench(o);
   await shutdown();
@@ -250,7 +257,7 @@ async function main(): Promise<void> {
       'bench:wild',
       `## Wild benchmark (\`npm run bench\`)
 
-Command: \`npm run bench -- --seeds ${o.seeds.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${a.backend ? ` --backend ${a.backend}` : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
+Command: \`npm run bench -- --seeds ${o.seeds.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
 Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
 Shipped model, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
 Method options (chosen by \`npm run bench:tune\` on the extra corruptions only): ${opts}.
