@@ -121,7 +121,8 @@ export class LivePlot {
     const yRange = spec.yRange;
     const opts: uPlot.Options = {
       width: Math.max(200, spec.el.clientWidth),
-      height: spec.height ?? 122,
+      height: spec.height ?? 108,
+      // Not live, and clicks do nothing: which series show is the page's choice (side by side, camera).
       legend: { show: true, live: false },
       cursor: { show: false },
       scales: {
@@ -200,8 +201,19 @@ export class LivePlot {
     if (w !== this.plot.width) this.plot.setSize({ width: w, height: this.plot.height });
   }
 
+  /** Shows or hides a series, legend entry included (the page decides, not legend clicks). */
   setShown(series: number, show: boolean): void {
     this.plot.setSeries(series + 1, { show });
+    const row = this.legendRow(series);
+    if (row) row.style.display = show ? '' : 'none';
+  }
+
+  private legendRow(series: number): HTMLElement | undefined {
+    const label = String(this.plot.series[series + 1]?.label ?? '');
+    for (const cell of this.spec.el.querySelectorAll<HTMLElement>('.u-legend .u-series .u-label')) {
+      if (cell.textContent === label) return cell.closest<HTMLElement>('.u-series') ?? undefined;
+    }
+    return undefined;
   }
 
   setLabel(series: number, label: string): void {

@@ -2,7 +2,7 @@
 // shared as a link (and so tests can start the page in a known state).
 import type { BackendChoice } from '../src/runtime/backend';
 import type { MethodName } from '../src/methods/types';
-import { ALL_CORRUPTIONS } from '../src/data/corruptions';
+import { CORRUPTION_NAMES } from '../src/runtime/corruption-names';
 import tuning from '../bench/results/tuning.json';
 
 export type InputKind = 'camera' | 'stream';
@@ -84,7 +84,7 @@ export function readConfig(search: string): DemoConfig {
   return {
     backend: oneOf(p.get('backend'), BACKENDS, DEFAULTS.backend),
     input: oneOf(p.get('input'), ['camera', 'stream'] as const, DEFAULTS.input),
-    corruption: corruption !== null && (corruption === 'none' || corruption === 'cycle' || corruption === 'mixed' || (ALL_CORRUPTIONS as readonly string[]).includes(corruption)) ? corruption : DEFAULTS.corruption,
+    corruption: corruption !== null && (corruption === 'none' || corruption === 'cycle' || corruption === 'mixed' || CORRUPTION_NAMES.includes(corruption)) ? corruption : DEFAULTS.corruption,
     severity: intIn(p.get('severity'), 1, 5, DEFAULTS.severity),
     cycle: intIn(p.get('cycle'), 10, 5000, DEFAULTS.cycle),
     method: oneOf(p.get('method'), METHODS, DEFAULTS.method),

@@ -9,7 +9,7 @@ import type { MethodName } from '../src/methods/types';
 import { fetchLabeledImages, FASHION_MNIST_CLASSES, type LabeledImages } from '../src/data/idx';
 import { splitPools } from '../src/data/streams';
 import { mulberry32 } from '../src/data/random';
-import { CORRUPTIONS, EXTRA_CORRUPTIONS } from '../src/data/corruptions';
+import { EXTRA_CORRUPTION_NAMES as EXTRA_CORRUPTIONS, TEST_CORRUPTION_NAMES as CORRUPTIONS } from '../src/runtime/corruption-names';
 import { LivePlot, Markers, RollingRate } from './charts';
 import { DEFAULTS, METHOD_NAMES, readConfig, tunedOptions, writeConfig, type DemoConfig, type InputKind } from './config';
 
@@ -41,6 +41,8 @@ let methodInfo: MethodInfo | undefined;
 let modelSource: ModelSource = { kind: 'url', url: config.model ? new URL(config.model, location.href).href : SHIPPED_MODEL };
 /** A dropped file's bytes, kept so a backend switch can load the model again (the engine gets a copy). */
 let modelBytes: { weights: ArrayBuffer; config: unknown; name: string } | undefined;
+/** The model the engine holds, to go back to when another fails to load. */
+let loaded: { source: ModelSource; bytes: typeof modelBytes; url: string; info: string } | undefined;
 let fmnist: LabeledImages | undefined;
 let streamOrder: number[] = [];
 let fisherPool: number[] = [];
@@ -81,7 +83,8 @@ let stepMs = NaN;
 let frameMs = NaN;
 let numTensors = NaN;
 let lastPreviewAt = 0;
-let latest: FrameResult | undefined;
+/** The newest result whose images are on screen (the prediction panel shows this one). */
+let shown: FrameResult | undefined;
 let chartRenders = 0;
 let lastRender = 0;
 
@@ -103,7 +106,7 @@ const charts = {
   entropy: new LivePlot({
     el: $('chart-entropy'),
     xLabel: 'frame',
-    yLabel: 'entropy (nats)',
+    yLabel: 'nats',
     yRange: (_min, max) => [0, Math.max(max, methodInfo?.maxEntropy ?? 2.3) * 1.02],
     markers,
     series: [
@@ -403,7 +406,17 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
   }
   const c = client;
   if (what === 'backend' || what === 'model' || !modelInfo) {
-    await loadModel(c);
+    try {
+      await loadModel(c);
+    } catch (e) {
+      // A model that fails to load leaves the engine with the one it had: go on with that.
+      if (what !== 'model' || !loaded || !modelInfo) throw e;
+      ({ source: modelSource, bytes: modelBytes, url: config.model } = loaded);
+      $<HTMLSelectElement>('model-kind').value = modelBytes ? 'files' : config.model ? 'url' : 'shipped';
+      syncControlClasses();
+      $('model-info').textContent = loaded.info;
+      say(describeError(e), 'error');
+    }
     if (mine !== session) return;
   }
   const tuned = tunedOptions(config.method);
@@ -439,7 +452,9 @@ async function loadModel(c: EngineClient): Promise<void> {
   }
   const m = modelInfo;
   const name = m.name === SHIPPED_MODEL ? 'Shipped Fashion-MNIST ViT' : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
-  $('model-info').textContent = `${name}: ${m.imageSize}×${m.imageSize}×${m.inChannels} input, patch ${m.patchSize}, width ${m.width}, depth ${m.depth}, ${m.numClasses} classes, ${formatCount(m.parameters)} weights.`;
+  const info = `${name}: ${m.imageSize}×${m.imageSize}×${m.inChannels} input, patch ${m.patchSize}, width ${m.width}, depth ${m.depth}, ${m.numClasses} classes, ${formatCount(m.parameters)} weights.`;
+  $('model-info').textContent = info;
+  loaded = { source: modelSource, bytes: modelBytes, url: config.model, info };
   fillLabelPicker();
   for (const id of ['clean-canvas', 'input-canvas']) {
     const cv = $<HTMLCanvasElement>(id);
@@ -520,9 +535,12 @@ const grabCanvas = document.createElement('canvas');
 const grab = grabCanvas.getContext('2d', { willReadFrequently: true })!;
 
 interface Captured {
+  /** The model-sized clean frame (sent to the engine, which takes the buffer). */
   pixels: Float32Array;
   label: number | null;
   tag: number;
+  /** Draws the frame's source panel, when it is the one on screen. */
+  showSource?: () => void;
 }
 
 function stopSources(): void {
@@ -641,9 +659,8 @@ function captureCamera(): Captured | undefined {
   const img = grab.getImageData(0, 0, w, h);
   const invert = config.invert === 'auto' ? 'auto' : config.invert === 'on';
   const r = preprocessFrame({ data: img.data, width: w, height: h, channels: 4 }, { size: modelInfo.imageSize, channels: modelInfo.inChannels, invert });
-  $('clean-note').textContent = `crop · ${modelInfo.inChannels === 1 ? 'gray' : 'RGB'} · ${modelInfo.imageSize}×${modelInfo.imageSize}${r.inverted ? ' · inverted' : ''}`;
-  drawPixels('clean-canvas', r.pixels, modelInfo.imageSize, modelInfo.inChannels);
-  return { pixels: r.pixels, label: cameraLabel, tag: cameraFrameCount };
+  const note = `crop · ${modelInfo.inChannels === 1 ? 'gray' : 'RGB'} · ${modelInfo.imageSize}×${modelInfo.imageSize}${r.inverted ? ' · inverted' : ''}`;
+  return { pixels: r.pixels, label: cameraLabel, tag: cameraFrameCount, showSource: () => ($('clean-note').textContent = note) };
 }
 
 function runCamera(mine: number): void {
@@ -676,12 +693,13 @@ async function runStream(mine: number): Promise<void> {
     const n = stats.submitted;
     const index = streamOrder[n % streamOrder.length]!;
     const image = testImage(index);
-    drawPixels('source-canvas', Float32Array.from(image.data as Uint8Array, (v) => v / 255), image.width, 1, image.height);
     const label = fmnist.labels[index]!;
-    $('source-note').textContent = `#${index} · ${FASHION_MNIST_CLASSES[label]}${labels ? '' : ' (labels do not apply to this model)'}`;
+    const showSource = () => {
+      drawPixels('source-canvas', Float32Array.from(image.data as Uint8Array, (v) => v / 255), image.width, 1, image.height);
+      $('source-note').textContent = `#${index} · ${FASHION_MNIST_CLASSES[label]}${labels ? '' : ' (labels do not apply to this model)'}`;
+    };
     const r = preprocessFrame(image, { size: modelInfo.imageSize, channels: modelInfo.inChannels });
-    drawPixels('clean-canvas', r.pixels, modelInfo.imageSize, modelInfo.inChannels);
-    const ok = await processFrame({ pixels: r.pixels, label: labels ? label : null, tag: index }, mine);
+    const ok = await processFrame({ pixels: r.pixels, label: labels ? label : null, tag: index, showSource }, mine);
     if (!ok) {
       await new Promise((res) => setTimeout(res, 500));
       continue;
@@ -701,8 +719,11 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
   const n = stats.submitted++;
   const corruption = corruptionFor(n);
   const now = performance.now();
-  const preview = now - lastPreviewAt >= PREVIEW_MS;
+  // With the reference on, the preview shares its read, so it costs nothing to take every frame.
+  const preview = needReference() || now - lastPreviewAt >= PREVIEW_MS;
   if (preview) lastPreviewAt = now;
+  // The engine takes the frame's buffer; keep a copy to show beside the result.
+  const clean = preview ? frame.pixels.slice() : undefined;
   let res: FrameResult;
   try {
     res = await c.step({
@@ -720,6 +741,13 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
   }
   if (mine !== session) return false;
   takeResult(res);
+  if (res.preview && clean) {
+    // The three images and the prediction on screen all belong to this frame.
+    shown = res;
+    frame.showSource?.();
+    drawPixels('clean-canvas', clean, m.imageSize, m.inChannels);
+    drawPixels('input-canvas', res.preview, m.imageSize, m.inChannels);
+  }
   if (config.frames > 0 && stats.frames >= config.frames && !done) {
     done = true;
     const late = await c.flush();
@@ -737,7 +765,6 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
 function takeResult(r: FrameResult): void {
   stats.frames++;
   stats.lastStep = r.step;
-  latest = r;
   stepToFrame.set(r.step, r.frame);
   if (stepToFrame.size > 256) stepToFrame.delete(stepToFrame.keys().next().value!);
   const t = performance.now();
@@ -775,7 +802,6 @@ function takeResult(r: FrameResult): void {
   charts.grad.push(r.frame, [null]);
   charts.reliable.push(r.frame, [reliable]);
   takeUpdates(r.updates);
-  if (r.preview && modelInfo) drawPixels('input-canvas', r.preview, modelInfo.imageSize, modelInfo.inChannels);
 }
 
 function takeUpdates(reports: FrameResult['updates']): void {
@@ -794,7 +820,7 @@ function takeUpdates(reports: FrameResult['updates']): void {
 
 function resetView(): void {
   stats = freshStats();
-  latest = undefined;
+  shown = undefined;
   markers.clear();
   for (const r of [accRate, refAccRate, agreeRate, reliableRate]) r.clear();
   stepToFrame.clear();
@@ -862,7 +888,7 @@ function render(now: number): void {
   agreeEl.dataset.total = String(stats.agreeTotal);
   $('updates').textContent = `${stats.updates} · ${stats.autoResets}${stats.manualResets ? ` + ${stats.manualResets} by hand` : ''}`;
 
-  const r = latest;
+  const r = shown;
   if (r) {
     $('pred-class').textContent = className(r.predicted);
     $('pred-conf').textContent = `${(100 * r.confidence).toFixed(0)}%`;

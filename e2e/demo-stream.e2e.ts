@@ -7,6 +7,7 @@
 //    engine's tensor count stays flat.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { loadFashionMnist } from '../tools/fmnist-node';
@@ -56,6 +57,8 @@ const figure = async (page: Page, id: string) => {
   const el = page.locator(`#${id}`);
   return { text: (await el.textContent()) ?? '', correct: Number(await el.getAttribute('data-correct')), total: Number(await el.getAttribute('data-total')) };
 };
+
+const labelsOf = (c: { class_names: string[] }) => c.class_names;
 
 const format = (correct: number, total: number) => `${((100 * correct) / total).toFixed(1)}% (${correct}/${total})`;
 
@@ -119,3 +122,42 @@ test(`demo, ${FRAMES} labeled frames of gaussian noise 5: SAR's and no-adapt's d
   assert.ok(same >= FRAMES - 3, `the no-adapt run and SAR's side-by-side no-adapt disagree on ${FRAMES - same} frames`);
   await assertNoPageErrors();
 });
+
+test('demo model picker: dropped files load with their class names, a URL loads, a broken file leaves the running model', () =>
+  withPage(
+    async ({ page }) => {
+      const modelDir = join(REPO_ROOT, 'public', 'models', 'fmnist-vit');
+      await waitForDemo(page, 'the stream to start', (s) => s.labeled >= 5);
+      await page.selectOption('#model-kind', 'files');
+
+      const before = await waitForDemo(page, 'a running session', (s) => s.state === 'running');
+      await page.setInputFiles('#model-files', [{ name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a safetensors file') }]);
+      const broken = await waitForDemo(page, 'the load error', (s) => /could not be loaded/.test(s.message), 30_000);
+      assert.match(broken.message, /ModelFormatError|safetensors|header/i);
+      const after = await waitForDemo(page, 'frames after the failed load', (s) => s.state === 'running' && s.session > before.session && s.labeled >= 5);
+      assert.equal(after.state, 'running');
+      assert.match((await page.locator('#model-info').textContent()) ?? '', /^Shipped Fashion-MNIST ViT/);
+
+      const config = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as { class_names: string[] };
+      config.class_names = config.class_names.map((n) => `${n.toUpperCase()}!`);
+      await page.setInputFiles('#model-files', [
+        { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: readFileSync(join(modelDir, 'model.safetensors')) },
+        { name: 'config.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(config)) },
+      ]);
+      await waitForDemo(page, 'the dropped model to run', (s) => s.state === 'running' && s.session > after.session && s.labeled >= 5);
+      assert.match((await page.locator('#model-info').textContent()) ?? '', /^model\.safetensors: 28×28×1 input/);
+      assert.ok(config.class_names.includes((await page.locator('#pred-class').textContent()) ?? ''), 'class names come from the dropped config.json');
+
+      const dropped = await demoState(page);
+      await page.selectOption('#model-kind', 'url');
+      // The .safetensors file's own URL (its config.json is read from beside it).
+      await page.fill('#model-url', '/models/fmnist-vit/model.safetensors');
+      await page.click('#model-load');
+      await waitForDemo(page, 'the URL model to run', (s) => s.state === 'running' && s.session > dropped.session && s.labeled >= 5);
+      assert.match((await page.locator('#model-info').textContent()) ?? '', /^model\.safetensors: 28×28×1 input/);
+      assert.equal(await page.locator('#pred-class').textContent().then((t) => labelsOf(config).includes(t ?? '')), false, 'the URL model has its own config.json');
+      assert.match(page.url(), /model=%2Fmodels%2Ffmnist-vit%2Fmodel\.safetensors/, 'the page URL keeps the model for sharing');
+      await assertNoPageErrors();
+    },
+    { path: 'demo/?backend=wasm&input=stream&fps=20', context: { viewport: { width: 1280, height: 720 } } },
+  ));
