@@ -427,6 +427,7 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
   await applyReference();
   if (mine !== session) return;
   $<HTMLInputElement>('lr').value = String(methodInfo.lr);
+  $<HTMLInputElement>('lr').disabled = config.method === 'source';
   if (config.method === 'eata' && !methodInfo.fisher) say('EATA runs without its anti-forgetting (Fisher) term: there are no clean images for this model.');
   resetView();
   done = false;
@@ -609,6 +610,15 @@ async function openCamera(): Promise<boolean> {
   }
   video = $<HTMLVideoElement>('video');
   video.srcObject = camera;
+  const track = camera.getVideoTracks()[0];
+  if (track) {
+    track.onended = () => {
+      if (camera?.getVideoTracks()[0] !== track || config.input !== 'camera') return;
+      releaseCamera();
+      say(`The camera stopped (unplugged or taken by another application). ${fallback}`);
+      void switchInput('stream', false);
+    };
+  }
   try {
     await video.play();
   } catch (e) {
@@ -684,11 +694,15 @@ function runCamera(mine: number): void {
   schedule();
 }
 
+/** The stream loop that may run: a pause and quick resume must not leave two loops feeding the engine. */
+let streamLoop = 0;
+
 async function runStream(mine: number): Promise<void> {
   if (!fmnist || !modelInfo) return;
+  const loop = ++streamLoop;
   const labels = streamLabelsApply();
   $('source-note').textContent = labels ? '' : '(labels do not apply to this model)';
-  while (mine === session && !paused && !done) {
+  while (mine === session && loop === streamLoop && !paused && !done) {
     const t0 = performance.now();
     const n = stats.submitted;
     const index = streamOrder[n % streamOrder.length]!;

@@ -9,7 +9,8 @@
 //   npm test -- node              Node unit tests only (alias: unit)
 //   npm test -- e2e               browser tests only (alias: browser)
 //   npm test -- src/model         test files under a folder, or given files
-//   npm test -- safetensors       test files whose path contains the word
+//   npm test -- safetensors       test files whose path contains the word (also for a folder
+//                                 without tests, e.g. demo)
 //   npm test -- e2e --test-name-pattern=webgl    extra flags go to node --test
 //
 // Environment: CHROMIUM_PATH (browser for e2e), WILDTTA_E2E_VERBOSE=1 (echo the
@@ -57,7 +58,10 @@ function select(filter) {
   const asPath = relative(root, resolve(filter));
   if (existsSync(asPath)) {
     if (statSync(asPath).isDirectory()) {
-      return allFiles.filter((f) => f === asPath || f.startsWith(asPath + sep) || asPath === '');
+      const under = allFiles.filter((f) => f === asPath || f.startsWith(asPath + sep) || asPath === '');
+      // A folder with no tests of its own (demo/) still names the tests about it (e2e/demo-*.e2e.ts).
+      if (under.length > 0) return under;
+      return allFiles.filter((f) => f.includes(filter));
     }
     return [asPath];
   }

@@ -89,11 +89,15 @@ export class EngineClient {
     return this.call('flush', undefined);
   }
 
-  /** One frame. A Float32Array/Uint8Array frame buffer is transferred, not copied. */
+  /**
+   * One frame. A typed array that spans its whole buffer is transferred, not
+   * copied (the caller's array is empty afterwards); a view into a larger
+   * buffer (a dataset) is copied, so the rest of that buffer stays usable.
+   */
   step(input: FrameInput): Promise<FrameResult> {
     const data = input.frame.data as unknown;
-    const transfer = ArrayBuffer.isView(data) && data.buffer instanceof ArrayBuffer ? [data.buffer] : [];
-    return this.call('step', input, transfer);
+    const whole = ArrayBuffer.isView(data) && data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    return this.call('step', input, whole ? [(data as ArrayBufferView<ArrayBuffer>).buffer] : []);
   }
 
   records(): Promise<FrameRecords> {
