@@ -667,7 +667,8 @@ function captureCamera(): Captured | undefined {
   }
   grab.drawImage(video, 0, 0, w, h);
   const img = grab.getImageData(0, 0, w, h);
-  const invert = config.invert === 'auto' ? 'auto' : config.invert === 'on';
+  // Auto-invert is for gray models trained on bright objects on black; an RGB model sees the scene as it is.
+  const invert = config.invert === 'on' ? true : config.invert === 'off' || modelInfo.inChannels === 3 ? false : 'auto';
   const r = preprocessFrame({ data: img.data, width: w, height: h, channels: 4 }, { size: modelInfo.imageSize, channels: modelInfo.inChannels, invert });
   const note = `crop · ${modelInfo.inChannels === 1 ? 'gray' : 'RGB'} · ${modelInfo.imageSize}×${modelInfo.imageSize}${r.inverted ? ' · inverted' : ''}`;
   return { pixels: r.pixels, label: cameraLabel, tag: cameraFrameCount, showSource: () => ($('clean-note').textContent = note) };

@@ -19,6 +19,7 @@ import type {
   Prediction,
 } from './engine-types';
 import { loadViT, type LoadProgress } from '../model/load';
+import { ModelFormatError } from '../model/errors';
 import { vitLogits, type ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
 import { softmaxEntropy } from '../methods/entropy';
@@ -99,15 +100,16 @@ export class Engine {
       source.kind === 'url'
         ? await loadViT(source.url, { fetch: fetchTranslatingConfig, ...progress })
         : await loadViT(new Uint8Array(source.weights), { config: withClassNames(source.config), ...progress });
+    const c = model.config;
+    if (c.inChannels !== 1 && c.inChannels !== 3) {
+      // Checked before the running model is let go, so a model the engine cannot feed changes nothing.
+      model.dispose();
+      throw new ModelFormatError(`models with ${c.inChannels} input channels are not supported (1 or 3)`);
+    }
     this.unloadModel();
     this.model = model;
     this.modelName = source.kind === 'url' ? source.url : (source.name ?? 'model.safetensors');
     for (const [name, v] of model.variables) this.sourceNorms.set(name, tf.clone(v));
-    const c = model.config;
-    if (c.inChannels !== 1 && c.inChannels !== 3) {
-      this.unloadModel();
-      throw new FrameFormatError(`models with ${c.inChannels} input channels are not supported (1 or 3)`);
-    }
     let parameters = 0;
     for (const t of model.params.values()) parameters += t.size;
     return {
