@@ -24,6 +24,7 @@ const { values: args } = parseArgs({
     'collapse-length': { type: 'string', default: '1000' },
     out: { type: 'string', default: 'bench/results/ablation' },
     'no-write': { type: 'boolean', default: false },
+    parallel: { type: 'string', default: '1' },
   },
 });
 
@@ -44,7 +45,7 @@ const variants: Record<string, AdapterOptions> = {
 };
 
 const seeds = args.seeds.split(',').map(Number);
-const common = { corruptions: [...CORRUPTIONS], severity: Number(args.severity), perCorruption: Number(args['per-corruption']), plots: false, backend: args.backend as 'wasm' };
+const common = { corruptions: [...CORRUPTIONS], severity: Number(args.severity), perCorruption: Number(args['per-corruption']), plots: false, backend: args.backend as 'wasm', parallel: Number(args.parallel) };
 const main = await runWildBench({ ...common, seeds, scenarios: ['label-shift'], methods: Object.keys(variants), outDir: args.out, methodOptions: variants });
 
 // A collapsing run: Tent at a large learning rate on one corruption's label-shift stream, next to SAR at the same rate.
@@ -86,7 +87,7 @@ if (!args['no-write']) {
     'bench:ablation',
     `## Ablation on online imbalanced label shift (\`npm run bench:ablation\`)
 
-Command: \`npm run bench:ablation -- --seeds ${args.seeds} --per-corruption ${args['per-corruption']} --backend ${args.backend}\`, ${new Date().toISOString().slice(0, 10)}, ${(main.seconds + collapse.seconds).toFixed(0)} s.
+Command: \`npm run bench:ablation -- --seeds ${args.seeds} --per-corruption ${args['per-corruption']} --backend ${args.backend}${Number(args.parallel) > 1 ? ` --parallel ${args.parallel}` : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${(main.seconds + collapse.seconds).toFixed(0)} s.
 Backend: ${main.backend} in headless Chromium. Machine: ${machineLine(main.browser)}. Severity ${args.severity}, imbalance ratio 500,000, batch size 1, accuracy (%).
 Variants start from the tuned SAR and Tent options; "w/o reliable filter" sets E0 above ln C, "w/o SAM" sets ρ = 0, "w/o recovery" never resets; clipping caps Tent's global gradient norm.
 

@@ -1,7 +1,7 @@
 // The wild benchmark in a real browser: Playwright drives headless Chromium,
 // which runs scenarios × methods × seeds on the shipped model, in the page.
 //
-//   npm run bench -- [--quick] [--backend wasm|webgpu|webgl] [--seeds 1,2,3] [--parallel 2]
+//   npm run bench -- [--quick] [--backend wasm|webgpu|webgl] [--seeds 1,2,3] [--parallel 2] [--resume]
 //                    [--scenarios per-corruption,mixed,label-shift] [--methods source,tent,eata,sar,deyo]
 //                    [--per-corruption 300] [--severity 5] [--no-write]
 //
@@ -38,6 +38,8 @@ export interface WildBenchOptions {
   fisherCount?: number;
   /** Pages run at once (default 1); each takes the next job when it is free. */
   parallel?: number;
+  /** Keep the records already in outDir that match these options; run only the missing jobs. */
+  resume?: boolean;
   log?: (line: string) => void;
 }
 
@@ -99,7 +101,22 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
   mkdirSync(o.outDir, { recursive: true });
   const records: WildRunRecord[] = [];
   let browser = '';
-  const jobs = o.scenarios.flatMap((scenario) => o.seeds.flatMap((seed) => o.methods.map((method) => ({ scenario, seed, method }))));
+  const fileOf = (scenario: string, method: string, seed: number) => join(o.outDir, `${scenario}-${method.replace(/[^\w.-]+/g, '_')}-s${seed}.json`);
+  let jobs = o.scenarios.flatMap((scenario) => o.seeds.flatMap((seed) => o.methods.map((method) => ({ scenario, seed, method }))));
+  if (o.resume) {
+    // A finished job's record is kept if it was run with the same options; the rest run again.
+    jobs = jobs.filter(({ scenario, seed, method }) => {
+      const file = fileOf(scenario, method, seed);
+      if (!existsSync(file)) return true;
+      const r = JSON.parse(readFileSync(file, 'utf8')) as WildRunRecord;
+      const same = JSON.stringify(r.options) === JSON.stringify(o.methodOptions[method] ?? { method }) && r.score.total === expectedTotal(scenario, o) && r.backend === backend;
+      if (same) {
+        records.push(r);
+        log(`${scenario} seed ${seed} ${method}: kept from ${file}`);
+      }
+      return !same;
+    });
+  }
   // Each page is its own renderer process, so pages run side by side on separate cores.
   const lanes = Math.max(1, Math.min(o.parallel ?? 1, jobs.length));
   let next = 0;
@@ -134,7 +151,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
           log(`${label} ${pct(score.accuracy)}% (${score.updates} updates, ${score.resets} resets, ${(score.ms / 1000).toFixed(0)} s)`);
           const record: WildRunRecord = { scenario, method, seed, backend: score.backend, options, score };
           records.push(record);
-          writeFileSync(join(o.outDir, `${scenario}-${method.replace(/[^\w.-]+/g, '_')}-s${seed}.json`), `${JSON.stringify(record)}\n`);
+          writeFileSync(fileOf(scenario, method, seed), `${JSON.stringify(record)}\n`);
         }
       },
       { path: 'bench/wild.html' },
@@ -142,6 +159,13 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
   await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
   if (o.plots) await drawPlots(records, o);
   return { records, backend, browser, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Samples in one run of a scenario (the label-shift stream has whole blocks per class). */
+function expectedTotal(scenario: Scenario, o: WildBenchOptions): number {
+  // The shipped model has 10 classes: one block per class.
+  const per = scenario === 'label-shift' ? Math.floor(o.perCorruption / 10) * 10 : o.perCorruption;
+  return per * o.corruptions.length;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -226,6 +250,7 @@ function parseCli() {
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       parallel: { type: 'string', default: '1' },
+      resume: { type: 'boolean', default: false },
     },
   });
   return values;
@@ -246,6 +271,7 @@ async function main(): Promise<void> {
     methodOptions: loadMethodOptions(),
     plots: !quick,
     parallel: Number(a.parallel),
+    resume: a.resume,
   };
   const { records, backend, browser, seconds } = await runWildBench(o);
   await shutdown();
