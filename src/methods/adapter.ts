@@ -1,12 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
+import type { FastTape } from '../model/fast-vit';
 import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { ModelFormatError } from '../model/errors';
-import { softmaxEntropy } from './entropy';
+import { entropyWithGrad, softmaxEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
 import { SgdMomentum } from './sgd';
-import { globalNorm } from './sam';
+import { flatNorm } from './sam';
+import { FlatLayout } from './flat';
 import { decodeStats, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
 
 export interface CommonOptions extends ParamSelection {
@@ -28,6 +30,11 @@ const STATE_KEY = 'wildtta.state';
  * sample passed, the method's update, queued on the device with every further
  * decision (later filters, non-finite guards, EMA, reset) made there, so no
  * other read is needed. An input with no reliable sample costs one forward.
+ *
+ * The first forward keeps what its backward needs (model/fast-vit.ts), so the
+ * update's first gradient reuses the prediction's forward; the update
+ * arithmetic runs on the adapted values as one flat vector (flat.ts) and is
+ * written back to the model's variables once per update.
  */
 export abstract class Adapter {
   abstract readonly method: MethodName;
@@ -41,6 +48,11 @@ export abstract class Adapter {
   /** Called with every update report as it reaches the CPU. */
   onUpdate?: (report: UpdateReport) => void;
   protected readonly source = new Map<string, tf.Tensor>();
+  /** The adapted tensors' layout as one vector, and the source values in it. */
+  protected readonly layout: FlatLayout;
+  protected readonly sourceFlat: tf.Tensor1D;
+  /** Names of the adapted tensors, for the backward. */
+  protected readonly adapted: ReadonlySet<string>;
   /** False for the no-adapt baseline: nothing is ever queued after the forward. */
   protected readonly adaptsAfterForward: boolean = true;
   protected readonly sgd: SgdMomentum;
@@ -56,7 +68,10 @@ export abstract class Adapter {
   ) {
     this.params = selectNormParams(model, selection);
     for (const [name, p] of this.params) this.source.set(name, tf.clone(p));
-    this.sgd = new SgdMomentum(this.params, lr, momentum);
+    this.layout = new FlatLayout(this.params);
+    this.sourceFlat = tf.tidy(() => this.layout.concat(this.source));
+    this.adapted = new Set(this.params.keys());
+    this.sgd = new SgdMomentum(this.layout.total, lr, momentum);
     this.numClasses = model.config.numClasses;
     this.lnC = Math.log(this.numClasses);
   }
@@ -82,17 +97,37 @@ export abstract class Adapter {
 
   /**
    * Queues the update for the kept samples on the device and returns the
-   * stats vector (see types.ts S). Runs inside tf.tidy; `logits` are the first
-   * forward's, `keep` the indices that passed the first filter.
+   * stats vector (see types.ts S). Runs inside tf.tidy; `logits` and `tape`
+   * are the first forward's (whole batch), `keep` the indices that passed the
+   * first filter.
    */
-  protected abstract adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]): tf.Tensor;
+  protected abstract adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor;
 
   /**
-   * The first forward. Methods that update from this very forward (Tent)
-   * override it to return their stats too. Runs inside tf.tidy.
+   * The first forward, keeping its tape for `adapt` when the method adapts
+   * after it. Methods that update from this very forward (Tent) override it
+   * to return their stats too. Runs inside tf.tidy.
    */
-  protected firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats?: tf.Tensor } {
-    return { logits: this.model.logits(x) };
+  protected firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats?: tf.Tensor; tape?: FastTape } {
+    const { logits, tape } = this.model.fast.forward(x, this.model.param, this.adaptsAfterForward);
+    tape?.keep();
+    return tape ? { logits, tape } : { logits };
+  }
+
+  /** The adapted values as one vector. Inside tf.tidy. */
+  protected theta(): tf.Tensor1D {
+    return this.layout.concat(this.params);
+  }
+
+  /** Flat gradient of a loss given dLoss/dlogits of the forward that made `tape`. Inside tf.tidy. */
+  protected flatGrad(tape: FastTape, dLogits: tf.Tensor2D): tf.Tensor1D {
+    return this.layout.concat(this.model.fast.backward(tape, dLogits, this.adapted));
+  }
+
+  /** Writes a flat vector back into the model's variables. Inside tf.tidy. */
+  protected writeParams(flat: tf.Tensor1D): void {
+    const pieces = this.layout.split(flat);
+    for (const [name, p] of this.params) p.assign(pieces.get(name)!);
   }
 
   /** Adapts on `input` ([B, H, W, C] or [H, W, C], values in [0, 1]) and returns the pre-update prediction. */
@@ -100,6 +135,7 @@ export abstract class Adapter {
     this.assertAlive();
     const x = this.checkInput(input);
     let logits: tf.Tensor2D | undefined;
+    let tape: FastTape | undefined;
     try {
       const B = x.shape[0];
       const C = this.numClasses;
@@ -107,6 +143,7 @@ export abstract class Adapter {
       let immediate = false;
       const packed = tf.tidy(() => {
         const first = this.firstForward(x);
+        tape = first.tape;
         logits = tf.keep(first.logits);
         immediate = first.stats !== undefined;
         const parts = [
@@ -143,12 +180,13 @@ export abstract class Adapter {
       const reliable = this.firstFilter(entropies, probabilities);
       const keep = reliable.flatMap((r, i) => (r ? [i] : []));
       const adapting = this.adaptsAfterForward && keep.length > 0 && !immediate;
-      if (adapting) this.pending = { step, stats: tf.tidy(() => this.adapt(x, logits!, keep)) };
+      if (adapting) this.pending = { step, stats: tf.tidy(() => this.adapt(x, logits!, keep, tape!)) };
       const result: StepResult = { step, batchSize: B, numClasses: C, classes, probabilities, entropies, reliable, adapting };
       const update = this.takeUndelivered();
       if (update) result.update = update;
       return result;
     } finally {
+      tape?.dispose();
       logits?.dispose();
       if (x !== input) x.dispose();
     }
@@ -179,32 +217,48 @@ export abstract class Adapter {
   }
 
   /**
-   * One gated SGD step on Σ w·E / max(kept, 1) (+ `extra()`), the loss of EATA
-   * and DeYO: w are per-sample weights from the first forward (0 for samples a
-   * later filter dropped), E the entropies at the current weights. Nothing
-   * changes when no sample is kept or the loss or gradient is not finite.
-   * Returns the stats vector. Inside tf.tidy.
+   * One gated SGD step on Σ w·E / max(kept, 1) (+ `extra`), the loss of EATA
+   * and DeYO, from the first forward's tape: w are per-sample weights of the
+   * kept samples (0 for those a later filter dropped), E their entropies (the
+   * weights are constants: no gradient flows through them). `extra` gives a
+   * term of θ and its gradient. Nothing changes when no sample is kept or the
+   * loss or gradient is not finite. Returns the stats vector. Inside tf.tidy.
    */
-  protected weightedEntropyStep(xs: tf.Tensor4D, weights: tf.Tensor, kept: tf.Tensor, extra?: () => tf.Tensor): tf.Tensor {
+  protected weightedEntropyStep(
+    logits: tf.Tensor2D,
+    tape: FastTape,
+    keep: number[],
+    weights: tf.Tensor1D,
+    kept: tf.Tensor,
+    extra?: (theta: tf.Tensor1D) => { value: tf.Tensor; grad: tf.Tensor1D },
+  ): tf.Tensor {
     const anyKept = tf.greater(kept, 0);
-    const { value: loss, grads } = tf.variableGrads(() => {
-      const e = softmaxEntropy(this.model.logits(xs));
-      const weighted = tf.div(tf.sum(tf.mul(e, weights)), tf.maximum(kept, 1));
-      return (extra ? tf.add(weighted, extra()) : weighted) as tf.Scalar;
-    }, [...this.params.values()]);
-    const g = gradsByName(this.params, grads);
-    const gradNorm = globalNorm(g.values());
+    const { entropies, grad } = entropyWithGrad(logits);
+    const w = tf.div(scatterKept(weights, keep, logits.shape[0]), tf.maximum(kept, 1));
+    let loss: tf.Tensor = tf.sum(tf.mul(entropies, w));
+    let g = this.flatGrad(tape, tf.mul(grad, tf.expandDims(w, 1)) as tf.Tensor2D);
+    const theta = this.theta();
+    if (extra) {
+      const e = extra(theta);
+      loss = tf.add(loss, e.value);
+      g = tf.add(g, e.grad) as tf.Tensor1D;
+    }
+    const gradNorm = flatNorm(g);
     const finite = allFinite(loss, gradNorm);
     const gate = tf.logicalAnd(finite, anyKept);
-    this.sgd.step(this.params, g, gate);
+    this.writeParams(this.sgd.step(theta, g, gate));
     return packStats({ updated: gate, kept, loss: tf.where(anyKept, loss, tf.scalar(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
   }
 
-  /** Device-side reset where `when` (boolean scalar) holds; used by SAR's model recovery. Inside tf.tidy. */
-  protected resetWhere(when: tf.Tensor): void {
-    for (const [name, p] of this.params) p.assign(tf.where(tf.broadcastTo(when, p.shape), this.source.get(name)!, p));
+  /**
+   * Device-side reset where `when` (boolean scalar) holds, used by SAR's
+   * model recovery: returns θ or the source values, zeroes the momentum and
+   * clears method state there. Inside tf.tidy.
+   */
+  protected resetWhere(when: tf.Tensor, theta: tf.Tensor1D): tf.Tensor1D {
     this.sgd.clear(when);
     this.clearState(when);
+    return tf.where(tf.broadcastTo(when, theta.shape), this.sourceFlat, theta) as tf.Tensor1D;
   }
 
   /** The adapted state (scale/shift, momentum, method state, counters) as a compact safetensors blob. */
@@ -214,7 +268,9 @@ export abstract class Adapter {
     const entries: Array<[string, { shape: number[]; values: Float32Array }]> = [];
     const add = async (key: string, t: tf.Tensor) => entries.push([key, { shape: t.shape, values: (await t.data()) as Float32Array }]);
     for (const [name, p] of this.params) await add(`param.${name}`, p);
-    for (const [name, b] of this.sgd.buffers) await add(`momentum.${name}`, b);
+    const momentum = tf.tidy(() => [...this.layout.split(this.sgd.buffer).values()]);
+    for (let i = 0; i < momentum.length; i++) await add(`momentum.${this.layout.names[i]!}`, momentum[i]!);
+    tf.dispose(momentum);
     for (const [name, t] of this.stateTensors()) await add(`state.${name}`, t);
     const meta = { version: 1, method: this.method, steps: this.stepCount, updates: this.updateCount, resets: this.resetCount };
     return writeSafetensors(entries, { [STATE_KEY]: JSON.stringify(meta) });
@@ -238,9 +294,9 @@ export abstract class Adapter {
     }
     if (meta.version !== 1) throw new StateFormatError(`unsupported state version ${String(meta.version)}`);
     if (meta.method !== this.method) throw new StateFormatError(`state was saved by method ${String(meta.method)}, this adapter runs ${this.method}`);
-    const targets = new Map<string, tf.Variable>();
+    const targets = new Map<string, { shape: number[] }>();
     for (const [name, p] of this.params) targets.set(`param.${name}`, p);
-    for (const [name, b] of this.sgd.buffers) targets.set(`momentum.${name}`, b);
+    this.layout.names.forEach((name, i) => targets.set(`momentum.${name}`, { shape: this.layout.shapes[i]! }));
     for (const [name, t] of this.stateTensors()) targets.set(`state.${name}`, t);
     // Check everything before assigning anything, so a bad blob changes nothing.
     for (const [key, v] of targets) {
@@ -253,10 +309,15 @@ export abstract class Adapter {
     for (const key of file.tensors.keys()) if (!targets.has(key)) throw new StateFormatError(`state has unexpected tensor ${key}`);
     this.pending?.stats.dispose();
     this.pending = null;
-    for (const [key, v] of targets) {
+    const fromFile = (key: string) => {
       const t = file.tensors.get(key)!;
-      tf.tidy(() => v.assign(tf.tensor(t.values, t.shape)));
-    }
+      return tf.tensor(t.values, t.shape);
+    };
+    tf.tidy(() => {
+      for (const [name, p] of this.params) p.assign(fromFile(`param.${name}`));
+      for (const [name, t] of this.stateTensors()) t.assign(fromFile(`state.${name}`));
+      this.sgd.buffer.assign(this.layout.concat(new Map(this.layout.names.map((n) => [n, fromFile(`momentum.${n}`)]))));
+    });
     this.stepCount = meta.steps ?? 0;
     this.updateCount = meta.updates ?? 0;
     this.resetCount = meta.resets ?? 0;
@@ -277,6 +338,7 @@ export abstract class Adapter {
     });
     for (const t of this.source.values()) t.dispose();
     this.source.clear();
+    this.sourceFlat.dispose();
     this.sgd.dispose();
     for (const t of this.stateTensors().values()) t.dispose();
   }
@@ -323,6 +385,14 @@ export abstract class Adapter {
 export function keptSamples(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]) {
   const kept = keptRows(logits, keep);
   return { x: keptRows(x, keep), logits: kept, probs: tf.softmax(kept), entropies: softmaxEntropy(kept) };
+}
+
+/** A value per kept sample spread to the whole batch of `batch` rows, 0 for the others. Inside tf.tidy. */
+export function scatterKept(values: tf.Tensor1D, keep: number[], batch: number): tf.Tensor1D {
+  if (keep.length === batch) return values;
+  const at = new Int32Array(batch).fill(keep.length);
+  keep.forEach((row, i) => (at[row] = i));
+  return tf.gather(tf.concat([values, tf.zeros([1])]), tf.tensor1d(at, 'int32')) as tf.Tensor1D;
 }
 
 /** Gathers the kept rows (or returns x itself when every row is kept). Inside tf.tidy. */

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
+import type { FastTape } from '../model/fast-vit';
 import { mulberry32 } from '../data/random';
 import { Adapter, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
@@ -47,19 +48,19 @@ export class DeyoAdapter extends Adapter {
     return entropyBelow(entropies, this.margin);
   }
 
-  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]): tf.Tensor {
+  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor {
     const { x: xs, logits: firstLogits, probs, entropies } = keptSamples(x, logits, keep);
     const predicted = tf.oneHot(tf.argMax(firstLogits, 1), this.numClasses);
 
     // PLPD: how much the predicted class's probability drops when the object's shape is destroyed.
     const shuffled = patchShuffle(xs, this.grid, this.permutation(keep.length, this.grid * this.grid));
-    const shuffledProbs = tf.softmax(this.model.logits(shuffled));
+    const shuffledProbs = tf.softmax(this.model.fast.forward(shuffled, this.model.param).logits);
     const plpd = tf.sum(tf.mul(tf.sub(probs, shuffledProbs), predicted), 1);
     const mask = tf.cast(tf.greater(plpd, this.plpdThreshold), 'float32');
     const kept = tf.sum(mask);
     // Weights from the first forward (no gradient through them): exp(E0 − E) + exp(PLPD).
-    const weights = tf.mul(tf.add(tf.exp(tf.sub(this.weightMargin, entropies)), tf.exp(plpd)), mask);
-    return this.weightedEntropyStep(xs, weights, kept);
+    const weights = tf.mul(tf.add(tf.exp(tf.sub(this.weightMargin, entropies)), tf.exp(plpd)), mask) as tf.Tensor1D;
+    return this.weightedEntropyStep(logits, tape, keep, weights, kept);
   }
 }
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
+import type { FastTape } from '../model/fast-vit';
 import { Adapter, gradsByName, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
 
@@ -25,7 +26,8 @@ export class EataAdapter extends Adapter {
   readonly margin: number;
   readonly dMargin: number;
   readonly fisherAlpha: number;
-  private readonly fisher = new Map<string, tf.Tensor>();
+  /** Diagonal Fisher in the flat layout (flat.ts), when given. */
+  private readonly fisher: tf.Tensor1D | undefined;
   private readonly probsEma: tf.Variable;
   private readonly hasProbsEma = tf.tidy(() => tf.variable(tf.scalar(0), false));
 
@@ -36,12 +38,13 @@ export class EataAdapter extends Adapter {
     this.fisherAlpha = opts.fisherAlpha ?? 2000;
     this.probsEma = tf.tidy(() => tf.variable(tf.zeros([this.numClasses]), false));
     if (opts.fisher) {
+      const given = opts.fisher;
       for (const [name, p] of this.params) {
-        const f = opts.fisher.get(name);
+        const f = given.get(name);
         if (!f) throw new RangeError(`fisher lacks ${name}`);
         if (f.size !== p.size) throw new RangeError(`fisher ${name} has ${f.size} values, the parameter ${p.size}`);
-        this.fisher.set(name, tf.tidy(() => tf.reshape(tf.clone(f), p.shape)));
       }
+      this.fisher = tf.tidy(() => this.layout.concat(given));
     }
   }
 
@@ -49,8 +52,8 @@ export class EataAdapter extends Adapter {
     return entropyBelow(entropies, this.margin);
   }
 
-  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]): tf.Tensor {
-    const { x: xs, probs, entropies } = keptSamples(x, logits, keep);
+  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor {
+    const { probs, entropies } = keptSamples(x, logits, keep);
 
     // Redundancy filter, once m exists: |cos(m, p)| < d_margin (cosine as torch: x·y / max(‖x‖‖y‖, 1e-8)).
     const hasM = tf.cast(this.hasProbsEma, 'bool');
@@ -69,16 +72,17 @@ export class EataAdapter extends Adapter {
     this.hasProbsEma.assign(tf.where(anyKept, tf.scalar(1), this.hasProbsEma as tf.Scalar));
 
     // Sample weights 1/exp(E − e_margin) come from the first forward, so no gradient flows through them.
-    const weights = tf.mul(tf.exp(tf.sub(this.margin, entropies)), mask);
-    const fisherPenalty = () => {
-      let total: tf.Tensor = tf.scalar(0);
-      for (const [name, f] of this.fisher) {
-        const drift = tf.sub(this.params.get(name)!, this.source.get(name)!);
-        total = tf.add(total, tf.mul(this.fisherAlpha, tf.sum(tf.mul(f, tf.square(drift)))));
-      }
-      return total;
-    };
-    return this.weightedEntropyStep(xs, weights, kept, this.fisher.size > 0 ? fisherPenalty : undefined);
+    const weights = tf.mul(tf.exp(tf.sub(this.margin, entropies)), mask) as tf.Tensor1D;
+    // Σ α·F·(θ − θ0)², gradient 2α·F·(θ − θ0).
+    const fisher = this.fisher;
+    const fisherPenalty = fisher
+      ? (theta: tf.Tensor1D) => {
+          const drift = tf.sub(theta, this.sourceFlat);
+          const weighted = tf.mul(fisher, drift);
+          return { value: tf.mul(this.fisherAlpha, tf.sum(tf.mul(weighted, drift))), grad: tf.mul(weighted, 2 * this.fisherAlpha) as tf.Tensor1D };
+        }
+      : undefined;
+    return this.weightedEntropyStep(logits, tape, keep, weights, kept, fisherPenalty);
   }
 
   protected override stateTensors(): Map<string, tf.Variable> {
@@ -94,8 +98,7 @@ export class EataAdapter extends Adapter {
 
   override dispose(): void {
     super.dispose();
-    for (const f of this.fisher.values()) f.dispose();
-    this.fisher.clear();
+    this.fisher?.dispose();
   }
 }
 

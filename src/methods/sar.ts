@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
-import { Adapter, allFinite, gradsByName, keptRows, packStats, type CommonOptions } from './adapter';
-import { softmaxEntropy } from './entropy';
+import type { FastTape } from '../model/fast-vit';
+import { Adapter, allFinite, keptRows, packStats, scatterKept, type CommonOptions } from './adapter';
+import { entropyWithGrad } from './entropy';
 import { entropyBelow } from './filters';
-import { globalNorm, samAscend, samRestore } from './sam';
+import { flatNorm, samPerturb } from './sam';
 
 export interface SarOptions extends CommonOptions {
   /** E0 as a fraction of ln C (reference: 0.4). */
@@ -48,60 +49,54 @@ export class SarAdapter extends Adapter {
     return entropyBelow(entropies, this.margin);
   }
 
-  protected adapt(x: tf.Tensor4D, _logits: tf.Tensor2D, keep: number[]): tf.Tensor {
-    const xs = keptRows(x, keep);
-    const vars = [...this.params.values()];
+  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor {
+    // Step 3: Loss1 = mean entropy of the kept samples; g = ∇θ Loss1, from the prediction's own forward.
+    const { entropies, grad } = entropyWithGrad(logits);
+    const share = scatterKept(tf.fill([keep.length], 1 / keep.length) as tf.Tensor1D, keep, logits.shape[0]);
+    const loss1 = tf.sum(tf.mul(entropies, share));
+    const g1 = this.flatGrad(tape, tf.mul(grad, tf.expandDims(share, 1)) as tf.Tensor2D);
+    const gradNorm = flatNorm(g1);
 
-    // Step 3: Loss1 = mean entropy of the kept samples; g = ∇θ Loss1.
-    const first = tf.variableGrads(() => tf.mean(softmaxEntropy(this.model.logits(xs))) as tf.Scalar, vars);
-    const g1 = gradsByName(this.params, first.grads);
-    const gradNorm = globalNorm(g1.values());
-
-    // Step 4: SAM ascent θ ← θ + ρ·g/(‖g‖ + 1e-12).
-    const theta = samAscend(this.params, g1, gradNorm, this.rho);
+    // Step 4: SAM ascent θ + ε, ε = ρ·g/(‖g‖ + 1e-12). θ itself stays in the variables.
+    const theta = this.theta();
+    const ascended = this.layout.split(samPerturb(theta, g1, gradNorm, this.rho));
+    const atAscent = (name: string) => ascended.get(name) ?? this.model.param(name);
 
     // Step 5: second forward at θ+ε; keep E2 < E0; Loss2 = mean of those.
-    let count2!: tf.Tensor;
-    let meanKept2!: tf.Tensor;
-    const second = tf.variableGrads(() => {
-      const e2 = softmaxEntropy(this.model.logits(xs));
-      // step(E0 − E2) is 1 where E2 < E0; unlike a comparison it has a (zero) gradient, so it may sit on the tape.
-      const mask2 = tf.step(tf.sub(this.margin, e2));
-      count2 = tf.keep(tf.sum(mask2));
-      const loss2 = tf.div(tf.sum(tf.mul(e2, mask2)), tf.maximum(count2, 1)) as tf.Scalar;
-      meanKept2 = tf.keep(tf.div(tf.sum(tf.mul(e2, mask2)), count2)); // NaN when nothing is kept
-      return loss2;
-    }, vars);
-    const g2 = gradsByName(this.params, second.grads);
+    const second = this.model.fast.forward(keptRows(x, keep), atAscent, true);
+    const { entropies: e2, grad: dE2 } = entropyWithGrad(second.logits);
+    const mask2 = tf.cast(tf.less(e2, this.margin), 'float32');
+    const count2 = tf.sum(mask2);
+    const sumKept2 = tf.sum(tf.mul(e2, mask2));
+    const loss2 = tf.div(sumKept2, tf.maximum(count2, 1));
+    const meanKept2 = tf.div(sumKept2, count2); // NaN when nothing is kept
 
-    // Step 6: restore θ, then SGD-momentum with g2, only if something was kept and all is finite.
-    samRestore(this.params, theta);
-    const finite = allFinite(first.value, gradNorm, second.value, globalNorm(g2.values()));
+    // Step 6: g2 = ∇θ Loss2 at θ+ε; back at θ, SGD-momentum with g2, only if something was kept and all is finite.
+    const g2 = this.flatGrad(second.tape!, tf.mul(dE2, tf.expandDims(tf.div(mask2, tf.maximum(count2, 1)), 1)) as tf.Tensor2D);
+    const finite = allFinite(loss1, gradNorm, loss2, flatNorm(g2));
     const gate = tf.logicalAnd(finite, tf.greater(count2, 0));
-    this.sgd.step(this.params, g2, gate);
+    const stepped = this.sgd.step(theta, g2, gate);
 
     // Step 5 (cont.): ema ← Loss2 the first time, then 0.9·ema + 0.1·Loss2.
-    const blended = tf.add(tf.mul(this.ema, this.emaDecay), tf.mul(second.value, 1 - this.emaDecay));
-    this.ema.assign(tf.where(gate, tf.where(tf.cast(this.hasEma, 'bool'), blended, second.value), this.ema) as tf.Scalar);
+    const blended = tf.add(tf.mul(this.ema, this.emaDecay), tf.mul(loss2, 1 - this.emaDecay));
+    this.ema.assign(tf.where(gate, tf.where(tf.cast(this.hasEma, 'bool'), blended, loss2), this.ema) as tf.Scalar);
     this.hasEma.assign(tf.where(gate, tf.scalar(1), this.hasEma) as tf.Scalar);
     const emaNow = tf.where(tf.cast(this.hasEma, 'bool'), this.ema, tf.scalar(NaN));
 
     // Step 7: model recovery when the EMA says the model is collapsing.
     const reset = tf.logicalAnd(tf.cast(this.hasEma, 'bool'), tf.less(this.ema, this.resetThreshold));
-    this.resetWhere(reset);
+    this.writeParams(this.resetWhere(reset, stepped));
 
-    const stats = packStats({
+    return packStats({
       updated: gate,
       kept: count2,
-      loss: first.value,
+      loss: loss1,
       lossSecond: meanKept2,
       gradNorm,
       ema: emaNow,
       reset,
       nonFinite: tf.logicalNot(finite),
     });
-    tf.dispose([count2, meanKept2]); // kept out of variableGrads' scope above
-    return stats;
   }
 
   protected override stateTensors(): Map<string, tf.Variable> {

@@ -2,48 +2,43 @@ import * as tf from '@tensorflow/tfjs';
 
 /**
  * SGD with momentum as in torch.optim.SGD (no dampening, no weight decay, no
- * Nesterov): buf ← μ·buf + g; θ ← θ − lr·buf. The buffers start at zero, which
- * gives buf = g on the first step, as torch does.
+ * Nesterov): buf ← μ·buf + g; θ ← θ − lr·buf, on the flat vector of adapted
+ * values (flat.ts). The buffer starts at zero, which gives buf = g on the
+ * first step, as torch does.
  *
  * `gate` is a boolean scalar tensor: where it is false (no sample survived a
- * filter, or the gradient is not finite) parameters and buffers stay exactly
+ * filter, or the gradient is not finite) parameters and buffer stay exactly
  * as they were. Gating on the device keeps the step free of GPU→CPU reads.
  */
 export class SgdMomentum {
-  readonly buffers = new Map<string, tf.Variable>();
+  readonly buffer: tf.Variable<tf.Rank.R1>;
 
   constructor(
-    params: ReadonlyMap<string, tf.Variable>,
+    size: number,
     public lr: number,
     readonly momentum = 0.9,
   ) {
     // tidy frees the zeros the variable was made from (tidy never disposes variables themselves).
-    for (const [name, p] of params) this.buffers.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+    this.buffer = tf.tidy(() => tf.variable(tf.zeros([size]) as tf.Tensor1D, false));
   }
 
-  /** Call inside tf.tidy. */
-  step(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, gate: tf.Tensor): void {
-    for (const [name, p] of params) {
-      const buf = this.buffers.get(name)!;
-      const g = grads.get(name)!;
-      const cond = tf.broadcastTo(gate, p.shape);
-      const nextBuf = tf.add(tf.mul(buf, this.momentum), g);
-      buf.assign(tf.where(cond, nextBuf, buf));
-      p.assign(tf.where(cond, tf.sub(p, tf.mul(nextBuf, this.lr)), p));
-    }
+  /** Returns the stepped θ (θ itself where the gate is false) and updates the buffer. Inside tf.tidy. */
+  step(theta: tf.Tensor1D, grad: tf.Tensor1D, gate: tf.Tensor): tf.Tensor1D {
+    const cond = tf.broadcastTo(gate, theta.shape);
+    const nextBuf = tf.add(tf.mul(this.buffer, this.momentum), grad);
+    this.buffer.assign(tf.where(cond, nextBuf, this.buffer) as tf.Tensor1D);
+    return tf.where(cond, tf.sub(theta, tf.mul(nextBuf, this.lr)), theta) as tf.Tensor1D;
   }
 
-  /** Zeroes the momentum where `when` (boolean scalar) holds. */
+  /** Zeroes the momentum where `when` (boolean scalar) holds, everywhere when undefined. */
   clear(when?: tf.Tensor): void {
     tf.tidy(() => {
-      for (const buf of this.buffers.values()) {
-        buf.assign(when === undefined ? tf.zerosLike(buf) : tf.where(tf.broadcastTo(when, buf.shape), tf.zerosLike(buf), buf));
-      }
+      const zero = tf.zerosLike(this.buffer);
+      this.buffer.assign((when === undefined ? zero : tf.where(tf.broadcastTo(when, this.buffer.shape), zero, this.buffer)) as tf.Tensor1D);
     });
   }
 
   dispose(): void {
-    for (const b of this.buffers.values()) b.dispose();
-    this.buffers.clear();
+    this.buffer.dispose();
   }
 }

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
-import { Adapter, allFinite, gradsByName, packStats, type CommonOptions } from './adapter';
-import { softmaxEntropy } from './entropy';
-import { globalNorm } from './sam';
+import { Adapter, allFinite, packStats, type CommonOptions } from './adapter';
+import { entropyWithGrad } from './entropy';
+import { flatNorm } from './sam';
 
 /**
  * Tent (Wang et al., ICLR 2021): one forward, loss = mean entropy of the
@@ -32,24 +32,16 @@ export class TentAdapter extends Adapter {
   }
 
   protected override firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats: tf.Tensor } {
-    let logits!: tf.Tensor2D;
-    const { value: loss, grads } = tf.variableGrads(() => {
-      logits = tf.keep(this.model.logits(x));
-      return tf.mean(softmaxEntropy(logits)) as tf.Scalar;
-    }, [...this.params.values()]);
-    const g = gradsByName(this.params, grads);
-    const gradNorm = globalNorm(g.values());
+    const { logits, tape } = this.model.fast.forward(x, this.model.param, true);
+    const { entropies, grad } = entropyWithGrad(logits);
+    const loss = tf.mean(entropies);
+    let g = this.flatGrad(tape!, tf.div(grad, x.shape[0]) as tf.Tensor2D);
+    const gradNorm = flatNorm(g);
     const finite = allFinite(loss, gradNorm);
-    if (Number.isFinite(this.clipNorm)) {
-      const scale = tf.minimum(1, tf.div(this.clipNorm, tf.add(gradNorm, 1e-12)));
-      for (const [name, grad] of g) g.set(name, tf.mul(grad, scale));
-    }
-    this.sgd.step(this.params, g, finite);
+    if (Number.isFinite(this.clipNorm)) g = tf.mul(g, tf.minimum(1, tf.div(this.clipNorm, tf.add(gradNorm, 1e-12)))) as tf.Tensor1D;
+    this.writeParams(this.sgd.step(this.theta(), g, finite));
     const stats = packStats({ updated: finite, kept: tf.scalar(x.shape[0]), loss, gradNorm, nonFinite: tf.logicalNot(finite) });
-    // logits escaped variableGrads' scope through tf.keep; hand them to the enclosing tidy's caller.
-    const out = tf.clone(logits);
-    logits.dispose();
-    return { logits: out, stats };
+    return { logits, stats };
   }
 
   protected adapt(): tf.Tensor {

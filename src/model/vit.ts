@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { checkShapes, type ViTConfig } from './config';
 import type { DecodedTensor } from './safetensors';
+import { FastViT } from './fast-vit';
 
 /** Looks a weight up by its timm name. */
 export type ParamLookup = (name: string) => tf.Tensor;
@@ -117,6 +118,8 @@ export class ViT {
   /** The LayerNorm scale/shift variables in forward order (or every weight with trainable: 'all'). */
   readonly variables = new Map<string, tf.Variable>();
   private disposed = false;
+  private fastPath: FastViT | undefined;
+  private readonly trainAll: boolean;
 
   constructor(
     readonly config: ViTConfig,
@@ -126,6 +129,7 @@ export class ViT {
     const shapes = new Map([...tensors].map(([k, v]) => [k, v.shape] as const));
     this.finalNorm = checkShapes(config, shapes);
     const trainAll = options.trainable === 'all';
+    this.trainAll = trainAll;
     for (const [name, t] of tensors) {
       const value = tf.tensor(t.values, t.shape, 'float32');
       if (trainAll || isNormParam(name)) {
@@ -151,6 +155,17 @@ export class ViT {
     return vitLogits(this.config, this.param, images, this.finalNorm);
   }
 
+  /**
+   * The adaptation forward/backward (fast-vit.ts), built on first use from the
+   * frozen weights. Only for models whose trainable weights are the norms.
+   */
+  get fast(): FastViT {
+    if (this.disposed) throw new Error('ViT used after dispose()');
+    if (this.trainAll) throw new Error('the fast path assumes frozen weights outside the norms (trainable: "norms")');
+    this.fastPath ??= new FastViT(this.config, this.param, this.finalNorm);
+    return this.fastPath;
+  }
+
   /** Names of LayerNorm affine tensors, in forward order. */
   normParamNames(): string[] {
     return [...this.params.keys()].filter(isNormParam);
@@ -159,6 +174,7 @@ export class ViT {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.fastPath?.dispose();
     for (const t of this.params.values()) t.dispose();
     this.params.clear();
     this.variables.clear();

@@ -1,0 +1,414 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ViTConfig } from './config';
+import type { ParamLookup } from './vit';
+
+/**
+ * The ViT forward pass that test-time adaptation runs, with a hand-written
+ * backward for the LayerNorm scale/shift only.
+ *
+ * Why not tf.variableGrads: the tape cannot outlive the GPU→CPU read that
+ * decides whether a sample is reliable, so the prediction forward had to be
+ * run again for the first gradient; and tfjs's generic gradients compute
+ * weight gradients nobody wants and spend kernels on LayerNorm, GELU and
+ * softmax. Here the forward keeps what its backward needs (`FastTape`), the
+ * backward is the vector-Jacobian product from the logits down to the lowest
+ * adapted norm, and no weight gradient is ever formed.
+ *
+ * Matrix products: on wasm only an untransposed 2-D matMul takes XNNPACK's
+ * fast path (7× faster here than the same product with transposeB), so on
+ * wasm and cpu each frozen weight is kept in both layouts, [in, out] for the
+ * forward and PyTorch's [out, in] for the backward; GPU shaders read either
+ * layout at the same speed, so there only [out, in] is kept. The attention
+ * scale 1/√d_head is folded into the q part of the qkv weights and the input
+ * normalization into the patch kernel, once, at construction. The reference
+ * forward (vit.ts, autodiff) stays the definition; tests compare the two.
+ */
+
+/** Scale/shift of one LayerNorm by name prefix (e.g. 'blocks.0.norm1'). */
+export type NormLookup = (name: string) => tf.Tensor;
+
+/** A Linear: weight [out, in], its transpose [in, out] where kept, bias [out]. */
+type Lin = {
+  w: tf.Tensor2D;
+  wT?: tf.Tensor2D;
+  b: tf.Tensor1D;
+};
+
+type BlockWeights = {
+  /** q part pre-scaled by 1/√d_head. */
+  qkv: Lin;
+  proj: Lin;
+  fc1: Lin;
+  fc2: Lin;
+};
+
+interface LnSaved {
+  /** Normalized input (before scale/shift), [R, D]. */
+  xhat: tf.Tensor2D;
+  /** 1/√(var + eps), [R, 1]. */
+  rstd: tf.Tensor2D;
+  gamma: tf.Tensor;
+}
+
+/**
+ * Attention's saved tensors. 'heads': q, k, v [B·H, N, d_head] and P
+ * [B·H, N, N], batched over heads. 'blockdiag' (batch 1): q [N, D], k and v
+ * spread into block-diagonal matrices kbd [D, H·N] and vbd [H·N, D] (zero
+ * outside each head's block), P [N, H·N]: every product is then a plain 2-D
+ * matMul.
+ */
+type AttnSaved =
+  | { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D }
+  | { kind: 'blockdiag'; q: tf.Tensor2D; kbd: tf.Tensor2D; vbd: tf.Tensor2D; p: tf.Tensor2D };
+
+interface BlockSaved {
+  ln1: LnSaved;
+  ln2: LnSaved;
+  attn: AttnSaved;
+  /** fc1 output (GELU input) and Φ(a) = ½(1 + erf(a/√2)), [R, hidden]. */
+  a: tf.Tensor2D;
+  cdf: tf.Tensor2D;
+}
+
+/** Everything the backward needs from one forward. */
+export class FastTape {
+  readonly blocks: BlockSaved[] = [];
+  final!: LnSaved;
+  batch = 0;
+  tokens = 0;
+  private kept = false;
+
+  /** Keeps the saved tensors past the enclosing tf.tidy (then call dispose). */
+  keep(): void {
+    this.kept = true;
+    for (const t of this.tensors()) tf.keep(t);
+  }
+
+  dispose(): void {
+    if (!this.kept) return;
+    this.kept = false;
+    tf.dispose(this.tensors());
+  }
+
+  private tensors(): tf.Tensor[] {
+    // A scale that is a model variable outlives the tape; a computed one (SAM's θ+ε) does not.
+    const ln = (s: LnSaved) => (s.gamma instanceof tf.Variable ? [s.xhat, s.rstd] : [s.xhat, s.rstd, s.gamma]);
+    const out: tf.Tensor[] = this.final ? ln(this.final) : [];
+    for (const b of this.blocks) out.push(...ln(b.ln1), ...ln(b.ln2), ...attnTensors(b.attn), b.a, b.cdf);
+    return out;
+  }
+}
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+function attnTensors(a: AttnSaved): tf.Tensor[] {
+  return a.kind === 'heads' ? [a.q, a.k, a.v, a.p] : [a.q, a.kbd, a.vbd, a.p];
+}
+
+/**
+ * Most heads for which the block-diagonal attention is used. It does H times
+ * the multiply-adds of per-head products, which pays while XNNPACK's 2-D path
+ * is faster than the batched kernel by more than that: here (wasm, 2-D 50×64
+ * by 64×192) about 11 vs 1.3 GFLOP/s.
+ */
+const BLOCKDIAG_MAX_HEADS = 6;
+
+export class FastViT {
+  private readonly blocks: BlockWeights[] = [];
+  /** [P·P·C, D], input normalization folded in. */
+  private readonly patchK: tf.Tensor2D;
+  /** pos_embed of the patch tokens plus the folded patch bias, [N−1, D]. */
+  private readonly patchPos: tf.Tensor2D;
+  /** cls_token + pos_embed[0], [1, 1, D]. */
+  private readonly clsPos: tf.Tensor3D;
+  private readonly head: Lin;
+  readonly finalNormName: 'norm' | 'fc_norm';
+  /** Both weight layouts are kept (see the file comment). */
+  readonly dualLayout: boolean;
+  private readonly masks = new Map<number, { kMask: tf.Tensor2D; vMask: tf.Tensor2D }>();
+  private disposed = false;
+
+  constructor(
+    readonly config: ViTConfig,
+    p: ParamLookup,
+    finalNorm: 'norm' | 'fc_norm',
+    dualLayout = ['wasm', 'cpu'].includes(tf.getBackend()),
+  ) {
+    this.finalNormName = finalNorm;
+    this.dualLayout = dualLayout;
+    const { width: D, heads, patchSize: P, inChannels: C } = config;
+    const scale = 1 / Math.sqrt(D / heads);
+    // Kept: the first use may come from inside a caller's tf.tidy.
+    const lin = (w: tf.Tensor, b: tf.Tensor): Lin => {
+      const out: Lin = { w: tf.keep(tf.clone(w)) as tf.Tensor2D, b: tf.keep(tf.clone(b)) as tf.Tensor1D };
+      if (dualLayout) out.wT = tf.keep(tf.transpose(w)) as tf.Tensor2D;
+      return out;
+    };
+    [this.patchK, this.patchPos, this.clsPos] = tf.tidy(() => {
+      // Kernel [D, C, P, P] → rows ordered (row, col, channel) like the patches; ((x − m)/s)·W + b = x·(W/s) + (b − Σ W·m/s).
+      const k = tf.reshape(tf.transpose(p('patch_embed.proj.weight'), [2, 3, 1, 0]), [P * P * C, D]);
+      const perChannel = (v: number[]) => tf.tile(tf.tensor1d(v), [P * P]).reshape([P * P * C, 1]);
+      const kScaled = tf.div(k, perChannel(config.std));
+      const bias = tf.sub(p('patch_embed.proj.bias'), tf.sum(tf.mul(kScaled, perChannel(config.mean)), 0));
+      const pos = p('pos_embed') as tf.Tensor3D;
+      const N = pos.shape[1];
+      const patchPos = tf.add(tf.reshape(tf.slice(pos, [0, 1, 0], [1, N - 1, D]), [N - 1, D]), bias);
+      const clsPos = tf.add(p('cls_token'), tf.slice(pos, [0, 0, 0], [1, 1, D]));
+      return [kScaled, patchPos, clsPos].map((t) => tf.keep(t)) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
+    });
+    this.head = tf.tidy(() => lin(p('head.weight'), p('head.bias')));
+    for (let i = 0; i < config.depth; i++) {
+      const b = `blocks.${i}`;
+      this.blocks.push(
+        tf.tidy(() => {
+          const qScale = tf.concat([tf.fill([D], scale), tf.ones([2 * D])]);
+          return {
+            qkv: lin(tf.mul(p(`${b}.attn.qkv.weight`), tf.expandDims(qScale, 1)), tf.mul(p(`${b}.attn.qkv.bias`), qScale)),
+            proj: lin(p(`${b}.attn.proj.weight`), p(`${b}.attn.proj.bias`)),
+            fc1: lin(p(`${b}.mlp.fc1.weight`), p(`${b}.mlp.fc1.bias`)),
+            fc2: lin(p(`${b}.mlp.fc2.weight`), p(`${b}.mlp.fc2.bias`)),
+          };
+        }),
+      );
+    }
+  }
+
+  /**
+   * Logits [B, classes] for images [B, H, W, C] in [0, 1], with the norms'
+   * scale/shift from `norm` (e.g. SAM's perturbed values). With `save`, also
+   * the tape for `backward`. Call inside tf.tidy; tape.keep() to use it later.
+   */
+  forward(images: tf.Tensor4D, norm: NormLookup, save = false): { logits: tf.Tensor2D; tape?: FastTape } {
+    if (this.disposed) throw new Error('FastViT used after dispose()');
+    const cfg = this.config;
+    const { width: D, patchSize: P } = cfg;
+    const [B, H, W, C] = images.shape;
+    const gh = H / P;
+    const gw = W / P;
+    const N = gh * gw + 1;
+    const R = B * N;
+    const tape = save ? new FastTape() : undefined;
+    if (tape) {
+      tape.batch = B;
+      tape.tokens = N;
+    }
+
+    const rows = tf.reshape(images, [B * gh, P, gw, P * C]);
+    const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [B * (N - 1), P * P * C]);
+    const embedded = tf.reshape(tf.matMul(patches, this.patchK), [B, N - 1, D]);
+    const cls = B === 1 ? this.clsPos : tf.tile(this.clsPos, [B, 1, 1]);
+    let x = tf.reshape(tf.concat([cls, tf.add(embedded, this.patchPos)], 1), [R, D]) as tf.Tensor2D;
+
+    for (let i = 0; i < cfg.depth; i++) {
+      const w = this.blocks[i]!;
+      const pre = `blocks.${i}`;
+      const n1 = this.layerNorm(x, norm(`${pre}.norm1.weight`), norm(`${pre}.norm1.bias`));
+      // [R, 3D] → [3, B·H, N, d_head]: one transpose gives q, k, v split by head.
+      const { o, saved: attn } = this.attention(this.linear(n1.y, w.qkv), B, N);
+      const x1 = tf.add(x, this.linear(o, w.proj)) as tf.Tensor2D;
+      const n2 = this.layerNorm(x1, norm(`${pre}.norm2.weight`), norm(`${pre}.norm2.bias`));
+      const a = this.linear(n2.y, w.fc1);
+      // Exact GELU as a·Φ(a); Φ is kept for the backward. (a·((e+1)·½) equals ½a·(e+1) bit for bit.)
+      const cdf = tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5) as tf.Tensor2D;
+      x = tf.add(x1, this.linear(tf.mul(a, cdf) as tf.Tensor2D, w.fc2)) as tf.Tensor2D;
+      tape?.blocks.push({ ln1: n1.saved, ln2: n2.saved, attn, a, cdf });
+    }
+
+    const fn = this.finalNormName;
+    let pooled: tf.Tensor2D;
+    if (cfg.pool === 'token') {
+      // LayerNorm is per token: normalizing the class token alone gives the same values.
+      const clsRows = B === 1 ? tf.slice(x, [0, 0], [1, D]) : tf.reshape(tf.slice(tf.reshape(x, [B, N, D]), [0, 0, 0], [B, 1, D]), [B, D]);
+      const n = this.layerNorm(clsRows as tf.Tensor2D, norm(`${fn}.weight`), norm(`${fn}.bias`));
+      pooled = n.y;
+      if (tape) tape.final = n.saved;
+    } else if (fn === 'fc_norm') {
+      const avg = tf.mean(tf.slice(tf.reshape(x, [B, N, D]), [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
+      const n = this.layerNorm(avg, norm('fc_norm.weight'), norm('fc_norm.bias'));
+      pooled = n.y;
+      if (tape) tape.final = n.saved;
+    } else {
+      const n = this.layerNorm(x, norm('norm.weight'), norm('norm.bias'));
+      pooled = tf.mean(tf.slice(tf.reshape(n.y, [B, N, D]), [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
+      if (tape) tape.final = n.saved;
+    }
+    const logits = this.linear(pooled, this.head);
+    return tape ? { logits, tape } : { logits };
+  }
+
+  /**
+   * Gradients of a loss with respect to the scale/shift named in `wanted`
+   * (timm names, e.g. 'blocks.0.norm1.weight'), given dLoss/dlogits [B,
+   * classes] and the tape of the forward that made those logits. Stops at the
+   * lowest wanted norm. Inside tf.tidy.
+   */
+  backward(tape: FastTape, dLogits: tf.Tensor2D, wanted: ReadonlySet<string>): Map<string, tf.Tensor1D> {
+    const cfg = this.config;
+    const D = cfg.width;
+    const B = tape.batch;
+    const N = tape.tokens;
+    const R = B * N;
+    const grads = new Map<string, tf.Tensor1D>();
+    const want = (ln: string) => wanted.has(`${ln}.weight`) || wanted.has(`${ln}.bias`);
+    let lowest = cfg.depth; // lowest block with a wanted norm
+    let lowestNeedsNorm1 = false;
+    for (let i = cfg.depth - 1; i >= 0; i--) {
+      if (want(`blocks.${i}.norm1`) || want(`blocks.${i}.norm2`)) {
+        lowest = i;
+        lowestNeedsNorm1 = want(`blocks.${i}.norm1`);
+      }
+    }
+
+    const fn = this.finalNormName;
+    const dPooled = tf.matMul(dLogits, this.head.w);
+    let dx: tf.Tensor2D;
+    if (lowest === cfg.depth) {
+      // Only the final norm adapts: its gradient needs nothing below it.
+      this.lnBackward(dPooled, tape.final, fn, wanted, grads, false);
+      return grads;
+    }
+    if (cfg.pool === 'token') {
+      const dCls = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
+      dx = tf.reshape(tf.pad(tf.reshape(dCls, [B, 1, D]), [[0, 0], [0, N - 1], [0, 0]]), [R, D]);
+    } else if (fn === 'fc_norm') {
+      const dAvg = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
+      const spread = tf.broadcastTo(tf.reshape(tf.div(dAvg, N - 1), [B, 1, D]), [B, N - 1, D]);
+      dx = tf.reshape(tf.pad(spread, [[0, 0], [1, 0], [0, 0]]), [R, D]);
+    } else {
+      const spread = tf.broadcastTo(tf.reshape(tf.div(dPooled, N - 1), [B, 1, D]), [B, N - 1, D]);
+      const dNormed = tf.reshape(tf.pad(spread, [[0, 0], [1, 0], [0, 0]]), [R, D]) as tf.Tensor2D;
+      dx = this.lnBackward(dNormed, tape.final, fn, wanted, grads, true)!;
+    }
+
+    for (let i = cfg.depth - 1; i >= lowest; i--) {
+      const w = this.blocks[i]!;
+      const s = tape.blocks[i]!;
+      const pre = `blocks.${i}`;
+      // MLP: x2 = x1 + fc2(gelu(fc1(ln2(x1)))); GELU'(a) = Φ(a) + a·φ(a).
+      const dg = tf.matMul(dx, w.fc2.w);
+      const pdf = tf.mul(tf.exp(tf.mul(tf.square(s.a), -0.5)), INV_SQRT_2PI);
+      const da = tf.mul(dg, tf.add(s.cdf, tf.mul(s.a, pdf)));
+      const dh2 = tf.matMul(da, w.fc1.w);
+      const last = i === lowest && !lowestNeedsNorm1;
+      const dxn2 = this.lnBackward(dh2, s.ln2, `${pre}.norm2`, wanted, grads, !last);
+      if (last) break;
+      const dx1 = tf.add(dx, dxn2!) as tf.Tensor2D;
+
+      // Attention: x1 = x + proj(o).
+      const dh1 = tf.matMul(this.attentionBackward(tf.matMul(dx1, w.proj.w), s.attn, B, N), w.qkv.w);
+      const dxn1 = this.lnBackward(dh1, s.ln1, `${pre}.norm1`, wanted, grads, i !== lowest);
+      if (i === lowest) break;
+      dx = tf.add(dx1, dxn1!) as tf.Tensor2D;
+    }
+    return grads;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const lins = [this.head, ...this.blocks.flatMap((b) => [b.qkv, b.proj, b.fc1, b.fc2])];
+    tf.dispose([this.patchK, this.patchPos, this.clsPos, ...lins.flatMap((l) => (l.wT ? [l.w, l.wT, l.b] : [l.w, l.b]))]);
+    this.blocks.length = 0;
+    for (const m of this.masks.values()) tf.dispose([m.kMask, m.vMask]);
+    this.masks.clear();
+  }
+
+  /** Multi-head attention o = softmax(q·kᵀ)·v per head, from qkv [B·N, 3D] to o [B·N, D] (scale folded into q). */
+  private attention(qkv: tf.Tensor2D, B: number, N: number): { o: tf.Tensor2D; saved: AttnSaved } {
+    const { width: D, heads: H } = this.config;
+    const hd = D / H;
+    if (B === 1 && this.dualLayout && H <= BLOCKDIAG_MAX_HEADS) {
+      const { kMask, vMask } = this.blockMasks(N);
+      const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      const kbd = tf.mul(tf.tile(tf.transpose(k), [1, H]), kMask) as tf.Tensor2D;
+      const vbd = tf.mul(tf.tile(v, [H, 1]), vMask) as tf.Tensor2D;
+      const p = tf.reshape(tf.softmax(tf.reshape(tf.matMul(q, kbd), [N, H, N])), [N, H * N]) as tf.Tensor2D;
+      return { o: tf.matMul(p, vbd), saved: { kind: 'blockdiag', q, kbd, vbd, p } };
+    }
+    // [B·N, 3D] → [3, B·H, N, d_head]: one transpose gives q, k, v split by head.
+    const split = tf.transpose(tf.reshape(qkv, [B, N, 3, H, hd]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = tf.split(tf.reshape(split, [3 * B * H, N, hd]), 3, 0) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+    const p = tf.softmax(tf.matMul(q, k, false, true)) as tf.Tensor3D;
+    const o = tf.reshape(tf.transpose(tf.reshape(tf.matMul(p, v), [B, H, N, hd]), [0, 2, 1, 3]), [B * N, D]) as tf.Tensor2D;
+    return { o, saved: { kind: 'heads', q, k, v, p } };
+  }
+
+  /** dL/dqkv [B·N, 3D] from dL/do [B·N, D]. */
+  private attentionBackward(dO: tf.Tensor2D, s: AttnSaved, B: number, N: number): tf.Tensor2D {
+    const { width: D, heads: H } = this.config;
+    const hd = D / H;
+    // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
+    const softmaxBack = (dP: tf.Tensor, p: tf.Tensor, shape: number[]) => {
+      const p3 = tf.reshape(p, shape);
+      const dP3 = tf.reshape(dP, shape);
+      return tf.reshape(tf.mul(p3, tf.sub(dP3, tf.sum(tf.mul(dP3, p3), -1, true))), p.shape);
+    };
+    if (s.kind === 'blockdiag') {
+      const { vMask } = this.blockMasks(N);
+      // Sum of the H row blocks of a [H·N, D] product, each masked to its head's columns.
+      const gatherHeads = (t: tf.Tensor) => tf.sum(tf.reshape(tf.mul(t, vMask), [H, N, D]), 0);
+      const dv = gatherHeads(tf.matMul(tf.transpose(s.p), dO));
+      const dS = softmaxBack(tf.matMul(dO, tf.transpose(s.vbd)), s.p, [N, H, N]) as tf.Tensor2D;
+      const dq = tf.matMul(dS, tf.transpose(s.kbd));
+      const dk = gatherHeads(tf.matMul(tf.transpose(dS), s.q));
+      return tf.concat([dq, dk, dv], 1) as tf.Tensor2D;
+    }
+    const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]);
+    const dv = tf.matMul(s.p, dOh, true, false);
+    const dS = softmaxBack(tf.matMul(dOh, s.v, false, true), s.p, s.p.shape) as tf.Tensor3D;
+    const dq = tf.matMul(dS, s.k);
+    const dk = tf.matMul(dS, s.q, true, false);
+    const dqkv = tf.transpose(tf.reshape(tf.stack([dq, dk, dv]), [3, B, H, N, hd]), [1, 3, 0, 2, 4]);
+    return tf.reshape(dqkv, [B * N, 3 * D]) as tf.Tensor2D;
+  }
+
+  /** 0/1 masks of the block-diagonal layout for N tokens: [D, H·N] and its transpose; built once per N. */
+  private blockMasks(N: number): { kMask: tf.Tensor2D; vMask: tf.Tensor2D } {
+    let m = this.masks.get(N);
+    if (!m) {
+      const { width: D, heads: H } = this.config;
+      const hd = D / H;
+      const values = new Float32Array(D * H * N);
+      for (let d = 0; d < D; d++) for (let j = 0; j < H * N; j++) values[d * H * N + j] = Math.floor(d / hd) === Math.floor(j / N) ? 1 : 0;
+      const kMask = tf.keep(tf.tensor2d(values, [D, H * N]));
+      m = { kMask, vMask: tf.keep(tf.transpose(kMask)) };
+      this.masks.set(N, m);
+    }
+    return m;
+  }
+
+  /** x·Wᵀ + b, as an untransposed product where the [in, out] layout is kept. */
+  private linear(x: tf.Tensor2D, l: Lin): tf.Tensor2D {
+    return (l.wT ? tf.fused.matMul({ a: x, b: l.wT, bias: l.b }) : tf.fused.matMul({ a: x, b: l.w, transposeB: true, bias: l.b })) as tf.Tensor2D;
+  }
+
+  /** Same arithmetic as vit.ts's layerNorm (moments, then (x − μ)·rsqrt(σ² + ε)·γ + β). */
+  private layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor): { y: tf.Tensor2D; saved: LnSaved } {
+    const mean = tf.mean(x, -1, true);
+    const variance = tf.mean(tf.squaredDifference(x, mean), -1, true);
+    const rstd = tf.rsqrt(tf.add(variance, this.config.normEps)) as tf.Tensor2D;
+    const xhat = tf.mul(tf.sub(x, mean), rstd) as tf.Tensor2D;
+    return { y: tf.add(tf.mul(xhat, gamma), beta) as tf.Tensor2D, saved: { xhat, rstd, gamma } };
+  }
+
+  /** dγ, dβ (into `grads` when wanted) and, if `needInput`, dL/dx of y = x̂·γ + β. */
+  private lnBackward(
+    dy: tf.Tensor,
+    s: LnSaved,
+    ln: string,
+    wanted: ReadonlySet<string>,
+    grads: Map<string, tf.Tensor1D>,
+    needInput: boolean,
+  ): tf.Tensor2D | undefined {
+    const D = this.config.width;
+    const dy2 = tf.reshape(dy, [-1, D]);
+    if (wanted.has(`${ln}.weight`)) grads.set(`${ln}.weight`, tf.sum(tf.mul(dy2, s.xhat), 0));
+    if (wanted.has(`${ln}.bias`)) grads.set(`${ln}.bias`, tf.sum(dy2, 0));
+    if (!needInput) return undefined;
+    // dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)), dx̂ = dy · γ.
+    const dxhat = tf.mul(dy2, s.gamma);
+    const centered = tf.sub(dxhat, tf.mean(dxhat, -1, true));
+    const proj = tf.mul(s.xhat, tf.mean(tf.mul(dxhat, s.xhat), -1, true));
+    return tf.mul(tf.sub(centered, proj), s.rstd) as tf.Tensor2D;
+  }
+}
