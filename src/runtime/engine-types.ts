@@ -9,7 +9,9 @@ export type ModelSource =
   /** A folder URL (model.safetensors + config.json inside) or a .safetensors URL. */
   | { kind: 'url'; url: string }
   /** The bytes of a model.safetensors file, and its config.json parsed, if given. */
-  | { kind: 'bytes'; weights: ArrayBuffer; config?: unknown; name?: string };
+  | { kind: 'bytes'; weights: ArrayBuffer; config?: unknown; name?: string }
+  /** A File/Blob of a model.safetensors (streamed, not read whole), and its config.json parsed, if given. */
+  | { kind: 'blob'; blob: Blob; config?: unknown; name?: string };
 
 export interface ModelInfo {
   name: string;
@@ -134,7 +136,30 @@ export interface EngineMemory {
 export interface InitOptions {
   backend: BackendChoice;
   wasmPaths?: string | Record<string, string>;
+  /**
+   * On WebGPU, copy the adapted state to CPU memory every this many steps
+   * (default 20), so a lost device costs at most that many steps of
+   * adaptation. 0 turns the copies (and so the restore) off.
+   */
+  snapshotEvery?: number;
 }
+
+/** A frame as an ImageBitmap (transferred to a worker, not copied), with the same options as FrameInput. */
+export type BitmapFrameInput = Omit<FrameInput, 'frame'> & { bitmap: ImageBitmap };
+
+/** Things that happen to the engine outside any call. */
+export type EngineEvent =
+  /** The GPU device went away; the engine is rebuilding itself. */
+  | { type: 'deviceLost'; backend: string; reason: string; message: string }
+  /**
+   * The engine is back: on `backend` (the lost one when it could be restarted,
+   * else the next in webgpu → webgl → wasm → cpu), with the model reloaded and
+   * the adapted state of step `restoredStep` imported (null: there was no
+   * snapshot yet, so it starts from the source weights).
+   */
+  | { type: 'recovered'; backend: string; previousBackend: string; restoredStep: number | null; lostSteps: number; ms: number }
+  /** Recovery failed; calls fail until the engine is disposed. */
+  | { type: 'recoveryFailed'; message: string };
 
 /** Every operation: its argument and its result. */
 export interface EngineOps {
@@ -150,6 +175,12 @@ export interface EngineOps {
   records: { args: undefined; result: FrameRecords };
   clearRecords: { args: undefined; result: undefined };
   memory: { args: undefined; result: EngineMemory };
+  /** The adapted state (scale/shift, optimizer and method state) as a safetensors file. */
+  exportState: { args: undefined; result: Uint8Array };
+  importState: { args: Uint8Array; result: undefined };
+  stepBitmap: { args: BitmapFrameInput; result: FrameResult };
+  /** Test hook: destroys the WebGPU device, as a driver reset or a lost GPU would. */
+  loseDevice: { args: undefined; result: undefined };
   dispose: { args: undefined; result: undefined };
 }
 
@@ -170,4 +201,5 @@ export type EngineResponse =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: SerializedError }
   | { event: 'progress'; loadedBytes: number; totalBytes: number | null }
-  | { event: 'update'; report: UpdateReport };
+  | { event: 'update'; report: UpdateReport }
+  | { event: 'engine'; data: EngineEvent };

@@ -3,10 +3,12 @@
 // and no worker code; engine-worker.ts serves it over postMessage, and a page
 // may also run it on its own thread.
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from './backend';
+import { AUTO_ORDER, initBackend, type BackendName } from './backend';
 import { checkFrame, FrameFormatError, preprocessFrame } from './preprocess';
 import type {
+  BitmapFrameInput,
   CorruptionSpec,
+  EngineEvent,
   EngineMemory,
   FrameInput,
   FrameRecords,
@@ -22,6 +24,8 @@ import { loadViT, type LoadProgress } from '../model/load';
 import { ModelFormatError } from '../model/errors';
 import { vitLogits, type ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
+import { streamViT } from './stream-weights';
+import { bitmapToFrame } from './frame-source';
 import { softmaxEntropy } from '../methods/entropy';
 import { corrupt, isCorruptionName } from '../data/corruptions';
 import type { BackendReport } from './backend';
@@ -70,7 +74,18 @@ class RecordRing {
 export interface EngineOptions {
   /** Called as a model URL downloads. */
   onProgress?: (p: LoadProgress) => void;
+  /** Device loss and recovery (see EngineEvent). */
+  onEvent?: (e: EngineEvent) => void;
 }
+
+/** The part of a GPUDevice the engine uses (the project builds without the WebGPU type package). */
+interface GpuDeviceLike {
+  readonly lost: Promise<{ reason: string; message: string }>;
+  destroy(): void;
+}
+
+/** Steps between CPU copies of the adapted state on WebGPU. */
+export const DEFAULT_SNAPSHOT_EVERY = 20;
 
 export class Engine {
   private model: ViT | undefined;
@@ -84,22 +99,44 @@ export class Engine {
   private frames = 0;
   private readonly records = new RecordRing(RECORD_CAPACITY);
   private backend: BackendReport | undefined;
+  private initOptions: InitOptions | undefined;
+  /** What a lost device makes us load again: the URL or Blob streamed, with its config. */
+  private reloadSource: ModelSource | undefined;
+  private methodConfig: MethodConfig | undefined;
+  /** The adapted state as of step `step`, in CPU memory: what survives a lost GPU device. */
+  private snapshot: { bytes: Uint8Array; step: number } | undefined;
+  private stepsSinceSnapshot = 0;
+  private lastStep = -1;
+  private device: GpuDeviceLike | undefined;
+  private recovery: Promise<void> | undefined;
+  private broken: Error | undefined;
 
   constructor(private readonly options: EngineOptions = {}) {}
 
   async init(o: InitOptions): Promise<BackendReport> {
+    this.initOptions = o;
     this.backend = await initBackend(o.backend, o.wasmPaths === undefined ? {} : { wasmPaths: o.wasmPaths });
+    this.watchDevice();
     return this.backend;
+  }
+
+  /** Resolves when no recovery is running; throws if the last one failed. Callers serving requests await it before each. */
+  async whenReady(): Promise<void> {
+    if (this.recovery) await this.recovery.catch(() => undefined);
+    if (this.broken) throw this.broken;
   }
 
   async loadModel(source: ModelSource): Promise<ModelInfo> {
     if (this.backend === undefined) throw new EngineStateError('call init (choose a backend) before loading a model');
     const onProgress = this.options.onProgress;
     const progress = onProgress ? { onProgress } : {};
+    // URLs and Blobs are streamed into the model's tensors; bytes are in memory already.
     const model =
       source.kind === 'url'
-        ? await loadViT(source.url, { fetch: fetchTranslatingConfig, ...progress })
-        : await loadViT(new Uint8Array(source.weights), { config: withClassNames(source.config), ...progress });
+        ? await streamViT(source.url, { fetch: fetchTranslatingConfig, ...progress })
+        : source.kind === 'blob'
+          ? await streamViT(source.blob, { config: withClassNames(source.config), ...progress })
+          : await loadViT(new Uint8Array(source.weights), { config: withClassNames(source.config), ...progress });
     const c = model.config;
     if (c.inChannels !== 1 && c.inChannels !== 3) {
       // Checked before the running model is let go, so a model the engine cannot feed changes nothing.
@@ -109,6 +146,9 @@ export class Engine {
     this.unloadModel();
     this.model = model;
     this.modelName = source.kind === 'url' ? source.url : (source.name ?? 'model.safetensors');
+    // Only a GPU device can be lost; elsewhere keeping a second copy of bytes would be waste.
+    this.reloadSource =
+      source.kind !== 'bytes' ? source : this.backend.backend === 'webgpu' ? { kind: 'blob', blob: new Blob([source.weights]), config: source.config, name: this.modelName } : undefined;
     for (const [name, v] of model.variables) this.sourceNorms.set(name, tf.clone(v));
     let parameters = 0;
     for (const t of model.params.values()) parameters += t.size;
@@ -127,6 +167,9 @@ export class Engine {
 
   async setMethod(m: MethodConfig): Promise<MethodInfo> {
     const model = this.requireModel();
+    this.methodConfig = m;
+    this.snapshot = undefined;
+    this.stepsSinceSnapshot = 0;
     this.adapter?.dispose();
     this.adapter = undefined;
     this.methodInfo = undefined;
@@ -188,6 +231,65 @@ export class Engine {
   }
 
   async step(input: FrameInput): Promise<FrameResult> {
+    const device = this.device;
+    let result: FrameResult;
+    try {
+      result = await this.stepOnce(input);
+    } catch (e) {
+      // A step the device died under is retried once on the rebuilt engine; any other error is the caller's.
+      const lost = await lostWithin(device, 250);
+      if (lost === undefined) throw e;
+      await this.startRecovery(device, lost);
+      await this.whenReady();
+      result = await this.stepOnce(input);
+    }
+    this.lastStep = result.step;
+    if (this.device !== undefined && (this.initOptions?.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY) > 0) {
+      if (++this.stepsSinceSnapshot >= (this.initOptions?.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY)) await this.exportState();
+    }
+    return result;
+  }
+
+  /** A frame given as an ImageBitmap (closed here once read). */
+  async stepBitmap(input: BitmapFrameInput): Promise<FrameResult> {
+    const { bitmap, ...rest } = input;
+    let frame;
+    try {
+      frame = bitmapToFrame(bitmap);
+    } finally {
+      bitmap.close();
+    }
+    return this.step({ ...rest, frame });
+  }
+
+  /** The adapted state as a safetensors file; on WebGPU it also becomes the state a lost device is rebuilt with. */
+  async exportState(): Promise<Uint8Array> {
+    const bytes = await this.requireAdapter().exportState();
+    if (this.device !== undefined) {
+      // The caller may transfer `bytes` away; the snapshot keeps its own copy.
+      this.snapshot = { bytes: bytes.slice(), step: this.lastStep };
+      this.stepsSinceSnapshot = 0;
+    }
+    return bytes;
+  }
+
+  importState(bytes: Uint8Array): undefined {
+    this.requireAdapter().importState(bytes);
+    if (this.device !== undefined) {
+      this.snapshot = { bytes: bytes.slice(), step: this.lastStep };
+      this.stepsSinceSnapshot = 0;
+    }
+    return undefined;
+  }
+
+  /** Test hook: destroys the WebGPU device under the engine, as a GPU reset would. */
+  loseDevice(): undefined {
+    if (this.device === undefined) throw new EngineStateError(`loseDevice needs the webgpu backend (running ${this.backend?.backend ?? 'none'})`);
+    this.device.destroy();
+    return undefined;
+  }
+
+  private async stepOnce(input: FrameInput): Promise<FrameResult> {
     const t0 = performance.now();
     const model = this.requireModel();
     const adapter = this.requireAdapter();
@@ -304,10 +406,103 @@ export class Engine {
   }
 
   dispose(): undefined {
+    // Forget the device first: a loss after this is not ours to repair.
+    this.device = undefined;
+    this.reloadSource = undefined;
+    this.snapshot = undefined;
     this.adapter?.dispose();
     this.adapter = undefined;
     this.unloadModel();
     return undefined;
+  }
+
+  private watchDevice(): void {
+    this.device = undefined;
+    if (this.backend?.backend !== 'webgpu') return;
+    const device = (tf.backend() as unknown as { device?: GpuDeviceLike }).device;
+    if (device === undefined) return;
+    this.device = device;
+    void device.lost.then((info) => this.startRecovery(device, info)).catch(() => undefined);
+  }
+
+  private emit(e: EngineEvent): void {
+    try {
+      this.options.onEvent?.(e);
+    } catch {
+      // A listener's bug must not stop a recovery.
+    }
+  }
+
+  private startRecovery(device: GpuDeviceLike | undefined, info: { reason: string; message: string }): Promise<void> {
+    if (device === undefined || device !== this.device) return this.recovery ?? Promise.resolve();
+    this.device = undefined;
+    this.recovery ??= this.recover(info).finally(() => {
+      this.recovery = undefined;
+    });
+    return this.recovery;
+  }
+
+  /**
+   * Rebuilds everything the lost device held: a fresh backend instance (the
+   * same backend when it starts again, else the next one in the auto order),
+   * the model from its URL or Blob, the method with its current learning
+   * rate, and the last CPU snapshot of the adapted state.
+   */
+  private async recover(info: { reason: string; message: string }): Promise<void> {
+    const t0 = performance.now();
+    const previous = (this.backend?.backend ?? 'webgpu') as BackendName;
+    this.emit({ type: 'deviceLost', backend: previous, reason: info.reason, message: info.message });
+    const snap = this.snapshot;
+    const lostSteps = this.stepsSinceSnapshot;
+    const lr = this.methodInfo?.lr;
+    const method = this.methodConfig;
+    const source = this.reloadSource;
+    const hadModel = this.model !== undefined;
+    try {
+      try {
+        this.unloadModel();
+      } catch {
+        // Tensors on a dead device: their memory went with it.
+      }
+      this.reports = [];
+      // tfjs keeps one backend instance per name, bound to its device; only a re-registered factory makes a new one.
+      const factory = tf.findBackendFactory(previous);
+      if (factory !== null) {
+        tf.removeBackend(previous);
+        tf.registerBackend(previous, factory, previous === 'webgpu' ? 3 : 2);
+      }
+      const order = [previous, ...AUTO_ORDER.slice(AUTO_ORDER.indexOf(previous) + 1)];
+      let report: BackendReport | undefined;
+      const attempts: BackendReport['attempts'] = [];
+      const wasmPaths = this.initOptions?.wasmPaths;
+      for (const b of order) {
+        try {
+          report = await initBackend(b, wasmPaths === undefined ? {} : { wasmPaths });
+          attempts.push(...report.attempts);
+          break;
+        } catch (e) {
+          attempts.push({ backend: b, ok: false, reason: (e as Error).message });
+        }
+      }
+      if (report === undefined) throw new EngineStateError(`no backend could be started after the device was lost (${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')})`);
+      this.backend = { backend: report.backend, attempts };
+      this.watchDevice();
+      if (hadModel) {
+        if (source === undefined) throw new EngineStateError('the model cannot be reloaded (its bytes were not kept)');
+        await this.loadModel(source);
+        if (method !== undefined) {
+          await this.setMethod(lr === undefined ? method : { ...method, lr });
+          if (snap !== undefined) this.importState(snap.bytes);
+          this.snapshot = snap;
+        }
+      }
+      this.stepsSinceSnapshot = 0;
+      this.emit({ type: 'recovered', backend: report.backend, previousBackend: previous, restoredStep: snap?.step ?? null, lostSteps, ms: performance.now() - t0 });
+    } catch (e) {
+      this.broken = e instanceof Error ? e : new Error(String(e));
+      this.emit({ type: 'recoveryFailed', message: this.broken.message });
+      throw this.broken;
+    }
   }
 
   private unloadModel(): void {
@@ -328,6 +523,20 @@ export class Engine {
   private requireAdapter(): Adapter {
     if (!this.adapter) throw new EngineStateError('no method set (call setMethod after loading a model)');
     return this.adapter;
+  }
+}
+
+/** The device's loss info if it is lost, or becomes lost within `ms`; undefined otherwise (or without a device). */
+async function lostWithin(device: GpuDeviceLike | undefined, ms: number): Promise<{ reason: string; message: string } | undefined> {
+  if (device === undefined) return undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((ok) => {
+    timer = setTimeout(() => ok(undefined), ms);
+  });
+  try {
+    return await Promise.race([device.lost, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

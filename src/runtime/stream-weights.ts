@@ -1,0 +1,174 @@
+// Loads a ViT from a URL or a Blob by streaming the safetensors file straight
+// into the per-tensor arrays the model is built from. Nothing holds the whole
+// file as one buffer besides those arrays: for a ViT-B/16 (~350 MB) the peak
+// is one copy of the weights plus one network chunk, not the file plus its
+// decoded tensors (what reading the file into memory and parsing it costs).
+import { resolveViTConfig } from '../model/config';
+import { ModelFormatError } from '../model/errors';
+import { CONFIG_METADATA_KEY, type LoadProgress } from '../model/load';
+import { decodeTensor, parseSafetensorsHeader, type DecodedTensor, type TensorEntry } from '../model/safetensors';
+import { ViT } from '../model/vit';
+
+export interface StreamViTOptions {
+  /** A config object (ours, timm's or Hugging Face's) overriding config.json and the file's metadata. */
+  config?: unknown;
+  onProgress?: (p: LoadProgress) => void;
+  fetch?: typeof fetch;
+  /** Applied to a fetched config.json before it is read (e.g. id2label → class names). */
+  translateConfig?: (json: unknown) => unknown;
+}
+
+/** The same cap parseSafetensorsHeader applies. */
+const MAX_HEADER_BYTES = 100_000_000;
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * `source`: a folder URL (model.safetensors and config.json inside), a
+ * .safetensors URL (config.json beside it is read if present), or a
+ * File/Blob (its config comes from `options.config` or the file's metadata).
+ */
+export async function streamViT(source: string | URL | Blob, options: StreamViTOptions = {}): Promise<ViT> {
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  let configJson: unknown = options.config;
+  let body: ReadableStream<Uint8Array>;
+  let total: number | undefined;
+  let what: string;
+  if (typeof source === 'string' || source instanceof URL) {
+    const text = source.toString();
+    const weightsUrl = text.endsWith('.safetensors') ? text : `${text.replace(/\/?$/, '/')}model.safetensors`;
+    const configUrl = weightsUrl.replace(/[^/]*$/, 'config.json');
+    what = weightsUrl;
+    const [res, config] = await Promise.all([
+      doFetch(weightsUrl),
+      configJson === undefined ? fetchOptionalJson(doFetch, configUrl) : Promise.resolve(configJson),
+    ]);
+    if (!res.ok) throw new ModelFormatError(`could not fetch ${weightsUrl}: HTTP ${res.status}`);
+    configJson = config === undefined || options.translateConfig === undefined ? config : options.translateConfig(config);
+    // A missing or malformed content-length is ignored, not trusted; the header says how long the file must be.
+    const announced = Number(res.headers.get('content-length') ?? NaN);
+    total = Number.isSafeInteger(announced) && announced >= 0 ? announced : undefined;
+    if (res.body === null) {
+      const whole = new Uint8Array(await res.arrayBuffer());
+      body = new Blob([whole]).stream();
+      total = whole.byteLength;
+    } else body = res.body;
+  } else {
+    what = 'the model file';
+    body = source.stream();
+    total = source.size;
+  }
+  const { tensors, metadata } = await readStream(body, total, what, options.onProgress);
+  if (configJson === undefined && metadata[CONFIG_METADATA_KEY] !== undefined) {
+    try {
+      configJson = JSON.parse(metadata[CONFIG_METADATA_KEY]);
+    } catch {
+      throw new ModelFormatError(`__metadata__["${CONFIG_METADATA_KEY}"] is not valid JSON`);
+    }
+  }
+  const shapes = new Map([...tensors].map(([k, v]) => [k, v.shape] as const));
+  return new ViT(resolveViTConfig(shapes, configJson ?? {}), tensors);
+}
+
+interface Target {
+  name: string;
+  entry: TensorEntry;
+  /** Where this tensor's bytes go: the float32 array itself (F32), or a scratch buffer decoded at the end. */
+  bytes: Uint8Array;
+  values: Float32Array | undefined;
+}
+
+async function readStream(
+  body: ReadableStream<Uint8Array>,
+  total: number | undefined,
+  what: string,
+  onProgress?: (p: LoadProgress) => void,
+): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string> }> {
+  const reader = body.getReader();
+  let loaded = 0;
+  let pending: Uint8Array | undefined; // a chunk not yet consumed (header bytes, then data)
+  const next = async (): Promise<Uint8Array | undefined> => {
+    if (pending !== undefined) {
+      const p = pending;
+      pending = undefined;
+      return p;
+    }
+    const { done, value } = await reader.read();
+    if (done) return undefined;
+    loaded += value.byteLength;
+    onProgress?.({ loadedBytes: loaded, totalBytes: total });
+    return value;
+  };
+  try {
+    // The header: 8 bytes of length, then that much JSON.
+    let head = new Uint8Array(0);
+    let need = 8;
+    while (head.byteLength < need) {
+      const chunk = await next();
+      if (chunk === undefined) throw new ModelFormatError(`${what} ended after ${head.byteLength} bytes, inside the safetensors header`);
+      const take = Math.min(chunk.byteLength, need - head.byteLength);
+      const grown = new Uint8Array(head.byteLength + take);
+      grown.set(head);
+      grown.set(chunk.subarray(0, take), head.byteLength);
+      head = grown;
+      if (take < chunk.byteLength) pending = chunk.subarray(take);
+      if (need === 8 && head.byteLength === 8) {
+        const view = new DataView(head.buffer);
+        const headerLength = view.getUint32(4, true) * 2 ** 32 + view.getUint32(0, true);
+        if (headerLength > MAX_HEADER_BYTES) throw new ModelFormatError(`header length ${headerLength} exceeds ${MAX_HEADER_BYTES} bytes`);
+        need = 8 + headerLength;
+      }
+    }
+    // content-length may count compressed bytes, so the file's length is checked by where the stream ends, not against it.
+    const header = parseSafetensorsHeader(head, Number.MAX_SAFE_INTEGER);
+    const targets: Target[] = [...header.tensors]
+      .map(([name, entry]) => {
+        const n = entry.shape.reduce((a, b) => a * b, 1);
+        if (entry.dtype === 'F32' && LITTLE_ENDIAN) {
+          const values = new Float32Array(n);
+          return { name, entry, values, bytes: new Uint8Array(values.buffer) };
+        }
+        return { name, entry, values: undefined, bytes: new Uint8Array(entry.end - entry.begin) };
+      })
+      .sort((a, b) => a.entry.begin - b.entry.begin);
+    const dataEnd = targets.reduce((m, t) => Math.max(m, t.entry.end), 0);
+
+    // Data section: copy each chunk's overlap with every tensor it touches.
+    let pos = 0;
+    let first = 0;
+    while (pos < dataEnd) {
+      const chunk = await next();
+      if (chunk === undefined) throw new ModelFormatError(`${what} ended after ${header.dataStart + pos} bytes; its header needs ${header.dataStart + dataEnd}`);
+      const end = pos + chunk.byteLength;
+      while (first < targets.length && targets[first]!.entry.end <= pos) first++;
+      for (let k = first; k < targets.length && targets[k]!.entry.begin < end; k++) {
+        const t = targets[k]!;
+        const from = Math.max(pos, t.entry.begin);
+        const to = Math.min(end, t.entry.end);
+        if (to > from) t.bytes.set(chunk.subarray(from - pos, to - pos), from - t.entry.begin);
+      }
+      pos = end;
+    }
+    const tensors = new Map<string, DecodedTensor>();
+    for (const t of targets) tensors.set(t.name, { shape: t.entry.shape, values: t.values ?? decodeTensor(t.entry, t.bytes) });
+    return { tensors, metadata: header.metadata };
+  } finally {
+    // Trailing bytes after the last tensor are not needed.
+    void reader.cancel().catch(() => undefined);
+  }
+}
+
+async function fetchOptionalJson(doFetch: typeof fetch, url: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await doFetch(url);
+  } catch {
+    return undefined;
+  }
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw new ModelFormatError(`could not fetch ${url}: HTTP ${res.status}`);
+  try {
+    return await res.json();
+  } catch (e) {
+    throw new ModelFormatError(`${url} is not valid JSON (${(e as Error).message})`);
+  }
+}
