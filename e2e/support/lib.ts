@@ -1,0 +1,136 @@
+// Browser-test support for the library build (dist/wildtta*.js) and its
+// examples: builds the library when its sources are newer than the bundles,
+// serves the repository with the plain static server of `npm run examples`
+// (under a strict CSP unless told otherwise), and opens pages in headless
+// Chromium with the shared flags. Every page records CSP violations in
+// window.__cspViolations before any of its own scripts run.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS, chromiumExecutable, REPO_ROOT } from './session';
+import { startStaticServer, STRICT_CSP, type StaticServer } from '../../tools/static-server';
+
+export const LIB_FILES = ['wildtta.js', 'wildtta.iife.js', 'wildtta.worker.js', 'tfjs-backend-wasm-simd.wasm'];
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (/\.ts$/.test(e.name) && !/\.test\.ts$/.test(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Runs the library build unless every bundle is newer than every source (WILDTTA_LIB_PREBUILT=1 skips the check). */
+export function ensureLibBuilt(): void {
+  if (process.env.WILDTTA_LIB_PREBUILT) return;
+  const dist = join(REPO_ROOT, 'dist');
+  const sources = Math.max(newestSource(join(REPO_ROOT, 'src')), statSync(join(REPO_ROOT, 'vite.lib.config.ts')).mtimeMs);
+  const fresh = LIB_FILES.every((f) => existsSync(join(dist, f)) && statSync(join(dist, f)).mtimeMs > sources);
+  if (fresh) return;
+  for (const args of [['vite', 'build', '-c', 'vite.lib.config.ts'], ['vite', 'build', '-c', 'vite.lib.config.ts', '--mode', 'worker']]) {
+    const r = spawnSync('npx', args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    if (r.status !== 0) throw new Error(`npx ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
+  }
+}
+
+export interface LibPage {
+  page: Page;
+  context: BrowserContext;
+  /** Console errors and uncaught exceptions. */
+  errors: string[];
+  console: string[];
+  cspViolations(): Promise<string[]>;
+}
+
+interface LibSession {
+  server: StaticServer;
+  browser: Browser;
+}
+
+let session: Promise<LibSession> | undefined;
+let settings: { csp: boolean; args: readonly string[] } = { csp: true, args: [] };
+
+/** Call before the first page: extra Chromium switches (a fake camera) and whether pages get the strict CSP (default yes). */
+export function configureLibSession(s: { csp?: boolean; args?: readonly string[] }): void {
+  if (session !== undefined) throw new Error('configureLibSession: the session is already running');
+  settings = { csp: s.csp ?? true, args: s.args ?? [] };
+}
+
+async function start(): Promise<LibSession> {
+  ensureLibBuilt();
+  const server = await startStaticServer(settings.csp ? { csp: STRICT_CSP } : {});
+  try {
+    const executablePath = chromiumExecutable();
+    const browser = await chromium.launch({ ...(executablePath === undefined ? {} : { executablePath }), headless: true, args: [...CHROMIUM_ARGS, ...settings.args] });
+    return { server, browser };
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+}
+
+after(async () => {
+  const s = session;
+  session = undefined;
+  if (s === undefined) return;
+  const { server, browser } = await s;
+  await browser.close().catch(() => undefined);
+  await server.close();
+});
+
+export async function libServer(): Promise<StaticServer> {
+  session ??= start();
+  return (await session).server;
+}
+
+const RECORD_CSP = `window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sourceFile || '') + ':' + e.lineNumber));`;
+
+/** Opens `path` in a fresh context (its own IndexedDB unless `context` is passed back in) and runs fn. */
+export async function withLibPage<T>(path: string, fn: (p: LibPage) => Promise<T>, opts: { context?: BrowserContext } = {}): Promise<T> {
+  session ??= start();
+  const { server, browser } = await session;
+  const context = opts.context ?? (await browser.newContext());
+  await context.addInitScript({ content: RECORD_CSP });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  const lines: string[] = [];
+  page.on('console', (m) => {
+    lines.push(`${m.type()}: ${m.text()}`);
+    if (process.env.WILDTTA_E2E_VERBOSE) console.log(`[page] ${m.type()}: ${m.text()}`);
+    if (m.type() === 'error') errors.push(`console.error: ${m.text()}${m.location().url ? ` (${m.location().url})` : ''}`);
+  });
+  page.on('pageerror', (e) => errors.push(`uncaught: ${e.stack ?? e.message}`));
+  // Workers' errors and CSP reports from workers do not reach the page's console by default.
+  page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && errors.push(`worker console.error: ${m.text()}`)));
+  try {
+    await page.goto(`${server.baseUrl}/${path.replace(/^\//, '')}`);
+    return await fn({ page, context, errors, console: lines, cspViolations: () => page.evaluate('window.__cspViolations') as Promise<string[]> });
+  } finally {
+    if (opts.context === undefined) await context.close().catch(() => undefined);
+    else await page.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Polls `expr` (a string, evaluated through the DevTools protocol) until it is
+ * truthy. Playwright's waitForFunction compiles its predicate with eval in the
+ * page, which the strict CSP under test refuses.
+ */
+export async function waitForTrue(page: Page, expr: string, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await page.evaluate(expr).catch(() => false)) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function newContext(): Promise<BrowserContext> {
+  session ??= start();
+  return (await session).browser.newContext();
+}

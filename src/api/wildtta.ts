@@ -1,0 +1,456 @@
+// The public API: one object per adapted model, the same whether the engine
+// runs on the page's thread or in a worker. Both modes drive the engine
+// through the worker protocol (engine-types.ts): the worker over
+// postMessage, the page-thread mode through a port that calls the same
+// server (engine-serve.ts) directly, so there is one code path to test.
+import type { BackendChoice } from '../runtime/backend';
+import { EngineConnection } from '../runtime/engine-port';
+import { serveEngine } from '../runtime/engine-serve';
+import type { EngineEvent, EngineOp, EngineOps, EngineRequest, EngineResponse, FrameResult, MethodInfo, ModelInfo, ModelSource } from '../runtime/engine-types';
+import type { InvertMode } from '../runtime/preprocess';
+import type { MethodName, UpdateReport } from '../methods/types';
+import { assetsBase, WORKER_FILE } from './assets';
+import { DisposedError, revive, SourceError } from './errors';
+import { prepareFrame, type ImageSource } from './sources';
+import { deleteState, getState, putState } from './store';
+
+export interface Progress {
+  loadedBytes: number;
+  /** From the server's content-length; null when it sent none. */
+  totalBytes: number | null;
+  /** loadedBytes / totalBytes, or null. */
+  fraction: number | null;
+}
+
+export interface CreateOptions {
+  /**
+   * A folder URL (model.safetensors and config.json inside), a .safetensors
+   * URL, a File/Blob, or the file's bytes (an ArrayBuffer given with
+   * `worker: true` is transferred to the worker, so it is empty afterwards).
+   * URLs resolve against the page's address.
+   */
+  model: string | URL | Blob | ArrayBuffer | Uint8Array;
+  /** config.json as an object, for a Blob or bytes without embedded metadata. */
+  config?: object;
+  /** 'sar' (default), 'tent', 'eata', 'deyo' or 'source' (no adaptation). */
+  method?: MethodName;
+  /** Learning rate; each method has its own default. */
+  lr?: number;
+  /** Method options passed on as they are (SAR: resetThreshold, marginFraction, rho...). */
+  methodOptions?: Record<string, number | boolean>;
+  /** 'auto' (default: webgpu → webgl → wasm → cpu, first that works) or one of them. */
+  backend?: BackendChoice;
+  /** Run the engine in a dedicated Web Worker (frames go to it as transferred ImageBitmaps). */
+  worker?: boolean;
+  /** Invert intensities before the model (true, false, or 'auto': when the border is bright). Default false. */
+  invert?: InvertMode;
+  /** Side of the centered square taken from each frame, as a fraction of its short side (default 1). */
+  cropFraction?: number;
+  /** Folder with wildtta.worker.js and the tfjs .wasm files; default: the folder this script came from. */
+  assetsUrl?: string;
+  /** On WebGPU, copy the adapted state to CPU memory every this many steps (default 20) for recovery from a lost device. */
+  snapshotEvery?: number;
+  /** Model download progress. */
+  onProgress?: (p: Progress) => void;
+}
+
+export interface Classification {
+  /** Index of the most likely class (before this frame's update). */
+  classIndex: number;
+  /** Its name, from the model's config (or "class N"). */
+  label: string;
+  confidence: number;
+  /** Prediction entropy, nats. */
+  entropy: number;
+  /** The five most likely classes. */
+  top: Array<{ classIndex: number; label: string; probability: number }>;
+  /** Passed the method's reliability filter, so the model adapts on it. */
+  reliable: boolean;
+  /** The adapter's step index. */
+  step: number;
+  /** Update outcomes that reached the CPU since the previous result (see UpdateReport). */
+  updates: UpdateReport[];
+  /** Wall time in the engine, ms. */
+  ms: number;
+  /** tfjs tensors alive in the engine after this frame (flat over a stream, unless something leaks). */
+  numTensors: number;
+  /** The backend the frame ran on. */
+  backend: string;
+}
+
+export interface ClassifyOptions {
+  /** The true class, when known (recorded by the engine). */
+  label?: number;
+  invert?: InvertMode;
+  cropFraction?: number;
+}
+
+export interface AttachOptions extends Omit<ClassifyOptions, 'label'> {
+  onResult?: (r: Classification) => void;
+  /** Errors of single frames; the loop goes on. Also sent as 'error' events. */
+  onError?: (e: unknown) => void;
+  /** At most this many frames per second go to the engine (default: as many as it takes, one at a time). */
+  maxFps?: number;
+}
+
+export interface Attachment {
+  stop(): void;
+  readonly running: boolean;
+  /** Frames classified. */
+  readonly frames: number;
+  /** Video frames skipped because the engine was still busy with an earlier one. */
+  readonly dropped: number;
+}
+
+export interface WildTTAEvents {
+  /** The adapted weights went back to the source model: `reason` 'user' (reset()) or 'collapse' (the method's own reset). */
+  reset: { reason: 'user' | 'collapse'; step: number | null };
+  /** A frame of an attached source failed, or a lost device could not be recovered. */
+  error: { error: unknown; during: 'attach' | 'recovery' };
+  /** The WebGPU device was lost; the engine is rebuilding itself (calls wait for it). */
+  deviceLost: { backend: string; reason: string; message: string };
+  /** The engine is back on `backend`, with the adapted state of step `restoredStep` (see README). */
+  recovered: { backend: string; previousBackend: string; restoredStep: number | null; lostSteps: number; ms: number };
+  progress: Progress;
+  result: Classification;
+}
+
+type Listener<K extends keyof WildTTAEvents> = (e: WildTTAEvents[K]) => void;
+
+/** Runs the engine server on this thread behind the same port interface a Worker has. */
+class LocalPort {
+  onmessage: ((e: { data: EngineResponse }) => void) | null = null;
+  onerror: ((e: ErrorEvent) => void) | null = null;
+  private readonly server = serveEngine((msg) => this.onmessage?.({ data: msg }));
+
+  postMessage(req: EngineRequest): void {
+    this.server.handle(req);
+  }
+
+  terminate(): void {
+    this.server.engine.dispose();
+  }
+}
+
+export class WildTTA {
+  /** The model's input and classes. */
+  readonly model: ModelInfo;
+  private methodInfo: MethodInfo;
+  private backendName: string;
+  private disposed = false;
+  private readonly listeners = new Map<keyof WildTTAEvents, Set<(e: never) => void>>();
+  private readonly attachments = new Set<{ stop(): void }>();
+  /** Debug hooks for tests; not part of the stable API. */
+  readonly _testing: { loseDevice(): Promise<void> };
+
+  private constructor(
+    private readonly client: EngineConnection,
+    private readonly options: CreateOptions,
+    init: { model: ModelInfo; method: MethodInfo; backend: string },
+  ) {
+    this.model = init.model;
+    this.methodInfo = init.method;
+    this.backendName = init.backend;
+    this._testing = { loseDevice: async () => void (await this.call('loseDevice', undefined)) };
+    client.onEvent = (e) => this.engineEvent(e);
+  }
+
+  /** Loads the model on the chosen backend (on this thread or in a worker) and sets up the method. */
+  static async create(options: CreateOptions): Promise<WildTTA> {
+    if (options === null || typeof options !== 'object' || options.model === undefined) throw new TypeError('WildTTA.create needs options with a model (a URL, File/Blob or bytes)');
+    const base = assetsBase(options.assetsUrl);
+    const port = options.worker ? new Worker(new URL(WORKER_FILE, base), { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
+    const client = new EngineConnection(port);
+    // Events that arrive while create() runs (progress) go to the options' callback; the instance does not exist yet.
+    client.onProgress = (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
+    try {
+      const report = await client.init({
+        backend: options.backend ?? 'auto',
+        wasmPaths: base,
+        ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery }),
+      });
+      const model = await client.loadModel(modelSource(options));
+      const method = await client.setMethod({
+        method: options.method ?? 'sar',
+        ...(options.lr === undefined ? {} : { lr: options.lr }),
+        ...(options.methodOptions === undefined ? {} : { options: options.methodOptions }),
+      });
+      const tta = new WildTTA(client, options, { model, method, backend: report.backend });
+      client.onProgress = (loadedBytes, totalBytes) => {
+        const p = { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null };
+        options.onProgress?.(p);
+        tta.emit('progress', p);
+      };
+      return tta;
+    } catch (e) {
+      client.terminate();
+      throw revive(e);
+    }
+  }
+
+  /** The backend the engine runs on now (it can change when a lost WebGPU device cannot be restarted). */
+  get backend(): string {
+    return this.backendName;
+  }
+
+  /** The method, its learning rate and entropy margin. */
+  get method(): MethodInfo {
+    return { ...this.methodInfo };
+  }
+
+  /** Whether dispose() was called. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /**
+   * Classifies one image and adapts on it: the prediction is made before the
+   * update this frame drives. `source`: a video (its current frame), image,
+   * canvas, ImageBitmap, ImageData, or a tensor [H, W, C] / [1, H, W, C] with
+   * values in [0, 1]. Any size: it is center-cropped, resized and converted to
+   * the model's channels.
+   */
+  async classify(source: ImageSource, options: ClassifyOptions = {}): Promise<Classification> {
+    this.alive('classify');
+    const cropFraction = options.cropFraction ?? this.options.cropFraction ?? 1;
+    const { prepared, cropped } = await prepareFrame(source, this.model.imageSize, cropFraction);
+    this.alive('classify');
+    const common = {
+      ...(options.label === undefined ? {} : { label: options.label }),
+      invert: options.invert ?? this.options.invert ?? false,
+      // A bitmap is the crop already.
+      cropFraction: cropped ? 1 : cropFraction,
+    };
+    let r: FrameResult;
+    try {
+      r =
+        prepared.kind === 'bitmap'
+          ? await this.client.call('stepBitmap', { ...common, bitmap: prepared.bitmap }, this.options.worker ? [prepared.bitmap] : [])
+          : await this.client.step({ ...common, frame: prepared.frame });
+    } catch (e) {
+      if (prepared.kind === 'bitmap') prepared.bitmap.close();
+      throw this.failure(e, 'classify');
+    }
+    const out = this.toClassification(r);
+    for (const u of r.updates) if (u.reset) this.emit('reset', { reason: 'collapse', step: u.step });
+    this.emit('result', out);
+    return out;
+  }
+
+  /**
+   * Classifies a live source frame after frame (requestVideoFrameCallback on a
+   * video where the browser has it, else requestAnimationFrame), one frame in
+   * flight: frames that arrive while the engine is busy are skipped.
+   */
+  attach(source: HTMLVideoElement | HTMLCanvasElement | HTMLImageElement | OffscreenCanvas, options: AttachOptions = {}): Attachment {
+    this.alive('attach');
+    if (options.maxFps !== undefined && !(options.maxFps > 0)) throw new RangeError(`maxFps must be a positive number, got ${options.maxFps}`);
+    const minGap = options.maxFps ? 1000 / options.maxFps : 0;
+    const video = typeof HTMLVideoElement === 'function' && source instanceof HTMLVideoElement ? source : undefined;
+    const useVfc = video !== undefined && typeof video.requestVideoFrameCallback === 'function';
+    let running = true;
+    let busy = false;
+    let frames = 0;
+    let dropped = 0;
+    let last = -Infinity;
+    let handle = 0;
+    const schedule = () => {
+      if (!running) return;
+      handle = useVfc ? video!.requestVideoFrameCallback(tick) : requestAnimationFrame(tick);
+    };
+    const tick = () => {
+      if (!running) return;
+      schedule();
+      const now = performance.now();
+      if (busy) {
+        dropped++;
+        return;
+      }
+      if (now - last < minGap) return;
+      // A video with no frame yet (still loading, or paused before its first) is waited for, not an error.
+      if (video !== undefined && (video.readyState < 2 || video.videoWidth === 0)) return;
+      last = now;
+      busy = true;
+      const { onResult, onError, maxFps: _maxFps, ...classifyOptions } = options;
+      this.classify(source, classifyOptions)
+        .then((r) => {
+          frames++;
+          if (running) onResult?.(r);
+        })
+        .catch((e: unknown) => {
+          if (!running) return;
+          onError?.(e);
+          this.emit('error', { error: e, during: 'attach' });
+        })
+        .finally(() => {
+          busy = false;
+        });
+    };
+    const att = {
+      stop: () => {
+        if (!running) return;
+        running = false;
+        if (useVfc) video!.cancelVideoFrameCallback(handle);
+        else cancelAnimationFrame(handle);
+        this.attachments.delete(att);
+      },
+      get running() {
+        return running;
+      },
+      get frames() {
+        return frames;
+      },
+      get dropped() {
+        return dropped;
+      },
+    };
+    this.attachments.add(att);
+    schedule();
+    return att;
+  }
+
+  /** Puts the adapted scale/shift back to the source model's and clears the optimizer and method state. */
+  async reset(): Promise<void> {
+    this.alive('reset');
+    await this.call('reset', undefined);
+    this.emit('reset', { reason: 'user', step: null });
+  }
+
+  /** The adapted state (scale/shift, momentum, method state, counters) as safetensors bytes. */
+  async exportState(): Promise<Uint8Array> {
+    this.alive('exportState');
+    return this.call('exportState', undefined);
+  }
+
+  /** Loads a state from exportState (same model and method); a bad one throws StateFormatError and changes nothing. */
+  async importState(bytes: Uint8Array | ArrayBuffer): Promise<void> {
+    this.alive('importState');
+    // A copy, so the caller's bytes are neither detached by the transfer nor shared with the engine.
+    const copy = bytes instanceof Uint8Array ? bytes.slice() : new Uint8Array(bytes.slice(0));
+    await this.call('importState', copy, this.options.worker ? [copy.buffer] : []);
+  }
+
+  /** Saves the adapted state in IndexedDB under `key` (this origin only). */
+  async save(key: string): Promise<void> {
+    this.alive('save');
+    const bytes = await this.exportState();
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+    await putState(key, { bytes: own, method: this.methodInfo.method, model: this.model.name, savedAt: Date.now() });
+  }
+
+  /** Loads the state saved under `key`; StorageError when there is none, StateFormatError when it belongs to another method or model. */
+  async restore(key: string): Promise<void> {
+    this.alive('restore');
+    const saved = await getState(key);
+    this.alive('restore');
+    await this.importState(saved.bytes);
+  }
+
+  /** Deletes a saved state (no error when there is none). */
+  static async forget(key: string): Promise<void> {
+    await deleteState(key);
+  }
+
+  /** tfjs tensors and bytes the engine holds. */
+  async memory(): Promise<{ numTensors: number; numBytes: number }> {
+    this.alive('memory');
+    return this.call('memory', undefined);
+  }
+
+  /** Subscribes to an event; returns the function that unsubscribes. */
+  on<K extends keyof WildTTAEvents>(type: K, listener: Listener<K>): () => void {
+    let set = this.listeners.get(type);
+    if (set === undefined) this.listeners.set(type, (set = new Set()));
+    set.add(listener as (e: never) => void);
+    return () => this.off(type, listener);
+  }
+
+  off<K extends keyof WildTTAEvents>(type: K, listener: Listener<K>): void {
+    this.listeners.get(type)?.delete(listener as (e: never) => void);
+  }
+
+  /** Stops attached sources, frees every tensor, ends the worker. Later calls throw DisposedError. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const a of [...this.attachments]) a.stop();
+    try {
+      await this.client.call('dispose', undefined);
+    } catch {
+      // Already gone (a crashed worker): nothing left to free.
+    }
+    this.client.terminate();
+    this.listeners.clear();
+  }
+
+  private async call<K extends EngineOp>(op: K, args: EngineOps[K]['args'], transfer: Transferable[] = []): Promise<EngineOps[K]['result']> {
+    try {
+      return await this.client.call(op, args, transfer);
+    } catch (e) {
+      throw this.failure(e, op);
+    }
+  }
+
+  /** After dispose() every call says so, whatever the engine answered. */
+  private failure(e: unknown, op: string): unknown {
+    return this.disposed ? new DisposedError(`${op}: this WildTTA instance was disposed`) : revive(e);
+  }
+
+  private alive(op: string): void {
+    if (this.disposed) throw new DisposedError(`${op}: this WildTTA instance was disposed; create a new one`);
+  }
+
+  private engineEvent(e: EngineEvent): void {
+    if (e.type === 'deviceLost') this.emit('deviceLost', { backend: e.backend, reason: e.reason, message: e.message });
+    else if (e.type === 'recovered') {
+      this.backendName = e.backend;
+      this.emit('recovered', { backend: e.backend, previousBackend: e.previousBackend, restoredStep: e.restoredStep, lostSteps: e.lostSteps, ms: e.ms });
+    } else this.emit('error', { error: new Error(`recovery from a lost device failed: ${e.message}`), during: 'recovery' });
+  }
+
+  private emit<K extends keyof WildTTAEvents>(type: K, e: WildTTAEvents[K]): void {
+    for (const l of this.listeners.get(type) ?? []) {
+      try {
+        (l as Listener<K>)(e);
+      } catch (err) {
+        // A listener's bug is the page's, not the engine's: report it without stopping the others.
+        setTimeout(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  private toClassification(r: FrameResult): Classification {
+    const name = (i: number) => this.model.classNames[i] ?? `class ${i}`;
+    return {
+      classIndex: r.predicted,
+      label: name(r.predicted),
+      confidence: r.confidence,
+      entropy: r.entropy,
+      top: r.top.map((t) => ({ classIndex: t.cls, label: name(t.cls), probability: t.p })),
+      reliable: r.reliable,
+      step: r.step,
+      updates: r.updates,
+      ms: r.ms.total,
+      numTensors: r.numTensors,
+      backend: this.backendName,
+    };
+  }
+}
+
+function modelSource(o: CreateOptions): ModelSource {
+  const m = o.model;
+  const config = o.config === undefined ? {} : { config: o.config };
+  if (typeof m === 'string' || m instanceof URL) {
+    // Absolute, so a worker (whose own address is the worker script's) fetches the same file.
+    return { kind: 'url', url: new URL(m, typeof location === 'undefined' ? undefined : location.href).href };
+  }
+  if (typeof Blob !== 'undefined' && m instanceof Blob) return { kind: 'blob', blob: m, ...config, ...(m instanceof File ? { name: m.name } : {}) };
+  if (m instanceof ArrayBuffer) return { kind: 'bytes', weights: m, ...config };
+  if (m instanceof Uint8Array) {
+    const whole = m.byteOffset === 0 && m.byteLength === m.buffer.byteLength && m.buffer instanceof ArrayBuffer;
+    return { kind: 'bytes', weights: whole ? (m.buffer as ArrayBuffer) : (m.slice().buffer as ArrayBuffer), ...config };
+  }
+  throw new SourceError(`model must be a URL, a File/Blob, an ArrayBuffer or a Uint8Array; got ${m === null ? 'null' : typeof m}`);
+}

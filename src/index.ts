@@ -1,0 +1,33 @@
+// wildtta's package entry (dist/wildtta.js, and the global `WildTTA` of
+// dist/wildtta.iife.js): test-time adaptation of a ViT on a page's images.
+//
+//   const tta = await WildTTA.create({ model: 'models/fmnist-vit/', method: 'sar' });
+//   const r = await tta.classify(video);            // r.label, r.confidence...
+//   const loop = tta.attach(video, { onResult });   // loop.stop()
+export { WildTTA } from './api/wildtta';
+export type { CreateOptions, Classification, ClassifyOptions, AttachOptions, Attachment, WildTTAEvents, Progress } from './api/wildtta';
+export type { ImageSource, TensorLike } from './api/sources';
+export {
+  WildTTAError,
+  DisposedError,
+  SourceError,
+  StorageError,
+  BackendError,
+  EngineError,
+  EngineClosedError,
+  EngineStateError,
+  FrameFormatError,
+  ModelFormatError,
+  InvalidInputError,
+  StateFormatError,
+} from './api/errors';
+export type { BackendChoice, BackendName } from './runtime/backend';
+export type { MethodName, UpdateReport } from './methods/types';
+export type { ModelInfo, MethodInfo } from './runtime/engine-types';
+
+// The IIFE's global is this module's namespace: `WildTTA.create(...)` must work
+// on it as on the class, so the statics are re-exported as functions.
+import { WildTTA as Cls } from './api/wildtta';
+export const create: typeof Cls.create = (options) => Cls.create(options);
+export const forget: typeof Cls.forget = (key) => Cls.forget(key);
+export const version = '0.1.0';
