@@ -71,6 +71,11 @@ export function startStaticServer(options: StaticServerOptions = {}): Promise<St
     const url = new URL(req.url ?? '/', 'http://x');
     const path = decodeURIComponent(url.pathname);
     requests.push(path);
+    // Browsers ask for it on every page; a 404 would be a console error in every test.
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
     if (path === '/') {
       res.writeHead(302, { Location: '/examples/' }).end();
       return;
