@@ -7,7 +7,7 @@ import { entropyWithGrad, softmaxEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
 import { SgdMomentum } from './sgd';
-import { flatNorm } from './sam';
+import { flatNorm, samPerturb } from './sam';
 import { FlatLayout } from './flat';
 import { decodeStats, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
 
@@ -190,6 +190,35 @@ export abstract class Adapter {
       logits?.dispose();
       if (x !== input) x.dispose();
     }
+  }
+
+  /**
+   * Runs the forward, backward and update arithmetic once on a blank image
+   * without changing anything, so that WebGPU/WebGL compile their pipelines
+   * (seconds for a large model) at load rather than on the first frames.
+   */
+  async warmup(): Promise<void> {
+    this.assertAlive();
+    const { imageSize: S, inChannels: C } = this.model.config;
+    const out = tf.tidy(() => {
+      const x = tf.zeros([1, S, S, C]) as tf.Tensor4D;
+      const fast = this.model.fast;
+      const first = fast.forward(x, this.model.param, this.layout.total > 0);
+      const { entropies, grad } = entropyWithGrad(first.logits);
+      // Nothing adapts (the no-adapt baseline): the forward is all there is to compile.
+      if (this.layout.total === 0) return tf.concat([tf.reshape(tf.softmax(first.logits), [-1]), entropies]);
+      const g = this.flatGrad(first.tape!, grad);
+      const gradNorm = flatNorm(g);
+      const theta = this.theta();
+      const ascended = this.layout.split(samPerturb(theta, g, gradNorm, 0.05));
+      const second = fast.forward(x, (n) => ascended.get(n) ?? this.model.param(n), true);
+      const g2 = this.flatGrad(second.tape!, entropyWithGrad(second.logits).grad);
+      const gate = tf.logicalAnd(allFinite(gradNorm, flatNorm(g2)), tf.scalar(false, 'bool'));
+      const stepped = tf.where(tf.broadcastTo(gate, theta.shape), tf.sub(theta, tf.mul(g2, 0)), theta);
+      return tf.concat([tf.reshape(tf.softmax(first.logits), [-1]), entropies, tf.reshape(tf.sum(stepped), [1])]);
+    });
+    await out.data();
+    out.dispose();
   }
 
   /** Reads the outcome of the last queued update, if any (one read). */

@@ -6,7 +6,7 @@ import { selectNormParams } from './params';
 import { SarAdapter, type SarOptions } from './sar';
 import { SourceAdapter } from './source';
 import { TentAdapter, type TentOptions } from './tent';
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 
 export type AdapterOptions =
   | ({ method: 'sar' } & SarOptions)
@@ -18,9 +18,18 @@ export type AdapterOptions =
 /**
  * One entry point for every method. EATA's Fisher is estimated here from
  * `fisherImages` (clean in-distribution images the caller provides) unless a
- * precomputed `fisher` is given.
+ * precomputed `fisher` is given. On WebGPU and WebGL (or with `warmup: true`)
+ * the adapter runs its kernels once on a blank image before it is returned
+ * (see Adapter.warmup).
  */
-export async function createAdapter(model: ViT, options: AdapterOptions): Promise<Adapter> {
+export async function createAdapter(model: ViT, options: AdapterOptions & { warmup?: boolean }): Promise<Adapter> {
+  const adapter = await construct(model, options);
+  // GPU backends compile a pipeline per kernel shape on first use: do it now, not on the first frames.
+  if (options.warmup ?? ['webgpu', 'webgl'].includes(tf.getBackend())) await adapter.warmup();
+  return adapter;
+}
+
+async function construct(model: ViT, options: AdapterOptions): Promise<Adapter> {
   switch (options.method) {
     case 'sar':
       return new SarAdapter(model, options);

@@ -219,3 +219,21 @@ test('dispose puts the model back to its source weights, so the next adapter sta
   for (const [name, v] of model.variables) assert.deepEqual(await v.data(), before.get(name), name);
   model.dispose();
 });
+
+test('warmup runs every kernel once and changes nothing, leaks nothing', async () => {
+  for (const method of ['sar', 'tent', 'source'] as const) {
+    const model = new ViT(cfg, weights);
+    const a = await createAdapter(model, { method, warmup: true } as AdapterOptions & { warmup: boolean });
+    try {
+      const before = await a.exportState();
+      const tensors = tf.memory().numTensors;
+      await a.warmup();
+      assert.equal(tf.memory().numTensors, tensors, `${method}: tensor count`);
+      assert.deepEqual(await a.exportState(), before, `${method}: state changed`);
+      assert.equal(a.stepCount, 0);
+    } finally {
+      a.dispose();
+      model.dispose();
+    }
+  }
+});

@@ -125,7 +125,8 @@ export class FastViT {
   readonly finalNormName: 'norm' | 'fc_norm';
   /** Both weight layouts are kept (see the file comment). */
   readonly dualLayout: boolean;
-  private readonly masks = new Map<number, { kMask: tf.Tensor2D; vMask: tf.Tensor2D }>();
+  private readonly onesRows = new Map<number, tf.Tensor2D>();
+  private readonly masks = new Map<number, { kMask: tf.Tensor3D; vMask: tf.Tensor3D }>();
   private disposed = false;
 
   constructor(
@@ -311,6 +312,8 @@ export class FastViT {
     this.blocks.length = 0;
     for (const m of this.masks.values()) tf.dispose([m.kMask, m.vMask]);
     this.masks.clear();
+    tf.dispose([...this.onesRows.values()]);
+    this.onesRows.clear();
   }
 
   /** Multi-head attention o = softmax(q·kᵀ)·v per head, from qkv [B·N, 3D] to o [B·N, D] (scale folded into q). */
@@ -320,8 +323,9 @@ export class FastViT {
     if (B === 1 && this.dualLayout && H <= BLOCKDIAG_MAX_HEADS) {
       const { kMask, vMask } = this.blockMasks(N);
       const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const kbd = tf.mul(tf.tile(tf.transpose(k), [1, H]), kMask) as tf.Tensor2D;
-      const vbd = tf.mul(tf.tile(v, [H, 1]), vMask) as tf.Tensor2D;
+      // Broadcast against the [D, H, N] / [H, N, D] masks: one kernel each (tfjs-wasm's Tile is slow).
+      const kbd = tf.reshape(tf.mul(tf.reshape(tf.transpose(k), [D, 1, N]), kMask), [D, H * N]) as tf.Tensor2D;
+      const vbd = tf.reshape(tf.mul(tf.reshape(v, [1, N, D]), vMask), [H * N, D]) as tf.Tensor2D;
       const p = tf.reshape(tf.softmax(tf.reshape(tf.matMul(q, kbd), [N, H, N])), [N, H * N]) as tf.Tensor2D;
       return { o: tf.matMul(p, vbd), saved: { kind: 'blockdiag', q, kbd, vbd, p } };
     }
@@ -346,7 +350,7 @@ export class FastViT {
     if (s.kind === 'blockdiag') {
       const { vMask } = this.blockMasks(N);
       // Sum of the H row blocks of a [H·N, D] product, each masked to its head's columns.
-      const gatherHeads = (t: tf.Tensor) => tf.sum(tf.reshape(tf.mul(t, vMask), [H, N, D]), 0);
+      const gatherHeads = (t: tf.Tensor) => tf.reshape(this.colSum(tf.reshape(tf.mul(tf.reshape(t, [H, N, D]), vMask), [H, N * D])), [N, D]);
       const dv = gatherHeads(tf.matMul(tf.transpose(s.p), dO));
       const dS = softmaxBack(tf.matMul(dO, tf.transpose(s.vbd)), s.p, [N, H, N]) as tf.Tensor2D;
       const dq = tf.matMul(dS, tf.transpose(s.kbd));
@@ -362,19 +366,33 @@ export class FastViT {
     return tf.reshape(dqkv, [B * N, 3 * D]) as tf.Tensor2D;
   }
 
-  /** 0/1 masks of the block-diagonal layout for N tokens: [D, H·N] and its transpose; built once per N. */
-  private blockMasks(N: number): { kMask: tf.Tensor2D; vMask: tf.Tensor2D } {
+  /** 0/1 masks of the block-diagonal layout for N tokens, [D, H, N] and [H, N, D]; built once per N. */
+  private blockMasks(N: number): { kMask: tf.Tensor3D; vMask: tf.Tensor3D } {
     let m = this.masks.get(N);
     if (!m) {
       const { width: D, heads: H } = this.config;
       const hd = D / H;
       const values = new Float32Array(D * H * N);
       for (let d = 0; d < D; d++) for (let j = 0; j < H * N; j++) values[d * H * N + j] = Math.floor(d / hd) === Math.floor(j / N) ? 1 : 0;
-      const kMask = tf.keep(tf.tensor2d(values, [D, H * N]));
-      m = { kMask, vMask: tf.keep(tf.transpose(kMask)) };
+      const kMask = tf.keep(tf.tensor3d(values, [D, H, N]));
+      m = { kMask, vMask: tf.keep(tf.tidy(() => tf.reshape(tf.transpose(tf.reshape(kMask, [D, H * N])), [H, N, D]))) as tf.Tensor3D };
       this.masks.set(N, m);
     }
     return m;
+  }
+
+  /**
+   * Σ over rows of [R, C] as ones[1, R]·x: a reduction over a leading axis
+   * costs tfjs-wasm a transpose first, a 2-D product does not.
+   */
+  private colSum(x: tf.Tensor): tf.Tensor1D {
+    const [R, C] = x.shape as [number, number];
+    let ones = this.onesRows.get(R);
+    if (!ones) {
+      ones = tf.keep(tf.ones([1, R])) as tf.Tensor2D;
+      this.onesRows.set(R, ones);
+    }
+    return tf.reshape(tf.matMul(ones, x as tf.Tensor2D), [C]) as tf.Tensor1D;
   }
 
   /** x·Wᵀ + b, as an untransposed product where the [in, out] layout is kept. */
@@ -402,8 +420,8 @@ export class FastViT {
   ): tf.Tensor2D | undefined {
     const D = this.config.width;
     const dy2 = tf.reshape(dy, [-1, D]);
-    if (wanted.has(`${ln}.weight`)) grads.set(`${ln}.weight`, tf.sum(tf.mul(dy2, s.xhat), 0));
-    if (wanted.has(`${ln}.bias`)) grads.set(`${ln}.bias`, tf.sum(dy2, 0));
+    if (wanted.has(`${ln}.weight`)) grads.set(`${ln}.weight`, this.colSum(tf.mul(dy2, s.xhat)));
+    if (wanted.has(`${ln}.bias`)) grads.set(`${ln}.bias`, this.colSum(dy2));
     if (!needInput) return undefined;
     // dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)), dx̂ = dy · γ.
     const dxhat = tf.mul(dy2, s.gamma);
