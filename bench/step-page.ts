@@ -1,8 +1,12 @@
-// In-page half of `npm run bench:step`: times inference and SAR steps on one backend.
+// In-page half of `npm run bench:step`: times inference and SAR steps on one backend,
+// and (opt-in) a ViT-B/16 with random weights.
 import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend, type BackendName } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadViT } from '../src/model/load';
+import { ViT } from '../src/model/vit';
+import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 import { fetchLabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { createAdapter, type Adapter } from '../src/methods';
@@ -13,19 +17,37 @@ export interface StepCostOptions {
   dataUrl: string;
   warmup: number;
   iterations: number;
+  /** wasm: threads to ask for (used only where the page is cross-origin isolated). */
+  threads?: number;
+  /** webgpu: the flags that suit many small kernels (see webgpuFlags). */
+  tuneWebgpu?: boolean;
+  /** Also return the logits of a constant image (all pixels 0.5), to compare with PyTorch's. */
+  check?: boolean;
+}
+
+export interface Memory {
+  tensorsBefore: number;
+  tensorsAfter: number;
+  gpuBytesBefore: number | null;
+  gpuBytesAfter: number | null;
 }
 
 export interface StepCost {
   backend: string;
   adapter: string | null;
+  /** wasm: threads in use; crossOriginIsolated: whether SharedArrayBuffer (so threads) was possible. */
+  threads: number | null;
+  crossOriginIsolated: boolean;
+  flags: Record<string, unknown>;
   inferenceMs: number;
   sarReliableMs: number;
   sarUnreliableMs: number;
   reliableRatio: number;
   unreliableRatio: number;
-  /** Tensor count and GPU bytes around the timed reliable SAR steps (equal = no leak). */
-  memory: { tensorsAfterWarmup: number; tensorsAtEnd: number; gpuBytesAfterWarmup: number | null; gpuBytesAtEnd: number | null };
+  /** Around the timed steps of all three adapters (equal = no leak). */
+  memory: Memory;
   updates: number;
+  checkLogits?: number[];
 }
 
 const median = (xs: number[]) => {
@@ -33,64 +55,173 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)]!;
 };
 
-async function time(adapter: Adapter, frames: tf.Tensor4D[], warmup: number, iterations: number): Promise<number[]> {
-  const ms: number[] = [];
-  for (let i = 0; i < warmup + iterations; i++) {
-    const t0 = performance.now();
-    await adapter.step(frames[i % frames.length]!);
-    if (i >= warmup) ms.push(performance.now() - t0);
+const gpuBytes = () => (tf.memory() as unknown as { numBytesInGPU?: number }).numBytesInGPU ?? null;
+
+/**
+ * WebGPU: submit command buffers in larger batches and keep small ops on the
+ * GPU (tfjs otherwise runs ops whose inputs sit on the CPU there, which here
+ * means uploads in the middle of a step).
+ */
+function webgpuFlags(): Record<string, unknown> {
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 64);
+  tf.env().set('WEBGPU_CPU_FORWARD', false);
+  return { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 64, WEBGPU_CPU_FORWARD: false };
+}
+
+async function setup(backend: BackendName, threads: number | undefined, tuneWebgpu: boolean) {
+  if (backend === 'wasm' && threads !== undefined && globalThis.crossOriginIsolated) setThreadsCount(threads);
+  const flags: Record<string, unknown> = backend === 'webgpu' && tuneWebgpu ? webgpuFlags() : {};
+  const report = await initBackend(backend, { wasmPaths: WASM_PATHS });
+  if (report.backend === 'wasm') {
+    flags.WASM_HAS_SIMD_SUPPORT = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    flags.WASM_HAS_MULTITHREAD_SUPPORT = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+    flags.requestedThreads = threads;
+    flags.hardwareConcurrency = navigator.hardwareConcurrency;
   }
-  await adapter.flush();
+  let adapterInfo: string | null = null;
+  if (report.backend === 'webgpu' && 'gpu' in navigator) {
+    const a = await (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor: string; architecture: string; device?: string; description?: string } } | null> } }).gpu.requestAdapter();
+    adapterInfo = a?.info ? [a.info.vendor, a.info.architecture, a.info.device, a.info.description].filter(Boolean).join(' ').trim() : null;
+  }
+  return { backend: report.backend, adapterInfo, flags, threads: report.backend === 'wasm' ? getThreadsCount() : null };
+}
+
+/** Median ms of each step function; interleaved in rounds so load changes on the machine hit all alike. */
+async function timeInterleaved(fns: Array<() => Promise<unknown>>, warmup: number, iterations: number, rounds = 5): Promise<number[][]> {
+  for (const fn of fns) for (let i = 0; i < warmup; i++) await fn();
+  const ms = fns.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < fns.length; k++) {
+      const n = Math.floor(iterations / rounds) + (r < iterations % rounds ? 1 : 0);
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        await fns[k]!();
+        ms[k]!.push(performance.now() - t0);
+      }
+    }
+  }
   return ms;
 }
 
 async function stepCost(o: StepCostOptions): Promise<StepCost> {
-  const report = await initBackend(o.backend, { wasmPaths: WASM_PATHS });
-  let adapterInfo: string | null = null;
-  if (report.backend === 'webgpu' && 'gpu' in navigator) {
-    const a = await (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor: string; architecture: string } } | null> } }).gpu.requestAdapter();
-    adapterInfo = a?.info ? `${a.info.vendor} ${a.info.architecture}`.trim() : null;
-  }
+  const env = await setup(o.backend, o.threads, o.tuneWebgpu ?? true);
   const model = await loadViT(o.modelUrl);
   const data = await fetchLabeledImages(o.dataUrl);
   const frames = Array.from({ length: 16 }, (_, i) => grayBatch(data.images, i, 1, data.height, data.width));
 
-  const source = await createAdapter(model, { method: 'source' });
-  const inference = await time(source, frames, o.warmup, o.iterations);
-  source.dispose();
-
   // The filter decides the cost: a margin above any entropy makes every sample reliable
   // (the full SAR step), a margin of 0 makes none reliable (one forward, nothing else).
+  const source = await createAdapter(model, { method: 'source' });
   const reliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 100, resetThreshold: 0 });
-  await time(reliable, frames, o.warmup, 0);
-  const mem = (t: 'numTensors' | 'numBytesInGPU') => (tf.memory() as unknown as Record<string, number | undefined>)[t] ?? null;
-  const tensorsAfterWarmup = tf.memory().numTensors;
-  const gpuBytesAfterWarmup = mem('numBytesInGPU');
-  const sarReliable = await time(reliable, frames, 0, o.iterations);
-  const tensorsAtEnd = tf.memory().numTensors;
-  const gpuBytesAtEnd = mem('numBytesInGPU');
-  const updates = reliable.updateCount;
-  reliable.dispose();
   const unreliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 0 });
-  const sarUnreliable = await time(unreliable, frames, o.warmup, o.iterations);
-  unreliable.dispose();
+  const counters = [0, 0, 0];
+  const stepper = (a: Adapter, k: number) => () => a.step(frames[counters[k]!++ % frames.length]!);
+  // Warm-up first (pipelines compiled, buffers pooled), then the memory baseline.
+  await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], o.warmup, 0);
+  await reliable.flush();
+  const tensorsBefore = tf.memory().numTensors;
+  const gpuBytesBefore = gpuBytes();
+  const [inference, sarReliable, sarUnreliable] = await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], 0, o.iterations);
+  await reliable.flush();
+  const memory = { tensorsBefore, tensorsAfter: tf.memory().numTensors, gpuBytesBefore, gpuBytesAfter: gpuBytes() };
+  const updates = reliable.updateCount;
+  for (const a of [unreliable, reliable, source]) a.dispose();
+  let checkLogits: number[] | undefined;
+  if (o.check) {
+    const c = model.config;
+    const logits = tf.tidy(() => model.logits(tf.fill([1, c.imageSize, c.imageSize, c.inChannels], 0.5) as tf.Tensor4D));
+    checkLogits = Array.from(await logits.data());
+    logits.dispose();
+  }
   frames.forEach((f) => f.dispose());
   model.dispose();
 
-  const inferenceMs = median(inference);
-  const sarReliableMs = median(sarReliable);
-  const sarUnreliableMs = median(sarUnreliable);
+  const inferenceMs = median(inference!);
+  const sarReliableMs = median(sarReliable!);
+  const sarUnreliableMs = median(sarUnreliable!);
   return {
-    backend: report.backend,
-    adapter: adapterInfo,
+    backend: env.backend,
+    adapter: env.adapterInfo,
+    threads: env.threads,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    flags: env.flags,
     inferenceMs,
     sarReliableMs,
     sarUnreliableMs,
     reliableRatio: sarReliableMs / inferenceMs,
     unreliableRatio: sarUnreliableMs / inferenceMs,
-    memory: { tensorsAfterWarmup, tensorsAtEnd, gpuBytesAfterWarmup, gpuBytesAtEnd },
+    memory,
     updates,
+    ...(checkLogits ? { checkLogits } : {}),
   };
 }
 
-(window as unknown as { wildttaBench: unknown }).wildttaBench = { stepCost };
+export interface VitB16Options {
+  backend: BackendName;
+  /** Timed SAR steps on reliable samples (after one untimed warm-up step). */
+  steps: number;
+  /** Timed inferences (after one untimed warm-up). */
+  inferences: number;
+  /** Fewer blocks than ViT-B/16's 12, for a quick check of the code path. */
+  depth?: number;
+}
+
+export interface VitB16Cost {
+  backend: string;
+  adapter: string | null;
+  flags: Record<string, unknown>;
+  parameters: number;
+  buildMs: number;
+  firstInferenceMs: number;
+  inferenceMs: number[];
+  firstSarStepMs: number;
+  sarStepMs: number[];
+  /** Around the timed SAR steps (equal = flat). */
+  memory: Memory;
+  updates: number;
+  adapted: number;
+}
+
+/** ViT-B/16 (224×224×3, patch 16, width 768, depth 12, 12 heads, 1000 classes) with seeded random weights in timm's layout. */
+async function vitB16(o: VitB16Options): Promise<VitB16Cost> {
+  const env = await setup(o.backend, undefined, true);
+  const cfg = tinyConfig({ imageSize: 224, patchSize: 16, inChannels: 3, width: 768, depth: o.depth ?? 12, heads: 12, mlpHidden: 3072, numClasses: 1000, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+  let t0 = performance.now();
+  const weights = randomViTTensors(cfg, 16, 4);
+  let parameters = 0;
+  for (const t of weights.values()) parameters += t.values.length;
+  const model = new ViT(cfg, weights);
+  weights.clear();
+  const buildMs = performance.now() - t0;
+  const frames = [0, 1].map((i) => tf.randomUniform([1, 224, 224, 3], 0, 1, 'float32', i) as tf.Tensor4D);
+
+  const timeStep = async (a: Adapter, i: number) => {
+    const t = performance.now();
+    await a.step(frames[i % 2]!);
+    if (a.method !== 'source') await a.flush(); // the update's own time, not left for the next step
+    return performance.now() - t;
+  };
+  const source = await createAdapter(model, { method: 'source' });
+  const firstInferenceMs = await timeStep(source, 0);
+  const inferenceMs: number[] = [];
+  for (let i = 0; i < o.inferences; i++) inferenceMs.push(await timeStep(source, i));
+  source.dispose();
+
+  const sar = await createAdapter(model, { method: 'sar', lr: 1e-5, marginFraction: 100, resetThreshold: 0 });
+  t0 = performance.now();
+  const firstSarStepMs = await timeStep(sar, 0);
+  const tensorsBefore = tf.memory().numTensors;
+  const gpuBytesBefore = gpuBytes();
+  const sarStepMs: number[] = [];
+  for (let i = 0; i < o.steps; i++) sarStepMs.push(await timeStep(sar, i));
+  const memory = { tensorsBefore, tensorsAfter: tf.memory().numTensors, gpuBytesBefore, gpuBytesAfter: gpuBytes() };
+  const updates = sar.updateCount;
+  const adapted = sar.params.size;
+  sar.dispose();
+  frames.forEach((f) => f.dispose());
+  model.dispose();
+  return { backend: env.backend, adapter: env.adapterInfo, flags: env.flags, parameters, buildMs, firstInferenceMs, inferenceMs, firstSarStepMs, sarStepMs, memory, updates, adapted };
+}
+
+Error.stackTraceLimit = 60;
+(window as unknown as { wildttaBench: unknown }).wildttaBench = { stepCost, vitB16 };
