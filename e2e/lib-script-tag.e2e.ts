@@ -137,6 +137,8 @@ test('script-tag example with worker: true: same API, frames go to dist/wildtta.
       const c = document.createElement('canvas'); c.width = c.height = 40;
       const b = await createImageBitmap(c); await window.tta.classify(b); return b.width; })()`);
     assert.equal(usable, 40);
+    const kept = await p.page.evaluate(`(async () => { const id = new ImageData(28, 28); await window.tta.classify(id); return id.data.length; })()`);
+    assert.equal(kept, 28 * 28 * 4, "the caller's ImageData is not emptied by the transfer");
     const errs = (await p.page.evaluate(`(async () => {
       try { await window.tta.importState(new Uint8Array([1, 2, 3])); return 'ok'; } catch (e) { return e.name + ' ' + (e instanceof WildTTA.StateFormatError); } })()`)) as string;
     assert.equal(errs, 'StateFormatError true', 'errors from the worker keep their class');

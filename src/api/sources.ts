@@ -57,7 +57,9 @@ export async function prepareFrame(source: ImageSource, modelSize: number, cropF
     return { prepared: { kind: 'bitmap', bitmap }, cropped: true };
   }
   if (has('ImageData') && source instanceof ImageData) {
-    return { prepared: { kind: 'pixels', frame: { data: source.data, width: source.width, height: source.height, channels: 4, maxValue: 255 } }, cropped: false };
+    // A copy: the frame's buffer is transferred to a worker, which would empty the caller's ImageData.
+    const data = new Uint8ClampedArray(source.data);
+    return { prepared: { kind: 'pixels', frame: { data, width: source.width, height: source.height, channels: 4, maxValue: 255 } }, cropped: false };
   }
   if (source !== null && typeof source === 'object' && Array.isArray((source as TensorLike).shape) && typeof (source as TensorLike).data === 'function') {
     const shape = (source as TensorLike).shape;
