@@ -214,7 +214,7 @@ export abstract class Adapter {
       const second = fast.forward(x, (n) => ascended.get(n) ?? this.model.param(n), true);
       const g2 = this.flatGrad(second.tape!, entropyWithGrad(second.logits).grad);
       const gate = tf.logicalAnd(allFinite(gradNorm, flatNorm(g2)), tf.scalar(false, 'bool'));
-      const stepped = tf.where(tf.broadcastTo(gate, theta.shape), tf.sub(theta, tf.mul(g2, 0)), theta);
+      const stepped = tf.where(this.sgd.widen(gate), tf.sub(theta, tf.mul(g2, 0)), theta);
       return tf.concat([tf.reshape(tf.softmax(first.logits), [-1]), entropies, tf.reshape(tf.sum(stepped), [1])]);
     });
     await out.data();
@@ -287,7 +287,7 @@ export abstract class Adapter {
   protected resetWhere(when: tf.Tensor, theta: tf.Tensor1D): tf.Tensor1D {
     this.sgd.clear(when);
     this.clearState(when);
-    return tf.where(tf.broadcastTo(when, theta.shape), this.sourceFlat, theta) as tf.Tensor1D;
+    return tf.where(this.sgd.widen(when), this.sourceFlat, theta) as tf.Tensor1D;
   }
 
   /** The adapted state (scale/shift, momentum, method state, counters) as a compact safetensors blob. */
@@ -440,7 +440,7 @@ export function packStats(fields: {
   reset?: tf.Tensor;
   nonFinite: tf.Tensor;
 }): tf.Tensor {
-  const f = (t: tf.Tensor | undefined, fallback: number) => (t ? tf.reshape(tf.cast(t, 'float32'), [1]) : tf.tensor1d([fallback]));
+  const f = (t: tf.Tensor | undefined, fallback: number) => (t ? tf.reshape(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), [1]) : tf.tensor1d([fallback]));
   return tf.concat([
     f(fields.updated, 0),
     f(fields.kept, 0),

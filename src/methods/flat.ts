@@ -32,15 +32,17 @@ export class FlatLayout {
       this.names.map((n) => {
         const t = values.get(n);
         if (!t) throw new Error(`no value for ${n}`);
-        return tf.reshape(t, [-1]);
+        return t.rank === 1 ? t : tf.reshape(t, [-1]);
       }),
     ) as tf.Tensor1D;
   }
 
-  /** The pieces of a flat vector by name, in their own shapes. Inside tf.tidy. */
+  /** The pieces of a flat vector by name, in their own shapes (one split kernel). Inside tf.tidy. */
   split(flat: tf.Tensor1D): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();
-    this.names.forEach((n, i) => out.set(n, tf.reshape(tf.slice(flat, this.offsets[i]!, this.sizes[i]!), this.shapes[i]!)));
+    if (this.names.length === 0) return out;
+    const pieces = this.names.length === 1 ? [flat] : tf.split(flat, this.sizes);
+    this.names.forEach((n, i) => out.set(n, this.shapes[i]!.length === 1 ? pieces[i]! : tf.reshape(pieces[i]!, this.shapes[i]!)));
     return out;
   }
 }

@@ -78,13 +78,16 @@ export class SarAdapter extends Adapter {
     const stepped = this.sgd.step(theta, g2, gate);
 
     // Step 5 (cont.): ema ← Loss2 the first time, then 0.9·ema + 0.1·Loss2.
+    const hadEma = tf.cast(this.hasEma, 'bool');
     const blended = tf.add(tf.mul(this.ema, this.emaDecay), tf.mul(loss2, 1 - this.emaDecay));
-    this.ema.assign(tf.where(gate, tf.where(tf.cast(this.hasEma, 'bool'), blended, loss2), this.ema) as tf.Scalar);
-    this.hasEma.assign(tf.where(gate, tf.scalar(1), this.hasEma) as tf.Scalar);
-    const emaNow = tf.where(tf.cast(this.hasEma, 'bool'), this.ema, tf.scalar(NaN));
+    const ema = tf.where(gate, tf.where(hadEma, blended, loss2), this.ema) as tf.Scalar;
+    const hasEma = tf.logicalOr(gate, hadEma);
+    this.ema.assign(ema);
+    this.hasEma.assign(tf.cast(hasEma, 'float32') as tf.Scalar);
+    const emaNow = tf.where(hasEma, ema, tf.scalar(NaN));
 
     // Step 7: model recovery when the EMA says the model is collapsing.
-    const reset = tf.logicalAnd(tf.cast(this.hasEma, 'bool'), tf.less(this.ema, this.resetThreshold));
+    const reset = tf.logicalAnd(hasEma, tf.less(ema, this.resetThreshold));
     this.writeParams(this.resetWhere(reset, stepped));
 
     return packStats({

@@ -12,6 +12,8 @@ import * as tf from '@tensorflow/tfjs';
  */
 export class SgdMomentum {
   readonly buffer: tf.Variable<tf.Rank.R1>;
+  /** All-true [P]: a scalar gate widened by logicalAnd with it is one cheap kernel (broadcastTo is a slow Tile on wasm). */
+  private readonly trues: tf.Tensor1D;
 
   constructor(
     size: number,
@@ -20,11 +22,17 @@ export class SgdMomentum {
   ) {
     // tidy frees the zeros the variable was made from (tidy never disposes variables themselves).
     this.buffer = tf.tidy(() => tf.variable(tf.zeros([size]) as tf.Tensor1D, false));
+    this.trues = tf.tidy(() => tf.cast(tf.ones([size]), 'bool') as tf.Tensor1D);
+  }
+
+  /** A boolean scalar as a [P] mask. Inside tf.tidy. */
+  widen(gate: tf.Tensor): tf.Tensor1D {
+    return tf.logicalAnd(this.trues, gate) as tf.Tensor1D;
   }
 
   /** Returns the stepped θ (θ itself where the gate is false) and updates the buffer. Inside tf.tidy. */
   step(theta: tf.Tensor1D, grad: tf.Tensor1D, gate: tf.Tensor): tf.Tensor1D {
-    const cond = tf.broadcastTo(gate, theta.shape);
+    const cond = this.widen(gate);
     const nextBuf = tf.add(tf.mul(this.buffer, this.momentum), grad);
     this.buffer.assign(tf.where(cond, nextBuf, this.buffer) as tf.Tensor1D);
     return tf.where(cond, tf.sub(theta, tf.mul(nextBuf, this.lr)), theta) as tf.Tensor1D;
@@ -34,11 +42,12 @@ export class SgdMomentum {
   clear(when?: tf.Tensor): void {
     tf.tidy(() => {
       const zero = tf.zerosLike(this.buffer);
-      this.buffer.assign((when === undefined ? zero : tf.where(tf.broadcastTo(when, this.buffer.shape), zero, this.buffer)) as tf.Tensor1D);
+      this.buffer.assign((when === undefined ? zero : tf.where(this.widen(when), zero, this.buffer)) as tf.Tensor1D);
     });
   }
 
   dispose(): void {
     this.buffer.dispose();
+    this.trues.dispose();
   }
 }
