@@ -265,7 +265,7 @@ async function main(): Promise<void> {
     scenarios: (a.scenarios ?? (quick ? 'mixed' : SCENARIOS.join(','))).split(',') as Scenario[],
     methods: (a.methods ?? METHODS.join(',')).split(','),
     corruptions: [...CORRUPTIONS],
-    perCorruption: Number(a['per-corruption'] ?? (quick ? '20' : '300')),
+    perCorruption: Number(a['per-corruption'] ?? (quick ? '40' : '300')),
     severity: Number(a.severity),
     outDir: a.out ?? (quick ? 'bench/results/quick' : 'bench/results'),
     methodOptions: loadMethodOptions(),

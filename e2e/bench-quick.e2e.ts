@@ -20,9 +20,11 @@ const base = {
 };
 
 test('quick mixed stream on wasm: SAR within 2 points of no-adapt or better', async (t) => {
-  const { records } = await runWildBench({ ...base, backend: 'wasm', perCorruption: 20 });
+  // 40 images per corruption: with 20, the paired difference between two methods that mostly agree
+  // moves by about ±2 points from seed to seed, the size of the bound itself.
+  const { records } = await runWildBench({ ...base, backend: 'wasm', perCorruption: 40 });
   const correct = Object.fromEntries(records.map((r) => [r.method, r.score.correct]));
-  const total = 15 * 20;
+  const total = 15 * 40;
   t.diagnostic(Object.entries(correct).map(([m, c]) => `${m} ${((100 * c) / total).toFixed(1)}%`).join(', '));
   assert.equal(records.length, METHODS.length);
   for (const r of records) assert.equal(r.score.total, total, r.method);
