@@ -42,6 +42,7 @@ export interface StepCost {
   inferenceMs: number;
   sarReliableMs: number;
   sarUnreliableMs: number;
+  /** Medians of the per-round ratios (one inference, one reliable and one unreliable step per round). */
   reliableRatio: number;
   unreliableRatio: number;
   /** Around the timed steps of all three adapters (equal = no leak). */
@@ -91,7 +92,9 @@ async function timeInterleaved(fns: Array<() => Promise<unknown>>, warmup: numbe
   for (const fn of fns) for (let i = 0; i < warmup; i++) await fn();
   const ms = fns.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) {
-    for (let k = 0; k < fns.length; k++) {
+    // The order turns each round, so no step always follows the same one (caches, queued GPU work).
+    for (let j = 0; j < fns.length; j++) {
+      const k = (j + r) % fns.length;
       const n = Math.floor(iterations / rounds) + (r < iterations % rounds ? 1 : 0);
       for (let i = 0; i < n; i++) {
         const t0 = performance.now();
@@ -114,14 +117,23 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
   const source = await createAdapter(model, { method: 'source' });
   const reliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 100, resetThreshold: 0 });
   const unreliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 0 });
+  // Every frame on the device before the memory baseline (a GPU backend uploads an input on first use).
+  for (const f of frames) tf.tidy(() => void tf.add(f, 0));
   const counters = [0, 0, 0];
-  const stepper = (a: Adapter, k: number) => () => a.step(frames[counters[k]!++ % frames.length]!);
+  // A step is timed until its update is done and reported (flush), so that on a GPU the queued work
+  // of a reliable step is not billed to whichever step reads next.
+  const stepper = (a: Adapter, k: number) => async () => {
+    await a.step(frames[counters[k]!++ % frames.length]!);
+    await a.flush();
+  };
   // Warm-up first (pipelines compiled, buffers pooled), then the memory baseline.
   await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], o.warmup, 0);
   await reliable.flush();
   const tensorsBefore = tf.memory().numTensors;
   const gpuBytesBefore = gpuBytes();
-  const [inference, sarReliable, sarUnreliable] = await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], 0, o.iterations);
+  // One of each per round: the three steps of a round run within milliseconds of each other, so the
+  // per-round ratios hardly see changes in machine load; the reported ratios are their medians.
+  const [inference, sarReliable, sarUnreliable] = await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], 0, o.iterations, o.iterations);
   await reliable.flush();
   const memory = { tensorsBefore, tensorsAfter: tf.memory().numTensors, gpuBytesBefore, gpuBytesAfter: gpuBytes() };
   const updates = reliable.updateCount;
@@ -148,8 +160,8 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
     inferenceMs,
     sarReliableMs,
     sarUnreliableMs,
-    reliableRatio: sarReliableMs / inferenceMs,
-    unreliableRatio: sarUnreliableMs / inferenceMs,
+    reliableRatio: median(sarReliable!.map((t, i) => t / inference![i]!)),
+    unreliableRatio: median(sarUnreliable!.map((t, i) => t / inference![i]!)),
     memory,
     updates,
     ...(checkLogits ? { checkLogits } : {}),
@@ -186,7 +198,7 @@ export interface VitB16Cost {
 async function vitB16(o: VitB16Options): Promise<VitB16Cost> {
   const env = await setup(o.backend, undefined, true);
   const cfg = tinyConfig({ imageSize: 224, patchSize: 16, inChannels: 3, width: 768, depth: o.depth ?? 12, heads: 12, mlpHidden: 3072, numClasses: 1000, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
-  let t0 = performance.now();
+  const t0 = performance.now();
   const weights = randomViTTensors(cfg, 16, 4);
   let parameters = 0;
   for (const t of weights.values()) parameters += t.values.length;
@@ -208,8 +220,8 @@ async function vitB16(o: VitB16Options): Promise<VitB16Cost> {
   source.dispose();
 
   const sar = await createAdapter(model, { method: 'sar', lr: 1e-5, marginFraction: 100, resetThreshold: 0 });
-  t0 = performance.now();
-  const firstSarStepMs = await timeStep(sar, 0);
+  // The untimed first step on the other frame, so both inputs are on the device before the memory baseline.
+  const firstSarStepMs = await timeStep(sar, 1);
   const tensorsBefore = tf.memory().numTensors;
   const gpuBytesBefore = gpuBytes();
   const sarStepMs: number[] = [];

@@ -45,6 +45,8 @@ interface TorchTimes {
   inferenceMs: number;
   sarReliableMs: number;
   sarUnreliableMs: number;
+  reliableRatio: number;
+  unreliableRatio: number;
 }
 interface TorchResult {
   torch: string;
@@ -94,17 +96,31 @@ const loadLine = () => `load average ${loadavg().map((l) => l.toFixed(2)).join('
 async function stepTable(): Promise<void> {
   const loadBefore = loadLine();
   console.log(`machine: ${loadBefore}`);
-  let torch: TorchResult | string = 'not run (--no-torch)';
-  if (!args['no-torch']) {
-    process.stdout.write('PyTorch: ');
-    torch = runTorch();
-    if (typeof torch === 'string') console.log(`skipped (${torch})`);
-    else for (const [t, r] of Object.entries(torch.threads)) console.log(`${t} thread(s): inference ${f2(r.inferenceMs)} ms, SAR reliable ${f2(r.sarReliableMs)} ms, unreliable ${f2(r.sarUnreliableMs)} ms`);
-  }
+  // PyTorch runs just before and just after the wasm rows (the comparison that matters), and its
+  // figures are the mean of the two runs, so a change in machine load between them hits both engines.
+  const torchRuns: TorchResult[] = [];
+  let torchSkipped = args['no-torch'] ? 'not run (--no-torch)' : '';
+  const timeTorch = () => {
+    if (torchSkipped) return;
+    process.stdout.write(`PyTorch (run ${torchRuns.length + 1}): `);
+    const r = runTorch();
+    if (typeof r === 'string') {
+      torchSkipped = r;
+      console.log(`skipped (${r})`);
+      return;
+    }
+    torchRuns.push(r);
+    console.log(Object.entries(r.threads).map(([t, x]) => `${t} thread(s): inference ${f2(x.inferenceMs)} ms, SAR reliable ${f2(x.sarReliableMs)} ms, unreliable ${f2(x.sarUnreliableMs)} ms`).join('; '));
+  };
+  const names = args.backends.split(',');
+  const wasmFirst = [...names.filter((n) => n.startsWith('wasm')), ...names.filter((n) => !n.startsWith('wasm'))];
+  const lastWasm = wasmFirst.filter((n) => n.startsWith('wasm')).pop();
+  timeTorch();
+  let torch: TorchResult | string = torchRuns[0] ?? torchSkipped;
 
   const rows: Array<StepCost & { label: string; check?: number }> = [];
   let browserVersion = '';
-  for (const name of args.backends.split(',')) {
+  for (const name of wasmFirst) {
     process.stdout.write(`${name}: `);
     const threaded = name === 'wasm-threads';
     const backend = threaded ? 'wasm' : name;
@@ -129,8 +145,30 @@ async function stepTable(): Promise<void> {
     } catch (e) {
       console.log(`skipped (${(e as Error).message.split('\n')[0]})`);
     }
+    if (name === lastWasm) timeTorch();
   }
   await shutdown();
+  if (torchRuns.length > 0) {
+    const mean = (f: (r: TorchResult) => number) => torchRuns.reduce((a, r) => a + f(r), 0) / torchRuns.length;
+    const threads = Object.keys(torchRuns[0]!.threads);
+    torch = {
+      ...torchRuns[0]!,
+      threads: Object.fromEntries(
+        threads.map((t) => [
+          t,
+          {
+            inferenceMs: mean((r) => r.threads[t]!.inferenceMs),
+            sarReliableMs: mean((r) => r.threads[t]!.sarReliableMs),
+            sarUnreliableMs: mean((r) => r.threads[t]!.sarUnreliableMs),
+            reliableRatio: mean((r) => r.threads[t]!.reliableRatio),
+            unreliableRatio: mean((r) => r.threads[t]!.unreliableRatio),
+          },
+        ]),
+      ),
+    };
+  }
+  const torchSpread =
+    torchRuns.length > 1 ? ` (mean of ${torchRuns.length} runs, before and after the wasm rows; 1-thread SAR step ${torchRuns.map((r) => f2(r.threads['1']!.sarReliableMs)).join(' and ')} ms)` : '';
   if (rows.length === 0) throw new Error('no backend could run');
   const loadAfter = loadLine();
 
@@ -141,13 +179,13 @@ async function stepTable(): Promise<void> {
   ];
   if (typeof torch === 'object') {
     for (const [t, r] of Object.entries(torch.threads)) {
-      lines.push(`| PyTorch ${torch.torch} eager | CPU | ${t} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.sarReliableMs / r.inferenceMs)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.sarUnreliableMs / r.inferenceMs)}× | ${f2(torch1!.sarReliableMs / r.sarReliableMs)} | – | – |`);
+      lines.push(`| PyTorch ${torch.torch} eager | CPU | ${t} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${f2(torch1!.sarReliableMs / r.sarReliableMs)} | – | – |`);
     }
   }
   for (const r of rows) {
     const vsTorch = torch1 ? f2(torch1.sarReliableMs / r.sarReliableMs) : '–';
     lines.push(
-      `| wildtta (tfjs) | ${r.backend}${r.adapter ? ` (${r.adapter})` : ''} | ${r.threads ?? '–'} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${vsTorch} | ${r.memory.tensorsBefore} → ${r.memory.tensorsAfter} | ${r.memory.gpuBytesBefore ?? '–'} → ${r.memory.gpuBytesAfter ?? '–'} |`,
+      `| wildtta (tfjs) | ${r.label}${r.adapter ? ` (${r.adapter})` : ''} | ${r.threads ?? '–'} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${vsTorch} | ${r.memory.tensorsBefore} → ${r.memory.tensorsAfter} | ${r.memory.gpuBytesBefore ?? '–'} → ${r.memory.gpuBytesAfter ?? '–'} |`,
     );
   }
   const table = lines.join('\n');
@@ -171,13 +209,13 @@ async function stepTable(): Promise<void> {
   if (!args['no-write']) {
     const torchLine =
       typeof torch === 'object'
-        ? `PyTorch: \`tools/time_torch.py\` with Debian's python3-torch ${torch.torch}, eager, the paper's SAR step (the prediction's graph reused for Loss1, SAM, second forward and backward) with our reliable-only update, gradients only for the adapted LayerNorms, run in the same command just before the browser${check !== undefined ? `; its logits on a constant image match ours to ${check.toExponential(1)}` : ''}.`
+        ? `PyTorch: \`tools/time_torch.py\` with Debian's python3-torch ${torch.torch}, eager, the paper's SAR step (the prediction's graph reused for Loss1, SAM, second forward and backward) with our reliable-only update, gradients only for the adapted LayerNorms, run in the same command${torchSpread}${check !== undefined ? `; its logits on a constant image match ours to ${check.toExponential(1)}` : ''}.`
         : `PyTorch: ${torch}.`;
     writeSection(
       'bench:step',
       `## Step cost (\`npm run bench:step\`)
 
-Shipped model (public/models/fmnist-vit), batch size 1, median of ${args.iterations} timed steps after ${args.warmup} warm-up steps (inference, reliable and unreliable steps interleaved in 5 rounds, so a change in machine load hits all three alike), ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
+Shipped model (public/models/fmnist-vit), batch size 1, median of ${args.iterations} timed steps after ${args.warmup} warm-up steps; the steps run in rounds of one inference, one reliable and one unreliable step (the order turning each round), each timed until its update is done and reported (\`flush()\`, so a GPU's queued work is billed to its own step), and "× inference" is the median of the per-round ratios (the three steps of a round run milliseconds apart, so the ratio hardly sees the machine's load change, unlike the absolute times), ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
 Machine: ${machineLine(browserVersion)}; ${loadBefore} at the start, ${loadAfter.replace(/ on .*/, '')} at the end (other jobs share the cores: absolute times are noisy, the ratios within a row much less so).
 "Inference" is the no-adapt step (forward, softmax, entropy, one read); a reliable SAR step is the prediction's forward and its backward, the SAM ascent, a second forward and backward at θ+ε and the update (LayerNorm scale/shift gradients only, no weight gradients); an unreliable one is one forward and the read.
 ${torchLine}

@@ -13,8 +13,9 @@ sample costs its forward and nothing else). Batch size 1, the model's exact
 weights (a small safetensors reader below; Debian's python3-torch has no
 safetensors package), a plain torch ViT written here in timm's layout.
 
-Timed, each as the median of --iterations after --warmup, with 1 thread and
-with all threads (torch.set_num_threads):
+Timed, each as the median of --iterations after --warmup (in rounds of one
+call each, with the medians of the per-round ratios), with 1 thread and with
+all threads (torch.set_num_threads):
   inference      forward under no_grad, softmax, entropy, .item() (the read)
   sarReliable    a full SAR step on a sample that passes both filters
   sarUnreliable  forward with autograd on (the step cannot know beforehand),
@@ -161,19 +162,20 @@ class SAR:
         return prediction
 
 
-def median_ms(fns, warmup, iterations, rounds=5):
-    """Median ms of each function; the runs are interleaved in rounds so that load changes hit all alike."""
+def timed(fns, warmup, iterations):
+    """ms of each function, run in rounds of one call each, so load changes on the machine hit all alike."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     times = [[] for _ in fns]
-    for r in range(rounds):
-        for k, fn in enumerate(fns):
-            for _ in range(iterations // rounds + (1 if r < iterations % rounds else 0)):
-                t0 = time.perf_counter()
-                fn()
-                times[k].append((time.perf_counter() - t0) * 1000)
-    return [statistics.median(t) for t in times]
+    for r in range(iterations):
+        for j in range(len(fns)):
+            k = (j + r) % len(fns)  # the order turns each round: no call always follows the same one
+            fn = fns[k]
+            t0 = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t0) * 1000)
+    return times
 
 
 def main():
@@ -218,8 +220,16 @@ def main():
         reliable = SAR(model, params, lr=1e-4, margin=100 * math.log(cfg["num_classes"]))
         unreliable = SAR(model, params, lr=1e-4, margin=0.0)
         source = [p.detach().clone() for p in params]
-        inf, rel, unrel = median_ms([inference, lambda: reliable.step(frame()), lambda: unreliable.step(frame())], args.warmup, args.iterations)
-        results[str(threads)] = {"inferenceMs": inf, "sarReliableMs": rel, "sarUnreliableMs": unrel}
+        times = timed([inference, lambda: reliable.step(frame()), lambda: unreliable.step(frame())], args.warmup, args.iterations)
+        inf, rel, unrel = (statistics.median(t) for t in times)
+        results[str(threads)] = {
+            "inferenceMs": inf,
+            "sarReliableMs": rel,
+            "sarUnreliableMs": unrel,
+            # Medians of per-round ratios (one of each per round, milliseconds apart).
+            "reliableRatio": statistics.median(r / i for r, i in zip(times[1], times[0])),
+            "unreliableRatio": statistics.median(u / i for u, i in zip(times[2], times[0])),
+        }
         with torch.no_grad():
             for p, s in zip(params, source):
                 p.copy_(s)
