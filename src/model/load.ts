@@ -101,7 +101,8 @@ async function fetchBytes(doFetch: typeof fetch, url: string, onProgress?: (p: L
   return loaded === out.byteLength ? out : out.subarray(0, loaded);
 }
 
-async function fetchOptionalJson(doFetch: typeof fetch, url: string): Promise<unknown> {
+/** A config.json beside the weights: undefined when there is none (404 or no connection). */
+export async function fetchOptionalJson(doFetch: typeof fetch, url: string): Promise<unknown> {
   let res: Response;
   try {
     res = await doFetch(url);

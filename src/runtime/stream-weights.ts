@@ -5,7 +5,7 @@
 // decoded tensors (what reading the file into memory and parsing it costs).
 import { resolveViTConfig } from '../model/config';
 import { ModelFormatError } from '../model/errors';
-import { CONFIG_METADATA_KEY, type LoadProgress } from '../model/load';
+import { CONFIG_METADATA_KEY, fetchOptionalJson, type LoadProgress } from '../model/load';
 import { decodeTensor, parseSafetensorsHeader, type DecodedTensor, type TensorEntry } from '../model/safetensors';
 import { ViT } from '../model/vit';
 
@@ -154,21 +154,5 @@ async function readStream(
   } finally {
     // Trailing bytes after the last tensor are not needed.
     void reader.cancel().catch(() => undefined);
-  }
-}
-
-async function fetchOptionalJson(doFetch: typeof fetch, url: string): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await doFetch(url);
-  } catch {
-    return undefined;
-  }
-  if (res.status === 404) return undefined;
-  if (!res.ok) throw new ModelFormatError(`could not fetch ${url}: HTTP ${res.status}`);
-  try {
-    return await res.json();
-  } catch (e) {
-    throw new ModelFormatError(`${url} is not valid JSON (${(e as Error).message})`);
   }
 }
