@@ -60,6 +60,7 @@ const perCorruption = Number(args['per-corruption']);
 const seed = Number(args.seed);
 
 async function profile(name: string): Promise<SourceProfile> {
+  // The stream only picks the images here (clean ones are never corrupted below); it draws the same images for every name.
   const stream = perCorruptionStream(data.labels, pools.evaluation, { corruptions: [name === 'clean' ? 'gaussian_noise' : name], severity, perCorruption, seed });
   const counts = new Array<number>(C).fill(0);
   let correct = 0, entropy = 0, reliable = 0, reliableCorrect = 0;

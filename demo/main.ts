@@ -8,7 +8,7 @@ import type { BackendChoice } from '../src/runtime/backend';
 import type { MethodName } from '../src/methods/types';
 import { fetchLabeledImages, FASHION_MNIST_CLASSES, type LabeledImages } from '../src/data/idx';
 import { splitPools } from '../src/data/streams';
-import { mulberry32 } from '../src/data/random';
+import { mulberry32, shuffle } from '../src/data/random';
 import { EXTRA_CORRUPTION_NAMES as EXTRA_CORRUPTIONS, TEST_CORRUPTION_NAMES as CORRUPTIONS } from '../src/runtime/corruption-names';
 import { LivePlot, Markers, RollingRate } from './charts';
 import { DEFAULTS, METHOD_NAMES, readConfig, tunedOptions, writeConfig, type DemoConfig, type InputKind } from './config';
@@ -927,27 +927,30 @@ declare global {
   }
 }
 
+/** Plain data about the running session (the tests read it through window.wildttaDemo.state()). */
+const demoState = () => ({
+  state: document.body.dataset.state,
+  input: config.input,
+  method: config.method,
+  backend: $('chip-backend').textContent,
+  session,
+  steps: stats.lastStep + 1,
+  ...stats,
+  dropped: cameraGate?.dropped ?? 0,
+  cameraFrames: cameraFrameCount,
+  chartRenders,
+  points: {
+    accuracy: charts.acc.ring.count(0) + charts.acc.ring.count(2),
+    entropy: charts.entropy.ring.count(1),
+    gradNorm: charts.grad.ring.count(0),
+    reliable: charts.reliable.ring.count(0),
+  },
+  message: $('message').hidden ? '' : $('message').textContent,
+});
+export type DemoState = ReturnType<typeof demoState>;
+
 window.wildttaDemo = {
-  /** Plain data about the running session. */
-  state: () => ({
-    state: document.body.dataset.state,
-    input: config.input,
-    method: config.method,
-    backend: $('chip-backend').textContent,
-    session,
-    steps: stats.lastStep + 1,
-    ...stats,
-    dropped: cameraGate?.dropped ?? 0,
-    cameraFrames: cameraFrameCount,
-    chartRenders,
-    points: {
-      accuracy: charts.acc.ring.count(0) + charts.acc.ring.count(2),
-      entropy: charts.entropy.ring.count(1),
-      gradNorm: charts.grad.ring.count(0),
-      reliable: charts.reliable.ring.count(0),
-    },
-    message: $('message').hidden ? '' : $('message').textContent,
-  }),
+  state: demoState,
   tensorTrace: () => tensorTrace.slice(),
   records: () => client?.records(),
   memory: () => client?.memory(),
@@ -964,12 +967,7 @@ async function main(): Promise<void> {
   const data = fetchLabeledImages(DATA_URL).then((d) => {
     fmnist = d;
     const pools = splitPools(d.labels, FASHION_MNIST_CLASSES.length);
-    const rand = mulberry32(config.seed);
-    streamOrder = pools.evaluation.slice();
-    for (let i = streamOrder.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [streamOrder[i], streamOrder[j]] = [streamOrder[j]!, streamOrder[i]!];
-    }
+    streamOrder = shuffle(pools.evaluation, mulberry32(config.seed));
     fisherPool = pools.clean;
   });
   try {

@@ -4,6 +4,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import type { FrameRecords } from '../../src/runtime/engine-types';
+// The state hook's shape is defined once, by the page.
+import type { DemoState } from '../../demo/main';
+
+export type { DemoState };
 import { REPO_ROOT } from './session';
 
 /** Screenshots and other test outputs (gitignored). */
@@ -14,28 +18,6 @@ export function artifact(name: string): string {
   return join(ARTIFACTS, name);
 }
 
-export interface DemoState {
-  state: string;
-  input: string;
-  method: string;
-  backend: string;
-  session: number;
-  steps: number;
-  frames: number;
-  labeled: number;
-  correct: number;
-  refLabeled: number;
-  refCorrect: number;
-  agreeTotal: number;
-  agree: number;
-  updates: number;
-  autoResets: number;
-  dropped: number;
-  cameraFrames: number;
-  chartRenders: number;
-  points: { accuracy: number; entropy: number; gradNorm: number; reliable: number };
-  message: string;
-}
 
 // Strings, not functions: tsx compiles this file with helpers that do not exist in the page.
 export const demoState = (page: Page) => page.evaluate('window.wildttaDemo.state()') as Promise<DemoState>;

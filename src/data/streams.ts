@@ -4,7 +4,7 @@
  * per-item seed for the corruption's randomness) cut into segments; the model
  * is reset to its source weights at the start of each segment.
  */
-import { mulberry32 } from './random';
+import { mulberry32, shuffle } from './random';
 
 export interface StreamItem {
   /** Index of the image in the split. */
@@ -48,15 +48,6 @@ export function splitPools(labels: ArrayLike<number>, numClasses: number, perCla
   const evaluation: number[] = [];
   for (let i = 0; i < labels.length; i++) if (!clean.has(i)) evaluation.push(i);
   return { evaluation, clean: [...clean].sort((a, b) => a - b) };
-}
-
-function shuffle<T>(xs: T[], rand: () => number): T[] {
-  const out = xs.slice();
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 const seedFor = (seed: number, salt: number) => (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(salt + 1, 0x85ebca6b)) >>> 0;
