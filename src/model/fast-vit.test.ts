@@ -113,28 +113,30 @@ for (const name of ['vit-gray28-p4-token', 'vit-rgb32-p8-avg', 'vit-rgb16-p4-avg
   });
 }
 
-test('the GPU layout ([out, in] weights only) gives the same logits and gradients as the dual layout', () => {
-  const cfg = tinyConfig({ depth: 2 });
-  const model = new ViT(cfg, randomViTTensors(cfg, 4, 3));
-  const single = new FastViT(cfg, model.param, model.finalNorm, false);
-  assert.equal(single.dualLayout, false);
-  assert.equal(model.fast.dualLayout, true);
-  const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
-  tf.tidy(() => {
-    const names = new Set(model.normParamNames());
-    const run = (f: FastViT) => {
-      const { logits, tape } = f.forward(x, model.param, true);
-      return { logits, grads: f.backward(tape!, entropyWithGrad(logits).grad, names) };
-    };
-    const a = run(model.fast);
-    const b = run(single);
-    assert.ok(maxAbsDiff(a.logits, b.logits) <= 1e-5);
-    for (const n of names) assert.ok(maxAbsDiff(a.grads.get(n)!, b.grads.get(n)!) <= 1e-5 * Math.max(1, maxAbs(a.grads.get(n)!)), n);
+for (const B of [1, 2]) {
+  test(`batch ${B}: the host path (fused kernels, both layouts, block-diagonal attention) matches the GPU path`, () => {
+    const cfg = tinyConfig({ depth: 2 });
+    const model = new ViT(cfg, randomViTTensors(cfg, 4, 3));
+    const gpuPath = new FastViT(cfg, model.param, model.finalNorm, false);
+    assert.equal(gpuPath.host, false);
+    assert.equal(model.fast.host, true);
+    const x = tf.randomUniform([B, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
+    tf.tidy(() => {
+      const names = new Set(model.normParamNames());
+      const run = (f: FastViT) => {
+        const { logits, tape } = f.forward(x, model.param, true);
+        return { logits, grads: f.backward(tape!, entropyWithGrad(logits).grad, names) };
+      };
+      const a = run(model.fast);
+      const b = run(gpuPath);
+      assert.ok(maxAbsDiff(a.logits, b.logits) <= 1e-5);
+      for (const n of names) assert.ok(maxAbsDiff(a.grads.get(n)!, b.grads.get(n)!) <= 1e-5 * Math.max(1, maxAbs(a.grads.get(n)!)), n);
+    });
+    gpuPath.dispose();
+    x.dispose();
+    model.dispose();
   });
-  single.dispose();
-  x.dispose();
-  model.dispose();
-});
+}
 
 test('the tape keeps its tensors past tf.tidy and frees them all on dispose', () => {
   const cfg = tinyConfig();

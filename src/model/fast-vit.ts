@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViTConfig } from './config';
 import type { ParamLookup } from './vit';
+import { HOST_BACKENDS, runHostKernel } from './host-kernels';
 
 /**
  * The ViT forward pass that test-time adaptation runs, with a hand-written
@@ -14,11 +15,15 @@ import type { ParamLookup } from './vit';
  * backward is the vector-Jacobian product from the logits down to the lowest
  * adapted norm, and no weight gradient is ever formed.
  *
- * Matrix products: on wasm only an untransposed 2-D matMul takes XNNPACK's
- * fast path (7× faster here than the same product with transposeB), so on
- * wasm and cpu each frozen weight is kept in both layouts, [in, out] for the
- * forward and PyTorch's [out, in] for the backward; GPU shaders read either
- * layout at the same speed, so there only [out, in] is kept. The attention
+ * On the CPU-side backends (wasm, cpu) three things change, together called
+ * the host path. Matrix products: on wasm only an untransposed 2-D matMul
+ * takes XNNPACK's fast path (7-10× faster here than the same product with a
+ * transpose flag), so each frozen weight is kept in both layouts, [in, out]
+ * for the forward and PyTorch's [out, in] for the backward; GPU shaders read
+ * either layout at the same speed, so there only [out, in] is kept.
+ * LayerNorm, GELU and the attention's softmax backward and layout changes
+ * are fused kernels (host-kernels.ts) instead of a dozen tfjs kernels each.
+ * And at batch size 1 the attention is block-diagonal (see AttnSaved). The
  * scale 1/√d_head is folded into the q part of the qkv weights and the input
  * normalization into the patch kernel, once, at construction. The reference
  * forward (vit.ts, autodiff) stays the definition; tests compare the two.
@@ -52,10 +57,12 @@ interface LnSaved {
 
 /**
  * Attention's saved tensors. 'heads': q, k, v [B·H, N, d_head] and P
- * [B·H, N, N], batched over heads. 'blockdiag' (batch 1): q [N, D], k and v
- * spread into block-diagonal matrices kbd [D, H·N] and vbd [H·N, D] (zero
- * outside each head's block), P [N, H·N]: every product is then a plain 2-D
- * matMul.
+ * [B·H, N, N], batched over heads. 'blockdiag' (host path, batch 1): q
+ * [N, D], k and v spread into block-diagonal matrices kbd and vbd [H·N, D]
+ * (row h·N + n holds token n's head-h channels, zero elsewhere), P [N, H·N]:
+ * every product is then a plain 2-D matMul, and the dynamic right-hand
+ * operand (which XNNPACK repacks on every call) is the smaller one where
+ * there is a choice.
  */
 type AttnSaved =
   | { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D }
@@ -123,26 +130,25 @@ export class FastViT {
   private readonly clsPos: tf.Tensor3D;
   private readonly head: Lin;
   readonly finalNormName: 'norm' | 'fc_norm';
-  /** Both weight layouts are kept (see the file comment). */
-  readonly dualLayout: boolean;
+  /** The host path: both weight layouts, fused host kernels, block-diagonal attention (see the file comment). */
+  readonly host: boolean;
   private readonly onesRows = new Map<number, tf.Tensor2D>();
-  private readonly masks = new Map<number, { kMask: tf.Tensor3D; vMask: tf.Tensor3D }>();
   private disposed = false;
 
   constructor(
     readonly config: ViTConfig,
     p: ParamLookup,
     finalNorm: 'norm' | 'fc_norm',
-    dualLayout = ['wasm', 'cpu'].includes(tf.getBackend()),
+    host = HOST_BACKENDS.includes(tf.getBackend()),
   ) {
     this.finalNormName = finalNorm;
-    this.dualLayout = dualLayout;
+    this.host = host;
     const { width: D, heads, patchSize: P, inChannels: C } = config;
     const scale = 1 / Math.sqrt(D / heads);
     // Kept: the first use may come from inside a caller's tf.tidy.
     const lin = (w: tf.Tensor, b: tf.Tensor): Lin => {
       const out: Lin = { w: tf.keep(tf.clone(w)) as tf.Tensor2D, b: tf.keep(tf.clone(b)) as tf.Tensor1D };
-      if (dualLayout) out.wT = tf.keep(tf.transpose(w)) as tf.Tensor2D;
+      if (host) out.wT = tf.keep(tf.transpose(w)) as tf.Tensor2D;
       return out;
     };
     [this.patchK, this.patchPos, this.clsPos] = tf.tidy(() => {
@@ -209,9 +215,8 @@ export class FastViT {
       const x1 = tf.add(x, this.linear(o, w.proj)) as tf.Tensor2D;
       const n2 = this.layerNorm(x1, norm(`${pre}.norm2.weight`), norm(`${pre}.norm2.bias`));
       const a = this.linear(n2.y, w.fc1);
-      // Exact GELU as a·Φ(a); Φ is kept for the backward. (a·((e+1)·½) equals ½a·(e+1) bit for bit.)
-      const cdf = tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5) as tf.Tensor2D;
-      x = tf.add(x1, this.linear(tf.mul(a, cdf) as tf.Tensor2D, w.fc2)) as tf.Tensor2D;
+      const { y: g, cdf } = this.gelu(a);
+      x = tf.add(x1, this.linear(g, w.fc2)) as tf.Tensor2D;
       tape?.blocks.push({ ln1: n1.saved, ln2: n2.saved, attn, a, cdf });
     }
 
@@ -285,21 +290,17 @@ export class FastViT {
       const w = this.blocks[i]!;
       const s = tape.blocks[i]!;
       const pre = `blocks.${i}`;
-      // MLP: x2 = x1 + fc2(gelu(fc1(ln2(x1)))); GELU'(a) = Φ(a) + a·φ(a).
-      const dg = tf.matMul(dx, w.fc2.w);
-      const pdf = tf.mul(tf.exp(tf.mul(tf.square(s.a), -0.5)), INV_SQRT_2PI);
-      const da = tf.mul(dg, tf.add(s.cdf, tf.mul(s.a, pdf)));
-      const dh2 = tf.matMul(da, w.fc1.w);
+      // MLP: x2 = x1 + fc2(gelu(fc1(ln2(x1)))).
+      const da = this.geluBackward(tf.matMul(dx, w.fc2.w), s.a, s.cdf);
       const last = i === lowest && !lowestNeedsNorm1;
-      const dxn2 = this.lnBackward(dh2, s.ln2, `${pre}.norm2`, wanted, grads, !last);
+      const dx1 = this.lnBackward(tf.matMul(da, w.fc1.w), s.ln2, `${pre}.norm2`, wanted, grads, !last, dx);
       if (last) break;
-      const dx1 = tf.add(dx, dxn2!) as tf.Tensor2D;
 
       // Attention: x1 = x + proj(o).
-      const dh1 = tf.matMul(this.attentionBackward(tf.matMul(dx1, w.proj.w), s.attn, B, N), w.qkv.w);
-      const dxn1 = this.lnBackward(dh1, s.ln1, `${pre}.norm1`, wanted, grads, i !== lowest);
+      const dh1 = tf.matMul(this.attentionBackward(tf.matMul(dx1!, w.proj.w), s.attn, B, N), w.qkv.w);
+      const dxBelow = this.lnBackward(dh1, s.ln1, `${pre}.norm1`, wanted, grads, i !== lowest, dx1);
       if (i === lowest) break;
-      dx = tf.add(dx1, dxn1!) as tf.Tensor2D;
+      dx = dxBelow!;
     }
     return grads;
   }
@@ -310,8 +311,6 @@ export class FastViT {
     const lins = [this.head, ...this.blocks.flatMap((b) => [b.qkv, b.proj, b.fc1, b.fc2])];
     tf.dispose([this.patchK, this.patchPos, this.clsPos, ...lins.flatMap((l) => (l.wT ? [l.w, l.wT, l.b] : [l.w, l.b]))]);
     this.blocks.length = 0;
-    for (const m of this.masks.values()) tf.dispose([m.kMask, m.vMask]);
-    this.masks.clear();
     tf.dispose([...this.onesRows.values()]);
     this.onesRows.clear();
   }
@@ -320,13 +319,11 @@ export class FastViT {
   private attention(qkv: tf.Tensor2D, B: number, N: number): { o: tf.Tensor2D; saved: AttnSaved } {
     const { width: D, heads: H } = this.config;
     const hd = D / H;
-    if (B === 1 && this.dualLayout && H <= BLOCKDIAG_MAX_HEADS) {
-      const { kMask, vMask } = this.blockMasks(N);
-      const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      // Broadcast against the [D, H, N] / [H, N, D] masks: one kernel each (tfjs-wasm's Tile is slow).
-      const kbd = tf.reshape(tf.mul(tf.reshape(tf.transpose(k), [D, 1, N]), kMask), [D, H * N]) as tf.Tensor2D;
-      const vbd = tf.reshape(tf.mul(tf.reshape(v, [1, N, D]), vMask), [H * N, D]) as tf.Tensor2D;
-      const p = tf.reshape(tf.softmax(tf.reshape(tf.matMul(q, kbd), [N, H, N])), [N, H * N]) as tf.Tensor2D;
+    if (B === 1 && this.host && H <= BLOCKDIAG_MAX_HEADS) {
+      const [q, qT, kbd, vbd] = runHostKernel('WildttaAttnSpread', { qkv }, { heads: H }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      // Sᵀ = k_bd·qᵀ [H·N, N] (repacking the 50×64 qᵀ rather than a 64×200 k_bd), then (query, head, key) for the softmax.
+      const scores = tf.transpose(tf.reshape(tf.matMul(kbd, qT), [H, N, N]), [2, 0, 1]);
+      const p = tf.reshape(tf.softmax(scores), [N, H * N]) as tf.Tensor2D;
       return { o: tf.matMul(p, vbd), saved: { kind: 'blockdiag', q, kbd, vbd, p } };
     }
     // [B·N, 3D] → [3, B·H, N, d_head]: one transpose gives q, k, v split by head.
@@ -341,44 +338,25 @@ export class FastViT {
   private attentionBackward(dO: tf.Tensor2D, s: AttnSaved, B: number, N: number): tf.Tensor2D {
     const { width: D, heads: H } = this.config;
     const hd = D / H;
-    // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
-    const softmaxBack = (dP: tf.Tensor, p: tf.Tensor, shape: number[]) => {
-      const p3 = tf.reshape(p, shape);
-      const dP3 = tf.reshape(dP, shape);
-      return tf.reshape(tf.mul(p3, tf.sub(dP3, tf.sum(tf.mul(dP3, p3), -1, true))), p.shape);
-    };
     if (s.kind === 'blockdiag') {
-      const { vMask } = this.blockMasks(N);
-      // Sum of the H row blocks of a [H·N, D] product, each masked to its head's columns.
-      const gatherHeads = (t: tf.Tensor) => tf.reshape(this.colSum(tf.reshape(tf.mul(tf.reshape(t, [H, N, D]), vMask), [H, N * D])), [N, D]);
-      const dv = gatherHeads(tf.matMul(tf.transpose(s.p), dO));
-      const dS = softmaxBack(tf.matMul(dO, tf.transpose(s.vbd)), s.p, [N, H, N]) as tf.Tensor2D;
-      const dq = tf.matMul(dS, tf.transpose(s.kbd));
-      const dk = gatherHeads(tf.matMul(tf.transpose(dS), s.q));
-      return tf.concat([dq, dk, dv], 1) as tf.Tensor2D;
+      // dPᵀ = v_bd·dOᵀ; the softmax backward also hands back dSᵀ and Pᵀ; dq = dS·k_bd;
+      // dk, dv are the head-diagonal parts of dSᵀ·q and Pᵀ·dO, gathered with dq into dqkv.
+      const dPT = tf.matMul(s.vbd, tf.transpose(dO));
+      const [dS, dST, pT] = runHostKernel('WildttaAttnSoftmaxGrad', { dPT, p: s.p }, { heads: H });
+      const dq = tf.matMul(dS as tf.Tensor2D, s.kbd);
+      const dkFull = tf.matMul(dST as tf.Tensor2D, s.q);
+      const dvFull = tf.matMul(pT as tf.Tensor2D, dO);
+      return runHostKernel('WildttaAttnGather', { dq, dkFull, dvFull }, { heads: H })[0] as tf.Tensor2D;
     }
+    // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
     const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]);
     const dv = tf.matMul(s.p, dOh, true, false);
-    const dS = softmaxBack(tf.matMul(dOh, s.v, false, true), s.p, s.p.shape) as tf.Tensor3D;
+    const dP = tf.matMul(dOh, s.v, false, true);
+    const dS = tf.mul(s.p, tf.sub(dP, tf.sum(tf.mul(dP, s.p), -1, true))) as tf.Tensor3D;
     const dq = tf.matMul(dS, s.k);
     const dk = tf.matMul(dS, s.q, true, false);
     const dqkv = tf.transpose(tf.reshape(tf.stack([dq, dk, dv]), [3, B, H, N, hd]), [1, 3, 0, 2, 4]);
     return tf.reshape(dqkv, [B * N, 3 * D]) as tf.Tensor2D;
-  }
-
-  /** 0/1 masks of the block-diagonal layout for N tokens, [D, H, N] and [H, N, D]; built once per N. */
-  private blockMasks(N: number): { kMask: tf.Tensor3D; vMask: tf.Tensor3D } {
-    let m = this.masks.get(N);
-    if (!m) {
-      const { width: D, heads: H } = this.config;
-      const hd = D / H;
-      const values = new Float32Array(D * H * N);
-      for (let d = 0; d < D; d++) for (let j = 0; j < H * N; j++) values[d * H * N + j] = Math.floor(d / hd) === Math.floor(j / N) ? 1 : 0;
-      const kMask = tf.keep(tf.tensor3d(values, [D, H, N]));
-      m = { kMask, vMask: tf.keep(tf.tidy(() => tf.reshape(tf.transpose(tf.reshape(kMask, [D, H * N])), [H, N, D]))) as tf.Tensor3D };
-      this.masks.set(N, m);
-    }
-    return m;
   }
 
   /**
@@ -402,6 +380,10 @@ export class FastViT {
 
   /** Same arithmetic as vit.ts's layerNorm (moments, then (x − μ)·rsqrt(σ² + ε)·γ + β). */
   private layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor): { y: tf.Tensor2D; saved: LnSaved } {
+    if (this.host) {
+      const [y, xhat, rstd] = runHostKernel('WildttaLayerNorm', { x, gamma, beta }, { eps: this.config.normEps }) as tf.Tensor2D[];
+      return { y: y!, saved: { xhat: xhat!, rstd: rstd!, gamma } };
+    }
     const mean = tf.mean(x, -1, true);
     const variance = tf.mean(tf.squaredDifference(x, mean), -1, true);
     const rstd = tf.rsqrt(tf.add(variance, this.config.normEps)) as tf.Tensor2D;
@@ -409,7 +391,11 @@ export class FastViT {
     return { y: tf.add(tf.mul(xhat, gamma), beta) as tf.Tensor2D, saved: { xhat, rstd, gamma } };
   }
 
-  /** dγ, dβ (into `grads` when wanted) and, if `needInput`, dL/dx of y = x̂·γ + β. */
+  /**
+   * dγ, dβ (into `grads` when wanted) and, if `needInput`, dL/dx of
+   * y = x̂·γ + β, plus `residual` (the gradient reaching x by the skip
+   * connection) when given.
+   */
   private lnBackward(
     dy: tf.Tensor,
     s: LnSaved,
@@ -417,9 +403,18 @@ export class FastViT {
     wanted: ReadonlySet<string>,
     grads: Map<string, tf.Tensor1D>,
     needInput: boolean,
+    residual?: tf.Tensor2D,
   ): tf.Tensor2D | undefined {
     const D = this.config.width;
     const dy2 = tf.reshape(dy, [-1, D]);
+    if (this.host) {
+      const inputs: Record<string, tf.Tensor> = { dy: dy2, xhat: s.xhat, rstd: s.rstd, gamma: s.gamma };
+      if (residual) inputs.residual = residual;
+      const [dg, db, dx] = runHostKernel('WildttaLayerNormGrad', inputs, { needInput });
+      if (wanted.has(`${ln}.weight`)) grads.set(`${ln}.weight`, dg as tf.Tensor1D);
+      if (wanted.has(`${ln}.bias`)) grads.set(`${ln}.bias`, db as tf.Tensor1D);
+      return dx as tf.Tensor2D | undefined;
+    }
     if (wanted.has(`${ln}.weight`)) grads.set(`${ln}.weight`, this.colSum(tf.mul(dy2, s.xhat)));
     if (wanted.has(`${ln}.bias`)) grads.set(`${ln}.bias`, this.colSum(dy2));
     if (!needInput) return undefined;
@@ -427,6 +422,22 @@ export class FastViT {
     const dxhat = tf.mul(dy2, s.gamma);
     const centered = tf.sub(dxhat, tf.mean(dxhat, -1, true));
     const proj = tf.mul(s.xhat, tf.mean(tf.mul(dxhat, s.xhat), -1, true));
-    return tf.mul(tf.sub(centered, proj), s.rstd) as tf.Tensor2D;
+    const dx = tf.mul(tf.sub(centered, proj), s.rstd) as tf.Tensor2D;
+    return residual ? (tf.add(residual, dx) as tf.Tensor2D) : dx;
+  }
+
+  /** Exact GELU as a·Φ(a), Φ(a) = ½(1 + erf(a/√2)) kept for the backward. */
+  private gelu(a: tf.Tensor2D): { y: tf.Tensor2D; cdf: tf.Tensor2D } {
+    // Five tfjs kernels here beat one host kernel: wasm's SIMD erf is 3-4× faster than JavaScript's.
+    // (a·((e+1)·½) equals ½a·(e+1) bit for bit.)
+    const cdf = tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5) as tf.Tensor2D;
+    return { y: tf.mul(a, cdf) as tf.Tensor2D, cdf };
+  }
+
+  /** GELU'(a) = Φ(a) + a·φ(a). */
+  private geluBackward(dy: tf.Tensor2D, a: tf.Tensor2D, cdf: tf.Tensor2D): tf.Tensor2D {
+    if (this.host) return runHostKernel('WildttaGeluGrad', { dy, a, cdf })[0] as tf.Tensor2D;
+    const pdf = tf.mul(tf.exp(tf.mul(tf.square(a), -0.5)), INV_SQRT_2PI);
+    return tf.mul(dy, tf.add(cdf, tf.mul(a, pdf))) as tf.Tensor2D;
   }
 }

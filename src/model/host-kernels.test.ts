@@ -1,0 +1,147 @@
+// The fused host kernels (host-kernels.ts) on both backends they serve, wasm
+// and cpu, against the same arithmetic written with tfjs ops; and the host
+// path of FastViT on wasm (batch 1, so the block-diagonal attention) against
+// autodiff of the reference forward (vit.ts).
+//
+//   node --import tsx --test src/model/host-kernels.test.ts
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { runHostKernel } from './host-kernels';
+import { FastViT } from './fast-vit';
+import { ViT } from './vit';
+import { randomViTTensors, tinyConfig } from './random-vit';
+import { entropyWithGrad, softmaxEntropy } from '../methods/entropy';
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  assert.deepEqual(a.shape, b.shape);
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
+function close(a: tf.Tensor, b: tf.Tensor, label: string, tol = 1e-5): void {
+  const scale = tf.tidy(() => Math.max(1, tf.max(tf.abs(b)).dataSync()[0]!));
+  const err = maxAbsDiff(a, b);
+  assert.ok(err <= tol * scale, `${label}: off by ${err.toExponential(2)}`);
+}
+
+const R = 7;
+const D = 12;
+const H = 3;
+const N = 5;
+const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+
+after(() => tf.setBackend('cpu'));
+
+for (const backend of ['wasm', 'cpu']) {
+  test(`${backend}: LayerNorm forward and backward (with and without the residual) match tfjs ops`, async () => {
+    await tf.setBackend(backend);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const x = tf.add(tf.mul(rnd([R, D], 1), 3), 2) as tf.Tensor2D;
+      const gamma = rnd([D], 2);
+      const beta = rnd([D], 3);
+      const eps = 1e-6;
+      const [y, xhat, rstd] = runHostKernel('WildttaLayerNorm', { x, gamma, beta }, { eps });
+      const mean = tf.mean(x, -1, true);
+      const refRstd = tf.rsqrt(tf.add(tf.mean(tf.squaredDifference(x, mean), -1, true), eps));
+      const refXhat = tf.mul(tf.sub(x, mean), refRstd);
+      close(rstd!, refRstd, 'rstd');
+      close(xhat!, refXhat, 'xhat');
+      close(y!, tf.add(tf.mul(refXhat, gamma), beta), 'y');
+
+      const dy = rnd([R, D], 4);
+      const residual = rnd([R, D], 5);
+      // Reference: autodiff through the same LayerNorm written with ops.
+      const ln = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const m = tf.mean(xx, -1, true);
+        return tf.add(tf.mul(tf.mul(tf.sub(xx, m), tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(xx, m)), -1, true), eps))), g), b);
+      };
+      const [rdx, rdg, rdb] = tf.grads((xx, g, b) => tf.sum(tf.mul(ln(xx, g, b), dy)))([x, gamma, beta]);
+      const [dg, db, dx] = runHostKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma, residual }, { needInput: true });
+      close(dg!, rdg!, 'dgamma');
+      close(db!, rdb!, 'dbeta');
+      close(dx!, tf.add(rdx!, residual), 'dx + residual');
+      const plain = runHostKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma }, { needInput: true });
+      close(plain[2]!, rdx!, 'dx');
+      const noInput = runHostKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma }, { needInput: false });
+      assert.equal(noInput.length, 2);
+      close(noInput[0]!, rdg!, 'dgamma without dx');
+    });
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  test(`${backend}: GELU's backward matches autodiff of a·Φ(a)`, async () => {
+    await tf.setBackend(backend);
+    tf.tidy(() => {
+      const a = tf.mul(rnd([R, D], 6), 3) as tf.Tensor2D;
+      const dy = rnd([R, D], 7) as tf.Tensor2D;
+      const cdf = tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5);
+      const gelu = (t: tf.Tensor) => tf.mul(t, tf.mul(tf.add(tf.erf(tf.mul(t, Math.SQRT1_2)), 1), 0.5));
+      const [ref] = tf.grads((t) => tf.sum(tf.mul(gelu(t), dy)))([a]);
+      close(runHostKernel('WildttaGeluGrad', { dy, a, cdf })[0]!, ref!, 'da', 1e-4);
+    });
+  });
+
+  test(`${backend}: block-diagonal attention kernels give per-head attention and its gradient`, async () => {
+    await tf.setBackend(backend);
+    tf.tidy(() => {
+      const qkv = rnd([N, 3 * D], 8) as tf.Tensor2D;
+      const dO = rnd([N, D], 9) as tf.Tensor2D;
+      const hd = D / H;
+      // Reference per head with autodiff: o = softmax(q·kᵀ)·v, loss Σ o ⊙ dO.
+      const perHead = (t: tf.Tensor) => {
+        const heads = tf.transpose(tf.reshape(t, [N, 3, H, hd]), [1, 2, 0, 3]); // [3, H, N, hd]
+        const [q, k, v] = tf.unstack(heads) as tf.Tensor3D[];
+        const o = tf.matMul(tf.softmax(tf.matMul(q!, k!, false, true)), v!);
+        return tf.reshape(tf.transpose(o, [1, 0, 2]), [N, D]);
+      };
+      const refO = perHead(qkv);
+      const [refDqkv] = tf.grads((t) => tf.sum(tf.mul(perHead(t), dO)))([qkv]);
+
+      const [q, qT, kbd, vbd] = runHostKernel('WildttaAttnSpread', { qkv }, { heads: H }) as tf.Tensor2D[];
+      close(q!, tf.slice(qkv, [0, 0], [N, D]), 'q');
+      close(qT!, tf.transpose(q!), 'qT');
+      const p = tf.reshape(tf.softmax(tf.transpose(tf.reshape(tf.matMul(kbd!, qT!), [H, N, N]), [2, 0, 1])), [N, H * N]) as tf.Tensor2D;
+      close(tf.matMul(p, vbd!), refO, 'o');
+
+      const dPT = tf.matMul(vbd!, tf.transpose(dO));
+      const [dS, dST, pT] = runHostKernel('WildttaAttnSoftmaxGrad', { dPT, p }, { heads: H }) as tf.Tensor2D[];
+      close(dST!, tf.transpose(dS!), 'dSᵀ');
+      close(pT!, tf.transpose(p), 'Pᵀ');
+      const dqkv = runHostKernel(
+        'WildttaAttnGather',
+        { dq: tf.matMul(dS!, kbd!), dkFull: tf.matMul(dST!, q!), dvFull: tf.matMul(pT!, dO) },
+        { heads: H },
+      )[0]!;
+      close(dqkv, refDqkv!, 'dqkv', 1e-4);
+    });
+  });
+}
+
+test('wasm: the host path of FastViT (batch 1) matches autodiff of the reference forward and frees what it makes', async () => {
+  // (The GPU path is no reference on wasm: tfjs-wasm 4.22's fused matMul with transposeB and a bias gives wrong values.)
+  await tf.setBackend('wasm');
+  const cfg = tinyConfig({ depth: 2, heads: 2 });
+  const model = new ViT(cfg, randomViTTensors(cfg, 5, 3));
+  const hostPath = new FastViT(cfg, model.param, model.finalNorm);
+  assert.equal(hostPath.host, true);
+  const x = tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 11) as tf.Tensor4D;
+  const names = model.normParamNames();
+  const run = () => {
+    const { logits, tape } = hostPath.forward(x, model.param, true);
+    return { logits, grads: hostPath.backward(tape!, entropyWithGrad(logits).grad, new Set(names)) };
+  };
+  tf.tidy(() => void run());
+  const before = tf.memory().numTensors;
+  tf.tidy(() => {
+    const a = run();
+    const vars = names.map((n) => model.variables.get(n)!);
+    const ref = tf.variableGrads(() => tf.sum(softmaxEntropy(model.logits(x))) as tf.Scalar, vars);
+    close(a.logits, model.logits(x), 'logits');
+    for (const n of names) close(a.grads.get(n)!, ref.grads[model.variables.get(n)!.name]!, n, 1e-4);
+  });
+  assert.equal(tf.memory().numTensors, before);
+  hostPath.dispose();
+  x.dispose();
+  model.dispose();
+});
