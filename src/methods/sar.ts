@@ -63,7 +63,7 @@ export class SarAdapter extends Adapter {
     const atAscent = (name: string) => ascended.get(name) ?? this.model.param(name);
 
     // Step 5: second forward at θ+ε; keep E2 < E0; Loss2 = mean of those.
-    const second = this.model.fast.forward(keptRows(x, keep), atAscent, true);
+    const second = this.model.fast.forward(keptRows(x, keep), atAscent, true, keep.length === x.shape[0] ? tape : undefined);
     const { entropies: e2, grad: dE2 } = entropyWithGrad(second.logits);
     const mask2 = tf.cast(tf.less(e2, this.margin), 'float32');
     const count2 = tf.sum(mask2);

@@ -32,10 +32,10 @@ import { HOST_BACKENDS, runHostKernel } from './host-kernels';
 /** Scale/shift of one LayerNorm by name prefix (e.g. 'blocks.0.norm1'). */
 export type NormLookup = (name: string) => tf.Tensor;
 
-/** A Linear: weight [out, in], its transpose [in, out] where kept, bias [out]. */
+/** A Linear: weight [out, in], its transpose as [1, in, out] where kept (the rank the fused kernel takes), bias [out]. */
 type Lin = {
   w: tf.Tensor2D;
-  wT?: tf.Tensor2D;
+  wT?: tf.Tensor3D;
   b: tf.Tensor1D;
 };
 
@@ -81,6 +81,8 @@ interface BlockSaved {
 export class FastTape {
   readonly blocks: BlockSaved[] = [];
   final!: LnSaved;
+  /** The tokens entering block 0 (patch embedding, class token, positions), [B·N, D]. */
+  embedded!: tf.Tensor2D;
   batch = 0;
   tokens = 0;
   private kept = false;
@@ -101,12 +103,14 @@ export class FastTape {
     // A scale that is a model variable outlives the tape; a computed one (SAM's θ+ε) does not.
     const ln = (s: LnSaved) => (s.gamma instanceof tf.Variable ? [s.xhat, s.rstd] : [s.xhat, s.rstd, s.gamma]);
     const out: tf.Tensor[] = this.final ? ln(this.final) : [];
+    if (this.embedded) out.push(this.embedded);
     for (const b of this.blocks) out.push(...ln(b.ln1), ...ln(b.ln2), ...attnTensors(b.attn), b.a, b.cdf);
     return out;
   }
 }
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const FUSED_LINEAR = { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 } as unknown as tf.NamedAttrMap;
 
 function attnTensors(a: AttnSaved): tf.Tensor[] {
   return a.kind === 'heads' ? [a.q, a.k, a.v, a.p] : [a.q, a.kbd, a.vbd, a.p];
@@ -148,7 +152,7 @@ export class FastViT {
     // Kept: the first use may come from inside a caller's tf.tidy.
     const lin = (w: tf.Tensor, b: tf.Tensor): Lin => {
       const out: Lin = { w: tf.keep(tf.clone(w)) as tf.Tensor2D, b: tf.keep(tf.clone(b)) as tf.Tensor1D };
-      if (host) out.wT = tf.keep(tf.transpose(w)) as tf.Tensor2D;
+      if (host) out.wT = tf.keep(tf.expandDims(tf.transpose(w), 0)) as tf.Tensor3D;
       return out;
     };
     [this.patchK, this.patchPos, this.clsPos] = tf.tidy(() => {
@@ -183,9 +187,11 @@ export class FastViT {
   /**
    * Logits [B, classes] for images [B, H, W, C] in [0, 1], with the norms'
    * scale/shift from `norm` (e.g. SAM's perturbed values). With `save`, also
-   * the tape for `backward`. Call inside tf.tidy; tape.keep() to use it later.
+   * the tape for `backward`. `sameImages`, the tape of an earlier forward on
+   * these very images, lends its patch embedding (SAM's second forward
+   * changes only the norms). Call inside tf.tidy; tape.keep() to use it later.
    */
-  forward(images: tf.Tensor4D, norm: NormLookup, save = false): { logits: tf.Tensor2D; tape?: FastTape } {
+  forward(images: tf.Tensor4D, norm: NormLookup, save = false, sameImages?: FastTape): { logits: tf.Tensor2D; tape?: FastTape } {
     if (this.disposed) throw new Error('FastViT used after dispose()');
     const cfg = this.config;
     const { width: D, patchSize: P } = cfg;
@@ -200,11 +206,17 @@ export class FastViT {
       tape.tokens = N;
     }
 
-    const rows = tf.reshape(images, [B * gh, P, gw, P * C]);
-    const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [B * (N - 1), P * P * C]);
-    const embedded = tf.reshape(tf.matMul(patches, this.patchK), [B, N - 1, D]);
-    const cls = B === 1 ? this.clsPos : tf.tile(this.clsPos, [B, 1, 1]);
-    let x = tf.reshape(tf.concat([cls, tf.add(embedded, this.patchPos)], 1), [R, D]) as tf.Tensor2D;
+    let x: tf.Tensor2D;
+    if (sameImages?.tokens === N && sameImages.batch === B) {
+      x = sameImages.embedded;
+    } else {
+      const rows = tf.reshape(images, [B * gh, P, gw, P * C]);
+      const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [B * (N - 1), P * P * C]);
+      const embedded = tf.reshape(tf.matMul(patches, this.patchK), [B, N - 1, D]);
+      const cls = B === 1 ? this.clsPos : tf.tile(this.clsPos, [B, 1, 1]);
+      x = tf.reshape(tf.concat([cls, tf.add(embedded, this.patchPos)], 1), [R, D]) as tf.Tensor2D;
+    }
+    if (tape) tape.embedded = x;
 
     for (let i = 0; i < cfg.depth; i++) {
       const w = this.blocks[i]!;
@@ -375,7 +387,11 @@ export class FastViT {
 
   /** x·Wᵀ + b, as an untransposed product where the [in, out] layout is kept. */
   private linear(x: tf.Tensor2D, l: Lin): tf.Tensor2D {
-    return (l.wT ? tf.fused.matMul({ a: x, b: l.wT, bias: l.b }) : tf.fused.matMul({ a: x, b: l.w, transposeB: true, bias: l.b })) as tf.Tensor2D;
+    if (!l.wT) return tf.fused.matMul({ a: x, b: l.w, transposeB: true, bias: l.b }) as tf.Tensor2D;
+    // The kernel itself, skipping tf.fused.matMul's checks and reshapes of the weight: a third of this call's cost at 50×64.
+    const [R, K] = x.shape;
+    const out = tf.engine().runKernel('_FusedMatMul', { a: tf.reshape(x, [1, R, K]), b: l.wT, bias: l.b }, FUSED_LINEAR) as tf.Tensor;
+    return tf.reshape(out, [R, l.wT.shape[2]]) as tf.Tensor2D;
   }
 
   /** Same arithmetic as vit.ts's layerNorm (moments, then (x − μ)·rsqrt(σ² + ε)·γ + β). */

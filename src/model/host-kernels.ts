@@ -78,16 +78,16 @@ const kernels: Record<string, HostKernel> = {
     compute([dy, xhat, rstd, g, res], [dg, db, dx], [shape], { needInput }) {
       const R = shape![0]!;
       const D = shape![1]!;
-      dg!.fill(0);
-      db!.fill(0);
+      const sums = new Float64Array(2 * D); // Σ dy·x̂, then Σ dy
+      const withResidual = res!.length > 0;
       for (let r = 0, o = 0; r < R; r++, o += D) {
         let sum = 0;
         let dot = 0;
         for (let d = 0; d < D; d++) {
           const gy = dy![o + d]!;
           const h = xhat![o + d]!;
-          dg![d] = dg![d]! + gy * h;
-          db![d] = db![d]! + gy;
+          sums[d] = sums[d]! + gy * h;
+          sums[D + d] = sums[D + d]! + gy;
           const dh = gy * g![d]!;
           sum += dh;
           dot += dh * h;
@@ -98,9 +98,11 @@ const kernels: Record<string, HostKernel> = {
         dot /= D;
         for (let d = 0; d < D; d++) {
           const v = rs * (dy![o + d]! * g![d]! - sum - xhat![o + d]! * dot);
-          dx![o + d] = res && res.length ? v + res[o + d]! : v;
+          dx![o + d] = withResidual ? v + res![o + d]! : v;
         }
       }
+      dg!.set(sums.subarray(0, D));
+      db!.set(sums.subarray(D));
     },
   },
 
