@@ -114,7 +114,7 @@ for (const name of ['vit-gray28-p4-token', 'vit-rgb32-p8-avg', 'vit-rgb16-p4-avg
 }
 
 for (const B of [1, 2]) {
-  test(`batch ${B}: the host path (fused kernels, both layouts, block-diagonal attention) matches the GPU path`, () => {
+  test(`batch ${B}: the host path (fused kernels, both layouts, per-head attention at batch 1) matches the GPU path`, () => {
     const cfg = tinyConfig({ depth: 2 });
     const model = new ViT(cfg, randomViTTensors(cfg, 4, 3));
     const gpuPath = new FastViT(cfg, model.param, model.finalNorm, false);

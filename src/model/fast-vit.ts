@@ -23,7 +23,8 @@ import { HOST_BACKENDS, runHostKernel } from './host-kernels';
  * either layout at the same speed, so there only [out, in] is kept.
  * LayerNorm, GELU and the attention's softmax backward and layout changes
  * are fused kernels (host-kernels.ts) instead of a dozen tfjs kernels each.
- * And at batch size 1 the attention is block-diagonal (see AttnSaved). The
+ * And at batch size 1 each head's products are plain 2-D matMuls (see
+ * AttnSaved). The
  * scale 1/√d_head is folded into the q part of the qkv weights and the input
  * normalization into the patch kernel, once, at construction. The reference
  * forward (vit.ts, autodiff) stays the definition; tests compare the two.
@@ -57,16 +58,14 @@ interface LnSaved {
 
 /**
  * Attention's saved tensors. 'heads': q, k, v [B·H, N, d_head] and P
- * [B·H, N, N], batched over heads. 'blockdiag' (host path, batch 1): q
- * [N, D], k and v spread into block-diagonal matrices kbd and vbd [H·N, D]
- * (row h·N + n holds token n's head-h channels, zero elsewhere), P [N, H·N]:
- * every product is then a plain 2-D matMul, and the dynamic right-hand
- * operand (which XNNPACK repacks on every call) is the smaller one where
- * there is a choice.
+ * [B·H, N, N], batched over heads. 'perhead' (host path, batch 1): per head
+ * q, k, v [N, d_head], kᵀ, vᵀ [d_head, N] and P [N, N], so that every product
+ * is a plain 2-D matMul with its right-hand operand in place: tfjs-wasm runs
+ * those through XNNPACK, and batched ones through a loop 20-30× slower.
  */
 type AttnSaved =
   | { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D }
-  | { kind: 'blockdiag'; q: tf.Tensor2D; kbd: tf.Tensor2D; vbd: tf.Tensor2D; p: tf.Tensor2D };
+  | { kind: 'perhead'; q: tf.Tensor2D[]; k: tf.Tensor2D[]; kT: tf.Tensor2D[]; v: tf.Tensor2D[]; vT: tf.Tensor2D[]; p: tf.Tensor2D[] };
 
 interface BlockSaved {
   ln1: LnSaved;
@@ -113,16 +112,10 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const FUSED_LINEAR = { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 } as unknown as tf.NamedAttrMap;
 
 function attnTensors(a: AttnSaved): tf.Tensor[] {
-  return a.kind === 'heads' ? [a.q, a.k, a.v, a.p] : [a.q, a.kbd, a.vbd, a.p];
+  if (a.kind === 'perhead') return [...a.q, ...a.k, ...a.kT, ...a.v, ...a.vT, ...a.p];
+  return [a.q, a.k, a.v, a.p];
 }
 
-/**
- * Most heads for which the block-diagonal attention is used. It does H times
- * the multiply-adds of per-head products, which pays while XNNPACK's 2-D path
- * is faster than the batched kernel by more than that: here (wasm, 2-D 50×64
- * by 64×192) about 11 vs 1.3 GFLOP/s.
- */
-const BLOCKDIAG_MAX_HEADS = 6;
 
 export class FastViT {
   private readonly blocks: BlockWeights[] = [];
@@ -134,7 +127,7 @@ export class FastViT {
   private readonly clsPos: tf.Tensor3D;
   private readonly head: Lin;
   readonly finalNormName: 'norm' | 'fc_norm';
-  /** The host path: both weight layouts, fused host kernels, block-diagonal attention (see the file comment). */
+  /** The host path: both weight layouts, fused host kernels, per-head 2-D attention products (see the file comment). */
   readonly host: boolean;
   private readonly onesRows = new Map<number, tf.Tensor2D>();
   private disposed = false;
@@ -331,12 +324,16 @@ export class FastViT {
   private attention(qkv: tf.Tensor2D, B: number, N: number): { o: tf.Tensor2D; saved: AttnSaved } {
     const { width: D, heads: H } = this.config;
     const hd = D / H;
-    if (B === 1 && this.host && H <= BLOCKDIAG_MAX_HEADS) {
-      const [q, qT, kbd, vbd] = runHostKernel('WildttaAttnSpread', { qkv }, { heads: H }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      // Sᵀ = k_bd·qᵀ [H·N, N] (repacking the 50×64 qᵀ rather than a 64×200 k_bd), then (query, head, key) for the softmax.
-      const scores = tf.transpose(tf.reshape(tf.matMul(kbd, qT), [H, N, N]), [2, 0, 1]);
-      const p = tf.reshape(tf.softmax(scores), [N, H * N]) as tf.Tensor2D;
-      return { o: tf.matMul(p, vbd), saved: { kind: 'blockdiag', q, kbd, vbd, p } };
+    if (B === 1 && this.host) {
+      const parts = runHostKernel('WildttaColumnBlocks', { x: qkv }, { blocks: 3 * H, transposeFrom: H }) as tf.Tensor2D[];
+      const q = parts.slice(0, H);
+      const k = parts.slice(H, 2 * H);
+      const v = parts.slice(2 * H, 3 * H);
+      const kT = parts.slice(3 * H, 4 * H);
+      const vT = parts.slice(4 * H);
+      const p = q.map((qh, h) => tf.softmax(tf.matMul(qh, kT[h]!)) as tf.Tensor2D);
+      const o = tf.concat(p.map((ph, h) => tf.matMul(ph, v[h]!)), 1) as tf.Tensor2D;
+      return { o, saved: { kind: 'perhead', q, k, kT, v, vT, p } };
     }
     // [B·N, 3D] → [3, B·H, N, d_head]: one transpose gives q, k, v split by head.
     const split = tf.transpose(tf.reshape(qkv, [B, N, 3, H, hd]), [2, 0, 3, 1, 4]);
@@ -350,15 +347,18 @@ export class FastViT {
   private attentionBackward(dO: tf.Tensor2D, s: AttnSaved, B: number, N: number): tf.Tensor2D {
     const { width: D, heads: H } = this.config;
     const hd = D / H;
-    if (s.kind === 'blockdiag') {
-      // dPᵀ = v_bd·dOᵀ; the softmax backward also hands back dSᵀ and Pᵀ; dq = dS·k_bd;
-      // dk, dv are the head-diagonal parts of dSᵀ·q and Pᵀ·dO, gathered with dq into dqkv.
-      const dPT = tf.matMul(s.vbd, tf.transpose(dO));
-      const [dS, dST, pT] = runHostKernel('WildttaAttnSoftmaxGrad', { dPT, p: s.p }, { heads: H });
-      const dq = tf.matMul(dS as tf.Tensor2D, s.kbd);
-      const dkFull = tf.matMul(dST as tf.Tensor2D, s.q);
-      const dvFull = tf.matMul(pT as tf.Tensor2D, dO);
-      return runHostKernel('WildttaAttnGather', { dq, dkFull, dvFull }, { heads: H })[0] as tf.Tensor2D;
+    if (s.kind === 'perhead') {
+      const dOh = runHostKernel('WildttaColumnBlocks', { x: dO }, { blocks: H, transposeFrom: H }) as tf.Tensor2D[];
+      const dq: tf.Tensor2D[] = [];
+      const dk: tf.Tensor2D[] = [];
+      const dv: tf.Tensor2D[] = [];
+      for (let h = 0; h < H; h++) {
+        const [dS, dST, pT] = runHostKernel('WildttaSoftmaxGrad', { dP: tf.matMul(dOh[h]!, s.vT[h]!), p: s.p[h]! }) as tf.Tensor2D[];
+        dq.push(tf.matMul(dS!, s.k[h]!));
+        dk.push(tf.matMul(dST!, s.q[h]!));
+        dv.push(tf.matMul(pT!, dOh[h]!));
+      }
+      return tf.concat([...dq, ...dk, ...dv], 1) as tf.Tensor2D;
     }
     // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
     const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]);

@@ -1,6 +1,6 @@
 // The fused host kernels (host-kernels.ts) on both backends they serve, wasm
 // and cpu, against the same arithmetic written with tfjs ops; and the host
-// path of FastViT on wasm (batch 1, so the block-diagonal attention) against
+// path of FastViT on wasm (batch 1, so the per-head attention) against
 // autodiff of the reference forward (vit.ts).
 //
 //   node --import tsx --test src/model/host-kernels.test.ts
@@ -82,7 +82,7 @@ for (const backend of ['wasm', 'cpu']) {
     });
   });
 
-  test(`${backend}: block-diagonal attention kernels give per-head attention and its gradient`, async () => {
+  test(`${backend}: per-head attention kernels (column blocks, softmax backward) give attention and its gradient`, async () => {
     await tf.setBackend(backend);
     tf.tidy(() => {
       const qkv = rnd([N, 3 * D], 8) as tf.Tensor2D;
@@ -98,22 +98,29 @@ for (const backend of ['wasm', 'cpu']) {
       const refO = perHead(qkv);
       const [refDqkv] = tf.grads((t) => tf.sum(tf.mul(perHead(t), dO)))([qkv]);
 
-      const [q, qT, kbd, vbd] = runHostKernel('WildttaAttnSpread', { qkv }, { heads: H }) as tf.Tensor2D[];
-      close(q!, tf.slice(qkv, [0, 0], [N, D]), 'q');
-      close(qT!, tf.transpose(q!), 'qT');
-      const p = tf.reshape(tf.softmax(tf.transpose(tf.reshape(tf.matMul(kbd!, qT!), [H, N, N]), [2, 0, 1])), [N, H * N]) as tf.Tensor2D;
-      close(tf.matMul(p, vbd!), refO, 'o');
+      const parts = runHostKernel('WildttaColumnBlocks', { x: qkv }, { blocks: 3 * H, transposeFrom: H }) as tf.Tensor2D[];
+      assert.equal(parts.length, 5 * H);
+      const refParts = tf.split(qkv, 3 * H, 1);
+      parts.slice(0, 3 * H).forEach((t, i) => close(t, refParts[i]!, `block ${i}`));
+      parts.slice(3 * H).forEach((t, i) => close(t, tf.transpose(refParts[H + i]!), `transposed block ${H + i}`));
+      const [q, k, v, kT, vT] = [0, 1, 2, 3, 4].map((i) => parts.slice(i * H, (i + 1) * H));
+      const p = q!.map((qh, h) => tf.softmax(tf.matMul(qh, kT![h]!)) as tf.Tensor2D);
+      close(tf.concat(p.map((ph, h) => tf.matMul(ph, v![h]!)), 1), refO, 'o');
 
-      const dPT = tf.matMul(vbd!, tf.transpose(dO));
-      const [dS, dST, pT] = runHostKernel('WildttaAttnSoftmaxGrad', { dPT, p }, { heads: H }) as tf.Tensor2D[];
-      close(dST!, tf.transpose(dS!), 'dSᵀ');
-      close(pT!, tf.transpose(p), 'Pᵀ');
-      const dqkv = runHostKernel(
-        'WildttaAttnGather',
-        { dq: tf.matMul(dS!, kbd!), dkFull: tf.matMul(dST!, q!), dvFull: tf.matMul(pT!, dO) },
-        { heads: H },
-      )[0]!;
-      close(dqkv, refDqkv!, 'dqkv', 1e-4);
+      const dOh = runHostKernel('WildttaColumnBlocks', { x: dO }, { blocks: H, transposeFrom: H }) as tf.Tensor2D[];
+      assert.equal(dOh.length, H);
+      const grads: tf.Tensor[][] = [[], [], []];
+      for (let h = 0; h < H; h++) {
+        const dP = tf.matMul(dOh[h]!, vT![h]!);
+        const [dS, dST, pT] = runHostKernel('WildttaSoftmaxGrad', { dP, p: p[h]! }) as tf.Tensor2D[];
+        close(dS!, tf.mul(p[h]!, tf.sub(dP, tf.sum(tf.mul(dP, p[h]!), -1, true))), `dS head ${h}`);
+        close(dST!, tf.transpose(dS!), `dSᵀ head ${h}`);
+        close(pT!, tf.transpose(p[h]!), `Pᵀ head ${h}`);
+        grads[0]!.push(tf.matMul(dS!, k![h]!));
+        grads[1]!.push(tf.matMul(dST!, q![h]!));
+        grads[2]!.push(tf.matMul(pT!, dOh[h]!));
+      }
+      close(tf.concat(grads.flat(), 1), refDqkv!, 'dqkv', 1e-4);
     });
   });
 }

@@ -8,9 +8,10 @@ import * as tf from '@tensorflow/tfjs';
  * costs a few microseconds of bookkeeping whatever it computes, and a
  * LayerNorm backward written with tfjs ops is a dozen of them. One pass in
  * JavaScript over 3,200 values takes about as long as one of those calls, so
- * each kernel here replaces five to twelve tfjs kernels. They also move data
- * between the layouts that the matrix products want (the block-diagonal
- * attention of fast-vit.ts) for free, inside the same pass.
+ * each kernel here replaces five to twelve tfjs kernels. They also hand out
+ * the layouts the following matrix products want (per-head pieces and their
+ * transposes) in the same pass, where tfjs-wasm's split and transpose are
+ * slow.
  *
  * Arithmetic runs in float64 and is stored as float32. None of these kernels
  * has a gradient: FastViT's backward calls them directly.
@@ -119,63 +120,36 @@ const kernels: Record<string, HostKernel> = {
   },
 
   /**
-   * Block-diagonal attention operands from qkv [N, 3D] (H heads of width
-   * D/H): q [N, D], qᵀ [D, N], and k, v spread to [H·N, D] (row h·N + n holds
-   * token n's head-h channels, zero elsewhere), so that every per-head product
-   * of the attention is one plain 2-D product: Sᵀ = k_bd·qᵀ, o = P·v_bd.
+   * Column blocks of x [N, C]: `blocks` pieces [N, C/blocks] in order, then
+   * the transposes [C/blocks, N] of pieces transposeFrom… (none when
+   * transposeFrom = blocks). Splits qkv into per-head q, k, v (and kᵀ, vᵀ)
+   * in one pass, where tfjs-wasm's split costs 35-75 µs.
    */
-  WildttaAttnSpread: {
-    inputs: ['qkv'],
-    outputs: ([s], { heads }) => {
+  WildttaColumnBlocks: {
+    inputs: ['x'],
+    outputs: ([s], { blocks, transposeFrom }) => {
       const N = s![0]!;
-      const D = s![1]! / 3;
-      return [[N, D], [D, N], [(heads as number) * N, D], [(heads as number) * N, D]];
+      const w = s![1]! / (blocks as number);
+      const out: Shape[] = [];
+      for (let i = 0; i < (blocks as number); i++) out.push([N, w]);
+      for (let i = transposeFrom as number; i < (blocks as number); i++) out.push([w, N]);
+      return out;
     },
-    compute([qkv], [q, qT, kbd, vbd], [s], { heads }) {
+    compute([x], outs, [s], { blocks, transposeFrom }) {
       const N = s![0]!;
-      const D = s![1]! / 3;
-      const hd = D / (heads as number);
-      kbd!.fill(0);
-      vbd!.fill(0);
-      for (let n = 0; n < N; n++) {
-        const row = n * 3 * D;
-        for (let d = 0; d < D; d++) {
-          const qv = qkv![row + d]!;
-          q![n * D + d] = qv;
-          qT![d * N + n] = qv;
-          const at = (Math.floor(d / hd) * N + n) * D + d;
-          kbd![at] = qkv![row + D + d]!;
-          vbd![at] = qkv![row + 2 * D + d]!;
-        }
-      }
-    },
-  },
-
-  /**
-   * Softmax backward per head for the block-diagonal attention: from
-   * P [N, H·N] (query n, head h, key m) and dPᵀ [H·N, N], gives
-   * dS = P ⊙ (dP − Σ_m dP ⊙ P) as [N, H·N] and as its transpose [H·N, N],
-   * and Pᵀ [H·N, N], the layouts of the products that follow.
-   */
-  WildttaAttnSoftmaxGrad: {
-    inputs: ['dPT', 'p'],
-    outputs: ([dPT, p]) => [p!, dPT!, dPT!],
-    compute([dPT, p], [dS, dST, pT], [, s], { heads }) {
-      const N = s![0]!;
-      const H = heads as number;
-      const HN = H * N;
-      for (let n = 0; n < N; n++) {
-        for (let h = 0; h < H; h++) {
-          const base = n * HN + h * N;
-          let dot = 0;
-          for (let m = 0; m < N; m++) dot += dPT![(h * N + m) * N + n]! * p![base + m]!;
-          for (let m = 0; m < N; m++) {
-            const t = (h * N + m) * N + n;
-            const pv = p![base + m]!;
-            const v = pv * (dPT![t]! - dot);
-            dS![base + m] = v;
-            dST![t] = v;
-            pT![t] = pv;
+      const C = s![1]!;
+      const nb = blocks as number;
+      const from = transposeFrom as number;
+      const w = C / nb;
+      for (let i = 0; i < nb; i++) {
+        const piece = outs[i]!;
+        const t = i >= from ? outs[nb + i - from]! : undefined;
+        for (let n = 0; n < N; n++) {
+          const row = n * C + i * w;
+          for (let j = 0; j < w; j++) {
+            const v = x![row + j]!;
+            piece[n * w + j] = v;
+            if (t) t[j * N + n] = v;
           }
         }
       }
@@ -183,23 +157,26 @@ const kernels: Record<string, HostKernel> = {
   },
 
   /**
-   * dqkv [N, 3D] from dq [N, D] and the full products dk_full, dv_full
-   * [H·N, D], of which each channel d keeps only its own head's rows.
+   * Softmax backward of one head: from P and dP [N, N] (query, key), gives
+   * dS = P ⊙ (dP − Σ_key dP ⊙ P), its transpose, and Pᵀ: the left operands of
+   * dq = dS·k, dk = dSᵀ·q and dv = Pᵀ·dO.
    */
-  WildttaAttnGather: {
-    inputs: ['dq', 'dkFull', 'dvFull'],
-    outputs: ([dq]) => [[dq![0]!, 3 * dq![1]!]],
-    compute([dq, dk, dv], [out], [s], { heads }) {
+  WildttaSoftmaxGrad: {
+    inputs: ['dP', 'p'],
+    outputs: ([s]) => [s!, s!, s!],
+    compute([dP, p], [dS, dST, pT], [s]) {
       const N = s![0]!;
-      const D = s![1]!;
-      const hd = D / (heads as number);
+      const M = s![1]!;
       for (let n = 0; n < N; n++) {
-        const row = n * 3 * D;
-        for (let d = 0; d < D; d++) {
-          const at = (Math.floor(d / hd) * N + n) * D + d;
-          out![row + d] = dq![n * D + d]!;
-          out![row + D + d] = dk![at]!;
-          out![row + 2 * D + d] = dv![at]!;
+        const o = n * M;
+        let dot = 0;
+        for (let m = 0; m < M; m++) dot += dP![o + m]! * p![o + m]!;
+        for (let m = 0; m < M; m++) {
+          const pv = p![o + m]!;
+          const v = pv * (dP![o + m]! - dot);
+          dS![o + m] = v;
+          dST![m * N + n] = v;
+          pT![m * N + n] = pv;
         }
       }
     },
