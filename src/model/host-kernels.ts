@@ -41,7 +41,6 @@ interface CpuLike {
 export const HOST_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 const kernels: Record<string, HostKernel> = {
   /** y = x̂·γ + β per row, with x̂ and rstd = 1/√(σ² + ε) kept for the backward. x [R, D] → y, x̂ [R, D], rstd [R, 1]. */
@@ -104,18 +103,6 @@ const kernels: Record<string, HostKernel> = {
       }
       dg!.set(sums.subarray(0, D));
       db!.set(sums.subarray(D));
-    },
-  },
-
-  /** da = dy·(Φ(a) + a·φ(a)). */
-  WildttaGeluGrad: {
-    inputs: ['dy', 'a', 'cdf'],
-    outputs: ([dy]) => [dy!],
-    compute([dy, a, cdf], [da]) {
-      for (let i = 0; i < a!.length; i++) {
-        const v = a![i]!;
-        da![i] = dy![i]! * (cdf![i]! + v * Math.exp(-0.5 * v * v) * INV_SQRT_2PI);
-      }
     },
   },
 
