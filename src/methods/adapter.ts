@@ -3,7 +3,7 @@ import type { ViT } from '../model/vit';
 import type { FastTape } from '../model/fast-vit';
 import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { ModelFormatError } from '../model/errors';
-import { entropyWithGrad, softmaxEntropy } from './entropy';
+import { entropyWithGrad, softmaxAndEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
 import { SgdMomentum } from './sgd';
@@ -146,9 +146,10 @@ export abstract class Adapter {
         tape = first.tape;
         logits = tf.keep(first.logits);
         immediate = first.stats !== undefined;
+        const { probabilities, entropies } = softmaxAndEntropy(first.logits);
         const parts = [
-          tf.reshape(tf.softmax(first.logits), [-1]),
-          softmaxEntropy(first.logits),
+          tf.reshape(probabilities, [-1]),
+          entropies,
           tf.reshape(tf.cast(tf.all(tf.isFinite(x)), 'float32'), [1]),
         ];
         if (pending) parts.push(pending.stats);
@@ -413,7 +414,8 @@ export abstract class Adapter {
  */
 export function keptSamples(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]) {
   const kept = keptRows(logits, keep);
-  return { x: keptRows(x, keep), logits: kept, probs: tf.softmax(kept), entropies: softmaxEntropy(kept) };
+  const { probabilities, entropies } = softmaxAndEntropy(kept);
+  return { x: keptRows(x, keep), logits: kept, probs: probabilities, entropies };
 }
 
 /** A value per kept sample spread to the whole batch of `batch` rows, 0 for the others. Inside tf.tidy. */

@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs';
  */
 
 type Shape = number[];
-type Attrs = Record<string, number | boolean>;
+type Attrs = Record<string, number | boolean | number[]>;
 
 interface HostKernel {
   /** Input names, in the order `compute` receives them; a name ending in '?' may be absent. */
@@ -103,6 +103,52 @@ const kernels: Record<string, HostKernel> = {
       }
       dg!.set(sums.subarray(0, D));
       db!.set(sums.subarray(D));
+    },
+  },
+
+  /**
+   * Softmax, entropy and the entropy's gradient per row of logits [B, C]:
+   * p [B, C], E = −Σ p·log p [B], dE/dz = −p·(log p + E) [B, C]. (tfjs's
+   * logSoftmax alone is six kernels.)
+   */
+  WildttaSoftmaxEntropy: {
+    inputs: ['logits'],
+    outputs: ([s]) => [s!, [s![0]!], s!],
+    compute([z], [p, e, g], [s]) {
+      const B = s![0]!;
+      const C = s![1]!;
+      const logp = new Float64Array(C);
+      for (let b = 0, o = 0; b < B; b++, o += C) {
+        let max = -Infinity;
+        for (let c = 0; c < C; c++) max = Math.max(max, z![o + c]!);
+        let sum = 0;
+        for (let c = 0; c < C; c++) sum += Math.exp(z![o + c]! - max);
+        const logSum = Math.log(sum);
+        let ent = 0;
+        for (let c = 0; c < C; c++) {
+          logp[c] = z![o + c]! - max - logSum;
+          ent -= Math.exp(logp[c]!) * logp[c]!;
+        }
+        e![b] = ent;
+        for (let c = 0; c < C; c++) {
+          const pc = Math.exp(logp[c]!);
+          p![o + c] = pc;
+          g![o + c] = -pc * (logp[c]! + ent);
+        }
+      }
+    },
+  },
+
+  /** A vector cut into consecutive pieces of the given sizes (tfjs-wasm's split copies piece by piece at 25-35 µs a call). */
+  WildttaSplit: {
+    inputs: ['x'],
+    outputs: (_s, { sizes }) => (sizes as number[]).map((n) => [n]),
+    compute([x], outs) {
+      let at = 0;
+      for (const out of outs) {
+        out.set(x!.subarray(at, at + out.length));
+        at += out.length;
+      }
     },
   },
 

@@ -26,7 +26,7 @@ import { vitLogits, type ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
 import { streamViT } from './stream-weights';
 import { bitmapToFrame } from './frame-source';
-import { softmaxEntropy } from '../methods/entropy';
+import { softmaxAndEntropy } from '../methods/entropy';
 import { corrupt, isCorruptionName } from '../data/corruptions';
 import type { BackendReport } from './backend';
 
@@ -326,7 +326,8 @@ export class Engine {
           if (withReference) {
             const lookup = (name: string) => this.sourceNorms.get(name) ?? model.param(name);
             const logits = vitLogits(model.config, lookup, tf.concat([clean, xs]) as tf.Tensor4D, model.finalNorm);
-            parts.push(tf.reshape(tf.softmax(logits), [-1]), softmaxEntropy(logits));
+            const { probabilities, entropies } = softmaxAndEntropy(logits);
+            parts.push(tf.reshape(probabilities, [-1]), entropies);
           }
           if (withPreview) parts.push(tf.reshape(xs, [-1]));
           return tf.concat(parts);
