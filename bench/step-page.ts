@@ -2,7 +2,7 @@
 // and (opt-in) a ViT-B/16 with random weights.
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { initBackend, type BackendName } from '../src/runtime/backend';
+import { initBackend, WEBGPU_FLAGS, type BackendName } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadViT } from '../src/model/load';
 import { ViT } from '../src/model/vit';
@@ -58,21 +58,11 @@ const median = (xs: number[]) => {
 
 const gpuBytes = () => (tf.memory() as unknown as { numBytesInGPU?: number }).numBytesInGPU ?? null;
 
-/**
- * WebGPU: submit command buffers in larger batches and keep small ops on the
- * GPU (tfjs otherwise runs ops whose inputs sit on the CPU there, which here
- * means uploads in the middle of a step).
- */
-function webgpuFlags(): Record<string, unknown> {
-  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 64);
-  tf.env().set('WEBGPU_CPU_FORWARD', false);
-  return { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 64, WEBGPU_CPU_FORWARD: false };
-}
-
 async function setup(backend: BackendName, threads: number | undefined, tuneWebgpu: boolean) {
   if (backend === 'wasm' && threads !== undefined && globalThis.crossOriginIsolated) setThreadsCount(threads);
-  const flags: Record<string, unknown> = backend === 'webgpu' && tuneWebgpu ? webgpuFlags() : {};
-  const report = await initBackend(backend, { wasmPaths: WASM_PATHS });
+  // initBackend sets WEBGPU_FLAGS before it selects webgpu, unless told not to.
+  const report = await initBackend(backend, { wasmPaths: WASM_PATHS, tuneWebgpu });
+  const flags: Record<string, unknown> = report.backend === 'webgpu' && tuneWebgpu ? { ...WEBGPU_FLAGS } : {};
   if (report.backend === 'wasm') {
     flags.WASM_HAS_SIMD_SUPPORT = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     flags.WASM_HAS_MULTITHREAD_SUPPORT = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');

@@ -37,7 +37,21 @@ export interface InitBackendOptions {
    * pass our own build's copies; nothing is loaded from a CDN.
    */
   wasmPaths?: string | Record<string, string>;
+  /**
+   * webgpu: set WEBGPU_FLAGS before the backend is selected (default true).
+   * false leaves tfjs's defaults (or whatever the page set).
+   */
+  tuneWebgpu?: boolean;
 }
+
+/**
+ * The tfjs WebGPU flags wildtta runs with: command buffers submitted in
+ * batches of 64 instead of 15, and no "CPU forwarding" (tfjs otherwise runs an
+ * op on the CPU when its inputs sit there, which in a step means uploads in
+ * the middle of it). A SAR step is hundreds of small kernels; both cut the
+ * overhead per kernel.
+ */
+export const WEBGPU_FLAGS = { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 64, WEBGPU_CPU_FORWARD: false } as const;
 
 /**
  * Sets a tfjs backend. 'auto' tries WebGPU, WebGL, WASM, then CPU, keeping the
@@ -52,7 +66,7 @@ export async function initBackend(choice: BackendChoice = 'auto', options: InitB
   const candidates = choice === 'auto' ? AUTO_ORDER : [choice];
   const attempts: BackendAttempt[] = [];
   for (const backend of candidates) {
-    const reason = await tryBackend(backend);
+    const reason = await tryBackend(backend, options);
     attempts.push({ backend, ok: reason === 'ok', reason });
     if (reason === 'ok') return { backend, attempts };
   }
@@ -60,10 +74,12 @@ export async function initBackend(choice: BackendChoice = 'auto', options: InitB
   throw new BackendError(`no usable tfjs backend (${why})`, attempts);
 }
 
-async function tryBackend(name: BackendName): Promise<string> {
+async function tryBackend(name: BackendName, options: InitBackendOptions): Promise<string> {
   if (name === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) return 'navigator.gpu is not available';
   if (name === 'webgl' && typeof document === 'undefined' && typeof OffscreenCanvas === 'undefined') return 'no canvas to create a WebGL context';
   if (tf.findBackendFactory(name) === null) return 'backend not registered';
+  // Flags are read when the backend is created and by its kernels: set them before selecting it.
+  if (name === 'webgpu' && options.tuneWebgpu !== false) for (const [flag, value] of Object.entries(WEBGPU_FLAGS)) tf.env().set(flag, value);
   try {
     const ok = await tf.setBackend(name);
     if (!ok) return 'failed to initialize';
