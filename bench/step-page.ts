@@ -1,7 +1,6 @@
 // In-page half of `npm run bench:step`: times inference and SAR steps on one backend,
 // and (opt-in) a ViT-B/16 with random weights.
 import * as tf from '@tensorflow/tfjs';
-import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend, WEBGPU_FLAGS, type BackendName } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadViT } from '../src/model/load';
@@ -59,22 +58,30 @@ const median = (xs: number[]) => {
 const gpuBytes = () => (tf.memory() as unknown as { numBytesInGPU?: number }).numBytesInGPU ?? null;
 
 async function setup(backend: BackendName, threads: number | undefined, tuneWebgpu: boolean) {
-  if (backend === 'wasm' && threads !== undefined && globalThis.crossOriginIsolated) setThreadsCount(threads);
-  // initBackend sets WEBGPU_FLAGS before it selects webgpu, unless told not to.
-  const report = await initBackend(backend, { wasmPaths: WASM_PATHS, tuneWebgpu });
+  // initBackend sets WEBGPU_FLAGS before selecting webgpu unless told not to, and asks tfjs-wasm for
+  // `threads` threads (which it can only have where the page is cross-origin isolated).
+  const report = await initBackend(backend, { wasmPaths: WASM_PATHS, tuneWebgpu, ...(threads === undefined ? {} : { wasmThreads: threads }) });
   const flags: Record<string, unknown> = report.backend === 'webgpu' && tuneWebgpu ? { ...WEBGPU_FLAGS } : {};
   if (report.backend === 'wasm') {
     flags.WASM_HAS_SIMD_SUPPORT = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     flags.WASM_HAS_MULTITHREAD_SUPPORT = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
     flags.requestedThreads = threads;
     flags.hardwareConcurrency = navigator.hardwareConcurrency;
+    // Which binary tfjs fetched (the threaded one needs SIMD, threads and a cross-origin isolated page).
+    // (Vite's dev server also lists the `?url` imports of all three as modules: those are not fetches of a binary.)
+    const fetched = performance
+      .getEntriesByType('resource')
+      .map((e) => new URL(e.name))
+      .filter((u) => u.pathname.endsWith('.wasm') && !u.searchParams.has('import'))
+      .map((u) => u.pathname.split('/').pop()!);
+    flags.wasmBinary = [...new Set(fetched)].join(', ');
   }
   let adapterInfo: string | null = null;
   if (report.backend === 'webgpu' && 'gpu' in navigator) {
     const a = await (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor: string; architecture: string; device?: string; description?: string } } | null> } }).gpu.requestAdapter();
     adapterInfo = a?.info ? [a.info.vendor, a.info.architecture, a.info.device, a.info.description].filter(Boolean).join(' ').trim() : null;
   }
-  return { backend: report.backend, adapterInfo, flags, threads: report.backend === 'wasm' ? getThreadsCount() : null };
+  return { backend: report.backend, adapterInfo, flags, threads: report.wasmThreads ?? null };
 }
 
 /** Median ms of each step function; interleaved in rounds so load changes on the machine hit all alike. */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -18,6 +18,8 @@ export interface BackendAttempt {
 export interface BackendReport {
   backend: BackendName;
   attempts: BackendAttempt[];
+  /** wasm: the threads of tfjs-wasm's pool (1 unless the page is cross-origin isolated and more were asked for). */
+  wasmThreads?: number;
 }
 
 export class BackendError extends Error {
@@ -37,6 +39,16 @@ export interface InitBackendOptions {
    * pass our own build's copies; nothing is loaded from a CDN.
    */
   wasmPaths?: string | Record<string, string>;
+  /**
+   * wasm: threads for tfjs-wasm's XNNPACK pool (the calling thread counts as
+   * one; at most 8, the workers tfjs starts). Threads need a cross-origin
+   * isolated page (COOP/COEP headers), where tfjs loads its threaded binary;
+   * elsewhere, and in Node, this is ignored. It only takes effect on the first
+   * start of the wasm backend in a page (tfjs keeps that instance). Unset:
+   * tfjs's own choice, half of navigator.hardwareConcurrency, which on a
+   * 2-core machine is one thread.
+   */
+  wasmThreads?: number;
   /**
    * webgpu: set WEBGPU_FLAGS before the backend is selected (default true).
    * false leaves tfjs's defaults (or whatever the page set).
@@ -68,7 +80,7 @@ export async function initBackend(choice: BackendChoice = 'auto', options: InitB
   for (const backend of candidates) {
     const reason = await tryBackend(backend, options);
     attempts.push({ backend, ok: reason === 'ok', reason });
-    if (reason === 'ok') return { backend, attempts };
+    if (reason === 'ok') return backend === 'wasm' ? { backend, attempts, wasmThreads: getThreadsCount() } : { backend, attempts };
   }
   const why = attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ');
   throw new BackendError(`no usable tfjs backend (${why})`, attempts);
@@ -81,7 +93,7 @@ async function tryBackend(name: BackendName, options: InitBackendOptions): Promi
   // Flags are read when the backend is created and by its kernels: set them before selecting it.
   if (name === 'webgpu' && options.tuneWebgpu !== false) for (const [flag, value] of Object.entries(WEBGPU_FLAGS)) tf.env().set(flag, value);
   try {
-    const ok = await tf.setBackend(name);
+    const ok = name === 'wasm' ? await startWasm(options.wasmThreads) : await tf.setBackend(name);
     if (!ok) return 'failed to initialize';
     await tf.ready();
   } catch (e) {
@@ -91,6 +103,38 @@ async function tryBackend(name: BackendName, options: InitBackendOptions): Promi
     return await selfTest();
   } catch (e) {
     return `test op threw: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * tf.setBackend('wasm') with `threads` threads where the page allows threads.
+ *
+ * tfjs-wasm 4.22 (backend.cc, init_with_threads_count) clamps the count given
+ * to setThreadsCount to [1, 8] and then to num_cores, which it computes once,
+ * when the module starts, as navigator.hardwareConcurrency / 2 (assuming two
+ * hyperthreads per core). On a 2-core machine that is 1: setThreadsCount(2)
+ * alone still gives one thread. So while the module starts, navigator reports
+ * at least 2 × threads logical cores; the real value is restored right after.
+ */
+async function startWasm(threads: number | undefined): Promise<boolean> {
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  if (threads === undefined || !isolated || tf.engine().registry.wasm !== undefined) return tf.setBackend('wasm');
+  const n = Math.max(1, Math.floor(threads));
+  setThreadsCount(n);
+  const nav = globalThis.navigator as Navigator | undefined;
+  let shadowed = false;
+  if (nav !== undefined && !Object.prototype.hasOwnProperty.call(nav, 'hardwareConcurrency') && (nav.hardwareConcurrency ?? 0) < 2 * n) {
+    try {
+      Object.defineProperty(nav, 'hardwareConcurrency', { configurable: true, get: () => 2 * n });
+      shadowed = true;
+    } catch {
+      // Not configurable here: tfjs's own cap applies.
+    }
+  }
+  try {
+    return await tf.setBackend('wasm');
+  } finally {
+    if (shadowed) delete (nav as unknown as Record<string, unknown>).hardwareConcurrency;
   }
 }
 
