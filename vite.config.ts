@@ -16,10 +16,43 @@ const rootToDemo: Plugin = {
   },
 };
 
+/**
+ * Cross-origin isolation (COOP/COEP), so that SharedArrayBuffer exists and
+ * tfjs-wasm can run its threaded binary: for the demo page, and for any other
+ * page asked for with `?isolate` (the bench's 'wasm-threads' row, the wasm
+ * threads test), plus the worker scripts such a page starts (a dedicated
+ * worker of an isolated page needs the headers on its own script, or it is
+ * blocked). The e2e harness and bench pages are otherwise served as before:
+ * the bench's plain 'wasm' row is the non-isolated SIMD binary. Nothing the
+ * demo loads is a cross-origin no-cors resource: a model URL on another origin
+ * is fetched with CORS, which require-corp allows.
+ */
+const ISOLATION_HEADERS: Readonly<Record<string, string>> = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
+function isIsolatedPage(url: string): boolean {
+  const u = new URL(url, 'http://localhost');
+  return /^\/demo\/?(index\.html)?$/.test(u.pathname) || (u.pathname.endsWith('.html') && u.searchParams.has('isolate'));
+}
+
+const crossOriginIsolation: Plugin = {
+  name: 'wildtta-cross-origin-isolation',
+  configureServer(server) {
+    server.middlewares.use((req, res, next) => {
+      const referer = req.headers.referer;
+      const isolate = isIsolatedPage(req.url ?? '/') || (req.headers['sec-fetch-dest'] === 'worker' && referer !== undefined && isIsolatedPage(referer));
+      if (isolate) for (const [k, v] of Object.entries(ISOLATION_HEADERS)) res.setHeader(k, v);
+      next();
+    });
+  },
+};
+
 export default defineConfig({
   // The demo page is the app; e2e harness pages are served from the same root in tests.
   root: '.',
-  plugins: [rootToDemo],
+  plugins: [rootToDemo, crossOriginIsolation],
   publicDir: 'public',
   server: { host: '127.0.0.1', port: 5173, strictPort: false },
   build: {

@@ -9,8 +9,9 @@
 //   npm run bench:step -- --vit-b16 [--steps 2] [--inferences 1] [--vit-backend webgpu] [--vit-depth 12]
 //
 // 'wasm' is the one-thread engine; 'wasm-threads' serves the page
-// cross-origin isolated (COOP/COEP headers added to the page's response
-// here), so tfjs-wasm can load its threaded binary and use every core.
+// cross-origin isolated (bench/step.html?isolate, which the dev server answers
+// with COOP/COEP headers), so tfjs-wasm can load its threaded binary, and asks
+// initBackend for one thread per core.
 // --vit-b16 times a ViT-B/16 with random weights (generated in the page, not
 // stored) instead, and adds its figures to bench/results/step-vit-b16.json
 // (one entry per backend and depth), which the BENCHMARKS.md section includes.
@@ -64,28 +65,17 @@ function runTorch(): TorchResult | string {
   return JSON.parse(r.stdout) as TorchResult;
 }
 
-/** Serves the page again with COOP/COEP, which makes it cross-origin isolated (SharedArrayBuffer, so wasm threads). */
-async function isolate(page: Page): Promise<void> {
-  await page.route(
-    (url) => url.pathname.endsWith('/bench/step.html'),
-    async (route) => {
-      const response = await route.fetch();
-      await route.fulfill({ response, headers: { ...response.headers(), 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } });
-    },
-  );
-  await page.reload();
-}
-
 async function inPage<T>(expr: (page: Page) => Promise<T>, isolated: boolean): Promise<{ value: T; browser: string }> {
   let browser = '';
   const value = await withPage(
     async (h) => {
       browser = h.page.context().browser()?.version() ?? '';
-      if (isolated) await isolate(h.page);
       await h.page.waitForFunction('window.wildttaBench !== undefined', undefined, { timeout: 60_000 });
       return expr(h.page);
     },
-    { path: 'bench/step.html' },
+    // `?isolate`: the dev server (vite.config.ts) answers with COOP/COEP, which makes the page
+    // cross-origin isolated (SharedArrayBuffer, so wasm threads).
+    { path: `bench/step.html${isolated ? '?isolate' : ''}` },
   );
   return { value, browser };
 }

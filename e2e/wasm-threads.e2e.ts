@@ -1,0 +1,77 @@
+// tfjs-wasm threads in headless Chromium:
+//  - in a cross-origin isolated page (the harness page asked for with
+//    `?isolate`, which the dev server answers with COOP/COEP),
+//    initBackend('wasm', { wasmThreads: 2 }) runs the threaded binary with 2
+//    threads even where navigator.hardwareConcurrency is 2 (tfjs alone caps
+//    its pool at hardwareConcurrency / 2), computes a matMul correctly, and
+//    leaves navigator.hardwareConcurrency as it found it;
+//  - in a page that is not isolated, the same call runs the SIMD binary on one
+//    thread, without an error;
+//  - the dev server isolates the demo page and its engine worker, and not
+//    the harness page asked for without `?isolate`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Page } from 'playwright-core';
+import { assertNoPageErrors, withPage } from './support/browser';
+import type { ThreadsProbe } from './wasm-threads-page';
+
+/** The harness page, cross-origin isolated (`?isolate`: the dev server adds COOP/COEP) or not. */
+async function harness<T>(isolated: boolean, fn: (page: Page) => Promise<T>): Promise<T> {
+  return withPage(
+    async (h) => {
+      await h.page.waitForFunction('window.wildttaHarness !== undefined', undefined, { timeout: 60_000 });
+      return fn(h.page);
+    },
+    { path: `e2e/harness.html${isolated ? '?isolate' : ''}` },
+  );
+}
+
+/** Runs e2e/wasm-threads-page.ts's probe in the page (a string, not a function: tsx's helpers do not exist there). */
+const probe = (page: Page, threads = 2) =>
+  page.evaluate(`import('/e2e/wasm-threads-page.ts').then((m) => m.probeWasmThreads(${threads}))`) as Promise<ThreadsProbe>;
+
+test('isolated page: wasmThreads 2 runs the threaded binary on 2 threads and computes', () =>
+  harness(true, async (page) => {
+    const r = await probe(page);
+    assert.equal(r.isolated, true, 'the page is not cross-origin isolated');
+    assert.deepEqual(r.report.attempts, [{ backend: 'wasm', ok: true, reason: 'ok' }]);
+    assert.deepEqual(r.binaries, ['tfjs-backend-wasm-threaded-simd.wasm']);
+    assert.equal(r.report.wasmThreads, 2, `tfjs-wasm runs ${r.report.wasmThreads} thread(s) (navigator.hardwareConcurrency ${r.hardwareConcurrencyBefore})`);
+    assert.ok(r.matMulError < 1e-3, `matMul off by ${r.matMulError}`);
+    assert.equal(r.hardwareConcurrencyAfter, r.hardwareConcurrencyBefore, 'navigator.hardwareConcurrency was not restored');
+    assert.equal(r.ownHardwareConcurrency, false, 'navigator keeps an own hardwareConcurrency property');
+  }));
+
+test('page not isolated: wasmThreads 2 runs the SIMD binary on 1 thread', () =>
+  harness(false, async (page) => {
+    const r = await probe(page);
+    assert.equal(r.isolated, false);
+    assert.deepEqual(r.report.attempts, [{ backend: 'wasm', ok: true, reason: 'ok' }]);
+    assert.deepEqual(r.binaries, ['tfjs-backend-wasm-simd.wasm']);
+    assert.equal(r.report.wasmThreads, 1);
+    assert.ok(r.matMulError < 1e-3, `matMul off by ${r.matMulError}`);
+    assert.equal(r.hardwareConcurrencyAfter, r.hardwareConcurrencyBefore);
+  }));
+
+test('dev server: the demo page and its engine worker are cross-origin isolated, the harness page is not', async () => {
+  await withPage(async (h) => {
+    assert.equal(await h.page.evaluate('crossOriginIsolated'), false, 'the harness page is isolated: the bench/e2e pages would change binary');
+  });
+  await withPage(
+    async (h) => {
+      const page = h.page;
+      assert.equal(await page.evaluate('crossOriginIsolated'), true, 'the demo page is not cross-origin isolated');
+      const deadline = Date.now() + 60_000;
+      let engine = page.workers().find((w) => w.url().includes('engine-worker'));
+      while (engine === undefined && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        engine = page.workers().find((w) => w.url().includes('engine-worker'));
+      }
+      assert.ok(engine !== undefined, `no engine worker started (workers: ${page.workers().map((w) => w.url()).join(', ')})`);
+      assert.equal(await engine.evaluate('self.crossOriginIsolated'), true, 'the engine worker is not cross-origin isolated');
+    },
+    { path: 'demo/?input=stream&backend=wasm' },
+  );
+});
+
+test('no console errors or uncaught exceptions in any page', () => assertNoPageErrors());
