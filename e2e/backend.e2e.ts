@@ -75,6 +75,19 @@ for (const backend of ['webgpu', 'webgl', 'wasm', 'cpu'] as const) {
     }));
 }
 
+for (const backend of ['webgpu', 'wasm', 'cpu'] as const) {
+  test(`${backend}: the fused LayerNorm kernels match tfjs ops`, () =>
+    withPage(async (h) => {
+      // Odd sizes, then the shipped model's (50 tokens × 64) and more rows than one workgroup.
+      for (const [rows, width] of [[7, 12], [50, 64], [197, 96], [1, 64]] as const) {
+        const r = await h.call('fusedNormCheck', backend, rows, width);
+        assert.equal(r.backend, backend);
+        assert.equal(r.numTensorsAfter, r.numTensorsBefore, 'the check leaked tensors');
+        for (const [name, err] of Object.entries(r.errors)) assert.ok(err <= 1e-4, `${rows}×${width}: ${name} off by ${err}`);
+      }
+    }));
+}
+
 test('e2e/fixtures holds PyTorch forward fixtures to compare against', (t) => {
   assert.ok(fixtures.length > 0, `no forward fixtures (model.safetensors, config.json, expected.safetensors with inputs and logits) in ${FIXTURES_DIR}; run npm run fixtures`);
   t.diagnostic(fixtures.join(', '));
@@ -100,6 +113,25 @@ for (const name of fixtures) {
         const rows = cpu.batch * torchLogits.shape[1]!;
         const err = maxAbsDiff(cpu.logits, { shape: [cpu.batch, torchLogits.shape[1]!], values: torchLogits.values.subarray(0, rows) });
         assert.ok(err <= TORCH_TOL, `cpu logits differ from PyTorch by ${err.toExponential(2)}`);
+      }
+
+      // The adaptation path (fast-vit.ts: host kernels, WGSL LayerNorm kernels) at batch 1 and at the fixture's batch.
+      for (const batch of [1, cpu.batch]) {
+        const ref = batch === cpu.batch ? cpu : await h.call('fixtureLogits', name, 'cpu', batch);
+        const refScale = Math.max(...gradNames.map((n) => maxAbs(ref.grads[n]!.values)));
+        for (const backend of COMPARED) {
+          await t.test(`${backend}: the adaptation forward and backward at batch ${batch} match cpu autodiff`, async () => {
+            const r = await h.call('fastFixture', name, backend, batch);
+            assert.equal(r.backend, backend);
+            assert.equal(r.numTensorsAfter, r.numTensorsBefore, `${backend} fast path leaked tensors`);
+            const logitErr = maxAbsDiff(r.logits, ref.logits);
+            assert.ok(logitErr <= TOL, `${backend} fast-path logits differ from cpu by ${logitErr.toExponential(2)}`);
+            for (const n of gradNames) {
+              const e = maxAbsDiff(r.grads[n]!, ref.grads[n]!);
+              assert.ok(e <= TOL * refScale, `${backend} fast-path gradient of ${n} differs from cpu by ${e.toExponential(2)}`);
+            }
+          });
+        }
       }
 
       for (const backend of COMPARED) {

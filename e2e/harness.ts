@@ -9,9 +9,12 @@ import { loadViT } from '../src/model/load';
 import { readSafetensors } from '../src/model/safetensors';
 import { grayAccuracy } from '../src/model/evaluate';
 import { fetchLabeledImages } from '../src/data/idx';
-import { softmaxEntropy } from '../src/methods/entropy';
+import { entropyWithGrad, softmaxEntropy } from '../src/methods/entropy';
+import { runFusedKernel } from '../src/model/host-kernels';
+import { registerGpuKernels } from '../src/model/gpu-kernels';
 import { createAdapter, type AdapterOptions } from '../src/methods';
 import { ViT } from '../src/model/vit';
+import { FastViT } from '../src/model/fast-vit';
 import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 
 export interface PlainTensor {
@@ -160,6 +163,95 @@ const harness = {
         x.dispose();
         model.dispose();
       }
+    });
+  },
+
+  /**
+   * The same as fixtureLogits, computed by the adaptation path
+   * (model/fast-vit.ts: the host kernels on wasm, the WGSL LayerNorm kernels
+   * on webgpu, tfjs ops on webgl) with its hand-written backward.
+   */
+  async fastFixture(name: string, backend: BackendName, maxBatch = 4, fusedNorms?: boolean): Promise<FixtureResult> {
+    await use(backend);
+    const base = `/e2e/fixtures/${encodeURIComponent(name)}/`;
+    const expected = readSafetensors(await fetchBytes(`${base}expected.safetensors`)).tensors;
+    const inputs = expected.get('inputs');
+    if (inputs === undefined || inputs.shape.length !== 4) throw new Error(`${base}expected.safetensors has no [B, H, W, C] inputs`);
+    const [B, H, W, C] = inputs.shape as [number, number, number, number];
+    const batch = Math.min(B, maxBatch);
+    const model = await loadViT(base);
+    const x = tf.tensor4d(inputs.values.subarray(0, batch * H * W * C), [batch, H, W, C]);
+    const fast = fusedNorms === undefined ? model.fast : new FastViT(model.config, model.param, model.finalNorm, { fusedNorms });
+    // The first call builds the model's derived weights and cached constants, which it keeps: count tensors from the second.
+    tf.tidy(() => {
+      const { logits, tape } = fast.forward(x, model.param, true);
+      fast.backward(tape!, logits, new Set(model.normParamNames()));
+    });
+    try {
+      return await counted(async () => {
+        const names = model.normParamNames();
+        const out = tf.tidy(() => {
+          const { logits, tape } = fast.forward(x, model.param, true);
+          const loss = tf.mean(softmaxEntropy(logits));
+          const grads = fast.backward(tape!, tf.div(entropyWithGrad(logits).grad, batch) as tf.Tensor2D, new Set(names));
+          return { logits, loss, grads: names.map((n) => grads.get(n)!) };
+        });
+        try {
+          const grads: Record<string, PlainTensor> = {};
+          for (let i = 0; i < names.length; i++) grads[names[i]!] = await plain(out.grads[i]!);
+          return { backend: tf.getBackend(), batch, logits: await plain(out.logits), loss: (await out.loss.data())[0]!, grads };
+        } finally {
+          tf.dispose([out.logits, out.loss, ...out.grads]);
+        }
+      });
+    } finally {
+      if (fast !== model.fast) fast.dispose();
+      x.dispose();
+      model.dispose();
+    }
+  },
+
+  /**
+   * The fused LayerNorm kernels (WGSL on webgpu, host-kernels.ts on wasm and
+   * cpu) against the same arithmetic in tfjs ops on this backend: the largest
+   * absolute difference of each output.
+   */
+  async fusedNormCheck(backend: BackendName, rows = 7, width = 12): Promise<Counted<{ backend: string; errors: Record<string, number> }>> {
+    await use(backend);
+    registerGpuKernels();
+    return counted(async () => {
+      const diffs = tf.tidy(() => {
+        const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+        const x = tf.add(tf.mul(rnd([rows, width], 1), 3), 2) as tf.Tensor2D;
+        const gamma = rnd([width], 2);
+        const beta = rnd([width], 3);
+        const dy = rnd([rows, width], 4);
+        const residual = rnd([rows, width], 5);
+        const eps = 1e-6;
+        // The kernels first, so that no buffer they are handed can already hold the reference's values.
+        const [y, kXhat, kRstd] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps, save: true });
+        const [yOnly] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps, save: false });
+        const [dg, db, kdx] = runFusedKernel('WildttaLayerNormGrad', { dy, xhat: kXhat!, rstd: kRstd!, gamma, residual }, { needInput: true });
+        const mean = tf.mean(x, -1, true);
+        const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(x, mean)), -1, true), eps));
+        const xhat = tf.mul(tf.sub(x, mean), rstd);
+        const dxhat = tf.mul(dy, gamma);
+        const dx = tf.mul(tf.sub(tf.sub(dxhat, tf.mean(dxhat, -1, true)), tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), -1, true))), rstd);
+        const d = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b)));
+        return tf.stack([
+          d(y!, tf.add(tf.mul(xhat, gamma), beta)),
+          d(yOnly!, y!),
+          d(kXhat!, xhat),
+          d(kRstd!, rstd),
+          d(dg!, tf.sum(tf.mul(dy, xhat), 0)),
+          d(db!, tf.sum(dy, 0)),
+          d(kdx!, tf.add(dx, residual)),
+        ]);
+      });
+      const v = await diffs.data();
+      diffs.dispose();
+      const names = ['y', 'y (save false)', 'xhat', 'rstd', 'dgamma', 'dbeta', 'dx + residual'];
+      return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });
   },
 

@@ -114,11 +114,12 @@ for (const name of ['vit-gray28-p4-token', 'vit-rgb32-p8-avg', 'vit-rgb16-p4-avg
 }
 
 for (const B of [1, 2]) {
-  test(`batch ${B}: the host path (fused kernels, both layouts, per-head attention at batch 1) matches the GPU path`, () => {
+  test(`batch ${B}: the host path (fused kernels, both layouts, per-head attention at batch 1) and the GPU paths (with and without fused norms) agree`, () => {
     const cfg = tinyConfig({ depth: 2 });
     const model = new ViT(cfg, randomViTTensors(cfg, 4, 3));
-    const gpuPath = new FastViT(cfg, model.param, model.finalNorm, false);
-    assert.equal(gpuPath.host, false);
+    const opsOnly = new FastViT(cfg, model.param, model.finalNorm, { host: false, fusedNorms: false });
+    const fusedNorms = new FastViT(cfg, model.param, model.finalNorm, { host: false, fusedNorms: true });
+    assert.equal(opsOnly.host, false);
     assert.equal(model.fast.host, true);
     const x = tf.randomUniform([B, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
     tf.tidy(() => {
@@ -128,11 +129,16 @@ for (const B of [1, 2]) {
         return { logits, grads: f.backward(tape!, entropyWithGrad(logits).grad, names) };
       };
       const a = run(model.fast);
-      const b = run(gpuPath);
-      assert.ok(maxAbsDiff(a.logits, b.logits) <= 1e-5);
-      for (const n of names) assert.ok(maxAbsDiff(a.grads.get(n)!, b.grads.get(n)!) <= 1e-5 * Math.max(1, maxAbs(a.grads.get(n)!)), n);
+      for (const other of [opsOnly, fusedNorms]) {
+        const b = run(other);
+        assert.ok(maxAbsDiff(a.logits, b.logits) <= 1e-5);
+        for (const n of names) assert.ok(maxAbsDiff(a.grads.get(n)!, b.grads.get(n)!) <= 1e-5 * Math.max(1, maxAbs(a.grads.get(n)!)), n);
+      }
+      // Without the tape, the same logits.
+      assert.ok(maxAbsDiff(model.fast.forward(x, model.param).logits, a.logits) <= 1e-6);
     });
-    gpuPath.dispose();
+    opsOnly.dispose();
+    fusedNorms.dispose();
     x.dispose();
     model.dispose();
   });

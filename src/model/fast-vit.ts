@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViTConfig } from './config';
 import type { ParamLookup } from './vit';
-import { HOST_BACKENDS, runHostKernel } from './host-kernels';
+import { HOST_BACKENDS, runFusedKernel } from './host-kernels';
+import { registerGpuKernels } from './gpu-kernels';
 
 /**
  * The ViT forward pass that test-time adaptation runs, with a hand-written
@@ -128,6 +129,8 @@ export class FastViT {
   readonly finalNormName: 'norm' | 'fc_norm';
   /** The host path: both weight layouts, fused host kernels, per-head 2-D attention products (see the file comment). */
   readonly host: boolean;
+  /** LayerNorm and its backward as fused kernels: on the host path and on webgpu (gpu-kernels.ts). */
+  readonly fusedNorms: boolean;
   private readonly onesRows = new Map<number, tf.Tensor2D>();
   private disposed = false;
 
@@ -135,10 +138,13 @@ export class FastViT {
     readonly config: ViTConfig,
     p: ParamLookup,
     finalNorm: 'norm' | 'fc_norm',
-    host = HOST_BACKENDS.includes(tf.getBackend()),
+    options: { host?: boolean; fusedNorms?: boolean } = {},
   ) {
     this.finalNormName = finalNorm;
+    const host = options.host ?? HOST_BACKENDS.includes(tf.getBackend());
     this.host = host;
+    this.fusedNorms = options.fusedNorms ?? (host || tf.getBackend() === 'webgpu');
+    if (this.fusedNorms && !host) registerGpuKernels();
     const { width: D, heads, patchSize: P, inChannels: C } = config;
     const scale = 1 / Math.sqrt(D / heads);
     // Kept: the first use may come from inside a caller's tf.tidy.
@@ -213,15 +219,15 @@ export class FastViT {
     for (let i = 0; i < cfg.depth; i++) {
       const w = this.blocks[i]!;
       const pre = `blocks.${i}`;
-      const n1 = this.layerNorm(x, norm(`${pre}.norm1.weight`), norm(`${pre}.norm1.bias`));
+      const n1 = this.layerNorm(x, norm(`${pre}.norm1.weight`), norm(`${pre}.norm1.bias`), save);
       // [R, 3D] → [3, B·H, N, d_head]: one transpose gives q, k, v split by head.
       const { o, saved: attn } = this.attention(this.linear(n1.y, w.qkv), B, N);
       const x1 = tf.add(x, this.linear(o, w.proj)) as tf.Tensor2D;
-      const n2 = this.layerNorm(x1, norm(`${pre}.norm2.weight`), norm(`${pre}.norm2.bias`));
+      const n2 = this.layerNorm(x1, norm(`${pre}.norm2.weight`), norm(`${pre}.norm2.bias`), save);
       const a = this.linear(n2.y, w.fc1);
       const { y: g, slope } = this.gelu(a, save);
       x = tf.add(x1, this.linear(g, w.fc2)) as tf.Tensor2D;
-      tape?.blocks.push({ ln1: n1.saved, ln2: n2.saved, attn, geluSlope: slope! });
+      tape?.blocks.push({ ln1: n1.saved!, ln2: n2.saved!, attn, geluSlope: slope! });
     }
 
     const fn = this.finalNormName;
@@ -229,18 +235,18 @@ export class FastViT {
     if (cfg.pool === 'token') {
       // LayerNorm is per token: normalizing the class token alone gives the same values.
       const clsRows = B === 1 ? tf.slice(x, [0, 0], [1, D]) : tf.reshape(tf.slice(tf.reshape(x, [B, N, D]), [0, 0, 0], [B, 1, D]), [B, D]);
-      const n = this.layerNorm(clsRows as tf.Tensor2D, norm(`${fn}.weight`), norm(`${fn}.bias`));
+      const n = this.layerNorm(clsRows as tf.Tensor2D, norm(`${fn}.weight`), norm(`${fn}.bias`), save);
       pooled = n.y;
-      if (tape) tape.final = n.saved;
+      if (tape) tape.final = n.saved!;
     } else if (fn === 'fc_norm') {
       const avg = tf.mean(tf.slice(tf.reshape(x, [B, N, D]), [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
-      const n = this.layerNorm(avg, norm('fc_norm.weight'), norm('fc_norm.bias'));
+      const n = this.layerNorm(avg, norm('fc_norm.weight'), norm('fc_norm.bias'), save);
       pooled = n.y;
-      if (tape) tape.final = n.saved;
+      if (tape) tape.final = n.saved!;
     } else {
-      const n = this.layerNorm(x, norm('norm.weight'), norm('norm.bias'));
+      const n = this.layerNorm(x, norm('norm.weight'), norm('norm.bias'), save);
       pooled = tf.mean(tf.slice(tf.reshape(n.y, [B, N, D]), [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
-      if (tape) tape.final = n.saved;
+      if (tape) tape.final = n.saved!;
     }
     const logits = this.linear(pooled, this.head);
     return tape ? { logits, tape } : { logits };
@@ -324,7 +330,7 @@ export class FastViT {
     const { width: D, heads: H } = this.config;
     const hd = D / H;
     if (B === 1 && this.host) {
-      const parts = runHostKernel('WildttaColumnBlocks', { x: qkv }, { blocks: 3 * H, transposeFrom: H }) as tf.Tensor2D[];
+      const parts = runFusedKernel('WildttaColumnBlocks', { x: qkv }, { blocks: 3 * H, transposeFrom: H }) as tf.Tensor2D[];
       const q = parts.slice(0, H);
       const k = parts.slice(H, 2 * H);
       const v = parts.slice(2 * H, 3 * H);
@@ -347,12 +353,12 @@ export class FastViT {
     const { width: D, heads: H } = this.config;
     const hd = D / H;
     if (s.kind === 'perhead') {
-      const dOh = runHostKernel('WildttaColumnBlocks', { x: dO }, { blocks: H, transposeFrom: H }) as tf.Tensor2D[];
+      const dOh = runFusedKernel('WildttaColumnBlocks', { x: dO }, { blocks: H, transposeFrom: H }) as tf.Tensor2D[];
       const dq: tf.Tensor2D[] = [];
       const dk: tf.Tensor2D[] = [];
       const dv: tf.Tensor2D[] = [];
       for (let h = 0; h < H; h++) {
-        const [dS, dST, pT] = runHostKernel('WildttaSoftmaxGrad', { dP: tf.matMul(dOh[h]!, s.vT[h]!), p: s.p[h]! }) as tf.Tensor2D[];
+        const [dS, dST, pT] = runFusedKernel('WildttaSoftmaxGrad', { dP: tf.matMul(dOh[h]!, s.vT[h]!), p: s.p[h]! }) as tf.Tensor2D[];
         dq.push(tf.matMul(dS!, s.k[h]!));
         dk.push(tf.matMul(dST!, s.q[h]!));
         dv.push(tf.matMul(pT!, dOh[h]!));
@@ -394,10 +400,10 @@ export class FastViT {
   }
 
   /** Same arithmetic as vit.ts's layerNorm (moments, then (x − μ)·rsqrt(σ² + ε)·γ + β). */
-  private layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor): { y: tf.Tensor2D; saved: LnSaved } {
-    if (this.host) {
-      const [y, xhat, rstd] = runHostKernel('WildttaLayerNorm', { x, gamma, beta }, { eps: this.config.normEps }) as tf.Tensor2D[];
-      return { y: y!, saved: { xhat: xhat!, rstd: rstd!, gamma } };
+  private layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor, save: boolean): { y: tf.Tensor2D; saved?: LnSaved } {
+    if (this.fusedNorms) {
+      const [y, xhat, rstd] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps: this.config.normEps, save }) as tf.Tensor2D[];
+      return save ? { y: y!, saved: { xhat: xhat!, rstd: rstd!, gamma } } : { y: y! };
     }
     const mean = tf.mean(x, -1, true);
     const variance = tf.mean(tf.squaredDifference(x, mean), -1, true);
@@ -422,10 +428,10 @@ export class FastViT {
   ): tf.Tensor2D | undefined {
     const D = this.config.width;
     const dy2 = tf.reshape(dy, [-1, D]);
-    if (this.host) {
+    if (this.fusedNorms) {
       const inputs: Record<string, tf.Tensor> = { dy: dy2, xhat: s.xhat, rstd: s.rstd, gamma: s.gamma };
       if (residual) inputs.residual = residual;
-      const [dg, db, dx] = runHostKernel('WildttaLayerNormGrad', inputs, { needInput });
+      const [dg, db, dx] = runFusedKernel('WildttaLayerNormGrad', inputs, { needInput });
       if (wanted.has(`${ln}.weight`)) grads.set(`${ln}.weight`, dg as tf.Tensor1D);
       if (wanted.has(`${ln}.bias`)) grads.set(`${ln}.bias`, db as tf.Tensor1D);
       return dx as tf.Tensor2D | undefined;

@@ -43,10 +43,13 @@ export const HOST_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
 
 const kernels: Record<string, HostKernel> = {
-  /** y = x̂·γ + β per row, with x̂ and rstd = 1/√(σ² + ε) kept for the backward. x [R, D] → y, x̂ [R, D], rstd [R, 1]. */
+  /**
+   * y = x̂·γ + β per row, and unless `save` is false x̂ and rstd =
+   * 1/√(σ² + ε) for the backward: x [R, D] → y, x̂ [R, D], rstd [R, 1].
+   */
   WildttaLayerNorm: {
     inputs: ['x', 'gamma', 'beta'],
-    outputs: ([x]) => [x!, x!, [x![0]!, 1]],
+    outputs: ([x], { save }) => (save === false ? [x!] : [x!, x!, [x![0]!, 1]]),
     compute([x, g, b], [y, xhat, rstd], [shape], { eps }) {
       const D = shape![1]!;
       const R = shape![0]!;
@@ -57,10 +60,10 @@ const kernels: Record<string, HostKernel> = {
         let v = 0;
         for (let d = 0; d < D; d++) v += (x![o + d]! - mean) ** 2;
         const rs = 1 / Math.sqrt(v / D + (eps as number));
-        rstd![r] = rs;
+        if (rstd) rstd[r] = rs;
         for (let d = 0; d < D; d++) {
           const h = (x![o + d]! - mean) * rs;
-          xhat![o + d] = h;
+          if (xhat) xhat[o + d] = h;
           y![o + d] = h * g![d]! + b![d]!;
         }
       }
@@ -258,8 +261,12 @@ export function registerHostKernels(): void {
   }
 }
 
-/** Runs a host kernel on the current backend (which must be wasm or cpu); always returns the outputs as a list. */
-export function runHostKernel(name: HostKernelName, inputs: Record<string, tf.Tensor>, attrs: Attrs = {}): tf.Tensor[] {
+/**
+ * Runs one of these kernels on the current backend, which must be wasm or
+ * cpu, or webgpu for the kernels gpu-kernels.ts registers; always returns the
+ * outputs as a list.
+ */
+export function runFusedKernel(name: HostKernelName, inputs: Record<string, tf.Tensor>, attrs: Attrs = {}): tf.Tensor[] {
   registerHostKernels();
   const out = tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap);
   return Array.isArray(out) ? out : [out as tf.Tensor];

@@ -1,0 +1,122 @@
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+
+/**
+ * The LayerNorm kernels of host-kernels.ts (same names, inputs, attributes
+ * and outputs) as WebGPU compute shaders, registered for tfjs's webgpu
+ * backend. Written with tfjs ops a LayerNorm is nine dispatches and its
+ * backward about thirteen; here each output is one dispatch, one thread per
+ * row (or per channel for the scale/shift gradients), which at ViT sizes
+ * (at most a few hundred rows of 768) is far below what one dispatch costs.
+ */
+
+interface GpuBackend {
+  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: 'float32'): tf.TensorInfo;
+}
+
+const WORKGROUP = 64;
+
+/** A program over `threads` threads, one per row or column, with the sizes compiled in. */
+function program(key: string, variableNames: string[], outputShape: number[], threads: number, body: string): WebGPUProgram {
+  return {
+    variableNames,
+    outputShape,
+    shaderKey: `wildtta_${key}`,
+    dispatchLayout: { x: [0] },
+    dispatch: [Math.ceil(threads / WORKGROUP), 1, 1],
+    workgroupSize: [WORKGROUP, 1, 1],
+    // The phony use of the uniforms keeps their binding, which tfjs always binds, in the pipeline's layout.
+    getUserCode: () => `
+      fn main(index : i32) {
+        _ = uniforms.NAN;
+        if (index >= ${threads}) { return; }
+        ${body}
+      }`,
+  };
+}
+
+const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
+
+/** WGSL statements leaving the mean and the sum of squared deviations of row `index` of X [R, D] in mean and v. */
+const rowMoments = (D: number) => `
+        let o = index * ${D};
+        var mean = 0.0;
+        for (var d = 0; d < ${D}; d++) { mean += X[o + d]; }
+        mean = mean / ${f(D)};
+        var v = 0.0;
+        for (var d = 0; d < ${D}; d++) { let c = X[o + d] - mean; v += c * c; }`;
+
+function layerNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { eps: number; save?: boolean }): tf.TensorInfo[] {
+  const { x, gamma, beta } = inputs as Record<string, tf.TensorInfo>;
+  const [R, D] = x!.shape as [number, number];
+  const eps = f(attrs.eps);
+  const moments = `${rowMoments(D)}
+        let rs = inverseSqrt(v / ${f(D)} + ${eps});`;
+  const y = backend.runWebGPUProgram(
+    program(`ln_y_${R}_${D}_${eps}`, ['X', 'Gamma', 'Beta'], [R, D], R, `${moments}
+        for (var d = 0; d < ${D}; d++) { result[o + d] = (X[o + d] - mean) * rs * Gamma[d] + Beta[d]; }`),
+    [x!, gamma!, beta!],
+    'float32',
+  );
+  if (attrs.save === false) return [y];
+  const xhat = backend.runWebGPUProgram(
+    program(`ln_xhat_${R}_${D}_${eps}`, ['X'], [R, D], R, `${moments}
+        for (var d = 0; d < ${D}; d++) { result[o + d] = (X[o + d] - mean) * rs; }`),
+    [x!],
+    'float32',
+  );
+  const rstd = backend.runWebGPUProgram(program(`ln_rstd_${R}_${D}_${eps}`, ['X'], [R, 1], R, `${moments}\n        result[index] = rs;`), [x!], 'float32');
+  return [y, xhat, rstd];
+}
+
+function layerNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { needInput: boolean }): tf.TensorInfo[] {
+  const { dy, xhat, rstd, gamma, residual } = inputs as Record<string, tf.TensorInfo | undefined>;
+  const [R, D] = dy!.shape as [number, number];
+  // dγ = Σ_rows dy·x̂, dβ = Σ_rows dy: one thread per channel.
+  const column = (key: string, names: string[], ins: tf.TensorInfo[], term: string) =>
+    backend.runWebGPUProgram(
+      program(`lng_${key}_${R}_${D}`, names, [D], D, `
+        var acc = 0.0;
+        for (var r = 0; r < ${R}; r++) { let i = r * ${D} + index; acc += ${term}; }
+        result[index] = acc;`),
+      ins,
+      'float32',
+    );
+  const out = [column('gamma', ['Dy', 'Xhat'], [dy!, xhat!], 'Dy[i] * Xhat[i]'), column('beta', ['Dy'], [dy!], 'Dy[i]')];
+  if (!attrs.needInput) return out;
+  const names = ['Dy', 'Xhat', 'Rstd', 'Gamma', ...(residual ? ['Residual'] : [])];
+  out.push(
+    backend.runWebGPUProgram(
+      program(`lng_dx_${R}_${D}_${residual ? 'res' : 'nores'}`, names, [R, D], R, `
+        let o = index * ${D};
+        var sum = 0.0;
+        var dot = 0.0;
+        for (var d = 0; d < ${D}; d++) { let dh = Dy[o + d] * Gamma[d]; sum += dh; dot += dh * Xhat[o + d]; }
+        sum = sum / ${f(D)};
+        dot = dot / ${f(D)};
+        let rs = Rstd[index];
+        for (var d = 0; d < ${D}; d++) {
+          result[o + d] = rs * (Dy[o + d] * Gamma[d] - sum - Xhat[o + d] * dot)${residual ? ' + Residual[o + d]' : ''};
+        }`),
+      [dy!, xhat!, rstd!, gamma!, ...(residual ? [residual] : [])],
+      'float32',
+    ),
+  );
+  return out;
+}
+
+/** Registers the kernels for the webgpu backend (once). */
+export function registerGpuKernels(): void {
+  const kernels: Array<[string, (i: tf.NamedTensorInfoMap, b: GpuBackend, a: never) => tf.TensorInfo[]]> = [
+    ['WildttaLayerNorm', layerNorm],
+    ['WildttaLayerNormGrad', layerNormGrad],
+  ];
+  for (const [kernelName, fn] of kernels) {
+    if (tf.getKernel(kernelName, 'webgpu')) continue;
+    tf.registerKernel({
+      kernelName,
+      backendName: 'webgpu',
+      kernelFunc: ({ inputs, backend, attrs }) => fn(inputs, backend as unknown as GpuBackend, attrs as never),
+    });
+  }
+}
