@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { HOST_BACKENDS, runHostKernel } from '../model/host-kernels';
+import { HOST_BACKENDS, runFusedKernel } from '../model/host-kernels';
 
 // On wasm and cpu one fused host kernel (model/host-kernels.ts) gives what needs no autodiff.
 const onHost = () => HOST_BACKENDS.includes(tf.getBackend());
@@ -13,7 +13,7 @@ export function softmaxEntropy(logits: tf.Tensor2D): tf.Tensor1D {
 /** Probabilities [B, C] and entropies [B] of the logits, as softmax and softmaxEntropy give them (not for tf.grad). */
 export function softmaxAndEntropy(logits: tf.Tensor2D): { probabilities: tf.Tensor2D; entropies: tf.Tensor1D } {
   if (onHost()) {
-    const [probabilities, entropies] = runHostKernel('WildttaSoftmaxEntropy', { logits });
+    const [probabilities, entropies] = runFusedKernel('WildttaSoftmaxEntropy', { logits });
     return { probabilities: probabilities as tf.Tensor2D, entropies: entropies as tf.Tensor1D };
   }
   return { probabilities: tf.softmax(logits), entropies: softmaxEntropy(logits) };
@@ -26,7 +26,7 @@ export function softmaxAndEntropy(logits: tf.Tensor2D): { probabilities: tf.Tens
  */
 export function entropyWithGrad(logits: tf.Tensor2D): { entropies: tf.Tensor1D; grad: tf.Tensor2D } {
   if (onHost()) {
-    const [, entropies, grad] = runHostKernel('WildttaSoftmaxEntropy', { logits });
+    const [, entropies, grad] = runFusedKernel('WildttaSoftmaxEntropy', { logits });
     return { entropies: entropies as tf.Tensor1D, grad: grad as tf.Tensor2D };
   }
   const logp = tf.logSoftmax(logits);

@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { runHostKernel } from './host-kernels';
+import { runFusedKernel } from './host-kernels';
 import { FastViT } from './fast-vit';
 import { ViT } from './vit';
 import { randomViTTensors, tinyConfig } from './random-vit';
@@ -41,7 +41,7 @@ for (const backend of ['wasm', 'cpu']) {
       const gamma = rnd([D], 2);
       const beta = rnd([D], 3);
       const eps = 1e-6;
-      const [y, xhat, rstd] = runHostKernel('WildttaLayerNorm', { x, gamma, beta }, { eps });
+      const [y, xhat, rstd] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps });
       const mean = tf.mean(x, -1, true);
       const refRstd = tf.rsqrt(tf.add(tf.mean(tf.squaredDifference(x, mean), -1, true), eps));
       const refXhat = tf.mul(tf.sub(x, mean), refRstd);
@@ -57,13 +57,13 @@ for (const backend of ['wasm', 'cpu']) {
         return tf.add(tf.mul(tf.mul(tf.sub(xx, m), tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(xx, m)), -1, true), eps))), g), b);
       };
       const [rdx, rdg, rdb] = tf.grads((xx, g, b) => tf.sum(tf.mul(ln(xx, g, b), dy)))([x, gamma, beta]);
-      const [dg, db, dx] = runHostKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma, residual }, { needInput: true });
+      const [dg, db, dx] = runFusedKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma, residual }, { needInput: true });
       close(dg!, rdg!, 'dgamma');
       close(db!, rdb!, 'dbeta');
       close(dx!, tf.add(rdx!, residual), 'dx + residual');
-      const plain = runHostKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma }, { needInput: true });
+      const plain = runFusedKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma }, { needInput: true });
       close(plain[2]!, rdx!, 'dx');
-      const noInput = runHostKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma }, { needInput: false });
+      const noInput = runFusedKernel('WildttaLayerNormGrad', { dy, xhat: xhat!, rstd: rstd!, gamma }, { needInput: false });
       assert.equal(noInput.length, 2);
       close(noInput[0]!, rdg!, 'dgamma without dx');
     });
@@ -86,7 +86,7 @@ for (const backend of ['wasm', 'cpu']) {
       const refO = perHead(qkv);
       const [refDqkv] = tf.grads((t) => tf.sum(tf.mul(perHead(t), dO)))([qkv]);
 
-      const parts = runHostKernel('WildttaColumnBlocks', { x: qkv }, { blocks: 3 * H, transposeFrom: H }) as tf.Tensor2D[];
+      const parts = runFusedKernel('WildttaColumnBlocks', { x: qkv }, { blocks: 3 * H, transposeFrom: H }) as tf.Tensor2D[];
       assert.equal(parts.length, 5 * H);
       const refParts = tf.split(qkv, 3 * H, 1);
       parts.slice(0, 3 * H).forEach((t, i) => close(t, refParts[i]!, `block ${i}`));
@@ -95,12 +95,12 @@ for (const backend of ['wasm', 'cpu']) {
       const p = q!.map((qh, h) => tf.softmax(tf.matMul(qh, kT![h]!)) as tf.Tensor2D);
       close(tf.concat(p.map((ph, h) => tf.matMul(ph, v![h]!)), 1), refO, 'o');
 
-      const dOh = runHostKernel('WildttaColumnBlocks', { x: dO }, { blocks: H, transposeFrom: H }) as tf.Tensor2D[];
+      const dOh = runFusedKernel('WildttaColumnBlocks', { x: dO }, { blocks: H, transposeFrom: H }) as tf.Tensor2D[];
       assert.equal(dOh.length, H);
       const grads: tf.Tensor[][] = [[], [], []];
       for (let h = 0; h < H; h++) {
         const dP = tf.matMul(dOh[h]!, vT![h]!);
-        const [dS, dST, pT] = runHostKernel('WildttaSoftmaxGrad', { dP, p: p[h]! }) as tf.Tensor2D[];
+        const [dS, dST, pT] = runFusedKernel('WildttaSoftmaxGrad', { dP, p: p[h]! }) as tf.Tensor2D[];
         close(dS!, tf.mul(p[h]!, tf.sub(dP, tf.sum(tf.mul(dP, p[h]!), -1, true))), `dS head ${h}`);
         close(dST!, tf.transpose(dS!), `dSᵀ head ${h}`);
         close(pT!, tf.transpose(p[h]!), `Pᵀ head ${h}`);
