@@ -72,8 +72,9 @@ interface BlockSaved {
   ln1: LnSaved;
   ln2: LnSaved;
   attn: AttnSaved;
-  /** GELU'(a) = Φ(a) + a·φ(a) at the fc1 output a, [R, hidden]: the MLP's backward is then one product. */
-  geluSlope: tf.Tensor2D;
+  /** fc1 output (GELU input) and Φ(a) = ½(1 + erf(a/√2)), [R, hidden]. */
+  a: tf.Tensor2D;
+  cdf: tf.Tensor2D;
 }
 
 /** Everything the backward needs from one forward. */
@@ -103,7 +104,7 @@ export class FastTape {
     const ln = (s: LnSaved) => (s.gamma instanceof tf.Variable ? [s.xhat, s.rstd] : [s.xhat, s.rstd, s.gamma]);
     const out: tf.Tensor[] = this.final ? ln(this.final) : [];
     if (this.embedded) out.push(this.embedded);
-    for (const b of this.blocks) out.push(...ln(b.ln1), ...ln(b.ln2), ...attnTensors(b.attn), b.geluSlope);
+    for (const b of this.blocks) out.push(...ln(b.ln1), ...ln(b.ln2), ...attnTensors(b.attn), b.a, b.cdf);
     return out;
   }
 }
@@ -225,9 +226,9 @@ export class FastViT {
       const x1 = tf.add(x, this.linear(o, w.proj)) as tf.Tensor2D;
       const n2 = this.layerNorm(x1, norm(`${pre}.norm2.weight`), norm(`${pre}.norm2.bias`), save);
       const a = this.linear(n2.y, w.fc1);
-      const { y: g, slope } = this.gelu(a, save);
+      const { y: g, cdf } = this.gelu(a);
       x = tf.add(x1, this.linear(g, w.fc2)) as tf.Tensor2D;
-      tape?.blocks.push({ ln1: n1.saved!, ln2: n2.saved!, attn, geluSlope: slope! });
+      tape?.blocks.push({ ln1: n1.saved!, ln2: n2.saved!, attn, a, cdf });
     }
 
     const fn = this.finalNormName;
@@ -301,7 +302,7 @@ export class FastViT {
       const s = tape.blocks[i]!;
       const pre = `blocks.${i}`;
       // MLP: x2 = x1 + fc2(gelu(fc1(ln2(x1)))).
-      const da = tf.mul(tf.matMul(dx, w.fc2.w), s.geluSlope);
+      const da = this.geluBackward(tf.matMul(dx, w.fc2.w), s.a, s.cdf);
       const last = i === lowest && !lowestNeedsNorm1;
       const dx1 = this.lnBackward(tf.matMul(da, w.fc1.w), s.ln2, `${pre}.norm2`, wanted, grads, !last, dx);
       if (last) break;
@@ -447,18 +448,21 @@ export class FastViT {
     return residual ? (tf.add(residual, dx) as tf.Tensor2D) : dx;
   }
 
-  /**
-   * Exact GELU as a·Φ(a), Φ(a) = ½(1 + erf(a/√2)), and with `slope` its
-   * derivative Φ(a) + a·φ(a) for the backward. Taking the derivative here,
-   * next to Φ, costs the adapting forward a few vectorized kernels and saves
-   * each backward an exp per element (a host-kernel exp is 3× wasm's).
-   */
-  private gelu(a: tf.Tensor2D, slope: boolean): { y: tf.Tensor2D; slope?: tf.Tensor2D } {
+  /** Exact GELU as a·Φ(a), Φ(a) = ½(1 + erf(a/√2)) kept for the backward. */
+  private gelu(a: tf.Tensor2D): { y: tf.Tensor2D; cdf: tf.Tensor2D } {
+    // Five tfjs kernels here beat one host kernel: wasm's SIMD erf is 3-4× faster than JavaScript's.
     // (a·((e+1)·½) equals ½a·(e+1) bit for bit.)
     const cdf = tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5) as tf.Tensor2D;
-    const y = tf.mul(a, cdf) as tf.Tensor2D;
-    if (!slope) return { y };
+    return { y: tf.mul(a, cdf) as tf.Tensor2D, cdf };
+  }
+
+  /**
+   * dy·GELU'(a), GELU'(a) = Φ(a) + a·φ(a). Taken here, not in the forward, so
+   * that a forward whose sample turns out unreliable costs no more than
+   * inference; tfjs's vectorized exp beats a host kernel's by 3×.
+   */
+  private geluBackward(dy: tf.Tensor2D, a: tf.Tensor2D, cdf: tf.Tensor2D): tf.Tensor2D {
     const aPdf = tf.mul(a, tf.exp(tf.mul(tf.square(a), -0.5)));
-    return { y, slope: tf.add(cdf, tf.mul(aPdf, INV_SQRT_2PI)) as tf.Tensor2D };
+    return tf.mul(dy, tf.add(cdf, tf.mul(aPdf, INV_SQRT_2PI))) as tf.Tensor2D;
   }
 }
