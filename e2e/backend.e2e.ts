@@ -76,11 +76,11 @@ for (const backend of ['webgpu', 'webgl', 'wasm', 'cpu'] as const) {
 }
 
 for (const backend of ['webgpu', 'wasm', 'cpu'] as const) {
-  test(`${backend}: the fused LayerNorm kernels match tfjs ops`, () =>
+  test(`${backend}: the fused kernels (LayerNorm, its backward, GELU and softmax backward) match tfjs ops`, () =>
     withPage(async (h) => {
       // Odd sizes, then the shipped model's (50 tokens × 64) and more rows than one workgroup.
       for (const [rows, width] of [[7, 12], [50, 64], [197, 96], [1, 64]] as const) {
-        const r = await h.call('fusedNormCheck', backend, rows, width);
+        const r = await h.call('fusedKernelCheck', backend, rows, width);
         assert.equal(r.backend, backend);
         assert.equal(r.numTensorsAfter, r.numTensorsBefore, 'the check leaked tensors');
         for (const [name, err] of Object.entries(r.errors)) assert.ok(err <= 1e-4, `${rows}×${width}: ${name} off by ${err}`);

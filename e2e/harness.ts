@@ -171,7 +171,7 @@ const harness = {
    * (model/fast-vit.ts: the host kernels on wasm, the WGSL LayerNorm kernels
    * on webgpu, tfjs ops on webgl) with its hand-written backward.
    */
-  async fastFixture(name: string, backend: BackendName, maxBatch = 4, fusedNorms?: boolean): Promise<FixtureResult> {
+  async fastFixture(name: string, backend: BackendName, maxBatch = 4, fused?: boolean): Promise<FixtureResult> {
     await use(backend);
     const base = `/e2e/fixtures/${encodeURIComponent(name)}/`;
     const expected = readSafetensors(await fetchBytes(`${base}expected.safetensors`)).tensors;
@@ -181,7 +181,7 @@ const harness = {
     const batch = Math.min(B, maxBatch);
     const model = await loadViT(base);
     const x = tf.tensor4d(inputs.values.subarray(0, batch * H * W * C), [batch, H, W, C]);
-    const fast = fusedNorms === undefined ? model.fast : new FastViT(model.config, model.param, model.finalNorm, { fusedNorms });
+    const fast = fused === undefined ? model.fast : new FastViT(model.config, model.param, model.finalNorm, { fused });
     // The first call builds the model's derived weights and cached constants, which it keeps: count tensors from the second.
     tf.tidy(() => {
       const { logits, tape } = fast.forward(x, model.param, true);
@@ -212,11 +212,11 @@ const harness = {
   },
 
   /**
-   * The fused LayerNorm kernels (WGSL on webgpu, host-kernels.ts on wasm and
-   * cpu) against the same arithmetic in tfjs ops on this backend: the largest
+   * The fused kernels (WGSL on webgpu, host-kernels.ts on wasm and cpu)
+   * against the same arithmetic in tfjs ops on this backend: the largest
    * absolute difference of each output.
    */
-  async fusedNormCheck(backend: BackendName, rows = 7, width = 12): Promise<Counted<{ backend: string; errors: Record<string, number> }>> {
+  async fusedKernelCheck(backend: BackendName, rows = 7, width = 12): Promise<Counted<{ backend: string; errors: Record<string, number> }>> {
     await use(backend);
     registerGpuKernels();
     return counted(async () => {
@@ -232,6 +232,10 @@ const harness = {
         const [y, kXhat, kRstd] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps, save: true });
         const [yOnly] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps, save: false });
         const [dg, db, kdx] = runFusedKernel('WildttaLayerNormGrad', { dy, xhat: kXhat!, rstd: kRstd!, gamma, residual }, { needInput: true });
+        const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
+        const [da] = runFusedKernel('WildttaGeluGrad', { dy, a: x, cdf });
+        const p = tf.softmax(x);
+        const [dS] = runFusedKernel('WildttaSoftmaxBackward', { dP: dy, p });
         const mean = tf.mean(x, -1, true);
         const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(x, mean)), -1, true), eps));
         const xhat = tf.mul(tf.sub(x, mean), rstd);
@@ -246,11 +250,13 @@ const harness = {
           d(dg!, tf.sum(tf.mul(dy, xhat), 0)),
           d(db!, tf.sum(dy, 0)),
           d(kdx!, tf.add(dx, residual)),
+          d(da!, tf.mul(dy, tf.add(cdf, tf.mul(tf.mul(x, tf.exp(tf.mul(tf.square(x), -0.5))), 1 / Math.sqrt(2 * Math.PI))))),
+          d(dS!, tf.mul(p, tf.sub(dy, tf.sum(tf.mul(dy, p), -1, true)))),
         ]);
       });
       const v = await diffs.data();
       diffs.dispose();
-      const names = ['y', 'y (save false)', 'xhat', 'rstd', 'dgamma', 'dbeta', 'dx + residual'];
+      const names = ['y', 'y (save false)', 'xhat', 'rstd', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward'];
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });
   },

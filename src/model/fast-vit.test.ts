@@ -117,8 +117,8 @@ for (const B of [1, 2]) {
   test(`batch ${B}: the host path (fused kernels, both layouts, per-head attention at batch 1) and the GPU paths (with and without fused norms) agree`, () => {
     const cfg = tinyConfig({ depth: 2 });
     const model = new ViT(cfg, randomViTTensors(cfg, 4, 3));
-    const opsOnly = new FastViT(cfg, model.param, model.finalNorm, { host: false, fusedNorms: false });
-    const fusedNorms = new FastViT(cfg, model.param, model.finalNorm, { host: false, fusedNorms: true });
+    const opsOnly = new FastViT(cfg, model.param, model.finalNorm, { host: false, fused: false });
+    const fusedKernels = new FastViT(cfg, model.param, model.finalNorm, { host: false, fused: true });
     assert.equal(opsOnly.host, false);
     assert.equal(model.fast.host, true);
     const x = tf.randomUniform([B, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
@@ -129,7 +129,7 @@ for (const B of [1, 2]) {
         return { logits, grads: f.backward(tape!, entropyWithGrad(logits).grad, names) };
       };
       const a = run(model.fast);
-      for (const other of [opsOnly, fusedNorms]) {
+      for (const other of [opsOnly, fusedKernels]) {
         const b = run(other);
         assert.ok(maxAbsDiff(a.logits, b.logits) <= 1e-5);
         for (const n of names) assert.ok(maxAbsDiff(a.grads.get(n)!, b.grads.get(n)!) <= 1e-5 * Math.max(1, maxAbs(a.grads.get(n)!)), n);
@@ -138,7 +138,7 @@ for (const B of [1, 2]) {
       assert.ok(maxAbsDiff(model.fast.forward(x, model.param).logits, a.logits) <= 1e-6);
     });
     opsOnly.dispose();
-    fusedNorms.dispose();
+    fusedKernels.dispose();
     x.dispose();
     model.dispose();
   });

@@ -130,8 +130,8 @@ export class FastViT {
   readonly finalNormName: 'norm' | 'fc_norm';
   /** The host path: both weight layouts, fused host kernels, per-head 2-D attention products (see the file comment). */
   readonly host: boolean;
-  /** LayerNorm and its backward as fused kernels: on the host path and on webgpu (gpu-kernels.ts). */
-  readonly fusedNorms: boolean;
+  /** LayerNorm, its backward, GELU's backward and the softmax backward as fused kernels: host-kernels.ts on wasm/cpu, gpu-kernels.ts on webgpu. */
+  readonly fused: boolean;
   private readonly onesRows = new Map<number, tf.Tensor2D>();
   private disposed = false;
 
@@ -139,13 +139,13 @@ export class FastViT {
     readonly config: ViTConfig,
     p: ParamLookup,
     finalNorm: 'norm' | 'fc_norm',
-    options: { host?: boolean; fusedNorms?: boolean } = {},
+    options: { host?: boolean; fused?: boolean } = {},
   ) {
     this.finalNormName = finalNorm;
     const host = options.host ?? HOST_BACKENDS.includes(tf.getBackend());
     this.host = host;
-    this.fusedNorms = options.fusedNorms ?? (host || tf.getBackend() === 'webgpu');
-    if (this.fusedNorms && !host) registerGpuKernels();
+    this.fused = options.fused ?? (host || tf.getBackend() === 'webgpu');
+    if (this.fused && !host) registerGpuKernels();
     const { width: D, heads, patchSize: P, inChannels: C } = config;
     const scale = 1 / Math.sqrt(D / heads);
     // Kept: the first use may come from inside a caller's tf.tidy.
@@ -366,11 +366,11 @@ export class FastViT {
       }
       return tf.concat([...dq, ...dk, ...dv], 1) as tf.Tensor2D;
     }
-    // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
     const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]);
     const dv = tf.matMul(s.p, dOh, true, false);
     const dP = tf.matMul(dOh, s.v, false, true);
-    const dS = tf.mul(s.p, tf.sub(dP, tf.sum(tf.mul(dP, s.p), -1, true))) as tf.Tensor3D;
+    // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
+    const dS = (this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: s.p })[0]! : tf.mul(s.p, tf.sub(dP, tf.sum(tf.mul(dP, s.p), -1, true)))) as tf.Tensor3D;
     const dq = tf.matMul(dS, s.k);
     const dk = tf.matMul(dS, s.q, true, false);
     const dqkv = tf.transpose(tf.reshape(tf.stack([dq, dk, dv]), [3, B, H, N, hd]), [1, 3, 0, 2, 4]);
@@ -402,7 +402,7 @@ export class FastViT {
 
   /** Same arithmetic as vit.ts's layerNorm (moments, then (x − μ)·rsqrt(σ² + ε)·γ + β). */
   private layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor, save: boolean): { y: tf.Tensor2D; saved?: LnSaved } {
-    if (this.fusedNorms) {
+    if (this.fused) {
       const [y, xhat, rstd] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps: this.config.normEps, save }) as tf.Tensor2D[];
       return save ? { y: y!, saved: { xhat: xhat!, rstd: rstd!, gamma } } : { y: y! };
     }
@@ -429,7 +429,7 @@ export class FastViT {
   ): tf.Tensor2D | undefined {
     const D = this.config.width;
     const dy2 = tf.reshape(dy, [-1, D]);
-    if (this.fusedNorms) {
+    if (this.fused) {
       const inputs: Record<string, tf.Tensor> = { dy: dy2, xhat: s.xhat, rstd: s.rstd, gamma: s.gamma };
       if (residual) inputs.residual = residual;
       const [dg, db, dx] = runFusedKernel('WildttaLayerNormGrad', inputs, { needInput });
@@ -459,9 +459,10 @@ export class FastViT {
   /**
    * dy·GELU'(a), GELU'(a) = Φ(a) + a·φ(a). Taken here, not in the forward, so
    * that a forward whose sample turns out unreliable costs no more than
-   * inference; tfjs's vectorized exp beats a host kernel's by 3×.
+   * inference.
    */
   private geluBackward(dy: tf.Tensor2D, a: tf.Tensor2D, cdf: tf.Tensor2D): tf.Tensor2D {
+    if (this.fused) return runFusedKernel('WildttaGeluGrad', { dy, a, cdf })[0] as tf.Tensor2D;
     const aPdf = tf.mul(a, tf.exp(tf.mul(tf.square(a), -0.5)));
     return tf.mul(dy, tf.add(cdf, tf.mul(aPdf, INV_SQRT_2PI))) as tf.Tensor2D;
   }

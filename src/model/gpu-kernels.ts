@@ -2,12 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 
 /**
- * The LayerNorm kernels of host-kernels.ts (same names, inputs, attributes
- * and outputs) as WebGPU compute shaders, registered for tfjs's webgpu
- * backend. Written with tfjs ops a LayerNorm is nine dispatches and its
- * backward about thirteen; here each output is one dispatch, one thread per
- * row (or per channel for the scale/shift gradients), which at ViT sizes
- * (at most a few hundred rows of 768) is far below what one dispatch costs.
+ * Kernels of host-kernels.ts (same names, inputs, attributes and outputs) as
+ * WebGPU compute shaders, registered for tfjs's webgpu backend: LayerNorm
+ * and its backward, GELU's backward and the softmax backward. Written with
+ * tfjs ops they are 9, 13, 7 and 4 dispatches; here each output is one
+ * dispatch, one thread per row (per channel for the scale/shift gradients,
+ * per element for GELU), which at ViT sizes (at most a few hundred rows of
+ * 768) costs far less than a dispatch does.
  */
 
 interface GpuBackend {
@@ -105,11 +106,44 @@ function layerNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs
   return out;
 }
 
+function geluGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
+  const { dy, a, cdf } = inputs as Record<string, tf.TensorInfo>;
+  const n = tf.util.sizeFromShape(a!.shape);
+  return [
+    backend.runWebGPUProgram(
+      program(`gelu_grad_${n}`, ['Dy', 'A', 'Cdf'], a!.shape, n, `
+        let v = A[index];
+        result[index] = Dy[index] * (Cdf[index] + v * exp(-0.5 * v * v) * ${1 / Math.sqrt(2 * Math.PI)});`),
+      [dy!, a!, cdf!],
+      'float32',
+    ),
+  ];
+}
+
+function softmaxBackward(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
+  const { dP, p } = inputs as Record<string, tf.TensorInfo>;
+  const M = p!.shape[p!.shape.length - 1]!;
+  const rows = tf.util.sizeFromShape(p!.shape) / M;
+  return [
+    backend.runWebGPUProgram(
+      program(`softmax_back_${rows}_${M}`, ['DP', 'P'], p!.shape, rows, `
+        let o = index * ${M};
+        var dot = 0.0;
+        for (var m = 0; m < ${M}; m++) { dot += DP[o + m] * P[o + m]; }
+        for (var m = 0; m < ${M}; m++) { result[o + m] = P[o + m] * (DP[o + m] - dot); }`),
+      [dP!, p!],
+      'float32',
+    ),
+  ];
+}
+
 /** Registers the kernels for the webgpu backend (once). */
 export function registerGpuKernels(): void {
   const kernels: Array<[string, (i: tf.NamedTensorInfoMap, b: GpuBackend, a: never) => tf.TensorInfo[]]> = [
     ['WildttaLayerNorm', layerNorm],
     ['WildttaLayerNormGrad', layerNormGrad],
+    ['WildttaGeluGrad', geluGrad],
+    ['WildttaSoftmaxBackward', softmaxBackward],
   ];
   for (const [kernelName, fn] of kernels) {
     if (tf.getKernel(kernelName, 'webgpu')) continue;

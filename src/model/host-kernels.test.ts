@@ -70,6 +70,22 @@ for (const backend of ['wasm', 'cpu']) {
     assert.equal(tf.memory().numTensors, before);
   });
 
+  test(`${backend}: GELU's backward and the softmax backward match autodiff`, async () => {
+    await tf.setBackend(backend);
+    tf.tidy(() => {
+      const a = tf.mul(rnd([R, D], 6), 3) as tf.Tensor2D;
+      const dy = rnd([R, D], 7) as tf.Tensor2D;
+      const cdf = tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5);
+      const gelu = (t: tf.Tensor) => tf.mul(t, tf.mul(tf.add(tf.erf(tf.mul(t, Math.SQRT1_2)), 1), 0.5));
+      const [refDa] = tf.grads((t) => tf.sum(tf.mul(gelu(t), dy)))([a]);
+      close(runFusedKernel('WildttaGeluGrad', { dy, a, cdf })[0]!, refDa!, 'GELU da', 1e-4);
+      const s = tf.reshape(a, [R, 3, D / 3]);
+      const dP = tf.reshape(dy, [R, 3, D / 3]);
+      const [refDs] = tf.grads((t) => tf.sum(tf.mul(tf.softmax(t), dP)))([s]);
+      close(runFusedKernel('WildttaSoftmaxBackward', { dP, p: tf.softmax(s) })[0]!, refDs!, 'softmax dS');
+    });
+  });
+
   test(`${backend}: per-head attention kernels (column blocks, softmax backward) give attention and its gradient`, async () => {
     await tf.setBackend(backend);
     tf.tidy(() => {

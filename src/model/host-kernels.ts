@@ -41,6 +41,7 @@ interface CpuLike {
 export const HOST_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 const kernels: Record<string, HostKernel> = {
   /**
@@ -106,6 +107,32 @@ const kernels: Record<string, HostKernel> = {
       }
       dg!.set(sums.subarray(0, D));
       db!.set(sums.subarray(D));
+    },
+  },
+
+  /** da = dy·(Φ(a) + a·φ(a)), GELU's backward from its input a and Φ(a). */
+  WildttaGeluGrad: {
+    inputs: ['dy', 'a', 'cdf'],
+    outputs: ([dy]) => [dy!],
+    compute([dy, a, cdf], [da]) {
+      for (let i = 0; i < a!.length; i++) {
+        const v = a![i]!;
+        da![i] = dy![i]! * (cdf![i]! + v * Math.exp(-0.5 * v * v) * INV_SQRT_2PI);
+      }
+    },
+  },
+
+  /** Softmax backward along the last axis: dS = P ⊙ (dP − Σ dP ⊙ P), any leading shape. */
+  WildttaSoftmaxBackward: {
+    inputs: ['dP', 'p'],
+    outputs: ([s]) => [s!],
+    compute([dP, p], [dS], [s]) {
+      const M = s![s!.length - 1]!;
+      for (let o = 0; o < p!.length; o += M) {
+        let dot = 0;
+        for (let m = 0; m < M; m++) dot += dP![o + m]! * p![o + m]!;
+        for (let m = 0; m < M; m++) dS![o + m] = p![o + m]! * (dP![o + m]! - dot);
+      }
     },
   },
 
