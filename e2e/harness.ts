@@ -236,6 +236,10 @@ const harness = {
         const [da] = runFusedKernel('WildttaGeluGrad', { dy, a: x, cdf });
         const p = tf.softmax(x);
         const [dS] = runFusedKernel('WildttaSoftmaxBackward', { dP: dy, p });
+        // Per-head gradients of 2 samples × 3 heads of width 4 over 5 tokens.
+        const heads = [0, 1, 2].map((i) => rnd([6, 5, 4], 10 + i));
+        const [merged] = runFusedKernel('WildttaHeadsMerge', { dq: heads[0]!, dk: heads[1]!, dv: heads[2]! }, { batch: 2 });
+        const mergedRef = tf.reshape(tf.transpose(tf.reshape(tf.stack(heads), [3, 2, 3, 5, 4]), [1, 3, 0, 2, 4]), [10, 36]);
         const mean = tf.mean(x, -1, true);
         const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(x, mean)), -1, true), eps));
         const xhat = tf.mul(tf.sub(x, mean), rstd);
@@ -252,11 +256,12 @@ const harness = {
           d(kdx!, tf.add(dx, residual)),
           d(da!, tf.mul(dy, tf.add(cdf, tf.mul(tf.mul(x, tf.exp(tf.mul(tf.square(x), -0.5))), 1 / Math.sqrt(2 * Math.PI))))),
           d(dS!, tf.mul(p, tf.sub(dy, tf.sum(tf.mul(dy, p), -1, true)))),
+          d(merged!, mergedRef),
         ]);
       });
       const v = await diffs.data();
       diffs.dispose();
-      const names = ['y', 'y (save false)', 'xhat', 'rstd', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward'];
+      const names = ['y', 'y (save false)', 'xhat', 'rstd', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward', 'heads merge'];
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });
   },

@@ -206,8 +206,10 @@ export async function withPage<T>(fn: (h: HarnessPage) => Promise<T>, opts: With
     const line = `${msg.type()}: ${describeConsole(msg)}`;
     consoleLines.push(line);
     if (verbose) console.log(`[page] ${line}`);
-    if (msg.type() === 'error') {
-      errors.push(`console.error: ${describeConsole(msg)}`);
+    // Chromium reports a WebGPU shader that does not compile, or a pipeline layout that does not fit its
+    // bindings, only as a console warning, and every later result of that command buffer is silently wrong.
+    if (msg.type() === 'error' || (msg.type() === 'warning' && WEBGPU_VALIDATION.test(msg.text()))) {
+      errors.push(`console.${msg.type()}: ${describeConsole(msg)}`);
       s.errors.push(errors[errors.length - 1]!);
     }
   });
@@ -260,6 +262,9 @@ export async function pageErrors(): Promise<string[]> {
 }
 
 /** Throws listing the page errors, if any page of this file logged one. */
+/** WebGPU validation failures that Chromium logs as warnings. */
+const WEBGPU_VALIDATION = /Error while parsing WGSL|Invalid ShaderModule|not present in the bind group layout/;
+
 export async function assertNoPageErrors(): Promise<void> {
   const errors = await pageErrors();
   if (errors.length > 0) throw new Error(`${errors.length} console/page error(s):\n${errors.join('\n')}`);

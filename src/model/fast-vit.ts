@@ -373,6 +373,7 @@ export class FastViT {
     const dS = (this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: s.p })[0]! : tf.mul(s.p, tf.sub(dP, tf.sum(tf.mul(dP, s.p), -1, true)))) as tf.Tensor3D;
     const dq = tf.matMul(dS, s.k);
     const dk = tf.matMul(dS, s.q, true, false);
+    if (this.fused) return runFusedKernel('WildttaHeadsMerge', { dq, dk, dv }, { batch: B })[0] as tf.Tensor2D;
     const dqkv = tf.transpose(tf.reshape(tf.stack([dq, dk, dv]), [3, B, H, N, hd]), [1, 3, 0, 2, 4]);
     return tf.reshape(dqkv, [B * N, 3 * D]) as tf.Tensor2D;
   }

@@ -4,8 +4,9 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 /**
  * Kernels of host-kernels.ts (same names, inputs, attributes and outputs) as
  * WebGPU compute shaders, registered for tfjs's webgpu backend: LayerNorm
- * and its backward, GELU's backward and the softmax backward. Written with
- * tfjs ops they are 9, 13, 7 and 4 dispatches; here each output is one
+ * and its backward, GELU's backward, the softmax backward and the merge of
+ * per-head gradients. Written with tfjs ops they are 9, 13, 7, 4 and 2
+ * dispatches; here each output is one
  * dispatch, one thread per row (per channel for the scale/shift gradients,
  * per element for GELU), which at ViT sizes (at most a few hundred rows of
  * 768) costs far less than a dispatch does.
@@ -137,6 +138,32 @@ function softmaxBackward(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf
   ];
 }
 
+function headsMerge(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { batch: number }): tf.TensorInfo[] {
+  const { dq, dk, dv } = inputs as Record<string, tf.TensorInfo>;
+  const [BH, N, d] = dq!.shape as [number, number, number];
+  const B = attrs.batch;
+  const H = BH / B;
+  const C = 3 * H * d;
+  const n = B * N * C;
+  // One thread per output element: column c = t·H·d + h·d + j of row b·N + i reads head b·H + h of input t.
+  return [
+    backend.runWebGPUProgram(
+      program(`heads_merge_${B}_${H}_${N}_${d}`, ['Dq', 'Dk', 'Dv'], [B * N, C], n, `
+        let row = index / ${C};
+        let c = index - row * ${C};
+        let b = row / ${N};
+        let i = row - b * ${N};
+        let t = c / ${H * d};
+        let h = (c - t * ${H * d}) / ${d};
+        let j = c - t * ${H * d} - h * ${d};
+        let at = ((b * ${H} + h) * ${N} + i) * ${d} + j;
+        if (t == 0) { result[index] = Dq[at]; } else if (t == 1) { result[index] = Dk[at]; } else { result[index] = Dv[at]; }`),
+      [dq!, dk!, dv!],
+      'float32',
+    ),
+  ];
+}
+
 /** Registers the kernels for the webgpu backend (once). */
 export function registerGpuKernels(): void {
   const kernels: Array<[string, (i: tf.NamedTensorInfoMap, b: GpuBackend, a: never) => tf.TensorInfo[]]> = [
@@ -144,6 +171,7 @@ export function registerGpuKernels(): void {
     ['WildttaLayerNormGrad', layerNormGrad],
     ['WildttaGeluGrad', geluGrad],
     ['WildttaSoftmaxBackward', softmaxBackward],
+    ['WildttaHeadsMerge', headsMerge],
   ];
   for (const [kernelName, fn] of kernels) {
     if (tf.getKernel(kernelName, 'webgpu')) continue;

@@ -137,6 +137,34 @@ const kernels: Record<string, HostKernel> = {
   },
 
   /**
+   * Per-head gradients dq, dk, dv [B·H, N, d] back into the qkv layout
+   * [B·N, 3·H·d] (column t·H·d + h·d + j), which with tfjs ops is a stack
+   * and a transpose.
+   */
+  WildttaHeadsMerge: {
+    inputs: ['dq', 'dk', 'dv'],
+    outputs: ([s], { batch }) => [[(batch as number) * s![1]!, (3 * s![0]! * s![2]!) / (batch as number)]],
+    compute(ins, [out], [s], { batch }) {
+      const B = batch as number;
+      const H = s![0]! / B;
+      const N = s![1]!;
+      const d = s![2]!;
+      const C = 3 * H * d;
+      ins.forEach((src, t) => {
+        for (let bh = 0; bh < B * H; bh++) {
+          const b = Math.floor(bh / H);
+          const h = bh - b * H;
+          for (let n = 0; n < N; n++) {
+            const from = (bh * N + n) * d;
+            const to = (b * N + n) * C + t * H * d + h * d;
+            for (let j = 0; j < d; j++) out![to + j] = src![from + j]!;
+          }
+        }
+      });
+    },
+  },
+
+  /**
    * Softmax, entropy and the entropy's gradient per row of logits [B, C]:
    * p [B, C], E = −Σ p·log p [B], dE/dz = −p·(log p + E) [B, C]. (tfjs's
    * logSoftmax alone is six kernels.)
