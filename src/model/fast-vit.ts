@@ -49,13 +49,15 @@ type BlockWeights = {
   fc2: Lin;
 };
 
-interface LnSaved {
-  /** Normalized input (before scale/shift), [R, D]. */
-  xhat: tf.Tensor2D;
-  /** 1/√(var + eps), [R, 1]. */
-  rstd: tf.Tensor2D;
-  gamma: tf.Tensor;
-}
+/**
+ * What a LayerNorm's backward needs. Fused kernels keep the input x and its
+ * row statistics [R, 2] = (mean, 1/√(var + eps)), and rebuild x̂ as they go,
+ * so that the adapting forward writes no more than inference does; tfjs ops
+ * keep x̂ [R, D] and rstd [R, 1].
+ */
+type LnSaved =
+  | { kind: 'stats'; x: tf.Tensor2D; stats: tf.Tensor2D; gamma: tf.Tensor }
+  | { kind: 'xhat'; xhat: tf.Tensor2D; rstd: tf.Tensor2D; gamma: tf.Tensor };
 
 /**
  * Attention's saved tensors. 'heads': q, k, v [B·H, N, d_head] and P
@@ -101,7 +103,7 @@ export class FastTape {
 
   private tensors(): tf.Tensor[] {
     // A scale that is a model variable outlives the tape; a computed one (SAM's θ+ε) does not.
-    const ln = (s: LnSaved) => (s.gamma instanceof tf.Variable ? [s.xhat, s.rstd] : [s.xhat, s.rstd, s.gamma]);
+    const ln = (s: LnSaved) => [...(s.kind === 'stats' ? [s.x, s.stats] : [s.xhat, s.rstd]), ...(s.gamma instanceof tf.Variable ? [] : [s.gamma])];
     const out: tf.Tensor[] = this.final ? ln(this.final) : [];
     if (this.embedded) out.push(this.embedded);
     for (const b of this.blocks) out.push(...ln(b.ln1), ...ln(b.ln2), ...attnTensors(b.attn), b.a, b.cdf);
@@ -404,14 +406,14 @@ export class FastViT {
   /** Same arithmetic as vit.ts's layerNorm (moments, then (x − μ)·rsqrt(σ² + ε)·γ + β). */
   private layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor, save: boolean): { y: tf.Tensor2D; saved?: LnSaved } {
     if (this.fused) {
-      const [y, xhat, rstd] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps: this.config.normEps, save }) as tf.Tensor2D[];
-      return save ? { y: y!, saved: { xhat: xhat!, rstd: rstd!, gamma } } : { y: y! };
+      const [y, stats] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps: this.config.normEps, save }) as tf.Tensor2D[];
+      return save ? { y: y!, saved: { kind: 'stats', x, stats: stats!, gamma } } : { y: y! };
     }
     const mean = tf.mean(x, -1, true);
     const variance = tf.mean(tf.squaredDifference(x, mean), -1, true);
     const rstd = tf.rsqrt(tf.add(variance, this.config.normEps)) as tf.Tensor2D;
     const xhat = tf.mul(tf.sub(x, mean), rstd) as tf.Tensor2D;
-    return { y: tf.add(tf.mul(xhat, gamma), beta) as tf.Tensor2D, saved: { xhat, rstd, gamma } };
+    return { y: tf.add(tf.mul(xhat, gamma), beta) as tf.Tensor2D, saved: { kind: 'xhat', xhat, rstd, gamma } };
   }
 
   /**
@@ -430,8 +432,8 @@ export class FastViT {
   ): tf.Tensor2D | undefined {
     const D = this.config.width;
     const dy2 = tf.reshape(dy, [-1, D]);
-    if (this.fused) {
-      const inputs: Record<string, tf.Tensor> = { dy: dy2, xhat: s.xhat, rstd: s.rstd, gamma: s.gamma };
+    if (s.kind === 'stats') {
+      const inputs: Record<string, tf.Tensor> = { dy: dy2, x: s.x, stats: s.stats, gamma: s.gamma };
       if (residual) inputs.residual = residual;
       const [dg, db, dx] = runFusedKernel('WildttaLayerNormGrad', inputs, { needInput });
       if (wanted.has(`${ln}.weight`)) grads.set(`${ln}.weight`, dg as tf.Tensor1D);

@@ -61,18 +61,18 @@ function layerNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { 
     'float32',
   );
   if (attrs.save === false) return [y];
-  const xhat = backend.runWebGPUProgram(
-    program(`ln_xhat_${R}_${D}_${eps}`, ['X'], [R, D], R, `${moments}
-        for (var d = 0; d < ${D}; d++) { result[o + d] = (X[o + d] - mean) * rs; }`),
+  const stats = backend.runWebGPUProgram(
+    program(`ln_stats_${R}_${D}_${eps}`, ['X'], [R, 2], R, `${moments}
+        result[2 * index] = mean;
+        result[2 * index + 1] = rs;`),
     [x!],
     'float32',
   );
-  const rstd = backend.runWebGPUProgram(program(`ln_rstd_${R}_${D}_${eps}`, ['X'], [R, 1], R, `${moments}\n        result[index] = rs;`), [x!], 'float32');
-  return [y, xhat, rstd];
+  return [y, stats];
 }
 
 function layerNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { needInput: boolean }): tf.TensorInfo[] {
-  const { dy, xhat, rstd, gamma, residual } = inputs as Record<string, tf.TensorInfo | undefined>;
+  const { dy, x, stats, gamma, residual } = inputs as Record<string, tf.TensorInfo | undefined>;
   const [R, D] = dy!.shape as [number, number];
   // dγ = Σ_rows dy·x̂, dβ = Σ_rows dy: one thread per channel.
   const column = (key: string, names: string[], ins: tf.TensorInfo[], term: string) =>
@@ -84,23 +84,27 @@ function layerNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs
       ins,
       'float32',
     );
-  const out = [column('gamma', ['Dy', 'Xhat'], [dy!, xhat!], 'Dy[i] * Xhat[i]'), column('beta', ['Dy'], [dy!], 'Dy[i]')];
+  const out = [
+    column('gamma', ['Dy', 'X', 'Stats'], [dy!, x!, stats!], 'Dy[i] * (X[i] - Stats[2 * r]) * Stats[2 * r + 1]'),
+    column('beta', ['Dy'], [dy!], 'Dy[i]'),
+  ];
   if (!attrs.needInput) return out;
-  const names = ['Dy', 'Xhat', 'Rstd', 'Gamma', ...(residual ? ['Residual'] : [])];
+  const names = ['Dy', 'X', 'Stats', 'Gamma', ...(residual ? ['Residual'] : [])];
   out.push(
     backend.runWebGPUProgram(
       program(`lng_dx_${R}_${D}_${residual ? 'res' : 'nores'}`, names, [R, D], R, `
         let o = index * ${D};
+        let mean = Stats[2 * index];
+        let rs = Stats[2 * index + 1];
         var sum = 0.0;
         var dot = 0.0;
-        for (var d = 0; d < ${D}; d++) { let dh = Dy[o + d] * Gamma[d]; sum += dh; dot += dh * Xhat[o + d]; }
+        for (var d = 0; d < ${D}; d++) { let dh = Dy[o + d] * Gamma[d]; sum += dh; dot += dh * (X[o + d] - mean) * rs; }
         sum = sum / ${f(D)};
         dot = dot / ${f(D)};
-        let rs = Rstd[index];
         for (var d = 0; d < ${D}; d++) {
-          result[o + d] = rs * (Dy[o + d] * Gamma[d] - sum - Xhat[o + d] * dot)${residual ? ' + Residual[o + d]' : ''};
+          result[o + d] = rs * (Dy[o + d] * Gamma[d] - sum - (X[o + d] - mean) * rs * dot)${residual ? ' + Residual[o + d]' : ''};
         }`),
-      [dy!, xhat!, rstd!, gamma!, ...(residual ? [residual] : [])],
+      [dy!, x!, stats!, gamma!, ...(residual ? [residual] : [])],
       'float32',
     ),
   );

@@ -45,13 +45,14 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 const kernels: Record<string, HostKernel> = {
   /**
-   * y = x̂·γ + β per row, and unless `save` is false x̂ and rstd =
-   * 1/√(σ² + ε) for the backward: x [R, D] → y, x̂ [R, D], rstd [R, 1].
+   * y = x̂·γ + β per row, x̂ = (x − mean)·rstd, rstd = 1/√(σ² + ε); unless
+   * `save` is false also the row statistics for the backward: x [R, D] → y
+   * [R, D], stats [R, 2] = (mean, rstd).
    */
   WildttaLayerNorm: {
     inputs: ['x', 'gamma', 'beta'],
-    outputs: ([x], { save }) => (save === false ? [x!] : [x!, x!, [x![0]!, 1]]),
-    compute([x, g, b], [y, xhat, rstd], [shape], { eps }) {
+    outputs: ([x], { save }) => (save === false ? [x!] : [x!, [x![0]!, 2]]),
+    compute([x, g, b], [y, stats], [shape], { eps }) {
       const D = shape![1]!;
       const R = shape![0]!;
       for (let r = 0, o = 0; r < R; r++, o += D) {
@@ -61,35 +62,39 @@ const kernels: Record<string, HostKernel> = {
         let v = 0;
         for (let d = 0; d < D; d++) v += (x![o + d]! - mean) ** 2;
         const rs = 1 / Math.sqrt(v / D + (eps as number));
-        if (rstd) rstd[r] = rs;
-        for (let d = 0; d < D; d++) {
-          const h = (x![o + d]! - mean) * rs;
-          if (xhat) xhat[o + d] = h;
-          y![o + d] = h * g![d]! + b![d]!;
+        if (stats) {
+          stats[2 * r] = mean;
+          stats[2 * r + 1] = rs;
         }
+        for (let d = 0; d < D; d++) y![o + d] = (x![o + d]! - mean) * rs * g![d]! + b![d]!;
       }
     },
   },
 
   /**
-   * Backward of y = x̂·γ + β: dγ = Σ_rows dy·x̂, dβ = Σ_rows dy, and
+   * Backward of y = x̂·γ + β from the input x and its row statistics:
+   * dγ = Σ_rows dy·x̂, dβ = Σ_rows dy, and (with needInput)
    * dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = dy·γ, plus the
    * residual branch's gradient when given (the block's skip connection).
    */
   WildttaLayerNormGrad: {
-    inputs: ['dy', 'xhat', 'rstd', 'gamma', 'residual?'],
+    inputs: ['dy', 'x', 'stats', 'gamma', 'residual?'],
     outputs: ([dy], { needInput }) => (needInput ? [[dy![1]!], [dy![1]!], dy!] : [[dy![1]!], [dy![1]!]]),
-    compute([dy, xhat, rstd, g, res], [dg, db, dx], [shape], { needInput }) {
+    compute([dy, x, stats, g, res], [dg, db, dx], [shape], { needInput }) {
       const R = shape![0]!;
       const D = shape![1]!;
       const sums = new Float64Array(2 * D); // Σ dy·x̂, then Σ dy
+      const xhat = new Float64Array(D);
       const withResidual = res!.length > 0;
       for (let r = 0, o = 0; r < R; r++, o += D) {
+        const mean = stats![2 * r]!;
+        const rs = stats![2 * r + 1]!;
         let sum = 0;
         let dot = 0;
         for (let d = 0; d < D; d++) {
           const gy = dy![o + d]!;
-          const h = xhat![o + d]!;
+          const h = (x![o + d]! - mean) * rs;
+          xhat[d] = h;
           sums[d] = sums[d]! + gy * h;
           sums[D + d] = sums[D + d]! + gy;
           const dh = gy * g![d]!;
@@ -97,11 +102,10 @@ const kernels: Record<string, HostKernel> = {
           dot += dh * h;
         }
         if (!needInput) continue;
-        const rs = rstd![r]!;
         sum /= D;
         dot /= D;
         for (let d = 0; d < D; d++) {
-          const v = rs * (dy![o + d]! * g![d]! - sum - xhat![o + d]! * dot);
+          const v = rs * (dy![o + d]! * g![d]! - sum - xhat[d]! * dot);
           dx![o + d] = withResidual ? v + res![o + d]! : v;
         }
       }
