@@ -1,0 +1,90 @@
+// Where a SAR step's time goes, in Node on tfjs-wasm (or cpu): the shipped
+// model at batch size 1, every sample reliable. Prints the median wall and
+// CPU time of a forward (as inference runs it), a forward keeping its tape, a
+// backward, and of the no-adapt and SAR steps with their ratio; the kernels
+// each runs; and the kernels of one SAR step by total time. For work on the
+// step's cost: the browser's figures are `npm run bench:step`'s.
+//
+//   npm run bench:profile -- [--backend wasm|cpu] [--rounds 300]
+import * as tf from '@tensorflow/tfjs';
+import { parseArgs } from 'node:util';
+import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
+import { createAdapter } from '../src/methods';
+
+const { values: args } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, rounds: { type: 'string', default: '300' } } });
+await nodeSetup(args.backend);
+const rounds = Number(args.rounds);
+const model = loadModelFolder('public/models/fmnist-vit');
+const split = loadTestSplit();
+const x = tf.tidy(() => tf.div(tf.tensor4d(split.images.subarray(0, 784), [1, 28, 28, 1]), 255) as tf.Tensor4D);
+const sar = await createAdapter(model, { method: 'sar', marginFraction: 10 }); // E0 above ln C: every sample reliable
+const source = await createAdapter(model, { method: 'source' });
+const fast = model.fast;
+const adapted = new Set(sar.params.keys());
+const dLogits = tf.randomNormal([1, model.config.numClasses], 0, 1, 'float32', 1) as tf.Tensor2D;
+
+const phases: Record<string, () => unknown> = {
+  forward: () => tf.tidy(() => void fast.forward(x, model.param)),
+  'forward keeping its tape': () => tf.tidy(() => void fast.forward(x, model.param, true)),
+  'forward + backward': () =>
+    tf.tidy(() => {
+      const f = fast.forward(x, model.param, true);
+      fast.backward(f.tape!, dLogits, adapted);
+    }),
+  'no-adapt step': () => source.step(x),
+  'SAR step (reliable)': async () => {
+    await sar.step(x);
+    await sar.flush();
+  },
+};
+
+/**
+ * Wall time and CPU time (this process, all its threads) of one call, ms.
+ * CPU time is less disturbed by other jobs, but also counts the garbage
+ * collector's threads, which bill the step that allocates the most.
+ */
+async function timed(fn: () => unknown): Promise<[number, number]> {
+  const start = process.cpuUsage();
+  const t = performance.now();
+  await fn();
+  const wall = performance.now() - t;
+  const d = process.cpuUsage(start);
+  return [wall, (d.user + d.system) / 1000];
+}
+
+for (const fn of Object.values(phases)) for (let i = 0; i < 30; i++) await fn();
+const wall: Record<string, number[]> = {};
+const cpu: Record<string, number[]> = {};
+const ratios: number[] = [];
+for (let r = 0; r < rounds; r++) {
+  for (const [name, fn] of Object.entries(phases)) {
+    const [w, c] = await timed(fn);
+    (wall[name] ??= []).push(w);
+    (cpu[name] ??= []).push(c);
+  }
+  ratios.push(wall['SAR step (reliable)']!.at(-1)! / wall['no-adapt step']!.at(-1)!);
+}
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+const kernels: Record<string, number> = {};
+for (const [name, fn] of Object.entries(phases)) kernels[name] = (await tf.profile(async () => void (await fn()))).kernels.length;
+
+console.log(`tfjs ${tf.version.tfjs}, backend ${tf.getBackend()}, Node ${process.version}; medians of ${rounds} rounds (wall time, CPU time)`);
+for (const name of Object.keys(phases)) {
+  console.log(`${name.padEnd(26)} ${median(wall[name]!).toFixed(3)} ms  ${median(cpu[name]!).toFixed(3)} ms  ${String(kernels[name]).padStart(4)} kernels`);
+}
+const backward = median(wall['forward + backward']!) - median(wall['forward keeping its tape']!);
+console.log(`backward ≈ ${backward.toFixed(3)} ms (wall); SAR step ÷ no-adapt step, median per round (wall): ${median(ratios).toFixed(2)}×`);
+
+const profile = await tf.profile(async () => {
+  await sar.step(x);
+  await sar.flush();
+});
+const byName = new Map<string, { n: number; ms: number }>();
+for (const k of profile.kernels) {
+  const e = byName.get(k.name) ?? { n: 0, ms: 0 };
+  e.n++;
+  e.ms += Number(k.kernelTimeMs) || 0;
+  byName.set(k.name, e);
+}
+console.log('\nkernels of one SAR step by total time (tf.profile; its own timing adds overhead):');
+for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) console.log(`  ${name.padEnd(24)} ${String(e.n).padStart(4)} × ${((1000 * e.ms) / e.n).toFixed(1).padStart(6)} µs = ${e.ms.toFixed(2)} ms`);
