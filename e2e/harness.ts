@@ -14,7 +14,6 @@ import { runFusedKernel } from '../src/model/host-kernels';
 import { registerGpuKernels } from '../src/model/gpu-kernels';
 import { createAdapter, type AdapterOptions } from '../src/methods';
 import { ViT } from '../src/model/vit';
-import { FastViT } from '../src/model/fast-vit';
 import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 
 export interface PlainTensor {
@@ -75,6 +74,18 @@ export interface CleanAccuracyOptions {
 
 type Counted<T> = T & { numTensorsBefore: number; numTensorsAfter: number };
 
+/** A parity fixture's model (/e2e/fixtures/<name>/) and its first `maxBatch` inputs from expected.safetensors. */
+async function loadFixture(name: string, maxBatch: number): Promise<{ model: ViT; x: tf.Tensor4D; batch: number }> {
+  const base = `/e2e/fixtures/${encodeURIComponent(name)}/`;
+  const expected = readSafetensors(await fetchBytes(`${base}expected.safetensors`)).tensors;
+  const inputs = expected.get('inputs');
+  if (inputs === undefined || inputs.shape.length !== 4) throw new Error(`${base}expected.safetensors has no [B, H, W, C] inputs`);
+  const [B, H, W, C] = inputs.shape as [number, number, number, number];
+  const batch = Math.min(B, maxBatch);
+  const model = await loadViT(base);
+  return { model, x: tf.tensor4d(inputs.values.subarray(0, batch * H * W * C), [batch, H, W, C]), batch };
+}
+
 /** Runs `fn` (which must dispose everything it creates) and records the tensor count around it. */
 async function counted<T extends object>(fn: () => Promise<T>): Promise<Counted<T>> {
   const numTensorsBefore = tf.memory().numTensors;
@@ -134,15 +145,8 @@ const harness = {
    */
   async fixtureLogits(name: string, backend: BackendName, maxBatch = 4): Promise<FixtureResult> {
     await use(backend);
-    const base = `/e2e/fixtures/${encodeURIComponent(name)}/`;
     return counted(async () => {
-      const expected = readSafetensors(await fetchBytes(`${base}expected.safetensors`)).tensors;
-      const inputs = expected.get('inputs');
-      if (inputs === undefined || inputs.shape.length !== 4) throw new Error(`${base}expected.safetensors has no [B, H, W, C] inputs`);
-      const [B, H, W, C] = inputs.shape as [number, number, number, number];
-      const batch = Math.min(B, maxBatch);
-      const model = await loadViT(base);
-      const x = tf.tensor4d(inputs.values.subarray(0, batch * H * W * C), [batch, H, W, C]);
+      const { model, x, batch } = await loadFixture(name, maxBatch);
       try {
         const logits = tf.tidy(() => model.logits(x));
         const names = [...model.variables.keys()];
@@ -171,17 +175,10 @@ const harness = {
    * (model/fast-vit.ts: the host kernels on wasm, the WGSL LayerNorm kernels
    * on webgpu, tfjs ops on webgl) with its hand-written backward.
    */
-  async fastFixture(name: string, backend: BackendName, maxBatch = 4, fused?: boolean): Promise<FixtureResult> {
+  async fastFixture(name: string, backend: BackendName, maxBatch = 4): Promise<FixtureResult> {
     await use(backend);
-    const base = `/e2e/fixtures/${encodeURIComponent(name)}/`;
-    const expected = readSafetensors(await fetchBytes(`${base}expected.safetensors`)).tensors;
-    const inputs = expected.get('inputs');
-    if (inputs === undefined || inputs.shape.length !== 4) throw new Error(`${base}expected.safetensors has no [B, H, W, C] inputs`);
-    const [B, H, W, C] = inputs.shape as [number, number, number, number];
-    const batch = Math.min(B, maxBatch);
-    const model = await loadViT(base);
-    const x = tf.tensor4d(inputs.values.subarray(0, batch * H * W * C), [batch, H, W, C]);
-    const fast = fused === undefined ? model.fast : new FastViT(model.config, model.param, model.finalNorm, { fused });
+    const { model, x, batch } = await loadFixture(name, maxBatch);
+    const fast = model.fast;
     // The first call builds the model's derived weights and cached constants, which it keeps: count tensors from the second.
     tf.tidy(() => {
       const { logits, tape } = fast.forward(x, model.param, true);
@@ -205,7 +202,6 @@ const harness = {
         }
       });
     } finally {
-      if (fast !== model.fast) fast.dispose();
       x.dispose();
       model.dispose();
     }
