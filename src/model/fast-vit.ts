@@ -21,14 +21,19 @@ import { registerGpuKernels } from './gpu-kernels';
  * takes XNNPACK's fast path (7-10× faster here than the same product with a
  * transpose flag), so each frozen weight is kept in both layouts, [in, out]
  * for the forward and PyTorch's [out, in] for the backward; GPU shaders read
- * either layout at the same speed, so there only [out, in] is kept.
- * LayerNorm, GELU and the attention's softmax backward and layout changes
- * are fused kernels (host-kernels.ts) instead of a dozen tfjs kernels each.
- * And at batch size 1 each head's products are plain 2-D matMuls (see
- * AttnSaved). The
- * scale 1/√d_head is folded into the q part of the qkv weights and the input
- * normalization into the patch kernel, once, at construction. The reference
- * forward (vit.ts, autodiff) stays the definition; tests compare the two.
+ * either layout at the same speed, so there only [out, in] is kept. At batch
+ * size 1 each head's products are plain 2-D matMuls (see AttnSaved). And the
+ * per-head layouts and the softmax backward are host kernels.
+ *
+ * On the host path and on webgpu (`fused`), LayerNorm, its backward, GELU's
+ * backward, the softmax backward and the merge of per-head gradients are
+ * fused kernels (host-kernels.ts, gpu-kernels.ts) instead of 2 to 13 tfjs
+ * kernels each; webgl keeps tfjs ops.
+ *
+ * The attention scale 1/√d_head is folded into the q part of the qkv weights
+ * and the input normalization into the patch kernel, once, at construction.
+ * The reference forward (vit.ts, autodiff) stays the definition; tests
+ * compare the two.
  */
 
 /** Scale/shift of one LayerNorm by name prefix (e.g. 'blocks.0.norm1'). */
