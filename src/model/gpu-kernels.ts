@@ -6,10 +6,10 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
  * WebGPU compute shaders, registered for tfjs's webgpu backend: LayerNorm
  * and its backward, GELU's backward, the softmax backward and the merge of
  * per-head gradients. Written with tfjs ops they are 9, 13, 7, 4 and 2
- * dispatches; here each output is one
- * dispatch, one thread per row (per channel for the scale/shift gradients,
- * per element for GELU), which at ViT sizes (at most a few hundred rows of
- * 768) costs far less than a dispatch does.
+ * dispatches; here each output is one dispatch, one thread per row (per
+ * channel for the scale/shift gradients, per element for GELU and the
+ * merge), which at ViT sizes (at most a few hundred rows of 768) costs far
+ * less than a dispatch does.
  */
 
 interface GpuBackend {

@@ -43,7 +43,7 @@ export const HOST_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
-const kernels: Record<string, HostKernel> = {
+const kernels = {
   /**
    * y = x̂·γ + β per row, x̂ = (x − mean)·rstd, rstd = 1/√(σ² + ε); unless
    * `save` is false also the row statistics for the backward: x [R, D] → y
@@ -276,7 +276,7 @@ const kernels: Record<string, HostKernel> = {
       }
     },
   },
-};
+} satisfies Record<string, HostKernel>;
 
 export type HostKernelName = keyof typeof kernels;
 
@@ -310,9 +310,13 @@ function cpuKernel(k: HostKernel): tf.KernelFunc {
   };
 }
 
+let registered = false;
+
 /** Registers the kernels for the wasm and cpu backends (once). */
 export function registerHostKernels(): void {
-  for (const [name, k] of Object.entries(kernels)) {
+  if (registered) return;
+  registered = true;
+  for (const [name, k] of Object.entries(kernels) as Array<[string, HostKernel]>) {
     for (const backendName of HOST_BACKENDS) {
       if (tf.getKernel(name, backendName)) continue;
       tf.registerKernel({ kernelName: name, backendName, kernelFunc: backendName === 'wasm' ? wasmKernel(k) : cpuKernel(k) });
