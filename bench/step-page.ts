@@ -41,6 +41,8 @@ export interface StepCost {
   inferenceMs: number;
   sarReliableMs: number;
   sarUnreliableMs: number;
+  /** Steps averaged per timed sample (so that one lasts ≥ 10 ms: a page's timer may tick only every 0.1 ms). */
+  repeat: number;
   /** Medians of the per-round ratios (one inference, one reliable and one unreliable step per round). */
   reliableRatio: number;
   unreliableRatio: number;
@@ -84,8 +86,12 @@ async function setup(backend: BackendName, threads: number | undefined, tuneWebg
   return { backend: report.backend, adapterInfo, flags, threads: report.wasmThreads ?? null };
 }
 
-/** Median ms of each step function; interleaved in rounds so load changes on the machine hit all alike. */
-async function timeInterleaved(fns: Array<() => Promise<unknown>>, warmup: number, iterations: number, rounds = 5): Promise<number[][]> {
+/**
+ * Median ms of each step function; interleaved in rounds so load changes on
+ * the machine hit all alike. Each sample is the mean of `repeat` calls in a
+ * row.
+ */
+async function timeInterleaved(fns: Array<() => Promise<unknown>>, warmup: number, iterations: number, rounds = 5, repeat = 1): Promise<number[][]> {
   for (const fn of fns) for (let i = 0; i < warmup; i++) await fn();
   const ms = fns.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) {
@@ -95,8 +101,8 @@ async function timeInterleaved(fns: Array<() => Promise<unknown>>, warmup: numbe
       const n = Math.floor(iterations / rounds) + (r < iterations % rounds ? 1 : 0);
       for (let i = 0; i < n; i++) {
         const t0 = performance.now();
-        await fns[k]!();
-        ms[k]!.push(performance.now() - t0);
+        for (let c = 0; c < repeat; c++) await fns[k]!();
+        ms[k]!.push((performance.now() - t0) / repeat);
       }
     }
   }
@@ -125,12 +131,16 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
   };
   // Warm-up first (pipelines compiled, buffers pooled), then the memory baseline.
   await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], o.warmup, 0);
+  // A page that is not cross-origin isolated gets a coarse timer (0.1 ms in Chromium): on fast
+  // backends a sample is several steps in a row, enough for an inference sample to last 10 ms.
+  const [probe] = await timeInterleaved([stepper(source, 0)], 0, 5, 1);
+  const repeat = Math.min(20, Math.max(1, Math.ceil(10 / Math.max(median(probe!), 0.05))));
   await reliable.flush();
   const tensorsBefore = tf.memory().numTensors;
   const gpuBytesBefore = gpuBytes();
   // One of each per round: the three steps of a round run within milliseconds of each other, so the
   // per-round ratios hardly see changes in machine load; the reported ratios are their medians.
-  const [inference, sarReliable, sarUnreliable] = await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], 0, o.iterations, o.iterations);
+  const [inference, sarReliable, sarUnreliable] = await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], 0, o.iterations, o.iterations, repeat);
   await reliable.flush();
   const memory = { tensorsBefore, tensorsAfter: tf.memory().numTensors, gpuBytesBefore, gpuBytesAfter: gpuBytes() };
   const updates = reliable.updateCount;
@@ -157,6 +167,7 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
     inferenceMs,
     sarReliableMs,
     sarUnreliableMs,
+    repeat,
     reliableRatio: median(sarReliable!.map((t, i) => t / inference![i]!)),
     unreliableRatio: median(sarUnreliable!.map((t, i) => t / inference![i]!)),
     memory,

@@ -164,18 +164,18 @@ async function stepTable(): Promise<void> {
 
   const torch1 = typeof torch === 'object' ? torch.threads['1'] : undefined;
   const lines = [
-    '| engine | backend | threads | inference (ms) | SAR step, reliable (ms) | × inference | SAR step, unreliable (ms) | × inference | PyTorch 1-thread SAR step ÷ ours | tensors before → after | GPU bytes before → after |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| engine | backend | threads | steps per sample | inference (ms) | SAR step, reliable (ms) | × inference | SAR step, unreliable (ms) | × inference | PyTorch 1-thread SAR step ÷ ours | tensors before → after | GPU bytes before → after |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   if (typeof torch === 'object') {
     for (const [t, r] of Object.entries(torch.threads)) {
-      lines.push(`| PyTorch ${torch.torch} eager | CPU | ${t} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${f2(torch1!.sarReliableMs / r.sarReliableMs)} | – | – |`);
+      lines.push(`| PyTorch ${torch.torch} eager | CPU | ${t} | – | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${f2(torch1!.sarReliableMs / r.sarReliableMs)} | – | – |`);
     }
   }
   for (const r of rows) {
     const vsTorch = torch1 ? f2(torch1.sarReliableMs / r.sarReliableMs) : '–';
     lines.push(
-      `| wildtta (tfjs) | ${r.label}${r.adapter ? ` (${r.adapter})` : ''} | ${r.threads ?? '–'} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${vsTorch} | ${r.memory.tensorsBefore} → ${r.memory.tensorsAfter} | ${r.memory.gpuBytesBefore ?? '–'} → ${r.memory.gpuBytesAfter ?? '–'} |`,
+      `| wildtta (tfjs) | ${r.label}${r.adapter ? ` (${r.adapter})` : ''} | ${r.threads ?? '–'} | ${r.repeat} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${vsTorch} | ${r.memory.tensorsBefore} → ${r.memory.tensorsAfter} | ${r.memory.gpuBytesBefore ?? '–'} → ${r.memory.gpuBytesAfter ?? '–'} |`,
     );
   }
   const table = lines.join('\n');
@@ -205,7 +205,7 @@ async function stepTable(): Promise<void> {
       'bench:step',
       `## Step cost (\`npm run bench:step\`)
 
-Shipped model (public/models/fmnist-vit), batch size 1, median of ${args.iterations} timed steps after ${args.warmup} warm-up steps; the steps run in rounds of one inference, one reliable and one unreliable step (the order turning each round), each timed until its update is done and reported (\`flush()\`, so a GPU's queued work is billed to its own step), and "× inference" is the median of the per-round ratios (the three steps of a round run milliseconds apart, so the ratio hardly sees the machine's load change, unlike the absolute times), ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
+Shipped model (public/models/fmnist-vit), batch size 1, median of ${args.iterations} timed samples after ${args.warmup} warm-up steps, a sample being the mean of the row's "steps per sample" steps in a row (enough for an inference sample to last 10 ms: a page that is not cross-origin isolated gets a timer that ticks every 0.1 ms); the samples run in rounds of one inference, one reliable and one unreliable sample (the order turning each round), each step timed until its update is done and reported (\`flush()\`, so a GPU's queued work is billed to its own step), and "× inference" is the median of the per-round ratios (the three samples of a round run milliseconds apart, so the ratio hardly sees the machine's load change, unlike the absolute times), ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
 Machine: ${machineLine(browserVersion)}; ${loadBefore} at the start, ${loadAfter.replace(/ on .*/, '')} at the end (other jobs share the cores: absolute times are noisy, the ratios within a row much less so).
 "Inference" is the no-adapt step (forward, softmax, entropy, one read); a reliable SAR step is the prediction's forward and its backward, the SAM ascent, a second forward and backward at θ+ε and the update (LayerNorm scale/shift gradients only, no weight gradients); an unreliable one is one forward and the read.
 ${torchLine}
