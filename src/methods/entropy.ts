@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { HOST_BACKENDS, runFusedKernel } from '../model/host-kernels';
+import { onHostBackend as onHost, runFusedKernel } from '../model/host-kernels';
 
 // On wasm and cpu one fused host kernel (model/host-kernels.ts) gives what needs no autodiff.
-const onHost = () => HOST_BACKENDS.includes(tf.getBackend());
 
 /** Shannon entropy -Σ p log p of softmax(logits), per row: [B, C] → [B]. Differentiable (tfjs ops only). */
 export function softmaxEntropy(logits: tf.Tensor2D): tf.Tensor1D {

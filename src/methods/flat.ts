@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { HOST_BACKENDS, runFusedKernel } from '../model/host-kernels';
+import { onHostBackend, runFusedKernel } from '../model/host-kernels';
 
 /**
  * The adapted tensors laid end to end as one vector [P], in the parameter
@@ -42,7 +42,8 @@ export class FlatLayout {
   split(flat: tf.Tensor1D): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();
     if (this.names.length === 0) return out;
-    const pieces = this.names.length === 1 ? [flat] : HOST_BACKENDS.includes(tf.getBackend()) ? runFusedKernel('WildttaSplit', { x: flat }, { sizes: this.sizes }) : tf.split(flat, this.sizes);
+    let pieces: tf.Tensor[] = [flat];
+    if (this.names.length > 1) pieces = onHostBackend() ? runFusedKernel('WildttaSplit', { x: flat }, { sizes: this.sizes }) : tf.split(flat, this.sizes);
     this.names.forEach((n, i) => out.set(n, this.shapes[i]!.length === 1 ? pieces[i]! : tf.reshape(pieces[i]!, this.shapes[i]!)));
     return out;
   }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViTConfig } from './config';
 import type { ParamLookup } from './vit';
-import { HOST_BACKENDS, runFusedKernel } from './host-kernels';
+import { onHostBackend, runFusedKernel } from './host-kernels';
 import { registerGpuKernels } from './gpu-kernels';
 
 /**
@@ -149,7 +149,7 @@ export class FastViT {
     options: { host?: boolean; fused?: boolean } = {},
   ) {
     this.finalNormName = finalNorm;
-    const host = options.host ?? HOST_BACKENDS.includes(tf.getBackend());
+    const host = options.host ?? onHostBackend();
     this.host = host;
     this.fused = options.fused ?? (host || tf.getBackend() === 'webgpu');
     if (this.fused && !host) registerGpuKernels();

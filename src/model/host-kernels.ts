@@ -40,6 +40,9 @@ interface CpuLike {
 
 export const HOST_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 
+/** Whether the current backend is one these kernels serve. */
+export const onHostBackend = (): boolean => HOST_BACKENDS.includes(tf.getBackend());
+
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
