@@ -1,6 +1,6 @@
 import { resolveViTConfig, type ViTConfig } from './config';
 import { ModelFormatError } from './errors';
-import { readSafetensors } from './safetensors';
+import { readSafetensors, type DecodedTensor } from './safetensors';
 import { ViT, type ViTOptions } from './vit';
 
 export type WeightsSource = string | URL | Blob | ArrayBuffer | Uint8Array;
@@ -58,6 +58,20 @@ export async function loadViT(source: WeightsSource, options: LoadViTOptions = {
 /** Builds a ViT from safetensors bytes and an optional config object. */
 export function vitFromSafetensors(bytes: Uint8Array, configJson?: unknown, options: ViTOptions = {}): ViT {
   const { tensors, metadata } = readSafetensors(bytes);
+  return vitFromTensors(tensors, metadata, configJson, options);
+}
+
+/**
+ * Builds a ViT from decoded tensors: the config is `configJson` if given,
+ * else the file's own (metadata["wildtta.config"]), else what the tensor
+ * shapes say (see resolveViTConfig).
+ */
+export function vitFromTensors(
+  tensors: ReadonlyMap<string, DecodedTensor>,
+  metadata: Readonly<Record<string, string>>,
+  configJson?: unknown,
+  options: ViTOptions = {},
+): ViT {
   let config = configJson;
   if (config === undefined && metadata[CONFIG_METADATA_KEY] !== undefined) {
     try {

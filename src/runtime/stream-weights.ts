@@ -3,11 +3,10 @@
 // file as one buffer besides those arrays: for a ViT-B/16 (~350 MB) the peak
 // is one copy of the weights plus one network chunk, not the file plus its
 // decoded tensors (what reading the file into memory and parsing it costs).
-import { resolveViTConfig } from '../model/config';
 import { ModelFormatError } from '../model/errors';
-import { CONFIG_METADATA_KEY, fetchOptionalJson, type LoadProgress } from '../model/load';
+import { fetchOptionalJson, vitFromTensors, type LoadProgress } from '../model/load';
 import { decodeTensor, parseSafetensorsHeader, type DecodedTensor, type TensorEntry } from '../model/safetensors';
-import { ViT } from '../model/vit';
+import type { ViT } from '../model/vit';
 
 export interface StreamViTOptions {
   /** A config object (ours, timm's or Hugging Face's) overriding config.json and the file's metadata. */
@@ -58,15 +57,7 @@ export async function streamViT(source: string | URL | Blob, options: StreamViTO
     total = source.size;
   }
   const { tensors, metadata } = await readStream(body, total, what, options.onProgress);
-  if (configJson === undefined && metadata[CONFIG_METADATA_KEY] !== undefined) {
-    try {
-      configJson = JSON.parse(metadata[CONFIG_METADATA_KEY]);
-    } catch {
-      throw new ModelFormatError(`__metadata__["${CONFIG_METADATA_KEY}"] is not valid JSON`);
-    }
-  }
-  const shapes = new Map([...tensors].map(([k, v]) => [k, v.shape] as const));
-  return new ViT(resolveViTConfig(shapes, configJson ?? {}), tensors);
+  return vitFromTensors(tensors, metadata, configJson);
 }
 
 interface Target {
