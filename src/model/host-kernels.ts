@@ -283,11 +283,20 @@ const kernels = {
 
 export type HostKernelName = keyof typeof kernels;
 
+/** A kernel's inputs in its order (undefined where an optional one is absent) and their shapes. */
+function inputGetter(k: HostKernel): (inputs: tf.NamedTensorInfoMap) => { infos: Array<tf.TensorInfo | undefined>; shapes: Shape[] } {
+  const names = k.inputs.map((n) => n.replace('?', ''));
+  return (inputs) => {
+    const infos = names.map((n) => (inputs as Record<string, tf.TensorInfo | undefined>)[n]);
+    return { infos, shapes: infos.map((i) => i?.shape ?? []) };
+  };
+}
+
 function wasmKernel(k: HostKernel): tf.KernelFunc {
+  const getInputs = inputGetter(k);
   return ({ inputs, backend, attrs }) => {
     const b = backend as unknown as WasmLike;
-    const infos = k.inputs.map((n) => (inputs as Record<string, tf.TensorInfo | undefined>)[n.replace('?', '')]);
-    const shapes = infos.map((i) => i?.shape ?? []);
+    const { infos, shapes } = getInputs(inputs);
     const outs = k.outputs(shapes, attrs as Attrs).map((s) => b.makeOutput(s, 'float32'));
     // Views only after every allocation: a malloc may grow the heap and detach older views.
     const ins = infos.map((i) => (i ? b.typedArrayFromHeap(i) : new Float32Array(0)));
@@ -297,18 +306,14 @@ function wasmKernel(k: HostKernel): tf.KernelFunc {
 }
 
 function cpuKernel(k: HostKernel): tf.KernelFunc {
+  const getInputs = inputGetter(k);
   return ({ inputs, backend, attrs }) => {
     const b = backend as unknown as CpuLike;
-    const infos = k.inputs.map((n) => (inputs as Record<string, tf.TensorInfo | undefined>)[n.replace('?', '')]);
-    const shapes = infos.map((i) => i?.shape ?? []);
+    const { infos, shapes } = getInputs(inputs);
     const outShapes = k.outputs(shapes, attrs as Attrs);
     const outs = outShapes.map((s) => new Float32Array(size(s)));
-    k.compute(
-      infos.map((i) => (i ? (b.data.get(i.dataId).values as Float32Array) : new Float32Array(0))),
-      outs,
-      shapes,
-      attrs as Attrs,
-    );
+    const ins = infos.map((i) => (i ? (b.data.get(i.dataId).values as Float32Array) : new Float32Array(0)));
+    k.compute(ins, outs, shapes, attrs as Attrs);
     return outs.map((v, i) => b.makeTensorInfo(outShapes[i]!, 'float32', v));
   };
 }
