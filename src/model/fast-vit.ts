@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViTConfig } from './config';
 import type { ParamLookup } from './vit';
-import { onHostBackend, runFusedKernel } from './host-kernels';
+import { concatColumns, onHostBackend, runFusedKernel } from './host-kernels';
 import { registerGpuKernels } from './gpu-kernels';
 
 /**
@@ -69,11 +69,12 @@ type LnSaved =
  * [B·H, N, N], batched over heads. 'perhead' (host path, batch 1): per head
  * q, k, v [N, d_head], kᵀ, vᵀ [d_head, N] and P [N, N], so that every product
  * is a plain 2-D matMul with its right-hand operand in place: tfjs-wasm runs
- * those through XNNPACK, and batched ones through a loop 20-30× slower.
+ * those through XNNPACK, and batched ones through a loop 20-30× slower. It
+ * also keeps qkv [N, 3D] itself, which the class-token backward reads whole.
  */
 type AttnSaved =
   | { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D }
-  | { kind: 'perhead'; q: tf.Tensor2D[]; k: tf.Tensor2D[]; kT: tf.Tensor2D[]; v: tf.Tensor2D[]; vT: tf.Tensor2D[]; p: tf.Tensor2D[] };
+  | { kind: 'perhead'; qkv: tf.Tensor2D; q: tf.Tensor2D[]; k: tf.Tensor2D[]; kT: tf.Tensor2D[]; v: tf.Tensor2D[]; vT: tf.Tensor2D[]; p: tf.Tensor2D[] };
 
 interface BlockSaved {
   ln1: LnSaved;
@@ -119,8 +120,13 @@ export class FastTape {
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const FUSED_LINEAR = { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 } as unknown as tf.NamedAttrMap;
 
+/** A LayerNorm's saved tensors cut to some of its rows. */
+function lnRows(s: LnSaved, rows: <T extends tf.Tensor2D>(t: T) => T): LnSaved {
+  return s.kind === 'stats' ? { ...s, x: rows(s.x), stats: rows(s.stats) } : { ...s, xhat: rows(s.xhat), rstd: rows(s.rstd) };
+}
+
 function attnTensors(a: AttnSaved): tf.Tensor[] {
-  if (a.kind === 'perhead') return [...a.q, ...a.k, ...a.kT, ...a.v, ...a.vT, ...a.p];
+  if (a.kind === 'perhead') return [a.qkv, ...a.q, ...a.k, ...a.kT, ...a.v, ...a.vT, ...a.p];
   return [a.q, a.k, a.v, a.p];
 }
 
@@ -291,9 +297,11 @@ export class FastViT {
       this.lnBackward(dPooled, tape.final, fn, wanted, grads, false);
       return grads;
     }
+    // With token pooling only the class tokens reach the head, so the last block's backward starts from those rows alone.
+    let dCls: tf.Tensor2D | undefined;
     if (cfg.pool === 'token') {
-      const dCls = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
-      dx = tf.reshape(tf.pad(tf.reshape(dCls, [B, 1, D]), [[0, 0], [0, N - 1], [0, 0]]), [R, D]);
+      dCls = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
+      dx = dCls;
     } else if (fn === 'fc_norm') {
       const dAvg = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
       const spread = tf.broadcastTo(tf.reshape(tf.div(dAvg, N - 1), [B, 1, D]), [B, N - 1, D]);
@@ -308,15 +316,22 @@ export class FastViT {
       const w = this.blocks[i]!;
       const s = tape.blocks[i]!;
       const pre = `blocks.${i}`;
+      // In the last block under token pooling, dx and dx1 are nonzero at the class tokens only: [B, D] instead of [B·N, D].
+      const cls = i === cfg.depth - 1 && dCls !== undefined;
+      const rows = <T extends tf.Tensor2D>(t: T) => (cls ? this.classRows(t, N) : t);
       // MLP: x2 = x1 + fc2(gelu(fc1(ln2(x1)))).
-      const da = this.geluBackward(tf.matMul(dx, w.fc2.w), s.a, s.cdf);
+      const da = this.geluBackward(tf.matMul(dx, w.fc2.w), rows(s.a), rows(s.cdf));
       const last = i === lowest && !lowestNeedsNorm1;
-      const dx1 = this.lnBackward(tf.matMul(da, w.fc1.w), s.ln2, `${pre}.norm2`, wanted, grads, !last, dx);
+      const ln2 = cls ? lnRows(s.ln2, rows) : s.ln2;
+      const dx1 = this.lnBackward(tf.matMul(da, w.fc1.w), ln2, `${pre}.norm2`, wanted, grads, !last, dx);
       if (last) break;
 
       // Attention: x1 = x + proj(o).
-      const dh1 = tf.matMul(this.attentionBackward(tf.matMul(dx1!, w.proj.w), s.attn, B, N), w.qkv.w);
-      const dxBelow = this.lnBackward(dh1, s.ln1, `${pre}.norm1`, wanted, grads, i !== lowest, dx1);
+      const dO = tf.matMul(dx1!, w.proj.w);
+      const dqkv = cls ? this.classAttentionBackward(dO, s.attn, B, N) : this.attentionBackward(dO, s.attn, B, N);
+      const dh1 = tf.matMul(dqkv, w.qkv.w);
+      const skip = cls ? (tf.reshape(tf.pad(tf.reshape(dx1!, [B, 1, D]), [[0, 0], [0, N - 1], [0, 0]]), [R, D]) as tf.Tensor2D) : dx1;
+      const dxBelow = this.lnBackward(dh1, s.ln1, `${pre}.norm1`, wanted, grads, i !== lowest, skip);
       if (i === lowest) break;
       dx = dxBelow!;
     }
@@ -345,8 +360,8 @@ export class FastViT {
       const kT = parts.slice(3 * H, 4 * H);
       const vT = parts.slice(4 * H);
       const p = q.map((qh, h) => tf.softmax(tf.matMul(qh, kT[h]!)) as tf.Tensor2D);
-      const o = tf.concat(p.map((ph, h) => tf.matMul(ph, v[h]!)), 1) as tf.Tensor2D;
-      return { o, saved: { kind: 'perhead', q, k, kT, v, vT, p } };
+      const o = concatColumns(p.map((ph, h) => tf.matMul(ph, v[h]!)));
+      return { o, saved: { kind: 'perhead', qkv, q, k, kT, v, vT, p } };
     }
     // [B·N, 3D] → [3, B·H, N, d_head]: one transpose gives q, k, v split by head.
     const split = tf.transpose(tf.reshape(qkv, [B, N, 3, H, hd]), [2, 0, 3, 1, 4]);
@@ -371,7 +386,7 @@ export class FastViT {
         dk.push(tf.matMul(dST!, s.q[h]!));
         dv.push(tf.matMul(pT!, dOh[h]!));
       }
-      return tf.concat([...dq, ...dk, ...dv], 1) as tf.Tensor2D;
+      return concatColumns([...dq, ...dk, ...dv]);
     }
     const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]);
     const dv = tf.matMul(s.p, dOh, true, false);
@@ -379,10 +394,44 @@ export class FastViT {
     // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
     const dS = (this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: s.p })[0]! : tf.mul(s.p, tf.sub(dP, tf.sum(tf.mul(dP, s.p), -1, true)))) as tf.Tensor3D;
     const dq = tf.matMul(dS, s.k);
-    const dk = tf.matMul(dS, s.q, true, false);
+    return this.mergeHeads(dq, tf.matMul(dS, s.q, true, false), dv, B, N);
+  }
+
+  /**
+   * dL/dqkv [B·N, 3D] when dL/do [B, D] is nonzero at the class tokens only:
+   * just their queries get a gradient, and each head's dk and dv are outer
+   * products (dk = dSᵀ·q_cls, dv = P_clsᵀ·dO), so no N×N product is needed.
+   */
+  private classAttentionBackward(dO: tf.Tensor2D, s: AttnSaved, B: number, N: number): tf.Tensor2D {
+    const { width: D, heads: H } = this.config;
+    const hd = D / H;
+    if (s.kind === 'perhead') return runFusedKernel('WildttaClassAttentionGrad', { dO, qkv: s.qkv }, { heads: H })[0] as tf.Tensor2D;
+    const q0 = tf.slice(s.q, [0, 0, 0], [B * H, 1, hd]);
+    const p0 = tf.slice(s.p, [0, 0, 0], [B * H, 1, N]);
+    const dOh = tf.reshape(dO, [B * H, 1, hd]);
+    const dP = tf.matMul(dOh, s.v, false, true);
+    const dS = (this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: p0 })[0]! : tf.mul(p0, tf.sub(dP, tf.sum(tf.mul(dP, p0), -1, true)))) as tf.Tensor3D;
+    const dq = tf.pad(tf.matMul(dS, s.k), [
+      [0, 0],
+      [0, N - 1],
+      [0, 0],
+    ]) as tf.Tensor3D;
+    return this.mergeHeads(dq, tf.matMul(dS, q0, true, false), tf.matMul(p0, dOh, true, false), B, N);
+  }
+
+  /** Per-head dq, dk, dv [B·H, N, d_head] back into the qkv layout [B·N, 3D]. */
+  private mergeHeads(dq: tf.Tensor3D, dk: tf.Tensor3D, dv: tf.Tensor3D, B: number, N: number): tf.Tensor2D {
+    const { width: D, heads: H } = this.config;
     if (this.fused) return runFusedKernel('WildttaHeadsMerge', { dq, dk, dv }, { batch: B })[0] as tf.Tensor2D;
-    const dqkv = tf.transpose(tf.reshape(tf.stack([dq, dk, dv]), [3, B, H, N, hd]), [1, 3, 0, 2, 4]);
+    const dqkv = tf.transpose(tf.reshape(tf.stack([dq, dk, dv]), [3, B, H, N, D / H]), [1, 3, 0, 2, 4]);
     return tf.reshape(dqkv, [B * N, 3 * D]) as tf.Tensor2D;
+  }
+
+  /** Rows 0, N, 2N, … (each image's class token) of [B·N, C]. */
+  private classRows<T extends tf.Tensor2D>(t: T, N: number): T {
+    if (this.host) return runFusedKernel('WildttaEveryNthRow', { x: t }, { every: N })[0] as T;
+    const [R, C] = t.shape;
+    return tf.stridedSlice(t, [0, 0], [R, C], [N, 1]) as T;
   }
 
   /**

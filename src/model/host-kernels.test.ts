@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { runFusedKernel } from './host-kernels';
+import { concatColumns, runFusedKernel } from './host-kernels';
 import { FastViT } from './fast-vit';
 import { ViT } from './vit';
 import { randomViTTensors, tinyConfig } from './random-vit';
@@ -127,6 +127,23 @@ for (const backend of ['wasm', 'cpu']) {
         grads[2]!.push(tf.matMul(pT!, dOh[h]!));
       }
       close(tf.concat(grads.flat(), 1), refDqkv!, 'dqkv', 1e-4);
+
+      // Only the class token's output (row 0) gets a gradient: one kernel, same dqkv as autodiff.
+      const dO0 = tf.slice(dO, [0, 0], [1, D]) as tf.Tensor2D;
+      const [refCls] = tf.grads((t) => tf.sum(tf.mul(tf.slice(perHead(t), [0, 0], [1, D]), dO0)))([qkv]);
+      close(runFusedKernel('WildttaClassAttentionGrad', { dO: dO0, qkv }, { heads: H })[0]!, refCls!, 'class-token dqkv', 1e-4);
+    });
+  });
+
+  test(`${backend}: every N-th row, and matrices side by side`, async () => {
+    await tf.setBackend(backend);
+    tf.tidy(() => {
+      const x = rnd([3 * N, D], 10) as tf.Tensor2D;
+      const [rows] = runFusedKernel('WildttaEveryNthRow', { x }, { every: N });
+      close(rows!, tf.gather(x, [0, N, 2 * N]), 'rows 0, N, 2N');
+      const pieces = [3, 1, 4, 1, 5].map((w, i) => rnd([R, w], 20 + i) as tf.Tensor2D);
+      close(concatColumns(pieces), tf.concat(pieces, 1), 'side by side');
+      close(concatColumns([x]), x, 'one piece');
     });
   });
 }

@@ -44,6 +44,8 @@ export const HOST_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 export const onHostBackend = (): boolean => HOST_BACKENDS.includes(tf.getBackend());
 
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
+/** Most pieces WildttaConcatColumns takes (3 × 16 heads). */
+const MAX_PIECES = 48;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 const kernels = {
@@ -279,9 +281,103 @@ const kernels = {
       }
     },
   },
+
+  /**
+   * Matrices [R, Cᵢ] side by side, [R, ΣCᵢ]: the per-head pieces back into
+   * one matrix (tfjs-wasm's concat copies row by row in JavaScript, 600
+   * small copies for 12 pieces of 50 rows).
+   */
+  WildttaConcatColumns: {
+    inputs: Array.from({ length: MAX_PIECES }, (_, i) => `x${i}?`),
+    outputs: (shapes) => [[shapes[0]![0]!, shapes.reduce((sum, s) => sum + (s[1] ?? 0), 0)]],
+    compute(ins, [out], shapes) {
+      const R = shapes[0]![0]!;
+      const C = out!.length / R;
+      let col = 0;
+      for (let i = 0; i < ins.length && shapes[i]!.length > 0; i++) {
+        const x = ins[i]!;
+        const w = shapes[i]![1]!;
+        for (let r = 0; r < R; r++) {
+          const from = r * w;
+          const to = r * C + col;
+          for (let j = 0; j < w; j++) out![to + j] = x[from + j]!;
+        }
+        col += w;
+      }
+    },
+  },
+
+  /** Rows 0, N, 2N, … of x [R, C] (each image's class token): [R/N, C]. */
+  WildttaEveryNthRow: {
+    inputs: ['x'],
+    outputs: ([s], { every }) => [[s![0]! / (every as number), s![1]!]],
+    compute([x], [y], [s], { every }) {
+      const C = s![1]!;
+      const step = (every as number) * C;
+      for (let from = 0, to = 0; to < y!.length; from += step, to += C) y!.set(x!.subarray(from, from + C), to);
+    },
+  },
+
+  /**
+   * Attention's backward at batch 1 when dL/do [1, D] is nonzero at the class
+   * token (row 0) only, from qkv [N, 3D] (q pre-scaled): dL/dqkv [N, 3D]. Per
+   * head, P₀ = softmax(q₀·kᵀ) is recomputed (N·d multiply-adds), dS₀ =
+   * P₀ ⊙ (dP₀ − Σ dP₀ ⊙ P₀) with dP₀ = dO·vᵀ; then dq₀ = dS₀·k, and dk, dv are
+   * the outer products dS₀ᵀ·q₀ and P₀ᵀ·dO. Other rows' dq are zero.
+   */
+  WildttaClassAttentionGrad: {
+    inputs: ['dO', 'qkv'],
+    outputs: ([, s]) => [s!],
+    compute([dO, qkv], [out], [, s], { heads }) {
+      const N = s![0]!;
+      const C = s![1]!;
+      const D = C / 3;
+      const hd = D / (heads as number);
+      const p = new Float64Array(N);
+      const dS = new Float64Array(N);
+      out!.fill(0); // dq stays zero below the class token
+      for (let h = 0; h < (heads as number); h++) {
+        const qo = h * hd;
+        const ko = D + qo;
+        const vo = 2 * D + qo;
+        let max = -Infinity;
+        for (let j = 0, row = 0; j < N; j++, row += C) {
+          let dot = 0;
+          for (let c = 0; c < hd; c++) dot += qkv![qo + c]! * qkv![row + ko + c]!;
+          p[j] = dot;
+          if (dot > max) max = dot;
+        }
+        let sum = 0;
+        for (let j = 0; j < N; j++) sum += p[j] = Math.exp(p[j]! - max);
+        let pdp = 0;
+        for (let j = 0, row = 0; j < N; j++, row += C) {
+          p[j] = p[j]! / sum;
+          let dp = 0;
+          for (let c = 0; c < hd; c++) dp += dO![qo + c]! * qkv![row + vo + c]!;
+          dS[j] = dp;
+          pdp += p[j]! * dp;
+        }
+        for (let j = 0, row = 0; j < N; j++, row += C) {
+          const g = p[j]! * (dS[j]! - pdp);
+          const pj = p[j]!;
+          for (let c = 0; c < hd; c++) {
+            out![qo + c] = out![qo + c]! + g * qkv![row + ko + c]!;
+            out![row + ko + c] = g * qkv![qo + c]!;
+            out![row + vo + c] = pj * dO![qo + c]!;
+          }
+        }
+      }
+    },
+  },
 } satisfies Record<string, HostKernel>;
 
 export type HostKernelName = keyof typeof kernels;
+
+/** Matrices [R, Cᵢ] side by side on the host backends (WildttaConcatColumns, when there are few enough). */
+export function concatColumns(pieces: tf.Tensor2D[]): tf.Tensor2D {
+  if (pieces.length > MAX_PIECES) return tf.concat(pieces, 1);
+  return runFusedKernel('WildttaConcatColumns', Object.fromEntries(pieces.map((t, i) => [`x${i}`, t])))[0] as tf.Tensor2D;
+}
 
 /** A kernel's inputs in its order (undefined where an optional one is absent) and their shapes. */
 function inputGetter(k: HostKernel): (inputs: tf.NamedTensorInfoMap) => { infos: Array<tf.TensorInfo | undefined>; shapes: Shape[] } {
