@@ -327,7 +327,7 @@ export class FastViT {
       if (last) break;
 
       // Attention: x1 = x + proj(o).
-      const dO = tf.matMul(dx1!, w.proj.w);
+      const dO = tf.matMul(dx1!, w.proj.w) as tf.Tensor2D;
       const dqkv = cls ? this.classAttentionBackward(dO, s.attn, B, N) : this.attentionBackward(dO, s.attn, B, N);
       const dh1 = tf.matMul(dqkv, w.qkv.w);
       const skip = cls ? (tf.reshape(tf.pad(tf.reshape(dx1!, [B, 1, D]), [[0, 0], [0, N - 1], [0, 0]]), [R, D]) as tf.Tensor2D) : dx1;
@@ -388,13 +388,12 @@ export class FastViT {
       }
       return concatColumns([...dq, ...dk, ...dv]);
     }
-    const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]);
-    const dv = tf.matMul(s.p, dOh, true, false);
+    const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]) as tf.Tensor3D;
+    const dv = tf.matMul(s.p, dOh, true, false) as tf.Tensor3D;
     const dP = tf.matMul(dOh, s.v, false, true);
     // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
     const dS = (this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: s.p })[0]! : tf.mul(s.p, tf.sub(dP, tf.sum(tf.mul(dP, s.p), -1, true)))) as tf.Tensor3D;
-    const dq = tf.matMul(dS, s.k);
-    return this.mergeHeads(dq, tf.matMul(dS, s.q, true, false), dv, B, N);
+    return this.mergeHeads(tf.matMul(dS, s.k), tf.matMul(dS, s.q, true, false), dv, B, N);
   }
 
   /**

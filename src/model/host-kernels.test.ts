@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { concatColumns, runFusedKernel } from './host-kernels';
+import { concatColumns, runFusedKernel, useSimdKernels } from './host-kernels';
 import { FastViT } from './fast-vit';
 import { ViT } from './vit';
 import { randomViTTensors, tinyConfig } from './random-vit';
@@ -30,11 +30,24 @@ const H = 3;
 const N = 5;
 const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
-after(() => tf.setBackend('cpu'));
+after(async () => {
+  useSimdKernels(true);
+  await tf.setBackend('cpu');
+});
 
-for (const backend of ['wasm', 'cpu']) {
-  test(`${backend}: LayerNorm forward and backward (with and without the residual) match tfjs ops`, async () => {
-    await tf.setBackend(backend);
+// On wasm, with the SIMD kernels (simd-kernels.wat) where they exist and without (the JavaScript ones).
+for (const [backend, simd] of [
+  ['wasm', true],
+  ['wasm', false],
+  ['cpu', false],
+] as const) {
+  const label = backend === 'wasm' ? `wasm (${simd ? 'SIMD' : 'JavaScript'})` : backend;
+  const setBackend = async (name: string) => {
+    await tf.setBackend(name);
+    useSimdKernels(simd);
+  };
+  test(`${label}: LayerNorm forward and backward (with and without the residual) match tfjs ops`, async () => {
+    await setBackend(backend);
     const before = tf.memory().numTensors;
     tf.tidy(() => {
       const x = tf.add(tf.mul(rnd([R, D], 1), 3), 2) as tf.Tensor2D;
@@ -72,8 +85,8 @@ for (const backend of ['wasm', 'cpu']) {
     assert.equal(tf.memory().numTensors, before);
   });
 
-  test(`${backend}: GELU's backward and the softmax backward match autodiff`, async () => {
-    await tf.setBackend(backend);
+  test(`${label}: GELU's backward and the softmax backward match autodiff`, async () => {
+    await setBackend(backend);
     tf.tidy(() => {
       const a = tf.mul(rnd([R, D], 6), 3) as tf.Tensor2D;
       const dy = rnd([R, D], 7) as tf.Tensor2D;
@@ -88,8 +101,8 @@ for (const backend of ['wasm', 'cpu']) {
     });
   });
 
-  test(`${backend}: per-head attention kernels (column blocks, softmax backward) give attention and its gradient`, async () => {
-    await tf.setBackend(backend);
+  test(`${label}: per-head attention kernels (column blocks, softmax backward) give attention and its gradient`, async () => {
+    await setBackend(backend);
     tf.tidy(() => {
       const qkv = rnd([N, 3 * D], 8) as tf.Tensor2D;
       const dO = rnd([N, D], 9) as tf.Tensor2D;
@@ -135,8 +148,8 @@ for (const backend of ['wasm', 'cpu']) {
     });
   });
 
-  test(`${backend}: every N-th row, and matrices side by side`, async () => {
-    await tf.setBackend(backend);
+  test(`${label}: every N-th row, and matrices side by side`, async () => {
+    await setBackend(backend);
     tf.tidy(() => {
       const x = rnd([3 * N, D], 10) as tf.Tensor2D;
       const [rows] = runFusedKernel('WildttaEveryNthRow', { x }, { every: N });

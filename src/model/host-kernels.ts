@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { simdKernelsFor, type SimdKernels } from './simd-kernels';
 
 /**
  * Fused kernels for the CPU-side backends (wasm and cpu), written as plain
@@ -26,12 +27,21 @@ interface HostKernel {
   /** Output shapes from the input shapes (absent inputs have shape []). */
   outputs(shapes: Shape[], attrs: Attrs): Shape[];
   compute(ins: Float32Array[], outs: Float32Array[], shapes: Shape[], attrs: Attrs): void;
+  /**
+   * The same arithmetic with WebAssembly SIMD (simd-kernels.wat) on
+   * tfjs-wasm's memory, given the tensors' byte offsets there (0 for an
+   * absent one); returns false where it does not apply, and `compute` runs.
+   */
+  simd?(k: SimdKernels, ins: number[], outs: number[], shapes: Shape[], attrs: Attrs): boolean;
 }
 
 /** The backend calls the glue needs; both are public methods of tfjs's wasm and cpu backends. */
 interface WasmLike {
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+  // Not declared public by tfjs-wasm, but what typedArrayFromHeap itself reads.
+  dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
+  wasm: { asm?: { memory?: WebAssembly.Memory } };
 }
 interface CpuLike {
   data: { get(id: object): { values: unknown } };
@@ -92,6 +102,11 @@ const kernels = {
         for (let d = 0; d < D; d++) y![o + d] = (x![o + d]! - mean) * rs * g![d]! + b![d]!;
       }
     },
+    simd(k, [x, g, b], [y, stats], [shape], { eps }) {
+      if (shape![1]! % 4 !== 0) return false;
+      k.layer_norm(x!, g!, b!, y!, stats ?? 0, shape![0]!, shape![1]!, eps as number);
+      return true;
+    },
   },
 
   /**
@@ -135,6 +150,11 @@ const kernels = {
       dg!.set(sums.subarray(0, D));
       db!.set(sums.subarray(D));
     },
+    simd(k, [dy, x, stats, g, res], [dg, db, dx], [shape]) {
+      if (shape![1]! % 4 !== 0) return false;
+      k.layer_norm_grad(dy!, x!, stats!, g!, res!, dg!, db!, dx ?? 0, shape![0]!, shape![1]!);
+      return true;
+    },
   },
 
   /** da = dy·(Φ(a) + a·φ(a)), GELU's backward from its input a and Φ(a). */
@@ -146,6 +166,12 @@ const kernels = {
         const v = a![i]!;
         da![i] = dy![i]! * (cdf![i]! + v * gaussian(v) * INV_SQRT_2PI);
       }
+    },
+    simd(k, [dy, a, cdf], [da], [shape]) {
+      const n = size(shape!);
+      if (n % 4 !== 0) return false;
+      k.gelu_grad(dy!, a!, cdf!, da!, n);
+      return true;
     },
   },
 
@@ -298,6 +324,10 @@ const kernels = {
         }
       }
     },
+    simd(k, [dP, p], [dS, dST, pT], [s]) {
+      k.softmax_grad(dP!, p!, dS!, dST!, pT!, s![0]!, s![1]!);
+      return true;
+    },
   },
 
   /**
@@ -410,12 +440,24 @@ function inputGetter(k: HostKernel): (inputs: tf.NamedTensorInfoMap) => { infos:
 const NO_SHAPE: Shape = [];
 const NO_VALUES = new Float32Array(0);
 
+let simdEnabled = true;
+
+/** Whether the wasm backend may use the SIMD kernels where they exist (default yes; tests compare both). */
+export function useSimdKernels(enabled: boolean): void {
+  simdEnabled = enabled;
+}
+
 function wasmKernel(k: HostKernel): tf.KernelFunc {
   const getInputs = inputGetter(k);
   return ({ inputs, backend, attrs }) => {
     const b = backend as unknown as WasmLike;
     const { infos, shapes } = getInputs(inputs);
     const outs = k.outputs(shapes, attrs as Attrs).map((s) => b.makeOutput(s, 'float32'));
+    const simd = k.simd && simdEnabled ? simdKernelsFor(b.wasm.asm?.memory) : null;
+    if (simd) {
+      const at = (i: tf.TensorInfo | undefined) => (i ? b.dataIdMap.get(i.dataId)!.memoryOffset : 0);
+      if (k.simd!(simd, infos.map(at), outs.map(at), shapes, attrs as Attrs)) return outs;
+    }
     // Views only after every allocation: a malloc may grow the heap and detach older views.
     const ins = infos.map((i) => (i ? b.typedArrayFromHeap(i) : NO_VALUES));
     k.compute(ins, outs.map((o) => b.typedArrayFromHeap(o)), shapes, attrs as Attrs);

@@ -1,0 +1,226 @@
+;; WebAssembly SIMD versions of the host kernels that do the most arithmetic
+;; per value (host-kernels.ts has the same arithmetic in JavaScript, in
+;; float64, and is the reference the tests hold these to). They run in the
+;; memory of tfjs-wasm itself: every pointer is a byte offset of a tensor
+;; there, so nothing is copied. Four float32 lanes at a time; the callers
+;; check that row lengths are multiples of 4 where a loop assumes it.
+;;
+;; Built into simd-kernels.wasm.ts by `npm run build:simd`.
+(module
+  (import "env" "memory" (memory 1))
+
+  (func $hsum (param $v v128) (result f32)
+    (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v)))
+      (f32.add (f32x4.extract_lane 2 (local.get $v)) (f32x4.extract_lane 3 (local.get $v)))))
+
+  ;; y = x̂·γ + β per row of x [R, D], x̂ = (x − mean)·rstd, rstd = 1/√(var + eps);
+  ;; the row statistics (mean, rstd) into stats [R, 2] unless stats is 0. D % 4 = 0.
+  (func (export "layer_norm")
+    (param $x i32) (param $g i32) (param $b i32) (param $y i32) (param $stats i32)
+    (param $R i32) (param $D i32) (param $eps f32)
+    (local $rowBytes i32) (local $r i32) (local $row i32) (local $k i32)
+    (local $acc v128) (local $t v128) (local $mv v128) (local $rv v128)
+    (local $mean f32) (local $rs f32) (local $Df f32)
+    (local.set $rowBytes (i32.shl (local.get $D) (i32.const 2)))
+    (local.set $Df (f32.convert_i32_u (local.get $D)))
+    (block $done (loop $rows
+      (br_if $done (i32.ge_u (local.get $r) (local.get $R)))
+      (local.set $row (i32.mul (local.get $r) (local.get $rowBytes)))
+      ;; mean
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $k (i32.const 0))
+      (block $e1 (loop $l1
+        (br_if $e1 (i32.ge_u (local.get $k) (local.get $rowBytes)))
+        (local.set $acc (f32x4.add (local.get $acc)
+          (v128.load (i32.add (local.get $x) (i32.add (local.get $row) (local.get $k))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $l1)))
+      (local.set $mean (f32.div (call $hsum (local.get $acc)) (local.get $Df)))
+      (local.set $mv (f32x4.splat (local.get $mean)))
+      ;; variance about the mean
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $k (i32.const 0))
+      (block $e2 (loop $l2
+        (br_if $e2 (i32.ge_u (local.get $k) (local.get $rowBytes)))
+        (local.set $t (f32x4.sub
+          (v128.load (i32.add (local.get $x) (i32.add (local.get $row) (local.get $k))))
+          (local.get $mv)))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $t) (local.get $t))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $l2)))
+      (local.set $rs (f32.div (f32.const 1)
+        (f32.sqrt (f32.add (f32.div (call $hsum (local.get $acc)) (local.get $Df)) (local.get $eps)))))
+      (if (local.get $stats) (then
+        (f32.store (i32.add (local.get $stats) (i32.shl (local.get $r) (i32.const 3))) (local.get $mean))
+        (f32.store offset=4 (i32.add (local.get $stats) (i32.shl (local.get $r) (i32.const 3))) (local.get $rs))))
+      (local.set $rv (f32x4.splat (local.get $rs)))
+      (local.set $k (i32.const 0))
+      (block $e3 (loop $l3
+        (br_if $e3 (i32.ge_u (local.get $k) (local.get $rowBytes)))
+        (v128.store (i32.add (local.get $y) (i32.add (local.get $row) (local.get $k)))
+          (f32x4.add
+            (f32x4.mul
+              (f32x4.mul
+                (f32x4.sub (v128.load (i32.add (local.get $x) (i32.add (local.get $row) (local.get $k)))) (local.get $mv))
+                (local.get $rv))
+              (v128.load (i32.add (local.get $g) (local.get $k))))
+            (v128.load (i32.add (local.get $b) (local.get $k)))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $l3)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows))))
+
+  ;; Backward of layer_norm from x and its row statistics: dγ = Σ_rows dy·x̂,
+  ;; dβ = Σ_rows dy into dg, db [D]; unless dx is 0 also
+  ;; dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·γ, plus res where res
+  ;; is not 0. D % 4 = 0.
+  (func (export "layer_norm_grad")
+    (param $dy i32) (param $x i32) (param $stats i32) (param $g i32) (param $res i32)
+    (param $dg i32) (param $db i32) (param $dx i32) (param $R i32) (param $D i32)
+    (local $rowBytes i32) (local $r i32) (local $row i32) (local $k i32)
+    (local $mv v128) (local $rv v128) (local $gy v128) (local $h v128) (local $dh v128)
+    (local $sumv v128) (local $dotv v128) (local $sv v128) (local $tv v128) (local $v v128)
+    (local $Df f32)
+    (local.set $rowBytes (i32.shl (local.get $D) (i32.const 2)))
+    (local.set $Df (f32.convert_i32_u (local.get $D)))
+    (memory.fill (local.get $dg) (i32.const 0) (local.get $rowBytes))
+    (memory.fill (local.get $db) (i32.const 0) (local.get $rowBytes))
+    (block $done (loop $rows
+      (br_if $done (i32.ge_u (local.get $r) (local.get $R)))
+      (local.set $row (i32.mul (local.get $r) (local.get $rowBytes)))
+      (local.set $mv (f32x4.splat (f32.load (i32.add (local.get $stats) (i32.shl (local.get $r) (i32.const 3))))))
+      (local.set $rv (f32x4.splat (f32.load offset=4 (i32.add (local.get $stats) (i32.shl (local.get $r) (i32.const 3))))))
+      (local.set $sumv (v128.const f32x4 0 0 0 0))
+      (local.set $dotv (v128.const f32x4 0 0 0 0))
+      (local.set $k (i32.const 0))
+      (block $e1 (loop $l1
+        (br_if $e1 (i32.ge_u (local.get $k) (local.get $rowBytes)))
+        (local.set $gy (v128.load (i32.add (local.get $dy) (i32.add (local.get $row) (local.get $k)))))
+        (local.set $h (f32x4.mul
+          (f32x4.sub (v128.load (i32.add (local.get $x) (i32.add (local.get $row) (local.get $k)))) (local.get $mv))
+          (local.get $rv)))
+        (v128.store (i32.add (local.get $dg) (local.get $k))
+          (f32x4.add (v128.load (i32.add (local.get $dg) (local.get $k))) (f32x4.mul (local.get $gy) (local.get $h))))
+        (v128.store (i32.add (local.get $db) (local.get $k))
+          (f32x4.add (v128.load (i32.add (local.get $db) (local.get $k))) (local.get $gy)))
+        (local.set $dh (f32x4.mul (local.get $gy) (v128.load (i32.add (local.get $g) (local.get $k)))))
+        (local.set $sumv (f32x4.add (local.get $sumv) (local.get $dh)))
+        (local.set $dotv (f32x4.add (local.get $dotv) (f32x4.mul (local.get $dh) (local.get $h))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $l1)))
+      (if (local.get $dx) (then
+        (local.set $sv (f32x4.splat (f32.div (call $hsum (local.get $sumv)) (local.get $Df))))
+        (local.set $tv (f32x4.splat (f32.div (call $hsum (local.get $dotv)) (local.get $Df))))
+        (local.set $k (i32.const 0))
+        (block $e2 (loop $l2
+          (br_if $e2 (i32.ge_u (local.get $k) (local.get $rowBytes)))
+          (local.set $h (f32x4.mul
+            (f32x4.sub (v128.load (i32.add (local.get $x) (i32.add (local.get $row) (local.get $k)))) (local.get $mv))
+            (local.get $rv)))
+          (local.set $v (f32x4.mul (local.get $rv)
+            (f32x4.sub
+              (f32x4.sub
+                (f32x4.mul
+                  (v128.load (i32.add (local.get $dy) (i32.add (local.get $row) (local.get $k))))
+                  (v128.load (i32.add (local.get $g) (local.get $k))))
+                (local.get $sv))
+              (f32x4.mul (local.get $h) (local.get $tv)))))
+          (if (local.get $res) (then
+            (local.set $v (f32x4.add (local.get $v)
+              (v128.load (i32.add (local.get $res) (i32.add (local.get $row) (local.get $k))))))))
+          (v128.store (i32.add (local.get $dx) (i32.add (local.get $row) (local.get $k))) (local.get $v))
+          (local.set $k (i32.add (local.get $k) (i32.const 16)))
+          (br $l2)))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows))))
+
+  ;; GELU's backward da = dy·(Φ(a) + a·φ(a)) over n values (n % 4 = 0), with
+  ;; exp(−a²/2) as in host-kernels.ts's gaussian(): 2^−t, t = a²·log₂e/2, split
+  ;; into its nearest integer m (put into the exponent bits) and a rest whose
+  ;; power is a degree-6 polynomial; zero once t > 62.
+  (func (export "gelu_grad")
+    (param $dy i32) (param $a i32) (param $cdf i32) (param $da i32) (param $n i32)
+    (local $k i32) (local $end i32)
+    (local $v v128) (local $t v128) (local $keep v128) (local $m v128) (local $y v128) (local $e v128) (local $pow v128)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $k) (local.get $end)))
+      (local.set $v (v128.load (i32.add (local.get $a) (local.get $k))))
+      (local.set $t (f32x4.mul (f32x4.mul (local.get $v) (local.get $v)) (f32x4.splat (f32.const 0.7213475204444817))))
+      (local.set $keep (f32x4.le (local.get $t) (f32x4.splat (f32.const 62))))
+      (local.set $t (f32x4.min (local.get $t) (f32x4.splat (f32.const 62))))
+      (local.set $m (f32x4.nearest (local.get $t)))
+      (local.set $y (f32x4.mul (f32x4.sub (local.get $m) (local.get $t)) (f32x4.splat (f32.const 0.6931471805599453))))
+      ;; e^y = 1 + y(1 + y(1/2 + y(1/6 + y(1/24 + y(1/120 + y/720)))))
+      (local.set $e (f32x4.add (f32x4.splat (f32.const 0.008333333333333333))
+        (f32x4.mul (local.get $y) (f32x4.splat (f32.const 0.001388888888888889)))))
+      (local.set $e (f32x4.add (f32x4.splat (f32.const 0.041666666666666664)) (f32x4.mul (local.get $y) (local.get $e))))
+      (local.set $e (f32x4.add (f32x4.splat (f32.const 0.16666666666666666)) (f32x4.mul (local.get $y) (local.get $e))))
+      (local.set $e (f32x4.add (f32x4.splat (f32.const 0.5)) (f32x4.mul (local.get $y) (local.get $e))))
+      (local.set $e (f32x4.add (f32x4.splat (f32.const 1)) (f32x4.mul (local.get $y) (local.get $e))))
+      (local.set $e (f32x4.add (f32x4.splat (f32.const 1)) (f32x4.mul (local.get $y) (local.get $e))))
+      ;; 2^−m as the float32 with exponent field 127 − m
+      (local.set $pow (i32x4.shl
+        (i32x4.sub (i32x4.splat (i32.const 127)) (i32x4.trunc_sat_f32x4_s (local.get $m)))
+        (i32.const 23)))
+      (v128.store (i32.add (local.get $da) (local.get $k))
+        (f32x4.mul
+          (v128.load (i32.add (local.get $dy) (local.get $k)))
+          (f32x4.add
+            (v128.load (i32.add (local.get $cdf) (local.get $k)))
+            (v128.and (local.get $keep)
+              (f32x4.mul (local.get $v)
+                (f32x4.mul (f32x4.mul (local.get $e) (local.get $pow)) (f32x4.splat (f32.const 0.3989422804014327))))))))
+      (local.set $k (i32.add (local.get $k) (i32.const 16)))
+      (br $l))))
+
+  ;; One head's softmax backward from P and dP [N, M]: dS = P ⊙ (dP − Σ_m dP ⊙ P)
+  ;; per row, its transpose dST [M, N], and Pᵀ into pT [M, N]. Any M.
+  (func (export "softmax_grad")
+    (param $dP i32) (param $p i32) (param $dS i32) (param $dST i32) (param $pT i32) (param $N i32) (param $M i32)
+    (local $n i32) (local $m i32) (local $row i32) (local $M4 i32) (local $col i32) (local $nBytes i32)
+    (local $acc v128) (local $dot f32) (local $pv f32) (local $val f32)
+    (local.set $M4 (i32.and (local.get $M) (i32.const -4)))
+    (local.set $nBytes (i32.shl (local.get $N) (i32.const 2)))
+    (block $done (loop $rows
+      (br_if $done (i32.ge_u (local.get $n) (local.get $N)))
+      (local.set $row (i32.shl (i32.mul (local.get $n) (local.get $M)) (i32.const 2)))
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $m (i32.const 0))
+      (block $e1 (loop $l1
+        (br_if $e1 (i32.ge_u (local.get $m) (local.get $M4)))
+        (local.set $acc (f32x4.add (local.get $acc)
+          (f32x4.mul
+            (v128.load (i32.add (local.get $dP) (i32.add (local.get $row) (i32.shl (local.get $m) (i32.const 2)))))
+            (v128.load (i32.add (local.get $p) (i32.add (local.get $row) (i32.shl (local.get $m) (i32.const 2))))))))
+        (local.set $m (i32.add (local.get $m) (i32.const 4)))
+        (br $l1)))
+      (local.set $dot (call $hsum (local.get $acc)))
+      (block $e2 (loop $l2
+        (br_if $e2 (i32.ge_u (local.get $m) (local.get $M)))
+        (local.set $dot (f32.add (local.get $dot)
+          (f32.mul
+            (f32.load (i32.add (local.get $dP) (i32.add (local.get $row) (i32.shl (local.get $m) (i32.const 2)))))
+            (f32.load (i32.add (local.get $p) (i32.add (local.get $row) (i32.shl (local.get $m) (i32.const 2))))))))
+        (local.set $m (i32.add (local.get $m) (i32.const 1)))
+        (br $l2)))
+      ;; dS and the transposed writes; col walks column n of the [M, N] outputs.
+      (local.set $m (i32.const 0))
+      (local.set $col (i32.shl (local.get $n) (i32.const 2)))
+      (block $e3 (loop $l3
+        (br_if $e3 (i32.ge_u (local.get $m) (local.get $M)))
+        (local.set $pv (f32.load (i32.add (local.get $p) (i32.add (local.get $row) (i32.shl (local.get $m) (i32.const 2))))))
+        (local.set $val (f32.mul (local.get $pv)
+          (f32.sub
+            (f32.load (i32.add (local.get $dP) (i32.add (local.get $row) (i32.shl (local.get $m) (i32.const 2)))))
+            (local.get $dot))))
+        (f32.store (i32.add (local.get $dS) (i32.add (local.get $row) (i32.shl (local.get $m) (i32.const 2)))) (local.get $val))
+        (f32.store (i32.add (local.get $dST) (local.get $col)) (local.get $val))
+        (f32.store (i32.add (local.get $pT) (local.get $col)) (local.get $pv))
+        (local.set $col (i32.add (local.get $col) (local.get $nBytes)))
+        (local.set $m (i32.add (local.get $m) (i32.const 1)))
+        (br $l3)))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br $rows))))
+)
