@@ -298,6 +298,18 @@ const kernels = {
         }
       }
     },
+    simd(k, [x], outs, [s], { blocks, transposeFrom }) {
+      const N = s![0]!;
+      const C = s![1]!;
+      const nb = blocks as number;
+      const from = transposeFrom as number;
+      const w = C / nb;
+      for (let i = 0; i < nb; i++) {
+        k.copy_block(x! + 4 * i * w, C, outs[i]!, w, N, w);
+        if (i >= from) k.transpose_block(x! + 4 * i * w, C, outs[nb + i - from]!, N, w);
+      }
+      return true;
+    },
   },
 
   /**
@@ -353,6 +365,17 @@ const kernels = {
         col += w;
       }
     },
+    simd(k, ins, [out], shapes) {
+      const R = shapes[0]![0]!;
+      const C = shapes.reduce((sum, s) => sum + (s[1] ?? 0), 0);
+      let col = 0;
+      for (let i = 0; i < ins.length && shapes[i]!.length > 0; i++) {
+        const w = shapes[i]![1]!;
+        k.copy_block(ins[i]!, w, out! + 4 * col, C, R, w);
+        col += w;
+      }
+      return true;
+    },
   },
 
   /** Rows 0, N, 2N, … of x [R, C] (each image's class token): [R/N, C]. */
@@ -363,6 +386,11 @@ const kernels = {
       const C = s![1]!;
       const step = (every as number) * C;
       for (let from = 0, to = 0; to < y!.length; from += step, to += C) y!.set(x!.subarray(from, from + C), to);
+    },
+    simd(k, [x], [y], [s], { every }) {
+      const C = s![1]!;
+      k.copy_block(x!, (every as number) * C, y!, C, s![0]! / (every as number), C);
+      return true;
     },
   },
 

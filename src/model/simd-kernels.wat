@@ -223,4 +223,41 @@
         (br $l3)))
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br $rows))))
+
+  ;; Copies a block of `rows` rows × w floats from src (row stride srcStride
+  ;; floats) to dst (row stride dstStride floats).
+  (func (export "copy_block")
+    (param $src i32) (param $srcStride i32) (param $dst i32) (param $dstStride i32) (param $rows i32) (param $w i32)
+    (local $r i32) (local $bytes i32) (local $sStep i32) (local $dStep i32)
+    (local.set $bytes (i32.shl (local.get $w) (i32.const 2)))
+    (local.set $sStep (i32.shl (local.get $srcStride) (i32.const 2)))
+    (local.set $dStep (i32.shl (local.get $dstStride) (i32.const 2)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $r) (local.get $rows)))
+      (memory.copy (local.get $dst) (local.get $src) (local.get $bytes))
+      (local.set $src (i32.add (local.get $src) (local.get $sStep)))
+      (local.set $dst (i32.add (local.get $dst) (local.get $dStep)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $l))))
+
+  ;; The transpose [w, rows] into dst of the block of `rows` rows × w floats at
+  ;; src (row stride srcStride floats).
+  (func (export "transpose_block")
+    (param $src i32) (param $srcStride i32) (param $dst i32) (param $rows i32) (param $w i32)
+    (local $r i32) (local $j i32) (local $rowBytes i32) (local $from i32) (local $to i32)
+    (local.set $rowBytes (i32.shl (local.get $rows) (i32.const 2)))
+    (block $done (loop $lr
+      (br_if $done (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $from (i32.add (local.get $src) (i32.shl (i32.mul (local.get $r) (local.get $srcStride)) (i32.const 2))))
+      (local.set $to (i32.add (local.get $dst) (i32.shl (local.get $r) (i32.const 2))))
+      (local.set $j (i32.const 0))
+      (block $e (loop $lj
+        (br_if $e (i32.ge_u (local.get $j) (local.get $w)))
+        (f32.store (local.get $to) (f32.load (local.get $from)))
+        (local.set $from (i32.add (local.get $from) (i32.const 4)))
+        (local.set $to (i32.add (local.get $to) (local.get $rowBytes)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $lj)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $lr))))
 )
