@@ -376,17 +376,9 @@ export class FastViT {
     const { width: D, heads: H } = this.config;
     const hd = D / H;
     if (s.kind === 'perhead') {
-      const dOh = runFusedKernel('WildttaColumnBlocks', { x: dO }, { blocks: H, transposeFrom: H }) as tf.Tensor2D[];
-      const dq: tf.Tensor2D[] = [];
-      const dk: tf.Tensor2D[] = [];
-      const dv: tf.Tensor2D[] = [];
-      for (let h = 0; h < H; h++) {
-        const [dS, dST, pT] = runFusedKernel('WildttaSoftmaxGrad', { dP: tf.matMul(dOh[h]!, s.vT[h]!), p: s.p[h]! }) as tf.Tensor2D[];
-        dq.push(tf.matMul(dS!, s.k[h]!));
-        dk.push(tf.matMul(dST!, s.q[h]!));
-        dv.push(tf.matMul(pT!, dOh[h]!));
-      }
-      return concatColumns([...dq, ...dk, ...dv]);
+      const inputs: Record<string, tf.Tensor> = { dO };
+      for (let h = 0; h < H; h++) Object.assign(inputs, { [`q${h}`]: s.q[h]!, [`k${h}`]: s.k[h]!, [`vT${h}`]: s.vT[h]!, [`p${h}`]: s.p[h]! });
+      return runFusedKernel('WildttaAttentionGrad', inputs, { heads: H })[0] as tf.Tensor2D;
     }
     const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]) as tf.Tensor3D;
     const dv = tf.matMul(s.p, dOh, true, false) as tf.Tensor3D;

@@ -141,6 +141,14 @@ for (const [backend, simd] of [
       }
       close(tf.concat(grads.flat(), 1), refDqkv!, 'dqkv', 1e-4);
 
+      // The same in one composite kernel, whose intermediates the backend frees.
+      const inputs: Record<string, tf.Tensor> = { dO };
+      for (let h = 0; h < H; h++) Object.assign(inputs, { [`q${h}`]: q![h]!, [`k${h}`]: k![h]!, [`vT${h}`]: vT![h]!, [`p${h}`]: p[h]! });
+      const dataIds = tf.backend().numDataIds();
+      const [composite] = runFusedKernel('WildttaAttentionGrad', inputs, { heads: H });
+      close(composite!, refDqkv!, 'dqkv (composite)', 1e-4);
+      assert.equal(tf.backend().numDataIds(), dataIds + 1, 'the composite leaves only its output');
+
       // Only the class token's output (row 0) gets a gradient: one kernel, same dqkv as autodiff.
       const dO0 = tf.slice(dO, [0, 0], [1, D]) as tf.Tensor2D;
       const [refCls] = tf.grads((t) => tf.sum(tf.mul(tf.slice(perHead(t), [0, 0], [1, D]), dO0)))([qkv]);

@@ -447,7 +447,7 @@ const kernels = {
   },
 } satisfies Record<string, HostKernel>;
 
-export type HostKernelName = keyof typeof kernels;
+export type HostKernelName = keyof typeof kernels | keyof typeof composites;
 
 /** Matrices [R, Cᵢ] side by side on the host backends (WildttaConcatColumns, when there are few enough). */
 export function concatColumns(pieces: tf.Tensor2D[]): tf.Tensor2D {
@@ -475,34 +475,111 @@ export function useSimdKernels(enabled: boolean): void {
   simdEnabled = enabled;
 }
 
-function wasmKernel(k: HostKernel): tf.KernelFunc {
-  const getInputs = inputGetter(k);
-  return ({ inputs, backend, attrs }) => {
-    const b = backend as unknown as WasmLike;
-    const { infos, shapes } = getInputs(inputs);
-    const outs = k.outputs(shapes, attrs as Attrs).map((s) => b.makeOutput(s, 'float32'));
-    const simd = k.simd && simdEnabled ? simdKernelsFor(b.wasm.asm?.memory) : null;
-    if (simd) {
-      const at = (i: tf.TensorInfo | undefined) => (i ? b.dataIdMap.get(i.dataId)!.memoryOffset : 0);
-      if (k.simd!(simd, infos.map(at), outs.map(at), shapes, attrs as Attrs)) return outs;
-    }
-    // Views only after every allocation: a malloc may grow the heap and detach older views.
-    const ins = infos.map((i) => (i ? b.typedArrayFromHeap(i) : NO_VALUES));
-    k.compute(ins, outs.map((o) => b.typedArrayFromHeap(o)), shapes, attrs as Attrs);
-    return outs;
+/** The backend a host kernel runs on, with what the glue needs of it. */
+interface Host {
+  backend: tf.KernelBackend;
+  /** Present on wasm when the SIMD module loaded (and is enabled). */
+  simd: SimdKernels | null;
+  make(shape: Shape): tf.TensorInfo;
+  values(info: tf.TensorInfo): Float32Array;
+  offset(info: tf.TensorInfo): number;
+  /** The backend's own 2-D product a·b, as a tensor info (tfjs-wasm: XNNPACK). */
+  matMul(a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo;
+}
+
+const PLAIN_PRODUCT = { transposeA: false, transposeB: false } as unknown as tf.NamedAttrMap;
+
+function hostOf(backend: tf.KernelBackend, backendName: string): Host {
+  const product = tf.getKernel('BatchMatMul', backendName)!.kernelFunc;
+  const matMul = (a: tf.TensorInfo, b: tf.TensorInfo) => product({ inputs: { a, b }, backend, attrs: PLAIN_PRODUCT }) as tf.TensorInfo;
+  const wasm = backend as unknown as WasmLike;
+  if (typeof wasm.typedArrayFromHeap === 'function') {
+    return {
+      backend,
+      matMul,
+      simd: simdEnabled ? simdKernelsFor(wasm.wasm.asm?.memory) : null,
+      make: (shape) => wasm.makeOutput(shape, 'float32'),
+      values: (info) => wasm.typedArrayFromHeap(info),
+      offset: (info) => wasm.dataIdMap.get(info.dataId)!.memoryOffset,
+    };
+  }
+  const cpu = backend as unknown as CpuLike;
+  return {
+    backend,
+    matMul,
+    simd: null,
+    make: (shape) => cpu.makeTensorInfo(shape, 'float32', new Float32Array(size(shape))),
+    values: (info) => cpu.data.get(info.dataId).values as Float32Array,
+    offset: () => 0,
   };
 }
 
-function cpuKernel(k: HostKernel): tf.KernelFunc {
+/** One host kernel on tensor infos: its SIMD version where there is one and it applies, else its JavaScript. */
+function runOnHost(k: HostKernel, host: Host, infos: Array<tf.TensorInfo | undefined>, shapes: Shape[], attrs: Attrs): tf.TensorInfo[] {
+  const outs = k.outputs(shapes, attrs).map((s) => host.make(s));
+  const at = (i: tf.TensorInfo | undefined) => (i ? host.offset(i) : 0);
+  if (host.simd && k.simd?.(host.simd, infos.map(at), outs.map(at), shapes, attrs)) return outs;
+  // Views only after every allocation: a malloc may grow the wasm heap and detach older views.
+  const ins = infos.map((i) => (i ? host.values(i) : NO_VALUES));
+  k.compute(ins, outs.map((o) => host.values(o)), shapes, attrs);
+  return outs;
+}
+
+function hostKernel(k: HostKernel, backendName: string): tf.KernelFunc {
   const getInputs = inputGetter(k);
   return ({ inputs, backend, attrs }) => {
-    const b = backend as unknown as CpuLike;
     const { infos, shapes } = getInputs(inputs);
-    const outShapes = k.outputs(shapes, attrs as Attrs);
-    const outs = outShapes.map((s) => new Float32Array(size(s)));
-    const ins = infos.map((i) => (i ? (b.data.get(i.dataId).values as Float32Array) : NO_VALUES));
-    k.compute(ins, outs, shapes, attrs as Attrs);
-    return outs.map((v, i) => b.makeTensorInfo(outShapes[i]!, 'float32', v));
+    return runOnHost(k, hostOf(backend as tf.KernelBackend, backendName), infos, shapes, attrs as Attrs);
+  };
+}
+
+/** A host kernel on tensor infos inside a composite (shapes taken from the infos). */
+function call(k: HostKernel, host: Host, infos: tf.TensorInfo[], attrs: Attrs = {}): tf.TensorInfo[] {
+  return runOnHost(k, host, infos, infos.map((i) => i.shape), attrs);
+}
+
+type Composite = (host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attrs, temps: tf.TensorInfo[]) => tf.TensorInfo[];
+
+/**
+ * Kernels made of other kernels, run on tensor infos inside one engine call:
+ * their intermediates never become tfjs tensors, whose bookkeeping costs
+ * about as much as the arithmetic at this model's size. Each puts what it
+ * allocates and does not return into `temps`, which the glue frees.
+ */
+const composites = {
+  /**
+   * Attention's backward at batch size 1 from dL/do [N, D] and, for each
+   * head h, what the forward kept: q{h}, k{h} [N, d], vT{h} [d, N] and p{h}
+   * [N, N]. Per head dP = dO_h·vᵀ, the softmax backward, dq = dS·k,
+   * dk = dSᵀ·q, dv = Pᵀ·dO_h; gives dL/dqkv [N, 3D].
+   */
+  WildttaAttentionGrad(host, inputs, { heads }, temps) {
+    const H = heads as number;
+    const dOh = call(kernels.WildttaColumnBlocks, host, [inputs.dO!], { blocks: H, transposeFrom: H });
+    temps.push(...dOh);
+    const pieces: tf.TensorInfo[][] = [[], [], []];
+    for (let h = 0; h < H; h++) {
+      const dP = host.matMul(dOh[h]!, inputs[`vT${h}`]!);
+      const [dS, dST, pT] = call(kernels.WildttaSoftmaxGrad, host, [dP, inputs[`p${h}`]!]);
+      pieces[0]!.push(host.matMul(dS!, inputs[`k${h}`]!));
+      pieces[1]!.push(host.matMul(dST!, inputs[`q${h}`]!));
+      pieces[2]!.push(host.matMul(pT!, dOh[h]!));
+      temps.push(dP, dS!, dST!, pT!);
+    }
+    temps.push(...pieces.flat());
+    return call(kernels.WildttaConcatColumns, host, pieces.flat());
+  },
+} satisfies Record<string, Composite>;
+
+function compositeKernel(c: Composite, backendName: string): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const host = hostOf(backend as tf.KernelBackend, backendName);
+    const temps: tf.TensorInfo[] = [];
+    try {
+      return c(host, inputs as Record<string, tf.TensorInfo>, attrs as Attrs, temps);
+    } finally {
+      for (const t of temps) host.backend.disposeData(t.dataId);
+    }
   };
 }
 
@@ -515,7 +592,12 @@ export function registerHostKernels(): void {
   for (const [name, k] of Object.entries(kernels) as Array<[string, HostKernel]>) {
     for (const backendName of HOST_BACKENDS) {
       if (tf.getKernel(name, backendName)) continue;
-      tf.registerKernel({ kernelName: name, backendName, kernelFunc: backendName === 'wasm' ? wasmKernel(k) : cpuKernel(k) });
+      tf.registerKernel({ kernelName: name, backendName, kernelFunc: hostKernel(k, backendName) });
+    }
+  }
+  for (const [name, c] of Object.entries(composites) as Array<[string, Composite]>) {
+    for (const backendName of HOST_BACKENDS) {
+      if (!tf.getKernel(name, backendName)) tf.registerKernel({ kernelName: name, backendName, kernelFunc: compositeKernel(c, backendName) });
     }
   }
 }
