@@ -320,16 +320,13 @@ export class FastViT {
       const cls = i === cfg.depth - 1 && dCls !== undefined;
       const rows = <T extends tf.Tensor2D>(t: T) => (cls ? this.classRows(t, N) : t);
       // MLP: x2 = x1 + fc2(gelu(fc1(ln2(x1)))).
-      const da = this.geluBackward(tf.matMul(dx, w.fc2.w), rows(s.a), rows(s.cdf));
       const last = i === lowest && !lowestNeedsNorm1;
       const ln2 = cls ? lnRows(s.ln2, rows) : s.ln2;
-      const dx1 = this.lnBackward(tf.matMul(da, w.fc1.w), ln2, `${pre}.norm2`, wanted, grads, !last, dx);
+      const dx1 = this.lnBackward(this.mlpBackward(dx, w, rows(s.a), rows(s.cdf)), ln2, `${pre}.norm2`, wanted, grads, !last, dx);
       if (last) break;
 
-      // Attention: x1 = x + proj(o).
-      const dO = tf.matMul(dx1!, w.proj.w) as tf.Tensor2D;
-      const dqkv = cls ? this.classAttentionBackward(dO, s.attn, B, N) : this.attentionBackward(dO, s.attn, B, N);
-      const dh1 = tf.matMul(dqkv, w.qkv.w);
+      // Attention: x1 = x + proj(attention(ln1(x)·W_qkv)).
+      const dh1 = this.attentionBackward(dx1!, w, s.attn, B, N, cls);
       const skip = cls ? (tf.reshape(tf.pad(tf.reshape(dx1!, [B, 1, D]), [[0, 0], [0, N - 1], [0, 0]]), [R, D]) as tf.Tensor2D) : dx1;
       const dxBelow = this.lnBackward(dh1, s.ln1, `${pre}.norm1`, wanted, grads, i !== lowest, skip);
       if (i === lowest) break;
@@ -371,15 +368,33 @@ export class FastViT {
     return { o, saved: { kind: 'heads', q, k, v, p } };
   }
 
-  /** dL/dqkv [B·N, 3D] from dL/do [B·N, D]. */
-  private attentionBackward(dO: tf.Tensor2D, s: AttnSaved, B: number, N: number): tf.Tensor2D {
-    const { width: D, heads: H } = this.config;
-    const hd = D / H;
-    if (s.kind === 'perhead') {
-      const inputs: Record<string, tf.Tensor> = { dO };
+  /** dL/d(fc1's input) from dL/d(fc2's output): fc2ᵀ, GELU's backward, fc1ᵀ (one composite kernel on the host path). */
+  private mlpBackward(dy: tf.Tensor2D, w: BlockWeights, a: tf.Tensor2D, cdf: tf.Tensor2D): tf.Tensor2D {
+    if (this.host) return runFusedKernel('WildttaMlpGrad', { dy, w2: w.fc2.w, a, cdf, w1: w.fc1.w })[0] as tf.Tensor2D;
+    return tf.matMul(this.geluBackward(tf.matMul(dy, w.fc2.w), a, cdf), w.fc1.w);
+  }
+
+  /**
+   * dL/d(qkv's input) from dL/d(proj's output), through proj, attention and
+   * qkv (at batch 1 on the host path, one composite kernel; in the last
+   * block under token pooling, from the class tokens' rows: `cls`).
+   */
+  private attentionBackward(dy: tf.Tensor2D, w: BlockWeights, s: AttnSaved, B: number, N: number, cls: boolean): tf.Tensor2D {
+    const H = this.config.heads;
+    if (s.kind === 'perhead' && !cls) {
+      const inputs: Record<string, tf.Tensor> = { dy, wo: w.proj.w, wqkv: w.qkv.w };
       for (let h = 0; h < H; h++) Object.assign(inputs, { [`q${h}`]: s.q[h]!, [`k${h}`]: s.k[h]!, [`vT${h}`]: s.vT[h]!, [`p${h}`]: s.p[h]! });
       return runFusedKernel('WildttaAttentionGrad', inputs, { heads: H })[0] as tf.Tensor2D;
     }
+    const dO = tf.matMul(dy, w.proj.w) as tf.Tensor2D;
+    return tf.matMul(cls ? this.classAttentionBackward(dO, s, B, N) : this.headsBackward(dO, s, B, N), w.qkv.w);
+  }
+
+  /** dL/dqkv [B·N, 3D] from dL/do [B·N, D], batched over heads. */
+  private headsBackward(dO: tf.Tensor2D, s: AttnSaved, B: number, N: number): tf.Tensor2D {
+    if (s.kind !== 'heads') throw new Error('batched attention backward needs the batched tape');
+    const { width: D, heads: H } = this.config;
+    const hd = D / H;
     const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]) as tf.Tensor3D;
     const dv = tf.matMul(s.p, dOh, true, false) as tf.Tensor3D;
     const dP = tf.matMul(dOh, s.v, false, true);

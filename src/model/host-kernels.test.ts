@@ -94,6 +94,15 @@ for (const [backend, simd] of [
       const gelu = (t: tf.Tensor) => tf.mul(t, tf.mul(tf.add(tf.erf(tf.mul(t, Math.SQRT1_2)), 1), 0.5));
       const [refDa] = tf.grads((t) => tf.sum(tf.mul(gelu(t), dy)))([a]);
       close(runFusedKernel('WildttaGeluGrad', { dy, a, cdf })[0]!, refDa!, 'GELU da', 1e-4);
+      // The MLP's backward through fc2ᵀ, GELU and fc1ᵀ in one composite: dy·W₂ must be the dy above.
+      const w2 = rnd([5, D], 14);
+      const w1 = rnd([D, 6], 15);
+      const up = rnd([R, 5], 16);
+      const dataIds = tf.backend().numDataIds();
+      const [mlp] = runFusedKernel('WildttaMlpGrad', { dy: up, w2, a, cdf, w1 });
+      assert.equal(tf.backend().numDataIds(), dataIds + 1, 'the composite leaves only its output');
+      const [refUp] = tf.grads((t) => tf.sum(tf.mul(gelu(t), tf.matMul(up, w2))))([a]);
+      close(mlp!, tf.matMul(refUp!, w1), 'MLP backward (composite)', 1e-4);
       const s = tf.reshape(a, [R, 3, D / 3]);
       const dP = tf.reshape(dy, [R, 3, D / 3]);
       const [refDs] = tf.grads((t) => tf.sum(tf.mul(tf.softmax(t), dP)))([s]);
@@ -105,7 +114,10 @@ for (const [backend, simd] of [
     await setBackend(backend);
     tf.tidy(() => {
       const qkv = rnd([N, 3 * D], 8) as tf.Tensor2D;
-      const dO = rnd([N, D], 9) as tf.Tensor2D;
+      const dy = rnd([N, D], 9) as tf.Tensor2D;
+      const wo = rnd([D, D], 12) as tf.Tensor2D;
+      const wqkv = rnd([3 * D, D], 13) as tf.Tensor2D;
+      const dO = tf.matMul(dy, wo) as tf.Tensor2D;
       const hd = D / H;
       // Reference per head with autodiff: o = softmax(q·kᵀ)·v, loss Σ o ⊙ dO.
       const perHead = (t: tf.Tensor) => {
@@ -142,12 +154,12 @@ for (const [backend, simd] of [
       close(tf.concat(grads.flat(), 1), refDqkv!, 'dqkv', 1e-4);
 
       // The same in one composite kernel, whose intermediates the backend frees.
-      const inputs: Record<string, tf.Tensor> = { dO };
+      const inputs: Record<string, tf.Tensor> = { dy, wo, wqkv };
       for (let h = 0; h < H; h++) Object.assign(inputs, { [`q${h}`]: q![h]!, [`k${h}`]: k![h]!, [`vT${h}`]: vT![h]!, [`p${h}`]: p[h]! });
       const dataIds = tf.backend().numDataIds();
       const [composite] = runFusedKernel('WildttaAttentionGrad', inputs, { heads: H });
-      close(composite!, refDqkv!, 'dqkv (composite)', 1e-4);
       assert.equal(tf.backend().numDataIds(), dataIds + 1, 'the composite leaves only its output');
+      close(composite!, tf.matMul(refDqkv!, wqkv), 'through proj, attention and qkv (composite)', 1e-4);
 
       // Only the class token's output (row 0) gets a gradient: one kernel, same dqkv as autodiff.
       const dO0 = tf.slice(dO, [0, 0], [1, D]) as tf.Tensor2D;

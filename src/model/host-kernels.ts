@@ -548,15 +548,29 @@ type Composite = (host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attr
  */
 const composites = {
   /**
-   * Attention's backward at batch size 1 from dL/do [N, D] and, for each
-   * head h, what the forward kept: q{h}, k{h} [N, d], vT{h} [d, N] and p{h}
-   * [N, N]. Per head dP = dO_h·vᵀ, the softmax backward, dq = dS·k,
-   * dk = dSᵀ·q, dv = Pᵀ·dO_h; gives dL/dqkv [N, 3D].
+   * dL/d(fc1's input) = (GELU'(a) ⊙ dy·W₂)·W₁ from dy [R, D], the weights
+   * w2 = W₂ [D, hidden] and w1 = W₁ [hidden, D] (PyTorch's layouts), GELU's
+   * input a and Φ(a) [R, hidden].
+   */
+  WildttaMlpGrad(host, { dy, w2, a, cdf, w1 }, _attrs, temps) {
+    const dg = host.matMul(dy!, w2!);
+    const [da] = call(kernels.WildttaGeluGrad, host, [dg, a!, cdf!]);
+    temps.push(dg, da!);
+    return [host.matMul(da!, w1!)];
+  },
+
+  /**
+   * Attention's backward at batch size 1, from dL/d(proj's output) dy [N, D]
+   * to dL/d(qkv's input) [N, D], given wo = proj's weight [D, D], wqkv =
+   * qkv's [3D, D] and, for each head h, what the forward kept: q{h}, k{h}
+   * [N, d], vT{h} [d, N] and p{h} [N, N]. Per head dP = dO_h·vᵀ, the softmax
+   * backward, dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO_h.
    */
   WildttaAttentionGrad(host, inputs, { heads }, temps) {
     const H = heads as number;
-    const dOh = call(kernels.WildttaColumnBlocks, host, [inputs.dO!], { blocks: H, transposeFrom: H });
-    temps.push(...dOh);
+    const dO = host.matMul(inputs.dy!, inputs.wo!);
+    const dOh = call(kernels.WildttaColumnBlocks, host, [dO], { blocks: H, transposeFrom: H });
+    temps.push(dO, ...dOh);
     const pieces: tf.TensorInfo[][] = [[], [], []];
     for (let h = 0; h < H; h++) {
       const dP = host.matMul(dOh[h]!, inputs[`vT${h}`]!);
@@ -566,8 +580,9 @@ const composites = {
       pieces[2]!.push(host.matMul(pT!, dOh[h]!));
       temps.push(dP, dS!, dST!, pT!);
     }
-    temps.push(...pieces.flat());
-    return call(kernels.WildttaConcatColumns, host, pieces.flat());
+    const [dqkv] = call(kernels.WildttaConcatColumns, host, pieces.flat());
+    temps.push(...pieces.flat(), dqkv!);
+    return [host.matMul(dqkv!, inputs.wqkv!)];
   },
 } satisfies Record<string, Composite>;
 
