@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViTConfig } from './config';
 import type { ParamLookup } from './vit';
-import { concatColumns, onHostBackend, runFusedKernel } from './host-kernels';
+import { onHostBackend, runFusedKernel } from './host-kernels';
 import { registerGpuKernels } from './gpu-kernels';
 
 /**
@@ -67,14 +67,15 @@ type LnSaved =
 /**
  * Attention's saved tensors. 'heads': q, k, v [B·H, N, d_head] and P
  * [B·H, N, N], batched over heads. 'perhead' (host path, batch 1): per head
- * q, k, v [N, d_head], kᵀ, vᵀ [d_head, N] and P [N, N], so that every product
- * is a plain 2-D matMul with its right-hand operand in place: tfjs-wasm runs
- * those through XNNPACK, and batched ones through a loop 20-30× slower. It
- * also keeps qkv [N, 3D] itself, which the class-token backward reads whole.
+ * q, k [N, d_head], vᵀ [d_head, N] and P [N, N], the operands of the
+ * backward's plain 2-D products (each with its right-hand operand in place:
+ * tfjs-wasm runs those through XNNPACK, and batched ones through a loop
+ * 20-30× slower); and qkv [N, 3D] itself, which the class-token backward
+ * reads whole.
  */
 type AttnSaved =
   | { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D }
-  | { kind: 'perhead'; qkv: tf.Tensor2D; q: tf.Tensor2D[]; k: tf.Tensor2D[]; kT: tf.Tensor2D[]; v: tf.Tensor2D[]; vT: tf.Tensor2D[]; p: tf.Tensor2D[] };
+  | { kind: 'perhead'; qkv: tf.Tensor2D; q: tf.Tensor2D[]; k: tf.Tensor2D[]; vT: tf.Tensor2D[]; p: tf.Tensor2D[] };
 
 interface BlockSaved {
   ln1: LnSaved;
@@ -126,7 +127,7 @@ function lnRows(s: LnSaved, rows: <T extends tf.Tensor2D>(t: T) => T): LnSaved {
 }
 
 function attnTensors(a: AttnSaved): tf.Tensor[] {
-  if (a.kind === 'perhead') return [a.qkv, ...a.q, ...a.k, ...a.kT, ...a.v, ...a.vT, ...a.p];
+  if (a.kind === 'perhead') return [a.qkv, ...a.q, ...a.k, ...a.vT, ...a.p];
   return [a.q, a.k, a.v, a.p];
 }
 
@@ -234,14 +235,11 @@ export class FastViT {
       const w = this.blocks[i]!;
       const pre = `blocks.${i}`;
       const n1 = this.layerNorm(x, norm(`${pre}.norm1.weight`), norm(`${pre}.norm1.bias`), save);
-      // [R, 3D] → [3, B·H, N, d_head]: one transpose gives q, k, v split by head.
-      const { o, saved: attn } = this.attention(this.linear(n1.y, w.qkv), B, N);
-      const x1 = tf.add(x, this.linear(o, w.proj)) as tf.Tensor2D;
+      const { x1, attn } = this.attentionBlock(x, n1.y, w, B, N, save);
       const n2 = this.layerNorm(x1, norm(`${pre}.norm2.weight`), norm(`${pre}.norm2.bias`), save);
-      const a = this.linear(n2.y, w.fc1);
-      const { y: g, cdf } = this.gelu(a);
-      x = tf.add(x1, this.linear(g, w.fc2)) as tf.Tensor2D;
-      tape?.blocks.push({ ln1: n1.saved!, ln2: n2.saved!, attn, a, cdf });
+      const mlp = this.mlpBlock(x1, n2.y, w, save);
+      x = mlp.x2;
+      tape?.blocks.push({ ln1: n1.saved!, ln2: n2.saved!, attn: attn!, a: mlp.a!, cdf: mlp.cdf! });
     }
 
     const fn = this.finalNormName;
@@ -345,21 +343,38 @@ export class FastViT {
     this.onesRows.clear();
   }
 
-  /** Multi-head attention o = softmax(q·kᵀ)·v per head, from qkv [B·N, 3D] to o [B·N, D] (scale folded into q). */
+  /**
+   * x1 = x + proj(attention(n·W_qkv)) for the block input x and its norm n,
+   * with what the backward needs when `save`. At batch 1 on the host path,
+   * one composite kernel (host-kernels.ts).
+   */
+  private attentionBlock(x: tf.Tensor2D, n: tf.Tensor2D, w: BlockWeights, B: number, N: number, save: boolean): { x1: tf.Tensor2D; attn?: AttnSaved } {
+    if (B === 1 && this.host) {
+      const H = this.config.heads;
+      const outs = runFusedKernel('WildttaAttention', { x, n, wqkv: w.qkv.wT!, bqkv: w.qkv.b, wo: w.proj.wT!, bo: w.proj.b }, { heads: H, save }) as tf.Tensor2D[];
+      if (!save) return { x1: outs[0]! };
+      const per = (i: number) => outs.slice(2 + i * H, 2 + (i + 1) * H);
+      return { x1: outs[0]!, attn: { kind: 'perhead', qkv: outs[1]!, q: per(0), k: per(1), vT: per(2), p: per(3) } };
+    }
+    const { o, saved } = this.attention(this.linear(n, w.qkv), B, N);
+    return { x1: tf.add(x, this.linear(o, w.proj)) as tf.Tensor2D, attn: saved };
+  }
+
+  /** x2 = x1 + fc2(GELU(fc1(n))), with GELU's input a and Φ(a) when `save`; on the host path one composite kernel. */
+  private mlpBlock(x1: tf.Tensor2D, n: tf.Tensor2D, w: BlockWeights, save: boolean): { x2: tf.Tensor2D; a?: tf.Tensor2D; cdf?: tf.Tensor2D } {
+    if (this.host) {
+      const [x2, a, cdf] = runFusedKernel('WildttaMlp', { x: x1, n, w1: w.fc1.wT!, b1: w.fc1.b, w2: w.fc2.wT!, b2: w.fc2.b }, { save }) as tf.Tensor2D[];
+      return { x2: x2!, a, cdf };
+    }
+    const a = this.linear(n, w.fc1);
+    const { y: g, cdf } = this.gelu(a);
+    return { x2: tf.add(x1, this.linear(g, w.fc2)) as tf.Tensor2D, a, cdf };
+  }
+
+  /** Multi-head attention o = softmax(q·kᵀ)·v per head, from qkv [B·N, 3D] to o [B·N, D] (scale folded into q), batched over heads. */
   private attention(qkv: tf.Tensor2D, B: number, N: number): { o: tf.Tensor2D; saved: AttnSaved } {
     const { width: D, heads: H } = this.config;
     const hd = D / H;
-    if (B === 1 && this.host) {
-      const parts = runFusedKernel('WildttaColumnBlocks', { x: qkv }, { blocks: 3 * H, transposeFrom: H }) as tf.Tensor2D[];
-      const q = parts.slice(0, H);
-      const k = parts.slice(H, 2 * H);
-      const v = parts.slice(2 * H, 3 * H);
-      const kT = parts.slice(3 * H, 4 * H);
-      const vT = parts.slice(4 * H);
-      const p = q.map((qh, h) => tf.softmax(tf.matMul(qh, kT[h]!)) as tf.Tensor2D);
-      const o = concatColumns(p.map((ph, h) => tf.matMul(ph, v[h]!)));
-      return { o, saved: { kind: 'perhead', qkv, q, k, kT, v, vT, p } };
-    }
     // [B·N, 3D] → [3, B·H, N, d_head]: one transpose gives q, k, v split by head.
     const split = tf.transpose(tf.reshape(qkv, [B, N, 3, H, hd]), [2, 0, 3, 1, 4]);
     const [q, k, v] = tf.split(tf.reshape(split, [3 * B * H, N, hd]), 3, 0) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];

@@ -30,6 +30,16 @@ const H = 3;
 const N = 5;
 const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
+/** Multi-head attention with tfjs ops from qkv [N, 3D]: per head softmax(q·kᵀ)·v, heads side by side. */
+function attentionOps(qkv: tf.Tensor): tf.Tensor2D {
+  const heads = tf.transpose(tf.reshape(qkv, [N, 3, H, D / H]), [1, 2, 0, 3]); // [3, H, N, hd]
+  const [q, k, v] = tf.unstack(heads) as tf.Tensor3D[];
+  const o = tf.matMul(tf.softmax(tf.matMul(q!, k!, false, true)), v!);
+  return tf.reshape(tf.transpose(o, [1, 0, 2]), [N, D]);
+}
+
+const geluOps = (t: tf.Tensor) => tf.mul(t, tf.mul(tf.add(tf.erf(tf.mul(t, Math.SQRT1_2)), 1), 0.5));
+
 after(async () => {
   useSimdKernels(true);
   await tf.setBackend('cpu');
@@ -118,14 +128,8 @@ for (const [backend, simd] of [
       const wo = rnd([D, D], 12) as tf.Tensor2D;
       const wqkv = rnd([3 * D, D], 13) as tf.Tensor2D;
       const dO = tf.matMul(dy, wo) as tf.Tensor2D;
-      const hd = D / H;
       // Reference per head with autodiff: o = softmax(q·kᵀ)·v, loss Σ o ⊙ dO.
-      const perHead = (t: tf.Tensor) => {
-        const heads = tf.transpose(tf.reshape(t, [N, 3, H, hd]), [1, 2, 0, 3]); // [3, H, N, hd]
-        const [q, k, v] = tf.unstack(heads) as tf.Tensor3D[];
-        const o = tf.matMul(tf.softmax(tf.matMul(q!, k!, false, true)), v!);
-        return tf.reshape(tf.transpose(o, [1, 0, 2]), [N, D]);
-      };
+      const perHead = attentionOps;
       const refO = perHead(qkv);
       const [refDqkv] = tf.grads((t) => tf.sum(tf.mul(perHead(t), dO)))([qkv]);
 
@@ -165,6 +169,47 @@ for (const [backend, simd] of [
       const dO0 = tf.slice(dO, [0, 0], [1, D]) as tf.Tensor2D;
       const [refCls] = tf.grads((t) => tf.sum(tf.mul(tf.slice(perHead(t), [0, 0], [1, D]), dO0)))([qkv]);
       close(runFusedKernel('WildttaClassAttentionGrad', { dO: dO0, qkv }, { heads: H })[0]!, refCls!, 'class-token dqkv', 1e-4);
+    });
+  });
+
+  test(`${label}: GELU and the forward composites (attention, MLP) match tfjs ops and leave only their outputs`, async () => {
+    await setBackend(backend);
+    tf.tidy(() => {
+      const a = tf.mul(rnd([R, D], 40), 3);
+      const [y, cdf] = runFusedKernel('WildttaGelu', { a });
+      close(y!, geluOps(a), 'GELU');
+      close(cdf!, tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5), 'Φ');
+
+      const x = rnd([N, D], 30);
+      const n = rnd([N, D], 31);
+      const [wqkv, bqkv, wo, bo] = [rnd([1, D, 3 * D], 32), rnd([3 * D], 33), rnd([1, D, D], 34), rnd([D], 35)];
+      const qkv = tf.add(tf.matMul(n, tf.reshape(wqkv, [D, 3 * D])), bqkv);
+      const refX1 = tf.add(x, tf.add(tf.matMul(attentionOps(qkv), tf.reshape(wo, [D, D])), bo));
+      const hidden = 8;
+      const [w1, b1, w2, b2] = [rnd([1, D, hidden], 36), rnd([hidden], 37), rnd([1, hidden, D], 38), rnd([D], 39)];
+      const pre = tf.add(tf.matMul(n, tf.reshape(w1, [D, hidden])), b1);
+      const refX2 = tf.add(x, tf.add(tf.matMul(geluOps(pre), tf.reshape(w2, [hidden, D])), b2));
+      for (const save of [false, true]) {
+        const ids = tf.backend().numDataIds();
+        const attn = runFusedKernel('WildttaAttention', { x, n, wqkv, bqkv, wo, bo }, { heads: H, save });
+        const mlp = runFusedKernel('WildttaMlp', { x, n, w1, b1, w2, b2 }, { save });
+        assert.equal(attn.length, save ? 2 + 4 * H : 1);
+        assert.equal(mlp.length, save ? 3 : 1);
+        assert.equal(tf.backend().numDataIds(), ids + attn.length + mlp.length, 'the composites leave only their outputs');
+        close(attn[0]!, refX1, `attention block (save ${save})`, 1e-4);
+        close(mlp[0]!, refX2, `MLP block (save ${save})`, 1e-4);
+        if (!save) continue;
+        close(attn[1]!, qkv, 'kept qkv');
+        const pieces = tf.split(qkv, 3 * H, 1);
+        for (let h = 0; h < H; h++) {
+          close(attn[2 + h]!, pieces[h]!, `kept q${h}`);
+          close(attn[2 + H + h]!, pieces[H + h]!, `kept k${h}`);
+          close(attn[2 + 2 * H + h]!, tf.transpose(pieces[2 * H + h]!), `kept vT${h}`);
+          close(attn[2 + 3 * H + h]!, tf.softmax(tf.matMul(pieces[h]!, pieces[H + h]!, false, true)), `kept p${h}`);
+        }
+        close(mlp[1]!, pre, 'kept a');
+        close(mlp[2]!, tf.mul(tf.add(tf.erf(tf.mul(pre, Math.SQRT1_2)), 1), 0.5), 'kept Φ(a)');
+      }
     });
   });
 

@@ -61,6 +61,15 @@ const HALF_LOG2E = Math.LOG2E / 2;
 /** 2⁻ⁿ for n = 0…63. */
 const POW2_NEG = Float64Array.from({ length: 64 }, (_, n) => 2 ** -n);
 
+/** erf(z) by Abramowitz & Stegun 7.1.26 (absolute error under 1.5e-7). */
+function erf(z: number): number {
+  const x = Math.abs(z);
+  const t = 1 / (1 + 0.3275911 * x);
+  const poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const r = 1 - poly * Math.exp(-x * x);
+  return z < 0 ? -r : r;
+}
+
 /**
  * exp(−v²/2) to about 1e-7 relative, twice as fast as Math.exp here (GELU's
  * backward calls it for every hidden value): 2^−t with t = v²·log₂e/2 split
@@ -153,6 +162,30 @@ const kernels = {
     simd(k, [dy, x, stats, g, res], [dg, db, dx], [shape]) {
       if (shape![1]! % 4 !== 0) return false;
       k.layer_norm_grad(dy!, x!, stats!, g!, res!, dg!, db!, dx ?? 0, shape![0]!, shape![1]!);
+      return true;
+    },
+  },
+
+  /**
+   * Exact GELU y = a·Φ(a) with Φ(a) = ½(1 + erf(a/√2)) kept for the
+   * backward: a → y, cdf. erf is Abramowitz & Stegun's 7.1.26 (error under
+   * 1.5e-7).
+   */
+  WildttaGelu: {
+    inputs: ['a'],
+    outputs: ([a]) => [a!, a!],
+    compute([a], [y, cdf]) {
+      for (let i = 0; i < a!.length; i++) {
+        const v = a![i]!;
+        const phi = 0.5 * (1 + erf(v * Math.SQRT1_2));
+        cdf![i] = phi;
+        y![i] = v * phi;
+      }
+    },
+    simd(k, [a], [y, cdf], [shape]) {
+      const n = size(shape!);
+      if (n % 4 !== 0) return false;
+      k.gelu(a!, y!, cdf!, n);
       return true;
     },
   },
@@ -485,18 +518,32 @@ interface Host {
   offset(info: tf.TensorInfo): number;
   /** The backend's own 2-D product a·b, as a tensor info (tfjs-wasm: XNNPACK). */
   matMul(a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo;
+  /** x·W + b for x [R, K], W as [1, K, out] (FastViT's kept layout), b [out]: the backend's fused product. */
+  linear(x: tf.TensorInfo, w: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo;
+  /** Any of the backend's own kernels with one output, on tensor infos. */
+  kernel(name: string, inputs: Record<string, tf.TensorInfo>, attrs?: Record<string, unknown>): tf.TensorInfo;
 }
 
-const PLAIN_PRODUCT = { transposeA: false, transposeB: false } as unknown as tf.NamedAttrMap;
+const PLAIN_PRODUCT = { transposeA: false, transposeB: false };
+
+const FUSED_LINEAR = { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 };
 
 function hostOf(backend: tf.KernelBackend, backendName: string): Host {
-  const product = tf.getKernel('BatchMatMul', backendName)!.kernelFunc;
-  const matMul = (a: tf.TensorInfo, b: tf.TensorInfo) => product({ inputs: { a, b }, backend, attrs: PLAIN_PRODUCT }) as tf.TensorInfo;
+  const kernel = (name: string, inputs: Record<string, tf.TensorInfo>, attrs: Record<string, unknown> = {}) =>
+    tf.getKernel(name, backendName)!.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
+  const matMul = (a: tf.TensorInfo, b: tf.TensorInfo) => kernel('BatchMatMul', { a, b }, PLAIN_PRODUCT);
+  const linear = (x: tf.TensorInfo, w: tf.TensorInfo, bias: tf.TensorInfo) => {
+    const [R, K] = x.shape as [number, number];
+    const out = kernel('_FusedMatMul', { a: { ...x, shape: [1, R, K] }, b: w, bias }, FUSED_LINEAR);
+    return { ...out, shape: [R, w.shape[2]!] };
+  };
   const wasm = backend as unknown as WasmLike;
   if (typeof wasm.typedArrayFromHeap === 'function') {
     return {
       backend,
       matMul,
+      linear,
+      kernel,
       simd: simdEnabled ? simdKernelsFor(wasm.wasm.asm?.memory) : null,
       make: (shape) => wasm.makeOutput(shape, 'float32'),
       values: (info) => wasm.typedArrayFromHeap(info),
@@ -507,6 +554,8 @@ function hostOf(backend: tf.KernelBackend, backendName: string): Host {
   return {
     backend,
     matMul,
+    linear,
+    kernel,
     simd: null,
     make: (shape) => cpu.makeTensorInfo(shape, 'float32', new Float32Array(size(shape))),
     values: (info) => cpu.data.get(info.dataId).values as Float32Array,
@@ -547,6 +596,52 @@ type Composite = (host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attr
  * allocates and does not return into `temps`, which the glue frees.
  */
 const composites = {
+  /**
+   * x1 = x + (attention(n·W_qkv + b_qkv))·W_o + b_o at batch size 1, from the
+   * block input x [N, D], its norm n, wqkv [1, D, 3D] (q part pre-scaled),
+   * bqkv, wo [1, D, D], bo; attrs heads and save. Per head
+   * o_h = softmax(q_h·k_hᵀ)·v_h, the products plain 2-D ones. Outputs x1,
+   * and with save qkv [N, 3D] and per head q{h}, k{h}, then vT{h}, then p{h}
+   * (what WildttaAttentionGrad takes).
+   */
+  WildttaAttention(host, { x, n, wqkv, bqkv, wo, bo }, { heads, save }, temps) {
+    const H = heads as number;
+    const qkv = host.linear(n!, wqkv!, bqkv!);
+    const parts = call(kernels.WildttaColumnBlocks, host, [qkv], { blocks: 3 * H, transposeFrom: H });
+    const [q, k, v, kT, vT] = [0, 1, 2, 3, 4].map((i) => parts.slice(i * H, (i + 1) * H)) as tf.TensorInfo[][];
+    const p: tf.TensorInfo[] = [];
+    const o: tf.TensorInfo[] = [];
+    for (let h = 0; h < H; h++) {
+      const scores = host.matMul(q![h]!, kT![h]!);
+      p.push(host.kernel('Softmax', { logits: scores }, { dim: 1 })); // the kernels take the axis as is (tf.softmax resolves -1 first)
+      o.push(host.matMul(p[h]!, v![h]!));
+      temps.push(scores);
+    }
+    const [merged] = call(kernels.WildttaConcatColumns, host, o);
+    const projected = host.linear(merged!, wo!, bo!);
+    const x1 = host.kernel('Add', { a: x!, b: projected });
+    temps.push(...o, merged!, projected, ...v!, ...kT!);
+    if (save) return [x1, qkv, ...q!, ...k!, ...vT!, ...p];
+    temps.push(qkv, ...q!, ...k!, ...vT!, ...p);
+    return [x1];
+  },
+
+  /**
+   * x2 = x + GELU(n·W₁ + b₁)·W₂ + b₂ from x [R, D], its norm n, w1 [1, D,
+   * hidden], b1, w2 [1, hidden, D], b2; with save also GELU's input a and
+   * Φ(a) [R, hidden] for the backward.
+   */
+  WildttaMlp(host, { x, n, w1, b1, w2, b2 }, { save }, temps) {
+    const a = host.linear(n!, w1!, b1!);
+    const [g, cdf] = call(kernels.WildttaGelu, host, [a]);
+    const y = host.linear(g!, w2!, b2!);
+    const x2 = host.kernel('Add', { a: x!, b: y });
+    temps.push(g!, y);
+    if (save) return [x2, a, cdf!];
+    temps.push(a, cdf!);
+    return [x2];
+  },
+
   /**
    * dL/d(fc1's input) = (GELU'(a) ⊙ dy·W₂)·W₁ from dy [R, D], the weights
    * w2 = W₂ [D, hidden] and w1 = W₁ [hidden, D] (PyTorch's layouts), GELU's

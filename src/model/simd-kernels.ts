@@ -8,6 +8,7 @@ import { SIMD_KERNELS_WASM } from './simd-kernels.wasm';
 export interface SimdKernels {
   layer_norm(x: number, g: number, b: number, y: number, stats: number, R: number, D: number, eps: number): void;
   layer_norm_grad(dy: number, x: number, stats: number, g: number, res: number, dg: number, db: number, dx: number, R: number, D: number): void;
+  gelu(a: number, y: number, cdf: number, n: number): void;
   gelu_grad(dy: number, a: number, cdf: number, da: number, n: number): void;
   softmax_grad(dP: number, p: number, dS: number, dST: number, pT: number, N: number, M: number): void;
   copy_block(src: number, srcStride: number, dst: number, dstStride: number, rows: number, w: number): void;
