@@ -22,8 +22,15 @@ import { registerGpuKernels } from './gpu-kernels';
  * transpose flag), so each frozen weight is kept in both layouts, [in, out]
  * for the forward and PyTorch's [out, in] for the backward; GPU shaders read
  * either layout at the same speed, so there only [out, in] is kept. At batch
- * size 1 each head's products are plain 2-D matMuls (see AttnSaved). And the
- * per-head layouts and the softmax backward are host kernels.
+ * size 1 each head's products are plain 2-D matMuls (see AttnSaved). And a
+ * block's attention and MLP, forward and backward, are each one composite
+ * host kernel (host-kernels.ts), whose intermediates never become tfjs
+ * tensors.
+ *
+ * With token pooling only the class tokens reach the head, so on the host
+ * path the last block's backward runs on their rows alone: its MLP and norm2
+ * on B rows, and attention's gradient as outer products
+ * (classAttentionBackward).
  *
  * On the host path and on webgpu (`fused`), LayerNorm, its backward, GELU's
  * backward, the softmax backward and the merge of per-head gradients are
@@ -295,11 +302,13 @@ export class FastViT {
       this.lnBackward(dPooled, tape.final, fn, wanted, grads, false);
       return grads;
     }
-    // With token pooling only the class tokens reach the head, so the last block's backward starts from those rows alone.
-    let dCls: tf.Tensor2D | undefined;
+    // With token pooling only the class tokens reach the head. On the host path the last block's backward starts
+    // from those rows alone; on a GPU the dozen small kernels that takes cost more than the arithmetic they save.
+    let classRowsOnly = false;
     if (cfg.pool === 'token') {
-      dCls = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
-      dx = dCls;
+      const dCls = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
+      classRowsOnly = this.host;
+      dx = classRowsOnly ? dCls : (tf.reshape(tf.pad(tf.reshape(dCls, [B, 1, D]), [[0, 0], [0, N - 1], [0, 0]]), [R, D]) as tf.Tensor2D);
     } else if (fn === 'fc_norm') {
       const dAvg = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
       const spread = tf.broadcastTo(tf.reshape(tf.div(dAvg, N - 1), [B, 1, D]), [B, N - 1, D]);
@@ -315,7 +324,7 @@ export class FastViT {
       const s = tape.blocks[i]!;
       const pre = `blocks.${i}`;
       // In the last block under token pooling, dx and dx1 are nonzero at the class tokens only: [B, D] instead of [B·N, D].
-      const cls = i === cfg.depth - 1 && dCls !== undefined;
+      const cls = i === cfg.depth - 1 && classRowsOnly;
       const rows = <T extends tf.Tensor2D>(t: T) => (cls ? this.classRows(t, N) : t);
       // MLP: x2 = x1 + fc2(gelu(fc1(ln2(x1)))).
       const last = i === lowest && !lowestNeedsNorm1;

@@ -2,20 +2,29 @@ import * as tf from '@tensorflow/tfjs';
 import { simdKernelsFor, type SimdKernels } from './simd-kernels';
 
 /**
- * Fused kernels for the CPU-side backends (wasm and cpu), written as plain
- * loops over the tensors' memory and registered with tfjs like its own.
+ * Fused kernels for the CPU-side backends (wasm and cpu), registered with
+ * tfjs like its own.
  *
  * Why: at this model's size (50 tokens × 64 channels) a tfjs-wasm kernel
  * costs a few microseconds of bookkeeping whatever it computes, and a
- * LayerNorm backward written with tfjs ops is a dozen of them. One pass in
- * JavaScript over 3,200 values takes about as long as one of those calls, so
- * each kernel here replaces five to twelve tfjs kernels. They also hand out
- * the layouts the following matrix products want (per-head pieces and their
- * transposes) in the same pass, where tfjs-wasm's split and transpose are
- * slow.
+ * LayerNorm backward written with tfjs ops is a dozen of them. Each kernel
+ * here replaces five to twelve tfjs kernels. They also hand out the layouts
+ * the following matrix products want (per-head pieces and their transposes)
+ * in the same pass, where tfjs-wasm's split and transpose are slow.
  *
- * Arithmetic runs in float64 and is stored as float32. None of these kernels
- * has a gradient: FastViT's backward calls them directly.
+ * Three layers:
+ * - `kernels`: plain loops over the tensors' memory (float64 arithmetic,
+ *   stored as float32), and for the ones that do the most arithmetic per
+ *   value a WebAssembly SIMD version (simd-kernels.wat) that runs on
+ *   tfjs-wasm's own memory, 2-5× faster than the loop;
+ * - `composites`: kernels made of those and of the backend's own (XNNPACK
+ *   matMul, softmax, add), run on tensor infos inside one engine call, so
+ *   their intermediates never become tfjs tensors. A block's attention or
+ *   MLP, forward or backward, is one call;
+ * - the glue that registers both for wasm and cpu.
+ *
+ * None of these kernels has a gradient: FastViT's backward calls them
+ * directly.
  */
 
 type Shape = number[];
