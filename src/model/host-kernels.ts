@@ -70,6 +70,12 @@ const HALF_LOG2E = Math.LOG2E / 2;
 /** 2⁻ⁿ for n = 0…63. */
 const POW2_NEG = Float64Array.from({ length: 64 }, (_, n) => 2 ** -n);
 
+/** WildttaColumnBlocks's geometry: x [N, C] cut into nb pieces of width w, transposed from piece `from` on. */
+function columnBlocks(s: Shape, { blocks, transposeFrom }: Attrs) {
+  const nb = blocks as number;
+  return { N: s[0]!, C: s[1]!, nb, from: transposeFrom as number, w: s[1]! / nb };
+}
+
 /** erf(z) by Abramowitz & Stegun 7.1.26 (absolute error under 1.5e-7). */
 function erf(z: number): number {
   const x = Math.abs(z);
@@ -321,12 +327,8 @@ const kernels = {
       for (let i = transposeFrom as number; i < (blocks as number); i++) out.push([w, N]);
       return out;
     },
-    compute([x], outs, [s], { blocks, transposeFrom }) {
-      const N = s![0]!;
-      const C = s![1]!;
-      const nb = blocks as number;
-      const from = transposeFrom as number;
-      const w = C / nb;
+    compute([x], outs, [s], attrs) {
+      const { N, C, nb, from, w } = columnBlocks(s!, attrs);
       for (let i = 0; i < nb; i++) {
         const piece = outs[i]!;
         const t = i >= from ? outs[nb + i - from]! : undefined;
@@ -340,12 +342,8 @@ const kernels = {
         }
       }
     },
-    simd(k, [x], outs, [s], { blocks, transposeFrom }) {
-      const N = s![0]!;
-      const C = s![1]!;
-      const nb = blocks as number;
-      const from = transposeFrom as number;
-      const w = C / nb;
+    simd(k, [x], outs, [s], attrs) {
+      const { N, C, nb, from, w } = columnBlocks(s!, attrs);
       for (let i = 0; i < nb; i++) {
         k.copy_block(x! + 4 * i * w, C, outs[i]!, w, N, w);
         if (i >= from) k.transpose_block(x! + 4 * i * w, C, outs[nb + i - from]!, N, w);
