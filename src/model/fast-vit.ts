@@ -229,6 +229,8 @@ export class FastViT {
     let x: tf.Tensor2D;
     if (sameImages?.tokens === N && sameImages.batch === B) {
       x = sameImages.embedded;
+    } else if (this.host) {
+      x = runFusedKernel('WildttaEmbed', { images, kernel: this.patchK, patchPos: this.patchPos, clsPos: this.clsPos }, { patch: P })[0] as tf.Tensor2D;
     } else {
       const rows = tf.reshape(images, [B * gh, P, gw, P * C]);
       const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [B * (N - 1), P * P * C]);

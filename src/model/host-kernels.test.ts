@@ -172,13 +172,26 @@ for (const [backend, simd] of [
     });
   });
 
-  test(`${label}: GELU and the forward composites (attention, MLP) match tfjs ops and leave only their outputs`, async () => {
+  test(`${label}: GELU and the forward composites (patch embedding, attention, MLP) match tfjs ops and leave only their outputs`, async () => {
     await setBackend(backend);
     tf.tidy(() => {
       const a = tf.mul(rnd([R, D], 40), 3);
       const [y, cdf] = runFusedKernel('WildttaGelu', { a });
       close(y!, geluOps(a), 'GELU');
       close(cdf!, tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5), 'Φ');
+
+      // Patch embedding: 2 RGB images of 8×12, patches 4×4, against a transpose and a product.
+      const images = tf.randomUniform([2, 8, 12, 3], 0, 1, 'float32', 41);
+      const kernel = rnd([4 * 4 * 3, D], 42);
+      const patchPos = rnd([6, D], 43);
+      const clsPos = rnd([1, 1, D], 44);
+      const patchRows = tf.reshape(tf.transpose(tf.reshape(images, [2 * 2, 4, 3, 4 * 3]), [0, 2, 1, 3]), [12, 48]);
+      const emb = tf.add(tf.reshape(tf.matMul(patchRows, kernel), [2, 6, D]), patchPos);
+      const refTokens = tf.reshape(tf.concat([tf.tile(clsPos, [2, 1, 1]), emb], 1), [14, D]);
+      const embedIds = tf.backend().numDataIds();
+      const [tokens] = runFusedKernel('WildttaEmbed', { images, kernel, patchPos, clsPos }, { patch: 4 });
+      assert.equal(tf.backend().numDataIds(), embedIds + 1, 'the embedding leaves only its output');
+      close(tokens!, refTokens, 'patch embedding with class token and positions');
 
       const x = rnd([N, D], 30);
       const n = rnd([N, D], 31);

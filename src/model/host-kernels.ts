@@ -70,6 +70,11 @@ const HALF_LOG2E = Math.LOG2E / 2;
 /** 2⁻ⁿ for n = 0…63. */
 const POW2_NEG = Float64Array.from({ length: 64 }, (_, n) => 2 ** -n);
 
+/** Images [B, H, W, C] cut into p × p patches. */
+function patchGeometry(s: Shape, p: number) {
+  return { B: s[0]!, H: s[1]!, W: s[2]!, C: s[3]!, p };
+}
+
 /** WildttaColumnBlocks's geometry: x [N, C] cut into nb pieces of width w, transposed from piece `from` on. */
 function columnBlocks(s: Shape, { blocks, transposeFrom }: Attrs) {
   const nb = blocks as number;
@@ -418,6 +423,58 @@ const kernels = {
     },
   },
 
+  /**
+   * The image patches of images [B, H, W, C] as rows [B·(H/p)·(W/p), p·p·C],
+   * each ordered (row, column, channel) like FastViT's patch kernel.
+   */
+  WildttaPatches: {
+    inputs: ['images'],
+    outputs: ([s], { patch }) => {
+      const p = patch as number;
+      return [[(s![0]! * s![1]! * s![2]!) / (p * p), p * p * s![3]!]];
+    },
+    compute([x], [out], [s], { patch }) {
+      const { B, H, W, C, p } = patchGeometry(s!, patch as number);
+      const span = p * C;
+      let to = 0;
+      for (let b = 0; b < B; b++)
+        for (let gy = 0; gy < H; gy += p)
+          for (let gx = 0; gx < W; gx += p)
+            for (let r = 0; r < p; r++, to += span) {
+              const from = ((b * H + gy + r) * W + gx) * C;
+              for (let j = 0; j < span; j++) out![to + j] = x![from + j]!;
+            }
+    },
+    simd(k, [x], [out], [s], { patch }) {
+      const { B, H, W, C, p } = patchGeometry(s!, patch as number);
+      let to = out!;
+      for (let b = 0; b < B; b++)
+        for (let gy = 0; gy < H; gy += p)
+          for (let gx = 0; gx < W; gx += p, to += 4 * p * p * C) k.copy_block(x! + 4 * ((b * H + gy) * W + gx) * C, W * C, to, p * C, p, p * C);
+      return true;
+    },
+  },
+
+  /**
+   * The tokens entering block 0: per image the class token (clsPos [1, 1, D])
+   * then its patch embeddings emb [B·(N−1), D] plus patchPos [N−1, D] (the
+   * position embeddings with the patch bias folded in): [B·N, D].
+   */
+  WildttaTokens: {
+    inputs: ['emb', 'patchPos', 'clsPos'],
+    outputs: ([e, pos]) => [[e![0]! + e![0]! / pos![0]!, e![1]!]],
+    compute([emb, pos, cls], [out], [e, s]) {
+      const D = e![1]!;
+      const tokens = s![0]! * D;
+      for (let from = 0, to = 0; from < emb!.length; from += tokens) {
+        out!.set(cls!, to);
+        to += D;
+        for (let i = 0; i < tokens; i++) out![to + i] = emb![from + i]! + pos![i]!;
+        to += tokens;
+      }
+    },
+  },
+
   /** Rows 0, N, 2N, … of x [R, C] (each image's class token): [R/N, C]. */
   WildttaEveryNthRow: {
     inputs: ['x'],
@@ -603,6 +660,18 @@ type Composite = (host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attr
  * allocates and does not return into `temps`, which the glue frees.
  */
 const composites = {
+  /**
+   * Patch embedding with the class token and positions, from images [B, H,
+   * W, C] in [0, 1], FastViT's patch kernel [p·p·C, D] (input normalization
+   * folded in), patchPos [N−1, D] and clsPos [1, 1, D]: [B·N, D].
+   */
+  WildttaEmbed(host, { images, kernel, patchPos, clsPos }, { patch }, temps) {
+    const [patches] = call(kernels.WildttaPatches, host, [images!], { patch: patch as number });
+    const emb = host.matMul(patches!, kernel!);
+    temps.push(patches!, emb);
+    return call(kernels.WildttaTokens, host, [emb, patchPos!, clsPos!]);
+  },
+
   /**
    * x1 = x + (attention(n·W_qkv + b_qkv))·W_o + b_o at batch size 1, from the
    * block input x [N, D], its norm n, wqkv [1, D, 3D] (q part pre-scaled),
