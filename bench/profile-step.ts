@@ -1,7 +1,8 @@
 // Where a SAR step's time goes, in Node on tfjs-wasm (or cpu): the shipped
 // model at batch size 1, every sample reliable. Prints the median wall and
 // CPU time of a forward (as inference runs it), a forward keeping its tape, a
-// backward, and of the no-adapt and SAR steps with their ratio; the kernels
+// backward, and of the no-adapt and SAR steps with their ratio, split into
+// two forward+backward passes and the rest of the step; the kernels
 // each runs; and the kernels of one SAR step by total time. For work on the
 // step's cost: the browser's figures are `npm run bench:step`'s.
 //
@@ -56,13 +57,19 @@ for (const fn of Object.values(phases)) for (let i = 0; i < 30; i++) await fn();
 const wall: Record<string, number[]> = {};
 const cpu: Record<string, number[]> = {};
 const ratios: number[] = [];
+const twoPasses: number[] = [];
+const restShare: number[] = [];
 for (let r = 0; r < rounds; r++) {
   for (const [name, fn] of Object.entries(phases)) {
     const [w, c] = await timed(fn);
     (wall[name] ??= []).push(w);
     (cpu[name] ??= []).push(c);
   }
-  ratios.push(wall['SAR step (reliable)']!.at(-1)! / wall['no-adapt step']!.at(-1)!);
+  const inference = wall['no-adapt step']!.at(-1)!;
+  const pass = wall['forward + backward']!.at(-1)!;
+  ratios.push(wall['SAR step (reliable)']!.at(-1)! / inference);
+  twoPasses.push((2 * pass) / inference);
+  restShare.push((wall['SAR step (reliable)']!.at(-1)! - 2 * pass) / inference);
 }
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
 const kernels: Record<string, number> = {};
@@ -74,6 +81,11 @@ for (const name of Object.keys(phases)) {
 }
 const backward = median(wall['forward + backward']!) - median(wall['forward keeping its tape']!);
 console.log(`backward ≈ ${backward.toFixed(3)} ms (wall); SAR step ÷ no-adapt step, median per round (wall): ${median(ratios).toFixed(2)}×`);
+// A SAR step is two forward+backward passes and the rest: SAM's ascent, the second filter, the update, the reads.
+const passes = median(twoPasses);
+console.log(
+  `two forward+backward passes ÷ no-adapt step: ${passes.toFixed(2)}×; the rest of a SAR step ÷ no-adapt step: ${median(restShare).toFixed(2)}× (medians per round)`,
+);
 
 const profile = await tf.profile(async () => {
   await sar.step(x);

@@ -3,6 +3,7 @@ import type { ViT } from '../model/vit';
 import type { FastTape } from '../model/fast-vit';
 import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { ModelFormatError } from '../model/errors';
+import { onHostBackend, runFusedKernel } from '../model/host-kernels';
 import { entropyWithGrad, softmaxAndEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
@@ -150,7 +151,7 @@ export abstract class Adapter {
         const parts = [
           tf.reshape(probabilities, [-1]),
           entropies,
-          tf.reshape(tf.cast(tf.all(tf.isFinite(x)), 'float32'), [1]),
+          finiteFlag(x),
         ];
         if (pending) parts.push(pending.stats);
         if (first.stats) parts.push(first.stats);
@@ -453,6 +454,12 @@ export function packStats(fields: {
     f(fields.reset, 0),
     f(fields.nonFinite, 0),
   ]);
+}
+
+/** [1] when every value of x is finite, else [0] (float32, to ride along with the step's read). Inside tf.tidy. */
+function finiteFlag(x: tf.Tensor): tf.Tensor1D {
+  if (onHostBackend()) return runFusedKernel('WildttaAllFinite', { x })[0] as tf.Tensor1D;
+  return tf.reshape(tf.cast(tf.all(tf.isFinite(x)), 'float32'), [1]);
 }
 
 /** True (boolean scalar) when every given scalar is finite. */

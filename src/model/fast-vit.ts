@@ -255,7 +255,7 @@ export class FastViT {
     let pooled: tf.Tensor2D;
     if (cfg.pool === 'token') {
       // LayerNorm is per token: normalizing the class token alone gives the same values.
-      const clsRows = B === 1 ? tf.slice(x, [0, 0], [1, D]) : tf.reshape(tf.slice(tf.reshape(x, [B, N, D]), [0, 0, 0], [B, 1, D]), [B, D]);
+      const clsRows = this.host ? this.classRows(x, N) : B === 1 ? tf.slice(x, [0, 0], [1, D]) : tf.reshape(tf.slice(tf.reshape(x, [B, N, D]), [0, 0, 0], [B, 1, D]), [B, D]);
       const n = this.layerNorm(clsRows as tf.Tensor2D, norm(`${fn}.weight`), norm(`${fn}.bias`), save);
       pooled = n.y;
       if (tape) tape.final = n.saved!;

@@ -226,7 +226,7 @@ for (const [backend, simd] of [
     });
   });
 
-  test(`${label}: every N-th row, and matrices side by side`, async () => {
+  test(`${label}: every N-th row, matrices side by side, and the finiteness flag`, async () => {
     await setBackend(backend);
     tf.tidy(() => {
       const x = rnd([3 * N, D], 10) as tf.Tensor2D;
@@ -235,6 +235,11 @@ for (const [backend, simd] of [
       const pieces = [3, 1, 4, 1, 5].map((w, i) => rnd([R, w], 20 + i) as tf.Tensor2D);
       close(concatColumns(pieces), tf.concat(pieces, 1), 'side by side');
       close(concatColumns([x]), x, 'one piece');
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        const flagged = runFusedKernel('WildttaAllFinite', { x: tf.concat([x, tf.fill([1, D], bad)]) })[0]!;
+        assert.equal(flagged.dataSync()[0], 0, `${bad} is flagged`);
+      }
+      assert.equal(runFusedKernel('WildttaAllFinite', { x })[0]!.dataSync()[0], 1, 'finite values pass');
     });
   });
 }

@@ -475,6 +475,22 @@ const kernels = {
     },
   },
 
+  /** [1] if every value of x is finite, else [0] (as tfjs's isFinite, all and a cast give it, in one pass). */
+  WildttaAllFinite: {
+    inputs: ['x'],
+    outputs: () => [[1]],
+    compute([x], [out]) {
+      let ok = 1;
+      for (let i = 0; i < x!.length; i++) {
+        if (!Number.isFinite(x![i]!)) {
+          ok = 0;
+          break;
+        }
+      }
+      out![0] = ok;
+    },
+  },
+
   /** Rows 0, N, 2N, … of x [R, C] (each image's class token): [R/N, C]. */
   WildttaEveryNthRow: {
     inputs: ['x'],
