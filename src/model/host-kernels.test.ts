@@ -221,6 +221,10 @@ for (const [backend, simd] of [
           close(attn[2 + 3 * H + h]!, tf.softmax(tf.matMul(pieces[h]!, pieces[H + h]!, false, true)), `kept p${h}`);
         }
         close(mlp[1]!, pre, 'kept a');
+        // A composite that throws at its last step (the residual x missing) still frees all it made before.
+        const before = tf.backend().numDataIds();
+        assert.throws(() => runFusedKernel('WildttaAttention', { n, wqkv, bqkv, wo, bo }, { heads: H, save }));
+        assert.equal(tf.backend().numDataIds(), before, 'nothing left behind');
         close(mlp[2]!, tf.mul(tf.add(tf.erf(tf.mul(pre, Math.SQRT1_2)), 1), 0.5), 'kept Φ(a)');
       }
     });

@@ -667,13 +667,16 @@ function call(k: HostKernel, host: Host, infos: tf.TensorInfo[], attrs: Attrs = 
   return runOnHost(k, host, infos, infos.map((i) => i.shape), attrs);
 }
 
-type Composite = (host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attrs, temps: tf.TensorInfo[]) => tf.TensorInfo[];
+/** What a composite allocates, passed through `made` so that the glue frees all of it but the outputs. */
+type Made = <T extends tf.TensorInfo | tf.TensorInfo[]>(t: T) => T;
+type Composite = (host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attrs, made: Made) => tf.TensorInfo[];
 
 /**
  * Kernels made of other kernels, run on tensor infos inside one engine call:
  * their intermediates never become tfjs tensors, whose bookkeeping costs
- * about as much as the arithmetic at this model's size. Each puts what it
- * allocates and does not return into `temps`, which the glue frees.
+ * about as much as the arithmetic at this model's size. Everything a
+ * composite allocates goes through `made`; the glue frees what it does not
+ * return, also when a step throws.
  */
 const composites = {
   /**
@@ -681,11 +684,10 @@ const composites = {
    * W, C] in [0, 1], FastViT's patch kernel [p·p·C, D] (input normalization
    * folded in), patchPos [N−1, D] and clsPos [1, 1, D]: [B·N, D].
    */
-  WildttaEmbed(host, { images, kernel, patchPos, clsPos }, { patch }, temps) {
-    const [patches] = call(kernels.WildttaPatches, host, [images!], { patch: patch as number });
-    const emb = host.matMul(patches!, kernel!);
-    temps.push(patches!, emb);
-    return call(kernels.WildttaTokens, host, [emb, patchPos!, clsPos!]);
+  WildttaEmbed(host, { images, kernel, patchPos, clsPos }, { patch }, made) {
+    const [patches] = made(call(kernels.WildttaPatches, host, [images!], { patch: patch as number }));
+    const emb = made(host.matMul(patches!, kernel!));
+    return made(call(kernels.WildttaTokens, host, [emb, patchPos!, clsPos!]));
   },
 
   /**
@@ -696,26 +698,21 @@ const composites = {
    * and with save qkv [N, 3D] and per head q{h}, k{h}, then vT{h}, then p{h}
    * (what WildttaAttentionGrad takes).
    */
-  WildttaAttention(host, { x, n, wqkv, bqkv, wo, bo }, { heads, save }, temps) {
+  WildttaAttention(host, { x, n, wqkv, bqkv, wo, bo }, { heads, save }, made) {
     const H = heads as number;
-    const qkv = host.linear(n!, wqkv!, bqkv!);
-    const parts = call(kernels.WildttaColumnBlocks, host, [qkv], { blocks: 3 * H, transposeFrom: H });
+    const qkv = made(host.linear(n!, wqkv!, bqkv!));
+    const parts = made(call(kernels.WildttaColumnBlocks, host, [qkv], { blocks: 3 * H, transposeFrom: H }));
     const [q, k, v, kT, vT] = [0, 1, 2, 3, 4].map((i) => parts.slice(i * H, (i + 1) * H)) as tf.TensorInfo[][];
     const p: tf.TensorInfo[] = [];
     const o: tf.TensorInfo[] = [];
     for (let h = 0; h < H; h++) {
-      const scores = host.matMul(q![h]!, kT![h]!);
-      p.push(host.kernel('Softmax', { logits: scores }, { dim: 1 })); // the kernels take the axis as is (tf.softmax resolves -1 first)
-      o.push(host.matMul(p[h]!, v![h]!));
-      temps.push(scores);
+      const scores = made(host.matMul(q![h]!, kT![h]!));
+      p.push(made(host.kernel('Softmax', { logits: scores }, { dim: 1 }))); // the kernels take the axis as is (tf.softmax resolves -1 first)
+      o.push(made(host.matMul(p[h]!, v![h]!)));
     }
-    const [merged] = call(kernels.WildttaConcatColumns, host, o);
-    const projected = host.linear(merged!, wo!, bo!);
-    const x1 = host.kernel('Add', { a: x!, b: projected });
-    temps.push(...o, merged!, projected, ...v!, ...kT!);
-    if (save) return [x1, qkv, ...q!, ...k!, ...vT!, ...p];
-    temps.push(qkv, ...q!, ...k!, ...vT!, ...p);
-    return [x1];
+    const [merged] = made(call(kernels.WildttaConcatColumns, host, o));
+    const x1 = made(host.kernel('Add', { a: x!, b: made(host.linear(merged!, wo!, bo!)) }));
+    return save ? [x1, qkv, ...q!, ...k!, ...vT!, ...p] : [x1];
   },
 
   /**
@@ -723,15 +720,11 @@ const composites = {
    * hidden], b1, w2 [1, hidden, D], b2; with save also GELU's input a and
    * Φ(a) [R, hidden] for the backward.
    */
-  WildttaMlp(host, { x, n, w1, b1, w2, b2 }, { save }, temps) {
-    const a = host.linear(n!, w1!, b1!);
-    const [g, cdf] = call(kernels.WildttaGelu, host, [a]);
-    const y = host.linear(g!, w2!, b2!);
-    const x2 = host.kernel('Add', { a: x!, b: y });
-    temps.push(g!, y);
-    if (save) return [x2, a, cdf!];
-    temps.push(a, cdf!);
-    return [x2];
+  WildttaMlp(host, { x, n, w1, b1, w2, b2 }, { save }, made) {
+    const a = made(host.linear(n!, w1!, b1!));
+    const [g, cdf] = made(call(kernels.WildttaGelu, host, [a]));
+    const x2 = made(host.kernel('Add', { a: x!, b: made(host.linear(g!, w2!, b2!)) }));
+    return save ? [x2, a, cdf!] : [x2];
   },
 
   /**
@@ -739,11 +732,9 @@ const composites = {
    * w2 = W₂ [D, hidden] and w1 = W₁ [hidden, D] (PyTorch's layouts), GELU's
    * input a and Φ(a) [R, hidden].
    */
-  WildttaMlpGrad(host, { dy, w2, a, cdf, w1 }, _attrs, temps) {
-    const dg = host.matMul(dy!, w2!);
-    const [da] = call(kernels.WildttaGeluGrad, host, [dg, a!, cdf!]);
-    temps.push(dg, da!);
-    return [host.matMul(da!, w1!)];
+  WildttaMlpGrad(host, { dy, w2, a, cdf, w1 }, _attrs, made) {
+    const [da] = made(call(kernels.WildttaGeluGrad, host, [made(host.matMul(dy!, w2!)), a!, cdf!]));
+    return [made(host.matMul(da!, w1!))];
   },
 
   /**
@@ -753,34 +744,38 @@ const composites = {
    * [N, d], vT{h} [d, N] and p{h} [N, N]. Per head dP = dO_h·vᵀ, the softmax
    * backward, dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO_h.
    */
-  WildttaAttentionGrad(host, inputs, { heads }, temps) {
+  WildttaAttentionGrad(host, inputs, { heads }, made) {
     const H = heads as number;
-    const dO = host.matMul(inputs.dy!, inputs.wo!);
-    const dOh = call(kernels.WildttaColumnBlocks, host, [dO], { blocks: H, transposeFrom: H });
-    temps.push(dO, ...dOh);
+    const dOh = made(call(kernels.WildttaColumnBlocks, host, [made(host.matMul(inputs.dy!, inputs.wo!))], { blocks: H, transposeFrom: H }));
     const pieces: tf.TensorInfo[][] = [[], [], []];
     for (let h = 0; h < H; h++) {
-      const dP = host.matMul(dOh[h]!, inputs[`vT${h}`]!);
-      const [dS, dST, pT] = call(kernels.WildttaSoftmaxGrad, host, [dP, inputs[`p${h}`]!]);
-      pieces[0]!.push(host.matMul(dS!, inputs[`k${h}`]!));
-      pieces[1]!.push(host.matMul(dST!, inputs[`q${h}`]!));
-      pieces[2]!.push(host.matMul(pT!, dOh[h]!));
-      temps.push(dP, dS!, dST!, pT!);
+      const dP = made(host.matMul(dOh[h]!, inputs[`vT${h}`]!));
+      const [dS, dST, pT] = made(call(kernels.WildttaSoftmaxGrad, host, [dP, inputs[`p${h}`]!]));
+      pieces[0]!.push(made(host.matMul(dS!, inputs[`k${h}`]!)));
+      pieces[1]!.push(made(host.matMul(dST!, inputs[`q${h}`]!)));
+      pieces[2]!.push(made(host.matMul(pT!, dOh[h]!)));
     }
-    const [dqkv] = call(kernels.WildttaConcatColumns, host, pieces.flat());
-    temps.push(...pieces.flat(), dqkv!);
-    return [host.matMul(dqkv!, inputs.wqkv!)];
+    const [dqkv] = made(call(kernels.WildttaConcatColumns, host, pieces.flat()));
+    return [made(host.matMul(dqkv!, inputs.wqkv!))];
   },
 } satisfies Record<string, Composite>;
 
 function compositeKernel(c: Composite, backendName: string): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const host = hostOf(backend as tf.KernelBackend, backendName);
-    const temps: tf.TensorInfo[] = [];
+    const all: tf.TensorInfo[] = [];
+    const made: Made = (t) => {
+      if (Array.isArray(t)) all.push(...t);
+      else all.push(t as tf.TensorInfo);
+      return t;
+    };
+    let outs: tf.TensorInfo[] = [];
     try {
-      return c(host, inputs as Record<string, tf.TensorInfo>, attrs as Attrs, temps);
+      outs = c(host, inputs as Record<string, tf.TensorInfo>, attrs as Attrs, made);
+      return outs;
     } finally {
-      for (const t of temps) host.backend.disposeData(t.dataId);
+      const kept = new Set(outs.map((o) => o.dataId));
+      for (const t of all) if (!kept.has(t.dataId)) host.backend.disposeData(t.dataId);
     }
   };
 }
