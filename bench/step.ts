@@ -239,7 +239,7 @@ function vitB16Section(): string {
   );
   return `### ViT-B/16 (\`npm run bench:step -- --vit-b16\`)
 
-ViT-B/16 shapes (224×224×3, patch 16, width 768, 12 heads, MLP 3072, 1000 classes) with seeded random weights in timm's layout, generated in the page at run time (nothing stored); SAR adapting the LayerNorms of all but the last quarter of the blocks, every sample reliable; each step timed until its update's report is read back; memory taken after the first step and after the last. Machine: ${runs[0]!.machine}. \`--vit-depth\` < 12 keeps only the first blocks (same block shapes), for backends too slow here for the whole model: SwiftShader's software WebGPU needs about 20 s per block for one inference, so the 12-block model's SAR step (about 12 min) does not fit a run here.
+ViT-B/16 shapes (224×224×3, patch 16, width 768, 12 heads, MLP 3072, 1000 classes) with seeded random weights in timm's layout, generated in the page at run time (nothing stored); SAR adapting the LayerNorms of all but the last quarter of the blocks, every sample reliable; each step timed until its update's report is read back; memory taken after the first step and after the last. Machine: ${runs[0]!.machine}. \`--vit-depth\` < 12 keeps only the first blocks (same block shapes), for backends too slow here for the whole model: on SwiftShader's software WebGPU the whole model takes about 80 s per inference and 4.5 min per SAR step, so 50 steps of it (about 4 hours) do not fit a run here.
 
 | command | date (UTC) | backend | blocks | parameters | first inference (ms) | inference (ms) | first SAR step (ms) | SAR steps (ms) | updates | tensors after first step → after last | GPU bytes | run (min) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|
