@@ -4,6 +4,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendReport } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
+import { runFusedKernel, useSimdKernels } from '../src/model/host-kernels';
+import { simdKernelsFor, tfjsWasmMemory } from '../src/model/simd-kernels';
 
 export interface ThreadsProbe {
   isolated: boolean;
@@ -16,6 +18,10 @@ export interface ThreadsProbe {
   binaries: string[];
   /** Largest |error| of a 96×80 · 80×64 matMul against plain JS. */
   matMulError: number;
+  /** Whether the SIMD host kernels loaded on this build's memory (shared in the threaded one). */
+  simdKernels: boolean;
+  /** Largest |difference| of a LayerNorm and GELU through those kernels against their JavaScript loops. */
+  simdError: number;
 }
 
 /** initBackend('wasm', { wasmThreads }) and what came of it. */
@@ -47,7 +53,23 @@ export async function probeWasmThreads(wasmThreads: number): Promise<ThreadsProb
       if (!(e <= matMulError)) matMulError = Number.isNaN(e) ? Infinity : e;
     }
   }
+  const simdKernels = simdKernelsFor(tfjsWasmMemory(tf.backend())) !== null;
+  const hostKernels = () =>
+    tf.tidy(() => {
+      const x = tf.tensor2d(a.slice(0, 50 * 64), [50, 64]);
+      const [y] = runFusedKernel('WildttaLayerNorm', { x, gamma: tf.ones([64]), beta: tf.zeros([64]) }, { eps: 1e-6, save: false });
+      const [g] = runFusedKernel('WildttaGelu', { a: tf.mul(x, 3) });
+      return tf.concat([tf.reshape(y!, [-1]), tf.reshape(g!, [-1])]).dataSync();
+    });
+  const withSimd = hostKernels();
+  useSimdKernels(false);
+  const withLoops = hostKernels();
+  useSimdKernels(true);
+  let simdError = 0;
+  withSimd.forEach((v, i) => (simdError = Math.max(simdError, Math.abs(v - withLoops[i]!))));
   return {
+    simdKernels,
+    simdError,
     isolated: globalThis.crossOriginIsolated === true,
     hardwareConcurrencyBefore,
     hardwareConcurrencyAfter,

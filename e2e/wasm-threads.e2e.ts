@@ -3,8 +3,9 @@
 //    `?isolate`, which the dev server answers with COOP/COEP),
 //    initBackend('wasm', { wasmThreads: 2 }) runs the threaded binary with 2
 //    threads even where navigator.hardwareConcurrency is 2 (tfjs alone caps
-//    its pool at hardwareConcurrency / 2), computes a matMul correctly, and
-//    leaves navigator.hardwareConcurrency as it found it;
+//    its pool at hardwareConcurrency / 2), computes a matMul correctly, loads
+//    the SIMD host kernels on its shared memory (agreeing with their
+//    JavaScript loops), and leaves navigator.hardwareConcurrency as it found it;
 //  - in a page that is not isolated, the same call runs the SIMD binary on one
 //    thread, without an error;
 //  - the dev server isolates the demo page and its engine worker, and not
@@ -38,6 +39,8 @@ test('isolated page: wasmThreads 2 runs the threaded binary on 2 threads and com
     assert.deepEqual(r.binaries, ['tfjs-backend-wasm-threaded-simd.wasm']);
     assert.equal(r.report.wasmThreads, 2, `tfjs-wasm runs ${r.report.wasmThreads} thread(s) (navigator.hardwareConcurrency ${r.hardwareConcurrencyBefore})`);
     assert.ok(r.matMulError < 1e-3, `matMul off by ${r.matMulError}`);
+    assert.equal(r.simdKernels, true, 'the SIMD host kernels did not load on the shared memory');
+    assert.ok(r.simdError < 1e-5, `SIMD kernels off their JavaScript loops by ${r.simdError}`);
     assert.equal(r.hardwareConcurrencyAfter, r.hardwareConcurrencyBefore, 'navigator.hardwareConcurrency was not restored');
     assert.equal(r.ownHardwareConcurrency, false, 'navigator keeps an own hardwareConcurrency property');
   }));
@@ -50,6 +53,8 @@ test('page not isolated: wasmThreads 2 runs the SIMD binary on 1 thread', () =>
     assert.deepEqual(r.binaries, ['tfjs-backend-wasm-simd.wasm']);
     assert.equal(r.report.wasmThreads, 1);
     assert.ok(r.matMulError < 1e-3, `matMul off by ${r.matMulError}`);
+    assert.equal(r.simdKernels, true, 'the SIMD host kernels did not load');
+    assert.ok(r.simdError < 1e-5, `SIMD kernels off their JavaScript loops by ${r.simdError}`);
     assert.equal(r.hardwareConcurrencyAfter, r.hardwareConcurrencyBefore);
   }));
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { simdKernelsFor, type SimdKernels } from './simd-kernels';
+import { simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd-kernels';
 
 /**
  * Fused kernels for the CPU-side backends (wasm and cpu), registered with
@@ -50,7 +50,6 @@ interface WasmLike {
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
   // Not declared public by tfjs-wasm, but what typedArrayFromHeap itself reads.
   dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
-  wasm: { asm?: { memory?: WebAssembly.Memory } };
 }
 interface CpuLike {
   data: { get(id: object): { values: unknown } };
@@ -624,7 +623,7 @@ function hostOf(backend: tf.KernelBackend, backendName: string): Host {
       matMul,
       linear,
       kernel,
-      simd: simdEnabled ? simdKernelsFor(wasm.wasm.asm?.memory) : null,
+      simd: simdEnabled ? simdKernelsFor(tfjsWasmMemory(backend)) : null,
       make: (shape) => wasm.makeOutput(shape, 'float32'),
       values: (info) => wasm.typedArrayFromHeap(info),
       offset: (info) => wasm.dataIdMap.get(info.dataId)!.memoryOffset,

@@ -1,4 +1,4 @@
-import { SIMD_KERNELS_WASM } from './simd-kernels.wasm';
+import { SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
 
 /**
  * The SIMD kernels of simd-kernels.wat, instantiated on tfjs-wasm's own
@@ -22,30 +22,43 @@ export interface SimdKernels {
  */
 export const SYNC_COMPILE_LIMIT = 4096;
 
-let compiled: WebAssembly.Module | null | undefined;
 const byMemory = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
 
-function compile(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
+/**
+ * tfjs-wasm's memory, from its backend object: the module exports it in the
+ * plain and SIMD builds, and the threaded build, which makes it (shared),
+ * keeps it as `wasmMemory`.
+ */
+export function tfjsWasmMemory(backend: unknown): WebAssembly.Memory | undefined {
+  const module = (backend as { wasm?: { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory } }).wasm;
+  return module?.asm?.memory ?? module?.wasmMemory;
+}
+
+const compiled = new Map<string, WebAssembly.Module | null>();
+
+function compile(base64: string): WebAssembly.Module | null {
+  let module = compiled.get(base64);
+  if (module !== undefined) return module;
   try {
-    const bytes = Uint8Array.from(atob(SIMD_KERNELS_WASM), (c) => c.charCodeAt(0));
-    compiled = new WebAssembly.Module(bytes);
+    module = new WebAssembly.Module(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)));
   } catch {
-    compiled = null; // no WebAssembly SIMD here: the JavaScript kernels serve
+    module = null; // no WebAssembly SIMD here: the JavaScript kernels serve
   }
-  return compiled;
+  compiled.set(base64, module);
+  return module;
 }
 
 /**
- * The kernels on this memory, or null where they cannot run: no SIMD, or a
- * shared memory (tfjs-wasm's threaded build), which this module's import does
- * not declare.
+ * The kernels on this memory, or null where they cannot run (no SIMD). A
+ * shared memory (tfjs-wasm's threaded build) gets the variant whose import
+ * declares it shared.
  */
 export function simdKernelsFor(memory: WebAssembly.Memory | undefined): SimdKernels | null {
-  if (!memory || (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer)) return null;
+  if (!memory) return null;
   const known = byMemory.get(memory);
   if (known !== undefined) return known;
-  const module = compile();
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  const module = compile(shared ? SIMD_KERNELS_WASM_SHARED : SIMD_KERNELS_WASM);
   let kernels: SimdKernels | null = null;
   if (module) {
     try {
