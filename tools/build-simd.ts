@@ -2,7 +2,8 @@
 // src/model/simd-kernels.wasm.ts, the module's bytes as base64 (twice: on a
 // memory of its own kind and on a shared one, for the threaded build), which the
 // library ships so that nothing is fetched at run time. `--check` only
-// verifies that the committed file matches the source (a test runs it).
+// verifies that the committed file matches the source (simd-kernels.test.ts
+// makes the same comparison).
 //
 //   npm run build:simd [-- --check]
 import { readFileSync, writeFileSync } from 'node:fs';

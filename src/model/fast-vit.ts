@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViTConfig } from './config';
 import type { ParamLookup } from './vit';
-import { onHostBackend, runFusedKernel } from './host-kernels';
+import { FUSED_LINEAR, onHostBackend, runFusedKernel } from './host-kernels';
 import { registerGpuKernels } from './gpu-kernels';
 
 /**
@@ -126,7 +126,6 @@ export class FastTape {
 }
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const FUSED_LINEAR = { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 } as unknown as tf.NamedAttrMap;
 
 /** A LayerNorm's saved tensors cut to some of its rows. */
 function lnRows(s: LnSaved, rows: <T extends tf.Tensor2D>(t: T) => T): LnSaved {

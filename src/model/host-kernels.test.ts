@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { concatColumns, runFusedKernel, useSimdKernels } from './host-kernels';
+import { runFusedKernel, useSimdKernels } from './host-kernels';
 import { FastViT } from './fast-vit';
 import { ViT } from './vit';
 import { randomViTTensors, tinyConfig } from './random-vit';
@@ -237,8 +237,9 @@ for (const [backend, simd] of [
       const [rows] = runFusedKernel('WildttaEveryNthRow', { x }, { every: N });
       close(rows!, tf.gather(x, [0, N, 2 * N]), 'rows 0, N, 2N');
       const pieces = [3, 1, 4, 1, 5].map((w, i) => rnd([R, w], 20 + i) as tf.Tensor2D);
-      close(concatColumns(pieces), tf.concat(pieces, 1), 'side by side');
-      close(concatColumns([x]), x, 'one piece');
+      const sideBySide = (ts: tf.Tensor2D[]) => runFusedKernel('WildttaConcatColumns', Object.fromEntries(ts.map((t, i) => [`x${i}`, t])))[0]!;
+      close(sideBySide(pieces), tf.concat(pieces, 1), 'side by side');
+      close(sideBySide([x]), x, 'one piece');
       for (const bad of [NaN, Infinity, -Infinity]) {
         const flagged = runFusedKernel('WildttaAllFinite', { x: tf.concat([x, tf.fill([1, D], bad)]) })[0]!;
         assert.equal(flagged.dataSync()[0], 0, `${bad} is flagged`);
@@ -251,6 +252,7 @@ for (const [backend, simd] of [
 test('wasm: the host path of FastViT (batch 1) matches autodiff of the reference forward and frees what it makes', async () => {
   // (The GPU path is no reference on wasm: tfjs-wasm 4.22's fused matMul with transposeB and a bias gives wrong values.)
   await tf.setBackend('wasm');
+  useSimdKernels(true); // the loops above ran last on cpu with them off; here the host path as it ships
   const cfg = tinyConfig({ depth: 2, heads: 2 });
   const model = new ViT(cfg, randomViTTensors(cfg, 5, 3));
   const hostPath = new FastViT(cfg, model.param, model.finalNorm);

@@ -62,7 +62,7 @@ export const HOST_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 export const onHostBackend = (): boolean => HOST_BACKENDS.includes(tf.getBackend());
 
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
-/** Most pieces WildttaConcatColumns takes (3 × 16 heads). */
+/** Most pieces WildttaConcatColumns takes as a registered kernel, by name (3 × 16 heads); inside composites, any number. */
 const MAX_PIECES = 48;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const HALF_LOG2E = Math.LOG2E / 2;
@@ -561,12 +561,6 @@ const kernels = {
 
 export type HostKernelName = keyof typeof kernels | keyof typeof composites;
 
-/** Matrices [R, Cᵢ] side by side on the host backends (WildttaConcatColumns, when there are few enough). */
-export function concatColumns(pieces: tf.Tensor2D[]): tf.Tensor2D {
-  if (pieces.length > MAX_PIECES) return tf.concat(pieces, 1);
-  return runFusedKernel('WildttaConcatColumns', Object.fromEntries(pieces.map((t, i) => [`x${i}`, t])))[0] as tf.Tensor2D;
-}
-
 /** A kernel's inputs in its order (undefined where an optional one is absent) and their shapes. */
 function inputGetter(k: HostKernel): (inputs: tf.NamedTensorInfoMap) => { infos: Array<tf.TensorInfo | undefined>; shapes: Shape[] } {
   const names = k.inputs.map((n) => n.replace('?', ''));
@@ -590,7 +584,7 @@ export function useSimdKernels(enabled: boolean): void {
 /** The backend a host kernel runs on, with what the glue needs of it. */
 interface Host {
   backend: tf.KernelBackend;
-  /** Present on wasm when the SIMD module loaded (and is enabled). */
+  /** Present on wasm when the SIMD module loaded (runOnHost also asks whether it is enabled). */
   simd: SimdKernels | null;
   make(shape: Shape): tf.TensorInfo;
   values(info: tf.TensorInfo): Float32Array;
@@ -605,11 +599,31 @@ interface Host {
 
 const PLAIN_PRODUCT = { transposeA: false, transposeB: false };
 
-const FUSED_LINEAR = { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 };
+/** The attributes of tfjs's _FusedMatMul for x·W + b with no activation (FastViT calls the kernel directly too). */
+export const FUSED_LINEAR = { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 } as unknown as tf.NamedAttrMap;
+
+// One Host per backend instance: every kernel call reads it, so its kernel lookups and SIMD module are resolved once.
+const hosts = new WeakMap<tf.KernelBackend, Host>();
 
 function hostOf(backend: tf.KernelBackend, backendName: string): Host {
-  const kernel = (name: string, inputs: Record<string, tf.TensorInfo>, attrs: Record<string, unknown> = {}) =>
-    tf.getKernel(name, backendName)!.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
+  let host = hosts.get(backend);
+  if (!host) {
+    host = makeHost(backend, backendName);
+    hosts.set(backend, host);
+  }
+  return host;
+}
+
+function makeHost(backend: tf.KernelBackend, backendName: string): Host {
+  const funcs = new Map<string, tf.KernelFunc>();
+  const kernel = (name: string, inputs: Record<string, tf.TensorInfo>, attrs: Record<string, unknown> = {}) => {
+    let func = funcs.get(name);
+    if (!func) {
+      func = tf.getKernel(name, backendName)!.kernelFunc;
+      funcs.set(name, func);
+    }
+    return func({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
+  };
   const matMul = (a: tf.TensorInfo, b: tf.TensorInfo) => kernel('BatchMatMul', { a, b }, PLAIN_PRODUCT);
   const linear = (x: tf.TensorInfo, w: tf.TensorInfo, bias: tf.TensorInfo) => {
     const [R, K] = x.shape as [number, number];
@@ -623,7 +637,7 @@ function hostOf(backend: tf.KernelBackend, backendName: string): Host {
       matMul,
       linear,
       kernel,
-      simd: simdEnabled ? simdKernelsFor(tfjsWasmMemory(backend)) : null,
+      simd: simdKernelsFor(tfjsWasmMemory(backend)),
       make: (shape) => wasm.makeOutput(shape, 'float32'),
       values: (info) => wasm.typedArrayFromHeap(info),
       offset: (info) => wasm.dataIdMap.get(info.dataId)!.memoryOffset,
@@ -646,7 +660,7 @@ function hostOf(backend: tf.KernelBackend, backendName: string): Host {
 function runOnHost(k: HostKernel, host: Host, infos: Array<tf.TensorInfo | undefined>, shapes: Shape[], attrs: Attrs): tf.TensorInfo[] {
   const outs = k.outputs(shapes, attrs).map((s) => host.make(s));
   const at = (i: tf.TensorInfo | undefined) => (i ? host.offset(i) : 0);
-  if (host.simd && k.simd?.(host.simd, infos.map(at), outs.map(at), shapes, attrs)) return outs;
+  if (simdEnabled && host.simd && k.simd?.(host.simd, infos.map(at), outs.map(at), shapes, attrs)) return outs;
   // Views only after every allocation: a malloc may grow the wasm heap and detach older views.
   const ins = infos.map((i) => (i ? host.values(i) : NO_VALUES));
   k.compute(ins, outs.map((o) => host.values(o)), shapes, attrs);
