@@ -8,9 +8,10 @@ import { entropyWithGrad, softmaxAndEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
 import { SgdMomentum } from './sgd';
-import { flatNorm, samPerturb } from './sam';
+import { flatNorm, samAscent } from './sam';
+import { pick } from './gate';
 import { FlatLayout } from './flat';
-import { decodeStats, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
+import { decodeStats, S, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
 
 export interface CommonOptions extends ParamSelection {
   /** SGD learning rate. */
@@ -209,14 +210,13 @@ export abstract class Adapter {
       const { entropies, grad } = entropyWithGrad(first.logits);
       // Nothing adapts (the no-adapt baseline): the forward is all there is to compile.
       if (this.layout.total === 0) return tf.concat([tf.reshape(tf.softmax(first.logits), [-1]), entropies]);
-      const g = this.flatGrad(first.tape!, grad);
-      const gradNorm = flatNorm(g);
       const theta = this.theta();
-      const ascended = this.layout.split(samPerturb(theta, g, gradNorm, 0.05));
-      const second = fast.forward(x, (n) => ascended.get(n) ?? this.model.param(n), true);
+      const { ascended, gradNorm } = samAscent(theta, this.flatGrad(first.tape!, grad), 0.05);
+      const pieces = this.layout.split(ascended);
+      const second = fast.forward(x, (n) => pieces.get(n) ?? this.model.param(n), true);
       const g2 = this.flatGrad(second.tape!, entropyWithGrad(second.logits).grad);
       const gate = tf.logicalAnd(allFinite(gradNorm, flatNorm(g2)), tf.scalar(false, 'bool'));
-      const stepped = tf.where(this.sgd.widen(gate), tf.sub(theta, tf.mul(g2, 0)), theta);
+      const stepped = pick(gate, tf.sub(theta, tf.mul(g2, 0)) as tf.Tensor1D, theta);
       return tf.concat([tf.reshape(tf.softmax(first.logits), [-1]), entropies, tf.reshape(tf.sum(stepped), [1])]);
     });
     await out.data();
@@ -278,7 +278,7 @@ export abstract class Adapter {
     const finite = allFinite(loss, gradNorm);
     const gate = tf.logicalAnd(finite, anyKept);
     this.writeParams(this.sgd.step(theta, g, gate));
-    return packStats({ updated: gate, kept, loss: tf.where(anyKept, loss, tf.scalar(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
+    return packStats({ updated: gate, kept, loss: pick(anyKept, loss, tf.scalar(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
   }
 
   /**
@@ -289,7 +289,7 @@ export abstract class Adapter {
   protected resetWhere(when: tf.Tensor, theta: tf.Tensor1D): tf.Tensor1D {
     this.sgd.clear(when);
     this.clearState(when);
-    return tf.where(this.sgd.widen(when), this.sourceFlat, theta) as tf.Tensor1D;
+    return pick(when, this.sourceFlat, theta);
   }
 
   /** The adapted state (scale/shift, momentum, method state, counters) as a compact safetensors blob. */
@@ -432,6 +432,10 @@ export function keptRows<T extends tf.Tensor>(x: T, keep: number[]): T {
   return keep.length === x.shape[0] ? x : (tf.gather(x, tf.tensor1d(keep, 'int32')) as T);
 }
 
+/** What the stats vector holds where a field is missing. */
+const STATS_FALLBACK: Record<keyof typeof S, number> = { updated: 0, kept: 0, loss: NaN, lossSecond: NaN, gradNorm: NaN, ema: NaN, reset: 0, nonFinite: 0 };
+const STATS_FIELDS = (Object.keys(S) as Array<keyof typeof S>).sort((a, b) => S[a] - S[b]);
+
 /** Packs device scalars into the stats vector layout of types.ts (missing fields NaN / 0). */
 export function packStats(fields: {
   updated: tf.Tensor;
@@ -443,17 +447,17 @@ export function packStats(fields: {
   reset?: tf.Tensor;
   nonFinite: tf.Tensor;
 }): tf.Tensor {
-  const f = (t: tf.Tensor | undefined, fallback: number) => (t ? tf.reshape(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), [1]) : tf.tensor1d([fallback]));
-  return tf.concat([
-    f(fields.updated, 0),
-    f(fields.kept, 0),
-    f(fields.loss, NaN),
-    f(fields.lossSecond, NaN),
-    f(fields.gradNorm, NaN),
-    f(fields.ema, NaN),
-    f(fields.reset, 0),
-    f(fields.nonFinite, 0),
-  ]);
+  if (onHostBackend()) {
+    const inputs: Record<string, tf.Tensor> = {};
+    for (const name of STATS_FIELDS) if (fields[name]) inputs[`s${S[name]}`] = fields[name];
+    return runFusedKernel('WildttaScalars', inputs, { fallback: STATS_FIELDS.map((n) => STATS_FALLBACK[n]) })[0]!;
+  }
+  return tf.concat(
+    STATS_FIELDS.map((name) => {
+      const t = fields[name];
+      return t ? tf.reshape(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), [1]) : tf.tensor1d([STATS_FALLBACK[name]]);
+    }),
+  );
 }
 
 /** [1] when every value of x is finite, else [0] (float32, to ride along with the step's read). Inside tf.tidy. */

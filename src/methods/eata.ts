@@ -3,6 +3,7 @@ import type { ViT } from '../model/vit';
 import type { FastTape } from '../model/fast-vit';
 import { Adapter, gradsByName, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
+import { pick } from './gate';
 
 export interface EataOptions extends CommonOptions {
   /** e_margin as a fraction of ln C (reference: 0.4). */
@@ -67,9 +68,9 @@ export class EataAdapter extends Adapter {
 
     // m ← 0.9·m + 0.1·mean(p of the samples that passed both filters); the first time, m = that mean.
     const meanP = tf.div(tf.sum(tf.mul(probs, tf.expandDims(mask, 1)), 0), tf.maximum(kept, 1));
-    const nextM = tf.where(tf.broadcastTo(hasM, meanP.shape), tf.add(tf.mul(this.probsEma, 0.9), tf.mul(meanP, 0.1)), meanP);
-    this.probsEma.assign(tf.where(tf.broadcastTo(anyKept, meanP.shape), nextM, this.probsEma));
-    this.hasProbsEma.assign(tf.where(anyKept, tf.scalar(1), this.hasProbsEma as tf.Scalar));
+    const nextM = pick(hasM, tf.add(tf.mul(this.probsEma, 0.9), tf.mul(meanP, 0.1)), meanP);
+    this.probsEma.assign(pick(anyKept, nextM, this.probsEma as tf.Tensor));
+    this.hasProbsEma.assign(pick(anyKept, tf.scalar(1), this.hasProbsEma as tf.Scalar));
 
     // Sample weights 1/exp(E − e_margin) come from the first forward, so no gradient flows through them.
     const weights = tf.mul(tf.exp(tf.sub(this.margin, entropies)), mask) as tf.Tensor1D;
@@ -93,7 +94,7 @@ export class EataAdapter extends Adapter {
   }
 
   protected override clearState(when?: tf.Tensor): void {
-    this.hasProbsEma.assign(when === undefined ? tf.scalar(0) : (tf.where(when, tf.scalar(0), this.hasProbsEma) as tf.Scalar));
+    this.hasProbsEma.assign(when === undefined ? tf.scalar(0) : pick(when, tf.scalar(0), this.hasProbsEma as tf.Scalar));
   }
 
   override dispose(): void {

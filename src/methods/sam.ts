@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { onHostBackend, runFusedKernel } from '../model/host-kernels';
 
 /** L2 norm of a flat gradient vector (a scalar tensor). */
 export function flatNorm(g: tf.Tensor1D): tf.Scalar {
@@ -7,10 +8,15 @@ export function flatNorm(g: tf.Tensor1D): tf.Scalar {
 
 /**
  * SAM's ascent (non-adaptive): θ + ε with ε = ρ·g / (‖g‖₂ + 1e-12), ‖g‖₂ the
- * norm over all adapted tensors, on the flat vector. The variables are not
- * touched: the second forward reads θ + ε directly, so restoring θ is exact
- * and free. Inside tf.tidy.
+ * norm over all adapted tensors, on the flat vector; also returns ‖g‖₂. The
+ * variables are not touched: the second forward reads θ + ε directly, so
+ * restoring θ is exact and free. Inside tf.tidy.
  */
-export function samPerturb(theta: tf.Tensor1D, grad: tf.Tensor1D, gradNorm: tf.Scalar, rho: number): tf.Tensor1D {
-  return tf.add(theta, tf.mul(grad, tf.div(rho, tf.add(gradNorm, 1e-12)))) as tf.Tensor1D;
+export function samAscent(theta: tf.Tensor1D, grad: tf.Tensor1D, rho: number): { ascended: tf.Tensor1D; gradNorm: tf.Scalar } {
+  if (onHostBackend()) {
+    const [ascended, norm] = runFusedKernel('WildttaSamAscent', { theta, grad }, { rho });
+    return { ascended: ascended as tf.Tensor1D, gradNorm: tf.reshape(norm!, []) };
+  }
+  const gradNorm = flatNorm(grad);
+  return { ascended: tf.add(theta, tf.mul(grad, tf.div(rho, tf.add(gradNorm, 1e-12)))) as tf.Tensor1D, gradNorm };
 }

@@ -4,7 +4,8 @@ import type { FastTape } from '../model/fast-vit';
 import { Adapter, allFinite, keptRows, packStats, scatterKept, type CommonOptions } from './adapter';
 import { entropyWithGrad } from './entropy';
 import { entropyBelow } from './filters';
-import { flatNorm, samPerturb } from './sam';
+import { flatNorm, samAscent } from './sam';
+import { pick } from './gate';
 
 export interface SarOptions extends CommonOptions {
   /** E0 as a fraction of ln C (reference: 0.4). */
@@ -55,12 +56,12 @@ export class SarAdapter extends Adapter {
     const share = scatterKept(tf.fill([keep.length], 1 / keep.length) as tf.Tensor1D, keep, logits.shape[0]);
     const loss1 = tf.sum(tf.mul(entropies, share));
     const g1 = this.flatGrad(tape, tf.mul(grad, tf.expandDims(share, 1)) as tf.Tensor2D);
-    const gradNorm = flatNorm(g1);
 
     // Step 4: SAM ascent θ + ε, ε = ρ·g/(‖g‖ + 1e-12). θ itself stays in the variables.
     const theta = this.theta();
-    const ascended = this.layout.split(samPerturb(theta, g1, gradNorm, this.rho));
-    const atAscent = (name: string) => ascended.get(name) ?? this.model.param(name);
+    const { ascended, gradNorm } = samAscent(theta, g1, this.rho);
+    const pieces = this.layout.split(ascended);
+    const atAscent = (name: string) => pieces.get(name) ?? this.model.param(name);
 
     // Step 5: second forward at θ+ε; keep E2 < E0; Loss2 = mean of those.
     const second = this.model.fast.forward(keptRows(x, keep), atAscent, true, keep.length === x.shape[0] ? tape : undefined);
@@ -68,7 +69,7 @@ export class SarAdapter extends Adapter {
     const mask2 = tf.cast(tf.less(e2, this.margin), 'float32');
     const count2 = tf.sum(mask2);
     const sumKept2 = tf.sum(tf.mul(e2, mask2));
-    const loss2 = tf.div(sumKept2, tf.maximum(count2, 1));
+    const loss2 = tf.div(sumKept2, tf.maximum(count2, 1)) as tf.Scalar;
     const meanKept2 = tf.div(sumKept2, count2); // NaN when nothing is kept
 
     // Step 6: g2 = ∇θ Loss2 at θ+ε; back at θ, SGD-momentum with g2, only if something was kept and all is finite.
@@ -79,12 +80,12 @@ export class SarAdapter extends Adapter {
 
     // Step 5 (cont.): ema ← Loss2 the first time, then 0.9·ema + 0.1·Loss2.
     const hadEma = tf.cast(this.hasEma, 'bool');
-    const blended = tf.add(tf.mul(this.ema, this.emaDecay), tf.mul(loss2, 1 - this.emaDecay));
-    const ema = tf.where(gate, tf.where(hadEma, blended, loss2), this.ema) as tf.Scalar;
+    const blended = tf.add(tf.mul(this.ema, this.emaDecay), tf.mul(loss2, 1 - this.emaDecay)) as tf.Scalar;
+    const ema = pick(gate, pick(hadEma, blended, loss2), this.ema as tf.Scalar);
     const hasEma = tf.logicalOr(gate, hadEma);
     this.ema.assign(ema);
     this.hasEma.assign(tf.cast(hasEma, 'float32') as tf.Scalar);
-    const emaNow = tf.where(hasEma, ema, tf.scalar(NaN));
+    const emaNow = pick(hasEma, ema, tf.scalar(NaN));
 
     // Step 7: model recovery when the EMA says the model is collapsing.
     const reset = tf.logicalAnd(hasEma, tf.less(ema, this.resetThreshold));
@@ -110,6 +111,6 @@ export class SarAdapter extends Adapter {
   }
 
   protected override clearState(when?: tf.Tensor): void {
-    this.hasEma.assign(when === undefined ? tf.scalar(0) : tf.where(when, tf.scalar(0), this.hasEma as tf.Scalar));
+    this.hasEma.assign(when === undefined ? tf.scalar(0) : pick(when, tf.scalar(0), this.hasEma as tf.Scalar));
   }
 }

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { onHostBackend, runFusedKernel } from '../model/host-kernels';
+import { pick } from './gate';
 
 /**
  * SGD with momentum as in torch.optim.SGD (no dampening, no weight decay, no
@@ -12,8 +14,7 @@ import * as tf from '@tensorflow/tfjs';
  */
 export class SgdMomentum {
   readonly buffer: tf.Variable<tf.Rank.R1>;
-  /** All-true [P]: a scalar gate widened by logicalAnd with it is one cheap kernel (broadcastTo is a slow Tile on wasm). */
-  private readonly trues: tf.Tensor1D;
+  private readonly zeros: tf.Tensor1D;
 
   constructor(
     size: number,
@@ -22,32 +23,29 @@ export class SgdMomentum {
   ) {
     // tidy frees the zeros the variable was made from (tidy never disposes variables themselves).
     this.buffer = tf.tidy(() => tf.variable(tf.zeros([size]) as tf.Tensor1D, false));
-    this.trues = tf.tidy(() => tf.cast(tf.ones([size]), 'bool') as tf.Tensor1D);
-  }
-
-  /** A boolean scalar as a [P] mask. Inside tf.tidy. */
-  widen(gate: tf.Tensor): tf.Tensor1D {
-    return tf.logicalAnd(this.trues, gate) as tf.Tensor1D;
+    this.zeros = tf.zeros([size]);
   }
 
   /** Returns the stepped θ (θ itself where the gate is false) and updates the buffer. Inside tf.tidy. */
   step(theta: tf.Tensor1D, grad: tf.Tensor1D, gate: tf.Tensor): tf.Tensor1D {
-    const cond = this.widen(gate);
-    const nextBuf = tf.add(tf.mul(this.buffer, this.momentum), grad);
-    this.buffer.assign(tf.where(cond, nextBuf, this.buffer) as tf.Tensor1D);
-    return tf.where(cond, tf.sub(theta, tf.mul(nextBuf, this.lr)), theta) as tf.Tensor1D;
+    if (onHostBackend()) {
+      // One kernel on wasm and cpu, where the dozen below would cost more than their arithmetic.
+      const [stepped, buffer] = runFusedKernel('WildttaSgdMomentum', { theta, grad, buffer: this.buffer, gate }, { lr: this.lr, momentum: this.momentum });
+      this.buffer.assign(buffer as tf.Tensor1D);
+      return stepped as tf.Tensor1D;
+    }
+    const nextBuf = tf.add(tf.mul(this.buffer, this.momentum), grad) as tf.Tensor1D;
+    this.buffer.assign(pick(gate, nextBuf, this.buffer));
+    return pick(gate, tf.sub(theta, tf.mul(nextBuf, this.lr)) as tf.Tensor1D, theta);
   }
 
   /** Zeroes the momentum where `when` (boolean scalar) holds, everywhere when undefined. */
   clear(when?: tf.Tensor): void {
-    tf.tidy(() => {
-      const zero = tf.zerosLike(this.buffer);
-      this.buffer.assign((when === undefined ? zero : tf.where(this.widen(when), zero, this.buffer)) as tf.Tensor1D);
-    });
+    tf.tidy(() => this.buffer.assign(when === undefined ? this.zeros : pick(when, this.zeros, this.buffer)));
   }
 
   dispose(): void {
     this.buffer.dispose();
-    this.trues.dispose();
+    this.zeros.dispose();
   }
 }

@@ -247,6 +247,37 @@ for (const [backend, simd] of [
       assert.equal(runFusedKernel('WildttaAllFinite', { x })[0]!.dataSync()[0], 1, 'finite values pass');
     });
   });
+
+  test(`${label}: the update kernels (SAM's ascent, gated SGD-momentum, pick, scalars) match tfjs ops`, async () => {
+    await setBackend(backend);
+    tf.tidy(() => {
+      const theta = rnd([37], 30) as tf.Tensor1D;
+      const g = rnd([37], 31) as tf.Tensor1D;
+      const buf = rnd([37], 32) as tf.Tensor1D;
+      const [ascended, norm] = runFusedKernel('WildttaSamAscent', { theta, grad: g }, { rho: 0.05 });
+      const n = tf.sqrt(tf.sum(tf.square(g)));
+      close(norm!, tf.reshape(n, [1]), '‖g‖');
+      close(ascended!, tf.add(theta, tf.mul(g, tf.div(0.05, tf.add(n, 1e-12)))), 'θ + ε');
+      const zero = runFusedKernel('WildttaSamAscent', { theta, grad: tf.zerosLike(g) }, { rho: 0.05 });
+      close(zero[0]!, theta, 'a zero gradient leaves θ');
+
+      const sgd = (gate: boolean) => runFusedKernel('WildttaSgdMomentum', { theta, grad: g, buffer: buf, gate: tf.scalar(gate, 'bool') }, { lr: 0.01, momentum: 0.9 });
+      const [stepped, nextBuf] = sgd(true);
+      const expectedBuf = tf.add(tf.mul(buf, 0.9), g);
+      close(nextBuf!, expectedBuf, 'momentum buffer');
+      close(stepped!, tf.sub(theta, tf.mul(expectedBuf, 0.01)), 'stepped θ');
+      const [held, heldBuf] = sgd(false);
+      assert.deepEqual(held!.dataSync(), theta.dataSync(), 'a closed gate leaves θ exactly');
+      assert.deepEqual(heldBuf!.dataSync(), buf.dataSync(), 'and the buffer');
+
+      for (const when of [true, false]) {
+        const picked = runFusedKernel('WildttaPick', { when: tf.scalar(when, 'bool'), a: theta, b: g })[0]!;
+        assert.deepEqual(picked.dataSync(), (when ? theta : g).dataSync(), `pick ${when}`);
+      }
+      const packed = runFusedKernel('WildttaScalars', { s0: tf.scalar(true, 'bool'), s1: tf.scalar(2.5), s3: tf.scalar(-1, 'int32') }, { fallback: [9, 9, NaN, 9, 7] })[0]!;
+      assert.deepEqual([...packed.dataSync()], [1, 2.5, NaN, -1, 7]);
+    });
+  });
 }
 
 test('wasm: the host path of FastViT (batch 1) matches autodiff of the reference forward and frees what it makes', async () => {

@@ -64,6 +64,8 @@ export const onHostBackend = (): boolean => HOST_BACKENDS.includes(tf.getBackend
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
 /** Most pieces WildttaConcatColumns takes as a registered kernel, by name (3 × 16 heads); inside composites, any number. */
 const MAX_PIECES = 48;
+/** Most scalars WildttaScalars packs. */
+const MAX_SCALARS = 8;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const HALF_LOG2E = Math.LOG2E / 2;
 /** 2⁻ⁿ for n = 0…63. */
@@ -471,6 +473,67 @@ const kernels = {
         for (let i = 0; i < tokens; i++) out![to + i] = emb![from + i]! + pos![i]!;
         to += tokens;
       }
+    },
+  },
+
+  // The update arithmetic of methods/ on the flat vector of adapted values
+  // (methods/flat.ts): each replaces four to thirteen tfjs kernels, most of
+  // them on scalars, where a kernel's bookkeeping is all its cost.
+
+  /** SAM's ascent θ + ρ·g/(‖g‖₂ + 1e-12) on flat vectors [P], and ‖g‖₂ [1]. */
+  WildttaSamAscent: {
+    inputs: ['theta', 'grad'],
+    outputs: ([s]) => [s!, [1]],
+    compute([theta, g], [out, norm], _s, { rho }) {
+      let squares = 0;
+      for (let i = 0; i < g!.length; i++) squares += g![i]! * g![i]!;
+      const n = Math.fround(Math.sqrt(squares));
+      const scale = (rho as number) / (n + 1e-12);
+      for (let i = 0; i < g!.length; i++) out![i] = theta![i]! + g![i]! * scale;
+      norm![0] = n;
+    },
+  },
+
+  /**
+   * SGD with momentum on flat vectors [P] where the scalar gate holds
+   * (buf ← μ·buf + g, θ ← θ − lr·buf), θ and buf unchanged where it does not:
+   * outputs θ and buf.
+   */
+  WildttaSgdMomentum: {
+    inputs: ['theta', 'grad', 'buffer', 'gate'],
+    outputs: ([s]) => [s!, s!],
+    compute([theta, g, buf, gate], [outTheta, outBuf], _s, { lr, momentum }) {
+      if (!gate![0]) {
+        outTheta!.set(theta!);
+        outBuf!.set(buf!);
+        return;
+      }
+      for (let i = 0; i < g!.length; i++) {
+        const b = Math.fround((momentum as number) * buf![i]! + g![i]!);
+        outBuf![i] = b;
+        outTheta![i] = theta![i]! - (lr as number) * b;
+      }
+    },
+  },
+
+  /** a where the scalar `when` holds (is non-zero), else b (a and b of one shape). */
+  WildttaPick: {
+    inputs: ['when', 'a', 'b'],
+    outputs: ([, s]) => [s!],
+    compute([when, a, b], [out]) {
+      out!.set(when![0] ? a! : b!);
+    },
+  },
+
+  /**
+   * Scalars s0… (any dtype, booleans as 0/1) as one float vector, an absent
+   * one as its entry in `fallback`, whose length is the output's.
+   */
+  WildttaScalars: {
+    inputs: Array.from({ length: MAX_SCALARS }, (_, i) => `s${i}?`),
+    outputs: (_s, { fallback }) => [[(fallback as number[]).length]],
+    compute(ins, [out], _s, { fallback }) {
+      (fallback as number[]).forEach((f, i) => (out![i] = ins[i]!.length === 0 ? f : ins[i]![0]!));
     },
   },
 
