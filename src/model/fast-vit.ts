@@ -22,10 +22,11 @@ import { registerGpuKernels } from './gpu-kernels';
  * transpose flag), so each frozen weight is kept in both layouts, [in, out]
  * for the forward and PyTorch's [out, in] for the backward; GPU shaders read
  * either layout at the same speed, so there only [out, in] is kept. At batch
- * size 1 each head's products are plain 2-D matMuls (see AttnSaved). And a
- * block's attention and MLP, forward and backward, are each one composite
- * host kernel (host-kernels.ts), whose intermediates never become tfjs
- * tensors.
+ * size 1 each head's forward products are plain 2-D matMuls, and the
+ * backward's products of all heads, where they are small, one SIMD kernel
+ * (WildttaAttentionGrad). And a block's attention and MLP, forward and
+ * backward, are each one composite host kernel (host-kernels.ts), whose
+ * intermediates never become tfjs tensors.
  *
  * With token pooling only the class tokens reach the head, so on the host
  * path the last block's backward runs on their rows alone: its MLP and norm2
@@ -73,16 +74,13 @@ type LnSaved =
 
 /**
  * Attention's saved tensors. 'heads': q, k, v [B·H, N, d_head] and P
- * [B·H, N, N], batched over heads. 'perhead' (host path, batch 1): per head
- * q, k [N, d_head], vᵀ [d_head, N] and P [N, N], the operands of the
- * backward's plain 2-D products (each with its right-hand operand in place:
- * tfjs-wasm runs those through XNNPACK, and batched ones through a loop
- * 20-30× slower); and qkv [N, 3D] itself, which the class-token backward
- * reads whole.
+ * [B·H, N, N], batched over heads. 'perhead' (host path, batch 1): qkv
+ * [N, 3D] and per head P [N, N]; the backward's kernels read each head's q,
+ * k and v out of qkv themselves.
  */
 type AttnSaved =
   | { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D }
-  | { kind: 'perhead'; qkv: tf.Tensor2D; q: tf.Tensor2D[]; k: tf.Tensor2D[]; vT: tf.Tensor2D[]; p: tf.Tensor2D[] };
+  | { kind: 'perhead'; qkv: tf.Tensor2D; p: tf.Tensor2D[] };
 
 interface BlockSaved {
   ln1: LnSaved;
@@ -133,7 +131,7 @@ function lnRows(s: LnSaved, rows: <T extends tf.Tensor2D>(t: T) => T): LnSaved {
 }
 
 function attnTensors(a: AttnSaved): tf.Tensor[] {
-  if (a.kind === 'perhead') return [a.qkv, ...a.q, ...a.k, ...a.vT, ...a.p];
+  if (a.kind === 'perhead') return [a.qkv, ...a.p];
   return [a.q, a.k, a.v, a.p];
 }
 
@@ -363,8 +361,7 @@ export class FastViT {
       const H = this.config.heads;
       const outs = runFusedKernel('WildttaAttention', { x, n, wqkv: w.qkv.wT!, bqkv: w.qkv.b, wo: w.proj.wT!, bo: w.proj.b }, { heads: H, save }) as tf.Tensor2D[];
       if (!save) return { x1: outs[0]! };
-      const per = (i: number) => outs.slice(2 + i * H, 2 + (i + 1) * H);
-      return { x1: outs[0]!, attn: { kind: 'perhead', qkv: outs[1]!, q: per(0), k: per(1), vT: per(2), p: per(3) } };
+      return { x1: outs[0]!, attn: { kind: 'perhead', qkv: outs[1]!, p: outs.slice(2) } };
     }
     const { o, saved } = this.attention(this.linear(n, w.qkv), B, N);
     return { x1: tf.add(x, this.linear(o, w.proj)) as tf.Tensor2D, attn: saved };
@@ -407,8 +404,8 @@ export class FastViT {
   private attentionBackward(dy: tf.Tensor2D, w: BlockWeights, s: AttnSaved, B: number, N: number, cls: boolean): tf.Tensor2D {
     const H = this.config.heads;
     if (s.kind === 'perhead' && !cls) {
-      const inputs: Record<string, tf.Tensor> = { dy, wo: w.proj.w, wqkv: w.qkv.w };
-      for (let h = 0; h < H; h++) Object.assign(inputs, { [`q${h}`]: s.q[h]!, [`k${h}`]: s.k[h]!, [`vT${h}`]: s.vT[h]!, [`p${h}`]: s.p[h]! });
+      const inputs: Record<string, tf.Tensor> = { dy, wo: w.proj.w, wqkv: w.qkv.w, qkv: s.qkv };
+      s.p.forEach((p, h) => (inputs[`p${h}`] = p));
       return runFusedKernel('WildttaAttentionGrad', inputs, { heads: H })[0] as tf.Tensor2D;
     }
     const dO = tf.matMul(dy, w.proj.w) as tf.Tensor2D;

@@ -30,12 +30,19 @@ const H = 3;
 const N = 5;
 const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
-/** Multi-head attention with tfjs ops from qkv [N, 3D]: per head softmax(q·kᵀ)·v, heads side by side. */
-function attentionOps(qkv: tf.Tensor): tf.Tensor2D {
-  const heads = tf.transpose(tf.reshape(qkv, [N, 3, H, D / H]), [1, 2, 0, 3]); // [3, H, N, hd]
+/** Multi-head attention with tfjs ops from qkv [n, 3d] (h heads): per head softmax(q·kᵀ)·v, heads side by side. */
+function attentionOps(qkv: tf.Tensor, n = N, d = D, h = H): tf.Tensor2D {
+  const heads = tf.transpose(tf.reshape(qkv, [n, 3, h, d / h]), [1, 2, 0, 3]); // [3, h, n, hd]
   const [q, k, v] = tf.unstack(heads) as tf.Tensor3D[];
   const o = tf.matMul(tf.softmax(tf.matMul(q!, k!, false, true)), v!);
-  return tf.reshape(tf.transpose(o, [1, 0, 2]), [N, D]);
+  return tf.reshape(tf.transpose(o, [1, 0, 2]), [n, d]);
+}
+
+/** Each head's softmax(q·kᵀ) [n, n] from qkv [n, 3d] (h heads), as the forward keeps them. */
+function softmaxesOps(qkv: tf.Tensor, n: number, d: number, h: number): tf.Tensor2D[] {
+  const heads = tf.transpose(tf.reshape(qkv, [n, 3, h, d / h]), [1, 2, 0, 3]);
+  const [q, k] = tf.unstack(heads) as tf.Tensor3D[];
+  return tf.unstack(tf.softmax(tf.matMul(q!, k!, false, true))) as tf.Tensor2D[];
 }
 
 const geluOps = (t: tf.Tensor) => tf.mul(t, tf.mul(tf.add(tf.erf(tf.mul(t, Math.SQRT1_2)), 1), 0.5));
@@ -124,10 +131,7 @@ for (const [backend, simd] of [
     await setBackend(backend);
     tf.tidy(() => {
       const qkv = rnd([N, 3 * D], 8) as tf.Tensor2D;
-      const dy = rnd([N, D], 9) as tf.Tensor2D;
-      const wo = rnd([D, D], 12) as tf.Tensor2D;
-      const wqkv = rnd([3 * D, D], 13) as tf.Tensor2D;
-      const dO = tf.matMul(dy, wo) as tf.Tensor2D;
+      const dO = tf.matMul(rnd([N, D], 9), rnd([D, D], 12)) as tf.Tensor2D;
       // Reference per head with autodiff: o = softmax(q·kᵀ)·v, loss Σ o ⊙ dO.
       const perHead = attentionOps;
       const refO = perHead(qkv);
@@ -138,6 +142,9 @@ for (const [backend, simd] of [
       const refParts = tf.split(qkv, 3 * H, 1);
       parts.slice(0, 3 * H).forEach((t, i) => close(t, refParts[i]!, `block ${i}`));
       parts.slice(3 * H).forEach((t, i) => close(t, tf.transpose(refParts[H + i]!), `transposed block ${H + i}`));
+      const kTOnly = runFusedKernel('WildttaColumnBlocks', { x: qkv }, { blocks: 3 * H, transposeFrom: H, transposeTo: 2 * H });
+      assert.equal(kTOnly.length, 4 * H);
+      kTOnly.slice(3 * H).forEach((t, i) => close(t, tf.transpose(refParts[H + i]!), `transposed block ${H + i} (up to 2H)`));
       const [q, k, v, kT, vT] = [0, 1, 2, 3, 4].map((i) => parts.slice(i * H, (i + 1) * H));
       const p = q!.map((qh, h) => tf.softmax(tf.matMul(qh, kT![h]!)) as tf.Tensor2D);
       close(tf.concat(p.map((ph, h) => tf.matMul(ph, v![h]!)), 1), refO, 'o');
@@ -157,20 +164,46 @@ for (const [backend, simd] of [
       }
       close(tf.concat(grads.flat(), 1), refDqkv!, 'dqkv', 1e-4);
 
-      // The same in one composite kernel, whose intermediates the backend frees.
-      const inputs: Record<string, tf.Tensor> = { dy, wo, wqkv };
-      for (let h = 0; h < H; h++) Object.assign(inputs, { [`q${h}`]: q![h]!, [`k${h}`]: k![h]!, [`vT${h}`]: vT![h]!, [`p${h}`]: p[h]! });
-      const dataIds = tf.backend().numDataIds();
-      const [composite] = runFusedKernel('WildttaAttentionGrad', inputs, { heads: H });
-      assert.equal(tf.backend().numDataIds(), dataIds + 1, 'the composite leaves only its output');
-      close(composite!, tf.matMul(refDqkv!, wqkv), 'through proj, attention and qkv (composite)', 1e-4);
-
       // Only the class token's output (row 0) gets a gradient: one kernel, same dqkv as autodiff.
       const dO0 = tf.slice(dO, [0, 0], [1, D]) as tf.Tensor2D;
       const [refCls] = tf.grads((t) => tf.sum(tf.mul(tf.slice(perHead(t), [0, 0], [1, D]), dO0)))([qkv]);
       close(runFusedKernel('WildttaClassAttentionGrad', { dO: dO0, qkv }, { heads: H })[0]!, refCls!, 'class-token dqkv', 1e-4);
     });
   });
+
+  // (n, width, heads): head width 4 (below the SIMD kernel's 16 columns: JavaScript, and the composite's per-head
+  // products) and 16, 20, 32 (SIMD on wasm: one group of 16 columns, a second moved back over the first, two), with
+  // token counts not multiples of 4 (its last tile of keys moved back) and 4 itself.
+  for (const [n, width, heads] of [
+    [5, 12, 3],
+    [5, 48, 3],
+    [13, 60, 3],
+    [4, 64, 2],
+  ] as const) {
+    test(`${label}: attention's backward of all heads at once (n ${n}, head width ${width / heads}), alone and through proj and qkv, matches autodiff`, async () => {
+      await setBackend(backend);
+      tf.tidy(() => {
+        const qkv = rnd([n, 3 * width], 50) as tf.Tensor2D;
+        const dO = rnd([n, width], 51) as tf.Tensor2D;
+        const dy = rnd([n, width], 52) as tf.Tensor2D;
+        const wo = rnd([width, width], 53) as tf.Tensor2D;
+        const wqkv = rnd([3 * width, width], 54) as tf.Tensor2D;
+        const p = softmaxesOps(qkv, n, width, heads);
+        const softmaxes = Object.fromEntries(p.map((t, h) => [`p${h}`, t]));
+        const grad = (dOut: tf.Tensor) => tf.grads((t) => tf.sum(tf.mul(attentionOps(t, n, width, heads), dOut)))([qkv])[0]!;
+
+        const ids = tf.backend().numDataIds();
+        const [dqkv] = runFusedKernel('WildttaAttentionHeadsGrad', { dO, qkv, ...softmaxes }, { heads });
+        assert.equal(tf.backend().numDataIds(), ids + 1, 'the kernel leaves only its output (its scratch freed)');
+        close(dqkv!, grad(dO), 'dqkv', 1e-4);
+
+        const before = tf.backend().numDataIds();
+        const composite = runFusedKernel('WildttaAttentionGrad', { dy, wo, wqkv, qkv, ...softmaxes }, { heads });
+        assert.equal(tf.backend().numDataIds(), before + 1, 'the composite leaves only its output');
+        close(composite[0]!, tf.matMul(grad(tf.matMul(dy, wo)), wqkv), 'through proj, attention and qkv (composite)', 1e-4);
+      });
+    });
+  }
 
   test(`${label}: GELU and the forward composites (patch embedding, attention, MLP) match tfjs ops and leave only their outputs`, async () => {
     await setBackend(backend);
@@ -206,20 +239,14 @@ for (const [backend, simd] of [
         const ids = tf.backend().numDataIds();
         const attn = runFusedKernel('WildttaAttention', { x, n, wqkv, bqkv, wo, bo }, { heads: H, save });
         const mlp = runFusedKernel('WildttaMlp', { x, n, w1, b1, w2, b2 }, { save });
-        assert.equal(attn.length, save ? 2 + 4 * H : 1);
+        assert.equal(attn.length, save ? 2 + H : 1);
         assert.equal(mlp.length, save ? 3 : 1);
         assert.equal(tf.backend().numDataIds(), ids + attn.length + mlp.length, 'the composites leave only their outputs');
         close(attn[0]!, refX1, `attention block (save ${save})`, 1e-4);
         close(mlp[0]!, refX2, `MLP block (save ${save})`, 1e-4);
         if (!save) continue;
         close(attn[1]!, qkv, 'kept qkv');
-        const pieces = tf.split(qkv, 3 * H, 1);
-        for (let h = 0; h < H; h++) {
-          close(attn[2 + h]!, pieces[h]!, `kept q${h}`);
-          close(attn[2 + H + h]!, pieces[H + h]!, `kept k${h}`);
-          close(attn[2 + 2 * H + h]!, tf.transpose(pieces[2 * H + h]!), `kept vT${h}`);
-          close(attn[2 + 3 * H + h]!, tf.softmax(tf.matMul(pieces[h]!, pieces[H + h]!, false, true)), `kept p${h}`);
-        }
+        softmaxesOps(qkv, N, D, H).forEach((ph, h) => close(attn[2 + h]!, ph, `kept p${h}`));
         close(mlp[1]!, pre, 'kept a');
         // A composite that throws at its last step (the residual x missing) still frees all it made before.
         const before = tf.backend().numDataIds();
@@ -280,31 +307,34 @@ for (const [backend, simd] of [
   });
 }
 
-test('wasm: the host path of FastViT (batch 1) matches autodiff of the reference forward and frees what it makes', async () => {
-  // (The GPU path is no reference on wasm: tfjs-wasm 4.22's fused matMul with transposeB and a bias gives wrong values.)
-  await tf.setBackend('wasm');
-  useSimdKernels(true); // the loops above ran last on cpu with them off; here the host path as it ships
-  const cfg = tinyConfig({ depth: 2, heads: 2 });
-  const model = new ViT(cfg, randomViTTensors(cfg, 5, 3));
-  const hostPath = new FastViT(cfg, model.param, model.finalNorm);
-  assert.equal(hostPath.host, true);
-  const x = tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 11) as tf.Tensor4D;
-  const names = model.normParamNames();
-  const run = () => {
-    const { logits, tape } = hostPath.forward(x, model.param, true);
-    return { logits, grads: hostPath.backward(tape!, entropyWithGrad(logits).grad, new Set(names)) };
-  };
-  tf.tidy(() => void run());
-  const before = tf.memory().numTensors;
-  tf.tidy(() => {
-    const a = run();
-    const vars = names.map((n) => model.variables.get(n)!);
-    const ref = tf.variableGrads(() => tf.sum(softmaxEntropy(model.logits(x))) as tf.Scalar, vars);
-    close(a.logits, model.logits(x), 'logits');
-    for (const n of names) close(a.grads.get(n)!, ref.grads[model.variables.get(n)!.name]!, n, 1e-4);
+// Head width 8 takes the attention backward's per-head products, 16 its SIMD kernel (three blocks: two full backwards).
+for (const over of [{ depth: 2, heads: 2 }, { depth: 3, heads: 2, width: 32 }]) {
+  test(`wasm: the host path of FastViT (batch 1, head width ${(over.width ?? 16) / over.heads}) matches autodiff of the reference forward and frees what it makes`, async () => {
+    // (The GPU path is no reference on wasm: tfjs-wasm 4.22's fused matMul with transposeB and a bias gives wrong values.)
+    await tf.setBackend('wasm');
+    useSimdKernels(true); // the loops above ran last on cpu with them off; here the host path as it ships
+    const cfg = tinyConfig(over);
+    const model = new ViT(cfg, randomViTTensors(cfg, 5, 3));
+    const hostPath = new FastViT(cfg, model.param, model.finalNorm);
+    assert.equal(hostPath.host, true);
+    const x = tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 11) as tf.Tensor4D;
+    const names = model.normParamNames();
+    const run = () => {
+      const { logits, tape } = hostPath.forward(x, model.param, true);
+      return { logits, grads: hostPath.backward(tape!, entropyWithGrad(logits).grad, new Set(names)) };
+    };
+    tf.tidy(() => void run());
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const a = run();
+      const vars = names.map((n) => model.variables.get(n)!);
+      const ref = tf.variableGrads(() => tf.sum(softmaxEntropy(model.logits(x))) as tf.Scalar, vars);
+      close(a.logits, model.logits(x), 'logits');
+      for (const n of names) close(a.grads.get(n)!, ref.grads[model.variables.get(n)!.name]!, n, 1e-4);
+    });
+    assert.equal(tf.memory().numTensors, before);
+    hostPath.dispose();
+    x.dispose();
+    model.dispose();
   });
-  assert.equal(tf.memory().numTensors, before);
-  hostPath.dispose();
-  x.dispose();
-  model.dispose();
-});
+}

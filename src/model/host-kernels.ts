@@ -41,7 +41,9 @@ interface HostKernel {
    * tfjs-wasm's memory, given the tensors' byte offsets there (0 for an
    * absent one); returns false where it does not apply, and `compute` runs.
    */
-  simd?(k: SimdKernels, ins: number[], outs: number[], shapes: Shape[], attrs: Attrs): boolean;
+  simd?(k: SimdKernels, ins: number[], outs: number[], shapes: Shape[], attrs: Attrs, scratch: number[]): boolean;
+  /** Shapes of the working buffers `simd` gets (byte offsets, in `scratch`), freed once it returns. */
+  scratch?(shapes: Shape[], attrs: Attrs): Shape[];
 }
 
 /** The backend calls the glue needs; both are public methods of tfjs's wasm and cpu backends. */
@@ -64,6 +66,8 @@ export const onHostBackend = (): boolean => HOST_BACKENDS.includes(tf.getBackend
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
 /** Most pieces WildttaConcatColumns takes as a registered kernel, by name (3 × 16 heads); inside composites, any number. */
 const MAX_PIECES = 48;
+/** Most heads WildttaAttentionHeadsGrad takes (one softmax input each) as a registered kernel. */
+const MAX_HEADS = 16;
 /** Most scalars WildttaScalars packs. */
 const MAX_SCALARS = 8;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -76,11 +80,35 @@ function patchGeometry(s: Shape, p: number) {
   return { B: s[0]!, H: s[1]!, W: s[2]!, C: s[3]!, p };
 }
 
-/** WildttaColumnBlocks's geometry: x [N, C] cut into nb pieces of width w, transposed from piece `from` on. */
-function columnBlocks(s: Shape, { blocks, transposeFrom }: Attrs) {
+/** WildttaColumnBlocks's geometry: x [N, C] cut into nb pieces of width w, pieces from…to−1 also transposed. */
+function columnBlocks(s: Shape, { blocks, transposeFrom, transposeTo }: Attrs) {
   const nb = blocks as number;
-  return { N: s[0]!, C: s[1]!, nb, from: transposeFrom as number, w: s[1]! / nb };
+  return { N: s[0]!, C: s[1]!, nb, from: transposeFrom as number, to: (transposeTo as number | undefined) ?? nb, w: s[1]! / nb };
 }
+
+/** qkv [N, 3D] cut into `heads` heads of width d. */
+function headsGeometry(s: Shape, heads: number) {
+  const C = s[1]!;
+  return { N: s[0]!, C, D: C / 3, d: C / 3 / heads };
+}
+
+/** Whether attention_head_grad takes these heads: its tiles are 4 keys and 16 columns, the last moved back to fit. */
+function headsGradSimd(qkvShape: Shape, heads: number): boolean {
+  const { N, d } = headsGeometry(qkvShape, heads);
+  return N >= 4 && d >= 16 && d % 4 === 0;
+}
+
+/**
+ * Most multiply-adds per head product (N²·d) for which WildttaAttentionGrad
+ * takes the SIMD kernel. On one thread it was ahead of XNNPACK's products at
+ * every size measured (2.5× at 50 tokens and head width 16, level at 197 and
+ * 64), but it runs on one thread where tfjs-wasm's threaded build spreads
+ * XNNPACK's products over its pool. At this size a head's four products
+ * are some 35 µs of arithmetic against some 25 µs of setting up its five
+ * XNNPACK operators, so that a pool of four threads would about break even
+ * (an estimate: the 2-core machine measured on cannot show it).
+ */
+const HEADS_KERNEL_MAX_WORK = 1 << 17;
 
 /** erf(z) by Abramowitz & Stegun 7.1.26 (absolute error under 1.5e-7). */
 function erf(z: number): number {
@@ -319,25 +347,25 @@ const kernels = {
 
   /**
    * Column blocks of x [N, C]: `blocks` pieces [N, C/blocks] in order, then
-   * the transposes [C/blocks, N] of pieces transposeFrom… (none when
-   * transposeFrom = blocks). Splits qkv into per-head q, k, v (and kᵀ, vᵀ)
-   * in one pass, where tfjs-wasm's split costs 35-75 µs.
+   * the transposes [C/blocks, N] of pieces transposeFrom…transposeTo−1
+   * (transposeTo defaults to blocks; none when transposeFrom = blocks).
+   * Splits qkv into per-head q, k, v (and kᵀ or vᵀ) in one pass, where
+   * tfjs-wasm's split costs 35-75 µs.
    */
   WildttaColumnBlocks: {
     inputs: ['x'],
-    outputs: ([s], { blocks, transposeFrom }) => {
-      const N = s![0]!;
-      const w = s![1]! / (blocks as number);
+    outputs: ([s], attrs) => {
+      const { N, nb, from, to, w } = columnBlocks(s!, attrs);
       const out: Shape[] = [];
-      for (let i = 0; i < (blocks as number); i++) out.push([N, w]);
-      for (let i = transposeFrom as number; i < (blocks as number); i++) out.push([w, N]);
+      for (let i = 0; i < nb; i++) out.push([N, w]);
+      for (let i = from; i < to; i++) out.push([w, N]);
       return out;
     },
     compute([x], outs, [s], attrs) {
-      const { N, C, nb, from, w } = columnBlocks(s!, attrs);
+      const { N, C, nb, from, to, w } = columnBlocks(s!, attrs);
       for (let i = 0; i < nb; i++) {
         const piece = outs[i]!;
-        const t = i >= from ? outs[nb + i - from]! : undefined;
+        const t = i >= from && i < to ? outs[nb + i - from]! : undefined;
         for (let n = 0; n < N; n++) {
           const row = n * C + i * w;
           for (let j = 0; j < w; j++) {
@@ -349,10 +377,10 @@ const kernels = {
       }
     },
     simd(k, [x], outs, [s], attrs) {
-      const { N, C, nb, from, w } = columnBlocks(s!, attrs);
+      const { N, C, nb, from, to, w } = columnBlocks(s!, attrs);
       for (let i = 0; i < nb; i++) {
         k.copy_block(x! + 4 * i * w, C, outs[i]!, w, N, w);
-        if (i >= from) k.transpose_block(x! + 4 * i * w, C, outs[nb + i - from]!, N, w);
+        if (i >= from && i < to) k.transpose_block(x! + 4 * i * w, C, outs[nb + i - from]!, N, w);
       }
       return true;
     },
@@ -384,6 +412,74 @@ const kernels = {
     },
     simd(k, [dP, p], [dS, dST, pT], [s]) {
       k.softmax_grad(dP!, p!, dS!, dST!, pT!, s![0]!, s![1]!);
+      return true;
+    },
+  },
+
+  /**
+   * Attention's backward at batch 1 through the softmax products of every
+   * head: from dO [N, D] (dL/d(heads' outputs), side by side), qkv [N, 3D] (q
+   * pre-scaled) and each head's softmax p{h} [N, N], dL/dqkv [N, 3D]. Per
+   * head dP = dO_h·v_hᵀ, dS = P ⊙ (dP − Σ_key dP ⊙ P), dq_h = dS·k_h,
+   * dk_h = dSᵀ·q_h, dv_h = Pᵀ·dO_h. One pass per head over operands read in
+   * place, where the five XNNPACK products it replaces spend more on setting
+   * up than on arithmetic at this model's size.
+   */
+  WildttaAttentionHeadsGrad: {
+    inputs: ['dO', 'qkv', ...Array.from({ length: MAX_HEADS }, (_, h) => `p${h}?`)],
+    outputs: ([, s]) => [s!],
+    scratch: ([, s]) => [[s![0]! + 1, s![0]!]], // dS [N, N] and one dP row
+    compute([dO, qkv, ...p], [out], [, s], { heads }) {
+      const { N, C, D, d } = headsGeometry(s!, heads as number);
+      const dP = new Float64Array(N);
+      const dq = new Float64Array(d);
+      const dkv = new Float64Array(2 * N * d); // dk, then dv, summed over the queries
+      for (let h = 0; h < (heads as number); h++) {
+        const P = p[h]!;
+        const qo = h * d;
+        const ko = D + qo;
+        const vo = 2 * D + qo;
+        dkv.fill(0);
+        // Query by query: its dS row gives its dq and adds its terms to every key's dk and dv.
+        for (let i = 0; i < N; i++) {
+          const oi = i * D + qo;
+          const qi = i * C + qo;
+          const pi = i * N;
+          let dot = 0;
+          for (let j = 0; j < N; j++) {
+            const vj = j * C + vo;
+            let dp = 0;
+            for (let c = 0; c < d; c++) dp += dO![oi + c]! * qkv![vj + c]!;
+            dP[j] = dp;
+            dot += dp * P[pi + j]!;
+          }
+          dq.fill(0);
+          for (let j = 0; j < N; j++) {
+            const pv = P[pi + j]!;
+            const g = pv * (dP[j]! - dot);
+            const kj = j * C + ko;
+            const dk = j * d;
+            const dv = (N + j) * d;
+            for (let c = 0; c < d; c++) {
+              dq[c] = dq[c]! + g * qkv![kj + c]!;
+              dkv[dk + c] = dkv[dk + c]! + g * qkv![qi + c]!;
+              dkv[dv + c] = dkv[dv + c]! + pv * dO![oi + c]!;
+            }
+          }
+          for (let c = 0; c < d; c++) out![qi + c] = dq[c]!;
+        }
+        for (let j = 0; j < N; j++) {
+          for (let c = 0; c < d; c++) {
+            out![j * C + ko + c] = dkv[j * d + c]!;
+            out![j * C + vo + c] = dkv[(N + j) * d + c]!;
+          }
+        }
+      }
+    },
+    simd(k, [dO, qkv, ...p], [out], [, s], { heads }, [scratch]) {
+      if (!headsGradSimd(s!, heads as number)) return false;
+      const { N, D, d } = headsGeometry(s!, heads as number);
+      for (let h = 0; h < (heads as number); h++) k.attention_head_grad(dO!, qkv!, p[h]!, scratch!, out!, N, D, h * d, d);
       return true;
     },
   },
@@ -723,7 +819,14 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
 function runOnHost(k: HostKernel, host: Host, infos: Array<tf.TensorInfo | undefined>, shapes: Shape[], attrs: Attrs): tf.TensorInfo[] {
   const outs = k.outputs(shapes, attrs).map((s) => host.make(s));
   const at = (i: tf.TensorInfo | undefined) => (i ? host.offset(i) : 0);
-  if (simdEnabled && host.simd && k.simd?.(host.simd, infos.map(at), outs.map(at), shapes, attrs)) return outs;
+  if (simdEnabled && host.simd && k.simd) {
+    const scratch = k.scratch?.(shapes, attrs).map((s) => host.make(s)) ?? [];
+    try {
+      if (k.simd(host.simd, infos.map(at), outs.map(at), shapes, attrs, scratch.map(at))) return outs;
+    } finally {
+      for (const t of scratch) host.backend.disposeData(t.dataId);
+    }
+  }
   // Views only after every allocation: a malloc may grow the wasm heap and detach older views.
   const ins = infos.map((i) => (i ? host.values(i) : NO_VALUES));
   k.compute(ins, outs.map((o) => host.values(o)), shapes, attrs);
@@ -746,6 +849,26 @@ function call(k: HostKernel, host: Host, infos: tf.TensorInfo[], attrs: Attrs = 
 /** What a composite allocates, passed through `made` so that the glue frees all of it but the outputs. */
 type Made = <T extends tf.TensorInfo | tf.TensorInfo[]>(t: T) => T;
 type Composite = (host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attrs, made: Made) => tf.TensorInfo[];
+
+/**
+ * WildttaAttentionHeadsGrad with the backend's 2-D products per head (dP =
+ * dO_h·v_hᵀ, the softmax backward, dS·k, dSᵀ·q, Pᵀ·dO_h): its pieces dq
+ * for every head, then dk, then dv, to be put side by side.
+ */
+function headsGradProducts(host: Host, dO: tf.TensorInfo, qkv: tf.TensorInfo, p: tf.TensorInfo[], made: Made): tf.TensorInfo[] {
+  const H = p.length;
+  const parts = made(call(kernels.WildttaColumnBlocks, host, [qkv], { blocks: 3 * H, transposeFrom: 2 * H }));
+  const dOh = made(call(kernels.WildttaColumnBlocks, host, [dO], { blocks: H, transposeFrom: H }));
+  const pieces: tf.TensorInfo[][] = [[], [], []];
+  for (let h = 0; h < H; h++) {
+    const dP = made(host.matMul(dOh[h]!, parts[3 * H + h]!));
+    const [dS, dST, pT] = made(call(kernels.WildttaSoftmaxGrad, host, [dP, p[h]!]));
+    pieces[0]!.push(made(host.matMul(dS!, parts[H + h]!)));
+    pieces[1]!.push(made(host.matMul(dST!, parts[h]!)));
+    pieces[2]!.push(made(host.matMul(pT!, dOh[h]!)));
+  }
+  return pieces.flat();
+}
 
 /**
  * Kernels made of other kernels, run on tensor infos inside one engine call:
@@ -771,14 +894,14 @@ const composites = {
    * block input x [N, D], its norm n, wqkv [1, D, 3D] (q part pre-scaled),
    * bqkv, wo [1, D, D], bo; attrs heads and save. Per head
    * o_h = softmax(q_h·k_hᵀ)·v_h, the products plain 2-D ones. Outputs x1,
-   * and with save qkv [N, 3D] and per head q{h}, k{h}, then vT{h}, then p{h}
-   * (what WildttaAttentionGrad takes).
+   * and with save qkv [N, 3D] and per head p{h} [N, N] (what
+   * WildttaAttentionGrad takes).
    */
   WildttaAttention(host, { x, n, wqkv, bqkv, wo, bo }, { heads, save }, made) {
     const H = heads as number;
     const qkv = made(host.linear(n!, wqkv!, bqkv!));
-    const parts = made(call(kernels.WildttaColumnBlocks, host, [qkv], { blocks: 3 * H, transposeFrom: H }));
-    const [q, k, v, kT, vT] = [0, 1, 2, 3, 4].map((i) => parts.slice(i * H, (i + 1) * H)) as tf.TensorInfo[][];
+    const parts = made(call(kernels.WildttaColumnBlocks, host, [qkv], { blocks: 3 * H, transposeFrom: H, transposeTo: 2 * H }));
+    const [q, , v, kT] = [0, 1, 2, 3].map((i) => parts.slice(i * H, (i + 1) * H)) as tf.TensorInfo[][];
     const p: tf.TensorInfo[] = [];
     const o: tf.TensorInfo[] = [];
     for (let h = 0; h < H; h++) {
@@ -788,7 +911,7 @@ const composites = {
     }
     const [merged] = made(call(kernels.WildttaConcatColumns, host, o));
     const x1 = made(host.kernel('Add', { a: x!, b: made(host.linear(merged!, wo!, bo!)) }));
-    return save ? [x1, qkv, ...q!, ...k!, ...vT!, ...p] : [x1];
+    return save ? [x1, qkv, ...p] : [x1];
   },
 
   /**
@@ -816,22 +939,22 @@ const composites = {
   /**
    * Attention's backward at batch size 1, from dL/d(proj's output) dy [N, D]
    * to dL/d(qkv's input) [N, D], given wo = proj's weight [D, D], wqkv =
-   * qkv's [3D, D] and, for each head h, what the forward kept: q{h}, k{h}
-   * [N, d], vT{h} [d, N] and p{h} [N, N]. Per head dP = dO_h·vᵀ, the softmax
-   * backward, dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO_h.
+   * qkv's [3D, D] and what the forward kept: qkv [N, 3D] and each head's
+   * softmax p{h} [N, N]. The softmax products of all heads are one SIMD
+   * kernel where it applies and the heads are small enough, else per head
+   * the backend's products (on wasm XNNPACK's, also faster than the
+   * JavaScript loop).
    */
   WildttaAttentionGrad(host, inputs, { heads }, made) {
     const H = heads as number;
-    const dOh = made(call(kernels.WildttaColumnBlocks, host, [made(host.matMul(inputs.dy!, inputs.wo!))], { blocks: H, transposeFrom: H }));
-    const pieces: tf.TensorInfo[][] = [[], [], []];
-    for (let h = 0; h < H; h++) {
-      const dP = made(host.matMul(dOh[h]!, inputs[`vT${h}`]!));
-      const [dS, dST, pT] = made(call(kernels.WildttaSoftmaxGrad, host, [dP, inputs[`p${h}`]!]));
-      pieces[0]!.push(made(host.matMul(dS!, inputs[`k${h}`]!)));
-      pieces[1]!.push(made(host.matMul(dST!, inputs[`q${h}`]!)));
-      pieces[2]!.push(made(host.matMul(pT!, dOh[h]!)));
-    }
-    const [dqkv] = made(call(kernels.WildttaConcatColumns, host, pieces.flat()));
+    const qkv = inputs.qkv!;
+    const p = Array.from({ length: H }, (_, h) => inputs[`p${h}`]!);
+    const dO = made(host.matMul(inputs.dy!, inputs.wo!));
+    const { N, d } = headsGeometry(qkv.shape, H);
+    const [dqkv] =
+      simdEnabled && host.simd && headsGradSimd(qkv.shape, H) && N * N * d <= HEADS_KERNEL_MAX_WORK
+        ? made(call(kernels.WildttaAttentionHeadsGrad, host, [dO, qkv, ...p], { heads: H }))
+        : made(call(kernels.WildttaConcatColumns, host, headsGradProducts(host, dO, qkv, p, made)));
     return [made(host.matMul(dqkv!, inputs.wqkv!))];
   },
 } satisfies Record<string, Composite>;

@@ -11,6 +11,7 @@ export interface SimdKernels {
   gelu(a: number, y: number, cdf: number, n: number): void;
   gelu_grad(dy: number, a: number, cdf: number, da: number, n: number): void;
   softmax_grad(dP: number, p: number, dS: number, dST: number, pT: number, N: number, M: number): void;
+  attention_head_grad(dO: number, qkv: number, p: number, scratch: number, out: number, N: number, D: number, off: number, d: number): void;
   copy_block(src: number, srcStride: number, dst: number, dstStride: number, rows: number, w: number): void;
   transpose_block(src: number, srcStride: number, dst: number, rows: number, w: number): void;
 }

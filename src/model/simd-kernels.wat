@@ -224,6 +224,156 @@
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br $rows))))
 
+  ;; C = A·B in tiles of 2 rows × 16 columns of C, the 8 sums in registers
+  ;; (a third row measured slower: V8 then spills): C[o, :] = Σ_r A(o, r)·B[r, :],
+  ;; A(o, r) at a + o·aOut + r·aRed, B's rows at stride ldb and C's at ldc
+  ;; (bytes), for rows ≥ 2 rows of C, K ≥ 1 terms and w ≥ 64 bytes of columns
+  ;; (w % 16 = 0). With aOut and aRed swapped A is read transposed, so the one
+  ;; loop gives dS·k, dSᵀ·q and Pᵀ·dO. The last tile of rows and of columns is
+  ;; moved back to end at the edge: it recomputes a few values instead of
+  ;; needing a remainder loop.
+  (func $products
+    (param $a i32) (param $aOut i32) (param $aRed i32) (param $b i32) (param $ldb i32)
+    (param $c i32) (param $ldc i32) (param $rows i32) (param $K i32) (param $w i32)
+    (local $o i32) (local $ot i32) (local $col i32) (local $ct i32) (local $r i32)
+    (local $ap i32) (local $bp i32) (local $lastO i32) (local $lastC i32)
+    (local $s v128) (local $zero v128) ;; zero is never set
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128)
+    (local $y0 v128) (local $y1 v128) (local $y2 v128) (local $y3 v128)
+    (local.set $lastO (i32.sub (local.get $rows) (i32.const 2)))
+    (local.set $lastC (i32.sub (local.get $w) (i32.const 64)))
+    (loop $outRows
+      (local.set $ot (select (local.get $o) (local.get $lastO) (i32.lt_s (local.get $o) (local.get $lastO))))
+      (local.set $col (i32.const 0))
+      (loop $groups
+        (local.set $ct (select (local.get $col) (local.get $lastC) (i32.lt_s (local.get $col) (local.get $lastC))))
+        (local.set $ap (i32.add (local.get $a) (i32.mul (local.get $ot) (local.get $aOut))))
+        (local.set $bp (i32.add (local.get $b) (local.get $ct)))
+        (local.set $x0 (local.get $zero))
+        (local.set $x1 (local.get $zero))
+        (local.set $x2 (local.get $zero))
+        (local.set $x3 (local.get $zero))
+        (local.set $y0 (local.get $zero))
+        (local.set $y1 (local.get $zero))
+        (local.set $y2 (local.get $zero))
+        (local.set $y3 (local.get $zero))
+        (local.set $r (local.get $K))
+        (loop $terms
+          (local.set $s (v128.load32_splat (local.get $ap)))
+          (local.set $x0 (f32x4.add (local.get $x0) (f32x4.mul (local.get $s) (v128.load (local.get $bp)))))
+          (local.set $x1 (f32x4.add (local.get $x1) (f32x4.mul (local.get $s) (v128.load offset=16 (local.get $bp)))))
+          (local.set $x2 (f32x4.add (local.get $x2) (f32x4.mul (local.get $s) (v128.load offset=32 (local.get $bp)))))
+          (local.set $x3 (f32x4.add (local.get $x3) (f32x4.mul (local.get $s) (v128.load offset=48 (local.get $bp)))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $ap) (local.get $aOut))))
+          (local.set $y0 (f32x4.add (local.get $y0) (f32x4.mul (local.get $s) (v128.load (local.get $bp)))))
+          (local.set $y1 (f32x4.add (local.get $y1) (f32x4.mul (local.get $s) (v128.load offset=16 (local.get $bp)))))
+          (local.set $y2 (f32x4.add (local.get $y2) (f32x4.mul (local.get $s) (v128.load offset=32 (local.get $bp)))))
+          (local.set $y3 (f32x4.add (local.get $y3) (f32x4.mul (local.get $s) (v128.load offset=48 (local.get $bp)))))
+          (local.set $ap (i32.add (local.get $ap) (local.get $aRed)))
+          (local.set $bp (i32.add (local.get $bp) (local.get $ldb)))
+          (br_if $terms (local.tee $r (i32.sub (local.get $r) (i32.const 1)))))
+        (local.set $bp (i32.add (i32.add (local.get $c) (i32.mul (local.get $ot) (local.get $ldc))) (local.get $ct)))
+        (v128.store (local.get $bp) (local.get $x0))
+        (v128.store offset=16 (local.get $bp) (local.get $x1))
+        (v128.store offset=32 (local.get $bp) (local.get $x2))
+        (v128.store offset=48 (local.get $bp) (local.get $x3))
+        (local.set $bp (i32.add (local.get $bp) (local.get $ldc)))
+        (v128.store (local.get $bp) (local.get $y0))
+        (v128.store offset=16 (local.get $bp) (local.get $y1))
+        (v128.store offset=32 (local.get $bp) (local.get $y2))
+        (v128.store offset=48 (local.get $bp) (local.get $y3))
+        (br_if $groups (i32.lt_s (local.tee $col (i32.add (local.get $col) (i32.const 64))) (local.get $w))))
+      (br_if $outRows (i32.lt_s (local.tee $o (i32.add (local.get $o) (i32.const 2))) (local.get $rows)))))
+
+  ;; One head's attention backward at batch 1, written into its columns of
+  ;; dqkv (out, [N, 3D]): from dO [N, D], qkv [N, 3D] (the head's q, k, v at
+  ;; column off of each third) and its softmax P [N, N], dP = dO·vᵀ,
+  ;; dS = P ⊙ (dP − Σ_key dP ⊙ P), dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO, reading
+  ;; q, k, v and dO where they lie. dS [N, N] and one dP row [N] go to scratch.
+  ;; N ≥ 4, d ≥ 16, d % 4 = 0. dP goes four keys at a time, the last four
+  ;; moved back to end at N (the dot product masks the keys counted twice).
+  (func (export "attention_head_grad")
+    (param $dO i32) (param $qkv i32) (param $p i32) (param $dS i32) (param $out i32)
+    (param $N i32) (param $D i32) (param $off i32) (param $d i32)
+    (local $rowQ i32) (local $rowO i32) (local $rowN i32) (local $dB i32) (local $lastJ i32)
+    (local $q i32) (local $v i32) (local $dP i32)
+    (local $i i32) (local $j i32) (local $jt i32) (local $c i32)
+    (local $a i32) (local $b i32) (local $e i32) (local $f i32) (local $g i32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128)
+    (local $y0 v128) (local $y1 v128) (local $s v128) (local $dot v128)
+    (local $zero v128) ;; never set
+    (local.set $rowO (i32.shl (local.get $D) (i32.const 2)))
+    (local.set $rowQ (i32.mul (local.get $rowO) (i32.const 3)))
+    (local.set $rowN (i32.shl (local.get $N) (i32.const 2)))
+    (local.set $dB (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $lastJ (i32.sub (local.get $N) (i32.const 4)))
+    (local.set $off (i32.shl (local.get $off) (i32.const 2)))
+    (local.set $q (i32.add (local.get $qkv) (local.get $off)))
+    (local.set $v (i32.add (local.get $q) (i32.shl (local.get $rowO) (i32.const 1))))
+    (local.set $dO (i32.add (local.get $dO) (local.get $off)))
+    (local.set $out (i32.add (local.get $out) (local.get $off)))
+    (local.set $dP (i32.add (local.get $dS) (i32.mul (local.get $N) (local.get $rowN))))
+    ;; dS row by row: dP_i four keys at a time, then the softmax backward.
+    (loop $rows
+      (local.set $a (i32.add (local.get $p) (i32.mul (local.get $i) (local.get $rowN))))
+      (local.set $b (i32.add (local.get $dS) (i32.mul (local.get $i) (local.get $rowN))))
+      (local.set $e (i32.add (local.get $dO) (i32.mul (local.get $i) (local.get $rowO))))
+      (local.set $dot (local.get $zero))
+      (local.set $j (i32.const 0))
+      (loop $tiles
+        (local.set $jt (select (local.get $j) (local.get $lastJ) (i32.lt_s (local.get $j) (local.get $lastJ))))
+        (local.set $f (i32.add (local.get $v) (i32.mul (local.get $jt) (local.get $rowQ))))
+        (local.set $x0 (local.get $zero))
+        (local.set $x1 (local.get $zero))
+        (local.set $x2 (local.get $zero))
+        (local.set $x3 (local.get $zero))
+        (local.set $c (i32.const 0))
+        (loop $chunks
+          (local.set $s (v128.load (i32.add (local.get $e) (local.get $c))))
+          (local.set $g (i32.add (local.get $f) (local.get $c)))
+          (local.set $x0 (f32x4.add (local.get $x0) (f32x4.mul (local.get $s) (v128.load (local.get $g)))))
+          (local.set $g (i32.add (local.get $g) (local.get $rowQ)))
+          (local.set $x1 (f32x4.add (local.get $x1) (f32x4.mul (local.get $s) (v128.load (local.get $g)))))
+          (local.set $g (i32.add (local.get $g) (local.get $rowQ)))
+          (local.set $x2 (f32x4.add (local.get $x2) (f32x4.mul (local.get $s) (v128.load (local.get $g)))))
+          (local.set $g (i32.add (local.get $g) (local.get $rowQ)))
+          (local.set $x3 (f32x4.add (local.get $x3) (f32x4.mul (local.get $s) (v128.load (local.get $g)))))
+          (br_if $chunks (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 16))) (local.get $dB))))
+        ;; the four sums side by side: lanes (0+2, 1+3) of each pair, then of the pairs
+        (local.set $y0 (f32x4.add
+          (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x0) (local.get $x1))
+          (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x0) (local.get $x1))))
+        (local.set $y1 (f32x4.add
+          (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x2) (local.get $x3))
+          (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x2) (local.get $x3))))
+        (local.set $s (f32x4.add
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $y0) (local.get $y1))
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $y0) (local.get $y1))))
+        (local.set $g (i32.shl (local.get $jt) (i32.const 2)))
+        (v128.store (i32.add (local.get $dP) (local.get $g)) (local.get $s))
+        ;; keys before j were counted by the previous tile
+        (local.set $dot (f32x4.add (local.get $dot)
+          (v128.and
+            (i32x4.ge_s (v128.const i32x4 0 1 2 3) (i32x4.splat (i32.sub (local.get $j) (local.get $jt))))
+            (f32x4.mul (local.get $s) (v128.load (i32.add (local.get $a) (local.get $g)))))))
+        (br_if $tiles (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $N))))
+      (local.set $dot (f32x4.splat (call $hsum (local.get $dot))))
+      (local.set $j (i32.const 0))
+      (loop $ds
+        (local.set $g (i32.shl (select (local.get $j) (local.get $lastJ) (i32.lt_s (local.get $j) (local.get $lastJ))) (i32.const 2)))
+        (v128.store (i32.add (local.get $b) (local.get $g))
+          (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $g)))
+            (f32x4.sub (v128.load (i32.add (local.get $dP) (local.get $g))) (local.get $dot))))
+        (br_if $ds (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $N))))
+      (br_if $rows (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $N))))
+    ;; dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO
+    (call $products (local.get $dS) (local.get $rowN) (i32.const 4) (i32.add (local.get $q) (local.get $rowO)) (local.get $rowQ)
+      (local.get $out) (local.get $rowQ) (local.get $N) (local.get $N) (local.get $dB))
+    (call $products (local.get $dS) (i32.const 4) (local.get $rowN) (local.get $q) (local.get $rowQ)
+      (i32.add (local.get $out) (local.get $rowO)) (local.get $rowQ) (local.get $N) (local.get $N) (local.get $dB))
+    (call $products (local.get $p) (i32.const 4) (local.get $rowN) (local.get $dO) (local.get $rowO)
+      (i32.add (local.get $out) (i32.shl (local.get $rowO) (i32.const 1))) (local.get $rowQ) (local.get $N) (local.get $N) (local.get $dB)))
+
   ;; Copies a block of `rows` rows × w floats from src (row stride srcStride
   ;; floats) to dst (row stride dstStride floats).
   (func (export "copy_block")
