@@ -4,7 +4,7 @@ import type { FastTape } from '../model/fast-vit';
 import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { ModelFormatError } from '../model/errors';
 import { onHostBackend, runFusedKernel } from '../model/host-kernels';
-import { entropyWithGrad, softmaxAndEntropy } from './entropy';
+import { entropyLoss, entropyWithGrad, softmaxAndEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
 import { SgdMomentum } from './sgd';
@@ -264,10 +264,10 @@ export abstract class Adapter {
     extra?: (theta: tf.Tensor1D) => { value: tf.Tensor; grad: tf.Tensor1D },
   ): tf.Tensor {
     const anyKept = tf.greater(kept, 0);
-    const { entropies, grad } = entropyWithGrad(logits);
-    const w = tf.div(scatterKept(weights, keep, logits.shape[0]), tf.maximum(kept, 1));
-    let loss: tf.Tensor = tf.sum(tf.mul(entropies, w));
-    let g = this.flatGrad(tape, tf.mul(grad, tf.expandDims(w, 1)) as tf.Tensor2D);
+    const w = tf.div(scatterKept(weights, keep, logits.shape[0]), tf.maximum(kept, 1)) as tf.Tensor1D;
+    const entropy = entropyLoss(logits, { weights: w });
+    let loss: tf.Tensor = entropy.loss;
+    let g = this.flatGrad(tape, entropy.dLogits);
     const theta = this.theta();
     if (extra) {
       const e = extra(theta);
@@ -468,6 +468,10 @@ function finiteFlag(x: tf.Tensor): tf.Tensor1D {
 
 /** True (boolean scalar) when every given scalar is finite. */
 export function allFinite(...scalars: tf.Tensor[]): tf.Tensor {
+  if (onHostBackend()) {
+    const inputs = Object.fromEntries(scalars.map((s, i) => [i === 0 ? 'x' : `x${i}`, s]));
+    return tf.cast(tf.reshape(runFusedKernel('WildttaAllFinite', inputs)[0]!, []), 'bool');
+  }
   return tf.all(tf.isFinite(tf.stack(scalars.map((s) => tf.reshape(s, [])))));
 }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
 import type { FastTape } from '../model/fast-vit';
 import { Adapter, allFinite, keptRows, packStats, scatterKept, type CommonOptions } from './adapter';
-import { entropyWithGrad } from './entropy';
+import { entropyLoss } from './entropy';
 import { entropyBelow } from './filters';
 import { flatNorm, samAscent } from './sam';
 import { pick } from './gate';
@@ -52,10 +52,9 @@ export class SarAdapter extends Adapter {
 
   protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor {
     // Step 3: Loss1 = mean entropy of the kept samples; g = ∇θ Loss1, from the prediction's own forward.
-    const { entropies, grad } = entropyWithGrad(logits);
     const share = scatterKept(tf.fill([keep.length], 1 / keep.length) as tf.Tensor1D, keep, logits.shape[0]);
-    const loss1 = tf.sum(tf.mul(entropies, share));
-    const g1 = this.flatGrad(tape, tf.mul(grad, tf.expandDims(share, 1)) as tf.Tensor2D);
+    const { loss: loss1, dLogits: dLoss1 } = entropyLoss(logits, { weights: share });
+    const g1 = this.flatGrad(tape, dLoss1);
 
     // Step 4: SAM ascent θ + ε, ε = ρ·g/(‖g‖ + 1e-12). θ itself stays in the variables.
     const theta = this.theta();
@@ -65,17 +64,14 @@ export class SarAdapter extends Adapter {
 
     // Step 5: second forward at θ+ε; keep E2 < E0; Loss2 = mean of those.
     const second = this.model.fast.forward(keptRows(x, keep), atAscent, true, keep.length === x.shape[0] ? tape : undefined);
-    const { entropies: e2, grad: dE2 } = entropyWithGrad(second.logits);
-    const mask2 = tf.cast(tf.less(e2, this.margin), 'float32');
-    const count2 = tf.sum(mask2);
-    const sumKept2 = tf.sum(tf.mul(e2, mask2));
-    const loss2 = tf.div(sumKept2, tf.maximum(count2, 1)) as tf.Scalar;
-    const meanKept2 = tf.div(sumKept2, count2); // NaN when nothing is kept
+    const { loss: loss2, count: count2, dLogits: dLoss2 } = entropyLoss(second.logits, { margin: this.margin, mean: true });
+    const anyKept2 = tf.greater(count2, 0);
+    const meanKept2 = pick(anyKept2, loss2, tf.scalar(NaN)); // NaN when nothing is kept
 
     // Step 6: g2 = ∇θ Loss2 at θ+ε; back at θ, SGD-momentum with g2, only if something was kept and all is finite.
-    const g2 = this.flatGrad(second.tape!, tf.mul(dE2, tf.expandDims(tf.div(mask2, tf.maximum(count2, 1)), 1)) as tf.Tensor2D);
+    const g2 = this.flatGrad(second.tape!, dLoss2);
     const finite = allFinite(loss1, gradNorm, loss2, flatNorm(g2));
-    const gate = tf.logicalAnd(finite, tf.greater(count2, 0));
+    const gate = tf.logicalAnd(finite, anyKept2);
     const stepped = this.sgd.step(theta, g2, gate);
 
     // Step 5 (cont.): ema ← Loss2 the first time, then 0.9·ema + 0.1·Loss2.

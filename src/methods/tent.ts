@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
 import { Adapter, allFinite, packStats, type CommonOptions } from './adapter';
-import { entropyWithGrad } from './entropy';
+import { entropyLoss } from './entropy';
 import { flatNorm } from './sam';
 
 /**
@@ -33,9 +33,8 @@ export class TentAdapter extends Adapter {
 
   protected override firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats: tf.Tensor } {
     const { logits, tape } = this.model.fast.forward(x, this.model.param, true);
-    const { entropies, grad } = entropyWithGrad(logits);
-    const loss = tf.mean(entropies);
-    let g = this.flatGrad(tape!, tf.div(grad, x.shape[0]) as tf.Tensor2D);
+    const { loss, dLogits } = entropyLoss(logits, { mean: true });
+    let g = this.flatGrad(tape!, dLogits);
     const gradNorm = flatNorm(g);
     const finite = allFinite(loss, gradNorm);
     if (Number.isFinite(this.clipNorm)) g = tf.mul(g, tf.minimum(1, tf.div(this.clipNorm, tf.add(gradNorm, 1e-12)))) as tf.Tensor1D;

@@ -272,10 +272,13 @@ for (const [backend, simd] of [
         assert.equal(flagged.dataSync()[0], 0, `${bad} is flagged`);
       }
       assert.equal(runFusedKernel('WildttaAllFinite', { x })[0]!.dataSync()[0], 1, 'finite values pass');
+      const several = (last: number) => runFusedKernel('WildttaAllFinite', { x, x1: tf.scalar(2), x3: tf.scalar(last) })[0]!.dataSync()[0];
+      assert.equal(several(3), 1, 'several finite inputs pass');
+      assert.equal(several(NaN), 0, 'a NaN in a later input is flagged');
     });
   });
 
-  test(`${label}: the update kernels (SAM's ascent, gated SGD-momentum, pick, scalars) match tfjs ops`, async () => {
+  test(`${label}: the update kernels (SAM's ascent, gated SGD-momentum, the entropy loss, pick, scalars) match tfjs ops`, async () => {
     await setBackend(backend);
     tf.tidy(() => {
       const theta = rnd([37], 30) as tf.Tensor1D;
@@ -296,6 +299,32 @@ for (const [backend, simd] of [
       const [held, heldBuf] = sgd(false);
       assert.deepEqual(held!.dataSync(), theta.dataSync(), 'a closed gate leaves θ exactly');
       assert.deepEqual(heldBuf!.dataSync(), buf.dataSync(), 'and the buffer');
+
+      // The entropy loss against the same loss written with tfjs ops and its autodiff gradient.
+      const logits = tf.mul(rnd([6, 5], 33), 2) as tf.Tensor2D;
+      const entropies = softmaxEntropy(logits);
+      const sorted = [...entropies.dataSync()].sort((a, b) => a - b);
+      const margin = (sorted[2]! + sorted[3]!) / 2; // three rows below it
+      const weights = tf.abs(rnd([6], 34)) as tf.Tensor1D;
+      for (const [label, attrs, w] of [
+        ['weighted', { mean: false }, weights],
+        ['mean below a margin', { margin, mean: true }, undefined],
+        ['weighted, below a margin', { margin, mean: false }, weights],
+      ] as const) {
+        // Which rows count is a constant of the logits (no gradient flows through it).
+        const below = 'margin' in attrs ? tf.cast(tf.less(entropies, attrs.margin), 'float32') : tf.onesLike(entropies);
+        const lossOf = (z: tf.Tensor) =>
+          tf.div(tf.sum(tf.mul(softmaxEntropy(z as tf.Tensor2D), tf.mul(below, w ?? 1))), attrs.mean ? tf.maximum(tf.sum(below), 1) : 1) as tf.Scalar;
+        const [e, loss, count, dLogits] = runFusedKernel('WildttaEntropyLoss', w ? { logits, weights: w } : { logits }, attrs);
+        close(e!, entropies, `${label}: entropies`);
+        close(loss!, tf.reshape(lossOf(logits), [1]), `${label}: loss`);
+        assert.equal(count!.dataSync()[0], 'margin' in attrs ? 3 : 6, `${label}: count`);
+        close(dLogits!, tf.grad(lossOf)(logits), `${label}: gradient`);
+      }
+      const withNaN = tf.concat([logits, tf.fill([1, 5], NaN)]) as tf.Tensor2D;
+      const [, nanLoss, , nanGrad] = runFusedKernel('WildttaEntropyLoss', { logits: withNaN }, { margin, mean: true });
+      assert.ok(Number.isNaN(nanLoss!.dataSync()[0]), 'a NaN row shows in the loss, as with tfjs ops');
+      assert.ok(Number.isNaN(nanGrad!.dataSync()[6 * 5]), 'and in its gradient');
 
       for (const when of [true, false]) {
         const picked = runFusedKernel('WildttaPick', { when: tf.scalar(when, 'bool'), a: theta, b: g })[0]!;

@@ -75,6 +75,22 @@ const HALF_LOG2E = Math.LOG2E / 2;
 /** 2⁻ⁿ for n = 0…63. */
 const POW2_NEG = Float64Array.from({ length: 64 }, (_, n) => 2 ** -n);
 
+/** log softmax of the row of z starting at o into logp (its length is the row's); returns the row's entropy. */
+function rowLogSoftmax(z: Float32Array, o: number, logp: Float64Array): number {
+  const C = logp.length;
+  let max = -Infinity;
+  for (let c = 0; c < C; c++) max = Math.max(max, z[o + c]!);
+  let sum = 0;
+  for (let c = 0; c < C; c++) sum += Math.exp(z[o + c]! - max);
+  const logSum = Math.log(sum);
+  let ent = 0;
+  for (let c = 0; c < C; c++) {
+    logp[c] = z[o + c]! - max - logSum;
+    ent -= Math.exp(logp[c]!) * logp[c]!;
+  }
+  return ent;
+}
+
 /** Images [B, H, W, C] cut into p × p patches. */
 function patchGeometry(s: Shape, p: number) {
   return { B: s[0]!, H: s[1]!, W: s[2]!, C: s[3]!, p };
@@ -312,16 +328,7 @@ const kernels = {
       const C = s![1]!;
       const logp = new Float64Array(C);
       for (let b = 0, o = 0; b < B; b++, o += C) {
-        let max = -Infinity;
-        for (let c = 0; c < C; c++) max = Math.max(max, z![o + c]!);
-        let sum = 0;
-        for (let c = 0; c < C; c++) sum += Math.exp(z![o + c]! - max);
-        const logSum = Math.log(sum);
-        let ent = 0;
-        for (let c = 0; c < C; c++) {
-          logp[c] = z![o + c]! - max - logSum;
-          ent -= Math.exp(logp[c]!) * logp[c]!;
-        }
+        const ent = rowLogSoftmax(z!, o, logp);
         e![b] = ent;
         for (let c = 0; c < C; c++) {
           const pc = Math.exp(logp[c]!);
@@ -329,6 +336,40 @@ const kernels = {
           g![o + c] = -pc * (logp[c]! + ent);
         }
       }
+    },
+  },
+
+  /**
+   * An entropy loss over rows of logits [B, C]: with E_b the entropy of row
+   * b, the rows with E_b < margin (all rows when margin is absent), weighted
+   * by `weights` [B] where given, L = Σ w_b·E_b, divided by the number of
+   * those rows (at least 1) with `mean`. Outputs the entropies [B], L [1],
+   * that count [1] and dL/dlogits [B, C].
+   */
+  WildttaEntropyLoss: {
+    inputs: ['logits', 'weights?'],
+    outputs: ([s]) => [[s![0]!], [1], [1], s!],
+    compute([z, weights], [e, loss, count, g], [s], { margin, mean }) {
+      const B = s![0]!;
+      const C = s![1]!;
+      const below = margin === undefined ? Infinity : (margin as number);
+      const logp = new Float64Array(C);
+      let n = 0;
+      for (let b = 0, o = 0; b < B; b++, o += C) {
+        e![b] = rowLogSoftmax(z!, o, logp);
+        if (e![b]! < below) n++;
+      }
+      const scale = mean ? 1 / Math.max(n, 1) : 1;
+      let sum = 0;
+      // As the same loss written with tfjs ops: a dropped row counts 0·E_b, so a NaN still shows.
+      for (let b = 0, o = 0; b < B; b++, o += C) {
+        const ent = rowLogSoftmax(z!, o, logp);
+        const w = e![b]! < below ? (weights!.length > 0 ? weights![b]! : 1) * scale : 0; // the float32 entropy, as the filters see it
+        sum += w * ent;
+        for (let c = 0; c < C; c++) g![o + c] = -w * Math.exp(logp[c]!) * (logp[c]! + ent);
+      }
+      loss![0] = sum;
+      count![0] = n;
     },
   },
 
@@ -633,17 +674,14 @@ const kernels = {
     },
   },
 
-  /** [1] if every value of x is finite, else [0] (as tfjs's isFinite, all and a cast give it, in one pass). */
+  /** [1] if every value of x (and of x1… where given) is finite, else [0] (as tfjs's isFinite, all and a cast give it, in one pass). */
   WildttaAllFinite: {
-    inputs: ['x'],
+    inputs: ['x', ...Array.from({ length: MAX_SCALARS - 1 }, (_, i) => `x${i + 1}?`)],
     outputs: () => [[1]],
-    compute([x], [out]) {
+    compute(ins, [out]) {
       let ok = 1;
-      for (let i = 0; i < x!.length; i++) {
-        if (!Number.isFinite(x![i]!)) {
-          ok = 0;
-          break;
-        }
+      for (const x of ins) {
+        for (let i = 0; i < x.length && ok; i++) if (!Number.isFinite(x[i]!)) ok = 0;
       }
       out![0] = ok;
     },
