@@ -76,7 +76,7 @@ for (const backend of ['webgpu', 'webgl', 'wasm', 'cpu'] as const) {
 }
 
 for (const backend of ['webgpu', 'wasm', 'cpu'] as const) {
-  test(`${backend}: the fused kernels (LayerNorm, its backward, GELU and softmax backward, heads merge) match tfjs ops`, () =>
+  test(`${backend}: the fused kernels (LayerNorm, its backward, GELU and softmax backward, heads merge, the update arithmetic) match tfjs ops`, () =>
     withPage(async (h) => {
       // Odd sizes, then the shipped model's (50 tokens × 64) and more rows than one workgroup.
       for (const [rows, width] of [[7, 12], [50, 64], [197, 96], [1, 64]] as const) {

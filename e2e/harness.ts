@@ -216,9 +216,18 @@ const harness = {
     await use(backend);
     registerGpuKernels();
     return counted(async () => {
+      const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+      const logitsOf = () => tf.add(tf.mul(rnd([rows, width], 1), 3), 2) as tf.Tensor2D;
+      // The entropy loss's margin: the middle of its rows' entropies, so that rows fall on both sides of it.
+      const rowEntropies = tf.tidy(() => {
+        const z = logitsOf();
+        return tf.neg(tf.sum(tf.mul(tf.softmax(z), tf.logSoftmax(z)), -1));
+      });
+      const sorted = Array.from(await rowEntropies.data()).sort((a, b) => a - b);
+      rowEntropies.dispose();
+      const margin = rows > 1 ? (sorted[(rows >> 1) - 1]! + sorted[rows >> 1]!) / 2 : sorted[0]! + 1;
       const diffs = tf.tidy(() => {
-        const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
-        const x = tf.add(tf.mul(rnd([rows, width], 1), 3), 2) as tf.Tensor2D;
+        const x = logitsOf();
         const gamma = rnd([width], 2);
         const beta = rnd([width], 3);
         const dy = rnd([rows, width], 4);
@@ -236,6 +245,29 @@ const harness = {
         const heads = [0, 1, 2].map((i) => rnd([6, 5, 4], 10 + i));
         const [merged] = runFusedKernel('WildttaHeadsMerge', { dq: heads[0]!, dk: heads[1]!, dv: heads[2]! }, { batch: 2 });
         const mergedRef = tf.reshape(tf.transpose(tf.reshape(tf.stack(heads), [3, 2, 3, 5, 4]), [1, 3, 0, 2, 4]), [10, 36]);
+        // The update kernels, on a flat vector of rows·width values and on scalars.
+        const theta = tf.reshape(x, [-1]);
+        const g = tf.reshape(dy, [-1]);
+        const buf = tf.reshape(residual, [-1]);
+        const [ascended, norm] = runFusedKernel('WildttaSamAscent', { theta, grad: g }, { rho: 0.05 });
+        const sgd = (open: boolean) => runFusedKernel('WildttaSgdMomentum', { theta, grad: g, buffer: buf, gate: tf.scalar(open, 'bool') }, { lr: 0.01, momentum: 0.9 });
+        const [stepped, nextBuf] = sgd(true);
+        const [held, heldBuf] = sgd(false);
+        const [picked] = runFusedKernel('WildttaPick', { when: tf.scalar(false, 'bool'), a: theta, b: g });
+        const [finiteFlag] = runFusedKernel('WildttaAllFinite', { x: tf.scalar(1), x1: g, x2: tf.scalar(2) });
+        const [nanFlag] = runFusedKernel('WildttaAllFinite', { x: tf.scalar(1), x1: tf.scalar(NaN) });
+        const [packed] = runFusedKernel('WildttaScalars', { s0: tf.scalar(true, 'bool'), s2: tf.scalar(2.5) }, { fallback: [9, 7, 9] });
+        // Eight inputs: more than one WebGPU shader may bind.
+        const eight = Array.from({ length: 8 }, (_, i) => tf.scalar(i + 0.5));
+        const [packed8] = runFusedKernel('WildttaScalars', Object.fromEntries(eight.map((t, i) => [`s${i}`, t])), { fallback: Array(8).fill(0) });
+        const [lastNaN] = runFusedKernel('WildttaAllFinite', Object.fromEntries([...eight.slice(0, 7), tf.scalar(NaN)].map((t, i) => [i ? `x${i}` : 'x', t])));
+        const weights = tf.abs(rnd([rows], 6));
+        const [, eLoss, eCount, eGrad] = runFusedKernel('WildttaEntropyLoss', { logits: x, weights }, { margin, mean: true });
+        const entropies = tf.neg(tf.sum(tf.mul(p, tf.logSoftmax(x)), -1));
+        const below = tf.cast(tf.less(entropies, margin), 'float32');
+        const lossOf = (z: tf.Tensor) =>
+          tf.div(tf.sum(tf.mul(tf.neg(tf.sum(tf.mul(tf.softmax(z), tf.logSoftmax(z)), -1)), tf.mul(below, weights))), tf.maximum(tf.sum(below), 1));
+        const nextRef = tf.add(tf.mul(buf, 0.9), g);
         const mean = tf.mean(x, -1, true);
         const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(x, mean)), -1, true), eps));
         const xhat = tf.mul(tf.sub(x, mean), rstd);
@@ -252,11 +284,25 @@ const harness = {
           d(da!, tf.mul(dy, tf.add(cdf, tf.mul(tf.mul(x, tf.exp(tf.mul(tf.square(x), -0.5))), 1 / Math.sqrt(2 * Math.PI))))),
           d(dS!, tf.mul(p, tf.sub(dy, tf.sum(tf.mul(dy, p), -1, true)))),
           d(merged!, mergedRef),
+          tf.div(d(norm!, tf.reshape(tf.norm(g), [1])), tf.norm(g)), // relative: a sum of up to 19k squares, in another order
+          d(ascended!, tf.add(theta, tf.mul(g, tf.div(0.05, tf.add(tf.norm(g), 1e-12))))),
+          d(nextBuf!, nextRef),
+          d(stepped!, tf.sub(theta, tf.mul(nextRef, 0.01))),
+          tf.add(d(held!, theta), d(heldBuf!, buf)),
+          d(picked!, g),
+          d(tf.concat([finiteFlag!, nanFlag!]), tf.tensor1d([1, 0])),
+          d(packed!, tf.tensor1d([1, 7, 2.5])),
+          d(tf.concat([packed8!, lastNaN!]), tf.tensor1d([0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 0])),
+          d(eCount!, tf.reshape(tf.sum(below), [1])),
+          d(eLoss!, tf.reshape(lossOf(x), [1])),
+          d(eGrad!, tf.grad(lossOf)(x)),
         ]);
       });
       const v = await diffs.data();
       diffs.dispose();
-      const names = ['y', 'y (save false)', 'stats (mean, rstd)', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward', 'heads merge'];
+      const names = ['y', 'y (save false)', 'stats (mean, rstd)', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward', 'heads merge'].concat(
+        ['‖g‖ (relative)', 'SAM ascent', 'momentum buffer', 'SGD step', 'closed gate', 'pick', 'finiteness flags', 'scalars', 'eight scalars and flags', 'entropy loss count', 'entropy loss', 'entropy loss gradient'],
+      );
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });
   },

@@ -3,7 +3,7 @@ import type { ViT } from '../model/vit';
 import type { FastTape } from '../model/fast-vit';
 import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { ModelFormatError } from '../model/errors';
-import { onHostBackend, runFusedKernel } from '../model/host-kernels';
+import { hasFusedKernel, onHostBackend, runFusedKernel } from '../model/host-kernels';
 import { entropyLoss, entropyWithGrad, softmaxAndEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
@@ -447,7 +447,7 @@ export function packStats(fields: {
   reset?: tf.Tensor;
   nonFinite: tf.Tensor;
 }): tf.Tensor {
-  if (onHostBackend()) {
+  if (hasFusedKernel('WildttaScalars')) {
     const inputs: Record<string, tf.Tensor> = {};
     for (const name of STATS_FIELDS) if (fields[name]) inputs[`s${S[name]}`] = fields[name];
     return runFusedKernel('WildttaScalars', inputs, { fallback: STATS_FIELDS.map((n) => STATS_FALLBACK[n]) })[0]!;
@@ -468,7 +468,7 @@ function finiteFlag(x: tf.Tensor): tf.Tensor1D {
 
 /** True (boolean scalar) when every given scalar is finite. */
 export function allFinite(...scalars: tf.Tensor[]): tf.Tensor {
-  if (onHostBackend()) {
+  if (hasFusedKernel('WildttaAllFinite')) {
     const inputs = Object.fromEntries(scalars.map((s, i) => [i === 0 ? 'x' : `x${i}`, s]));
     return tf.cast(tf.reshape(runFusedKernel('WildttaAllFinite', inputs)[0]!, []), 'bool');
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { onHostBackend as onHost, runFusedKernel } from '../model/host-kernels';
+import { hasFusedKernel, onHostBackend as onHost, runFusedKernel } from '../model/host-kernels';
 
 // On wasm and cpu one fused host kernel (model/host-kernels.ts) gives what needs no autodiff.
 
@@ -46,7 +46,7 @@ export function entropyLoss(
   logits: tf.Tensor2D,
   { weights, margin, mean = false }: { weights?: tf.Tensor1D; margin?: number; mean?: boolean },
 ): { loss: tf.Scalar; count: tf.Scalar; dLogits: tf.Tensor2D } {
-  if (onHost()) {
+  if (hasFusedKernel('WildttaEntropyLoss')) {
     const inputs: Record<string, tf.Tensor> = weights ? { logits, weights } : { logits };
     const attrs: { mean: boolean; margin?: number } = { mean };
     if (margin !== undefined) attrs.margin = margin;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { onHostBackend, runFusedKernel } from '../model/host-kernels';
+import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 
 /**
  * `ifTrue` where the boolean scalar `when` holds, else `ifFalse` (float
@@ -8,6 +8,6 @@ import { onHostBackend, runFusedKernel } from '../model/host-kernels';
  * tf.tidy.
  */
 export function pick<T extends tf.Tensor>(when: tf.Tensor, ifTrue: T, ifFalse: T): T {
-  if (onHostBackend()) return runFusedKernel('WildttaPick', { when, a: ifTrue, b: ifFalse })[0] as T;
+  if (hasFusedKernel('WildttaPick')) return runFusedKernel('WildttaPick', { when, a: ifTrue, b: ifFalse })[0] as T;
   return tf.where(ifTrue.rank === 0 ? when : tf.broadcastTo(when, ifTrue.shape), ifTrue, ifFalse) as T;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { onHostBackend, runFusedKernel } from '../model/host-kernels';
+import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 
 /** L2 norm of a flat gradient vector (a scalar tensor). */
 export function flatNorm(g: tf.Tensor1D): tf.Scalar {
@@ -13,7 +13,7 @@ export function flatNorm(g: tf.Tensor1D): tf.Scalar {
  * restoring θ is exact and free. Inside tf.tidy.
  */
 export function samAscent(theta: tf.Tensor1D, grad: tf.Tensor1D, rho: number): { ascended: tf.Tensor1D; gradNorm: tf.Scalar } {
-  if (onHostBackend()) {
+  if (hasFusedKernel('WildttaSamAscent')) {
     const [ascended, norm] = runFusedKernel('WildttaSamAscent', { theta, grad }, { rho });
     return { ascended: ascended as tf.Tensor1D, gradNorm: tf.reshape(norm!, []) };
   }

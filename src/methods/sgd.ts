@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { onHostBackend, runFusedKernel } from '../model/host-kernels';
+import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 import { pick } from './gate';
 
 /**
@@ -28,8 +28,8 @@ export class SgdMomentum {
 
   /** Returns the stepped θ (θ itself where the gate is false) and updates the buffer. Inside tf.tidy. */
   step(theta: tf.Tensor1D, grad: tf.Tensor1D, gate: tf.Tensor): tf.Tensor1D {
-    if (onHostBackend()) {
-      // One kernel on wasm and cpu, where the dozen below would cost more than their arithmetic.
+    if (hasFusedKernel('WildttaSgdMomentum')) {
+      // One kernel (two dispatches on webgpu) where the dozen below would cost more than their arithmetic.
       const [stepped, buffer] = runFusedKernel('WildttaSgdMomentum', { theta, grad, buffer: this.buffer, gate }, { lr: this.lr, momentum: this.momentum });
       this.buffer.assign(buffer as tf.Tensor1D);
       return stepped as tf.Tensor1D;

@@ -9,17 +9,20 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
  * dispatches; here each output is one dispatch, one thread per row (per
  * channel for the scale/shift gradients, per element for GELU and the
  * merge), which at ViT sizes (at most a few hundred rows of 768) costs far
- * less than a dispatch does.
+ * less than a dispatch does. Below them, the update arithmetic of methods/
+ * (SAM's ascent, gated SGD-momentum, the entropy loss, gates and the stats
+ * vector).
  */
 
 interface GpuBackend {
   runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: 'float32'): tf.TensorInfo;
+  disposeData(dataId: object): void;
 }
 
 const WORKGROUP = 64;
 
 /** A program over `threads` threads, one per row or column, with the sizes compiled in. */
-function program(key: string, variableNames: string[], outputShape: number[], threads: number, body: string): WebGPUProgram {
+function program(key: string, variableNames: string[], outputShape: number[], threads: number, body: string, prelude = ''): WebGPUProgram {
   return {
     variableNames,
     outputShape,
@@ -27,10 +30,12 @@ function program(key: string, variableNames: string[], outputShape: number[], th
     dispatchLayout: { x: [0] },
     dispatch: [Math.ceil(threads / WORKGROUP), 1, 1],
     workgroupSize: [WORKGROUP, 1, 1],
-    // The phony use of the uniforms keeps their binding, which tfjs always binds, in the pipeline's layout.
-    getUserCode: () => `
+    // The phony uses keep every binding, which tfjs always binds, in the pipeline's layout, also where a
+    // variant of the program does not read an input.
+    getUserCode: () => `${prelude}
       fn main(index : i32) {
         _ = uniforms.NAN;
+        ${variableNames.map((n) => `_ = ${n}[0];`).join(' ')}
         if (index >= ${threads}) { return; }
         ${body}
       }`,
@@ -168,14 +173,179 @@ function headsMerge(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: {
   ];
 }
 
+// The update arithmetic of methods/ (host-kernels.ts has the same kernels):
+// each replaces three to fifteen dispatches, most of them on a handful of
+// values, with one or two. Sums over the flat vector of adapted values run on
+// one thread: it holds at most a few tens of thousands of values (ViT-B/16
+// adapts 27,648), and a scalar's worth of work is what a dispatch costs anyway.
+
+/** A WGSL boolean: the first value of a gate input (bool, int or float) is non-zero. */
+const holds = (name: string) => `(f32(${name}[0]) != 0.0)`;
+/** A WGSL boolean: v is finite, from its bits (a shader compiler may assume floats are never NaN). */
+const finite = (v: string) => `((bitcast<u32>(${v}) & 0x7fffffffu) < 0x7f800000u)`;
+
+function samAscent(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { rho: number }): tf.TensorInfo[] {
+  const { theta, grad } = inputs as Record<string, tf.TensorInfo>;
+  const P = tf.util.sizeFromShape(grad!.shape);
+  const norm = backend.runWebGPUProgram(
+    program(`sam_norm_${P}`, ['G'], [1], 1, `
+        var s = 0.0;
+        for (var i = 0; i < ${P}; i++) { s += G[i] * G[i]; }
+        result[0] = sqrt(s);`),
+    [grad!],
+    'float32',
+  );
+  const ascended = backend.runWebGPUProgram(
+    program(`sam_ascent_${P}_${attrs.rho}`, ['Theta', 'G', 'Norm'], [P], P, `
+        result[index] = Theta[index] + G[index] * (${f(attrs.rho)} / (Norm[0] + 1e-12));`),
+    [theta!, grad!, norm],
+    'float32',
+  );
+  return [ascended, norm];
+}
+
+function sgdMomentum(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { lr: number; momentum: number }): tf.TensorInfo[] {
+  const { theta, grad, buffer, gate } = inputs as Record<string, tf.TensorInfo>;
+  const P = tf.util.sizeFromShape(grad!.shape);
+  const next = `let b = ${f(attrs.momentum)} * Buffer[index] + G[index];`;
+  const run = (key: string, names: string[], ins: tf.TensorInfo[], value: string, held: string) =>
+    backend.runWebGPUProgram(
+      program(`sgd_${key}_${P}_${attrs.lr}_${attrs.momentum}`, names, [P], P, `
+        ${next}
+        result[index] = select(${held}, ${value}, ${holds('Gate')});`),
+      ins,
+      'float32',
+    );
+  return [
+    run('theta', ['Theta', 'G', 'Buffer', 'Gate'], [theta!, grad!, buffer!, gate!], `Theta[index] - ${f(attrs.lr)} * b`, 'Theta[index]'),
+    run('buffer', ['G', 'Buffer', 'Gate'], [grad!, buffer!, gate!], 'b', 'Buffer[index]'),
+  ];
+}
+
+function pick(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
+  const { when, a, b } = inputs as Record<string, tf.TensorInfo>;
+  const n = tf.util.sizeFromShape(a!.shape);
+  return [
+    backend.runWebGPUProgram(program(`pick_${n}`, ['When', 'A', 'B'], a!.shape, n, `result[index] = select(f32(B[index]), f32(A[index]), ${holds('When')});`), [when!, a!, b!], 'float32'),
+  ];
+}
+
+/** The inputs given, in the kernel's order, with the WGSL names X, X1… (or S0, S1…). */
+function present(inputs: tf.NamedTensorInfoMap, names: string[]): Array<[string, tf.TensorInfo]> {
+  return names.flatMap((n) => (inputs[n] ? [[n.toUpperCase(), inputs[n] as tf.TensorInfo] as [string, tf.TensorInfo]] : []));
+}
+
+/**
+ * A program over many small inputs in passes of at most six, each also
+ * reading the previous pass's output as Prev: a shader may bind only eight
+ * storage buffers (WebGPU's default limit, which tfjs keeps), its output
+ * included. `body` gets the pass's inputs and whether there is a Prev.
+ */
+function inPasses(
+  backend: GpuBackend,
+  key: string,
+  given: Array<[string, tf.TensorInfo]>,
+  outputShape: number[],
+  body: (pass: Array<[string, tf.TensorInfo]>, hasPrev: boolean) => string,
+): tf.TensorInfo {
+  let prev: tf.TensorInfo | undefined;
+  for (let start = 0; start === 0 || start < given.length; start += 6) {
+    const pass = given.slice(start, start + 6);
+    const names = [...(prev ? ['Prev'] : []), ...pass.map(([n]) => n)];
+    const passKey = `${key}_${pass.map(([n, t]) => `${n}${tf.util.sizeFromShape(t.shape)}`).join('_')}_${prev ? 'p' : ''}`;
+    const out = backend.runWebGPUProgram(program(passKey, names, outputShape, 1, body(pass, prev !== undefined)), [...(prev ? [prev] : []), ...pass.map(([, t]) => t)], 'float32');
+    if (prev) backend.disposeData(prev.dataId);
+    prev = out;
+  }
+  return prev!;
+}
+
+function allFinite(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
+  const given = present(inputs, ['x', ...Array.from({ length: 7 }, (_, i) => `x${i + 1}`)]);
+  return [
+    inPasses(backend, 'all_finite', given, [1], (pass, hasPrev) => {
+      const loops = pass.map(([name, t]) => `for (var i = 0; i < ${tf.util.sizeFromShape(t.shape)}; i++) { if (!${finite(`${name}[i]`)}) { ok = 0.0; } }`);
+      return `
+        var ok = ${hasPrev ? 'Prev[0]' : '1.0'};
+        ${loops.join('\n        ')}
+        result[0] = ok;`;
+    }),
+  ];
+}
+
+function scalars(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { fallback: number[] }): tf.TensorInfo[] {
+  const given = present(inputs, attrs.fallback.map((_, i) => `s${i}`));
+  return [
+    inPasses(backend, `scalars_${attrs.fallback.join('_')}`, given, [attrs.fallback.length], (pass, hasPrev) => {
+      const names = new Set(pass.map(([n]) => n));
+      const value = (v: number, i: number) =>
+        names.has(`S${i}`) ? `f32(S${i}[0])` : hasPrev ? `Prev[${i}]` : Number.isNaN(v) ? 'uniforms.NAN' : f(v);
+      return attrs.fallback.map((v, i) => `result[${i}] = ${value(v, i)};`).join('\n        ');
+    }),
+  ];
+}
+
+/** WGSL: the entropy of row r of Logits [B, C], and its log softmax into logp. */
+const rowEntropy = (C: number) => `
+      fn rowEntropy(r : i32, logp : ptr<function, array<f32, ${C}>>) -> f32 {
+        let o = r * ${C};
+        var m = Logits[o];
+        for (var c = 1; c < ${C}; c++) { m = max(m, Logits[o + c]); }
+        var s = 0.0;
+        for (var c = 0; c < ${C}; c++) { s += exp(Logits[o + c] - m); }
+        let ls = log(s);
+        var e = 0.0;
+        for (var c = 0; c < ${C}; c++) { let lp = Logits[o + c] - m - ls; (*logp)[c] = lp; e -= exp(lp) * lp; }
+        return e;
+      }`;
+
+function entropyLoss(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { margin?: number; mean: boolean }): tf.TensorInfo[] {
+  const { logits, weights } = inputs as Record<string, tf.TensorInfo | undefined>;
+  const [B, C] = logits!.shape as [number, number];
+  const below = (e: string) => (attrs.margin === undefined ? 'true' : `${e} < ${f(attrs.margin)}`);
+  const key = `${B}_${C}_${attrs.margin ?? 'all'}_${attrs.mean}_${weights ? 'w' : 'nw'}`;
+  const run = (name: string, names: string[], ins: tf.TensorInfo[], shape: number[], threads: number, body: string, prelude = '') =>
+    backend.runWebGPUProgram(program(`entropy_${name}_${key}`, names, shape, threads, body, prelude), ins, 'float32');
+  const entropies = run('e', ['Logits'], [logits!], [B], B, `var logp : array<f32, ${C}>; result[index] = rowEntropy(index, &logp);`, rowEntropy(C));
+  const count = run('count', ['E'], [entropies], [1], 1, `
+        var n = 0.0;
+        for (var b = 0; b < ${B}; b++) { if (${below('E[b]')}) { n += 1.0; } }
+        result[0] = n;`);
+  // w_b: the row's weight when it is below the margin, over the count with `mean`.
+  const weight = (b: string) =>
+    `select(0.0, ${weights ? `W[${b}]` : '1.0'}${attrs.mean ? ' / max(Count[0], 1.0)' : ''}, ${below(`E[${b}]`)})`;
+  const wNames = weights ? ['W'] : [];
+  const wIns = weights ? [weights] : [];
+  const loss = run('loss', ['E', 'Count', ...wNames], [entropies, count, ...wIns], [1], 1, `
+        var l = 0.0;
+        for (var b = 0; b < ${B}; b++) { l += ${weight('b')} * E[b]; }
+        result[0] = l;`);
+  const grad = run('grad', ['Logits', 'E', 'Count', ...wNames], [logits!, entropies, count, ...wIns], [B, C], B, `
+        var logp : array<f32, ${C}>;
+        _ = rowEntropy(index, &logp);
+        let w = ${weight('index')};
+        for (var c = 0; c < ${C}; c++) { result[index * ${C} + c] = -w * exp(logp[c]) * (logp[c] + E[index]); }`, rowEntropy(C));
+  return [entropies, loss, count, grad];
+}
+
+let registered = false;
+
 /** Registers the kernels for the webgpu backend (once). */
 export function registerGpuKernels(): void {
+  if (registered) return;
+  registered = true;
   const kernels: Array<[string, (i: tf.NamedTensorInfoMap, b: GpuBackend, a: never) => tf.TensorInfo[]]> = [
     ['WildttaLayerNorm', layerNorm],
     ['WildttaLayerNormGrad', layerNormGrad],
     ['WildttaGeluGrad', geluGrad],
     ['WildttaSoftmaxBackward', softmaxBackward],
     ['WildttaHeadsMerge', headsMerge],
+    ['WildttaSamAscent', samAscent],
+    ['WildttaSgdMomentum', sgdMomentum],
+    ['WildttaPick', pick],
+    ['WildttaAllFinite', allFinite],
+    ['WildttaScalars', scalars],
+    ['WildttaEntropyLoss', entropyLoss],
   ];
   for (const [kernelName, fn] of kernels) {
     if (tf.getKernel(kernelName, 'webgpu')) continue;

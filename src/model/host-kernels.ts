@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd-kernels';
+import { registerGpuKernels } from './gpu-kernels';
 
 /**
  * Fused kernels for the CPU-side backends (wasm and cpu), registered with
@@ -1034,6 +1035,16 @@ export function registerHostKernels(): void {
       if (!tf.getKernel(name, backendName)) tf.registerKernel({ kernelName: name, backendName, kernelFunc: compositeKernel(c, backendName) });
     }
   }
+}
+
+/**
+ * Whether the current backend has this fused kernel: wasm and cpu have all
+ * of them, webgpu those gpu-kernels.ts writes in WGSL, webgl none.
+ */
+export function hasFusedKernel(name: HostKernelName): boolean {
+  registerHostKernels();
+  registerGpuKernels();
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
 }
 
 /**
