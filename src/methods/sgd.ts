@@ -23,7 +23,7 @@ export class SgdMomentum {
   ) {
     // tidy frees the zeros the variable was made from (tidy never disposes variables themselves).
     this.buffer = tf.tidy(() => tf.variable(tf.zeros([size]) as tf.Tensor1D, false));
-    this.zeros = tf.zeros([size]);
+    this.zeros = tf.keep(tf.zeros([size]));
   }
 
   /** Returns the stepped θ (θ itself where the gate is false) and updates the buffer. Inside tf.tidy. */
