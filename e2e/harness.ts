@@ -245,6 +245,14 @@ const harness = {
         const heads = [0, 1, 2].map((i) => rnd([6, 5, 4], 10 + i));
         const [merged] = runFusedKernel('WildttaHeadsMerge', { dq: heads[0]!, dk: heads[1]!, dv: heads[2]! }, { batch: 2 });
         const mergedRef = tf.reshape(tf.transpose(tf.reshape(tf.stack(heads), [3, 2, 3, 5, 4]), [1, 3, 0, 2, 4]), [10, 36]);
+        // Attention's batched backward on the same 2 × 3 heads, against autodiff.
+        const sideBySide = (t: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [2, 3, 5, 4]), [0, 2, 1, 3]), [10, 12]);
+        const dOheads = rnd([10, 12], 13);
+        const attnLoss = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) =>
+          tf.sum(tf.mul(sideBySide(tf.matMul(tf.softmax(tf.matMul(qq as tf.Tensor3D, kk as tf.Tensor3D, false, true)), vv as tf.Tensor3D)), dOheads));
+        const attnGrads = tf.grads(attnLoss)(heads);
+        const pHeads = tf.softmax(tf.matMul(heads[0]!, heads[1]!, false, true));
+        const [dqkvHeads] = runFusedKernel('WildttaHeadsGrad', { dO: dOheads, q: heads[0]!, k: heads[1]!, v: heads[2]!, p: pHeads });
         // The update kernels, on a flat vector of rows·width values and on scalars.
         const theta = tf.reshape(x, [-1]);
         const g = tf.reshape(dy, [-1]);
@@ -284,6 +292,7 @@ const harness = {
           d(da!, tf.mul(dy, tf.add(cdf, tf.mul(tf.mul(x, tf.exp(tf.mul(tf.square(x), -0.5))), 1 / Math.sqrt(2 * Math.PI))))),
           d(dS!, tf.mul(p, tf.sub(dy, tf.sum(tf.mul(dy, p), -1, true)))),
           d(merged!, mergedRef),
+          d(dqkvHeads!, tf.concat(attnGrads.map(sideBySide), 1)),
           tf.div(d(norm!, tf.reshape(tf.norm(g), [1])), tf.norm(g)), // relative: a sum of up to 19k squares, in another order
           d(ascended!, tf.add(theta, tf.mul(g, tf.div(0.05, tf.add(tf.norm(g), 1e-12))))),
           d(nextBuf!, nextRef),
@@ -300,7 +309,7 @@ const harness = {
       });
       const v = await diffs.data();
       diffs.dispose();
-      const names = ['y', 'y (save false)', 'stats (mean, rstd)', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward', 'heads merge'].concat(
+      const names = ['y', 'y (save false)', 'stats (mean, rstd)', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward', 'heads merge', 'attention backward (batched heads)'].concat(
         ['‖g‖ (relative)', 'SAM ascent', 'momentum buffer', 'SGD step', 'closed gate', 'pick', 'finiteness flags', 'scalars', 'eight scalars and flags', 'entropy loss count', 'entropy loss', 'entropy loss gradient'],
       );
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };

@@ -415,6 +415,8 @@ export class FastViT {
   /** dL/dqkv [B·N, 3D] from dL/do [B·N, D], batched over heads. */
   private headsBackward(dO: tf.Tensor2D, s: AttnSaved, B: number, N: number): tf.Tensor2D {
     if (s.kind !== 'heads') throw new Error('batched attention backward needs the batched tape');
+    // On WebGPU two dispatches (gpu-kernels.ts); the host keeps XNNPACK's batched products, faster than a JavaScript loop.
+    if (this.fused && !this.host) return runFusedKernel('WildttaHeadsGrad', { dO, q: s.q, k: s.k, v: s.v, p: s.p })[0] as tf.Tensor2D;
     const { width: D, heads: H } = this.config;
     const hd = D / H;
     const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [B * H, N, hd]) as tf.Tensor3D;

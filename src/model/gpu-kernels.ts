@@ -173,6 +173,64 @@ function headsMerge(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: {
   ];
 }
 
+/**
+ * Attention's backward through the softmax products, heads batched (as
+ * host-kernels.ts's WildttaHeadsGrad), one thread per value in three
+ * dispatches: dP = dO_h·vᵀ, the softmax backward dS = P ⊙ (dP − Σ dP ⊙ P),
+ * then dL/dqkv [B·N, 3D] with dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO_h. tfjs's
+ * path takes six (three of them products, each a dispatch that costs far more
+ * than its arithmetic at these sizes) plus the heads' transposes.
+ */
+function headsGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
+  const { dO, q, k, v, p } = inputs as Record<string, tf.TensorInfo>;
+  const [R, D] = dO!.shape as [number, number];
+  const [BH, N, d] = q!.shape as [number, number, number];
+  const H = BH / (R / N);
+  const C = 3 * D;
+  const key = `${R}_${D}_${BH}_${N}_${d}`;
+  // Row i of head bh: its dO row starts at ((bh / H)·N + i)·D + (bh % H)·d.
+  const dORow = (bh: string, i: string) => `((${bh} / ${H}) * ${N} + ${i}) * ${D} + (${bh} % ${H}) * ${d}`;
+  const dP = backend.runWebGPUProgram(
+    program(`heads_grad_dp_${key}`, ['DO', 'V'], [BH, N, N], BH * N * N, `
+        let bh = index / ${N * N};
+        let i = (index / ${N}) % ${N};
+        let g = ${dORow('bh', 'i')};
+        let vj = (bh * ${N} + index % ${N}) * ${d};
+        var dp = 0.0;
+        for (var c = 0; c < ${d}; c++) { dp += DO[g + c] * V[vj + c]; }
+        result[index] = dp;`),
+    [dO!, v!],
+    'float32',
+  );
+  const [dS] = softmaxBackward({ dP, p: p! }, backend);
+  backend.disposeData(dP.dataId);
+  const dqkv = backend.runWebGPUProgram(
+    program(`heads_grad_dqkv_${key}`, ['DS', 'P', 'Q', 'K', 'DO'], [R, C], R * C, `
+        let row = index / ${C};
+        let col = index % ${C};
+        let b = row / ${N};
+        let n = row % ${N};
+        let t = col / ${D};
+        let h = (col % ${D}) / ${d};
+        let j = col % ${d};
+        let bh = b * ${H} + h;
+        let base = bh * ${N};
+        var acc = 0.0;
+        if (t == 0) {
+          for (var m = 0; m < ${N}; m++) { acc += DS[(base + n) * ${N} + m] * K[(base + m) * ${d} + j]; }
+        } else if (t == 1) {
+          for (var m = 0; m < ${N}; m++) { acc += DS[(base + m) * ${N} + n] * Q[(base + m) * ${d} + j]; }
+        } else {
+          for (var m = 0; m < ${N}; m++) { acc += P[(base + m) * ${N} + n] * DO[${dORow('bh', 'm')} + j]; }
+        }
+        result[index] = acc;`),
+    [dS!, p!, q!, k!, dO!],
+    'float32',
+  );
+  backend.disposeData(dS!.dataId);
+  return [dqkv];
+}
+
 // The update arithmetic of methods/ (host-kernels.ts has the same kernels):
 // each replaces three to fifteen dispatches, most of them on a handful of
 // values, with one or two. Sums over the flat vector of adapted values run on
@@ -340,6 +398,7 @@ export function registerGpuKernels(): void {
     ['WildttaGeluGrad', geluGrad],
     ['WildttaSoftmaxBackward', softmaxBackward],
     ['WildttaHeadsMerge', headsMerge],
+    ['WildttaHeadsGrad', headsGrad],
     ['WildttaSamAscent', samAscent],
     ['WildttaSgdMomentum', sgdMomentum],
     ['WildttaPick', pick],

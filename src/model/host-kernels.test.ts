@@ -278,6 +278,24 @@ for (const [backend, simd] of [
     });
   });
 
+  test(`${label}: attention's batched backward (WildttaHeadsGrad) matches autodiff`, async () => {
+    await setBackend(backend);
+    tf.tidy(() => {
+      const [B, heads, tokens, d] = [2, 3, 5, 4];
+      const D = heads * d;
+      const [q, k, v] = [40, 41, 42].map((seed) => rnd([B * heads, tokens, d], seed) as tf.Tensor3D);
+      const dO = rnd([B * tokens, D], 43) as tf.Tensor2D;
+      // Heads [B·H, N, d] side by side as [B·N, H·d], the layout of dO and of each third of dqkv.
+      const sideBySide = (t: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [B, heads, tokens, d]), [0, 2, 1, 3]), [B * tokens, D]);
+      const loss = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) =>
+        tf.sum(tf.mul(sideBySide(tf.matMul(tf.softmax(tf.matMul(qq as tf.Tensor3D, kk as tf.Tensor3D, false, true)), vv as tf.Tensor3D)), dO));
+      const [dq, dk, dv] = tf.grads(loss)([q!, k!, v!]);
+      const p = tf.softmax(tf.matMul(q!, k!, false, true));
+      const [dqkv] = runFusedKernel('WildttaHeadsGrad', { dO, q: q!, k: k!, v: v!, p });
+      close(dqkv!, tf.concat([sideBySide(dq!), sideBySide(dk!), sideBySide(dv!)], 1), 'dL/dqkv');
+    });
+  });
+
   test(`${label}: the update kernels (SAM's ascent, gated SGD-momentum, the entropy loss, pick, scalars) match tfjs ops`, async () => {
     await setBackend(backend);
     tf.tidy(() => {

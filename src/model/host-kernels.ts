@@ -317,6 +317,58 @@ const kernels = {
   },
 
   /**
+   * Attention's backward through the softmax products with heads batched:
+   * from dL/d(heads' outputs) dO [B·N, D] (heads side by side) and the
+   * forward's q, k, v [B·H, N, d] and softmaxes p [B·H, N, N], dL/dqkv
+   * [B·N, 3D] in qkv's layout. Per head dP = dO_h·vᵀ, dS = P ⊙ (dP −
+   * Σ_key dP ⊙ P), dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO_h: the five products,
+   * the softmax backward and the merge of the batched path in one kernel.
+   */
+  WildttaHeadsGrad: {
+    inputs: ['dO', 'q', 'k', 'v', 'p'],
+    outputs: ([s]) => [[s![0]!, 3 * s![1]!]],
+    compute([dO, q, k, v, p], [out], [sO, sq]) {
+      const [R, D] = sO as [number, number];
+      const [BH, N, d] = sq as [number, number, number];
+      const H = BH / (R / N);
+      const C = 3 * D;
+      const dS = new Float64Array(N * N);
+      for (let bh = 0; bh < BH; bh++) {
+        const b = Math.floor(bh / H);
+        const col = (bh - b * H) * d; // the head's first column in dO and in each third of dqkv
+        const at = (i: number) => bh * N * d + i * d; // row i of this head's q, k or v
+        const dORow = (i: number) => (b * N + i) * D + col;
+        for (let i = 0; i < N; i++) {
+          let dot = 0;
+          for (let j = 0; j < N; j++) {
+            let dp = 0;
+            for (let c = 0; c < d; c++) dp += dO![dORow(i) + c]! * v![at(j) + c]!;
+            dS[i * N + j] = dp;
+            dot += dp * p![(bh * N + i) * N + j]!;
+          }
+          for (let j = 0; j < N; j++) dS[i * N + j] = p![(bh * N + i) * N + j]! * (dS[i * N + j]! - dot);
+        }
+        for (let n = 0; n < N; n++) {
+          const o = (b * N + n) * C + col;
+          for (let c = 0; c < d; c++) {
+            let dq = 0;
+            let dk = 0;
+            let dv = 0;
+            for (let m = 0; m < N; m++) {
+              dq += dS[n * N + m]! * k![at(m) + c]!;
+              dk += dS[m * N + n]! * q![at(m) + c]!;
+              dv += p![(bh * N + m) * N + n]! * dO![dORow(m) + c]!;
+            }
+            out![o + c] = dq;
+            out![o + D + c] = dk;
+            out![o + 2 * D + c] = dv;
+          }
+        }
+      }
+    },
+  },
+
+  /**
    * Softmax, entropy and the entropy's gradient per row of logits [B, C]:
    * p [B, C], E = −Σ p·log p [B], dE/dz = −p·(log p + E) [B, C]. (tfjs's
    * logSoftmax alone is six kernels.)
