@@ -262,6 +262,11 @@ const harness = {
         const [stepped, nextBuf] = sgd(true);
         const [held, heldBuf] = sgd(false);
         const [picked] = runFusedKernel('WildttaPick', { when: tf.scalar(false, 'bool'), a: theta, b: g });
+        const average = (has: number, open: boolean) =>
+          runFusedKernel('WildttaMovingAverage', { value: theta, has: tf.scalar(has), x: g, gate: tf.scalar(open, 'bool') }, { decay: 0.9 });
+        const [avgHeld, avgHeldHas] = average(1, false);
+        const [avgFirst, avgFirstHas] = average(0, true);
+        const [avgBlend] = average(1, true);
         const [finiteFlag] = runFusedKernel('WildttaAllFinite', { x: tf.scalar(1), x1: g, x2: tf.scalar(2) });
         const [nanFlag] = runFusedKernel('WildttaAllFinite', { x: tf.scalar(1), x1: tf.scalar(NaN) });
         const [packed] = runFusedKernel('WildttaScalars', { s0: tf.scalar(true, 'bool'), s2: tf.scalar(2.5) }, { fallback: [9, 7, 9] });
@@ -299,6 +304,7 @@ const harness = {
           d(stepped!, tf.sub(theta, tf.mul(nextRef, 0.01))),
           tf.add(d(held!, theta), d(heldBuf!, buf)),
           d(picked!, g),
+          tf.add(tf.add(d(avgHeld!, theta), d(avgFirst!, g)), tf.add(d(tf.stack([avgHeldHas!, avgFirstHas!]), tf.tensor1d([1, 1])), d(avgBlend!, tf.add(tf.mul(theta, 0.9), tf.mul(g, 0.1))))),
           d(tf.concat([finiteFlag!, nanFlag!]), tf.tensor1d([1, 0])),
           d(packed!, tf.tensor1d([1, 7, 2.5])),
           d(tf.concat([packed8!, lastNaN!]), tf.tensor1d([0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 0])),
@@ -310,7 +316,7 @@ const harness = {
       const v = await diffs.data();
       diffs.dispose();
       const names = ['y', 'y (save false)', 'stats (mean, rstd)', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward', 'heads merge', 'attention backward (batched heads)'].concat(
-        ['‖g‖ (relative)', 'SAM ascent', 'momentum buffer', 'SGD step', 'closed gate', 'pick', 'finiteness flags', 'scalars', 'eight scalars and flags', 'entropy loss count', 'entropy loss', 'entropy loss gradient'],
+        ['‖g‖ (relative)', 'SAM ascent', 'momentum buffer', 'SGD step', 'closed gate', 'pick', 'moving average', 'finiteness flags', 'scalars', 'eight scalars and flags', 'entropy loss count', 'entropy loss', 'entropy loss gradient'],
       );
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });

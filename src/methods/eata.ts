@@ -3,7 +3,7 @@ import type { ViT } from '../model/vit';
 import type { FastTape } from '../model/fast-vit';
 import { Adapter, gradsByName, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
-import { pick } from './gate';
+import { MovingAverage } from './moving-average';
 
 export interface EataOptions extends CommonOptions {
   /** e_margin as a fraction of ln C (reference: 0.4). */
@@ -29,15 +29,15 @@ export class EataAdapter extends Adapter {
   readonly fisherAlpha: number;
   /** Diagonal Fisher in the flat layout (flat.ts), when given. */
   private readonly fisher: tf.Tensor1D | undefined;
-  private readonly probsEma: tf.Variable;
-  private readonly hasProbsEma = tf.tidy(() => tf.variable(tf.scalar(0), false));
+  /** m, the moving average of the kept samples' probabilities. */
+  private readonly probsEma: MovingAverage;
 
   constructor(model: ViT, opts: EataOptions = {}) {
     super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum);
     this.margin = (opts.marginFraction ?? 0.4) * this.lnC;
     this.dMargin = opts.dMargin ?? 0.05;
     this.fisherAlpha = opts.fisherAlpha ?? 2000;
-    this.probsEma = tf.tidy(() => tf.variable(tf.zeros([this.numClasses]), false));
+    this.probsEma = new MovingAverage([this.numClasses], 0.9);
     if (opts.fisher) {
       const given = opts.fisher;
       for (const [name, p] of this.params) {
@@ -57,9 +57,10 @@ export class EataAdapter extends Adapter {
     const { probs, entropies } = keptSamples(x, logits, keep);
 
     // Redundancy filter, once m exists: |cos(m, p)| < d_margin (cosine as torch: x·y / max(‖x‖‖y‖, 1e-8)).
-    const hasM = tf.cast(this.hasProbsEma, 'bool');
-    const dots = tf.sum(tf.mul(probs, this.probsEma), 1);
-    const norms = tf.mul(tf.norm(probs, 'euclidean', 1), tf.norm(this.probsEma));
+    const m = this.probsEma.value;
+    const hasM = tf.cast(this.probsEma.has, 'bool');
+    const dots = tf.sum(tf.mul(probs, m), 1);
+    const norms = tf.mul(tf.norm(probs, 'euclidean', 1), tf.norm(m));
     const cosine = tf.div(dots, tf.maximum(norms, 1e-8));
     const nonRedundant = tf.logicalOr(tf.logicalNot(hasM), tf.less(tf.abs(cosine), this.dMargin));
     const mask = tf.cast(nonRedundant, 'float32');
@@ -68,9 +69,7 @@ export class EataAdapter extends Adapter {
 
     // m ← 0.9·m + 0.1·mean(p of the samples that passed both filters); the first time, m = that mean.
     const meanP = tf.div(tf.sum(tf.mul(probs, tf.expandDims(mask, 1)), 0), tf.maximum(kept, 1));
-    const nextM = pick(hasM, tf.add(tf.mul(this.probsEma, 0.9), tf.mul(meanP, 0.1)), meanP);
-    this.probsEma.assign(pick(anyKept, nextM, this.probsEma as tf.Tensor));
-    this.hasProbsEma.assign(pick(anyKept, tf.scalar(1), this.hasProbsEma as tf.Scalar));
+    this.probsEma.update(meanP, anyKept);
 
     // Sample weights 1/exp(E − e_margin) come from the first forward, so no gradient flows through them.
     const weights = tf.mul(tf.exp(tf.sub(this.margin, entropies)), mask) as tf.Tensor1D;
@@ -88,13 +87,13 @@ export class EataAdapter extends Adapter {
 
   protected override stateTensors(): Map<string, tf.Variable> {
     return new Map([
-      ['probs_ema', this.probsEma],
-      ['has_probs_ema', this.hasProbsEma],
+      ['probs_ema', this.probsEma.value],
+      ['has_probs_ema', this.probsEma.has],
     ]);
   }
 
   protected override clearState(when?: tf.Tensor): void {
-    this.hasProbsEma.assign(when === undefined ? tf.scalar(0) : pick(when, tf.scalar(0), this.hasProbsEma as tf.Scalar));
+    this.probsEma.clear(when);
   }
 
   override dispose(): void {

@@ -6,6 +6,7 @@ import { entropyLoss } from './entropy';
 import { entropyBelow } from './filters';
 import { flatNorm, samAscent } from './sam';
 import { pick } from './gate';
+import { MovingAverage } from './moving-average';
 
 export interface SarOptions extends CommonOptions {
   /** E0 as a fraction of ln C (reference: 0.4). */
@@ -34,8 +35,7 @@ export class SarAdapter extends Adapter {
   readonly rho: number;
   readonly resetThreshold: number;
   readonly emaDecay: number;
-  private readonly ema = tf.tidy(() => tf.variable(tf.scalar(0), false));
-  private readonly hasEma = tf.tidy(() => tf.variable(tf.scalar(0), false));
+  private readonly ema: MovingAverage;
 
   constructor(model: ViT, opts: SarOptions = {}) {
     super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? 1e-3, opts.momentum);
@@ -43,6 +43,7 @@ export class SarAdapter extends Adapter {
     this.rho = opts.rho ?? 0.05;
     this.resetThreshold = opts.resetThreshold ?? (0.2 * this.lnC) / Math.log(1000);
     this.emaDecay = opts.emaDecay ?? 0.9;
+    this.ema = new MovingAverage([], this.emaDecay);
   }
 
   // Step 2: the reliable filter, E < E0.
@@ -74,13 +75,8 @@ export class SarAdapter extends Adapter {
     const gate = tf.logicalAnd(finite, anyKept2);
     const stepped = this.sgd.step(theta, g2, gate);
 
-    // Step 5 (cont.): ema ← Loss2 the first time, then 0.9·ema + 0.1·Loss2.
-    const hadEma = tf.cast(this.hasEma, 'bool');
-    const blended = tf.add(tf.mul(this.ema, this.emaDecay), tf.mul(loss2, 1 - this.emaDecay)) as tf.Scalar;
-    const ema = pick(gate, pick(hadEma, blended, loss2), this.ema as tf.Scalar);
-    const hasEma = tf.logicalOr(gate, hadEma);
-    this.ema.assign(ema);
-    this.hasEma.assign(tf.cast(hasEma, 'float32') as tf.Scalar);
+    // Step 5 (cont.): ema ← Loss2 the first time, then 0.9·ema + 0.1·Loss2 (when the update happens).
+    const { value: ema, has: hasEma } = this.ema.update(loss2, gate);
     const emaNow = pick(hasEma, ema, tf.scalar(NaN));
 
     // Step 7: model recovery when the EMA says the model is collapsing.
@@ -101,12 +97,12 @@ export class SarAdapter extends Adapter {
 
   protected override stateTensors(): Map<string, tf.Variable> {
     return new Map([
-      ['ema', this.ema],
-      ['has_ema', this.hasEma],
+      ['ema', this.ema.value],
+      ['has_ema', this.ema.has],
     ]);
   }
 
   protected override clearState(when?: tf.Tensor): void {
-    this.hasEma.assign(when === undefined ? tf.scalar(0) : pick(when, tf.scalar(0), this.hasEma as tf.Scalar));
+    this.ema.clear(when);
   }
 }

@@ -288,6 +288,22 @@ function pick(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo
   ];
 }
 
+function movingAverage(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { decay: number }): tf.TensorInfo[] {
+  const { value, has, x, gate } = inputs as Record<string, tf.TensorInfo>;
+  const n = tf.util.sizeFromShape(value!.shape);
+  const d = attrs.decay;
+  return [
+    backend.runWebGPUProgram(
+      program(`moving_average_${n}_${d}`, ['M', 'Has', 'X', 'Gate'], value!.shape, n, `
+        let next = select(X[index], ${f(d)} * M[index] + ${f(1 - d)} * X[index], ${holds('Has')});
+        result[index] = select(M[index], next, ${holds('Gate')});`),
+      [value!, has!, x!, gate!],
+      'float32',
+    ),
+    backend.runWebGPUProgram(program(`moving_average_has`, ['Has', 'Gate'], [], 1, `result[0] = select(f32(Has[0]), 1.0, ${holds('Gate')});`), [has!, gate!], 'float32'),
+  ];
+}
+
 /** The inputs given, in the kernel's order, with the WGSL names X, X1… (or S0, S1…). */
 function present(inputs: tf.NamedTensorInfoMap, names: string[]): Array<[string, tf.TensorInfo]> {
   return names.flatMap((n) => (inputs[n] ? [[n.toUpperCase(), inputs[n] as tf.TensorInfo] as [string, tf.TensorInfo]] : []));
@@ -402,6 +418,7 @@ export function registerGpuKernels(): void {
     ['WildttaSamAscent', samAscent],
     ['WildttaSgdMomentum', sgdMomentum],
     ['WildttaPick', pick],
+    ['WildttaMovingAverage', movingAverage],
     ['WildttaAllFinite', allFinite],
     ['WildttaScalars', scalars],
     ['WildttaEntropyLoss', entropyLoss],

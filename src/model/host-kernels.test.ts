@@ -296,7 +296,7 @@ for (const [backend, simd] of [
     });
   });
 
-  test(`${label}: the update kernels (SAM's ascent, gated SGD-momentum, the entropy loss, pick, scalars) match tfjs ops`, async () => {
+  test(`${label}: the update kernels (SAM's ascent, gated SGD-momentum, the entropy loss, moving average, pick, scalars) match tfjs ops`, async () => {
     await setBackend(backend);
     tf.tidy(() => {
       const theta = rnd([37], 30) as tf.Tensor1D;
@@ -343,6 +343,19 @@ for (const [backend, simd] of [
       const [, nanLoss, , nanGrad] = runFusedKernel('WildttaEntropyLoss', { logits: withNaN }, { margin, mean: true });
       assert.ok(Number.isNaN(nanLoss!.dataSync()[0]), 'a NaN row shows in the loss, as with tfjs ops');
       assert.ok(Number.isNaN(nanGrad!.dataSync()[6 * 5]), 'and in its gradient');
+
+      // The gated moving average: unchanged behind a closed gate, x the first time, then the blend.
+      const avg = (hasValue: number, open: boolean) =>
+        runFusedKernel('WildttaMovingAverage', { value: theta, has: tf.scalar(hasValue), x: g, gate: tf.scalar(open, 'bool') }, { decay: 0.9 });
+      for (const hasValue of [0, 1]) {
+        const [m, h] = avg(hasValue, false);
+        assert.deepEqual(m!.dataSync(), theta.dataSync(), `closed gate (has ${hasValue}): the average stays`);
+        assert.equal(h!.dataSync()[0], hasValue, `closed gate (has ${hasValue}): has stays`);
+      }
+      const [first, firstHas] = avg(0, true);
+      assert.deepEqual(first!.dataSync(), g.dataSync(), 'the first value is x');
+      assert.equal(firstHas!.dataSync()[0], 1);
+      close(avg(1, true)[0]!, tf.add(tf.mul(theta, 0.9), tf.mul(g, 0.1)), 'then 0.9·m + 0.1·x');
 
       for (const when of [true, false]) {
         const picked = runFusedKernel('WildttaPick', { when: tf.scalar(when, 'bool'), a: theta, b: g })[0]!;

@@ -706,6 +706,26 @@ const kernels = {
     },
   },
 
+  /**
+   * A gated moving average: where the scalar gate holds, m ← x if `has` is
+   * 0, else decay·m + (1 − decay)·x, and has ← 1; elsewhere both unchanged.
+   * Outputs m (x's shape) and has [].
+   */
+  WildttaMovingAverage: {
+    inputs: ['value', 'has', 'x', 'gate'],
+    outputs: ([s, h]) => [s!, h!],
+    compute([m, has, x, gate], [outM, outHas], _s, { decay }) {
+      if (!gate![0]) {
+        outM!.set(m!);
+        outHas![0] = has![0]!;
+        return;
+      }
+      const d = decay as number;
+      for (let i = 0; i < m!.length; i++) outM![i] = has![0] ? d * m![i]! + (1 - d) * x![i]! : x![i]!;
+      outHas![0] = 1;
+    },
+  },
+
   /** a where the scalar `when` holds (is non-zero), else b (a and b of one shape). */
   WildttaPick: {
     inputs: ['when', 'a', 'b'],

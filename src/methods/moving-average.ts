@@ -1,0 +1,45 @@
+import * as tf from '@tensorflow/tfjs';
+import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
+import { pick } from './gate';
+
+/**
+ * A moving average kept on the device, as SAR keeps Loss2's (for its reset)
+ * and EATA the kept samples' mean probabilities (for its redundancy filter):
+ * m ← x the first time, then decay·m + (1 − decay)·x, and only where a gate
+ * holds, so that a skipped update leaves it as it was without a GPU→CPU read.
+ */
+export class MovingAverage {
+  readonly value: tf.Variable;
+  /** 1 once the average holds a value, else 0 (float32, as saved states store it). */
+  readonly has: tf.Variable;
+
+  constructor(
+    shape: number[],
+    readonly decay: number,
+  ) {
+    // tidy frees the zeros the variables are made from (tidy never disposes variables themselves).
+    this.value = tf.tidy(() => tf.variable(tf.zeros(shape), false));
+    this.has = tf.tidy(() => tf.variable(tf.scalar(0), false));
+  }
+
+  /** Folds x in where the boolean scalar `gate` holds; returns the average and whether it has a value (boolean). Inside tf.tidy. */
+  update(x: tf.Tensor, gate: tf.Tensor): { value: tf.Tensor; has: tf.Tensor } {
+    let value: tf.Tensor;
+    let has: tf.Tensor;
+    if (hasFusedKernel('WildttaMovingAverage')) {
+      [value, has] = runFusedKernel('WildttaMovingAverage', { value: this.value, has: this.has, x, gate }, { decay: this.decay }) as [tf.Tensor, tf.Tensor];
+    } else {
+      const blended = tf.add(tf.mul(this.value, this.decay), tf.mul(x, 1 - this.decay));
+      value = pick(gate, pick(tf.cast(this.has, 'bool'), blended, x), this.value as tf.Tensor);
+      has = pick(gate, tf.onesLike(this.has), this.has as tf.Tensor);
+    }
+    this.value.assign(value);
+    this.has.assign(has);
+    return { value, has: tf.cast(has, 'bool') };
+  }
+
+  /** Forgets the average where `when` (boolean scalar) holds, always when undefined. */
+  clear(when?: tf.Tensor): void {
+    tf.tidy(() => this.has.assign(when === undefined ? tf.scalar(0) : pick(when, tf.scalar(0), this.has as tf.Scalar)));
+  }
+}
