@@ -123,7 +123,8 @@ export abstract class Adapter {
 
   /** Flat gradient of a loss given dLoss/dlogits of the forward that made `tape`. Inside tf.tidy. */
   protected flatGrad(tape: FastTape, dLogits: tf.Tensor2D): tf.Tensor1D {
-    return this.layout.concat(this.model.fast.backward(tape, dLogits, this.adapted));
+    const { names, offsets, total } = this.layout;
+    return this.model.fast.flatBackward(tape, dLogits, names, offsets, total) ?? this.layout.concat(this.model.fast.backward(tape, dLogits, this.adapted));
   }
 
   /** Writes a flat vector back into the model's variables. Inside tf.tidy. */

@@ -54,6 +54,16 @@ function check(model: ViT, x: tf.Tensor4D, wanted: string[], label: string): voi
       const err = maxAbsDiff(grads.get(n)!, ref.grads[model.variables.get(n)!.name]!);
       assert.ok(err <= 1e-4 * scale, `${label}: ${n} off by ${err.toExponential(2)} (scale ${scale.toExponential(2)})`);
     }
+    // The same gradients laid end to end by one kernel, where that applies (host path, batch 1, token pooling, a block norm adapted).
+    const sizes = wanted.map((n) => model.variables.get(n)!.size);
+    const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((sum, v) => sum + v, 0));
+    const flat = model.fast.flatBackward(tape!, tf.mul(grad, tf.expandDims(w, 1)) as tf.Tensor2D, wanted, offsets, offsets.at(-1)! + sizes.at(-1)!);
+    const applies = B === 1 && model.config.pool === 'token' && wanted.some((n) => n.startsWith('blocks.'));
+    assert.equal(flat !== undefined, applies, `${label}: the one-kernel backward applies`);
+    if (flat) {
+      const err = maxAbsDiff(flat, tf.concat(wanted.map((n) => tf.reshape(ref.grads[model.variables.get(n)!.name]!, [-1]))));
+      assert.ok(err <= 1e-4 * scale, `${label}: the one-kernel backward is off by ${err.toExponential(2)}`);
+    }
   });
 }
 

@@ -151,6 +151,8 @@ export class FastViT {
   /** LayerNorm, its backward, GELU's backward and the softmax backward as fused kernels: host-kernels.ts on wasm/cpu, gpu-kernels.ts on webgpu. */
   readonly fused: boolean;
   private readonly onesRows = new Map<number, tf.Tensor2D>();
+  /** flatBackward's layouts, by the adapter's list of names. */
+  private readonly flatSlots = new WeakMap<readonly string[], { slots: number[]; first: number } | null>();
   private disposed = false;
 
   constructor(
@@ -268,6 +270,63 @@ export class FastViT {
     }
     const logits = this.linear(pooled, this.head);
     return tape ? { logits, tape } : { logits };
+  }
+
+  /**
+   * What `backward` gives for the norms named in `order`, laid end to end
+   * (each at its offset in a vector of `total` values, methods/flat.ts's
+   * layout), as one host kernel (host-kernels.ts's WildttaBackward) where it
+   * applies: the host path, batch 1, token pooling, only block norms and the
+   * final norm adapted, at least one block norm among them. Elsewhere
+   * undefined, and the caller takes `backward`. Inside tf.tidy.
+   */
+  flatBackward(tape: FastTape, dLogits: tf.Tensor2D, order: readonly string[], offsets: readonly number[], total: number): tf.Tensor1D | undefined {
+    const cfg = this.config;
+    if (!this.host || tape.batch !== 1 || cfg.pool !== 'token' || tape.final?.kind !== 'stats') return undefined;
+    let layout = this.flatSlots.get(order);
+    if (layout === undefined) {
+      layout = this.slotsOf(order, offsets);
+      this.flatSlots.set(order, layout);
+    }
+    if (!layout) return undefined;
+    const { slots, first } = layout;
+    const inputs: Record<string, tf.Tensor> = { dLogits, headW: this.head.w, 'final.x': tape.final.x, 'final.s': tape.final.stats, 'final.g': tape.final.gamma };
+    for (let i = first; i < cfg.depth; i++) {
+      const s = tape.blocks[i]!;
+      const w = this.blocks[i]!;
+      if (s.ln1.kind !== 'stats' || s.ln2.kind !== 'stats' || s.attn.kind !== 'perhead') return undefined;
+      Object.assign(inputs, {
+        [`${i}.ln1x`]: s.ln1.x, [`${i}.ln1s`]: s.ln1.stats, [`${i}.ln1g`]: s.ln1.gamma,
+        [`${i}.ln2x`]: s.ln2.x, [`${i}.ln2s`]: s.ln2.stats, [`${i}.ln2g`]: s.ln2.gamma,
+        [`${i}.qkv`]: s.attn.qkv, [`${i}.a`]: s.a, [`${i}.cdf`]: s.cdf,
+        [`${i}.fc1`]: w.fc1.w, [`${i}.fc2`]: w.fc2.w, [`${i}.proj`]: w.proj.w, [`${i}.qkvw`]: w.qkv.w,
+      });
+      s.attn.p.forEach((p, h) => (inputs[`${i}.p${h}`] = p));
+    }
+    const attrs = { heads: cfg.heads, tokens: tape.tokens, depth: cfg.depth, first, stopAfterNorm2: slots[4 * first]! < 0 && slots[4 * first + 1]! < 0, total, slots };
+    return runFusedKernel('WildttaBackward', inputs, attrs)[0] as tf.Tensor1D;
+  }
+
+  /**
+   * Where flatBackward puts each norm's gradients: slot 2i is block i's
+   * norm1, 2i + 1 its norm2, 2·depth the final norm, each with a weight and
+   * a bias entry (an offset, or −1); and the lowest block with an adapted
+   * norm. Null where a name is not a block or final norm, or no block norm
+   * adapts.
+   */
+  private slotsOf(order: readonly string[], offsets: readonly number[]): { slots: number[]; first: number } | null {
+    const depth = this.config.depth;
+    const slots = new Array<number>(2 * (2 * depth + 1)).fill(-1);
+    let first = depth;
+    for (let k = 0; k < order.length; k++) {
+      const block = /^blocks\.(\d+)\.norm([12])\.(weight|bias)$/.exec(order[k]!);
+      const final = /^(norm|fc_norm)\.(weight|bias)$/.exec(order[k]!);
+      if (!block && final?.[1] !== this.finalNormName) return null;
+      const slot = block ? 2 * Number(block[1]) + (block[2] === '2' ? 1 : 0) : 2 * depth;
+      slots[2 * slot + ((block ? block[3] : final![2]) === 'bias' ? 1 : 0)] = offsets[k]!;
+      if (block) first = Math.min(first, Number(block[1]));
+    }
+    return first < depth ? { slots, first } : null;
   }
 
   /**

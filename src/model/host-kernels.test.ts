@@ -391,8 +391,23 @@ for (const over of [{ depth: 2, heads: 2 }, { depth: 3, heads: 2, width: 32 }]) 
       const ref = tf.variableGrads(() => tf.sum(softmaxEntropy(model.logits(x))) as tf.Scalar, vars);
       close(a.logits, model.logits(x), 'logits');
       for (const n of names) close(a.grads.get(n)!, ref.grads[model.variables.get(n)!.name]!, n, 1e-4);
+      // The whole backward as one kernel, laid end to end: all norms, and SAR's selection (blocks but the last) in reverse order.
+      for (const order of [names, names.filter((n) => n.startsWith('blocks.') && !n.startsWith(`blocks.${cfg.depth - 1}.`)).reverse()]) {
+        const sizes = order.map((n) => model.variables.get(n)!.size);
+        const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((sum, v) => sum + v, 0));
+        const { logits, tape } = hostPath.forward(x, model.param, true);
+        const flat = hostPath.flatBackward(tape!, entropyWithGrad(logits).grad, order, offsets, offsets.at(-1)! + sizes.at(-1)!);
+        close(flat!, tf.concat(order.map((n) => tf.reshape(ref.grads[model.variables.get(n)!.name]!, [-1]))), `flat gradient of ${order.length} tensors`, 1e-4);
+      }
     });
     assert.equal(tf.memory().numTensors, before);
+    const dataIds = tf.engine().backend.numDataIds();
+    tf.tidy(() => {
+      const { logits, tape } = hostPath.forward(x, model.param, true);
+      const sizes = names.map((n) => model.variables.get(n)!.size);
+      hostPath.flatBackward(tape!, entropyWithGrad(logits).grad, names, sizes.map((_, i) => sizes.slice(0, i).reduce((sum, v) => sum + v, 0)), sizes.reduce((sum, v) => sum + v, 0));
+    });
+    assert.equal(tf.engine().backend.numDataIds(), dataIds, 'the whole backward leaves nothing behind on the backend');
     hostPath.dispose();
     x.dispose();
     model.dispose();

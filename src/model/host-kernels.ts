@@ -952,9 +952,9 @@ function hostKernel(k: HostKernel, backendName: string): tf.KernelFunc {
   };
 }
 
-/** A host kernel on tensor infos inside a composite (shapes taken from the infos). */
-function call(k: HostKernel, host: Host, infos: tf.TensorInfo[], attrs: Attrs = {}): tf.TensorInfo[] {
-  return runOnHost(k, host, infos, infos.map((i) => i.shape), attrs);
+/** A host kernel on tensor infos inside a composite (shapes taken from the infos; undefined for an absent optional input). */
+function call(k: HostKernel, host: Host, infos: Array<tf.TensorInfo | undefined>, attrs: Attrs = {}): tf.TensorInfo[] {
+  return runOnHost(k, host, infos, infos.map((i) => i?.shape ?? NO_SHAPE), attrs);
 }
 
 /** What a composite allocates, passed through `made` so that the glue frees all of it but the outputs. */
@@ -1068,7 +1068,105 @@ const composites = {
         : made(call(kernels.WildttaConcatColumns, host, headsGradProducts(host, dO, qkv, p, made)));
     return [made(host.matMul(dqkv!, inputs.wqkv!))];
   },
+
+  /**
+   * FastViT's whole backward on the host path at batch 1 under token pooling
+   * (fast-vit.ts's backward, which it replaces there, reads the same way):
+   * from dL/dlogits [1, C] to the gradients of the adapted LayerNorms laid
+   * end to end in one vector [total] (methods/flat.ts's layout). One engine
+   * call for what was some forty, none of whose intermediates becomes a tfjs
+   * tensor; each is freed once the next block down no longer needs it.
+   *
+   * Inputs: dLogits, headW [C, D]; the final norm's x, stats, gamma as
+   * 'final.x', 'final.s', 'final.g'; for each block i from `first` up,
+   * 'i.ln1x', 'i.ln1s', 'i.ln1g', 'i.ln2x', 'i.ln2s', 'i.ln2g', 'i.qkv',
+   * 'i.p0'…, 'i.a', 'i.cdf' (the tape) and 'i.fc1', 'i.fc2', 'i.proj',
+   * 'i.qkvw' (PyTorch's weight layouts). Attributes: heads, tokens, depth,
+   * first (the lowest block with an adapted norm), stopAfterNorm2 (that
+   * block adapts only norm2), total, and slots: for norm1 and norm2 of each
+   * block, then the final norm, the offsets of its weight's and its bias's
+   * gradients in the output (−1 where not adapted).
+   */
+  WildttaBackward(host, inputs, attrs, made) {
+    const H = attrs.heads as number;
+    const N = attrs.tokens as number;
+    const depth = attrs.depth as number;
+    const first = attrs.first as number;
+    const slots = attrs.slots as number[];
+    const out = made(host.make([attrs.total as number]));
+    host.values(out).fill(0);
+    const free = (...ts: Array<tf.TensorInfo | undefined>) => {
+      for (const t of ts) if (t) host.backend.disposeData(t.dataId);
+    };
+    // A norm's backward; its dγ and dβ go straight into the output where adapted. slot: 2·block (+1 for norm2), 2·depth for the final norm.
+    const lnGrad = (dy: tf.TensorInfo, x: tf.TensorInfo, stats: tf.TensorInfo, gamma: tf.TensorInfo, slot: number, needInput: boolean, residual?: tf.TensorInfo) => {
+      const [dg, db, dx] = made(call(kernels.WildttaLayerNormGrad, host, [dy, x, stats, gamma, residual], { needInput }));
+      const o = host.values(out); // a view taken after the last allocation
+      if (slots[2 * slot]! >= 0) o.set(host.values(dg!), slots[2 * slot]!);
+      if (slots[2 * slot + 1]! >= 0) o.set(host.values(db!), slots[2 * slot + 1]!);
+      free(dg, db);
+      return dx;
+    };
+    const dPooled = made(host.matMul(inputs.dLogits!, inputs.headW!));
+    // Only the class token reaches the head: dx holds its row alone through the last block's MLP.
+    let dx = lnGrad(dPooled, inputs['final.x']!, inputs['final.s']!, inputs['final.g']!, 2 * depth, true)!;
+    free(dPooled);
+    for (let i = depth - 1; i >= first; i--) {
+      const at = (name: string) => inputs[`${i}.${name}`]!;
+      const cls = i === depth - 1;
+      const rows = (t: tf.TensorInfo) => (cls ? made(call(kernels.WildttaEveryNthRow, host, [t], { every: N }))[0]! : t);
+      const [a, cdf, ln2x, ln2s] = [at('a'), at('cdf'), at('ln2x'), at('ln2s')].map(rows) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+      const [dm] = nested(composites.WildttaMlpGrad, host, { dy: dx, w2: at('fc2'), a, cdf, w1: at('fc1') }, {}, made);
+      const stop = i === first && (attrs.stopAfterNorm2 as boolean);
+      const dx1 = lnGrad(dm!, ln2x, ln2s, at('ln2g'), 2 * i + 1, !stop, dx);
+      free(dm, dx, ...(cls ? [a, cdf, ln2x, ln2s] : []));
+      if (stop) break;
+      let dh1: tf.TensorInfo;
+      let skip = dx1!;
+      if (cls) {
+        // Attention's gradient from the class token's row (outer products per head), then the skip connection padded to every row.
+        const dO = made(host.matMul(dx1!, at('proj')));
+        const [dqkv] = made(call(kernels.WildttaClassAttentionGrad, host, [dO, at('qkv')], { heads: H }));
+        dh1 = made(host.matMul(dqkv!, at('qkvw')));
+        free(dO, dqkv);
+        skip = made(host.make([N, dx1!.shape[1]!]));
+        const padded = host.values(skip);
+        padded.fill(0);
+        padded.set(host.values(dx1!));
+      } else {
+        const ps = Object.fromEntries(Array.from({ length: H }, (_, h) => [`p${h}`, at(`p${h}`)]));
+        [dh1] = nested(composites.WildttaAttentionGrad, host, { dy: dx1!, wo: at('proj'), wqkv: at('qkvw'), qkv: at('qkv'), ...ps }, { heads: H }, made) as [tf.TensorInfo];
+      }
+      const below = lnGrad(dh1, at('ln1x'), at('ln1s'), at('ln1g'), 2 * i, i !== first, skip);
+      free(dh1, dx1, skip);
+      if (i === first) break;
+      dx = below!;
+    }
+    return [out];
+  },
 } satisfies Record<string, Composite>;
+
+/**
+ * A composite inside another, its intermediates freed as soon as it returns
+ * (what it returns goes on to the caller's `made`): the whole backward would
+ * otherwise hold every block's until its end.
+ */
+function nested(c: Composite, host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attrs, made: Made): tf.TensorInfo[] {
+  const mine: tf.TensorInfo[] = [];
+  const track: Made = (t) => {
+    if (Array.isArray(t)) mine.push(...t);
+    else mine.push(t as tf.TensorInfo);
+    return t;
+  };
+  let outs: tf.TensorInfo[] = [];
+  try {
+    outs = made(c(host, inputs, attrs, track));
+    return outs;
+  } finally {
+    const kept = new Set(outs.map((o) => o.dataId));
+    for (const t of mine) if (!kept.has(t.dataId)) host.backend.disposeData(t.dataId);
+  }
+}
 
 function compositeKernel(c: Composite, backendName: string): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
