@@ -1116,7 +1116,7 @@ const composites = {
       const cls = i === depth - 1;
       const rows = (t: tf.TensorInfo) => (cls ? made(call(kernels.WildttaEveryNthRow, host, [t], { every: N }))[0]! : t);
       const [a, cdf, ln2x, ln2s] = [at('a'), at('cdf'), at('ln2x'), at('ln2s')].map(rows) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
-      const [dm] = nested(composites.WildttaMlpGrad, host, { dy: dx, w2: at('fc2'), a, cdf, w1: at('fc1') }, {}, made);
+      const [dm] = runComposite(composites.WildttaMlpGrad, host, { dy: dx, w2: at('fc2'), a, cdf, w1: at('fc1') }, {}, made);
       const stop = i === first && (attrs.stopAfterNorm2 as boolean);
       const dx1 = lnGrad(dm!, ln2x, ln2s, at('ln2g'), 2 * i + 1, !stop, dx);
       free(dm, dx, ...(cls ? [a, cdf, ln2x, ln2s] : []));
@@ -1135,7 +1135,7 @@ const composites = {
         padded.set(host.values(dx1!));
       } else {
         const ps = Object.fromEntries(Array.from({ length: H }, (_, h) => [`p${h}`, at(`p${h}`)]));
-        [dh1] = nested(composites.WildttaAttentionGrad, host, { dy: dx1!, wo: at('proj'), wqkv: at('qkvw'), qkv: at('qkv'), ...ps }, { heads: H }, made) as [tf.TensorInfo];
+        [dh1] = runComposite(composites.WildttaAttentionGrad, host, { dy: dx1!, wo: at('proj'), wqkv: at('qkvw'), qkv: at('qkv'), ...ps }, { heads: H }, made) as [tf.TensorInfo];
       }
       const below = lnGrad(dh1, at('ln1x'), at('ln1s'), at('ln1g'), 2 * i, i !== first, skip);
       free(dh1, dx1, skip);
@@ -1147,11 +1147,12 @@ const composites = {
 } satisfies Record<string, Composite>;
 
 /**
- * A composite inside another, its intermediates freed as soon as it returns
- * (what it returns goes on to the caller's `made`): the whole backward would
- * otherwise hold every block's until its end.
+ * Runs a composite and frees all it allocated but what it returns, also when
+ * it throws; what it returns goes on to `made`. As a registered kernel, that
+ * is the engine's; inside another composite, the caller's, whose whole
+ * backward would otherwise hold every block's intermediates until its end.
  */
-function nested(c: Composite, host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attrs, made: Made): tf.TensorInfo[] {
+function runComposite(c: Composite, host: Host, inputs: Record<string, tf.TensorInfo>, attrs: Attrs, made: Made): tf.TensorInfo[] {
   const mine: tf.TensorInfo[] = [];
   const track: Made = (t) => {
     if (Array.isArray(t)) mine.push(...t);
@@ -1169,23 +1170,8 @@ function nested(c: Composite, host: Host, inputs: Record<string, tf.TensorInfo>,
 }
 
 function compositeKernel(c: Composite, backendName: string): tf.KernelFunc {
-  return ({ inputs, backend, attrs }) => {
-    const host = hostOf(backend as tf.KernelBackend, backendName);
-    const all: tf.TensorInfo[] = [];
-    const made: Made = (t) => {
-      if (Array.isArray(t)) all.push(...t);
-      else all.push(t as tf.TensorInfo);
-      return t;
-    };
-    let outs: tf.TensorInfo[] = [];
-    try {
-      outs = c(host, inputs as Record<string, tf.TensorInfo>, attrs as Attrs, made);
-      return outs;
-    } finally {
-      const kept = new Set(outs.map((o) => o.dataId));
-      for (const t of all) if (!kept.has(t.dataId)) host.backend.disposeData(t.dataId);
-    }
-  };
+  return ({ inputs, backend, attrs }) =>
+    runComposite(c, hostOf(backend as tf.KernelBackend, backendName), inputs as Record<string, tf.TensorInfo>, attrs as Attrs, (t) => t);
 }
 
 let registered = false;
