@@ -354,12 +354,15 @@ const harness = {
    * returns every step's flags, the adapted tensors at the end, and tensor
    * count / GPU bytes after `warmup` steps and at the end.
    */
-  async adaptRun(backend: BackendName, o: { method: 'sar' | 'tent' | 'eata' | 'deyo'; steps: number; lr: number; warmup?: number; seed?: number; resetThreshold?: number }): Promise<AdaptRunResult> {
+  async adaptRun(
+    backend: BackendName,
+    o: { method: 'sar' | 'tent' | 'eata' | 'deyo'; steps: number; lr: number; warmup?: number; seed?: number; resetThreshold?: number; plpdThreshold?: number },
+  ): Promise<AdaptRunResult> {
     await use(backend);
     const cfg = tinyConfig({ depth: 4 });
     const model = new ViT(cfg, randomViTTensors(cfg, o.seed ?? 11));
     const fisherImages = o.method === 'eata' ? (tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D) : undefined;
-    const adapter = await createAdapter(model, { method: o.method, lr: o.lr, fisherImages, resetThreshold: o.resetThreshold } as AdapterOptions);
+    const adapter = await createAdapter(model, { method: o.method, lr: o.lr, fisherImages, resetThreshold: o.resetThreshold, plpdThreshold: o.plpdThreshold } as AdapterOptions);
     fisherImages?.dispose();
     const warmup = o.warmup ?? 10;
     const steps: AdaptRunResult['steps'] = [];
@@ -370,7 +373,7 @@ const harness = {
         const x = tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 1000 + i);
         const r = await adapter.step(x);
         x.dispose();
-        const u = await adapter.flush();
+        const u = (await adapter.flush()) ?? r.update; // Tent reports its update with the step itself
         steps.push({ cls: r.classes[0]!, entropy: r.entropies[0]!, reliable: r.reliable[0]!, updated: u?.updated ?? false, reset: u?.reset ?? false, gradNorm: u?.gradNorm ?? null, ema: u?.ema ?? null });
         if (i + 1 === warmup) afterWarmup = { numTensors: tf.memory().numTensors, gpuBytes: gpuBytes() };
       }

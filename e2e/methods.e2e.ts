@@ -1,33 +1,53 @@
-// The adapters in the page: SAR on WebGPU follows the CPU backend step for
-// step, long runs keep tensor count and GPU memory flat, and every method runs
-// on WebGPU without error. A small random ViT keeps SwiftShader's software
+// The adapters in the page: SAR on WebGPU and WebGL, and Tent, EATA and DeYO
+// on WebGL, follow the CPU backend step for step; long runs keep tensor count
+// and GPU memory flat, and every method runs on WebGPU without error. A small random ViT keeps SwiftShader's software
 // WebGPU fast enough for a test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertNoPageErrors, withPage } from './support/browser';
+import type { AdaptRunResult } from './harness';
 
-test('50 SAR steps on webgpu match the cpu backend to 1e-3', () =>
+/** The same run on another backend: the same decisions step by step, entropies and adapted tensors within 1e-3. */
+function assertSameRun(cpu: AdaptRunResult, other: AdaptRunResult, label: string): void {
+  cpu.steps.forEach((c, i) => {
+    const g = other.steps[i]!;
+    assert.equal(g.reliable, c.reliable, `${label}, step ${i}: reliable`);
+    assert.equal(g.updated, c.updated, `${label}, step ${i}: updated`);
+    assert.equal(g.reset, c.reset, `${label}, step ${i}: reset`);
+    assert.equal(g.cls, c.cls, `${label}, step ${i}: class`);
+    assert.ok(Math.abs(g.entropy - c.entropy) <= 1e-3, `${label}, step ${i}: entropy ${g.entropy} vs ${c.entropy}`);
+  });
+  let worst = 0;
+  for (const [name, want] of Object.entries(cpu.params)) {
+    const got = other.params[name]!;
+    want.forEach((w, k) => (worst = Math.max(worst, Math.abs(w - got[k]!))));
+  }
+  assert.ok(worst <= 1e-3, `${label}: adapted tensors differ by ${worst}`);
+}
+
+// WebGPU runs the update's WGSL kernels (gpu-kernels.ts), WebGL the tfjs ops they replace; cpu the JavaScript ones.
+for (const backend of ['webgpu', 'webgl'] as const) {
+  test(`50 SAR steps on ${backend} match the cpu backend to 1e-3`, () =>
+    withPage(async (h) => {
+      const run = { method: 'sar' as const, steps: 50, lr: 0.01 };
+      const cpu = await h.call('adaptRun', 'cpu', run);
+      const other = await h.call('adaptRun', backend, run);
+      assert.equal(other.backend, backend);
+      const updates = cpu.steps.filter((s) => s.updated).length;
+      assert.ok(updates >= 10 && updates < 50, `the run should mix reliable and unreliable samples (${updates} updates)`);
+      assertSameRun(cpu, other, `SAR on ${backend}`);
+    }));
+}
+
+test('Tent, EATA and DeYO on webgl match the cpu backend to 1e-3', () =>
   withPage(async (h) => {
-    const run = { method: 'sar' as const, steps: 50, lr: 0.01 };
-    const cpu = await h.call('adaptRun', 'cpu', run);
-    const gpu = await h.call('adaptRun', 'webgpu', run);
-    assert.equal(gpu.backend, 'webgpu');
-    const updates = cpu.steps.filter((s) => s.updated).length;
-    assert.ok(updates >= 10 && updates < 50, `the run should mix reliable and unreliable samples (${updates} updates)`);
-    cpu.steps.forEach((c, i) => {
-      const g = gpu.steps[i]!;
-      assert.equal(g.reliable, c.reliable, `step ${i}: reliable`);
-      assert.equal(g.updated, c.updated, `step ${i}: updated`);
-      assert.equal(g.reset, c.reset, `step ${i}: reset`);
-      assert.equal(g.cls, c.cls, `step ${i}: class`);
-      assert.ok(Math.abs(g.entropy - c.entropy) <= 1e-3, `step ${i}: entropy ${g.entropy} vs ${c.entropy}`);
-    });
-    let worst = 0;
-    for (const [name, want] of Object.entries(cpu.params)) {
-      const got = gpu.params[name]!;
-      want.forEach((w, k) => (worst = Math.max(worst, Math.abs(w - got[k]!))));
+    for (const method of ['tent', 'eata', 'deyo'] as const) {
+      // A random model on noise rarely changes its prediction under a patch shuffle: DeYO's PLPD filter is lowered to let samples through.
+      const run = { method, steps: 20, lr: 0.01, plpdThreshold: method === 'deyo' ? -1 : undefined };
+      const cpu = await h.call('adaptRun', 'cpu', run);
+      assert.ok(cpu.steps.some((s) => s.updated), `${method}: no update happened`);
+      assertSameRun(cpu, await h.call('adaptRun', 'webgl', run), `${method} on webgl`);
     }
-    assert.ok(worst <= 1e-3, `adapted tensors differ by ${worst}`);
   }));
 
 test('300 SAR steps on webgpu: tensor count and GPU bytes identical after warm-up', () =>
