@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
 import { createAdapter } from '../src/methods';
+import { FlatLayout } from '../src/methods/flat';
 
 const { values: args } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, rounds: { type: 'string', default: '300' } } });
 await nodeSetup(args.backend);
@@ -22,11 +23,8 @@ const sar = await createAdapter(model, { method: 'sar', marginFraction: 10 }); /
 const source = await createAdapter(model, { method: 'source' });
 const fast = model.fast;
 const adapted = new Set(sar.params.keys());
-// The adapters' flat layout (methods/flat.ts): the backward they run is the one-kernel flatBackward where it applies.
-const names = [...sar.params.keys()];
-const sizes = names.map((n) => sar.params.get(n)!.size);
-const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((sum, v) => sum + v, 0));
-const total = sizes.reduce((sum, v) => sum + v, 0);
+// The adapters' flat layout: the backward they run is the one-kernel flatBackward where it applies.
+const layout = new FlatLayout(sar.params);
 const dLogits = tf.randomNormal([1, model.config.numClasses], 0, 1, 'float32', 1) as tf.Tensor2D;
 
 const phases: Record<string, () => unknown> = {
@@ -35,7 +33,7 @@ const phases: Record<string, () => unknown> = {
   'forward + backward': () =>
     tf.tidy(() => {
       const f = fast.forward(x, model.param, true);
-      if (!fast.flatBackward(f.tape!, dLogits, names, offsets, total)) fast.backward(f.tape!, dLogits, adapted);
+      if (!fast.flatBackward(f.tape!, dLogits, layout)) fast.backward(f.tape!, dLogits, adapted);
     }),
   'no-adapt step': () => source.step(x),
   'SAR step (reliable)': async () => {

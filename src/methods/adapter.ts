@@ -123,8 +123,7 @@ export abstract class Adapter {
 
   /** Flat gradient of a loss given dLoss/dlogits of the forward that made `tape`. Inside tf.tidy. */
   protected flatGrad(tape: FastTape, dLogits: tf.Tensor2D): tf.Tensor1D {
-    const { names, offsets, total } = this.layout;
-    return this.model.fast.flatBackward(tape, dLogits, names, offsets, total) ?? this.layout.concat(this.model.fast.backward(tape, dLogits, this.adapted));
+    return this.model.fast.flatBackward(tape, dLogits, this.layout) ?? this.layout.concat(this.model.fast.backward(tape, dLogits, this.adapted));
   }
 
   /** Writes a flat vector back into the model's variables. Inside tf.tidy. */

@@ -16,6 +16,7 @@ import { readSafetensors } from './safetensors';
 import { randomViTTensors, tinyConfig } from './random-vit';
 import type { ViTConfig } from './config';
 import { entropyWithGrad, softmaxEntropy } from '../methods/entropy';
+import { FlatLayout } from '../methods/flat';
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -55,9 +56,8 @@ function check(model: ViT, x: tf.Tensor4D, wanted: string[], label: string): voi
       assert.ok(err <= 1e-4 * scale, `${label}: ${n} off by ${err.toExponential(2)} (scale ${scale.toExponential(2)})`);
     }
     // The same gradients laid end to end by one kernel, where that applies (host path, batch 1, token pooling, a block norm adapted).
-    const sizes = wanted.map((n) => model.variables.get(n)!.size);
-    const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((sum, v) => sum + v, 0));
-    const flat = model.fast.flatBackward(tape!, tf.mul(grad, tf.expandDims(w, 1)) as tf.Tensor2D, wanted, offsets, offsets.at(-1)! + sizes.at(-1)!);
+    const layout = new FlatLayout(new Map(wanted.map((n) => [n, model.variables.get(n)!])));
+    const flat = model.fast.flatBackward(tape!, tf.mul(grad, tf.expandDims(w, 1)) as tf.Tensor2D, layout);
     const applies = B === 1 && model.config.pool === 'token' && wanted.some((n) => n.startsWith('blocks.'));
     assert.equal(flat !== undefined, applies, `${label}: the one-kernel backward applies`);
     if (flat) {

@@ -91,6 +91,13 @@ interface BlockSaved {
   cdf: tf.Tensor2D;
 }
 
+/** Adapted tensors laid end to end: each name's offset in a vector of `total` values (methods/flat.ts's FlatLayout is one). */
+export interface GradientLayout {
+  readonly names: readonly string[];
+  readonly offsets: readonly number[];
+  readonly total: number;
+}
+
 /** Everything the backward needs from one forward. */
 export class FastTape {
   readonly blocks: BlockSaved[] = [];
@@ -151,8 +158,8 @@ export class FastViT {
   /** LayerNorm, its backward, GELU's backward and the softmax backward as fused kernels: host-kernels.ts on wasm/cpu, gpu-kernels.ts on webgpu. */
   readonly fused: boolean;
   private readonly onesRows = new Map<number, tf.Tensor2D>();
-  /** flatBackward's layouts, by the adapter's list of names. */
-  private readonly flatSlots = new WeakMap<readonly string[], { slots: number[]; first: number } | null>();
+  /** Where flatBackward puts each norm's gradients, by layout. */
+  private readonly flatSlots = new WeakMap<GradientLayout, { slots: number[]; first: number } | null>();
   private disposed = false;
 
   constructor(
@@ -273,23 +280,23 @@ export class FastViT {
   }
 
   /**
-   * What `backward` gives for the norms named in `order`, laid end to end
-   * (each at its offset in a vector of `total` values, methods/flat.ts's
-   * layout), as one host kernel (host-kernels.ts's WildttaBackward) where it
+   * What `backward` gives for the norms named in `layout.names`, laid end to
+   * end (each at its offset in a vector of `layout.total` values: an
+   * adapter's methods/flat.ts layout), as one host kernel (host-kernels.ts's WildttaBackward) where it
    * applies: the host path, batch 1, token pooling, only block norms and the
    * final norm adapted, at least one block norm among them. Elsewhere
    * undefined, and the caller takes `backward`. Inside tf.tidy.
    */
-  flatBackward(tape: FastTape, dLogits: tf.Tensor2D, order: readonly string[], offsets: readonly number[], total: number): tf.Tensor1D | undefined {
+  flatBackward(tape: FastTape, dLogits: tf.Tensor2D, layout: GradientLayout): tf.Tensor1D | undefined {
     const cfg = this.config;
     if (!this.host || tape.batch !== 1 || cfg.pool !== 'token' || tape.final?.kind !== 'stats') return undefined;
-    let layout = this.flatSlots.get(order);
-    if (layout === undefined) {
-      layout = this.slotsOf(order, offsets);
-      this.flatSlots.set(order, layout);
+    let placed = this.flatSlots.get(layout);
+    if (placed === undefined) {
+      placed = this.slotsOf(layout);
+      this.flatSlots.set(layout, placed);
     }
-    if (!layout) return undefined;
-    const { slots, first } = layout;
+    if (!placed) return undefined;
+    const { slots, first } = placed;
     const inputs: Record<string, tf.Tensor> = { dLogits, headW: this.head.w, 'final.x': tape.final.x, 'final.s': tape.final.stats, 'final.g': tape.final.gamma };
     for (let i = first; i < cfg.depth; i++) {
       const s = tape.blocks[i]!;
@@ -303,7 +310,7 @@ export class FastViT {
       });
       s.attn.p.forEach((p, h) => (inputs[`${i}.p${h}`] = p));
     }
-    const attrs = { heads: cfg.heads, tokens: tape.tokens, depth: cfg.depth, first, stopAfterNorm2: slots[4 * first]! < 0 && slots[4 * first + 1]! < 0, total, slots };
+    const attrs = { heads: cfg.heads, tokens: tape.tokens, depth: cfg.depth, first, stopAfterNorm2: slots[4 * first]! < 0 && slots[4 * first + 1]! < 0, total: layout.total, slots };
     return runFusedKernel('WildttaBackward', inputs, attrs)[0] as tf.Tensor1D;
   }
 
@@ -314,7 +321,7 @@ export class FastViT {
    * norm. Null where a name is not a block or final norm, or no block norm
    * adapts.
    */
-  private slotsOf(order: readonly string[], offsets: readonly number[]): { slots: number[]; first: number } | null {
+  private slotsOf({ names: order, offsets }: GradientLayout): { slots: number[]; first: number } | null {
     const depth = this.config.depth;
     const slots = new Array<number>(2 * (2 * depth + 1)).fill(-1);
     let first = depth;
@@ -474,7 +481,7 @@ export class FastViT {
   /** dL/dqkv [B·N, 3D] from dL/do [B·N, D], batched over heads. */
   private headsBackward(dO: tf.Tensor2D, s: AttnSaved, B: number, N: number): tf.Tensor2D {
     if (s.kind !== 'heads') throw new Error('batched attention backward needs the batched tape');
-    // On WebGPU two dispatches (gpu-kernels.ts); the host keeps XNNPACK's batched products, faster than a JavaScript loop.
+    // On WebGPU three dispatches (gpu-kernels.ts); the host keeps XNNPACK's batched products, faster than a JavaScript loop.
     if (this.fused && !this.host) return runFusedKernel('WildttaHeadsGrad', { dO, q: s.q, k: s.k, v: s.v, p: s.p })[0] as tf.Tensor2D;
     const { width: D, heads: H } = this.config;
     const hd = D / H;

@@ -9,9 +9,10 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
  * dispatches; here each output is one dispatch, one thread per row (per
  * channel for the scale/shift gradients, per element for GELU and the
  * merge), which at ViT sizes (at most a few hundred rows of 768) costs far
- * less than a dispatch does. Below them, the update arithmetic of methods/
- * (SAM's ascent, gated SGD-momentum, the entropy loss, gates and the stats
- * vector).
+ * less than a dispatch does. Then attention's backward with heads batched
+ * (three dispatches for tfjs's six) and, below it, the update arithmetic of
+ * methods/ (SAM's ascent, gated SGD-momentum, the entropy loss, the moving
+ * average, gates, the finiteness of scalars and the stats vector).
  */
 
 interface GpuBackend {

@@ -13,6 +13,7 @@ import { FastViT } from './fast-vit';
 import { ViT } from './vit';
 import { randomViTTensors, tinyConfig } from './random-vit';
 import { entropyWithGrad, softmaxEntropy } from '../methods/entropy';
+import { FlatLayout } from '../methods/flat';
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   assert.deepEqual(a.shape, b.shape);
@@ -379,6 +380,7 @@ for (const over of [{ depth: 2, heads: 2 }, { depth: 3, heads: 2, width: 32 }]) 
     assert.equal(hostPath.host, true);
     const x = tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 11) as tf.Tensor4D;
     const names = model.normParamNames();
+    const layoutOf = (order: string[]) => new FlatLayout(new Map(order.map((n) => [n, model.variables.get(n)!])));
     const run = () => {
       const { logits, tape } = hostPath.forward(x, model.param, true);
       return { logits, grads: hostPath.backward(tape!, entropyWithGrad(logits).grad, new Set(names)) };
@@ -393,10 +395,8 @@ for (const over of [{ depth: 2, heads: 2 }, { depth: 3, heads: 2, width: 32 }]) 
       for (const n of names) close(a.grads.get(n)!, ref.grads[model.variables.get(n)!.name]!, n, 1e-4);
       // The whole backward as one kernel, laid end to end: all norms, and SAR's selection (blocks but the last) in reverse order.
       for (const order of [names, names.filter((n) => n.startsWith('blocks.') && !n.startsWith(`blocks.${cfg.depth - 1}.`)).reverse()]) {
-        const sizes = order.map((n) => model.variables.get(n)!.size);
-        const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((sum, v) => sum + v, 0));
         const { logits, tape } = hostPath.forward(x, model.param, true);
-        const flat = hostPath.flatBackward(tape!, entropyWithGrad(logits).grad, order, offsets, offsets.at(-1)! + sizes.at(-1)!);
+        const flat = hostPath.flatBackward(tape!, entropyWithGrad(logits).grad, layoutOf(order));
         close(flat!, tf.concat(order.map((n) => tf.reshape(ref.grads[model.variables.get(n)!.name]!, [-1]))), `flat gradient of ${order.length} tensors`, 1e-4);
       }
     });
@@ -404,8 +404,7 @@ for (const over of [{ depth: 2, heads: 2 }, { depth: 3, heads: 2, width: 32 }]) 
     const dataIds = tf.engine().backend.numDataIds();
     tf.tidy(() => {
       const { logits, tape } = hostPath.forward(x, model.param, true);
-      const sizes = names.map((n) => model.variables.get(n)!.size);
-      hostPath.flatBackward(tape!, entropyWithGrad(logits).grad, names, sizes.map((_, i) => sizes.slice(0, i).reduce((sum, v) => sum + v, 0)), sizes.reduce((sum, v) => sum + v, 0));
+      hostPath.flatBackward(tape!, entropyWithGrad(logits).grad, layoutOf(names));
     });
     assert.equal(tf.engine().backend.numDataIds(), dataIds, 'the whole backward leaves nothing behind on the backend');
     hostPath.dispose();

@@ -406,20 +406,23 @@ const kernels = {
       const B = s![0]!;
       const C = s![1]!;
       const below = margin === undefined ? Infinity : (margin as number);
-      const logp = new Float64Array(C);
+      // Every row's log softmax and entropy first: the weights need the count of rows below the margin.
+      const logp = new Float64Array(B * C);
+      const ents = new Float64Array(B);
       let n = 0;
       for (let b = 0, o = 0; b < B; b++, o += C) {
-        e![b] = rowLogSoftmax(z!, o, logp);
+        ents[b] = rowLogSoftmax(z!, o, logp.subarray(o, o + C));
+        e![b] = ents[b]!;
         if (e![b]! < below) n++;
       }
       const scale = mean ? 1 / Math.max(n, 1) : 1;
       let sum = 0;
       // As the same loss written with tfjs ops: a dropped row counts 0·E_b, so a NaN still shows.
       for (let b = 0, o = 0; b < B; b++, o += C) {
-        const ent = rowLogSoftmax(z!, o, logp);
+        const ent = ents[b]!;
         const w = e![b]! < below ? (weights!.length > 0 ? weights![b]! : 1) * scale : 0; // the float32 entropy, as the filters see it
         sum += w * ent;
-        for (let c = 0; c < C; c++) g![o + c] = -w * Math.exp(logp[c]!) * (logp[c]! + ent);
+        for (let c = 0; c < C; c++) g![o + c] = -w * Math.exp(logp[o + c]!) * (logp[o + c]! + ent);
       }
       loss![0] = sum;
       count![0] = n;
