@@ -219,10 +219,7 @@ const harness = {
       const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
       const logitsOf = () => tf.add(tf.mul(rnd([rows, width], 1), 3), 2) as tf.Tensor2D;
       // The entropy loss's margin: the middle of its rows' entropies, so that rows fall on both sides of it.
-      const rowEntropies = tf.tidy(() => {
-        const z = logitsOf();
-        return tf.neg(tf.sum(tf.mul(tf.softmax(z), tf.logSoftmax(z)), -1));
-      });
+      const rowEntropies = tf.tidy(() => softmaxEntropy(logitsOf()));
       const sorted = Array.from(await rowEntropies.data()).sort((a, b) => a - b);
       rowEntropies.dispose();
       const margin = rows > 1 ? (sorted[(rows >> 1) - 1]! + sorted[rows >> 1]!) / 2 : sorted[0]! + 1;
@@ -276,10 +273,8 @@ const harness = {
         const [lastNaN] = runFusedKernel('WildttaAllFinite', Object.fromEntries([...eight.slice(0, 7), tf.scalar(NaN)].map((t, i) => [i ? `x${i}` : 'x', t])));
         const weights = tf.abs(rnd([rows], 6));
         const [, eLoss, eCount, eGrad] = runFusedKernel('WildttaEntropyLoss', { logits: x, weights }, { margin, mean: true });
-        const entropies = tf.neg(tf.sum(tf.mul(p, tf.logSoftmax(x)), -1));
-        const below = tf.cast(tf.less(entropies, margin), 'float32');
-        const lossOf = (z: tf.Tensor) =>
-          tf.div(tf.sum(tf.mul(tf.neg(tf.sum(tf.mul(tf.softmax(z), tf.logSoftmax(z)), -1)), tf.mul(below, weights))), tf.maximum(tf.sum(below), 1));
+        const below = tf.cast(tf.less(softmaxEntropy(x), margin), 'float32');
+        const lossOf = (z: tf.Tensor) => tf.div(tf.sum(tf.mul(softmaxEntropy(z as tf.Tensor2D), tf.mul(below, weights))), tf.maximum(tf.sum(below), 1));
         const nextRef = tf.add(tf.mul(buf, 0.9), g);
         const mean = tf.mean(x, -1, true);
         const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(x, mean)), -1, true), eps));
