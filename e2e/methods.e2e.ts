@@ -1,7 +1,7 @@
 // The adapters in the page: SAR on WebGPU and WebGL, and Tent, EATA and DeYO
 // on WebGL, follow the CPU backend step for step; long runs keep tensor count
-// and GPU memory flat, and every method runs on WebGPU without error. A small random ViT keeps SwiftShader's software
-// WebGPU fast enough for a test.
+// and GPU memory flat, and every method runs on WebGPU without error. A small
+// random ViT keeps SwiftShader's software WebGPU fast enough for a test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertNoPageErrors, withPage } from './support/browser';
