@@ -1,9 +1,11 @@
 /**
  * Blur corruptions: defocus_blur, glass_blur, motion_blur, zoom_blur,
- * gaussian_blur. Constants: hendrycks/robustness,
- * ImageNet-C/create_c/make_cifar_c.py (32×32 generator), functions of the same
- * names; lengths in pixels there are multiplied by s = max(1, min(H, W)/32)
- * here (see index.ts for the size rule).
+ * gaussian_blur. Constants per regime (see regime.ts), from
+ * hendrycks/robustness ImageNet-C/create_c/: make_imagenet_64_c.py
+ * (imagenet64, 64×64 generator, R = 64) and make_cifar_c.py (cifar, 32×32
+ * generator, R = 32), functions of the same names; the two scripts' formulas
+ * are the same. Lengths in pixels there are multiplied by
+ * s = max(1, min(H, W)/R) here (see index.ts for the size rule).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CorruptionContext } from './types';
@@ -11,21 +13,35 @@ import {
   atPooled, cropBoxes, filter2d, gatherPixels, gaussianBlur, geometryOf, imageRng, maxPooling,
   pad2d, pooledVariance, randInt, rangeInt, type Border, type Geometry,
 } from './ops';
+import { constantFor, type PerRegime } from './regime';
 
-// make_cifar_c.py defocus_blur: c = [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)]
-// (disk radius, σ of the Gaussian that antialiases the disk), in 32-px pixels.
-const DEFOCUS: [number, number][] = [[0.3, 0.4], [0.4, 0.5], [0.5, 0.6], [1, 0.2], [1.5, 0.1]];
-// make_cifar_c.py glass_blur: c = [(0.05,1,1), (0.25,1,1), (0.4,1,1), (0.25,1,2), (0.4,1,2)]
-// (Gaussian σ, largest pixel displacement, shuffle passes).
-const GLASS: [number, number, number][] = [[0.05, 1, 1], [0.25, 1, 1], [0.4, 1, 1], [0.25, 1, 2], [0.4, 1, 2]];
-// make_cifar_c.py motion_blur: c = [(6,1), (6,1.5), (6,2), (8,2), (9,2.5)] (ImageMagick radius, sigma),
-// angle drawn uniformly in [-45, 45) degrees.
-const MOTION: [number, number][] = [[6, 1], [6, 1.5], [6, 2], [8, 2], [9, 2.5]];
-// make_cifar_c.py zoom_blur: np.arange(1, 1.06, 0.01) ... np.arange(1, 1.26, 0.01). Floating-point
-// arange makes these 1.00..1.06, 1.00..1.11, 1.00..1.15, 1.00..1.20, 1.00..1.25 (7, 12, 16, 21, 26 factors).
+// defocus_blur c = (disk radius, σ of the Gaussian that antialiases the disk), in R-px pixels:
+// make_imagenet_64_c.py [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
+// make_cifar_c.py [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)].
+const DEFOCUS: PerRegime<readonly [number, number]> = {
+  imagenet64: [[0.5, 0.6], [1, 0.1], [1.5, 0.1], [2.5, 0.01], [3, 0.1]],
+  cifar: [[0.3, 0.4], [0.4, 0.5], [0.5, 0.6], [1, 0.2], [1.5, 0.1]],
+};
+// glass_blur c = (Gaussian σ, largest pixel displacement, shuffle passes):
+// make_imagenet_64_c.py [(0.1,1,1), (0.5,1,1), (0.6,1,2), (0.7,2,1), (0.9,2,2)],
+// make_cifar_c.py [(0.05,1,1), (0.25,1,1), (0.4,1,1), (0.25,1,2), (0.4,1,2)].
+const GLASS: PerRegime<readonly [number, number, number]> = {
+  imagenet64: [[0.1, 1, 1], [0.5, 1, 1], [0.6, 1, 2], [0.7, 2, 1], [0.9, 2, 2]],
+  cifar: [[0.05, 1, 1], [0.25, 1, 1], [0.4, 1, 1], [0.25, 1, 2], [0.4, 1, 2]],
+};
+// motion_blur c = (ImageMagick radius, sigma), angle drawn uniformly in [-45, 45) degrees:
+// make_imagenet_64_c.py [(10,1), (10,1.5), (10,2), (10,2.5), (12,3)],
+// make_cifar_c.py [(6,1), (6,1.5), (6,2), (8,2), (9,2.5)].
+const MOTION: PerRegime<readonly [number, number]> = {
+  imagenet64: [[10, 1], [10, 1.5], [10, 2], [10, 2.5], [12, 3]],
+  cifar: [[6, 1], [6, 1.5], [6, 2], [8, 2], [9, 2.5]],
+};
+// zoom_blur, the same in make_imagenet_64_c.py and make_cifar_c.py: np.arange(1, 1.06, 0.01) ...
+// np.arange(1, 1.26, 0.01). Floating-point arange makes these 1.00..1.06, 1.00..1.11, 1.00..1.15,
+// 1.00..1.20, 1.00..1.25 (7, 12, 16, 21, 26 factors). Zoom factors have no length: nothing scales.
 const ZOOM_LAST = [1.06, 1.11, 1.15, 1.2, 1.25];
-// make_cifar_c.py gaussian_blur: c = [.4, .6, 0.7, .8, 1] (σ).
-const GAUSSIAN_BLUR = [0.4, 0.6, 0.7, 0.8, 1];
+// gaussian_blur c (σ): make_imagenet_64_c.py [.5, .75, 1, 1.25, 1.5], make_cifar_c.py [.4, .6, 0.7, .8, 1].
+const GAUSSIAN_BLUR: PerRegime<number> = { imagenet64: [0.5, 0.75, 1, 1.25, 1.5], cifar: [0.4, 0.6, 0.7, 0.8, 1] };
 
 const clip = (t: tf.Tensor4D) => tf.clipByValue(t, 0, 1);
 const clampInt = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
@@ -41,9 +57,9 @@ export function scaledGaussianBlur(x: tf.Tensor4D, sigma: number, g: Geometry, m
   return atPooled(x, f, (y) => gaussianBlur(y, rest, mode));
 }
 
-export function gaussianBlurCorruption(x: tf.Tensor4D, severity: number): tf.Tensor4D {
-  const g = geometryOf(x);
-  const sigma = GAUSSIAN_BLUR[severity - 1]! * g.s;
+export function gaussianBlurCorruption(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
+  const g = geometryOf(x, ctx.regime);
+  const sigma = constantFor(GAUSSIAN_BLUR, ctx.regime, severity) * g.s;
   return tf.tidy(() => clip(scaledGaussianBlur(x, sigma, g, 'edge')));
 }
 
@@ -53,8 +69,8 @@ export function gaussianBlurCorruption(x: tf.Tensor4D, severity: number): tf.Ten
 /**
  * The reference's defocus kernel: the pixels within `radius` of the centre,
  * equal weights, then a Gaussian of σ `alias` over it, cut at ±`aliasHalf`
- * pixels (make_cifar_c.py's disk() uses a 3×3 Gaussian, ±1 pixel at 32 px,
- * for its radii); zero rows and columns trimmed.
+ * pixels (make_cifar_c.py's disk() uses a 3×3 Gaussian, ±1 pixel at R px,
+ * for its radii, make_imagenet_64_c.py's the same); zero rows and columns trimmed.
  */
 export function diskKernel(radius: number, alias: number, aliasHalf: number): { kernel: Float32Array; size: number } {
   const r = Math.max(0, Math.ceil(radius));
@@ -101,9 +117,9 @@ export function diskKernel(radius: number, alias: number, aliasHalf: number): { 
   return { kernel, size: m };
 }
 
-export function defocusBlur(x: tf.Tensor4D, severity: number): tf.Tensor4D {
-  const g = geometryOf(x);
-  const [r0, a0] = DEFOCUS[severity - 1]!;
+export function defocusBlur(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
+  const g = geometryOf(x, ctx.regime);
+  const [r0, a0] = constantFor(DEFOCUS, ctx.regime, severity);
   const radius = r0 * g.s;
   const alias = a0 * g.s;
   // The antialiasing Gaussian reaches 1 reference pixel (s pixels) out. Kernels
@@ -130,8 +146,8 @@ export function defocusBlur(x: tf.Tensor4D, severity: number): tf.Tensor4D {
  * the pixels move in one gather.
  */
 export function glassBlur(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
-  const g = geometryOf(x);
-  const [s0, d0, passes] = GLASS[severity - 1]!;
+  const g = geometryOf(x, ctx.regime);
+  const [s0, d0, passes] = constantFor(GLASS, ctx.regime, severity);
   const sigma = s0 * g.s;
   const d = Math.max(1, Math.round(d0 * g.s));
   const { b, h, w } = g;
@@ -223,8 +239,8 @@ export function motionBlurWithAngles(x: tf.Tensor4D, radius: number, sigma: numb
 }
 
 export function motionBlur(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
-  const g = geometryOf(x);
-  const [r0, s0] = MOTION[severity - 1]!;
+  const g = geometryOf(x, ctx.regime);
+  const [r0, s0] = constantFor(MOTION, ctx.regime, severity);
   const angles = Array.from({ length: g.b }, (_, i) => -45 + 90 * imageRng(ctx.seed, ctx.salt, i)());
   return tf.tidy(() => clip(motionBlurWithAngles(x, r0 * g.s, s0 * g.s, angles, g)));
 }

@@ -1,29 +1,43 @@
 /**
  * Digital and geometric corruptions: brightness, contrast, saturate,
- * elastic_transform, pixelate. Constants: hendrycks/robustness,
- * ImageNet-C/create_c/make_cifar_c.py (32×32 generator), functions of the
- * same names.
+ * elastic_transform, pixelate. Constants per regime (see regime.ts), from
+ * hendrycks/robustness ImageNet-C/create_c/: make_imagenet_64_c.py
+ * (imagenet64, 64×64 generator) and make_cifar_c.py (cifar, 32×32
+ * generator), functions of the same names; the two scripts' formulas are
+ * the same. Lengths there are in pixels of the R×R image (R = 64 or 32) and
+ * are multiplied by s = max(1, min(H, W)/R) here.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CorruptionContext } from './types';
 import { filterField } from './fields';
 import {
-  foldCoord, gaussianKernel, geometryOf, imageRng, perImage, referenceGrid, sampleBilinear, scaleOf, spatialMean, toChannels,
+  foldCoord, gaussianKernel, geometryOf, imageRng, perImage, referenceGrid, sampleBilinear, spatialMean, toChannels,
 } from './ops';
+import { constantFor, type PerRegime } from './regime';
 
-// make_cifar_c.py brightness: c = [.05, .1, .15, .2, .3] (added to the HSV value).
-const BRIGHTNESS = [0.05, 0.1, 0.15, 0.2, 0.3];
-// make_cifar_c.py contrast: c = [.75, .5, .4, .3, 0.15] (factor on the distance to the channel mean).
-const CONTRAST = [0.75, 0.5, 0.4, 0.3, 0.15];
-// make_cifar_c.py saturate: c = [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)] (S ← clip(S·a + b)).
-const SATURATE = [[0.3, 0], [0.1, 0], [1.5, 0], [2, 0.1], [2.5, 0.2]] as const;
-// make_cifar_c.py elastic_transform, IMSIZE = 32: c = [(IMSIZE*0, IMSIZE*0, IMSIZE*0.08),
-// (IMSIZE*0.05, IMSIZE*0.2, IMSIZE*0.07), (IMSIZE*0.08, IMSIZE*0.06, IMSIZE*0.06),
-// (IMSIZE*0.1, IMSIZE*0.04, IMSIZE*0.05), (IMSIZE*0.1, IMSIZE*0.03, IMSIZE*0.03)]:
-// (alpha, sigma of the displacement field, affine jitter), kept here as the fractions of IMSIZE.
-const ELASTIC = [[0, 0, 0.08], [0.05, 0.2, 0.07], [0.08, 0.06, 0.06], [0.1, 0.04, 0.05], [0.1, 0.03, 0.03]] as const;
-// make_cifar_c.py pixelate: c = [0.95, 0.9, 0.85, 0.75, 0.65] (PIL BOX down to int(32·c), then back up).
-const PIXELATE = [0.95, 0.9, 0.85, 0.75, 0.65];
+// brightness c (added to the HSV value): make_imagenet_64_c.py [.1, .2, .3, .4, .5],
+// make_cifar_c.py [.05, .1, .15, .2, .3].
+const BRIGHTNESS: PerRegime<number> = { imagenet64: [0.1, 0.2, 0.3, 0.4, 0.5], cifar: [0.05, 0.1, 0.15, 0.2, 0.3] };
+// contrast c (factor on the distance to the channel mean): make_imagenet_64_c.py [.4, .3, .2, .1, 0.05],
+// make_cifar_c.py [.75, .5, .4, .3, 0.15].
+const CONTRAST: PerRegime<number> = { imagenet64: [0.4, 0.3, 0.2, 0.1, 0.05], cifar: [0.75, 0.5, 0.4, 0.3, 0.15] };
+// saturate c (S ← clip(S·a + b)): make_imagenet_64_c.py [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
+// make_cifar_c.py [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)].
+const SATURATE: PerRegime<readonly [number, number]> = {
+  imagenet64: [[0.3, 0], [0.1, 0], [2, 0], [5, 0.1], [30, 0.2]],
+  cifar: [[0.3, 0], [0.1, 0], [1.5, 0], [2, 0.1], [2.5, 0.2]],
+};
+// elastic_transform c = (alpha, sigma of the displacement field, affine jitter), all IMSIZE·fraction;
+// kept here as the fractions of IMSIZE (= the reference side R):
+// make_imagenet_64_c.py, IMSIZE = 64: (0, 0, 0.08), (0.05, 0.3, 0.06), (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02);
+// make_cifar_c.py, IMSIZE = 32: (0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03).
+const ELASTIC: PerRegime<readonly [number, number, number]> = {
+  imagenet64: [[0, 0, 0.08], [0.05, 0.3, 0.06], [0.1, 0.08, 0.06], [0.1, 0.03, 0.03], [0.16, 0.03, 0.02]],
+  cifar: [[0, 0, 0.08], [0.05, 0.2, 0.07], [0.08, 0.06, 0.06], [0.1, 0.04, 0.05], [0.1, 0.03, 0.03]],
+};
+// pixelate c (PIL BOX down to int(R·c), then back up): make_imagenet_64_c.py [0.9, 0.8, 0.7, 0.6, 0.5],
+// make_cifar_c.py [0.95, 0.9, 0.85, 0.75, 0.65].
+const PIXELATE: PerRegime<number> = { imagenet64: [0.9, 0.8, 0.7, 0.6, 0.5], cifar: [0.95, 0.9, 0.85, 0.75, 0.65] };
 
 const clip = (t: tf.Tensor) => tf.clipByValue(t, 0, 1) as tf.Tensor4D;
 
@@ -32,8 +46,8 @@ const clip = (t: tf.Tensor) => tf.clipByValue(t, 0, 1) as tf.Tensor4D;
  * V'/V with V the channel maximum, V' = min(V + c, 1); black becomes gray V'.
  * On gray images V is the gray value, so this is min(x + c, 1).
  */
-export function brightness(x: tf.Tensor4D, severity: number): tf.Tensor4D {
-  const c = BRIGHTNESS[severity - 1]!;
+export function brightness(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
+  const c = constantFor(BRIGHTNESS, ctx.regime, severity);
   const ch = x.shape[3];
   return tf.tidy(() => {
     const v = tf.max(x, 3, true);
@@ -45,8 +59,8 @@ export function brightness(x: tf.Tensor4D, severity: number): tf.Tensor4D {
 }
 
 /** (x - mean)·c + mean, mean per image and channel. */
-export function contrast(x: tf.Tensor4D, severity: number): tf.Tensor4D {
-  const c = CONTRAST[severity - 1]!;
+export function contrast(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
+  const c = constantFor(CONTRAST, ctx.regime, severity);
   return tf.tidy(() => clip(tf.add(tf.mul(x, c), perImage(tf.mul(spatialMean(x), 1 - c), x.shape))));
 }
 
@@ -62,8 +76,8 @@ export function contrast(x: tf.Tensor4D, severity: number): tf.Tensor4D {
  * of x - μ kept). Severities 1–2 pull the image towards its mean, 3–5 push it
  * away (and b adds a fixed push), as saturation does to colours.
  */
-export function saturate(x: tf.Tensor4D, severity: number): tf.Tensor4D {
-  const [a, b] = SATURATE[severity - 1]!;
+export function saturate(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
+  const [a, b] = constantFor(SATURATE, ctx.regime, severity);
   return tf.tidy(() => {
     if (x.shape[3] === 1) {
       const mu = tf.mean(x, [1, 2, 3], true);
@@ -109,23 +123,23 @@ function affineFromPoints(from: number[][], to: number[][]): [number[], number[]
 
 /**
  * A random affine warp (three points around the centre jittered by up to
- * jitter·32·s pixels), then displacement by a smooth random field: uniform
- * [-1, 1] noise under a Gaussian of σ = sigma·32 (truncate 3, mirrored
- * border), times alpha·32, drawn on the reference grid (so it has the same
+ * jitter·R·s pixels), then displacement by a smooth random field: uniform
+ * [-1, 1] noise under a Gaussian of σ = sigma·R (truncate 3, mirrored
+ * border), times alpha·R, drawn on the reference grid (so it has the same
  * shape relative to the image at every size), resized to the image and
  * multiplied by s. One bilinear sampling of the composed map, borders mirrored
  * (the reference resamples twice, affine then field).
  */
 export function elasticTransform(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
-  const g = geometryOf(x);
-  const [alpha, sigma, jitter] = ELASTIC[severity - 1]!;
+  const g = geometryOf(x, ctx.regime);
+  const [alpha, sigma, jitter] = constantFor(ELASTIC, ctx.regime, severity);
   const { b, h, w } = g;
   const m = Math.min(h, w);
-  const jit = jitter * 32 * g.s;
-  const [gh, gw] = referenceGrid(h, w);
+  const jit = jitter * g.ref * g.s;
+  const [gh, gw] = referenceGrid(h, w, g.ref);
   const ys = new Float32Array(b * h * w);
   const xs = new Float32Array(b * h * w);
-  const kernel = gaussianKernel(sigma * 32, 3);
+  const kernel = gaussianKernel(sigma * g.ref, 3);
   for (let i = 0; i < b; i++) {
     const rng = imageRng(ctx.seed, ctx.salt, i);
     const cx = Math.floor(w / 2);
@@ -141,7 +155,7 @@ export function elasticTransform(x: tf.Tensor4D, severity: number, ctx: Corrupti
       const field = () => {
         const u = Float64Array.from({ length: gh * gw }, () => 2 * rng() - 1);
         const f = filterField(u, gh, gw, kernel, 'symmetric');
-        for (let k = 0; k < f.length; k++) f[k]! *= alpha * 32;
+        for (let k = 0; k < f.length; k++) f[k]! *= alpha * g.ref;
         return smoothField(resizeField(f, gh, gw, h, w, g.s), h, w, 2 * Math.floor(g.s / 2) + 1);
       };
       dx = field();
@@ -227,15 +241,15 @@ export function boxMatrix(t: number, n: number): Float32Array {
 }
 
 /**
- * Box-downsample to floor(c·side/s) per side (the reference's int(32·c) at
- * 32 px, floor(c·side) below, blocks of s/c pixels above), then back up by
+ * Box-downsample to floor(c·side/s) per side (the reference's int(R·c) at
+ * R px, floor(c·side) below, blocks of s/c pixels above), then back up by
  * nearest neighbour (PIL BOX upscaling).
  * Two matrix products and one resize, on any backend.
  */
-export function pixelate(x: tf.Tensor4D, severity: number): tf.Tensor4D {
-  const c = PIXELATE[severity - 1]!;
+export function pixelate(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
+  const c = constantFor(PIXELATE, ctx.regime, severity);
   const [b, h, w, ch] = x.shape;
-  const s = scaleOf(h, w);
+  const { s } = geometryOf(x, ctx.regime);
   const th = Math.max(1, Math.floor((c * h) / s));
   const tw = Math.max(1, Math.floor((c * w) / s));
   return tf.tidy(() => {

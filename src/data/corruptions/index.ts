@@ -9,26 +9,30 @@
  * image b of a batch draws from its own stream (seed, corruption, b), so it
  * does not depend on the batch size.
  *
- * Constants come from the public 32×32 generator (hendrycks/robustness,
- * ImageNet-C/create_c/make_cifar_c.py, the CIFAR-10-C script); each module
- * cites the lines it uses. Size rule, with s = max(1, min(H, W)/32):
- *  - images with a short side of 32 px or less (28×28 Fashion-MNIST) get the
- *    32×32 constants unchanged;
+ * Regimes (regime.ts): the constants come from one of two public generators
+ * of hendrycks/robustness, ImageNet-C/create_c/, picked by the `regime`
+ * option: 'imagenet64' (the default, "paper strength"), make_imagenet_64_c.py,
+ * the 64×64 Downsampled/Tiny ImageNet-C script, reference side R = 64; or
+ * 'cifar' (mild), make_cifar_c.py, the 32×32 CIFAR-10-C script, R = 32. Each
+ * module holds a table per regime and cites the scripts. Size rule, with
+ * s = max(1, min(H, W)/R):
+ *  - images with a short side of R px or less (28×28 Fashion-MNIST under
+ *    both regimes) get the R×R constants unchanged;
  *  - lengths in pixels (blur radii and σ, the defocus antialiasing reach,
  *    glass displacement, motion-blur radius and σ, the elastic affine jitter,
  *    spatter's mud softening) are multiplied by s;
  *  - random layers (fog's plasma, frost, spatter's liquid and shading,
  *    snow's flake noise, the elastic displacement field) are drawn on the
- *    reference grid, (H/s)×(W/s), with the 32×32 constants, and resized to
+ *    reference grid, (H/s)×(W/s), with the R×R constants, and resized to
  *    H×W (elastic displacements then × s);
  *  - pixelate cuts floor(c·side/s) cells per side (blocks of s/c pixels);
  *  - zoom factors, colours, per-pixel noise and JPEG quality have no length
  *    and are used as they are;
  *  - wide blurs run on an average-pooled copy and are resized back, the
  *    pooling factor at most s/2 (half a reference pixel).
- * So a corrupted H×W image looks like the 32×32 corruption of the same
+ * So a corrupted H×W image looks like the R×R corruption of the same
  * picture drawn at H×W; shrunk to the model's input, it is about what the
- * model would see from the 32×32 generator.
+ * model would see from the R×R generator.
  *
  * Gray images: colour steps act on the luma (snow's whitening, spatter and
  * frost colours); brightness adds to the gray value (HSV value of a gray
@@ -41,6 +45,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CorruptionContext } from './types';
+import { resolveRegime, type CorruptionRegime } from './regime';
 import { defocusBlur, gaussianBlurCorruption, glassBlur, motionBlur, zoomBlur } from './blur';
 import { brightness, contrast, elasticTransform, pixelate, saturate } from './digital';
 import { jpegCompression } from './jpeg';
@@ -48,6 +53,9 @@ import { gaussianNoise, impulseNoise, shotNoise, speckleNoise } from './noise';
 import { fog, frost, snow, spatter } from './weather';
 
 export { jpegRoundTrip, lumaTable, chromaTable } from './jpeg';
+export {
+  CORRUPTION_REGIMES, DEFAULT_REGIME, REFERENCE_SIDE, REGIME_LABELS, isCorruptionRegime, type CorruptionRegime,
+} from './regime';
 
 /** The 15 test corruptions, in the benchmark's order. */
 export const CORRUPTIONS = [
@@ -101,24 +109,34 @@ export function isCorruptionName(name: string): name is CorruptionName {
   return Object.prototype.hasOwnProperty.call(IMPL, name);
 }
 
+export interface CorruptOptions {
+  /**
+   * Whose constants: 'imagenet64' (make_imagenet_64_c.py, the default) or
+   * 'cifar' (make_cifar_c.py). Anything else throws a RangeError.
+   */
+  regime?: CorruptionRegime;
+}
+
 /**
  * Applies corruption `name` at `severity` (1..5) with `seed` (an integer,
- * taken modulo 2^32). The input is not disposed; the result is a new tensor
- * of the same shape, float32, in [0, 1].
+ * taken modulo 2^32), with the constants of `options.regime` (default
+ * 'imagenet64'). The input is not disposed; the result is a new tensor of
+ * the same shape, float32, in [0, 1].
  */
-export function corrupt(image: tf.Tensor4D, name: string, severity: number, seed: number): tf.Tensor4D;
-export function corrupt(image: tf.Tensor3D, name: string, severity: number, seed: number): tf.Tensor3D;
-export function corrupt(image: tf.Tensor, name: string, severity: number, seed: number): tf.Tensor;
-export function corrupt(image: tf.Tensor, name: string, severity: number, seed: number): tf.Tensor {
+export function corrupt(image: tf.Tensor4D, name: string, severity: number, seed: number, options?: CorruptOptions): tf.Tensor4D;
+export function corrupt(image: tf.Tensor3D, name: string, severity: number, seed: number, options?: CorruptOptions): tf.Tensor3D;
+export function corrupt(image: tf.Tensor, name: string, severity: number, seed: number, options?: CorruptOptions): tf.Tensor;
+export function corrupt(image: tf.Tensor, name: string, severity: number, seed: number, options?: CorruptOptions): tf.Tensor {
   if (!isCorruptionName(name)) throw new RangeError(`unknown corruption '${name}' (known: ${ALL_CORRUPTIONS.join(', ')})`);
   if (!Number.isInteger(severity) || severity < 1 || severity > 5) throw new RangeError(`severity must be 1..5, got ${severity}`);
   if (!Number.isFinite(seed)) throw new RangeError(`seed must be a finite number, got ${seed}`);
+  const regime = resolveRegime(options?.regime);
   const rank = image.rank;
   if (rank !== 3 && rank !== 4) throw new RangeError(`image must be [H, W, C] or [B, H, W, C], got shape [${image.shape.join(', ')}]`);
   const c = image.shape[rank - 1]!;
   if (c !== 1 && c !== 3) throw new RangeError(`image must have 1 or 3 channels, got ${c}`);
   if (image.shape.some((d) => d < 1)) throw new RangeError(`empty image, shape [${image.shape.join(', ')}]`);
-  const ctx: CorruptionContext = { seed: Math.trunc(seed) >>> 0, salt: ALL_CORRUPTIONS.indexOf(name) };
+  const ctx: CorruptionContext = { seed: Math.trunc(seed) >>> 0, salt: ALL_CORRUPTIONS.indexOf(name), regime };
   const batch = tf.tidy(() => {
     const x = image.dtype === 'float32' ? image : tf.cast(image, 'float32');
     return (rank === 3 ? tf.expandDims(x, 0) : tf.clone(x)) as tf.Tensor4D;

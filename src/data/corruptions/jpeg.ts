@@ -23,9 +23,12 @@
  * can differ by a level here and there.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { CorruptionContext } from './types';
+import { constantFor, type PerRegime } from './regime';
 
-// make_cifar_c.py jpeg_compression: c = [80, 65, 58, 50, 40] (PIL quality).
-const QUALITY = [80, 65, 58, 50, 40];
+// jpeg_compression c (PIL quality): hendrycks/robustness ImageNet-C/create_c/make_imagenet_64_c.py
+// [65, 58, 50, 40, 25] (imagenet64), make_cifar_c.py [80, 65, 58, 50, 40] (cifar).
+const QUALITY: PerRegime<number> = { imagenet64: [65, 58, 50, 40, 25], cifar: [80, 65, 58, 50, 40] };
 
 // ITU-T T.81 Annex K, Table K.1 (luminance) and Table K.2 (chrominance), row-major.
 const LUMA_BASE = [
@@ -210,6 +213,6 @@ export function jpegRoundTrip(x: tf.Tensor4D, quality: number): tf.Tensor4D {
   return tf.tensor4d(out, x.shape);
 }
 
-export function jpegCompression(x: tf.Tensor4D, severity: number): tf.Tensor4D {
-  return jpegRoundTrip(x, QUALITY[severity - 1]!);
+export function jpegCompression(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
+  return jpegRoundTrip(x, constantFor(QUALITY, ctx.regime, severity));
 }

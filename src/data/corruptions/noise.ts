@@ -1,21 +1,28 @@
 /**
  * Noise corruptions: gaussian_noise, shot_noise, impulse_noise, speckle_noise.
  * Per-pixel noise has no spatial extent, so nothing is scaled with image size.
- * Constants: hendrycks/robustness, ImageNet-C/create_c/make_cifar_c.py (the
- * 32×32 CIFAR-10-C generator), functions of the same names.
+ * Constants per regime (see regime.ts), from hendrycks/robustness,
+ * ImageNet-C/create_c/: make_imagenet_64_c.py (imagenet64, the 64×64
+ * generator) and make_cifar_c.py (cifar, the 32×32 CIFAR-10-C generator),
+ * functions of the same names. The formulas are the same in both scripts.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CorruptionContext } from './types';
 import { imageRng, normalSource } from './ops';
+import { constantFor, type PerRegime } from './regime';
 
-// make_cifar_c.py: gaussian_noise c = [0.04, 0.06, .08, .09, .10] (σ of additive N(0, c²)).
-const GAUSSIAN = [0.04, 0.06, 0.08, 0.09, 0.1];
-// make_cifar_c.py: shot_noise c = [500, 250, 100, 75, 50] (photons per unit intensity).
-const SHOT = [500, 250, 100, 75, 50];
-// make_cifar_c.py: impulse_noise c = [.01, .02, .03, .05, .07] (salt-and-pepper amount).
-const IMPULSE = [0.01, 0.02, 0.03, 0.05, 0.07];
-// make_cifar_c.py: speckle_noise c = [.06, .1, .12, .16, .2] (σ of multiplicative noise).
-const SPECKLE = [0.06, 0.1, 0.12, 0.16, 0.2];
+// gaussian_noise c (σ of additive N(0, c²)): make_imagenet_64_c.py [0.04, 0.08, .12, .15, .18],
+// make_cifar_c.py [0.04, 0.06, .08, .09, .10].
+const GAUSSIAN: PerRegime<number> = { imagenet64: [0.04, 0.08, 0.12, 0.15, 0.18], cifar: [0.04, 0.06, 0.08, 0.09, 0.1] };
+// shot_noise c (photons per unit intensity; fewer is noisier): make_imagenet_64_c.py [250, 100, 50, 30, 15],
+// make_cifar_c.py [500, 250, 100, 75, 50].
+const SHOT: PerRegime<number> = { imagenet64: [250, 100, 50, 30, 15], cifar: [500, 250, 100, 75, 50] };
+// impulse_noise c (salt-and-pepper amount): make_imagenet_64_c.py [.01, .02, .05, .08, .14],
+// make_cifar_c.py [.01, .02, .03, .05, .07].
+const IMPULSE: PerRegime<number> = { imagenet64: [0.01, 0.02, 0.05, 0.08, 0.14], cifar: [0.01, 0.02, 0.03, 0.05, 0.07] };
+// speckle_noise c (σ of multiplicative noise): make_imagenet_64_c.py [.15, .2, 0.25, 0.3, 0.35],
+// make_cifar_c.py [.06, .1, .12, .16, .2].
+const SPECKLE: PerRegime<number> = { imagenet64: [0.15, 0.2, 0.25, 0.3, 0.35], cifar: [0.06, 0.1, 0.12, 0.16, 0.2] };
 
 /** Standard normal noise for the whole batch, image b from its own stream. */
 function normals(x: tf.Tensor4D, ctx: CorruptionContext): Float32Array {
@@ -31,7 +38,7 @@ function normals(x: tf.Tensor4D, ctx: CorruptionContext): Float32Array {
 
 /** x + N(0, c²), clipped. */
 export function gaussianNoise(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
-  const c = GAUSSIAN[severity - 1]!;
+  const c = constantFor(GAUSSIAN, ctx.regime, severity);
   const n = normals(x, ctx);
   for (let k = 0; k < n.length; k++) n[k]! *= c;
   return tf.tidy(() => tf.clipByValue(tf.add(x, tf.tensor4d(n, x.shape)), 0, 1));
@@ -39,7 +46,7 @@ export function gaussianNoise(x: tf.Tensor4D, severity: number, ctx: CorruptionC
 
 /** x + x·N(0, c²), clipped. */
 export function speckleNoise(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
-  const c = SPECKLE[severity - 1]!;
+  const c = constantFor(SPECKLE, ctx.regime, severity);
   const n = normals(x, ctx);
   for (let k = 0; k < n.length; k++) n[k] = 1 + c * n[k]!;
   return tf.tidy(() => tf.clipByValue(tf.mul(x, tf.tensor4d(n, x.shape)), 0, 1));
@@ -51,7 +58,7 @@ export function speckleNoise(x: tf.Tensor4D, severity: number, ctx: CorruptionCo
  * becomes 0 or 1, half and half.
  */
 export function impulseNoise(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
-  const amount = IMPULSE[severity - 1]!;
+  const amount = constantFor(IMPULSE, ctx.regime, severity);
   const [b, h, w, c] = x.shape;
   const per = h * w * c;
   const keep = new Float32Array(b * per).fill(1);
@@ -73,7 +80,7 @@ export function impulseNoise(x: tf.Tensor4D, severity: number, ctx: CorruptionCo
  * (one read of the tensor): exact Poisson draws have no tfjs op.
  */
 export function shotNoise(x: tf.Tensor4D, severity: number, ctx: CorruptionContext): tf.Tensor4D {
-  const c = SHOT[severity - 1]!;
+  const c = constantFor(SHOT, ctx.regime, severity);
   const [b, h, w, ch] = x.shape;
   const per = h * w * ch;
   const data = x.dataSync();

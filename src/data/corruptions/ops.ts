@@ -6,9 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../random';
-
-/** The side of the images the constants were made for (CIFAR-10-C). */
-export const REF_SIZE = 32;
+import { REFERENCE_SIDE, type CorruptionRegime } from './regime';
 
 /** Geometry of a batch, with the spatial scale s. */
 export interface Geometry {
@@ -16,41 +14,46 @@ export interface Geometry {
   h: number;
   w: number;
   c: number;
-  /** max(1, min(H, W)/32): lengths of the 32×32 generator are multiplied by it. */
+  /** The regime's reference side R (64 or 32). */
+  ref: number;
+  /** max(1, min(H, W)/R): lengths of the R×R generator are multiplied by it. */
   s: number;
 }
 
 /**
- * The spatial scale of an H×W image: max(1, min(H, W)/32). Images with a
- * short side of 32 px or less use the 32×32 constants as they are (scaling a
- * 1-px disk or displacement below 1 px would only round it away).
+ * The spatial scale of an H×W image for reference side `ref` (R):
+ * max(1, min(H, W)/R). Images with a short side of R px or less use the R×R
+ * constants as they are (scaling a 1-px disk or displacement below 1 px
+ * would only round it away).
  */
-export function scaleOf(h: number, w: number): number {
-  return Math.max(1, Math.min(h, w) / REF_SIZE);
+export function scaleOf(h: number, w: number, ref: number): number {
+  return Math.max(1, Math.min(h, w) / ref);
 }
 
-export function geometryOf(x: tf.Tensor4D): Geometry {
+/** The batch's geometry under `regime` (its reference side and s). */
+export function geometryOf(x: tf.Tensor4D, regime: CorruptionRegime): Geometry {
   const [b, h, w, c] = x.shape;
-  return { b, h, w, c, s: scaleOf(h, w) };
+  const ref = REFERENCE_SIDE[regime];
+  return { b, h, w, c, ref, s: scaleOf(h, w, ref) };
 }
 
 /**
- * The reference grid of an H×W image, (H/s)×(W/s) rounded (divided further
- * by `zoom`): the image itself up to a 32-px short side, else the same aspect
- * with a short side of 32. Random layers (fog, frost, spatter, snow's flakes,
- * the elastic field) are drawn on it with the 32×32 constants unchanged and
- * resized to H×W, so their structure has the same size relative to the
- * image at every resolution.
+ * The reference grid of an H×W image for reference side `ref` (R),
+ * (H/s)×(W/s) rounded (divided further by `zoom`): the image itself up to an
+ * R-px short side, else the same aspect with a short side of R. Random layers
+ * (fog, frost, spatter, snow's flakes, the elastic field) are drawn on it
+ * with the R×R constants unchanged and resized to H×W, so their structure
+ * has the same size relative to the image at every resolution.
  */
-export function referenceGrid(h: number, w: number, zoom = 1): [number, number] {
-  const s = scaleOf(h, w) * zoom;
+export function referenceGrid(h: number, w: number, ref: number, zoom = 1): [number, number] {
+  const s = scaleOf(h, w, ref) * zoom;
   return [Math.max(1, Math.round(h / s)), Math.max(1, Math.round(w / s))];
 }
 
 /**
  * Largest pooling factor a blur may run at: half a reference pixel (s/2), so
  * that the extra smoothing from pooling and resizing back stays well below
- * the detail a 32×32 image has. 1 (no pooling) below 128 px.
+ * the detail an R×R image has. 1 (no pooling) below 4R px.
  */
 export function maxPooling(g: Geometry): number {
   return Math.max(1, Math.floor(g.s / 2));
