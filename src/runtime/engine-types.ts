@@ -4,6 +4,7 @@
 import type { BackendChoice, BackendReport } from './backend';
 import type { PixelFrame } from './preprocess';
 import type { MethodName, UpdateReport } from '../methods/types';
+import type { CorruptionRegime } from '../data/corruptions/regime';
 
 export type ModelSource =
   /** A folder URL (model.safetensors + config.json inside) or a .safetensors URL. */
@@ -54,6 +55,11 @@ export interface CorruptionSpec {
   name: string;
   severity: number;
   seed: number;
+  /**
+   * Whose constants: 'imagenet64' (make_imagenet_64_c.py, "paper strength",
+   * the default when absent) or 'cifar' (make_cifar_c.py, mild).
+   */
+  regime?: CorruptionRegime;
 }
 
 export interface FrameInput {

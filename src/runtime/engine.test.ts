@@ -76,6 +76,7 @@ test('engine: bad frames are rejected with typed errors, and the engine goes on'
     [{ frame: { data: new Float32Array(10), width: 28, height: 28, channels: 1, maxValue: 1 } }, 'FrameFormatError', /needs 784 values/],
     [{ corruption: { name: 'smoke', severity: 3, seed: 1 } }, 'FrameFormatError', /unknown corruption 'smoke'/],
     [{ corruption: { name: 'fog', severity: 6, seed: 1 } }, 'FrameFormatError', /severity/],
+    [{ corruption: { name: 'fog', severity: 3, seed: 1, regime: 'imagenet224' as 'cifar' } }, 'FrameFormatError', /regime 'imagenet224' \(known: imagenet64, cifar\)/],
     [{ label: 10 }, 'FrameFormatError', /label must be an integer class in 0..9/],
   ];
   for (const [patch, name, message] of bad) {

@@ -27,7 +27,7 @@ import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } f
 import { streamViT } from './stream-weights';
 import { bitmapToFrame } from './frame-source';
 import { softmaxAndEntropy } from '../methods/entropy';
-import { corrupt, isCorruptionName } from '../data/corruptions';
+import { corrupt, isCorruptionName, isCorruptionRegime, CORRUPTION_REGIMES } from '../data/corruptions';
 import type { BackendReport } from './backend';
 
 /** Frames kept in the record ring: an hour at 25 frames per second. */
@@ -313,7 +313,7 @@ export class Engine {
     let extra: tf.Tensor | undefined;
     let result: FrameResult;
     try {
-      if (corruption) x = corrupt(clean, corruption.name, corruption.severity, corruption.seed);
+      if (corruption) x = corrupt(clean, corruption.name, corruption.severity, corruption.seed, corruption.regime === undefined ? {} : { regime: corruption.regime });
       const tPrepared = performance.now();
       // The reference forward and the preview travel in one read, queued before the
       // adapter's own so that on a GPU backend both transfers are in flight together.
@@ -545,6 +545,9 @@ function checkCorruption(c: CorruptionSpec): void {
   if (!isCorruptionName(c.name)) throw new FrameFormatError(`unknown corruption '${c.name}'`);
   if (!Number.isInteger(c.severity) || c.severity < 1 || c.severity > 5) throw new FrameFormatError(`severity must be 1..5, got ${c.severity}`);
   if (!Number.isFinite(c.seed)) throw new FrameFormatError(`corruption seed must be a finite number, got ${c.seed}`);
+  if (c.regime !== undefined && !isCorruptionRegime(c.regime)) {
+    throw new FrameFormatError(`unknown corruption regime '${String(c.regime)}' (known: ${CORRUPTION_REGIMES.join(', ')})`);
+  }
 }
 
 function predictionOf(host: ArrayLike<number>, offset: number, C: number, entropy: number): Prediction {
