@@ -12,12 +12,21 @@ import { flatNorm, samAscent } from './sam';
 import { pick } from './gate';
 import { FlatLayout } from './flat';
 import { decodeStats, S, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
+import { FeatureRecentering, type RecenterOptions } from './recenter';
+import type { SourceStats } from '../model/source-stats';
 
 export interface CommonOptions extends ParamSelection {
   /** SGD learning rate. */
   lr?: number;
   /** SGD momentum (0.9 in every reference). */
   momentum?: number;
+  /**
+   * Class-balanced feature re-centering before the head (recenter.ts), for
+   * any method; needs `sourceStats`.
+   */
+  recenter?: boolean | RecenterOptions;
+  /** The model's source statistics (model/source-stats.ts), for `recenter` and alignment. */
+  sourceStats?: SourceStats;
 }
 
 const STATE_KEY = 'wildtta.state';
@@ -58,6 +67,8 @@ export abstract class Adapter {
   /** False for the no-adapt baseline: nothing is ever queued after the forward. */
   protected readonly adaptsAfterForward: boolean = true;
   protected readonly sgd: SgdMomentum;
+  /** Feature re-centering before the head, when the options ask for it. */
+  protected readonly recentering: FeatureRecentering | undefined;
   private pending: { step: number; stats: tf.Tensor } | null = null;
   private undelivered: UpdateReport | undefined;
   private disposed = false;
@@ -67,7 +78,11 @@ export abstract class Adapter {
     selection: ParamSelection,
     lr: number,
     momentum = 0.9,
+    features: Pick<CommonOptions, 'recenter' | 'sourceStats'> = {},
   ) {
+    if (features.recenter && !features.sourceStats) {
+      throw new TypeError('recenter needs the model\'s source statistics (sourceStats: computeSourceStats or the source-stats.safetensors beside the model)');
+    }
     this.params = selectNormParams(model, selection);
     for (const [name, p] of this.params) this.source.set(name, tf.clone(p));
     this.layout = new FlatLayout(this.params);
@@ -76,6 +91,7 @@ export abstract class Adapter {
     this.sgd = new SgdMomentum(this.layout.total, lr, momentum);
     this.numClasses = model.config.numClasses;
     this.lnC = Math.log(this.numClasses);
+    this.recentering = features.recenter ? new FeatureRecentering(model, features.sourceStats!, features.recenter === true ? {} : features.recenter) : undefined;
   }
 
   get lr(): number {
@@ -111,9 +127,20 @@ export abstract class Adapter {
    * to return their stats too. Runs inside tf.tidy.
    */
   protected firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats?: tf.Tensor; tape?: FastTape } {
-    const { logits, tape } = this.model.fast.forward(x, this.model.param, this.adaptsAfterForward);
+    const { logits, features, tape } = this.forwardAt(x, this.model.param, this.adaptsAfterForward);
+    this.recentering?.observe(features, logits);
     tape?.keep();
     return tape ? { logits, tape } : { logits };
+  }
+
+  /**
+   * The model's forward with the norms' values from `norm`, its logits
+   * re-centred when the method re-centres (the same shift for every forward
+   * of a step). Inside tf.tidy.
+   */
+  protected forwardAt(x: tf.Tensor4D, norm: (name: string) => tf.Tensor, save = false, sameImages?: FastTape) {
+    const out = this.model.fast.forward(x, norm, save, sameImages);
+    return this.recentering ? { ...out, logits: this.recentering.apply(out.logits) } : out;
   }
 
   /** The adapted values as one vector. Inside tf.tidy. */
@@ -121,9 +148,14 @@ export abstract class Adapter {
     return this.layout.concat(this.params);
   }
 
-  /** Flat gradient of a loss given dLoss/dlogits of the forward that made `tape`. Inside tf.tidy. */
-  protected flatGrad(tape: FastTape, dLogits: tf.Tensor2D): tf.Tensor1D {
-    return this.model.fast.flatBackward(tape, dLogits, this.layout) ?? this.layout.concat(this.model.fast.backward(tape, dLogits, this.adapted));
+  /**
+   * Flat gradient of a loss given dLoss/dlogits of the forward that made
+   * `tape` (and dLoss/dfeatures, for a loss on the pooled feature too).
+   * Inside tf.tidy.
+   */
+  protected flatGrad(tape: FastTape, dLogits: tf.Tensor2D, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    const fast = this.model.fast;
+    return fast.flatBackward(tape, dLogits, this.layout, dFeatures) ?? this.layout.concat(fast.backward(tape, dLogits, this.adapted, dFeatures));
   }
 
   /** Writes a flat vector back into the model's variables. Inside tf.tidy. */
@@ -181,6 +213,8 @@ export abstract class Adapter {
         classes[b] = best;
       }
       const reliable = this.firstFilter(entropies, probabilities);
+      // A method's CPU-side collapse check, from this very read: a reset now comes before this step's update.
+      if (this.collapsed(classes, entropies)) this.recover(step);
       const keep = reliable.flatMap((r, i) => (r ? [i] : []));
       const adapting = this.adaptsAfterForward && keep.length > 0 && !immediate;
       if (adapting) this.pending = { step, stats: tf.tidy(() => this.adapt(x, logits!, keep, tape!)) };
@@ -193,6 +227,32 @@ export abstract class Adapter {
       logits?.dispose();
       if (x !== input) x.dispose();
     }
+  }
+
+  /**
+   * A method's own collapse check on the CPU, from what the step's one read
+   * brought back (predicted classes, entropies); true resets the model to
+   * the source before this step's update. None by default.
+   */
+  protected collapsed(_classes: Int32Array, _entropies: Float32Array): boolean {
+    return false;
+  }
+
+  /**
+   * Model recovery decided on the CPU: θ back to the source, momentum zeroed,
+   * method state cleared (the re-centering's statistics of the stream stay:
+   * they describe the data, not the collapse). Reported as a reset of `step`.
+   */
+  protected recover(step: number): void {
+    tf.tidy(() => {
+      for (const [name, p] of this.params) p.assign(this.source.get(name)!);
+      this.clearState();
+    });
+    this.sgd.clear();
+    const report: UpdateReport = { step, updated: false, kept: 0, loss: NaN, lossSecond: NaN, gradNorm: NaN, ema: NaN, reset: true, nonFinite: false };
+    this.resetCount++;
+    this.onUpdate?.(report);
+    this.undelivered ??= report;
   }
 
   /**
@@ -236,13 +296,14 @@ export abstract class Adapter {
     return this.takeUndelivered();
   }
 
-  /** Restores the source scale/shift, zeroes momentum and clears method state (EMA etc.). */
+  /** Restores the source scale/shift, zeroes momentum and clears method state (EMA, re-centering…). */
   reset(): void {
     this.assertAlive();
     tf.tidy(() => {
       for (const [name, p] of this.params) p.assign(this.source.get(name)!);
       this.clearState();
     });
+    this.recentering?.clear();
     this.sgd.clear();
     this.resetCount++;
   }
@@ -302,7 +363,7 @@ export abstract class Adapter {
     const momentum = tf.tidy(() => [...this.layout.split(this.sgd.buffer).values()]);
     for (let i = 0; i < momentum.length; i++) await add(`momentum.${this.layout.names[i]!}`, momentum[i]!);
     tf.dispose(momentum);
-    for (const [name, t] of this.stateTensors()) await add(`state.${name}`, t);
+    for (const [name, t] of this.savedState()) await add(`state.${name}`, t);
     const meta = { version: 1, method: this.method, steps: this.stepCount, updates: this.updateCount, resets: this.resetCount };
     return writeSafetensors(entries, { [STATE_KEY]: JSON.stringify(meta) });
   }
@@ -328,7 +389,7 @@ export abstract class Adapter {
     const targets = new Map<string, { shape: number[] }>();
     for (const [name, p] of this.params) targets.set(`param.${name}`, p);
     this.layout.names.forEach((name, i) => targets.set(`momentum.${name}`, { shape: this.layout.shapes[i]! }));
-    for (const [name, t] of this.stateTensors()) targets.set(`state.${name}`, t);
+    for (const [name, t] of this.savedState()) targets.set(`state.${name}`, t);
     // Check everything before assigning anything, so a bad blob changes nothing.
     for (const [key, v] of targets) {
       const t = file.tensors.get(key);
@@ -346,7 +407,8 @@ export abstract class Adapter {
     };
     tf.tidy(() => {
       for (const [name, p] of this.params) p.assign(fromFile(`param.${name}`));
-      for (const [name, t] of this.stateTensors()) t.assign(fromFile(`state.${name}`));
+      for (const [name, t] of this.savedState()) t.assign(fromFile(`state.${name}`));
+      this.recentering?.refreshOffset();
       this.sgd.buffer.assign(this.layout.concat(new Map(this.layout.names.map((n) => [n, fromFile(`momentum.${n}`)]))));
     });
     this.stepCount = meta.steps ?? 0;
@@ -372,6 +434,14 @@ export abstract class Adapter {
     this.sourceFlat.dispose();
     this.sgd.dispose();
     for (const t of this.stateTensors().values()) t.dispose();
+    this.recentering?.dispose();
+  }
+
+  /** The method's state and the re-centering's class means: what a saved state holds beyond θ and momentum. */
+  private savedState(): Map<string, tf.Variable> {
+    const all = this.stateTensors();
+    if (this.recentering) all.set('recenter_class_means', this.recentering.classMeans);
+    return all;
   }
 
   private deliver(report: UpdateReport): void {

@@ -36,7 +36,7 @@ export class DeyoAdapter extends Adapter {
   private readonly permutation: PatchPermutation;
 
   constructor(model: ViT, opts: DeyoOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? 1e-3, opts.momentum);
+    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? 1e-3, opts.momentum, opts);
     this.margin = (opts.marginFraction ?? 0.5) * this.lnC;
     this.weightMargin = (opts.weightMarginFraction ?? 0.4) * this.lnC;
     this.plpdThreshold = opts.plpdThreshold ?? 0.2;
@@ -54,7 +54,7 @@ export class DeyoAdapter extends Adapter {
 
     // PLPD: how much the predicted class's probability drops when the object's shape is destroyed.
     const shuffled = patchShuffle(xs, this.grid, this.permutation(keep.length, this.grid * this.grid));
-    const shuffledProbs = tf.softmax(this.model.fast.forward(shuffled, this.model.param).logits);
+    const shuffledProbs = tf.softmax(this.forwardAt(shuffled, this.model.param).logits);
     const plpd = tf.sum(tf.mul(tf.sub(probs, shuffledProbs), predicted), 1);
     const mask = tf.cast(tf.greater(plpd, this.plpdThreshold), 'float32');
     const kept = tf.sum(mask);

@@ -33,7 +33,7 @@ export class EataAdapter extends Adapter {
   private readonly probsEma: MovingAverage;
 
   constructor(model: ViT, opts: EataOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum);
+    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum, opts);
     this.margin = (opts.marginFraction ?? 0.4) * this.lnC;
     this.dMargin = opts.dMargin ?? 0.05;
     this.fisherAlpha = opts.fisherAlpha ?? 2000;

@@ -4,16 +4,18 @@ import { DeyoAdapter, type DeyoOptions } from './deyo';
 import { EataAdapter, estimateFisher, type EataOptions } from './eata';
 import { selectNormParams } from './params';
 import { SarAdapter, type SarOptions } from './sar';
+import { SarAlignAdapter, type SarAlignOptions } from './sar-align';
 import { SourceAdapter } from './source';
 import { TentAdapter, type TentOptions } from './tent';
 import * as tf from '@tensorflow/tfjs';
 
 export type AdapterOptions =
   | ({ method: 'sar' } & SarOptions)
+  | ({ method: 'sar-align' } & SarAlignOptions)
   | ({ method: 'tent' } & TentOptions)
   | ({ method: 'eata'; fisherImages?: tf.Tensor4D; fisherBatchSize?: number } & EataOptions)
   | ({ method: 'deyo' } & DeyoOptions)
-  | { method: 'source' };
+  | ({ method: 'source' } & Pick<CommonOptions, 'recenter' | 'sourceStats'>);
 
 /**
  * One entry point for every method. EATA's Fisher is estimated here from
@@ -33,12 +35,14 @@ async function construct(model: ViT, options: AdapterOptions): Promise<Adapter> 
   switch (options.method) {
     case 'sar':
       return new SarAdapter(model, options);
+    case 'sar-align':
+      return new SarAlignAdapter(model, options);
     case 'tent':
       return new TentAdapter(model, options);
     case 'deyo':
       return new DeyoAdapter(model, options);
     case 'source':
-      return new SourceAdapter(model);
+      return new SourceAdapter(model, options);
     case 'eata': {
       let fisher = options.fisher;
       let owned: Map<string, tf.Tensor> | undefined;
@@ -57,6 +61,6 @@ async function construct(model: ViT, options: AdapterOptions): Promise<Adapter> 
 }
 
 export { Adapter } from './adapter';
-export { SarAdapter, TentAdapter, EataAdapter, DeyoAdapter, SourceAdapter, estimateFisher };
+export { SarAdapter, SarAlignAdapter, TentAdapter, EataAdapter, DeyoAdapter, SourceAdapter, estimateFisher };
 export { InvalidInputError, StateFormatError } from './errors';
 export type { StepResult, UpdateReport, MethodName } from './types';

@@ -7,6 +7,7 @@ import { entropyBelow } from './filters';
 import { flatNorm, samAscent } from './sam';
 import { pick } from './gate';
 import { MovingAverage } from './moving-average';
+import type { MethodName } from './types';
 
 export interface SarOptions extends CommonOptions {
   /** E0 as a fraction of ln C (reference: 0.4). */
@@ -30,7 +31,7 @@ export interface SarOptions extends CommonOptions {
  * SGD-momentum step with g2; 7 reset to the source when the EMA < e_m.
  */
 export class SarAdapter extends Adapter {
-  readonly method = 'sar';
+  readonly method: MethodName = 'sar';
   readonly margin: number;
   readonly rho: number;
   readonly resetThreshold: number;
@@ -38,7 +39,7 @@ export class SarAdapter extends Adapter {
   private readonly ema: MovingAverage;
 
   constructor(model: ViT, opts: SarOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? 1e-3, opts.momentum);
+    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? 1e-3, opts.momentum, opts);
     this.margin = (opts.marginFraction ?? 0.4) * this.lnC;
     this.rho = opts.rho ?? 0.05;
     this.resetThreshold = opts.resetThreshold ?? (0.2 * this.lnC) / Math.log(1000);
@@ -55,7 +56,7 @@ export class SarAdapter extends Adapter {
     // Step 3: Loss1 = mean entropy of the kept samples; g = ∇θ Loss1, from the prediction's own forward.
     const share = scatterKept(tf.fill([keep.length], 1 / keep.length) as tf.Tensor1D, keep, logits.shape[0]);
     const { loss: loss1, dLogits: dLoss1 } = entropyLoss(logits, { weights: share });
-    const g1 = this.flatGrad(tape, dLoss1);
+    const g1 = this.flatGrad(tape, dLoss1, this.featureGrad(share));
 
     // Step 4: SAM ascent θ + ε, ε = ρ·g/(‖g‖ + 1e-12). θ itself stays in the variables.
     const theta = this.theta();
@@ -64,13 +65,13 @@ export class SarAdapter extends Adapter {
     const atAscent = (name: string) => pieces.get(name) ?? this.model.param(name);
 
     // Step 5: second forward at θ+ε; keep E2 < E0; Loss2 = mean of those.
-    const second = this.model.fast.forward(keptRows(x, keep), atAscent, true, keep.length === x.shape[0] ? tape : undefined);
+    const second = this.forwardAt(keptRows(x, keep), atAscent, true, keep.length === x.shape[0] ? tape : undefined);
     const { loss: loss2, count: count2, dLogits: dLoss2 } = entropyLoss(second.logits, { margin: this.margin, mean: true });
     const anyKept2 = tf.greater(count2, 0);
     const meanKept2 = pick(anyKept2, loss2, tf.scalar(NaN)); // NaN when nothing is kept
 
     // Step 6: g2 = ∇θ Loss2 at θ+ε; back at θ, SGD-momentum with g2, only if something was kept and all is finite.
-    const g2 = this.flatGrad(second.tape!, dLoss2);
+    const g2 = this.flatGrad(second.tape!, dLoss2, this.featureGrad(keep.length));
     const finite = allFinite(loss1, gradNorm, loss2, flatNorm(g2));
     const gate = tf.logicalAnd(finite, anyKept2);
     const stepped = this.sgd.step(theta, g2, gate);
@@ -93,6 +94,15 @@ export class SarAdapter extends Adapter {
       reset,
       nonFinite: tf.logicalNot(finite),
     });
+  }
+
+  /**
+   * dLoss/dfeatures [rows, D] of a term on the pooled feature added to both
+   * SAR losses, each row weighted by `rowWeights` (a number n: n rows
+   * weighted 1/n); none in the paper's SAR. Inside tf.tidy.
+   */
+  protected featureGrad(_rowWeights: tf.Tensor1D | number): tf.Tensor2D | undefined {
+    return undefined;
   }
 
   protected override stateTensors(): Map<string, tf.Variable> {

@@ -1,15 +1,19 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
-import { Adapter } from './adapter';
+import { Adapter, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
 
-/** No adaptation: the source model as it was trained. `reliable` uses SAR's E0 for comparison only. */
+/**
+ * No adaptation: the source model as it was trained (with `recenter`, its
+ * features re-centred before the head, still forward only). `reliable` uses
+ * SAR's E0 for comparison only.
+ */
 export class SourceAdapter extends Adapter {
   readonly method = 'source';
   protected override readonly adaptsAfterForward = false;
 
-  constructor(model: ViT) {
-    super(model, { skipLastBlocks: model.config.depth, includeFinalNorm: false }, 0);
+  constructor(model: ViT, opts: Pick<CommonOptions, 'recenter' | 'sourceStats'> = {}) {
+    super(model, { skipLastBlocks: model.config.depth, includeFinalNorm: false }, 0, 0.9, opts);
   }
 
   protected firstFilter(entropies: Float32Array): boolean[] {
@@ -19,5 +23,4 @@ export class SourceAdapter extends Adapter {
   protected override adapt(): tf.Tensor {
     throw new Error('source never adapts');
   }
-
 }

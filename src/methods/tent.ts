@@ -23,7 +23,7 @@ export class TentAdapter extends Adapter {
   readonly clipNorm: number;
 
   constructor(model: ViT, opts: TentOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum);
+    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum, opts);
     this.clipNorm = opts.clipNorm ?? Infinity;
   }
 
@@ -32,7 +32,8 @@ export class TentAdapter extends Adapter {
   }
 
   protected override firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats: tf.Tensor } {
-    const { logits, tape } = this.model.fast.forward(x, this.model.param, true);
+    const { logits, features, tape } = this.forwardAt(x, this.model.param, true);
+    this.recentering?.observe(features, logits);
     const { loss, dLogits } = entropyLoss(logits, { mean: true });
     let g = this.flatGrad(tape!, dLogits);
     const gradNorm = flatNorm(g);

@@ -1,4 +1,4 @@
-export type MethodName = 'sar' | 'tent' | 'eata' | 'deyo' | 'source';
+export type MethodName = 'sar' | 'sar-align' | 'tent' | 'eata' | 'deyo' | 'source';
 
 /** What happened to the model because of one step's samples. */
 export interface UpdateReport {

@@ -158,6 +158,7 @@ export class FastViT {
   /** LayerNorm, its backward, GELU's backward and the softmax backward as fused kernels: host-kernels.ts on wasm/cpu, gpu-kernels.ts on webgpu. */
   readonly fused: boolean;
   private readonly onesRows = new Map<number, tf.Tensor2D>();
+  private headEye: tf.Tensor2D | undefined;
   /** Where flatBackward puts each norm's gradients, by layout. */
   private readonly flatSlots = new WeakMap<GradientLayout, { slots: number[]; first: number } | null>();
   private disposed = false;
@@ -215,9 +216,11 @@ export class FastViT {
    * scale/shift from `norm` (e.g. SAM's perturbed values). With `save`, also
    * the tape for `backward`. `sameImages`, the tape of an earlier forward on
    * these very images, lends its patch embedding (SAM's second forward
-   * changes only the norms). Call inside tf.tidy; tape.keep() to use it later.
+   * changes only the norms). Also returns `features`, the pooled feature
+   * [B, D] the head reads (after the final norm), for methods that align it.
+   * Call inside tf.tidy; tape.keep() to use it later.
    */
-  forward(images: tf.Tensor4D, norm: NormLookup, save = false, sameImages?: FastTape): { logits: tf.Tensor2D; tape?: FastTape } {
+  forward(images: tf.Tensor4D, norm: NormLookup, save = false, sameImages?: FastTape): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: FastTape } {
     if (this.disposed) throw new Error('FastViT used after dispose()');
     const cfg = this.config;
     const { width: D, patchSize: P } = cfg;
@@ -276,7 +279,7 @@ export class FastViT {
       if (tape) tape.final = n.saved!;
     }
     const logits = this.linear(pooled, this.head);
-    return tape ? { logits, tape } : { logits };
+    return tape ? { logits, features: pooled, tape } : { logits, features: pooled };
   }
 
   /**
@@ -285,9 +288,11 @@ export class FastViT {
    * adapter's methods/flat.ts layout), as one host kernel (host-kernels.ts's WildttaBackward) where it
    * applies: the host path, batch 1, token pooling, only block norms and the
    * final norm adapted, at least one block norm among them. Elsewhere
-   * undefined, and the caller takes `backward`. Inside tf.tidy.
+   * undefined, and the caller takes `backward`. `dFeatures` [B, D] adds a
+   * gradient with respect to the pooled feature (a loss on `features`).
+   * Inside tf.tidy.
    */
-  flatBackward(tape: FastTape, dLogits: tf.Tensor2D, layout: GradientLayout): tf.Tensor1D | undefined {
+  flatBackward(tape: FastTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D | undefined {
     const cfg = this.config;
     if (!this.host || tape.batch !== 1 || cfg.pool !== 'token' || tape.final?.kind !== 'stats') return undefined;
     let placed = this.flatSlots.get(layout);
@@ -297,7 +302,15 @@ export class FastViT {
     }
     if (!placed) return undefined;
     const { slots, first } = placed;
-    const inputs: Record<string, tf.Tensor> = { dLogits, headW: this.head.w, 'final.x': tape.final.x, 'final.s': tape.final.stats, 'final.g': tape.final.gamma };
+    // dPooled = dLogits·W_head + dFeatures is one product of [dLogits, dFeatures] with [W_head; I].
+    const withFeatures = dFeatures !== undefined;
+    const inputs: Record<string, tf.Tensor> = {
+      dLogits: withFeatures ? tf.concat([dLogits, dFeatures], 1) : dLogits,
+      headW: withFeatures ? this.headWithIdentity() : this.head.w,
+      'final.x': tape.final.x,
+      'final.s': tape.final.stats,
+      'final.g': tape.final.gamma,
+    };
     for (let i = first; i < cfg.depth; i++) {
       const s = tape.blocks[i]!;
       const w = this.blocks[i]!;
@@ -340,9 +353,9 @@ export class FastViT {
    * Gradients of a loss with respect to the scale/shift named in `wanted`
    * (timm names, e.g. 'blocks.0.norm1.weight'), given dLoss/dlogits [B,
    * classes] and the tape of the forward that made those logits. Stops at the
-   * lowest wanted norm. Inside tf.tidy.
+   * lowest wanted norm. `dFeatures` as in flatBackward. Inside tf.tidy.
    */
-  backward(tape: FastTape, dLogits: tf.Tensor2D, wanted: ReadonlySet<string>): Map<string, tf.Tensor1D> {
+  backward(tape: FastTape, dLogits: tf.Tensor2D, wanted: ReadonlySet<string>, dFeatures?: tf.Tensor2D): Map<string, tf.Tensor1D> {
     const cfg = this.config;
     const D = cfg.width;
     const B = tape.batch;
@@ -360,7 +373,8 @@ export class FastViT {
     }
 
     const fn = this.finalNormName;
-    const dPooled = tf.matMul(dLogits, this.head.w);
+    const fromHead = tf.matMul(dLogits, this.head.w);
+    const dPooled = dFeatures ? (tf.add(fromHead, dFeatures) as tf.Tensor2D) : fromHead;
     let dx: tf.Tensor2D;
     if (lowest === cfg.depth) {
       // Only the final norm adapts: its gradient needs nothing below it.
@@ -407,9 +421,16 @@ export class FastViT {
     return grads;
   }
 
+  /** [W_head; I_D], [classes + D, D], made once. */
+  private headWithIdentity(): tf.Tensor2D {
+    this.headEye ??= tf.tidy(() => tf.keep(tf.concat([this.head.w, tf.eye(this.config.width)], 0)));
+    return this.headEye;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.headEye?.dispose();
     const lins = [this.head, ...this.blocks.flatMap((b) => [b.qkv, b.proj, b.fc1, b.fc2])];
     tf.dispose([this.patchK, this.patchPos, this.clsPos, ...lins.flatMap((l) => (l.wT ? [l.w, l.wT, l.b] : [l.w, l.b]))]);
     this.blocks.length = 0;

@@ -1,0 +1,72 @@
+export interface CollapseWatchOptions {
+  /**
+   * Reset when the moving share of the most-predicted class exceeds this
+   * (default 0.9; 1 turns it off). A label-shifted stream changes its
+   * majority class every block; a collapsed model keeps one for hundreds of
+   * frames.
+   */
+  oneClassShare?: number;
+  /**
+   * Reset when the moving mean of the prediction entropy exceeds this
+   * fraction of ln C (default 0.8; 1 turns it off): a model that has
+   * become unsure of everything passes no reliable filter, so without this
+   * it would never update its way out again.
+   */
+  highEntropyFraction?: number;
+  /** Decay of both moving averages (default 0.99: a horizon of about 100 frames). */
+  collapseDecay?: number;
+  /** Frames after a start or reset before either rule may fire (default 200). */
+  collapseWarmup?: number;
+}
+
+/**
+ * Watches the predictions for the two collapses SAR's recovery does not see
+ * (SAR resets on a *low*-entropy EMA): one class for everything, or high
+ * entropy everywhere. CPU only, from the values a step reads anyway.
+ */
+export class CollapseWatch {
+  readonly oneClassShare: number;
+  readonly highEntropy: number;
+  readonly decay: number;
+  readonly warmup: number;
+  private share: Float64Array;
+  private entropy = 0;
+  private frames = 0;
+
+  constructor(
+    readonly numClasses: number,
+    o: CollapseWatchOptions = {},
+  ) {
+    this.oneClassShare = o.oneClassShare ?? 0.9;
+    this.highEntropy = (o.highEntropyFraction ?? 0.8) * Math.log(numClasses);
+    this.decay = o.collapseDecay ?? 0.99;
+    this.warmup = o.collapseWarmup ?? 200;
+    this.share = new Float64Array(numClasses);
+  }
+
+  /** Folds one step's predictions in; true when the model looks collapsed (and the watch restarts). */
+  observe(classes: ArrayLike<number>, entropies: ArrayLike<number>): boolean {
+    const d = this.decay;
+    for (let b = 0; b < classes.length; b++) {
+      const e = entropies[b]!;
+      if (!Number.isFinite(e)) continue;
+      for (let c = 0; c < this.numClasses; c++) this.share[c]! *= d;
+      this.share[classes[b]!]! += 1 - d;
+      this.entropy = d * this.entropy + (1 - d) * e;
+      this.frames++;
+    }
+    if (this.frames < this.warmup) return false;
+    // Bias-corrected: the averages start at zero.
+    const norm = 1 - d ** this.frames;
+    const top = Math.max(...this.share) / norm;
+    const collapsed = (this.oneClassShare < 1 && top > this.oneClassShare) || (this.highEntropy < Math.log(this.numClasses) && this.entropy / norm > this.highEntropy);
+    if (collapsed) this.clear();
+    return collapsed;
+  }
+
+  clear(): void {
+    this.share.fill(0);
+    this.entropy = 0;
+    this.frames = 0;
+  }
+}

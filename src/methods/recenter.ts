@@ -1,0 +1,107 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ViT } from '../model/vit';
+import type { SourceStats } from '../model/source-stats';
+import { pick } from './gate';
+
+export interface RecenterOptions {
+  /**
+   * Decay of each class's running feature mean (default 0.9: the probe in
+   * issue 14 found it never more than 1.1 points below no adaptation under
+   * label shift; confirmed on the extra corruptions by `npm run bench:tune`).
+   */
+  decay?: number;
+}
+
+/**
+ * Class-balanced feature re-centering, a batch-size-1 stand-in for the batch
+ * statistics a LayerNorm model lacks (the feature-shift step of FOA, ICML
+ * 2024, and NEO's re-centring, 2025). The head reads f − μ̂ + μ_src instead of
+ * the pooled feature f, where μ_src is the source's class-balanced feature
+ * mean and μ̂ the test stream's: the average over classes of a running mean
+ * per predicted class, each started at that class's source mean. Averaging
+ * over classes keeps a one-class block of a label-shifted stream from
+ * dragging μ̂ to that class (a plain running mean does: 80.3 → 24.1 in the
+ * issue's probe).
+ *
+ * The head is linear, so the shift is a constant added to the logits:
+ * W·(f − μ̂ + μ_src) + b = W·f + b + W·(μ_src − μ̂). It needs no gradient
+ * (μ̂ is a statistic of past frames) and leaves dLoss/dlogits, and so every
+ * backward, as it is: forward only, one small product per step.
+ */
+export class FeatureRecentering {
+  readonly decay: number;
+  /** Running feature mean per predicted class, [C, D]. */
+  readonly classMeans: tf.Variable;
+  /** W·(μ_src − μ̂) [1, C], the logit shift, kept in step with classMeans. */
+  readonly offset: tf.Variable;
+  private readonly sourceClassMeans: tf.Tensor2D;
+  private readonly sourceMean: tf.Tensor1D;
+  /** head.weight [C, D]. */
+  private readonly headWeight: tf.Tensor2D;
+
+  constructor(model: ViT, stats: SourceStats, o: RecenterOptions = {}) {
+    const { numClasses: C, width: D } = model.config;
+    if (stats.numClasses !== C || stats.width !== D) {
+      throw new RangeError(`source statistics are for ${stats.numClasses} classes × width ${stats.width}, the model has ${C} × ${D}`);
+    }
+    this.decay = o.decay ?? 0.9;
+    if (!(this.decay >= 0 && this.decay < 1)) throw new RangeError(`recenter decay must be in [0, 1), got ${this.decay}`);
+    this.headWeight = model.param('head.weight') as tf.Tensor2D;
+    this.sourceClassMeans = tf.tensor2d(stats.classMeans, [C, D]);
+    this.sourceMean = tf.tidy(() => tf.mean(this.sourceClassMeans, 0) as tf.Tensor1D);
+    this.classMeans = tf.variable(this.sourceClassMeans, false);
+    this.offset = tf.variable(tf.zeros([1, C]), false);
+  }
+
+  /** The class-balanced test mean μ̂ [D]. Inside tf.tidy. */
+  testMean(): tf.Tensor1D {
+    return tf.mean(this.classMeans, 0) as tf.Tensor1D;
+  }
+
+  /** μ_src [D]. */
+  get source(): tf.Tensor1D {
+    return this.sourceMean;
+  }
+
+  /** Logits as the head would give them for the re-centred feature. Inside tf.tidy. */
+  apply(logits: tf.Tensor2D): tf.Tensor2D {
+    return tf.add(logits, this.offset) as tf.Tensor2D;
+  }
+
+  /**
+   * Folds this step's features [B, D] into the running mean of the class each
+   * was predicted as (from the re-centred `logits`), after the prediction: a
+   * frame is classified with what the frames before it said. Frames with a
+   * non-finite feature change nothing. Inside tf.tidy.
+   */
+  observe(features: tf.Tensor2D, logits: tf.Tensor2D): void {
+    const C = this.classMeans.shape[0]!;
+    const onehot = tf.oneHot(tf.argMax(logits, 1), C).toFloat() as tf.Tensor2D;
+    const counts = tf.sum(onehot, 0);
+    const batchMeans = tf.div(tf.matMul(onehot, features, true, false), tf.expandDims(tf.maximum(counts, 1), 1));
+    const moved = tf.add(tf.mul(this.classMeans, this.decay), tf.mul(batchMeans, 1 - this.decay));
+    const seen = tf.broadcastTo(tf.expandDims(tf.greater(counts, 0), 1), this.classMeans.shape);
+    const updated = tf.where(seen, moved, this.classMeans) as tf.Tensor2D;
+    const finite = tf.all(tf.isFinite(features));
+    this.classMeans.assign(pick(finite, updated, this.classMeans as tf.Tensor as tf.Tensor2D));
+    this.refreshOffset();
+  }
+
+  /** Back to the source class means (no shift). */
+  clear(): void {
+    tf.tidy(() => {
+      this.classMeans.assign(this.sourceClassMeans);
+      this.refreshOffset();
+    });
+  }
+
+  /** Recomputes the logit shift from classMeans (after an import). Inside tf.tidy. */
+  refreshOffset(): void {
+    const delta = tf.reshape(tf.sub(this.sourceMean, this.testMean()), [1, -1]);
+    this.offset.assign(tf.matMul(delta, this.headWeight, false, true));
+  }
+
+  dispose(): void {
+    tf.dispose([this.classMeans, this.offset, this.sourceClassMeans, this.sourceMean]);
+  }
+}

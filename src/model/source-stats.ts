@@ -1,0 +1,235 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ViTConfig } from './config';
+import { ModelFormatError } from './errors';
+import { readSafetensors, writeSafetensors } from './safetensors';
+import { block, layerNorm, patchEmbed, type ViT } from './vit';
+
+/**
+ * Source statistics: what a model's features look like on clean
+ * in-distribution images, the reference that feature alignment pulls the test
+ * stream toward (FOA, ICML 2024; NEO, 2025). Small (a few KB) and versioned,
+ * it sits beside the weights as `source-stats.safetensors`:
+ *
+ * - `feature_mean`, `feature_var` [D]: the pooled feature the head reads
+ *   (after the final norm), over all images;
+ * - `class_means` [C, D], `class_counts` [C]: that feature's mean per class
+ *   (the images' labels, or the model's own prediction when none are given);
+ * - `layer_means`, `layer_vars` [depth, D]: the class token leaving each
+ *   block (mean-pooled patch tokens for a model without token pooling);
+ * - metadata `wildtta.source_stats`: format, version, the images' count and
+ *   where they came from, the model's architecture and sizes.
+ */
+export interface SourceStats {
+  version: 1;
+  numClasses: number;
+  width: number;
+  depth: number;
+  /** How many images the statistics were computed from. */
+  count: number;
+  /** Where the images came from, in words (dataset, split, indices). */
+  provenance: string;
+  /** Whether class means come from true labels or from the model's predictions. */
+  labels: 'true' | 'predicted';
+  architecture?: string;
+  featureMean: Float32Array;
+  featureVar: Float32Array;
+  classMeans: Float32Array;
+  classCounts: Float32Array;
+  layerMeans: Float32Array;
+  layerVars: Float32Array;
+}
+
+export const SOURCE_STATS_FILE = 'source-stats.safetensors';
+export const SOURCE_STATS_METADATA_KEY = 'wildtta.source_stats';
+const FORMAT = 'wildtta-source-stats';
+
+/** Serializes source statistics as a safetensors file. */
+export function writeSourceStats(s: SourceStats): Uint8Array {
+  const { numClasses: C, width: D, depth: L } = s;
+  const meta = { format: FORMAT, version: s.version, count: s.count, provenance: s.provenance, labels: s.labels, architecture: s.architecture, numClasses: C, width: D, depth: L };
+  return writeSafetensors(
+    [
+      ['feature_mean', { shape: [D], values: s.featureMean }],
+      ['feature_var', { shape: [D], values: s.featureVar }],
+      ['class_means', { shape: [C, D], values: s.classMeans }],
+      ['class_counts', { shape: [C], values: s.classCounts }],
+      ['layer_means', { shape: [L, D], values: s.layerMeans }],
+      ['layer_vars', { shape: [L, D], values: s.layerVars }],
+    ],
+    { [SOURCE_STATS_METADATA_KEY]: JSON.stringify(meta) },
+  );
+}
+
+/**
+ * Reads and validates a source-statistics file against the model it is for.
+ * Anything off (not safetensors, another format or version, a missing or
+ * mis-shaped tensor, a non-finite value, a negative variance, a count of
+ * zero) throws ModelFormatError naming it.
+ */
+export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<ViTConfig, 'numClasses' | 'width' | 'depth'>): SourceStats {
+  let file: ReturnType<typeof readSafetensors>;
+  try {
+    file = readSafetensors(bytes);
+  } catch (e) {
+    if (e instanceof ModelFormatError) throw new ModelFormatError(`source statistics: ${e.message}`, e.tensor);
+    throw e;
+  }
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(file.metadata[SOURCE_STATS_METADATA_KEY] ?? 'null') ?? {};
+  } catch {
+    throw new ModelFormatError(`source statistics: metadata ${SOURCE_STATS_METADATA_KEY} is not valid JSON`);
+  }
+  if (meta.format !== FORMAT) throw new ModelFormatError(`source statistics: not a ${FORMAT} file (metadata ${SOURCE_STATS_METADATA_KEY} missing or of another format)`);
+  if (meta.version !== 1) throw new ModelFormatError(`source statistics: unsupported version ${String(meta.version)} (this build reads version 1)`);
+  const count = meta.count;
+  if (typeof count !== 'number' || !(count >= 1)) throw new ModelFormatError(`source statistics: image count must be ≥ 1, got ${String(count)}`);
+  const { numClasses: C, width: D, depth: L } = config;
+  const want: Record<string, number[]> = {
+    feature_mean: [D],
+    feature_var: [D],
+    class_means: [C, D],
+    class_counts: [C],
+    layer_means: [L, D],
+    layer_vars: [L, D],
+  };
+  const get = (name: string): Float32Array => {
+    const t = file.tensors.get(name);
+    const shape = want[name]!;
+    if (!t) throw new ModelFormatError('source statistics lack this tensor', name);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new ModelFormatError(`shape [${t.shape.join(', ')}] does not fit the model (expected [${shape.join(', ')}]: ${C} classes, width ${D}, depth ${L})`, name);
+    }
+    for (let i = 0; i < t.values.length; i++) {
+      const v = t.values[i]!;
+      if (!Number.isFinite(v)) throw new ModelFormatError(`value ${i} is not finite`, name);
+      if ((name.endsWith('_var') || name.endsWith('_vars') || name === 'class_counts') && v < 0) throw new ModelFormatError(`value ${i} is negative (${v})`, name);
+    }
+    return t.values;
+  };
+  for (const name of file.tensors.keys()) if (!(name in want)) throw new ModelFormatError('unexpected tensor in source statistics', name);
+  return {
+    version: 1,
+    numClasses: C,
+    width: D,
+    depth: L,
+    count,
+    provenance: typeof meta.provenance === 'string' ? meta.provenance : '',
+    labels: meta.labels === 'true' ? 'true' : 'predicted',
+    ...(typeof meta.architecture === 'string' ? { architecture: meta.architecture } : {}),
+    featureMean: get('feature_mean'),
+    featureVar: get('feature_var'),
+    classMeans: get('class_means'),
+    classCounts: get('class_counts'),
+    layerMeans: get('layer_means'),
+    layerVars: get('layer_vars'),
+  };
+}
+
+/** The pooled feature [B, D] and each block's class-token (or mean patch-token) output [depth, B, D]. Inside tf.tidy. */
+function featuresOf(model: ViT, images: tf.Tensor4D): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
+  const cfg = model.config;
+  const p = model.param;
+  const B = images.shape[0];
+  const D = cfg.width;
+  const normalized = tf.div(tf.sub(images, cfg.mean), cfg.std) as tf.Tensor4D;
+  const patches = patchEmbed(normalized, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), cfg.patchSize);
+  let x = tf.add(tf.concat([tf.tile(p('cls_token'), [B, 1, 1]), patches], 1), p('pos_embed')) as tf.Tensor3D;
+  const N = x.shape[1];
+  const summary = (t: tf.Tensor3D) =>
+    (cfg.pool === 'token' ? tf.reshape(tf.slice(t, [0, 0, 0], [B, 1, D]), [B, D]) : tf.mean(tf.slice(t, [0, 1, 0], [B, N - 1, D]), 1)) as tf.Tensor2D;
+  const layers: tf.Tensor2D[] = [];
+  for (let i = 0; i < cfg.depth; i++) {
+    x = block(x, p, i, cfg);
+    layers.push(summary(x));
+  }
+  let pooled: tf.Tensor2D;
+  if (cfg.pool === 'token') pooled = tf.reshape(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 0, 0], [B, 1, D]), [B, D]);
+  else if (model.finalNorm === 'fc_norm') pooled = layerNorm(summary(x), p('fc_norm.weight'), p('fc_norm.bias'), cfg.normEps) as tf.Tensor2D;
+  else pooled = tf.mean(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
+  return { pooled, layers };
+}
+
+export interface ComputeSourceStatsOptions {
+  /** True labels of the images (one per image); without them the model's predictions group the class means. */
+  labels?: ArrayLike<number>;
+  /** Images per forward (default 100). */
+  batchSize?: number;
+  provenance?: string;
+  /** The model's architecture name, recorded in the file. */
+  architecture?: string;
+}
+
+/**
+ * Computes source statistics of `model` from clean in-distribution `images`
+ * [B, H, W, C] in [0, 1] (the model's own training distribution: a few
+ * hundred to a thousand images are enough). Sums run in float64 on the CPU.
+ */
+export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: ComputeSourceStatsOptions = {}): Promise<SourceStats> {
+  const cfg = model.config;
+  const { numClasses: C, width: D, depth: L } = cfg;
+  const B = images.shape[0];
+  if (B < 1) throw new RangeError('computeSourceStats needs at least one image');
+  if (o.labels && o.labels.length !== B) throw new RangeError(`labels has ${o.labels.length} entries for ${B} images`);
+  const batch = o.batchSize ?? 100;
+  const sum = new Float64Array(D);
+  const sq = new Float64Array(D);
+  const classSum = new Float64Array(C * D);
+  const counts = new Float64Array(C);
+  const layerSum = new Float64Array(L * D);
+  const layerSq = new Float64Array(L * D);
+  for (let start = 0; start < B; start += batch) {
+    const n = Math.min(batch, B - start);
+    const out = tf.tidy(() => {
+      const x = tf.slice(images, [start, 0, 0, 0], [n, -1, -1, -1]);
+      const { pooled, layers } = featuresOf(model, x);
+      const logits = tf.add(tf.matMul(pooled, model.param('head.weight'), false, true), model.param('head.bias'));
+      return [pooled, tf.argMax(logits, 1), tf.stack(layers)];
+    });
+    const [pooled, predicted, layers] = (await Promise.all(out.map((t) => t.data()))) as [Float32Array, Int32Array, Float32Array];
+    tf.dispose(out);
+    for (let b = 0; b < n; b++) {
+      const label = o.labels ? o.labels[start + b]! : predicted[b]!;
+      if (!(Number.isInteger(label) && label >= 0 && label < C)) throw new RangeError(`label ${label} of image ${start + b} is not a class of this model (0..${C - 1})`);
+      counts[label]!++;
+      for (let d = 0; d < D; d++) {
+        const v = pooled[b * D + d]!;
+        sum[d]! += v;
+        sq[d]! += v * v;
+        classSum[label * D + d]! += v;
+      }
+      for (let l = 0; l < L; l++) {
+        for (let d = 0; d < D; d++) {
+          const v = layers[(l * n + b) * D + d]!;
+          layerSum[l * D + d]! += v;
+          layerSq[l * D + d]! += v * v;
+        }
+      }
+    }
+  }
+  const featureMean = Float32Array.from(sum, (s) => s / B);
+  const featureVar = Float32Array.from(sq, (s, d) => Math.max(0, s / B - featureMean[d]! ** 2));
+  // A class no image fell into keeps the overall mean, so averaging class means stays defined.
+  const classMeans = Float32Array.from(classSum, (s, i) => {
+    const c = Math.floor(i / D);
+    return counts[c]! > 0 ? s / counts[c]! : featureMean[i % D]!;
+  });
+  const layerMeans = Float32Array.from(layerSum, (s) => s / B);
+  const layerVars = Float32Array.from(layerSq, (s, i) => Math.max(0, s / B - layerMeans[i]! ** 2));
+  return {
+    version: 1,
+    numClasses: C,
+    width: D,
+    depth: L,
+    count: B,
+    provenance: o.provenance ?? `${B} clean images`,
+    labels: o.labels ? 'true' : 'predicted',
+    ...(o.architecture ? { architecture: o.architecture } : {}),
+    featureMean,
+    featureVar,
+    classMeans,
+    classCounts: Float32Array.from(counts),
+    layerMeans,
+    layerVars,
+  };
+}
