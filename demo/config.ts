@@ -3,6 +3,7 @@
 import type { BackendChoice } from '../src/runtime/backend';
 import type { MethodName } from '../src/methods/types';
 import { CORRUPTION_NAMES } from '../src/runtime/corruption-names';
+import { CORRUPTION_REGIMES, DEFAULT_REGIME, type CorruptionRegime } from '../src/data/corruptions/regime';
 import tuning from '../bench/results/tuning.json';
 
 export type InputKind = 'camera' | 'stream';
@@ -14,6 +15,8 @@ export interface DemoConfig {
   /** 'none', a corruption name, 'cycle' or 'mixed'. */
   corruption: string;
   severity: number;
+  /** Whose corruption constants: 'imagenet64' (paper strength) or 'cifar' (mild). */
+  regime: CorruptionRegime;
   /** Frames per corruption in 'cycle' mode. */
   cycle: number;
   method: MethodName;
@@ -56,6 +59,7 @@ export const DEFAULTS: DemoConfig = {
   input: 'camera',
   corruption: 'gaussian_noise',
   severity: 5,
+  regime: DEFAULT_REGIME,
   cycle: 150,
   method: 'sar',
   lr: null,
@@ -86,6 +90,7 @@ export function readConfig(search: string): DemoConfig {
     input: oneOf(p.get('input'), ['camera', 'stream'] as const, DEFAULTS.input),
     corruption: corruption !== null && (corruption === 'none' || corruption === 'cycle' || corruption === 'mixed' || CORRUPTION_NAMES.includes(corruption)) ? corruption : DEFAULTS.corruption,
     severity: intIn(p.get('severity'), 1, 5, DEFAULTS.severity),
+    regime: oneOf(p.get('regime'), CORRUPTION_REGIMES, DEFAULTS.regime),
     cycle: intIn(p.get('cycle'), 10, 5000, DEFAULTS.cycle),
     method: oneOf(p.get('method'), METHODS, DEFAULTS.method),
     lr: Number.isFinite(lr) && lr >= 0 ? lr : null,

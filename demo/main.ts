@@ -10,6 +10,7 @@ import { fetchLabeledImages, FASHION_MNIST_CLASSES, type LabeledImages } from '.
 import { splitPools } from '../src/data/streams';
 import { mulberry32, shuffle } from '../src/data/random';
 import { EXTRA_CORRUPTION_NAMES as EXTRA_CORRUPTIONS, TEST_CORRUPTION_NAMES as CORRUPTIONS } from '../src/runtime/corruption-names';
+import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 import { LivePlot, Markers, RollingRate } from './charts';
 import { DEFAULTS, METHOD_NAMES, readConfig, tunedOptions, writeConfig, type DemoConfig, type InputKind } from './config';
 
@@ -164,10 +165,12 @@ function fillControls(): void {
   const time = Object.assign(document.createElement('optgroup'), { label: 'changing over time' });
   time.append(opt('cycle', 'cycle through the 15, in turn'), opt('mixed', 'mixed: a random one per frame'));
   corruption.append(test, extra, time);
+  $<HTMLSelectElement>('regime').append(...CORRUPTION_REGIMES.map((r) => opt(r, REGIME_LABELS[r])));
 
   for (const el of document.querySelectorAll<HTMLInputElement>('input[name=input]')) el.checked = el.value === config.input;
   corruption.value = config.corruption;
   $<HTMLInputElement>('severity').value = String(config.severity);
+  $<HTMLSelectElement>('regime').value = config.regime;
   $<HTMLInputElement>('cycle').value = String(config.cycle);
   $<HTMLSelectElement>('method').value = config.method;
   $<HTMLInputElement>('lr').value = String(config.lr ?? tunedOptions(config.method).lr);
@@ -221,6 +224,10 @@ function wireControls(): void {
   });
   $<HTMLInputElement>('severity').addEventListener('input', (e) => {
     config.severity = Number((e.target as HTMLInputElement).value);
+    syncControlClasses();
+  });
+  $<HTMLSelectElement>('regime').addEventListener('change', (e) => {
+    config.regime = (e.target as HTMLSelectElement).value as CorruptionRegime;
     syncControlClasses();
   });
   $<HTMLInputElement>('cycle').addEventListener('change', (e) => {
@@ -519,13 +526,13 @@ function frameSeed(n: number): number {
   return (Math.imul(config.seed + 1, 0x9e3779b1) ^ Math.imul(n + 1, 0x85ebca6b)) >>> 0;
 }
 
-function corruptionFor(n: number): { name: string; severity: number; seed: number } | null {
+function corruptionFor(n: number): { name: string; severity: number; seed: number; regime: CorruptionRegime } | null {
   const c = config.corruption;
   if (c === 'none') return null;
   let name = c;
   if (c === 'cycle') name = CORRUPTIONS[Math.floor(n / config.cycle) % CORRUPTIONS.length]!;
   else if (c === 'mixed') name = CORRUPTIONS[Math.floor(mulberry32(frameSeed(n) ^ 0x5bd1e995)() * CORRUPTIONS.length)]!;
-  return { name, severity: config.severity, seed: frameSeed(n) };
+  return { name, severity: config.severity, seed: frameSeed(n), regime: config.regime };
 }
 
 let video: HTMLVideoElement | undefined;
