@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendName } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
-import { CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, corrupt } from '../src/data/corruptions';
+import { CORRUPTIONS, DEFAULT_REGIME, EXTRA_CORRUPTIONS, SEVERITIES, corrupt, type CorruptionRegime } from '../src/data/corruptions';
 import { FASHION_MNIST_CLASSES, fetchLabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { mulberry32 } from '../src/data/random';
@@ -18,6 +18,8 @@ export interface GridOptions {
   source: GridSource;
   /** Seed passed to corrupt(). */
   seed: number;
+  /** Whose constants (default imagenet64, make_imagenet_64_c.py; cifar: make_cifar_c.py). */
+  regime?: CorruptionRegime;
   /** Only these corruptions (default all 19). */
   names?: string[];
 }
@@ -379,10 +381,12 @@ async function renderGrid(o: GridOptions): Promise<GridResult> {
   g.fillStyle = '#111';
   g.textAlign = 'left';
   g.font = `bold 13px ${FONT}`;
-  g.fillText('ImageNet-C corruptions (src/data/corruptions), severities 1–5', 6, 11);
+  const regime = o.regime ?? DEFAULT_REGIME;
+  const script = regime === 'cifar' ? 'make_cifar_c.py' : 'make_imagenet_64_c.py';
+  g.fillText(`ImageNet-C corruptions (src/data/corruptions), severities 1–5, regime ${regime}`, 6, 11);
   g.font = `12px ${FONT}`;
   g.fillStyle = '#333';
-  g.fillText(`${title}; seed ${o.seed}; tfjs ${report.backend} backend`, 6, 28);
+  g.fillText(`${title}; constants of ${script}; seed ${o.seed}; tfjs ${report.backend} backend`, 6, 28);
   const colX = (j: number) => LABEL_W + j * (tileW + GAP);
   const headY = TITLE_H + HEAD_H / 2;
   g.font = `bold 12px ${FONT}`;
@@ -425,7 +429,7 @@ async function renderGrid(o: GridOptions): Promise<GridResult> {
       const diffs: number[] = [];
       let bad = 0;
       for (const s of SEVERITIES) {
-        const out = corrupt(image, name, s, o.seed);
+        const out = corrupt(image, name, s, o.seed, { regime });
         const v = (await out.data()) as Float32Array;
         out.dispose();
         let sum = 0;

@@ -4,9 +4,11 @@
 // nearest-neighbour) and (b) a procedurally drawn landscape (no downloaded
 // assets), and screenshots each grid as one PNG: bench/results/corruptions-fmnist.png
 // and bench/results/corruptions-scene.png. Prints, per corruption, the time
-// taken and the mean |corrupted − clean| at each severity.
+// taken and the mean |corrupted − clean| at each severity. --regime picks the
+// constants: imagenet64 (make_imagenet_64_c.py, the default, as the committed
+// PNGs) or cifar (make_cifar_c.py, mild).
 //
-//   npm run corruptions:grid -- [--seed 1] [--index 0] [--scale 4] [--scene 96x72] [--scene-scale 1]
+//   npm run corruptions:grid -- [--regime imagenet64] [--seed 1] [--index 0] [--scale 4] [--scene 96x72] [--scene-scale 1]
 //                               [--scene-seed 7] [--backend cpu] [--only fmnist,scene] [--corruptions glass_blur,fog]
 //                               [--out bench/results]
 //
@@ -19,9 +21,11 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { shutdown, withPage } from '../e2e/support/session';
 import type { GridOptions, GridResult, GridSource } from './corruption-grid-page';
+import { CORRUPTION_REGIMES, DEFAULT_REGIME, isCorruptionRegime } from '../src/data/corruptions/regime';
 
 const { values: args } = parseArgs({
   options: {
+    regime: { type: 'string', default: DEFAULT_REGIME },
     seed: { type: 'string', default: '1' },
     index: { type: 'string', default: '0' },
     scale: { type: 'string', default: '4' },
@@ -36,6 +40,8 @@ const { values: args } = parseArgs({
 });
 
 const MAX_BYTES = 1.5 * 1024 * 1024;
+const regime = args.regime;
+if (!isCorruptionRegime(regime)) throw new Error(`--regime: unknown regime '${regime}' (${CORRUPTION_REGIMES.join(', ')})`);
 const [sceneW, sceneH] = args.scene.split('x').map(Number) as [number, number];
 const sources: Record<string, GridSource> = {
   fmnist: { kind: 'fmnist', dataUrl: '/data/fashion-mnist/', index: Number(args.index), scale: Number(args.scale) },
@@ -53,7 +59,7 @@ try {
     const result = await withPage(
       async (h) => {
         await h.page.waitForFunction('window.wildttaCorruptionGrid !== undefined', undefined, { timeout: 120_000 });
-        const o: GridOptions = { backend: args.backend as GridOptions['backend'], source, seed: Number(args.seed), ...(args.corruptions ? { names: args.corruptions.split(',') } : {}) };
+        const o: GridOptions = { backend: args.backend as GridOptions['backend'], source, seed: Number(args.seed), regime, ...(args.corruptions ? { names: args.corruptions.split(',') } : {}) };
         const r = (await h.page.evaluate(`window.wildttaCorruptionGrid.render(${JSON.stringify(o)})`)) as GridResult;
         await h.page.setViewportSize({ width: r.width, height: r.height });
         await h.page.locator('#grid').screenshot({ path: png });

@@ -54,7 +54,7 @@ import { fog, frost, snow, spatter } from './weather';
 
 export { jpegRoundTrip, lumaTable, chromaTable } from './jpeg';
 export {
-  CORRUPTION_REGIMES, DEFAULT_REGIME, REFERENCE_SIDE, REGIME_LABELS, isCorruptionRegime, type CorruptionRegime,
+  CORRUPTION_REGIMES, DEFAULT_REGIME, REFERENCE_SIDE, REGIME_LABELS, isCorruptionRegime, resolveRegime, type CorruptionRegime,
 } from './regime';
 
 /** The 15 test corruptions, in the benchmark's order. */
