@@ -7,6 +7,7 @@ import { grayBatch } from '../src/data/images';
 import type { Stream } from '../src/data/streams';
 import { createAdapter, estimateFisher, type AdapterOptions } from '../src/methods';
 import { selectNormParams } from '../src/methods/params';
+import type { SourceStats } from '../src/model/source-stats';
 
 export type CorruptFn = (x: tf.Tensor4D, name: string, severity: number, seed: number) => tf.Tensor4D;
 
@@ -51,6 +52,8 @@ export interface RunStreamOptions {
   /** How many clean images EATA's Fisher uses (default 500). */
   fisherCount?: number;
   trace?: boolean;
+  /** The model's source statistics, given to every method (those that re-centre or align use them). */
+  sourceStats?: SourceStats;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -78,7 +81,8 @@ export async function runStream(o: RunStreamOptions): Promise<StreamScore> {
   let done = 0;
   const total = stream.items.length;
   for (const seg of stream.segments) {
-    const adapter = await createAdapter(model, fisher ? ({ ...o.method, fisher } as AdapterOptions) : o.method);
+    const extra = { ...(fisher ? { fisher } : {}), ...(o.sourceStats ? { sourceStats: o.sourceStats } : {}) };
+    const adapter = await createAdapter(model, { ...o.method, ...extra } as AdapterOptions);
     const record = (step: number, gradNorm: number, reset: boolean) => {
       if (!trace) return;
       trace.gradNorm[seg.start + step] = gradNorm;

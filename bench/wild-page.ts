@@ -6,6 +6,8 @@ import type { ViT } from '../src/model/vit';
 import { fetchLabeledImages, type LabeledImages } from '../src/data/idx';
 import { labelShiftStream, mixedStream, perCorruptionStream, splitPools, type Stream } from '../src/data/streams';
 import { corrupt } from '../src/data/corruptions';
+import type { CorruptionRegime } from '../src/data/corruptions/regime';
+import { readSourceStats, SOURCE_STATS_FILE, type SourceStats } from '../src/model/source-stats';
 import type { AdapterOptions } from '../src/methods';
 import { runStream, type StreamScore } from './run-stream';
 
@@ -18,6 +20,8 @@ export interface WildRun {
   scenario: Scenario;
   corruptions: string[];
   severity: number;
+  /** Corruption constants (default imagenet64). */
+  regime?: CorruptionRegime;
   perCorruption: number;
   seed: number;
   method: AdapterOptions;
@@ -27,7 +31,7 @@ export interface WildRun {
   trace?: boolean;
 }
 
-let loaded: { key: string; model: ViT; data: LabeledImages; backend: string } | undefined;
+let loaded: { key: string; model: ViT; data: LabeledImages; backend: string; sourceStats: SourceStats | undefined } | undefined;
 
 async function prepare(run: WildRun) {
   const key = `${run.backend}|${run.modelUrl}|${run.dataUrl}`;
@@ -36,7 +40,10 @@ async function prepare(run: WildRun) {
   const report = await initBackend(run.backend, { wasmPaths: WASM_PATHS });
   const model = await loadViT(run.modelUrl);
   const data = await fetchLabeledImages(run.dataUrl);
-  loaded = { key, model, data, backend: report.backend };
+  // The model's source statistics, beside its weights, for the methods that re-centre or align.
+  const statsResponse = await fetch(`${run.modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`);
+  const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model.config) : undefined;
+  loaded = { key, model, data, backend: report.backend, sourceStats };
   return loaded;
 }
 
@@ -53,7 +60,7 @@ export function buildStream(labels: Uint8Array, numClasses: number, run: WildRun
 }
 
 async function runWild(run: WildRun): Promise<StreamScore & { backend: string }> {
-  const { model, data, backend } = await prepare(run);
+  const { model, data, backend, sourceStats } = await prepare(run);
   const { stream, clean } = buildStream(data.labels, model.config.numClasses, run);
   const report = (window as unknown as { wildttaProgress?: (done: number, total: number) => void }).wildttaProgress;
   const score = await runStream({
@@ -61,7 +68,8 @@ async function runWild(run: WildRun): Promise<StreamScore & { backend: string }>
     images: data,
     stream,
     method: run.method,
-    corrupt: (x, name, severity, seed) => corrupt(x, name, severity, seed),
+    corrupt: (x, name, severity, seed) => corrupt(x, name, severity, seed, { regime: run.regime ?? 'imagenet64' }),
+    ...(sourceStats ? { sourceStats } : {}),
     cleanIndices: clean,
     fisherCount: run.fisherCount,
     trace: run.trace,

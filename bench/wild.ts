@@ -18,8 +18,10 @@ import type { StreamScore } from './run-stream';
 import type { Scenario, WildRun } from './wild-page';
 import type { ChartSpec } from './plot-page';
 import { machineLine, pct, writeSection } from './report';
+import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 
-export const METHODS = ['source', 'tent', 'eata', 'sar', 'deyo'] as const;
+/** Benchmark entries: the methods, plus `recenter` (no adaptation with re-centred features, sar-align's forward-only part). */
+export const METHODS = ['source', 'recenter', 'tent', 'eata', 'sar', 'deyo', 'sar-align'] as const;
 export const SCENARIOS: readonly Scenario[] = ['per-corruption', 'mixed', 'label-shift'];
 
 export interface WildBenchOptions {
@@ -30,6 +32,8 @@ export interface WildBenchOptions {
   corruptions: string[];
   perCorruption: number;
   severity: number;
+  /** Corruption constants (default imagenet64). */
+  regime?: CorruptionRegime;
   outDir: string;
   /** Per-method options (lr etc.), e.g. the tuning's choice. */
   methodOptions: Record<string, AdapterOptions>;
@@ -48,6 +52,8 @@ export interface WildRunRecord {
   method: string;
   seed: number;
   backend: string;
+  /** Absent in records from before the regimes (they ran the cifar constants). */
+  regime?: CorruptionRegime;
   options: AdapterOptions;
   score: StreamScore;
 }
@@ -59,7 +65,7 @@ const DATA_URL = '/data/fashion-mnist/';
 export function loadMethodOptions(file = 'bench/results/tuning.json'): Record<string, AdapterOptions> {
   const chosen: Record<string, AdapterOptions> = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { chosen: Record<string, AdapterOptions> }).chosen : {};
   const out: Record<string, AdapterOptions> = {};
-  for (const m of METHODS) out[m] = chosen[m] ?? ({ method: m } as AdapterOptions);
+  for (const m of METHODS) out[m] = m === 'recenter' ? { method: 'source', recenter: true } : (chosen[m] ?? ({ method: m } as AdapterOptions));
   return out;
 }
 
@@ -102,14 +108,19 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
   const records: WildRunRecord[] = [];
   let browser = '';
   const fileOf = (scenario: string, method: string, seed: number) => join(o.outDir, `${scenario}-${method.replace(/[^\w.-]+/g, '_')}-s${seed}.json`);
-  let jobs = o.scenarios.flatMap((scenario) => o.seeds.flatMap((seed) => o.methods.map((method) => ({ scenario, seed, method }))));
+  // Seed by seed, so a run cut short has every scenario and method at the first seeds.
+  let jobs = o.seeds.flatMap((seed) => o.scenarios.flatMap((scenario) => o.methods.map((method) => ({ scenario, seed, method }))));
   if (o.resume) {
     // A finished job's record is kept if it was run with the same options; the rest run again.
     jobs = jobs.filter(({ scenario, seed, method }) => {
       const file = fileOf(scenario, method, seed);
       if (!existsSync(file)) return true;
       const r = JSON.parse(readFileSync(file, 'utf8')) as WildRunRecord;
-      const same = JSON.stringify(r.options) === JSON.stringify(o.methodOptions[method] ?? { method }) && r.score.total === expectedTotal(scenario, o) && r.backend === backend;
+      const same =
+        JSON.stringify(r.options) === JSON.stringify(o.methodOptions[method] ?? { method }) &&
+        r.score.total === expectedTotal(scenario, o) &&
+        r.backend === backend &&
+        (r.regime ?? 'cifar') === (o.regime ?? 'imagenet64');
       if (same) {
         records.push(r);
         log(`${scenario} seed ${seed} ${method}: kept from ${file}`);
@@ -140,6 +151,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
             scenario,
             corruptions: o.corruptions,
             severity: o.severity,
+            regime: o.regime ?? 'imagenet64',
             perCorruption: o.perCorruption,
             seed,
             method: options,
@@ -149,7 +161,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
           const score = (await h.page.evaluate(`window.wildttaWild.run(${JSON.stringify(run)})`)) as StreamScore & { backend: string };
           if (process.stdout.isTTY && lanes === 1) process.stdout.write('\r');
           log(`${label} ${pct(score.accuracy)}% (${score.updates} updates, ${score.resets} resets, ${(score.ms / 1000).toFixed(0)} s)`);
-          const record: WildRunRecord = { scenario, method, seed, backend: score.backend, options, score };
+          const record: WildRunRecord = { scenario, method, seed, backend: score.backend, regime: o.regime ?? 'imagenet64', options, score };
           records.push(record);
           writeFileSync(fileOf(scenario, method, seed), `${JSON.stringify(record)}\n`);
         }
@@ -191,6 +203,26 @@ export function scenarioTable(records: WildRunRecord[], scenario: Scenario, meth
     if (runs.length === 0) return `| ${m} | ${corruptions.map(() => '–').join(' | ')} | – |`;
     const cell = (xs: number[]) => (xs.length > 1 ? `${pct(mean(xs))} ± ${pct(std(xs))}` : pct(mean(xs)));
     return `| ${m} | ${corruptions.map((c) => cell(runs.map((r) => r.per[c] ?? NaN))).join(' | ')} | **${cell(runs.map((r) => r.average))}** |`;
+  });
+  return [head, sep, ...rows].join('\n');
+}
+
+/** Each method's average over the corruptions per scenario (mean ± std over seeds), and its difference from no adaptation. */
+export function summaryTable(records: WildRunRecord[], scenarios: readonly Scenario[], methods: string[], corruptions: string[]): string {
+  const avgs = (scenario: Scenario, m: string) => records.filter((r) => r.scenario === scenario && r.method === m).sort((a, b) => a.seed - b.seed).map((r) => accuracyByCorruption(r, corruptions).average);
+  const head = `| method | ${scenarios.join(' | ')} |`;
+  const sep = `|---|${scenarios.map(() => '---').join('|')}|`;
+  const rows = methods.map((m) => {
+    const cells = scenarios.map((s) => {
+      const v = avgs(s, m);
+      if (v.length === 0) return '–';
+      const base = avgs(s, 'source');
+      // Paired by seed: the same stream with and without adaptation.
+      const diffs = base.length === v.length && m !== 'source' ? v.map((x, i) => x - base[i]!) : [];
+      const d = diffs.length ? ` (${mean(diffs) >= 0 ? '+' : ''}${pct(mean(diffs))}${diffs.length > 1 ? ` ± ${pct(std(diffs))}` : ''})` : '';
+      return `${pct(mean(v))}${v.length > 1 ? ` ± ${pct(std(v))}` : ''}${d}`;
+    });
+    return `| ${m} | ${cells.join(' | ')} |`;
   });
   return [head, sep, ...rows].join('\n');
 }
@@ -247,6 +279,7 @@ function parseCli() {
       methods: { type: 'string' },
       'per-corruption': { type: 'string' },
       severity: { type: 'string', default: '5' },
+      regime: { type: 'string', default: 'imagenet64' },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       parallel: { type: 'string', default: '1' },
@@ -259,7 +292,10 @@ function parseCli() {
 async function main(): Promise<void> {
   const a = parseCli();
   const quick = a.quick;
+  const regime = a.regime as CorruptionRegime;
+  if (!CORRUPTION_REGIMES.includes(regime)) throw new RangeError(`--regime must be one of ${CORRUPTION_REGIMES.join(', ')}, got ${a.regime}`);
   const o: WildBenchOptions = {
+    regime,
     backend: a.backend as WildBenchOptions['backend'],
     seeds: (a.seeds ?? (quick ? '1' : '1,2,3')).split(',').map(Number),
     scenarios: (a.scenarios ?? (quick ? 'mixed' : SCENARIOS.join(','))).split(',') as Scenario[],
@@ -267,7 +303,7 @@ async function main(): Promise<void> {
     corruptions: [...CORRUPTIONS],
     perCorruption: Number(a['per-corruption'] ?? (quick ? '40' : '300')),
     severity: Number(a.severity),
-    outDir: a.out ?? (quick ? 'bench/results/quick' : 'bench/results'),
+    outDir: a.out ?? (quick ? `bench/results/quick-${regime}` : `bench/results/${regime}`),
     methodOptions: loadMethodOptions(),
     plots: !quick,
     parallel: Number(a.parallel),
@@ -275,24 +311,25 @@ async function main(): Promise<void> {
   };
   const { records, backend, browser, seconds } = await runWildBench(o);
   await shutdown();
-  const tables = o.scenarios.map((s) => `### ${s}\n\n${scenarioTable(records, s, o.methods, o.corruptions)}`).join('\n\n');
+  const tables = [`### averages (Δ against no adaptation, in points)\n\n${summaryTable(records, o.scenarios, o.methods, o.corruptions)}`, ...o.scenarios.map((s) => `### ${s}\n\n${scenarioTable(records, s, o.methods, o.corruptions)}`)].join('\n\n');
   console.log(`\n${tables}\n\n${seconds.toFixed(0)} s on ${backend}`);
   if (!quick && !a['no-write']) {
     const opts = o.methods.map((m) => `\`${JSON.stringify(o.methodOptions[m])}\``).join(', ');
+    const dir = o.outDir.replace(/\/$/, '');
     writeSection(
-      'bench:wild',
-      `## Wild benchmark (\`npm run bench\`)
+      regime === 'imagenet64' ? 'bench:wild' : `bench:wild:${regime}`,
+      `## Wild benchmark, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}\`)
 
-Command: \`npm run bench -- --seeds ${o.seeds.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
+Command: \`npm run bench -- --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
 Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
 Shipped model, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
 Method options (chosen by \`npm run bench:tune\` on the extra corruptions only): ${opts}.
 
 ${tables}
 
-![Mixed shifts](bench/results/mixed-accuracy.png)
+![Mixed shifts](${dir}/mixed-accuracy.png)
 
-![Online imbalanced label shift](bench/results/label-shift-accuracy.png)`,
+![Online imbalanced label shift](${dir}/label-shift-accuracy.png)`,
     );
     console.log('wrote the bench:wild section of BENCHMARKS.md');
   }

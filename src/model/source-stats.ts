@@ -126,8 +126,8 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<Vi
   };
 }
 
-/** The pooled feature [B, D] and each block's class-token (or mean patch-token) output [depth, B, D]. Inside tf.tidy. */
-function featuresOf(model: ViT, images: tf.Tensor4D): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
+/** Reference (autodiff-able) forward: the pooled feature [B, D] and each block's class-token (or mean patch-token) output [depth, B, D]. Inside tf.tidy. */
+export function vitFeatures(model: ViT, images: tf.Tensor4D): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
   const cfg = model.config;
   const p = model.param;
   const B = images.shape[0];
@@ -182,7 +182,7 @@ export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: Com
     const n = Math.min(batch, B - start);
     const out = tf.tidy(() => {
       const x = tf.slice(images, [start, 0, 0, 0], [n, -1, -1, -1]);
-      const { pooled, layers } = featuresOf(model, x);
+      const { pooled, layers } = vitFeatures(model, x);
       const logits = tf.add(tf.matMul(pooled, model.param('head.weight'), false, true), model.param('head.bias'));
       return [pooled, tf.argMax(logits, 1), tf.stack(layers)];
     });

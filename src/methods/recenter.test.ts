@@ -1,0 +1,179 @@
+// Feature re-centering (recenter.ts) against a plain-array reference, the
+// feature-gradient path of the backward (align.ts's term) against autodiff,
+// sar-align's pieces, and the collapse watch.
+//
+//   node --import tsx --test src/methods/recenter.test.ts
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { ViT } from '../model/vit';
+import { randomViTTensors, tinyConfig } from '../model/random-vit';
+import { computeSourceStats, vitFeatures, type SourceStats } from '../model/source-stats';
+import { createAdapter } from './index';
+import { entropyWithGrad, softmaxEntropy } from './entropy';
+import { FlatLayout } from './flat';
+import { CollapseWatch } from './collapse-watch';
+
+before(async () => {
+  await tf.setBackend('cpu');
+  await tf.ready();
+});
+
+const cfg = tinyConfig({ depth: 2, heads: 2 });
+
+async function setup(): Promise<{ model: ViT; stats: SourceStats }> {
+  const model = new ViT(cfg, randomViTTensors(cfg, 3, 3));
+  const clean = tf.randomUniform([40, 28, 28, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const stats = await computeSourceStats(model, clean);
+  clean.dispose();
+  return { model, stats };
+}
+
+/** Shifted test images: brighter and noisier than the clean ones the statistics saw. */
+function shifted(i: number): tf.Tensor4D {
+  return tf.tidy(() => tf.clipByValue(tf.add(tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 100 + i), 0.4), 0, 1) as tf.Tensor4D);
+}
+
+test('re-centred predictions follow a plain-array reference step by step', async () => {
+  const { model, stats } = await setup();
+  const C = cfg.numClasses;
+  const D = cfg.width;
+  const decay = 0.8;
+  const adapter = await createAdapter(model, { method: 'source', recenter: { decay }, sourceStats: stats });
+  const W = model.param('head.weight').dataSync();
+  const bias = model.param('head.bias').dataSync();
+  const means = Float64Array.from(stats.classMeans);
+  const srcMean = new Float64Array(D);
+  for (let c = 0; c < C; c++) for (let d = 0; d < D; d++) srcMean[d]! += stats.classMeans[c * D + d]! / C;
+  let moved = 0;
+  for (let i = 0; i < 8; i++) {
+    const x = shifted(i);
+    const f = tf.tidy(() => vitFeatures(model, x).pooled).dataSync();
+    const r = await adapter.step(x);
+    // Reference: logits of f − μ̂ + μ_src, μ̂ the mean over classes of the running class means.
+    const logits = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      let z = bias[c]!;
+      for (let d = 0; d < D; d++) {
+        let testMean = 0;
+        for (let k = 0; k < C; k++) testMean += means[k * D + d]! / C;
+        z += W[c * D + d]! * (f[d]! - testMean + srcMean[d]!);
+      }
+      logits[c] = z;
+    }
+    const top = Math.max(...logits);
+    const exp = logits.map((z) => Math.exp(z - top));
+    const sum = exp.reduce((a, b) => a + b, 0);
+    for (let c = 0; c < C; c++) assert.ok(Math.abs(r.probabilities[c]! - exp[c]! / sum) < 1e-4, `step ${i} class ${c}: ${r.probabilities[c]} vs ${exp[c]! / sum}`);
+    const cls = logits.indexOf(top);
+    assert.equal(r.classes[0], cls, `step ${i}`);
+    for (let d = 0; d < D; d++) means[cls * D + d] = decay * means[cls * D + d]! + (1 - decay) * f[d]!;
+    if (i === 0) moved = r.probabilities[0]!;
+    x.dispose();
+  }
+  assert.ok(Number.isFinite(moved));
+  // Reset puts the source class means back: the first prediction repeats.
+  adapter.reset();
+  const again = await adapter.step(shifted(0));
+  assert.ok(Math.abs(again.probabilities[0]! - moved) < 1e-5);
+  adapter.dispose();
+  model.dispose();
+});
+
+test('a NaN frame is refused and leaves the re-centering as it was', async () => {
+  const { model, stats } = await setup();
+  const adapter = await createAdapter(model, { method: 'sar-align', sourceStats: stats, lr: 1e-3 });
+  await adapter.step(shifted(0));
+  const before = await adapter.exportState();
+  const bad = tf.fill([1, 28, 28, 1], NaN) as tf.Tensor4D;
+  await assert.rejects(adapter.step(bad), /NaN/);
+  bad.dispose();
+  assert.deepEqual(await adapter.exportState(), before);
+  adapter.dispose();
+  model.dispose();
+});
+
+test('a gradient with respect to the pooled feature (dFeatures) matches autodiff, in both backwards', async () => {
+  const { model } = await setup();
+  const wanted = ['blocks.0.norm1.weight', 'blocks.0.norm2.bias', 'blocks.1.norm1.bias', 'blocks.1.norm2.weight'];
+  const vars = wanted.map((n) => model.variables.get(n)!);
+  tf.tidy(() => {
+    const x = shifted(3);
+    const g = tf.randomNormal([1, cfg.width], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const ref = tf.variableGrads(() => {
+      const { pooled } = vitFeatures(model, x);
+      const logits = tf.add(tf.matMul(pooled, model.param('head.weight'), false, true), model.param('head.bias'));
+      return tf.add(tf.sum(softmaxEntropy(logits as tf.Tensor2D)), tf.sum(tf.mul(pooled, g))) as tf.Scalar;
+    }, vars);
+    const { logits, tape } = model.fast.forward(x, model.param, true);
+    const { grad } = entropyWithGrad(logits);
+    const byName = model.fast.backward(tape!, grad, new Set(wanted), g);
+    const flat = model.fast.flatBackward(tape!, grad, new FlatLayout(new Map(wanted.map((n) => [n, model.variables.get(n)!]))), g);
+    assert.ok(flat, 'the one-kernel backward applies (cpu, batch 1, token pooling)');
+    const refFlat = tf.concat(vars.map((v) => tf.reshape(ref.grads[v.name]!, [-1])));
+    const scale = tf.max(tf.abs(refFlat)).dataSync()[0]!;
+    assert.ok(scale > 0);
+    const errFlat = tf.max(tf.abs(tf.sub(flat, refFlat))).dataSync()[0]!;
+    const errNamed = tf.max(tf.abs(tf.sub(tf.concat(wanted.map((n) => tf.reshape(byName.get(n)!, [-1]))), refFlat))).dataSync()[0]!;
+    assert.ok(errFlat <= 1e-4 * scale, `flat backward off by ${errFlat}`);
+    assert.ok(errNamed <= 1e-4 * scale, `backward off by ${errNamed}`);
+    // And the feature term matters: without it the gradient differs.
+    const without = model.fast.flatBackward(tape!, grad, new FlatLayout(new Map(wanted.map((n) => [n, model.variables.get(n)!]))))!;
+    assert.ok(tf.max(tf.abs(tf.sub(without, refFlat))).dataSync()[0]! > 1e-3 * scale);
+    tape!.dispose();
+  });
+  model.dispose();
+});
+
+test('sar-align: the alignment weight changes the update; tensors stay flat over 60 steps', async () => {
+  const { model, stats } = await setup();
+  const run = async (alignWeight: number) => {
+    const adapter = await createAdapter(model, { method: 'sar-align', sourceStats: stats, lr: 1e-2, alignWeight, marginFraction: 1 });
+    let count = 0;
+    let after = 0;
+    for (let i = 0; i < 60; i++) {
+      const x = shifted(i % 7);
+      await adapter.step(x);
+      x.dispose();
+      // Same phase of a step both times (an update still pending), after the first kernels have cached their constants.
+      if (i === 4) count = tf.memory().numTensors;
+      if (i === 59) after = tf.memory().numTensors;
+    }
+    await adapter.flush();
+    const theta = [...adapter.params.values()].map((p) => Array.from(p.dataSync()));
+    adapter.dispose();
+    return { theta, count, after, updates: adapter.updateCount };
+  };
+  const plain = await run(0);
+  const aligned = await run(10);
+  assert.ok(plain.updates > 0 && aligned.updates > 0, 'updates happened');
+  assert.equal(plain.after, plain.count, 'tensor count flat (no alignment)');
+  assert.equal(aligned.after, aligned.count, 'tensor count flat (alignment)');
+  const diff = Math.max(...plain.theta.flatMap((p, i) => p.map((v, j) => Math.abs(v - aligned.theta[i]![j]!))));
+  assert.ok(diff > 1e-6, `alignment changed nothing (max |Δθ| ${diff})`);
+  model.dispose();
+});
+
+test('sar-align refuses to start without source statistics, with a message that says so', async () => {
+  const { model } = await setup();
+  await assert.rejects(createAdapter(model, { method: 'sar-align' }), /source statistics/);
+  await assert.rejects(createAdapter(model, { method: 'tent', recenter: true }), /source statistics/);
+  model.dispose();
+});
+
+test('the collapse watch fires on one class for hundreds of frames and on high entropy, not on label-shift blocks', () => {
+  const C = 10;
+  const low = new Float32Array([0.1]);
+  const oneClass = new CollapseWatch(C);
+  let fired = -1;
+  for (let i = 0; i < 600 && fired < 0; i++) if (oneClass.observe([3], low)) fired = i;
+  assert.ok(fired >= 199 && fired < 400, `one-class collapse seen at frame ${fired}`);
+  const blocks = new CollapseWatch(C);
+  for (let i = 0; i < 3000; i++) assert.equal(blocks.observe([Math.floor(i / 20) % C], low), false, `label-shift block at ${i}`);
+  const unsure = new CollapseWatch(C);
+  fired = -1;
+  for (let i = 0; i < 600 && fired < 0; i++) if (unsure.observe([i % C], new Float32Array([0.95 * Math.log(C)]))) fired = i;
+  assert.ok(fired >= 199, `high-entropy collapse seen at frame ${fired}`);
+  const off = new CollapseWatch(C, { oneClassShare: 1, highEntropyFraction: 1 });
+  for (let i = 0; i < 1000; i++) assert.equal(off.observe([0], new Float32Array([Math.log(C)])), false);
+});

@@ -1,0 +1,102 @@
+// Source statistics (source-stats.ts): computed values against a plain-array
+// reference, the file round trip, and every validation error.
+//
+//   node --import tsx --test src/model/source-stats.test.ts
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { ViT } from './vit';
+import { randomViTTensors, tinyConfig } from './random-vit';
+import { computeSourceStats, readSourceStats, vitFeatures, writeSourceStats, SOURCE_STATS_METADATA_KEY, type SourceStats } from './source-stats';
+import { ModelFormatError } from './errors';
+import { writeSafetensors } from './safetensors';
+
+before(async () => {
+  await tf.setBackend('cpu');
+  await tf.ready();
+});
+
+const cfg = tinyConfig({ depth: 2, heads: 2, numClasses: 4 });
+
+async function fixture(): Promise<{ model: ViT; stats: SourceStats; pooled: Float32Array; labels: number[] }> {
+  const model = new ViT(cfg, randomViTTensors(cfg, 7, 3));
+  const x = tf.randomUniform([9, cfg.imageSize, cfg.imageSize, 1], 0, 1, 'float32', 11) as tf.Tensor4D;
+  const labels = [0, 1, 2, 0, 1, 2, 0, 1, 2]; // class 3 has no image
+  const stats = await computeSourceStats(model, x, { labels, batchSize: 4, provenance: 'test images' });
+  const pooled = tf.tidy(() => vitFeatures(model, x).pooled).dataSync() as Float32Array;
+  x.dispose();
+  return { model, stats, pooled, labels };
+}
+
+test('computed statistics match a plain-array reference (batches of 4 over 9 images)', async () => {
+  const { model, stats, pooled, labels } = await fixture();
+  const D = cfg.width;
+  assert.equal(stats.count, 9);
+  assert.equal(stats.labels, 'true');
+  for (let d = 0; d < D; d++) {
+    const col = labels.map((_, b) => pooled[b * D + d]!);
+    const mean = col.reduce((a, v) => a + v, 0) / 9;
+    const v = col.reduce((a, x) => a + (x - mean) ** 2, 0) / 9;
+    assert.ok(Math.abs(stats.featureMean[d]! - mean) < 1e-5, `mean ${d}`);
+    assert.ok(Math.abs(stats.featureVar[d]! - v) < 1e-4, `var ${d}`);
+    for (let c = 0; c < 3; c++) {
+      const rows = labels.flatMap((l, b) => (l === c ? [pooled[b * D + d]!] : []));
+      assert.ok(Math.abs(stats.classMeans[c * D + d]! - rows.reduce((a, x) => a + x, 0) / rows.length) < 1e-5, `class ${c} mean ${d}`);
+    }
+    // A class without images falls back to the overall mean.
+    assert.ok(Math.abs(stats.classMeans[3 * D + d]! - mean) < 1e-6);
+  }
+  assert.deepEqual([...stats.classCounts], [3, 3, 3, 0]);
+  assert.equal(stats.layerMeans.length, cfg.depth * D);
+  model.dispose();
+});
+
+test('write → read gives the same statistics back', async () => {
+  const { model, stats } = await fixture();
+  const bytes = writeSourceStats(stats);
+  assert.ok(bytes.byteLength < 8192, `${bytes.byteLength} bytes`);
+  const back = readSourceStats(bytes, cfg);
+  for (const k of ['featureMean', 'featureVar', 'classMeans', 'classCounts', 'layerMeans', 'layerVars'] as const) assert.deepEqual([...back[k]], [...stats[k]], k);
+  assert.equal(back.count, 9);
+  assert.equal(back.provenance, 'test images');
+  model.dispose();
+});
+
+test('validation: every malformed or mismatched file is a ModelFormatError naming what is wrong', async () => {
+  const { model, stats } = await fixture();
+  const good = writeSourceStats(stats);
+  const is = (re: RegExp) => (e: unknown) => e instanceof ModelFormatError && re.test(e.message);
+  assert.throws(() => readSourceStats(new Uint8Array([1, 2, 3]), cfg), is(/source statistics/));
+  assert.throws(() => readSourceStats(good, { ...cfg, numClasses: 10 }), is(/class_means.*expected \[10, 16\]/));
+  assert.throws(() => readSourceStats(good, { ...cfg, width: 32 }), is(/feature_mean/));
+  assert.throws(() => readSourceStats(good, { ...cfg, depth: 3 }), is(/layer_means/));
+  const entries = (over: Record<string, Float32Array | null>, meta: Record<string, unknown> = {}) => {
+    const D = cfg.width;
+    const base: Record<string, [number[], Float32Array]> = {
+      feature_mean: [[D], stats.featureMean],
+      feature_var: [[D], stats.featureVar],
+      class_means: [[4, D], stats.classMeans],
+      class_counts: [[4], stats.classCounts],
+      layer_means: [[cfg.depth, D], stats.layerMeans],
+      layer_vars: [[cfg.depth, D], stats.layerVars],
+    };
+    const list: Array<[string, { shape: number[]; values: Float32Array }]> = [];
+    for (const [k, [shape, values]] of Object.entries(base)) {
+      if (over[k] === null) continue;
+      list.push([k, { shape, values: over[k] ?? values }]);
+    }
+    return writeSafetensors(list, { [SOURCE_STATS_METADATA_KEY]: JSON.stringify({ format: 'wildtta-source-stats', version: 1, count: 9, ...meta }) });
+  };
+  assert.throws(() => readSourceStats(entries({ layer_vars: null }), cfg), is(/layer_vars.*lack/));
+  const nan = Float32Array.from(stats.featureMean);
+  nan[2] = NaN;
+  assert.throws(() => readSourceStats(entries({ feature_mean: nan }), cfg), is(/feature_mean: value 2 is not finite/));
+  const negative = Float32Array.from(stats.featureVar);
+  negative[0] = -1;
+  assert.throws(() => readSourceStats(entries({ feature_var: negative }), cfg), is(/feature_var: value 0 is negative/));
+  assert.throws(() => readSourceStats(entries({}, { version: 2 }), cfg), is(/unsupported version 2/));
+  assert.throws(() => readSourceStats(entries({}, { count: 0 }), cfg), is(/count must be ≥ 1/));
+  assert.throws(() => readSourceStats(entries({}, { format: 'other' }), cfg), is(/not a wildtta-source-stats file/));
+  assert.ok(readSourceStats(entries({}), cfg).count === 9);
+  model.dispose();
+});
