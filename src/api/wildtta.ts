@@ -32,7 +32,14 @@ export interface CreateOptions {
   model: string | URL | Blob | ArrayBuffer | Uint8Array;
   /** config.json as an object, for a Blob or bytes without embedded metadata. */
   config?: object;
-  /** 'sar' (default), 'tent', 'eata', 'deyo' or 'source' (no adaptation). */
+  /**
+   * The model's source statistics (source-stats.safetensors: its URL or
+   * bytes), which 'sar-align' and `methodOptions.recenter` need. By default a
+   * URL model looks for source-stats.safetensors beside its weights; false:
+   * none. Make them for your own model with `computeSourceStats`.
+   */
+  sourceStats?: string | URL | ArrayBuffer | Uint8Array | false;
+  /** 'sar' (default), 'sar-align', 'tent', 'eata', 'deyo' or 'source' (no adaptation). */
   method?: MethodName;
   /** Learning rate; each method has its own default. */
   lr?: number;
@@ -317,6 +324,18 @@ export class WildTTA {
   }
 
   /** The adapted state (scale/shift, momentum, method state, counters) as safetensors bytes. */
+  /**
+   * Computes the model's source statistics from clean in-distribution images
+   * (`count` images at the model's input size, [count, H, W, C] row-major in
+   * [0, 1]; `labels` optional, else the model's predictions group the class
+   * means) and returns the source-stats.safetensors bytes: save them beside
+   * the model, or pass them as `sourceStats` to WildTTA.create.
+   */
+  async computeSourceStats(images: { pixels: Float32Array; count: number; labels?: number[]; provenance?: string }): Promise<Uint8Array> {
+    this.alive('computeSourceStats');
+    return this.call('computeSourceStats', images);
+  }
+
   async exportState(): Promise<Uint8Array> {
     this.alive('exportState');
     return this.call('exportState', undefined);
@@ -440,6 +459,19 @@ export class WildTTA {
 }
 
 function modelSource(o: CreateOptions): ModelSource {
+  const s = o.sourceStats;
+  const stats: Pick<ModelSource, 'sourceStats'> =
+    s === undefined
+      ? {}
+      : s === false
+        ? { sourceStats: false }
+        : typeof s === 'string' || s instanceof URL
+          ? { sourceStats: new URL(s, typeof location === 'undefined' ? undefined : location.href).href }
+          : { sourceStats: s instanceof Uint8Array ? (s.slice().buffer as ArrayBuffer) : s };
+  return { ...modelOnly(o), ...stats };
+}
+
+function modelOnly(o: CreateOptions): ModelSource {
   const m = o.model;
   const config = o.config === undefined ? {} : { config: o.config };
   if (typeof m === 'string' || m instanceof URL) {

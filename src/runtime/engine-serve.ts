@@ -38,6 +38,7 @@ export function serveEngine(post: (msg: EngineResponse, transfer: Transferable[]
     clearRecords: () => engine.clearRecords(),
     memory: () => engine.memory(),
     exportState: () => engine.exportState(),
+    computeSourceStats: (a) => engine.computeSourceStats(a),
     importState: (bytes) => engine.importState(bytes),
     loseDevice: () => engine.loseDevice(),
     dispose: () => engine.dispose(),
@@ -57,7 +58,7 @@ export function serveEngine(post: (msg: EngineResponse, transfer: Transferable[]
           const preview = (value as FrameResult).preview;
           if (preview) transfer.push(preview.buffer);
         }
-        if (op === 'exportState') transfer.push((value as Uint8Array).buffer);
+        if (op === 'exportState' || op === 'computeSourceStats') transfer.push((value as Uint8Array).buffer);
         post({ id, ok: true, value }, transfer);
       } catch (err) {
         const error = err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };

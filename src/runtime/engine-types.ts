@@ -6,13 +6,21 @@ import type { PixelFrame } from './preprocess';
 import type { MethodName, UpdateReport } from '../methods/types';
 import type { CorruptionRegime } from '../data/corruptions/regime';
 
-export type ModelSource =
+export type ModelSource = (
   /** A folder URL (model.safetensors + config.json inside) or a .safetensors URL. */
   | { kind: 'url'; url: string }
   /** The bytes of a model.safetensors file, and its config.json parsed, if given. */
   | { kind: 'bytes'; weights: ArrayBuffer; config?: unknown; name?: string }
   /** A File/Blob of a model.safetensors (streamed, not read whole), and its config.json parsed, if given. */
-  | { kind: 'blob'; blob: Blob; config?: unknown; name?: string };
+  | { kind: 'blob'; blob: Blob; config?: unknown; name?: string }
+) & {
+  /**
+   * The model's source statistics (a source-stats.safetensors file's bytes,
+   * or its URL); false: none. By default a URL model looks for
+   * source-stats.safetensors beside its weights (none there is no error).
+   */
+  sourceStats?: ArrayBuffer | string | false;
+};
 
 export interface ModelInfo {
   name: string;
@@ -25,6 +33,8 @@ export interface ModelInfo {
   depth: number;
   /** Number of weights. */
   parameters: number;
+  /** The source statistics loaded with the model (re-centering and alignment need them), or null. */
+  sourceStats: { count: number; provenance: string } | null;
 }
 
 export interface MethodConfig {
@@ -183,6 +193,12 @@ export interface EngineOps {
   memory: { args: undefined; result: EngineMemory };
   /** The adapted state (scale/shift, optimizer and method state) as a safetensors file. */
   exportState: { args: undefined; result: Uint8Array };
+  /**
+   * Computes the model's source statistics from clean in-distribution images
+   * ([count, H, W, C] in [0, 1] at the model's input size; labels optional),
+   * uses them from now on (the next setMethod), and returns the file's bytes.
+   */
+  computeSourceStats: { args: { pixels: Float32Array; count: number; labels?: number[]; provenance?: string }; result: Uint8Array };
   importState: { args: Uint8Array; result: undefined };
   stepBitmap: { args: BitmapFrameInput; result: FrameResult };
   /** Test hook: destroys the WebGPU device, as a driver reset or a lost GPU would. */

@@ -22,9 +22,11 @@ import type {
 } from './engine-types';
 import { loadViT, type LoadProgress } from '../model/load';
 import { ModelFormatError } from '../model/errors';
+import { InvalidInputError } from '../methods/errors';
 import { vitLogits, type ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
 import { streamViT } from './stream-weights';
+import { computeSourceStats, readSourceStats, SOURCE_STATS_FILE, writeSourceStats, type SourceStats } from '../model/source-stats';
 import { bitmapToFrame } from './frame-source';
 import { softmaxAndEntropy } from '../methods/entropy';
 import { corrupt, isCorruptionName, isCorruptionRegime, CORRUPTION_REGIMES } from '../data/corruptions';
@@ -90,6 +92,8 @@ export const DEFAULT_SNAPSHOT_EVERY = 20;
 export class Engine {
   private model: ViT | undefined;
   private modelName = '';
+  /** The model's source statistics, for the methods that re-centre or align. */
+  private sourceStats: SourceStats | undefined;
   private adapter: Adapter | undefined;
   private methodInfo: MethodInfo | undefined;
   /** The source LayerNorm scale/shift, for the frozen reference forward (other weights are shared with the model). */
@@ -143,12 +147,21 @@ export class Engine {
       model.dispose();
       throw new ModelFormatError(`models with ${c.inChannels} input channels are not supported (1 or 3)`);
     }
+    let sourceStats: SourceStats | undefined;
+    try {
+      sourceStats = await loadSourceStats(source, c);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     this.unloadModel();
     this.model = model;
+    this.sourceStats = sourceStats;
     this.modelName = source.kind === 'url' ? source.url : (source.name ?? 'model.safetensors');
     // Only a GPU device can be lost; elsewhere keeping a second copy of bytes would be waste.
     this.reloadSource =
       source.kind !== 'bytes' ? source : this.backend.backend === 'webgpu' ? { kind: 'blob', blob: new Blob([source.weights]), config: source.config, name: this.modelName } : undefined;
+    this.keepStatsForReload();
     for (const [name, v] of model.variables) this.sourceNorms.set(name, tf.clone(v));
     let parameters = 0;
     for (const t of model.params.values()) parameters += t.size;
@@ -162,18 +175,47 @@ export class Engine {
       width: c.width,
       depth: c.depth,
       parameters,
+      sourceStats: sourceStats ? { count: sourceStats.count, provenance: sourceStats.provenance } : null,
     };
+  }
+
+  /** A lost device reloads the model from reloadSource: the statistics in use go with it, as bytes. */
+  private keepStatsForReload(): void {
+    if (this.reloadSource && this.sourceStats) this.reloadSource = { ...this.reloadSource, sourceStats: writeSourceStats(this.sourceStats).buffer as ArrayBuffer };
+  }
+
+  async computeSourceStats(a: { pixels: Float32Array; count: number; labels?: number[]; provenance?: string }): Promise<Uint8Array> {
+    const model = this.requireModel();
+    const { imageSize: s, inChannels: ch } = model.config;
+    if (!(Number.isInteger(a.count) && a.count >= 1)) throw new FrameFormatError(`computeSourceStats: count must be a whole number ≥ 1, got ${a.count}`);
+    if (a.pixels.length !== a.count * s * s * ch) throw new FrameFormatError(`computeSourceStats: ${a.count} images of ${s}×${s}×${ch} need ${a.count * s * s * ch} values, got ${a.pixels.length}`);
+    for (let i = 0; i < a.pixels.length; i++) if (!Number.isFinite(a.pixels[i]!)) throw new InvalidInputError(`computeSourceStats: pixel ${i} is not a finite number`);
+    const images = tf.tensor4d(a.pixels, [a.count, s, s, ch]);
+    try {
+      const stats = await computeSourceStats(model, images, { ...(a.labels ? { labels: a.labels } : {}), provenance: a.provenance ?? `${a.count} images given to computeSourceStats` });
+      this.sourceStats = stats;
+      this.keepStatsForReload();
+      return writeSourceStats(stats);
+    } finally {
+      images.dispose();
+    }
   }
 
   async setMethod(m: MethodConfig): Promise<MethodInfo> {
     const model = this.requireModel();
+    // Checked before the running method is let go, so asking for one the model cannot run changes nothing.
+    if (!this.sourceStats && (m.method === 'sar-align' || m.options?.recenter)) {
+      throw new ModelFormatError(
+        `${m.method === 'sar-align' ? 'sar-align' : 'recenter'} needs the model's source statistics, and ${this.modelName ?? 'this model'} has none: put ${SOURCE_STATS_FILE} beside model.safetensors (npm run source-stats) or call computeSourceStats with clean images`,
+      );
+    }
     this.methodConfig = m;
     this.snapshot = undefined;
     this.stepsSinceSnapshot = 0;
     this.adapter?.dispose();
     this.adapter = undefined;
     this.methodInfo = undefined;
-    const opts = { method: m.method, ...(m.options ?? {}), ...(m.lr === undefined ? {} : { lr: m.lr }) } as AdapterOptions;
+    const opts = { method: m.method, ...(m.options ?? {}), ...(m.lr === undefined ? {} : { lr: m.lr }), ...(this.sourceStats ? { sourceStats: this.sourceStats } : {}) } as AdapterOptions;
     let fisherImages: tf.Tensor4D | undefined;
     if (m.method === 'eata' && m.fisherImages && m.fisherImages.count > 0) {
       const { imageSize: s, inChannels: ch } = model.config;
@@ -584,6 +626,32 @@ export function withClassNames(config: unknown): unknown {
 }
 
 /** fetch, with a config.json's `id2label` turned into the class-name list our config reader takes. */
+/**
+ * The source statistics that come with a model: the bytes or URL given, else
+ * source-stats.safetensors beside a URL model's weights (absent: none).
+ * Validated against the model; a bad file is a ModelFormatError.
+ */
+async function loadSourceStats(source: ModelSource, config: { numClasses: number; width: number; depth: number }): Promise<SourceStats | undefined> {
+  const given = source.sourceStats;
+  if (given === false) return undefined;
+  if (given instanceof ArrayBuffer) return readSourceStats(given, config);
+  const explicit = typeof given === 'string';
+  if (!explicit && source.kind !== 'url') return undefined;
+  const url = explicit ? given : new URL(SOURCE_STATS_FILE, source.kind === 'url' && source.url.endsWith('.safetensors') ? source.url : `${(source as { url: string }).url.replace(/\/?$/, '/')}`).href;
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    if (explicit) throw new ModelFormatError(`could not fetch source statistics ${url}: ${(e as Error).message}`);
+    return undefined;
+  }
+  if (!res.ok) {
+    if (explicit) throw new ModelFormatError(`could not fetch source statistics ${url}: HTTP ${res.status}`);
+    return undefined;
+  }
+  return readSourceStats(new Uint8Array(await res.arrayBuffer()), config);
+}
+
 const fetchTranslatingConfig: typeof fetch = async (input, init) => {
   const res = await fetch(input, init);
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
