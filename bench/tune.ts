@@ -48,7 +48,12 @@ export function searchSpace(method: string): AdapterOptions[] {
       return lrs.map((lr) => ({ method: 'deyo', lr }));
     case 'sar-align':
       // SAR's reset threshold stays at its scaled default (REFERENCE.md); the new knobs are lr and the alignment weight.
-      return [3e-4, 1e-3, 3e-3].flatMap((lr) => [0, 10].map((alignWeight) => ({ method: 'sar-align' as const, lr, alignWeight })));
+      // The input alignment's tail q with them; and, at the middle point, the bias-corrected re-centering (recenter.ts).
+      return [
+        ...[3e-4, 1e-3, 3e-3].flatMap((lr) => [0, 10].flatMap((alignWeight) => [0.01, 0.02, 0.05].map((quantile) => ({ method: 'sar-align' as const, lr, alignWeight, inputAlign: { quantile } })))),
+        { method: 'sar-align', lr: 1e-3, alignWeight: 10, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
+        { method: 'sar-align', lr: 1e-3, alignWeight: 0, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
+      ];
     default:
       throw new RangeError(`unknown method ${method}`);
   }

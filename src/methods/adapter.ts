@@ -13,6 +13,7 @@ import { pick } from './gate';
 import { FlatLayout } from './flat';
 import { decodeStats, S, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
 import { FeatureRecentering, type RecenterOptions } from './recenter';
+import { InputAlignment, type InputAlignOptions } from './input-align';
 import type { SourceStats } from '../model/source-stats';
 
 export interface CommonOptions extends ParamSelection {
@@ -25,7 +26,13 @@ export interface CommonOptions extends ParamSelection {
    * any method; needs `sourceStats`.
    */
   recenter?: boolean | RecenterOptions;
-  /** The model's source statistics (model/source-stats.ts), for `recenter` and alignment. */
+  /**
+   * Per-frame input alignment (input-align.ts): each frame's pixel mean and
+   * spread clamped to the source's range before the model, for any method;
+   * needs `sourceStats`.
+   */
+  inputAlign?: boolean | InputAlignOptions;
+  /** The model's source statistics (model/source-stats.ts), for `recenter`, `inputAlign` and alignment. */
   sourceStats?: SourceStats;
 }
 
@@ -69,6 +76,8 @@ export abstract class Adapter {
   protected readonly sgd: SgdMomentum;
   /** Feature re-centering before the head, when the options ask for it. */
   protected readonly recentering: FeatureRecentering | undefined;
+  /** Per-frame input alignment, when the options ask for it. */
+  protected readonly inputAlignment: InputAlignment | undefined;
   private pending: { step: number; stats: tf.Tensor } | null = null;
   private undelivered: UpdateReport | undefined;
   private disposed = false;
@@ -78,10 +87,10 @@ export abstract class Adapter {
     selection: ParamSelection,
     lr: number,
     momentum = 0.9,
-    features: Pick<CommonOptions, 'recenter' | 'sourceStats'> = {},
+    features: Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'> = {},
   ) {
-    if (features.recenter && !features.sourceStats) {
-      throw new TypeError('recenter needs the model\'s source statistics (sourceStats: computeSourceStats or the source-stats.safetensors beside the model)');
+    if ((features.recenter || features.inputAlign) && !features.sourceStats) {
+      throw new TypeError(`${features.recenter ? 'recenter' : 'inputAlign'} needs the model\'s source statistics (sourceStats: computeSourceStats or the source-stats.safetensors beside the model)`);
     }
     this.params = selectNormParams(model, selection);
     for (const [name, p] of this.params) this.source.set(name, tf.clone(p));
@@ -92,6 +101,7 @@ export abstract class Adapter {
     this.numClasses = model.config.numClasses;
     this.lnC = Math.log(this.numClasses);
     this.recentering = features.recenter ? new FeatureRecentering(model, features.sourceStats!, features.recenter === true ? {} : features.recenter) : undefined;
+    this.inputAlignment = features.inputAlign ? new InputAlignment(features.sourceStats!, features.inputAlign === true ? {} : features.inputAlign) : undefined;
   }
 
   get lr(): number {
@@ -167,7 +177,9 @@ export abstract class Adapter {
   /** Adapts on `input` ([B, H, W, C] or [H, W, C], values in [0, 1]) and returns the pre-update prediction. */
   async step(input: tf.Tensor): Promise<StepResult> {
     this.assertAlive();
-    const x = this.checkInput(input);
+    const checked = this.checkInput(input);
+    // Every forward of the step (the prediction's, SAR's second, DeYO's shuffled one) sees the aligned frame.
+    const x = this.inputAlignment ? tf.tidy(() => this.inputAlignment!.apply(checked)) : checked;
     let logits: tf.Tensor2D | undefined;
     let tape: FastTape | undefined;
     try {
@@ -184,7 +196,7 @@ export abstract class Adapter {
         const parts = [
           tf.reshape(probabilities, [-1]),
           entropies,
-          finiteFlag(x),
+          finiteFlag(checked),
         ];
         if (pending) parts.push(pending.stats);
         if (first.stats) parts.push(first.stats);
@@ -225,7 +237,8 @@ export abstract class Adapter {
     } finally {
       tape?.dispose();
       logits?.dispose();
-      if (x !== input) x.dispose();
+      if (x !== checked) x.dispose();
+      if (checked !== input) checked.dispose();
     }
   }
 
@@ -440,7 +453,10 @@ export abstract class Adapter {
   /** The method's state and the re-centering's class means: what a saved state holds beyond θ and momentum. */
   private savedState(): Map<string, tf.Variable> {
     const all = this.stateTensors();
-    if (this.recentering) all.set('recenter_class_means', this.recentering.classMeans);
+    if (this.recentering) {
+      all.set('recenter_class_means', this.recentering.classMeans);
+      all.set('recenter_class_weights', this.recentering.classWeights);
+    }
     return all;
   }
 

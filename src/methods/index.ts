@@ -15,7 +15,7 @@ export type AdapterOptions =
   | ({ method: 'tent' } & TentOptions)
   | ({ method: 'eata'; fisherImages?: tf.Tensor4D; fisherBatchSize?: number } & EataOptions)
   | ({ method: 'deyo' } & DeyoOptions)
-  | ({ method: 'source' } & Pick<CommonOptions, 'recenter' | 'sourceStats'>);
+  | ({ method: 'source' } & Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'>);
 
 /**
  * One entry point for every method. EATA's Fisher is estimated here from

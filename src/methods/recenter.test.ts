@@ -34,12 +34,13 @@ function shifted(i: number): tf.Tensor4D {
   return tf.tidy(() => tf.clipByValue(tf.add(tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 100 + i), 0.4), 0, 1) as tf.Tensor4D);
 }
 
-test('re-centred predictions follow a plain-array reference step by step', async () => {
+for (const biasCorrected of [false, true]) test(`re-centred predictions follow a plain-array reference step by step${biasCorrected ? ' (bias-corrected)' : ''}`, async () => {
   const { model, stats } = await setup();
   const C = cfg.numClasses;
   const D = cfg.width;
   const decay = 0.8;
-  const adapter = await createAdapter(model, { method: 'source', recenter: { decay }, sourceStats: stats });
+  const adapter = await createAdapter(model, { method: 'source', recenter: { decay, biasCorrected }, sourceStats: stats });
+  const weights = new Float64Array(C);
   const W = model.param('head.weight').dataSync();
   const bias = model.param('head.bias').dataSync();
   const means = Float64Array.from(stats.classMeans);
@@ -56,7 +57,12 @@ test('re-centred predictions follow a plain-array reference step by step', async
       let z = bias[c]!;
       for (let d = 0; d < D; d++) {
         let testMean = 0;
-        for (let k = 0; k < C; k++) testMean += means[k * D + d]! / C;
+        if (biasCorrected) {
+          const w = weights.reduce((a, b) => a + b, 0);
+          let shift = 0;
+          for (let k = 0; k < C; k++) shift += means[k * D + d]! - stats.classMeans[k * D + d]!;
+          testMean = srcMean[d]! + shift / Math.max(w, 1e-6);
+        } else for (let k = 0; k < C; k++) testMean += means[k * D + d]! / C;
         z += W[c * D + d]! * (f[d]! - testMean + srcMean[d]!);
       }
       logits[c] = z;
@@ -68,6 +74,7 @@ test('re-centred predictions follow a plain-array reference step by step', async
     const cls = logits.indexOf(top);
     assert.equal(r.classes[0], cls, `step ${i}`);
     for (let d = 0; d < D; d++) means[cls * D + d] = decay * means[cls * D + d]! + (1 - decay) * f[d]!;
+    weights[cls] = decay * weights[cls]! + (1 - decay);
     if (i === 0) moved = r.probabilities[0]!;
     x.dispose();
   }

@@ -10,6 +10,13 @@ export interface RecenterOptions {
    * label shift; confirmed on the extra corruptions by `npm run bench:tune`).
    */
   decay?: number;
+  /**
+   * Bias-corrected estimate: the shift is Σ_c (m_c − m_c^src) / Σ_c w_c,
+   * w_c = 1 − decay^(frames predicted as c), so the first frames already give
+   * a full-size estimate (the plain average over classes grows from zero as
+   * classes are seen). Default false.
+   */
+  biasCorrected?: boolean;
 }
 
 /**
@@ -34,6 +41,9 @@ export class FeatureRecentering {
   readonly classMeans: tf.Variable;
   /** W·(μ_src − μ̂) [1, C], the logit shift, kept in step with classMeans. */
   readonly offset: tf.Variable;
+  /** w_c = 1 − decay^(frames of class c so far), [C]: how much of m_c is the stream's. */
+  readonly classWeights: tf.Variable;
+  readonly biasCorrected: boolean;
   private readonly sourceClassMeans: tf.Tensor2D;
   private readonly sourceMean: tf.Tensor1D;
   /** head.weight [C, D]. */
@@ -50,12 +60,16 @@ export class FeatureRecentering {
     this.sourceClassMeans = tf.tensor2d(stats.classMeans, [C, D]);
     this.sourceMean = tf.tidy(() => tf.mean(this.sourceClassMeans, 0) as tf.Tensor1D);
     this.classMeans = tf.variable(this.sourceClassMeans, false);
+    this.classWeights = tf.variable(tf.zeros([C]), false);
+    this.biasCorrected = o.biasCorrected ?? false;
     this.offset = tf.variable(tf.zeros([1, C]), false);
   }
 
-  /** The class-balanced test mean μ̂ [D]. Inside tf.tidy. */
+  /** The class-balanced test mean μ̂ [D] (μ_src + the estimated shift). Inside tf.tidy. */
   testMean(): tf.Tensor1D {
-    return tf.mean(this.classMeans, 0) as tf.Tensor1D;
+    if (!this.biasCorrected) return tf.mean(this.classMeans, 0) as tf.Tensor1D;
+    const shift = tf.div(tf.sum(tf.sub(this.classMeans, this.sourceClassMeans), 0), tf.maximum(tf.sum(this.classWeights), 1e-6));
+    return tf.add(this.sourceMean, shift) as tf.Tensor1D;
   }
 
   /** μ_src [D]. */
@@ -84,6 +98,8 @@ export class FeatureRecentering {
     const updated = tf.where(seen, moved, this.classMeans) as tf.Tensor2D;
     const finite = tf.all(tf.isFinite(features));
     this.classMeans.assign(pick(finite, updated, this.classMeans as tf.Tensor as tf.Tensor2D));
+    const weights = tf.where(tf.greater(counts, 0), tf.add(tf.mul(this.classWeights as tf.Tensor, this.decay), 1 - this.decay), this.classWeights as tf.Tensor) as tf.Tensor1D;
+    this.classWeights.assign(pick(finite, weights, this.classWeights as tf.Tensor as tf.Tensor1D));
     this.refreshOffset();
   }
 
@@ -91,6 +107,7 @@ export class FeatureRecentering {
   clear(): void {
     tf.tidy(() => {
       this.classMeans.assign(this.sourceClassMeans);
+      this.classWeights.assign(tf.zerosLike(this.classWeights));
       this.refreshOffset();
     });
   }
@@ -102,6 +119,6 @@ export class FeatureRecentering {
   }
 
   dispose(): void {
-    tf.dispose([this.classMeans, this.offset, this.sourceClassMeans, this.sourceMean]);
+    tf.dispose([this.classMeans, this.classWeights, this.offset, this.sourceClassMeans, this.sourceMean]);
   }
 }

@@ -18,7 +18,8 @@ export interface SarAlignOptions extends SarOptions, CollapseWatchOptions {
  * SAR with feature alignment, our method for small LayerNorm models
  * (issue 14): SAR's reliable, sharpness-aware entropy minimization (sar.ts,
  * unchanged) on features re-centred to the source's class-balanced mean
- * (recenter.ts: forward only); optionally a term that pulls the stream's
+ * (recenter.ts: forward only), each frame's intensity range first brought
+ * into the source's (input-align.ts: forward only); optionally a term that pulls the stream's
  * feature mean toward the source's through the adapted LayerNorms
  * (align.ts); and a recovery that, beside SAR's low-entropy rule, also sees
  * a high-entropy or a one-class collapse (collapse-watch.ts).
@@ -32,7 +33,7 @@ export class SarAlignAdapter extends SarAdapter {
 
   constructor(model: ViT, opts: SarAlignOptions = {}) {
     if (!opts.sourceStats) throw new TypeError("sar-align needs the model's source statistics (sourceStats)");
-    super(model, { ...opts, recenter: opts.recenter ?? true });
+    super(model, { ...opts, recenter: opts.recenter ?? true, inputAlign: opts.inputAlign ?? true });
     this.alignWeight = opts.alignWeight ?? 0;
     this.sourceVariance = opts.sourceStats.featureVar.reduce((a, v) => a + v, 0);
     this.watch = new CollapseWatch(this.numClasses, opts);

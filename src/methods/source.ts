@@ -12,7 +12,7 @@ export class SourceAdapter extends Adapter {
   readonly method = 'source';
   protected override readonly adaptsAfterForward = false;
 
-  constructor(model: ViT, opts: Pick<CommonOptions, 'recenter' | 'sourceStats'> = {}) {
+  constructor(model: ViT, opts: Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'> = {}) {
     super(model, { skipLastBlocks: model.config.depth, includeFinalNorm: false }, 0, 0.9, opts);
   }
 

@@ -48,6 +48,10 @@ test('computed statistics match a plain-array reference (batches of 4 over 9 ima
   }
   assert.deepEqual([...stats.classCounts], [3, 3, 3, 0]);
   assert.equal(stats.layerMeans.length, cfg.depth * D);
+  // Percentiles of the images' own pixel means: 0th the smallest, 100th the largest.
+  const px = tf.tidy(() => tf.moments(tf.randomUniform([9, cfg.imageSize, cfg.imageSize, 1], 0, 1, 'float32', 11), [1, 2, 3]).mean.dataSync());
+  assert.ok(Math.abs(stats.inputMeanQuantiles[0]! - Math.min(...px)) < 1e-6);
+  assert.ok(Math.abs(stats.inputMeanQuantiles[100]! - Math.max(...px)) < 1e-6);
   model.dispose();
 });
 
@@ -56,7 +60,7 @@ test('write → read gives the same statistics back', async () => {
   const bytes = writeSourceStats(stats);
   assert.ok(bytes.byteLength < 8192, `${bytes.byteLength} bytes`);
   const back = readSourceStats(bytes, cfg);
-  for (const k of ['featureMean', 'featureVar', 'classMeans', 'classCounts', 'layerMeans', 'layerVars'] as const) assert.deepEqual([...back[k]], [...stats[k]], k);
+  for (const k of ['featureMean', 'featureVar', 'classMeans', 'classCounts', 'layerMeans', 'layerVars', 'inputMeanQuantiles', 'inputStdQuantiles'] as const) assert.deepEqual([...back[k]], [...stats[k]], k);
   assert.equal(back.count, 9);
   assert.equal(back.provenance, 'test images');
   model.dispose();
@@ -79,6 +83,8 @@ test('validation: every malformed or mismatched file is a ModelFormatError namin
       class_counts: [[4], stats.classCounts],
       layer_means: [[cfg.depth, D], stats.layerMeans],
       layer_vars: [[cfg.depth, D], stats.layerVars],
+      input_mean_quantiles: [[101], stats.inputMeanQuantiles],
+      input_std_quantiles: [[101], stats.inputStdQuantiles],
     };
     const list: Array<[string, { shape: number[]; values: Float32Array }]> = [];
     for (const [k, [shape, values]] of Object.entries(base)) {
@@ -94,6 +100,9 @@ test('validation: every malformed or mismatched file is a ModelFormatError namin
   const negative = Float32Array.from(stats.featureVar);
   negative[0] = -1;
   assert.throws(() => readSourceStats(entries({ feature_var: negative }), cfg), is(/feature_var: value 0 is negative/));
+  const falling = Float32Array.from(stats.inputMeanQuantiles);
+  falling[50] = falling[49]! - 0.1;
+  assert.throws(() => readSourceStats(entries({ input_mean_quantiles: falling }), cfg), is(/input_mean_quantiles: percentiles must not decrease/));
   assert.throws(() => readSourceStats(entries({}, { version: 2 }), cfg), is(/unsupported version 2/));
   assert.throws(() => readSourceStats(entries({}, { count: 0 }), cfg), is(/count must be ≥ 1/));
   assert.throws(() => readSourceStats(entries({}, { format: 'other' }), cfg), is(/not a wildtta-source-stats file/));

@@ -16,6 +16,10 @@ import { block, layerNorm, patchEmbed, type ViT } from './vit';
  *   (the images' labels, or the model's own prediction when none are given);
  * - `layer_means`, `layer_vars` [depth, D]: the class token leaving each
  *   block (mean-pooled patch tokens for a model without token pooling);
+ * - `input_mean_quantiles`, `input_std_quantiles` [101]: the 0th, 1st, …,
+ *   100th percentiles over the images of each image's own pixel mean and
+ *   standard deviation (all channels, values in [0, 1]), for input
+ *   alignment (methods/input-align.ts);
  * - metadata `wildtta.source_stats`: format, version, the images' count and
  *   where they came from, the model's architecture and sizes.
  */
@@ -37,7 +41,14 @@ export interface SourceStats {
   classCounts: Float32Array;
   layerMeans: Float32Array;
   layerVars: Float32Array;
+  /** Percentiles 0..100 of the per-image pixel mean. */
+  inputMeanQuantiles: Float32Array;
+  /** Percentiles 0..100 of the per-image pixel standard deviation. */
+  inputStdQuantiles: Float32Array;
 }
+
+/** Levels of the stored percentiles: 0, 1, …, 100. */
+export const QUANTILE_LEVELS = 101;
 
 export const SOURCE_STATS_FILE = 'source-stats.safetensors';
 export const SOURCE_STATS_METADATA_KEY = 'wildtta.source_stats';
@@ -55,6 +66,8 @@ export function writeSourceStats(s: SourceStats): Uint8Array {
       ['class_counts', { shape: [C], values: s.classCounts }],
       ['layer_means', { shape: [L, D], values: s.layerMeans }],
       ['layer_vars', { shape: [L, D], values: s.layerVars }],
+      ['input_mean_quantiles', { shape: [QUANTILE_LEVELS], values: s.inputMeanQuantiles }],
+      ['input_std_quantiles', { shape: [QUANTILE_LEVELS], values: s.inputStdQuantiles }],
     ],
     { [SOURCE_STATS_METADATA_KEY]: JSON.stringify(meta) },
   );
@@ -92,6 +105,8 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<Vi
     class_counts: [C],
     layer_means: [L, D],
     layer_vars: [L, D],
+    input_mean_quantiles: [QUANTILE_LEVELS],
+    input_std_quantiles: [QUANTILE_LEVELS],
   };
   const get = (name: string): Float32Array => {
     const t = file.tensors.get(name);
@@ -103,7 +118,8 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<Vi
     for (let i = 0; i < t.values.length; i++) {
       const v = t.values[i]!;
       if (!Number.isFinite(v)) throw new ModelFormatError(`value ${i} is not finite`, name);
-      if ((name.endsWith('_var') || name.endsWith('_vars') || name === 'class_counts') && v < 0) throw new ModelFormatError(`value ${i} is negative (${v})`, name);
+      if ((name.endsWith('_var') || name.endsWith('_vars') || name === 'class_counts' || name === 'input_std_quantiles') && v < 0) throw new ModelFormatError(`value ${i} is negative (${v})`, name);
+      if (name.endsWith('_quantiles') && i > 0 && v < t.values[i - 1]!) throw new ModelFormatError(`percentiles must not decrease (value ${i} is below value ${i - 1})`, name);
     }
     return t.values;
   };
@@ -123,7 +139,15 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<Vi
     classCounts: get('class_counts'),
     layerMeans: get('layer_means'),
     layerVars: get('layer_vars'),
+    inputMeanQuantiles: get('input_mean_quantiles'),
+    inputStdQuantiles: get('input_std_quantiles'),
   };
+}
+
+/** Percentiles 0..100 of `values` (nearest rank on the sorted values). */
+function percentiles(values: number[]): Float32Array {
+  const sorted = [...values].sort((a, b) => a - b);
+  return Float32Array.from({ length: QUANTILE_LEVELS }, (_, k) => sorted[Math.min(sorted.length - 1, Math.round((k / 100) * (sorted.length - 1)))]!);
 }
 
 /** Reference (autodiff-able) forward: the pooled feature [B, D] and each block's class-token (or mean patch-token) output [depth, B, D]. Inside tf.tidy. */
@@ -178,15 +202,22 @@ export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: Com
   const counts = new Float64Array(C);
   const layerSum = new Float64Array(L * D);
   const layerSq = new Float64Array(L * D);
+  const imageMeans: number[] = [];
+  const imageStds: number[] = [];
   for (let start = 0; start < B; start += batch) {
     const n = Math.min(batch, B - start);
     const out = tf.tidy(() => {
       const x = tf.slice(images, [start, 0, 0, 0], [n, -1, -1, -1]);
       const { pooled, layers } = vitFeatures(model, x);
       const logits = tf.add(tf.matMul(pooled, model.param('head.weight'), false, true), model.param('head.bias'));
-      return [pooled, tf.argMax(logits, 1), tf.stack(layers)];
+      const { mean, variance } = tf.moments(x, [1, 2, 3]);
+      return [pooled, tf.argMax(logits, 1), tf.stack(layers), mean, variance];
     });
-    const [pooled, predicted, layers] = (await Promise.all(out.map((t) => t.data()))) as [Float32Array, Int32Array, Float32Array];
+    const [pooled, predicted, layers, pixelMean, pixelVar] = (await Promise.all(out.map((t) => t.data()))) as [Float32Array, Int32Array, Float32Array, Float32Array, Float32Array];
+    for (let b = 0; b < n; b++) {
+      imageMeans.push(pixelMean[b]!);
+      imageStds.push(Math.sqrt(Math.max(0, pixelVar[b]!)));
+    }
     tf.dispose(out);
     for (let b = 0; b < n; b++) {
       const label = o.labels ? o.labels[start + b]! : predicted[b]!;
@@ -231,5 +262,7 @@ export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: Com
     classCounts: Float32Array.from(counts),
     layerMeans,
     layerVars,
+    inputMeanQuantiles: percentiles(imageMeans),
+    inputStdQuantiles: percentiles(imageStds),
   };
 }

@@ -204,9 +204,9 @@ export class Engine {
   async setMethod(m: MethodConfig): Promise<MethodInfo> {
     const model = this.requireModel();
     // Checked before the running method is let go, so asking for one the model cannot run changes nothing.
-    if (!this.sourceStats && (m.method === 'sar-align' || m.options?.recenter)) {
+    if (!this.sourceStats && (m.method === 'sar-align' || m.options?.recenter || m.options?.inputAlign)) {
       throw new ModelFormatError(
-        `${m.method === 'sar-align' ? 'sar-align' : 'recenter'} needs the model's source statistics, and ${this.modelName ?? 'this model'} has none: put ${SOURCE_STATS_FILE} beside model.safetensors (npm run source-stats) or call computeSourceStats with clean images`,
+        `${m.method === 'sar-align' ? 'sar-align' : m.options?.recenter ? 'recenter' : 'inputAlign'} needs the model's source statistics, and ${this.modelName ?? 'this model'} has none: put ${SOURCE_STATS_FILE} beside model.safetensors (npm run source-stats) or call computeSourceStats with clean images`,
       );
     }
     this.methodConfig = m;

@@ -1,0 +1,52 @@
+import * as tf from '@tensorflow/tfjs';
+import type { SourceStats } from '../model/source-stats';
+
+export interface InputAlignOptions {
+  /**
+   * Tail fraction q: an image's pixel mean and standard deviation are kept
+   * between the q and 1 − q quantiles of the source images' (default 0.02;
+   * chosen on the extra corruptions by `npm run bench:tune`).
+   */
+  quantile?: number;
+}
+
+/**
+ * Input alignment: each frame's intensity statistics brought into the range
+ * the model saw in training, per image, so it works on a stream whose shift
+ * changes every frame (the mixed-shift scenario) where a running estimate
+ * cannot. A frame with pixel mean m and standard deviation s becomes
+ * (x − m)·s′/s + m′ (clipped to [0, 1]), where s′ and m′ are s and m
+ * clamped to the source's [q, 1 − q] quantiles of the per-image values
+ * (source-stats.ts). A frame already in range is left as it is, so clean
+ * accuracy does not move; a washed-out frame (low contrast, fog) gets its
+ * contrast back, an over-bright one is darkened toward the brightest the
+ * source had. Forward only, no state, no read.
+ *
+ * This is the per-image analogue of what re-estimated batch statistics give
+ * a BatchNorm model at its input; it is our own step (the FOA family aligns
+ * features; see REFERENCE.md), measured in BENCHMARKS.md.
+ */
+export class InputAlignment {
+  readonly quantile: number;
+  readonly meanRange: [number, number];
+  readonly stdRange: [number, number];
+
+  constructor(stats: SourceStats, o: InputAlignOptions = {}) {
+    this.quantile = o.quantile ?? 0.02;
+    if (!(this.quantile >= 0 && this.quantile < 0.5)) throw new RangeError(`inputAlign quantile must be in [0, 0.5), got ${this.quantile}`);
+    const at = (q: Float32Array, level: number) => q[Math.round(level * 100)]!;
+    this.meanRange = [at(stats.inputMeanQuantiles, this.quantile), at(stats.inputMeanQuantiles, 1 - this.quantile)];
+    this.stdRange = [at(stats.inputStdQuantiles, this.quantile), at(stats.inputStdQuantiles, 1 - this.quantile)];
+  }
+
+  /** x [B, H, W, C] in [0, 1] → the aligned frames. Inside tf.tidy. */
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    const { mean, variance } = tf.moments(x, [1, 2, 3], true);
+    const std = tf.sqrt(variance);
+    const targetMean = tf.clipByValue(mean, this.meanRange[0], this.meanRange[1]);
+    const targetStd = tf.clipByValue(std, this.stdRange[0], this.stdRange[1]);
+    // s′/s, guarded for a flat frame (s = 0: nothing to stretch).
+    const gain = tf.where(tf.greater(std, 1e-6), tf.div(targetStd, tf.maximum(std, 1e-6)), tf.onesLike(std));
+    return tf.clipByValue(tf.add(tf.mul(tf.sub(x, mean), gain), targetMean), 0, 1) as tf.Tensor4D;
+  }
+}
