@@ -9,6 +9,7 @@ import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 import { fetchLabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { createAdapter, type Adapter } from '../src/methods';
+import { readSourceStats, SOURCE_STATS_FILE } from '../src/model/source-stats';
 
 export interface StepCostOptions {
   backend: BackendName;
@@ -41,6 +42,8 @@ export interface StepCost {
   inferenceMs: number;
   sarReliableMs: number;
   sarUnreliableMs: number;
+  /** sar-align in the same rounds (when the model has source statistics): its steps and their per-round ratio to SAR's. */
+  align?: { reliableMs: number; unreliableMs: number; reliableOverSar: number; unreliableOverSar: number };
   /** Steps averaged per timed sample (so that one lasts ≥ 10 ms: a page's timer may tick only every 0.1 ms). */
   repeat: number;
   /** Medians of the per-round ratios (one inference, one reliable and one unreliable step per round). */
@@ -120,9 +123,19 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
   const source = await createAdapter(model, { method: 'source' });
   const reliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 100, resetThreshold: 0 });
   const unreliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 0 });
+  // sar-align's extra work (input alignment, re-centering, the alignment term, the collapse watch), timed beside SAR's.
+  const statsResponse = await fetch(`${o.modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`);
+  const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model.config) : undefined;
+  const aligned = sourceStats
+    ? [
+        await createAdapter(model, { method: 'sar-align', sourceStats, lr: 1e-4, alignWeight: 10, marginFraction: 100, resetThreshold: 0 }),
+        await createAdapter(model, { method: 'sar-align', sourceStats, lr: 1e-4, alignWeight: 10, marginFraction: 0 }),
+      ]
+    : [];
   // Every frame on the device before the memory baseline (a GPU backend uploads an input on first use).
   for (const f of frames) tf.tidy(() => void tf.add(f, 0));
-  const counters = [0, 0, 0];
+  const counters = [0, 0, 0, 0, 0];
+  const steppers = () => [stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2), ...aligned.map((a, i) => stepper(a, 3 + i))];
   // A step is timed until its update is done and reported (flush), so that on a GPU the queued work
   // of a reliable step is not billed to whichever step reads next.
   const stepper = (a: Adapter, k: number) => async () => {
@@ -130,21 +143,23 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
     await a.flush();
   };
   // Warm-up first (pipelines compiled, buffers pooled), then the memory baseline.
-  await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], o.warmup, 0);
+  await timeInterleaved(steppers(), o.warmup, 0);
   // A page that is not cross-origin isolated gets a coarse timer (0.1 ms in Chromium): on fast
   // backends a sample is several steps in a row, enough for an inference sample to last 10 ms.
   const [probe] = await timeInterleaved([stepper(source, 0)], 0, 5, 1);
   const repeat = Math.min(20, Math.max(1, Math.ceil(10 / Math.max(median(probe!), 0.05))));
   await reliable.flush();
+  for (const a of aligned) await a.flush();
   const tensorsBefore = tf.memory().numTensors;
   const gpuBytesBefore = gpuBytes();
   // One of each per round: the three steps of a round run within milliseconds of each other, so the
   // per-round ratios hardly see changes in machine load; the reported ratios are their medians.
-  const [inference, sarReliable, sarUnreliable] = await timeInterleaved([stepper(source, 0), stepper(reliable, 1), stepper(unreliable, 2)], 0, o.iterations, o.iterations, repeat);
+  const [inference, sarReliable, sarUnreliable, alignReliable, alignUnreliable] = await timeInterleaved(steppers(), 0, o.iterations, o.iterations, repeat);
   await reliable.flush();
+  for (const a of aligned) await a.flush();
   const memory = { tensorsBefore, tensorsAfter: tf.memory().numTensors, gpuBytesBefore, gpuBytesAfter: gpuBytes() };
   const updates = reliable.updateCount;
-  for (const a of [unreliable, reliable, source]) a.dispose();
+  for (const a of [unreliable, reliable, source, ...aligned]) a.dispose();
   let checkLogits: number[] | undefined;
   if (o.check) {
     const c = model.config;
@@ -170,6 +185,16 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
     repeat,
     reliableRatio: median(sarReliable!.map((t, i) => t / inference![i]!)),
     unreliableRatio: median(sarUnreliable!.map((t, i) => t / inference![i]!)),
+    ...(alignReliable && alignUnreliable
+      ? {
+          align: {
+            reliableMs: median(alignReliable),
+            unreliableMs: median(alignUnreliable),
+            reliableOverSar: median(alignReliable.map((t, i) => t / sarReliable![i]!)),
+            unreliableOverSar: median(alignUnreliable.map((t, i) => t / sarUnreliable![i]!)),
+          },
+        }
+      : {}),
     memory,
     updates,
     ...(checkLogits ? { checkLogits } : {}),

@@ -193,6 +193,18 @@ async function stepTable(): Promise<void> {
       targets.push(`- wasm, 1 thread vs PyTorch 1 thread: PyTorch's SAR step takes ${f2(x)}× ours (target ≥ 1.0: ${verdict(x >= 1)}; stretch ≥ 1.5: ${verdict(x >= 1.5)})`);
     }
   }
+  // sar-align against SAR, per round (issue 14: alignment adds ≤ 15% to a reliable step, and to an unreliable one nothing beyond a forward).
+  const alignLines = ['| backend | sar-align reliable (ms) | ÷ SAR reliable | sar-align unreliable (ms) | ÷ SAR unreliable |', '|---|---|---|---|---|'];
+  for (const r of rows) {
+    if (!r.align) continue;
+    const tag = `${r.label}${r.adapter ? ` (${r.adapter})` : ''}`;
+    alignLines.push(`| ${tag} | ${f2(r.align.reliableMs)} | ${f2(r.align.reliableOverSar)}× | ${f2(r.align.unreliableMs)} | ${f2(r.align.unreliableOverSar)}× |`);
+    if (['wasm', 'webgpu'].includes(r.backend)) {
+      targets.push(`- ${tag}: sar-align's reliable step ${f2(r.align.reliableOverSar)}× SAR's (target ≤ 1.15×: ${verdict(r.align.reliableOverSar <= 1.15)}); its unreliable step ${f2(r.align.unreliableOverSar)}× SAR's (a forward and the read either way)`);
+    }
+  }
+  const alignTable = alignLines.length > 2 ? alignLines.join('\n') : '';
+  if (alignTable) console.log(`\n${alignTable}`);
   const check = rows.find((r) => r.check !== undefined)?.check;
   console.log(targets.join('\n'));
 
@@ -213,8 +225,8 @@ wasm: Chromium's tfjs-wasm with SIMD; "threads" > 1 means the page was served cr
 WebGPU and WebGL here run on SwiftShader, a software renderer: their times say nothing about a real GPU.
 
 ${table}
-
-Targets of issue 7 on these figures:
+${alignTable ? `\nsar-align (issue 14: input alignment, feature re-centering, the alignment term and the collapse watch on top of SAR) in the same rounds; "÷ SAR" is the median of the per-round ratios to SAR's step of the same kind:\n\n${alignTable}\n` : ''}
+Targets of issues 7 and 14 on these figures:
 ${targets.join('\n')}
 
 ${vitB16Section()}`,

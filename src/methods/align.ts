@@ -23,9 +23,11 @@ import type { FeatureRecentering } from './recenter';
  * Inside tf.tidy.
  */
 export function meanAlignmentGrad(recentering: FeatureRecentering, sourceVariance: number, weight: number, rowWeights: tf.Tensor1D | number): tf.Tensor2D {
-  const perFrame = tf.mul(tf.sub(recentering.testMean(), recentering.source), (2 * weight) / sourceVariance);
+  const scale = (2 * weight) / sourceVariance;
+  // One row (batch size 1) needs no broadcast: the shift itself, scaled.
+  if (rowWeights === 1) return tf.mul(recentering.shift, scale) as tf.Tensor2D;
   const weights = typeof rowWeights === 'number' ? tf.fill([rowWeights, 1], 1 / rowWeights) : tf.expandDims(rowWeights, 1);
-  return tf.mul(weights, tf.expandDims(perFrame, 0)) as tf.Tensor2D;
+  return tf.mul(tf.mul(weights, scale), recentering.shift) as tf.Tensor2D;
 }
 
 /** The value of the loss above for reporting and tests (plain numbers). */

@@ -50,3 +50,13 @@ test('in-range frames pass unchanged; washed-out, dark and bright frames follow 
   }
   tf.dispose([...frames, batch]);
 });
+
+test('the fused kernel and the tfjs-op path agree', () => {
+  const a = new InputAlignment(stats);
+  const x = tf.concat([tf.randomUniform([2, 8, 8, 1], 0, 1, 'float32', 5), tf.mul(tf.randomUniform([1, 8, 8, 1], 0, 1, 'float32', 6), 0.05), tf.fill([1, 8, 8, 1], 0.3)]) as tf.Tensor4D;
+  const fused = tf.tidy(() => a.apply(x));
+  const ops = tf.tidy(() => a.applyWithOps(x));
+  const err = tf.tidy(() => tf.max(tf.abs(tf.sub(fused, ops))).dataSync()[0]!);
+  assert.ok(err < 1e-5, `max |Δ| ${err}`);
+  tf.dispose([x, fused, ops]);
+});

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SourceStats } from '../model/source-stats';
+import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 
 export interface InputAlignOptions {
   /**
@@ -41,6 +42,15 @@ export class InputAlignment {
 
   /** x [B, H, W, C] in [0, 1] → the aligned frames. Inside tf.tidy. */
   apply(x: tf.Tensor4D): tf.Tensor4D {
+    if (hasFusedKernel('WildttaInputAlign')) {
+      const [lo, hi] = this.meanRange;
+      return runFusedKernel('WildttaInputAlign', { x }, { meanLo: lo, meanHi: hi, stdLo: this.stdRange[0], stdHi: this.stdRange[1] })[0] as tf.Tensor4D;
+    }
+    return this.applyWithOps(x);
+  }
+
+  /** apply() in tfjs ops: the path of backends without the fused kernel (WebGPU, WebGL), public for its test. Inside tf.tidy. */
+  applyWithOps(x: tf.Tensor4D): tf.Tensor4D {
     const { mean, variance } = tf.moments(x, [1, 2, 3], true);
     const std = tf.sqrt(variance);
     const targetMean = tf.clipByValue(mean, this.meanRange[0], this.meanRange[1]);

@@ -13,6 +13,7 @@ import { createAdapter } from './index';
 import { entropyWithGrad, softmaxEntropy } from './entropy';
 import { FlatLayout } from './flat';
 import { CollapseWatch } from './collapse-watch';
+import { FeatureRecentering } from './recenter';
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -183,4 +184,33 @@ test('the collapse watch fires on one class for hundreds of frames and on high e
   assert.ok(fired >= 199, `high-entropy collapse seen at frame ${fired}`);
   const off = new CollapseWatch(C, { oneClassShare: 1, highEntropyFraction: 1 });
   for (let i = 0; i < 1000; i++) assert.equal(off.observe([0], new Float32Array([Math.log(C)])), false);
+});
+
+for (const biasCorrected of [false, true]) test(`re-centering: the fused update and the tfjs-op path agree${biasCorrected ? ' (bias-corrected)' : ''}`, async () => {
+  const { model, stats } = await setup();
+  const a = new FeatureRecentering(model, stats, { decay: 0.7, biasCorrected });
+  const b = new FeatureRecentering(model, stats, { decay: 0.7, biasCorrected });
+  for (let i = 0; i < 5; i++) {
+    tf.tidy(() => {
+      const features = tf.randomNormal([i === 4 ? 3 : 1, cfg.width], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
+      const logits = tf.randomNormal([features.shape[0], cfg.numClasses], 0, 1, 'float32', 40 + i) as tf.Tensor2D;
+      a.observe(features, logits);
+      b.observeWithOps(features, logits);
+    });
+  }
+  // And a NaN feature changes neither.
+  tf.tidy(() => {
+    const bad = tf.fill([1, cfg.width], NaN) as tf.Tensor2D;
+    const logits = tf.zeros([1, cfg.numClasses]) as tf.Tensor2D;
+    a.observe(bad, logits);
+    b.observeWithOps(bad, logits);
+  });
+  for (const k of ['classMeans', 'classWeights', 'offset', 'shift'] as const) {
+    const err = tf.tidy(() => tf.max(tf.abs(tf.sub(a[k], b[k]))).dataSync()[0]!);
+    assert.ok(err < 1e-5, `${k}: max |Δ| ${err}`);
+  }
+  assert.ok(tf.tidy(() => tf.max(tf.abs(a.offset)).dataSync()[0]!) > 0, 'the shift moved');
+  a.dispose();
+  b.dispose();
+  model.dispose();
 });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
 import type { SourceStats } from '../model/source-stats';
 import { pick } from './gate';
+import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 
 export interface RecenterOptions {
   /**
@@ -41,6 +42,8 @@ export class FeatureRecentering {
   readonly classMeans: tf.Variable;
   /** W·(μ_src − μ̂) [1, C], the logit shift, kept in step with classMeans. */
   readonly offset: tf.Variable;
+  /** μ̂ − μ_src [1, D], the stream's estimated feature shift (what the alignment term pulls against). */
+  readonly shift: tf.Variable;
   /** w_c = 1 − decay^(frames of class c so far), [C]: how much of m_c is the stream's. */
   readonly classWeights: tf.Variable;
   readonly biasCorrected: boolean;
@@ -63,6 +66,7 @@ export class FeatureRecentering {
     this.classWeights = tf.variable(tf.zeros([C]), false);
     this.biasCorrected = o.biasCorrected ?? false;
     this.offset = tf.variable(tf.zeros([1, C]), false);
+    this.shift = tf.variable(tf.zeros([1, D]), false);
   }
 
   /** The class-balanced test mean μ̂ [D] (μ_src + the estimated shift). Inside tf.tidy. */
@@ -89,6 +93,23 @@ export class FeatureRecentering {
    * non-finite feature change nothing. Inside tf.tidy.
    */
   observe(features: tf.Tensor2D, logits: tf.Tensor2D): void {
+    if (hasFusedKernel('WildttaRecenter')) {
+      const [means, weights, offset, shift] = runFusedKernel(
+        'WildttaRecenter',
+        { features, logits, means: this.classMeans, weights: this.classWeights, srcMeans: this.sourceClassMeans, head: this.headWeight },
+        { decay: this.decay, biasCorrected: this.biasCorrected },
+      );
+      this.classMeans.assign(means!);
+      this.classWeights.assign(weights!);
+      this.offset.assign(offset!);
+      this.shift.assign(shift!);
+      return;
+    }
+    this.observeWithOps(features, logits);
+  }
+
+  /** observe() in tfjs ops: the path of backends without the fused kernel (WebGPU, WebGL), public for its test. Inside tf.tidy. */
+  observeWithOps(features: tf.Tensor2D, logits: tf.Tensor2D): void {
     const C = this.classMeans.shape[0]!;
     const onehot = tf.oneHot(tf.argMax(logits, 1), C).toFloat() as tf.Tensor2D;
     const counts = tf.sum(onehot, 0);
@@ -114,11 +135,12 @@ export class FeatureRecentering {
 
   /** Recomputes the logit shift from classMeans (after an import). Inside tf.tidy. */
   refreshOffset(): void {
-    const delta = tf.reshape(tf.sub(this.sourceMean, this.testMean()), [1, -1]);
-    this.offset.assign(tf.matMul(delta, this.headWeight, false, true));
+    const shift = tf.reshape(tf.sub(this.testMean(), this.sourceMean), [1, -1]);
+    this.shift.assign(shift);
+    this.offset.assign(tf.neg(tf.matMul(shift, this.headWeight, false, true)));
   }
 
   dispose(): void {
-    tf.dispose([this.classMeans, this.classWeights, this.offset, this.sourceClassMeans, this.sourceMean]);
+    tf.dispose([this.classMeans, this.classWeights, this.offset, this.shift, this.sourceClassMeans, this.sourceMean]);
   }
 }

@@ -729,6 +729,86 @@ const kernels = {
     },
   },
 
+  /**
+   * Input alignment (methods/input-align.ts) in one pass per image: x [B, …]
+   * with each image's pixel mean m and standard deviation s (population)
+   * brought into [meanLo, meanHi] and [stdLo, stdHi]: (x − m)·s′/s + m′,
+   * clipped to [0, 1].
+   */
+  WildttaInputAlign: {
+    inputs: ['x'],
+    outputs: ([x]) => [x!],
+    compute([x], [out], [shape], { meanLo, meanHi, stdLo, stdHi }) {
+      const B = shape![0]!;
+      const n = x!.length / B;
+      for (let b = 0; b < B; b++) {
+        const at = b * n;
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += x![at + i]!;
+        const m = sum / n;
+        let sq = 0;
+        for (let i = 0; i < n; i++) sq += (x![at + i]! - m) ** 2;
+        const sd = Math.sqrt(sq / n);
+        const mt = Math.min(Math.max(m, meanLo as number), meanHi as number);
+        const gain = sd > 1e-6 ? Math.min(Math.max(sd, stdLo as number), stdHi as number) / sd : 1;
+        for (let i = 0; i < n; i++) out![at + i] = Math.min(1, Math.max(0, (x![at + i]! - m) * gain + mt));
+      }
+    },
+  },
+
+  /**
+   * Feature re-centering's update (methods/recenter.ts) in one pass: each
+   * row of features [B, D] folded into the running mean of the class its
+   * (re-centred) logits [B, C] predict, means [C, D] and weights [C] moved
+   * by `decay` for the classes present; then the logit shift W·(μ_src − μ̂)
+   * [1, C] from head [C, D], μ_src = mean of srcMeans [C, D], and the
+   * feature shift μ̂ − μ_src [1, D]. A non-finite
+   * feature anywhere changes nothing.
+   */
+  WildttaRecenter: {
+    inputs: ['features', 'logits', 'means', 'weights', 'srcMeans', 'head'],
+    outputs: ([, , means, weights, , head]) => [means!, weights!, [1, head![0]!], [1, head![1]!]],
+    compute([f, z, means, weights, src, head], [outMeans, outWeights, offset, shift], [fs, zs], { decay, biasCorrected }) {
+      const [B, D] = [fs![0]!, fs![1]!];
+      const C = zs![1]!;
+      const d = decay as number;
+      outMeans!.set(means!);
+      outWeights!.set(weights!);
+      let finite = true;
+      for (let i = 0; i < f!.length && finite; i++) finite = Number.isFinite(f![i]!);
+      if (finite) {
+        const counts = new Float64Array(C);
+        const sums = new Float64Array(C * D);
+        for (let b = 0; b < B; b++) {
+          let best = 0;
+          for (let c = 1; c < C; c++) if (z![b * C + c]! > z![b * C + best]!) best = c;
+          counts[best]!++;
+          for (let j = 0; j < D; j++) sums[best * D + j]! += f![b * D + j]!;
+        }
+        for (let c = 0; c < C; c++) {
+          if (counts[c] === 0) continue;
+          for (let j = 0; j < D; j++) outMeans![c * D + j] = d * means![c * D + j]! + (1 - d) * (sums[c * D + j]! / counts[c]!);
+          outWeights![c] = d * weights![c]! + (1 - d);
+        }
+      }
+      // μ_src − μ̂, with μ̂ the plain or the bias-corrected class average.
+      let total = 0;
+      for (let c = 0; c < C; c++) total += outWeights![c]!;
+      const delta = new Float64Array(D);
+      for (let j = 0; j < D; j++) {
+        let moved = 0;
+        for (let c = 0; c < C; c++) moved += outMeans![c * D + j]! - src![c * D + j]!;
+        delta[j] = -(biasCorrected ? moved / Math.max(total, 1e-6) : moved / C);
+        shift![j] = -delta[j]!;
+      }
+      for (let c = 0; c < C; c++) {
+        let v = 0;
+        for (let j = 0; j < D; j++) v += head![c * D + j]! * delta[j]!;
+        offset![c] = v;
+      }
+    },
+  },
+
   /** a where the scalar `when` holds (is non-zero), else b (a and b of one shape). */
   WildttaPick: {
     inputs: ['when', 'a', 'b'],
