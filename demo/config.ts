@@ -2,6 +2,7 @@
 // shared as a link (and so tests can start the page in a known state).
 import type { BackendChoice } from '../src/runtime/backend';
 import type { MethodName } from '../src/methods/types';
+import type { MethodOptionValue } from '../src/runtime/engine-types';
 import { CORRUPTION_NAMES } from '../src/runtime/corruption-names';
 import { CORRUPTION_REGIMES, DEFAULT_REGIME, type CorruptionRegime } from '../src/data/corruptions/regime';
 import tuning from '../bench/results/tuning.json';
@@ -44,11 +45,13 @@ const METHODS: readonly MethodName[] = ['sar-align', 'sar', 'tent', 'eata', 'dey
  */
 const FALLBACK_LR: Record<MethodName, number> = { 'sar-align': 1e-3, sar: 1e-3, tent: 1e-4, eata: 3e-3, deyo: 1e-4, source: 0 };
 
-export function tunedOptions(method: MethodName): { lr: number; options: Record<string, number | boolean> } {
+export function tunedOptions(method: MethodName): { lr: number; options: Record<string, MethodOptionValue> } {
   const chosen = (tuning as { chosen?: Record<string, Record<string, unknown>> }).chosen?.[method] ?? {};
-  const options: Record<string, number | boolean> = {};
+  const options: Record<string, MethodOptionValue> = {};
   for (const [k, v] of Object.entries(chosen)) {
-    if (k !== 'method' && k !== 'lr' && (typeof v === 'number' || typeof v === 'boolean')) options[k] = v;
+    if (k === 'method' || k === 'lr') continue;
+    if (typeof v === 'number' || typeof v === 'boolean') options[k] = v;
+    else if (v !== null && typeof v === 'object') options[k] = Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'number' || typeof x === 'boolean')) as Record<string, number | boolean>;
   }
   const lr = typeof chosen.lr === 'number' ? chosen.lr : FALLBACK_LR[method];
   return { lr, options };

@@ -426,6 +426,12 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
     }
     if (mine !== session) return;
   }
+  // SAR + align needs the model's source statistics; a model without them (dropped files, a URL with none beside it) runs SAR.
+  if (config.method === 'sar-align' && modelInfo && !modelInfo.sourceStats) {
+    config.method = 'sar';
+    $<HTMLSelectElement>('method').value = 'sar';
+    say('SAR + align needs the model\'s source statistics (source-stats.safetensors beside the weights); this model has none, so SAR runs.');
+  }
   const tuned = tunedOptions(config.method);
   const lr = config.lr ?? tuned.lr;
   const fisher = config.method === 'eata' ? fisherImages() : undefined;

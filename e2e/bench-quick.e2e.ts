@@ -1,6 +1,8 @@
 // The quick wild benchmark as a test: on a short mixed stream of the 15 test
-// corruptions (severity 5), SAR is not below no-adapt by more than 2 points
-// (wasm, the fast backend here), and every method runs on WebGPU without error.
+// corruptions (severity 5, the default imagenet64 regime, wasm, the fast
+// backend here), sar-align beats no adaptation by a margin the full run
+// supports and SAR is not below it by more than 2 points; and every method
+// runs on WebGPU without error.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CORRUPTIONS } from '../src/data/corruptions';
@@ -19,7 +21,16 @@ const base = {
   log: () => undefined,
 };
 
-test('quick mixed stream on wasm: SAR within 2 points of no-adapt or better', async (t) => {
+/**
+ * The margin sar-align must clear on this stream, in points. The full run
+ * (BENCHMARKS.md, 100 images per corruption, seeds 1-3) puts sar-align's mixed
+ * average 6-8 points above no adaptation; half of its lowest seed's gain
+ * leaves room for the 600 samples here, while no adaptation, Tent or a
+ * method that does nothing cannot reach it.
+ */
+const MARGIN_POINTS = 3;
+
+test('quick mixed stream on wasm: sar-align clears no-adapt by a margin; SAR within 2 points of it or better', async (t) => {
   // 40 images per corruption: with 20 (300 samples) SAR sat exactly on the bound (193 vs 199),
   // while the full mixed runs (3,000 samples) put it within half a point of no-adapt; a few
   // samples flipping either way should not decide the test.
@@ -31,6 +42,9 @@ test('quick mixed stream on wasm: SAR within 2 points of no-adapt or better', as
   for (const r of records) assert.equal(r.score.total, total, r.method);
   // In whole samples, so the 2-point bound does not hinge on float rounding.
   assert.ok(correct.sar! >= correct.source! - 0.02 * total, `SAR ${correct.sar}/${total} vs no-adapt ${correct.source}/${total}`);
+  const align = correct['sar-align']!;
+  assert.ok(align >= correct.source! + (MARGIN_POINTS / 100) * total, `sar-align ${align}/${total} vs no-adapt ${correct.source}/${total}: less than ${MARGIN_POINTS} points above`);
+  assert.equal(records.find((r) => r.method === 'sar-align')!.regime, 'imagenet64');
 });
 
 test('every method runs on webgpu without error', async () => {

@@ -6,7 +6,7 @@
 import type { BackendChoice } from '../runtime/backend';
 import { EngineConnection } from '../runtime/engine-port';
 import { serveEngine } from '../runtime/engine-serve';
-import type { EngineEvent, EngineOp, EngineOps, EngineRequest, EngineResponse, FrameResult, MethodInfo, ModelInfo, ModelSource } from '../runtime/engine-types';
+import type { EngineEvent, EngineOp, EngineOps, EngineRequest, EngineResponse, FrameResult, MethodInfo, MethodOptionValue, ModelInfo, ModelSource } from '../runtime/engine-types';
 import type { InvertMode } from '../runtime/preprocess';
 import type { MethodName, UpdateReport } from '../methods/types';
 import { assetsBase, WORKER_FILE } from './assets';
@@ -44,7 +44,7 @@ export interface CreateOptions {
   /** Learning rate; each method has its own default. */
   lr?: number;
   /** Method options passed on as they are (SAR: resetThreshold, marginFraction, rho...). */
-  methodOptions?: Record<string, number | boolean>;
+  methodOptions?: Record<string, MethodOptionValue>;
   /** 'auto' (default: webgpu → webgl → wasm → cpu, first that works) or one of them. */
   backend?: BackendChoice;
   /** Run the engine in a dedicated Web Worker (frames go to it as transferred ImageBitmaps). */

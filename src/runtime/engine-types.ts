@@ -37,11 +37,14 @@ export interface ModelInfo {
   sourceStats: { count: number; provenance: string } | null;
 }
 
+/** A method option: a number or switch, or a group of them (inputAlign: { quantile }, recenter: { decay }). */
+export type MethodOptionValue = number | boolean | { [key: string]: number | boolean };
+
 export interface MethodConfig {
   method: MethodName;
   lr?: number;
   /** Method-specific options (SAR's resetThreshold, EATA's dMargin...), passed to createAdapter. */
-  options?: Record<string, number | boolean>;
+  options?: Record<string, MethodOptionValue>;
   /**
    * Clean in-distribution images for EATA's Fisher: `count` images of the
    * model's input size, [count, H, W, C] in [0, 1]. Without them EATA runs

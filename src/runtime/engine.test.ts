@@ -122,3 +122,43 @@ test('withClassNames: Hugging Face id2label becomes label_names; other configs p
   assert.equal(withClassNames(gap), gap);
   assert.equal(withClassNames(null), null);
 });
+
+test('engine: source statistics come with a model, are validated, and gate sar-align; computeSourceStats makes them', async () => {
+  const dir = join(PUBLIC, 'models', 'fmnist-vit');
+  const weights = readFileSync(join(dir, 'model.safetensors'));
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  const stats = readFileSync(join(dir, 'source-stats.safetensors'));
+  const ab = (b: Buffer) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  const e = new Engine();
+  await e.init({ backend: 'wasm' });
+  // Without statistics: sar-align and re-centering are refused with a message that says what to do; SAR still runs.
+  const bare = await e.loadModel({ kind: 'bytes', weights: ab(weights), config });
+  assert.equal(bare.sourceStats, null);
+  await e.setMethod({ method: 'sar', lr: 1e-3 });
+  await assert.rejects(e.setMethod({ method: 'sar-align' }), /source statistics.*source-stats\.safetensors/);
+  await assert.rejects(e.setMethod({ method: 'tent', options: { recenter: true } }), /recenter needs the model's source statistics/);
+  assert.equal((await e.step(frame(0))).frame, 0, 'the SAR method set before still runs');
+  // A malformed statistics file: a ModelFormatError, and the model loaded before stays.
+  const broken = Buffer.from(stats);
+  broken.writeUInt32LE(0xffffff, 0);
+  await assert.rejects(e.loadModel({ kind: 'bytes', weights: ab(weights), config, sourceStats: ab(broken) }), (err: Error) => err.name === 'ModelFormatError' && /source statistics/.test(err.message));
+  assert.equal((await e.step(frame(1))).frame, 1);
+  // Given as bytes: loaded, and sar-align runs.
+  const withStats = await e.loadModel({ kind: 'bytes', weights: ab(weights), config, sourceStats: ab(stats) });
+  assert.equal(withStats.sourceStats?.count, 1000);
+  assert.match(withStats.sourceStats!.provenance, /Fashion-MNIST/);
+  const m = await e.setMethod({ method: 'sar-align', lr: 1e-3, options: { alignWeight: 10, inputAlign: { quantile: 0.02 } } });
+  assert.equal(m.method, 'sar-align');
+  for (let i = 0; i < 5; i++) await e.step(frame(i));
+  // Computed here from clean images: the same layout, and they enable sar-align on a model that had none.
+  await e.loadModel({ kind: 'bytes', weights: ab(weights), config, sourceStats: false });
+  const count = 20;
+  const pixels = new Float32Array(count * 784);
+  for (let i = 0; i < count; i++) pixels.set(image(9000 + i), i * 784);
+  await assert.rejects(e.computeSourceStats({ pixels: pixels.subarray(0, 100), count }), /need 15680 values/);
+  const bytes = await e.computeSourceStats({ pixels, count, labels: Array.from({ length: count }, (_, i) => data.labels[9000 + i]!) });
+  assert.ok(bytes.byteLength > 1000 && bytes.byteLength < 16384, `${bytes.byteLength} bytes`);
+  await e.setMethod({ method: 'sar-align' });
+  assert.equal((await e.step(frame(2))).frame >= 0, true);
+  e.dispose();
+});

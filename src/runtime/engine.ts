@@ -637,7 +637,9 @@ async function loadSourceStats(source: ModelSource, config: { numClasses: number
   if (given instanceof ArrayBuffer) return readSourceStats(given, config);
   const explicit = typeof given === 'string';
   if (!explicit && source.kind !== 'url') return undefined;
-  const url = explicit ? given : new URL(SOURCE_STATS_FILE, source.kind === 'url' && source.url.endsWith('.safetensors') ? source.url : `${(source as { url: string }).url.replace(/\/?$/, '/')}`).href;
+  const modelUrl = (source as { url: string }).url;
+  // Beside the weights: the folder itself, or the .safetensors file's folder.
+  const url = explicit ? given : `${modelUrl.endsWith('.safetensors') ? modelUrl.replace(/[^/]*$/, '') : modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`;
   let res: Response;
   try {
     res = await fetch(url);
