@@ -1,7 +1,7 @@
 // Why does (or doesn't) entropy minimization help the shipped model? A
 // diagnostic, not a tuning run: nothing here chooses a hyperparameter.
 //
-//   npm run bench:diagnose -- [--per-corruption 300] [--severity 5] [--seed 1] [--sweep] [--no-write]
+//   npm run bench:diagnose -- [--per-corruption 300] [--severity 5] [--regime imagenet64] [--seed 1] [--sweep] [--no-write]
 //
 // Part 1, every corruption (15 test + 4 extra) with no adaptation: accuracy,
 // mean entropy, the share of samples SAR's filter calls reliable (E < 0.4·ln C)
@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { ALL_CORRUPTIONS, CORRUPTIONS, corrupt } from '../src/data/corruptions';
+import { resolveRegime } from '../src/data/corruptions/regime';
 import { FASHION_MNIST_CLASSES } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { perCorruptionStream, splitPools } from '../src/data/streams';
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
   options: {
     'per-corruption': { type: 'string', default: '300' },
     severity: { type: 'string', default: '5' },
+    regime: { type: 'string', default: 'imagenet64' },
     seed: { type: 'string', default: '1' },
     sweep: { type: 'boolean', default: false },
     'sweep-lrs': { type: 'string', default: '0.0001,0.001,0.003,0.01' },
@@ -56,6 +58,7 @@ const C = model.config.numClasses;
 const margin = 0.4 * Math.log(C);
 const pools = splitPools(data.labels, C);
 const severity = Number(args.severity);
+const regime = resolveRegime(args.regime);
 const perCorruption = Number(args['per-corruption']);
 const seed = Number(args.seed);
 
@@ -67,7 +70,7 @@ async function profile(name: string): Promise<SourceProfile> {
   for (const item of stream.items) {
     const p = tf.tidy(() => {
       const x = grayBatch(data.images, item.index, 1, data.height, data.width);
-      return tf.softmax(model.logits(name === 'clean' ? x : corrupt(x, name, severity, item.seed)));
+      return tf.softmax(model.logits(name === 'clean' ? x : corrupt(x, name, severity, item.seed, { regime })));
     });
     const probs = await p.data();
     p.dispose();
@@ -116,7 +119,7 @@ if (args.sweep) {
   ];
   const rows: string[] = [];
   for (const options of configs) {
-    const s = await runStream({ model, images: data, stream, method: options, corrupt });
+    const s = await runStream({ model, images: data, stream, method: options, corrupt: (x, n, sv, sd) => corrupt(x, n, sv, sd, { regime }) });
     const per = CORRUPTIONS.map((c) => s.byCorruption[c]!.correct / s.byCorruption[c]!.total);
     const skip = 'skipLastBlocks' in options && options.skipLastBlocks !== undefined ? `, last ${options.skipLastBlocks} of ${model.config.depth} blocks frozen` : '';
     const label = options.method === 'source' ? 'no-adapt' : `${options.method} lr ${options.lr}${skip}`;
@@ -133,7 +136,7 @@ if (!args['no-write']) {
     'bench:diagnose',
     `## Diagnosis: where entropy minimization can help this model (\`npm run bench:diagnose\`)
 
-Command: \`npm run bench:diagnose -- --per-corruption ${perCorruption} --severity ${severity} --seed ${seed}${args.sweep ? ' --sweep' : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds} s.
+Command: \`npm run bench:diagnose -- --per-corruption ${perCorruption} --severity ${severity} --regime ${regime} --seed ${seed}${args.sweep ? ' --sweep' : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds} s.
 Node ${process.version}, tfjs wasm backend (one thread). Machine: ${machineLine()}.
 Nothing here chooses a hyperparameter; it explains the benchmark. Shipped model, no adaptation, severity ${severity}, ${perCorruption} images per corruption (seed ${seed}). "Reliable" is SAR's first filter, E < E0 = 0.4·ln ${C} = ${margin.toFixed(2)} nats; "reliable and right" is the accuracy of those samples, which are the ones entropy minimization pushes further toward their predicted class.
 

@@ -62,7 +62,7 @@ const labelsOf = (c: { class_names: string[] }) => c.class_names;
 
 const format = (correct: number, total: number) => `${((100 * correct) / total).toFixed(1)}% (${correct}/${total})`;
 
-async function run300(method: 'sar' | 'source', compare: boolean): Promise<Scored> {
+async function run300(method: 'sar' | 'sar-align' | 'source' | null, compare: boolean): Promise<Scored> {
   return withPage(
     async ({ page }) => {
       const done = await waitForDemo(page, `${FRAMES} frames of ${method}`, (s) => s.state === 'done', 240_000);
@@ -82,7 +82,8 @@ async function run300(method: 'sar' | 'source', compare: boolean): Promise<Score
       return { records, shown: await figure(page, 'acc-method'), shownReference: await figure(page, 'acc-reference') };
     },
     {
-      path: `demo/?backend=wasm&input=stream&corruption=gaussian_noise&severity=5&method=${method}&frames=${FRAMES}&fps=max&compare=${compare ? 1 : 0}`,
+      // method null: the page's default.
+      path: `demo/?backend=wasm&input=stream&corruption=gaussian_noise&severity=5${method ? `&method=${method}` : ''}&frames=${FRAMES}&fps=max&compare=${compare ? 1 : 0}`,
       context: { viewport: { width: 1280, height: 720 } },
     },
   );
@@ -120,6 +121,18 @@ test(`demo, ${FRAMES} labeled frames of gaussian noise 5: SAR's and no-adapt's d
   const same = source.records.predicted.filter((p, i) => p === r.referenceInput[i]).length;
   t.diagnostic(`no-adapt run vs side-by-side no-adapt: ${same}/${FRAMES} predictions equal`);
   assert.ok(same >= FRAMES - 3, `the no-adapt run and SAR's side-by-side no-adapt disagree on ${FRAMES - same} frames`);
+  await assertNoPageErrors();
+});
+
+test(`demo defaults, ${FRAMES} labeled frames of gaussian noise 5: the default method (SAR + align) is shown above no adaptation`, async (t) => {
+  const run = await run300(null, true);
+  checkRecords(run.records);
+  assert.equal(await withPage(async ({ page }) => page.locator('#method').inputValue(), { path: 'demo/?backend=wasm&input=stream&fps=20' }), 'sar-align', 'the default method');
+  t.diagnostic(`default method ${run.shown.text}, no adaptation beside it ${run.shownReference.text}`);
+  // Both figures come from the same frames; the adapted one must be ahead after 300 of them.
+  assert.equal(run.shown.total, FRAMES);
+  assert.equal(run.shownReference.total, FRAMES);
+  assert.ok(run.shown.correct > run.shownReference.correct + 0.03 * FRAMES, `adapted ${run.shown.text} vs no adaptation ${run.shownReference.text}: not 3 points ahead`);
   await assertNoPageErrors();
 });
 
