@@ -16,14 +16,18 @@ export interface SarAlignOptions extends SarOptions, CollapseWatchOptions {
 }
 
 /**
- * SAR with feature alignment, our method for small LayerNorm models
- * (issue 14): SAR's reliable, sharpness-aware entropy minimization (sar.ts,
- * unchanged) on features re-centred to the source's class-balanced mean
- * (recenter.ts: forward only), each frame's intensity range first brought
- * into the source's (input-align.ts: forward only); optionally a term that pulls the stream's
- * feature mean toward the source's through the adapted LayerNorms
- * (align.ts); and a recovery that, beside SAR's low-entropy rule, also sees
- * a high-entropy or a one-class collapse (collapse-watch.ts).
+ * SAR with alignment to the source, our method for small LayerNorm models
+ * (issue 14), in the order a frame meets it:
+ * 1. input alignment (input-align.ts): the frame's pixel mean and spread
+ *    clamped into the source's range; forward only;
+ * 2. the prediction, with the pooled feature re-centred on the source's
+ *    class-balanced mean (recenter.ts); forward only;
+ * 3. SAR's reliable, sharpness-aware entropy minimization (sar.ts, steps
+ *    2-7 unchanged), both of its losses plus a term that pulls the stream's
+ *    feature mean toward the source's through the adapted norms (align.ts);
+ * 4. recovery: SAR's low-entropy rule, and a watch for a one-class or a
+ *    high-entropy collapse (collapse-watch.ts), which SAR's rule misses.
+ * Defaults from `npm run bench:tune` on the extra corruptions (BENCHMARKS.md).
  */
 export class SarAlignAdapter extends SarAdapter {
   override readonly method: MethodName = 'sar-align';
