@@ -126,7 +126,10 @@ async function main(): Promise<void> {
     console.log(`chosen for ${method}: ${JSON.stringify(best.options)}`);
   }
   mkdirSync('bench/results', { recursive: true });
-  const record = { ...base, seeds, regime, baseline, recentred, results, chosen, chosenAt, date: new Date().toISOString() };
+  const command = `npm run bench:tune -- --per-corruption ${base.perCorruption} --severity ${base.severity} --seeds ${seeds.join(',')} --regime ${regime} --methods ${methods.join(',')}`;
+  // The rows kept from an earlier run of the same regime keep its command beside this one.
+  const commands = [...(previous.regime === regime ? ((previous as { commands?: string[] }).commands ?? []).filter((c) => c !== command) : []), command];
+  const record = { ...base, seeds, regime, baseline, recentred, results, chosen, chosenAt, commands, date: new Date().toISOString() };
   writeFileSync(args.out, `${JSON.stringify(record, null, 1)}\n`);
   console.log(`wrote ${args.out}`);
   model.dispose();
@@ -149,7 +152,7 @@ async function main(): Promise<void> {
       'bench:tune',
       `## Hyperparameter choice (\`npm run bench:tune\`)
 
-Command: \`npm run bench:tune -- --per-corruption ${base.perCorruption} --severity ${base.severity} --seeds ${seeds.join(',')} --regime ${regime} --methods ${methods.join(',')}\`, ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, tfjs wasm backend (one thread). Machine: ${machineLine()}.
+Commands (each adds its methods' rows to the same record): ${commands.map((c) => `\`${c}\``).join(', ')}; last run ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, tfjs wasm backend (one thread). Machine: ${machineLine()}.
 Only the 4 extra corruptions (${EXTRA_CORRUPTIONS.join(', ')}) are looked at, regime ${regime}, severity ${base.severity}, ${base.perCorruption} images each (${4 * base.perCorruption} a stream), seeds ${seeds.join(', ')}, in the mixed stream and in the online imbalanced label-shift stream; the 15 test corruptions are never used here. The configuration with the best mean of the two (averaged over seeds; ± is the std over seeds of the per-seed mean) is chosen and saved in bench/results/tuning.json, which \`npm run bench\` and the demo read; one whose mean is within the spread of the chosen one is marked as a tie.
 No adaptation on these streams: mixed ${pct(baseline.mixed)}%, label shift ${pct(baseline.labelShift)}%, mean ${pct(baseline.mean)} ± ${pct(baseline.std)}.${extra}
 

@@ -61,6 +61,11 @@ export interface WildRunRecord {
 const MODEL_URL = '/models/fmnist-vit/';
 const DATA_URL = '/data/fashion-mnist/';
 
+/** The regime bench/results/tuning.json was chosen at (the first tuning, before the regimes, ran the cifar constants). */
+function tunedAt(file = 'bench/results/tuning.json'): string {
+  return existsSync(file) ? ((JSON.parse(readFileSync(file, 'utf8')) as { regime?: string }).regime ?? 'cifar') : 'none';
+}
+
 /** The chosen hyperparameters from the tuning run, or the defaults when there is none. */
 export function loadMethodOptions(file = 'bench/results/tuning.json'): Record<string, AdapterOptions> {
   const chosen: Record<string, AdapterOptions> = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { chosen: Record<string, AdapterOptions> }).chosen : {};
@@ -323,7 +328,7 @@ async function main(): Promise<void> {
 Command: \`npm run bench -- --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
 Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
 Shipped model, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
-Method options (chosen by \`npm run bench:tune\` on the extra corruptions only): ${opts}.
+Method options (chosen by \`npm run bench:tune\` on the extra corruptions only, at regime ${tunedAt()}${tunedAt() === regime ? '' : `, not at ${regime}: no tuning ran at this regime`}): ${opts}.
 
 ${tables}
 

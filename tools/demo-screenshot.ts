@@ -5,8 +5,8 @@
 //   npm run demo:screenshot -- [--out docs/demo.png] [--frames 400] [--camera]
 //                              [--query 'corruption=gaussian_noise&severity=5']
 //
-// Default: the labeled Fashion-MNIST stream, gaussian noise at severity 5, SAR
-// beside no adaptation. --camera uses Chromium's fake camera playing the test
+// Default: the labeled Fashion-MNIST stream, gaussian noise at severity 5, the
+// default method (SAR + align) beside no adaptation. --camera uses Chromium's fake camera playing the test
 // images (npm run demo:y4m) instead.
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
