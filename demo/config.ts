@@ -5,7 +5,7 @@ import type { MethodName } from '../src/methods/types';
 import type { MethodOptionValue } from '../src/runtime/engine-types';
 import { CORRUPTION_NAMES } from '../src/runtime/corruption-names';
 import { CORRUPTION_REGIMES, DEFAULT_REGIME, type CorruptionRegime } from '../src/data/corruptions/regime';
-import tuning from '../bench/results/tuning.json';
+import { defaultLr } from '../src/methods/defaults';
 
 export type InputKind = 'camera' | 'stream';
 export type InvertSetting = 'auto' | 'on' | 'off';
@@ -40,21 +40,12 @@ const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'webgl', 'wasm', '
 const METHODS: readonly MethodName[] = ['sar-align', 'sar', 'tent', 'eata', 'deyo', 'source'];
 
 /**
- * Per-method options chosen by `npm run bench:tune` (bench/results/tuning.json,
- * read at build time), else the references' learning rates.
+ * A method's learning rate and options: the library's own defaults
+ * (src/methods/defaults.ts, where each says where it came from), so the demo
+ * runs what `WildTTA.create({ method })` runs.
  */
-const FALLBACK_LR: Record<MethodName, number> = { 'sar-align': 1e-3, sar: 1e-3, tent: 1e-4, eata: 3e-3, deyo: 1e-4, source: 0 };
-
 export function tunedOptions(method: MethodName): { lr: number; options: Record<string, MethodOptionValue> } {
-  const chosen = (tuning as { chosen?: Record<string, Record<string, unknown>> }).chosen?.[method] ?? {};
-  const options: Record<string, MethodOptionValue> = {};
-  for (const [k, v] of Object.entries(chosen)) {
-    if (k === 'method' || k === 'lr') continue;
-    if (typeof v === 'number' || typeof v === 'boolean') options[k] = v;
-    else if (v !== null && typeof v === 'object') options[k] = Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'number' || typeof x === 'boolean')) as Record<string, number | boolean>;
-  }
-  const lr = typeof chosen.lr === 'number' ? chosen.lr : FALLBACK_LR[method];
-  return { lr, options };
+  return { lr: defaultLr(method), options: {} };
 }
 
 export const DEFAULTS: DemoConfig = {

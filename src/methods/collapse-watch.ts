@@ -1,21 +1,25 @@
+import { METHOD_DEFAULTS } from './defaults';
+
+const W = METHOD_DEFAULTS['sar-align'];
+
 export interface CollapseWatchOptions {
   /**
    * Reset when the moving share of the most-predicted class exceeds this
-   * (default 0.9; 1 turns it off). A label-shifted stream changes its
+   * (default in defaults.ts; 1 turns it off). A label-shifted stream changes its
    * majority class every block; a collapsed model keeps one for hundreds of
    * frames.
    */
   oneClassShare?: number;
   /**
    * Reset when the moving mean of the prediction entropy exceeds this
-   * fraction of ln C (default 0.8; 1 turns it off): a model that has
+   * fraction of ln C (default in defaults.ts; 1 turns it off): a model that has
    * become unsure of everything passes no reliable filter, so without this
    * it would never update its way out again.
    */
   highEntropyFraction?: number;
-  /** Decay of both moving averages (default 0.99: a horizon of about 100 frames). */
+  /** Decay of both moving averages (default in defaults.ts). */
   collapseDecay?: number;
-  /** Frames after a start or reset before either rule may fire (default 200). */
+  /** Frames after a start or reset before either rule may fire (default in defaults.ts). */
   collapseWarmup?: number;
 }
 
@@ -37,10 +41,10 @@ export class CollapseWatch {
     readonly numClasses: number,
     o: CollapseWatchOptions = {},
   ) {
-    this.oneClassShare = o.oneClassShare ?? 0.9;
-    this.highEntropy = (o.highEntropyFraction ?? 0.8) * Math.log(numClasses);
-    this.decay = o.collapseDecay ?? 0.99;
-    this.warmup = o.collapseWarmup ?? 200;
+    this.oneClassShare = o.oneClassShare ?? W.oneClassShare.value;
+    this.highEntropy = (o.highEntropyFraction ?? W.highEntropyFraction.value) * Math.log(numClasses);
+    this.decay = o.collapseDecay ?? W.collapseDecay.value;
+    this.warmup = o.collapseWarmup ?? W.collapseWarmup.value;
     this.share = new Float64Array(numClasses);
   }
 

@@ -4,6 +4,9 @@ import type { FastTape } from '../model/fast-vit';
 import { mulberry32 } from '../data/random';
 import { Adapter, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
+import { METHOD_DEFAULTS } from './defaults';
+
+const DEYO = METHOD_DEFAULTS.deyo;
 
 /** Gives, for each of `count` samples, a permutation p of `patches` grid cells: output cell j shows input cell p[j]. */
 export type PatchPermutation = (count: number, patches: number) => number[][];
@@ -36,10 +39,10 @@ export class DeyoAdapter extends Adapter {
   private readonly permutation: PatchPermutation;
 
   constructor(model: ViT, opts: DeyoOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? 1e-3, opts.momentum, opts);
-    this.margin = (opts.marginFraction ?? 0.5) * this.lnC;
-    this.weightMargin = (opts.weightMarginFraction ?? 0.4) * this.lnC;
-    this.plpdThreshold = opts.plpdThreshold ?? 0.2;
+    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? DEYO.lr.value, opts.momentum, opts);
+    this.margin = (opts.marginFraction ?? DEYO.marginFraction.value) * this.lnC;
+    this.weightMargin = (opts.weightMarginFraction ?? DEYO.weightMarginFraction.value) * this.lnC;
+    this.plpdThreshold = opts.plpdThreshold ?? DEYO.plpdThreshold.value;
     this.grid = opts.grid ?? 4;
     this.permutation = opts.patchPermutation ?? randomPermutations(mulberry32(opts.seed ?? 0));
   }

@@ -4,6 +4,9 @@ import type { FastTape } from '../model/fast-vit';
 import { Adapter, gradsByName, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
 import { MovingAverage } from './moving-average';
+import { METHOD_DEFAULTS } from './defaults';
+
+const EATA = METHOD_DEFAULTS.eata;
 
 export interface EataOptions extends CommonOptions {
   /** e_margin as a fraction of ln C (reference: 0.4). */
@@ -33,10 +36,10 @@ export class EataAdapter extends Adapter {
   private readonly probsEma: MovingAverage;
 
   constructor(model: ViT, opts: EataOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum, opts);
-    this.margin = (opts.marginFraction ?? 0.4) * this.lnC;
-    this.dMargin = opts.dMargin ?? 0.05;
-    this.fisherAlpha = opts.fisherAlpha ?? 2000;
+    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? EATA.lr.value, opts.momentum, opts);
+    this.margin = (opts.marginFraction ?? EATA.marginFraction.value) * this.lnC;
+    this.dMargin = opts.dMargin ?? EATA.dMargin.value;
+    this.fisherAlpha = opts.fisherAlpha ?? EATA.fisherAlpha.value;
     this.probsEma = new MovingAverage([this.numClasses], 0.9);
     if (opts.fisher) {
       const given = opts.fisher;

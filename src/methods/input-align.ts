@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SourceStats } from '../model/source-stats';
 import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
+import { METHOD_DEFAULTS } from './defaults';
 
 export interface InputAlignOptions {
   /**
    * Tail fraction q: an image's pixel mean and standard deviation are kept
-   * between the q and 1 − q quantiles of the source images' (default 0.05:
-   * sar-align's choice on the extra corruptions, `npm run bench:tune` at
-   * imagenet64, 3 seeds; 0.01 and 0.02 tie with it within the spread).
+   * between the q and 1 − q quantiles of the source images' (default:
+   * METHOD_DEFAULTS['sar-align'].inputQuantile, defaults.ts).
    */
   quantile?: number;
 }
@@ -34,7 +34,7 @@ export class InputAlignment {
   readonly stdRange: [number, number];
 
   constructor(stats: SourceStats, o: InputAlignOptions = {}) {
-    this.quantile = o.quantile ?? 0.05;
+    this.quantile = o.quantile ?? METHOD_DEFAULTS['sar-align'].inputQuantile.value;
     if (!(this.quantile >= 0 && this.quantile < 0.5)) throw new RangeError(`inputAlign quantile must be in [0, 0.5), got ${this.quantile}`);
     const at = (q: Float32Array, level: number) => q[Math.round(level * 100)]!;
     this.meanRange = [at(stats.inputMeanQuantiles, this.quantile), at(stats.inputMeanQuantiles, 1 - this.quantile)];

@@ -2,14 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import type { ViT } from '../model/vit';
 import type { SourceStats } from '../model/source-stats';
 import { pick } from './gate';
+import { METHOD_DEFAULTS } from './defaults';
 import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 
 export interface RecenterOptions {
-  /**
-   * Decay of each class's running feature mean (default 0.9: the probe in
-   * issue 14 found it never more than 1.1 points below no adaptation under
-   * label shift; confirmed on the extra corruptions by `npm run bench:tune`).
-   */
+  /** Decay of each class's running feature mean (default: METHOD_DEFAULTS['sar-align'].recenterDecay, defaults.ts). */
   decay?: number;
   /**
    * Bias-corrected estimate: the shift is Σ_c (m_c − m_c^src) / Σ_c w_c,
@@ -57,7 +54,7 @@ export class FeatureRecentering {
     if (stats.numClasses !== C || stats.width !== D) {
       throw new RangeError(`source statistics are for ${stats.numClasses} classes × width ${stats.width}, the model has ${C} × ${D}`);
     }
-    this.decay = o.decay ?? 0.9;
+    this.decay = o.decay ?? METHOD_DEFAULTS['sar-align'].recenterDecay.value;
     if (!(this.decay >= 0 && this.decay < 1)) throw new RangeError(`recenter decay must be in [0, 1), got ${this.decay}`);
     this.headWeight = model.param('head.weight') as tf.Tensor2D;
     this.sourceClassMeans = tf.tensor2d(stats.classMeans, [C, D]);

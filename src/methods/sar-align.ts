@@ -4,13 +4,14 @@ import { SarAdapter, type SarOptions } from './sar';
 import type { MethodName } from './types';
 import { meanAlignmentGrad } from './align';
 import { CollapseWatch, type CollapseWatchOptions } from './collapse-watch';
+import { METHOD_DEFAULTS } from './defaults';
+
+const ALIGN = METHOD_DEFAULTS['sar-align'];
 
 export interface SarAlignOptions extends SarOptions, CollapseWatchOptions {
   /**
    * Weight λ of the feature-alignment term (align.ts) added to both SAR
-   * losses; 0 turns it off. Default 10: `npm run bench:tune` at imagenet64
-   * on the extra corruptions, 3 seeds (bench/results/tuning.json; with λ = 0
-   * the mean is 0.7 lower, inside the spread: a tie).
+   * losses; 0 turns it off. Default: METHOD_DEFAULTS (defaults.ts).
    */
   alignWeight?: number;
 }
@@ -38,10 +39,20 @@ export class SarAlignAdapter extends SarAdapter {
 
   constructor(model: ViT, opts: SarAlignOptions = {}) {
     if (!opts.sourceStats) throw new TypeError("sar-align needs the model's source statistics (sourceStats)");
-    super(model, { ...opts, recenter: opts.recenter ?? true, inputAlign: opts.inputAlign ?? true });
-    this.alignWeight = opts.alignWeight ?? 10;
+    super(model, {
+      ...opts,
+      lr: opts.lr ?? ALIGN.lr.value,
+      recenter: opts.recenter ?? { decay: ALIGN.recenterDecay.value },
+      inputAlign: opts.inputAlign ?? { quantile: ALIGN.inputQuantile.value },
+    });
+    this.alignWeight = opts.alignWeight ?? ALIGN.alignWeight.value;
     this.sourceVariance = opts.sourceStats.featureVar.reduce((a, v) => a + v, 0);
-    this.watch = new CollapseWatch(this.numClasses, opts);
+    this.watch = new CollapseWatch(this.numClasses, {
+      oneClassShare: opts.oneClassShare ?? ALIGN.oneClassShare.value,
+      highEntropyFraction: opts.highEntropyFraction ?? ALIGN.highEntropyFraction.value,
+      collapseDecay: opts.collapseDecay ?? ALIGN.collapseDecay.value,
+      collapseWarmup: opts.collapseWarmup ?? ALIGN.collapseWarmup.value,
+    });
   }
 
   protected override featureGrad(rowWeights: tf.Tensor1D | number): tf.Tensor2D | undefined {

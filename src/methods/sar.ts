@@ -8,6 +8,9 @@ import { flatNorm, samAscent } from './sam';
 import { pick } from './gate';
 import { MovingAverage } from './moving-average';
 import type { MethodName } from './types';
+import { METHOD_DEFAULTS } from './defaults';
+
+const SAR = METHOD_DEFAULTS.sar;
 
 export interface SarOptions extends CommonOptions {
   /** E0 as a fraction of ln C (reference: 0.4). */
@@ -39,11 +42,11 @@ export class SarAdapter extends Adapter {
   private readonly ema: MovingAverage;
 
   constructor(model: ViT, opts: SarOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? 1e-3, opts.momentum, opts);
-    this.margin = (opts.marginFraction ?? 0.4) * this.lnC;
-    this.rho = opts.rho ?? 0.05;
-    this.resetThreshold = opts.resetThreshold ?? (0.2 * this.lnC) / Math.log(1000);
-    this.emaDecay = opts.emaDecay ?? 0.9;
+    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? SAR.lr.value, opts.momentum, opts);
+    this.margin = (opts.marginFraction ?? SAR.marginFraction.value) * this.lnC;
+    this.rho = opts.rho ?? SAR.rho.value;
+    this.resetThreshold = opts.resetThreshold ?? (SAR.resetThresholdAt1000.value * this.lnC) / Math.log(1000);
+    this.emaDecay = opts.emaDecay ?? SAR.emaDecay.value;
     this.ema = new MovingAverage([], this.emaDecay);
   }
 

@@ -3,6 +3,7 @@ import type { ViT } from '../model/vit';
 import { Adapter, allFinite, packStats, type CommonOptions } from './adapter';
 import { entropyLoss } from './entropy';
 import { flatNorm } from './sam';
+import { METHOD_DEFAULTS } from './defaults';
 
 /**
  * Tent (Wang et al., ICLR 2021): one forward, loss = mean entropy of the
@@ -23,7 +24,7 @@ export class TentAdapter extends Adapter {
   readonly clipNorm: number;
 
   constructor(model: ViT, opts: TentOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? 1e-3, opts.momentum, opts);
+    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? METHOD_DEFAULTS.tent.lr.value, opts.momentum, opts);
     this.clipNorm = opts.clipNorm ?? Infinity;
   }
 

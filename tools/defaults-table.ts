@@ -1,0 +1,36 @@
+// README's table of method defaults, from src/methods/defaults.ts.
+//
+//   npm run defaults:table          rewrites the block between <!-- defaults --> and <!-- /defaults --> in README.md
+//
+// tools/defaults-table.test.ts fails when the README's block is not this table.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { METHOD_DEFAULTS, type Default } from '../src/methods/defaults';
+
+export const BEGIN = '<!-- defaults -->';
+export const END = '<!-- /defaults -->';
+
+export function defaultsTable(): string {
+  const rows = ['| method | option | default | where it comes from |', '|---|---|---|---|'];
+  for (const [method, options] of Object.entries(METHOD_DEFAULTS) as Array<[string, Record<string, Default>]>) {
+    const entries = Object.entries(options);
+    if (entries.length === 0) rows.push(`| ${method} | – | – | no adaptation: nothing to set |`);
+    for (const [name, d] of entries) rows.push(`| ${method} | \`${d.option ?? name}\` | ${d.shown ?? d.value} | ${d.from} |`);
+  }
+  return rows.join('\n');
+}
+
+/** The README block between the markers, or undefined. */
+export function readmeBlock(text: string): string | undefined {
+  const i = text.indexOf(BEGIN);
+  const j = text.indexOf(END);
+  return i >= 0 && j > i ? text.slice(i + BEGIN.length, j).trim() : undefined;
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const text = readFileSync('README.md', 'utf8');
+  const i = text.indexOf(BEGIN);
+  const j = text.indexOf(END);
+  if (i < 0 || j < i) throw new Error(`README.md has no ${BEGIN} … ${END} block`);
+  writeFileSync('README.md', `${text.slice(0, i + BEGIN.length)}\n${defaultsTable()}\n${text.slice(j)}`);
+  console.log('README.md: defaults table rewritten');
+}
