@@ -54,6 +54,7 @@ const variants: Record<string, AdapterOptions> = {
   // sar-align's pieces: each left out of the tuned sar-align, and the forward-only ones alone.
   'sar-align': align,
   'sar-align w/o input alignment': { ...align, inputAlign: false },
+  // Without re-centering there is no stream estimate, so the alignment term goes too.
   'sar-align w/o re-centering': { ...align, recenter: false },
   'sar-align w/o alignment term': { ...align, alignWeight: 0 },
   'sar-align w/o collapse watch': { ...align, oneClassShare: 1, highEntropyFraction: 1 },

@@ -323,7 +323,6 @@ export class WildTTA {
     this.emit('reset', { reason: 'user', step: null });
   }
 
-  /** The adapted state (scale/shift, momentum, method state, counters) as safetensors bytes. */
   /**
    * Computes the model's source statistics from clean in-distribution images
    * (`count` images at the model's input size, [count, H, W, C] row-major in
@@ -336,6 +335,7 @@ export class WildTTA {
     return this.call('computeSourceStats', images);
   }
 
+  /** The adapted state (scale/shift, momentum, method state, counters) as safetensors bytes. */
   async exportState(): Promise<Uint8Array> {
     this.alive('exportState');
     return this.call('exportState', undefined);

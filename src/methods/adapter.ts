@@ -145,8 +145,9 @@ export abstract class Adapter {
 
   /**
    * The model's forward with the norms' values from `norm`, its logits
-   * re-centred when the method re-centres (the same shift for every forward
-   * of a step). Inside tf.tidy.
+   * re-centred when the method re-centres, with the estimate as it stands
+   * (the prediction's forward uses the frames before this one; forwards after
+   * it, SAR's second or DeYO's shuffled one, also this frame). Inside tf.tidy.
    */
   protected forwardAt(x: tf.Tensor4D, norm: (name: string) => tf.Tensor, save = false, sameImages?: FastTape) {
     const out = this.model.fast.forward(x, norm, save, sameImages);
@@ -226,9 +227,11 @@ export abstract class Adapter {
       }
       const reliable = this.firstFilter(entropies, probabilities);
       // A method's CPU-side collapse check, from this very read: a reset now comes before this step's update.
-      if (this.collapsed(classes, entropies)) this.recover(step);
+      // The frame's forward was the collapsed model's: after a reset it drives no update.
+      const recovered = this.collapsed(classes, entropies);
+      if (recovered) this.recover(step);
       const keep = reliable.flatMap((r, i) => (r ? [i] : []));
-      const adapting = this.adaptsAfterForward && keep.length > 0 && !immediate;
+      const adapting = this.adaptsAfterForward && keep.length > 0 && !immediate && !recovered;
       if (adapting) this.pending = { step, stats: tf.tidy(() => this.adapt(x, logits!, keep, tape!)) };
       const result: StepResult = { step, batchSize: B, numClasses: C, classes, probabilities, entropies, reliable, adapting };
       const update = this.takeUndelivered();
@@ -265,7 +268,8 @@ export abstract class Adapter {
     const report: UpdateReport = { step, updated: false, kept: 0, loss: NaN, lossSecond: NaN, gradNorm: NaN, ema: NaN, reset: true, nonFinite: false };
     this.resetCount++;
     this.onUpdate?.(report);
-    this.undelivered ??= report;
+    // The step's result carries the reset rather than the previous update (onUpdate has had both).
+    this.undelivered = report;
   }
 
   /**

@@ -214,3 +214,43 @@ for (const biasCorrected of [false, true]) test(`re-centering: the fused update 
   b.dispose();
   model.dispose();
 });
+
+test('re-centering leaves no tensor behind when its adapter is disposed', async () => {
+  const { model, stats } = await setup();
+  // The model's fast path and its caches are built on the first forward; count after that.
+  const counts: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const a = await createAdapter(model, { method: 'sar-align', sourceStats: stats });
+    const x = shifted(i);
+    await a.step(x);
+    await a.step(x);
+    await a.flush();
+    x.dispose();
+    a.dispose();
+    counts.push(tf.memory().numTensors);
+  }
+  assert.deepEqual(counts.slice(1), [counts[1], counts[1], counts[1]], `tensors after each adapter: ${counts.join(', ')}`);
+  model.dispose();
+});
+
+test('a collapse seen on the CPU resets the model, and that frame drives no update', async () => {
+  const { model, stats } = await setup();
+  // A share no stream stays under: the watch fires as soon as its warm-up is over.
+  const a = await createAdapter(model, { method: 'sar-align', sourceStats: stats, lr: 1e-2, marginFraction: 1, oneClassShare: 0.01, collapseWarmup: 3 });
+  const results = [];
+  for (let i = 0; i < 3; i++) {
+    const x = shifted(i);
+    results.push(await a.step(x));
+    x.dispose();
+  }
+  assert.equal(results[0]!.adapting, true);
+  const last = results[2]!;
+  assert.equal(last.adapting, false, 'no update queued from the collapsed forward');
+  assert.equal(last.update?.reset, true, 'the reset is reported with the step');
+  const theta = [...a.params.values()].map((p) => Array.from(p.dataSync()));
+  a.reset();
+  assert.deepEqual([...a.params.values()].map((p) => Array.from(p.dataSync())), theta, 'the model is at the source after the recovery');
+  assert.equal(a.resetCount, 2);
+  a.dispose();
+  model.dispose();
+});

@@ -60,10 +60,10 @@ export class FeatureRecentering {
     this.sourceClassMeans = tf.tensor2d(stats.classMeans, [C, D]);
     this.sourceMean = tf.tidy(() => tf.mean(this.sourceClassMeans, 0) as tf.Tensor1D);
     this.classMeans = tf.variable(this.sourceClassMeans, false);
-    this.classWeights = tf.variable(tf.zeros([C]), false);
+    this.classWeights = tf.tidy(() => tf.variable(tf.zeros([C]), false));
     this.biasCorrected = o.biasCorrected ?? false;
-    this.offset = tf.variable(tf.zeros([1, C]), false);
-    this.shift = tf.variable(tf.zeros([1, D]), false);
+    this.offset = tf.tidy(() => tf.variable(tf.zeros([1, C]), false));
+    this.shift = tf.tidy(() => tf.variable(tf.zeros([1, D]), false));
   }
 
   /** The class-balanced test mean μ̂ [D] (μ_src + the estimated shift). Inside tf.tidy. */

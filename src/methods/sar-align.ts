@@ -68,4 +68,10 @@ export class SarAlignAdapter extends SarAdapter {
     super.reset();
     this.watch.clear();
   }
+
+  /** A restored state starts the watch afresh (it holds no state worth saving: a few hundred frames' shares). */
+  override importState(bytes: Uint8Array | ArrayBuffer): void {
+    super.importState(bytes);
+    this.watch.clear();
+  }
 }

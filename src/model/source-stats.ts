@@ -151,9 +151,9 @@ function percentiles(values: number[]): Float32Array {
 }
 
 /** Reference (autodiff-able) forward: the pooled feature [B, D] and each block's class-token (or mean patch-token) output [depth, B, D]. Inside tf.tidy. */
-export function vitFeatures(model: ViT, images: tf.Tensor4D): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
+export function vitFeatures(model: ViT, images: tf.Tensor4D, param: (name: string) => tf.Tensor = model.param): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
   const cfg = model.config;
-  const p = model.param;
+  const p = param;
   const B = images.shape[0];
   const D = cfg.width;
   const normalized = tf.div(tf.sub(images, cfg.mean), cfg.std) as tf.Tensor4D;
@@ -182,6 +182,12 @@ export interface ComputeSourceStatsOptions {
   provenance?: string;
   /** The model's architecture name, recorded in the file. */
   architecture?: string;
+  /**
+   * The weights to measure, by name (default: the model's own). An engine
+   * whose norms are being adapted passes the source values, so the
+   * statistics describe the source model, not the adapted one.
+   */
+  param?: (name: string) => tf.Tensor;
 }
 
 /**
@@ -208,7 +214,7 @@ export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: Com
     const n = Math.min(batch, B - start);
     const out = tf.tidy(() => {
       const x = tf.slice(images, [start, 0, 0, 0], [n, -1, -1, -1]);
-      const { pooled, layers } = vitFeatures(model, x);
+      const { pooled, layers } = vitFeatures(model, x, o.param);
       const logits = tf.add(tf.matMul(pooled, model.param('head.weight'), false, true), model.param('head.bias'));
       const { mean, variance } = tf.moments(x, [1, 2, 3]);
       return [pooled, tf.argMax(logits, 1), tf.stack(layers), mean, variance];

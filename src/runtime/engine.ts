@@ -192,7 +192,9 @@ export class Engine {
     for (let i = 0; i < a.pixels.length; i++) if (!Number.isFinite(a.pixels[i]!)) throw new InvalidInputError(`computeSourceStats: pixel ${i} is not a finite number`);
     const images = tf.tensor4d(a.pixels, [a.count, s, s, ch]);
     try {
-      const stats = await computeSourceStats(model, images, { ...(a.labels ? { labels: a.labels } : {}), provenance: a.provenance ?? `${a.count} images given to computeSourceStats` });
+      // The source model's statistics: the norms as loaded, whatever the adapter has made of them since.
+      const param = (name: string) => this.sourceNorms.get(name) ?? model.param(name);
+      const stats = await computeSourceStats(model, images, { param, ...(a.labels ? { labels: a.labels } : {}), provenance: a.provenance ?? `${a.count} images given to computeSourceStats` });
       this.sourceStats = stats;
       this.keepStatsForReload();
       return writeSourceStats(stats);
@@ -206,7 +208,7 @@ export class Engine {
     // Checked before the running method is let go, so asking for one the model cannot run changes nothing.
     if (!this.sourceStats && (m.method === 'sar-align' || m.options?.recenter || m.options?.inputAlign)) {
       throw new ModelFormatError(
-        `${m.method === 'sar-align' ? 'sar-align' : m.options?.recenter ? 'recenter' : 'inputAlign'} needs the model's source statistics, and ${this.modelName ?? 'this model'} has none: put ${SOURCE_STATS_FILE} beside model.safetensors (npm run source-stats) or call computeSourceStats with clean images`,
+        `${m.method === 'sar-align' ? 'sar-align' : m.options?.recenter ? 'recenter' : 'inputAlign'} needs the model's source statistics, and ${this.modelName || 'this model'} has none: put ${SOURCE_STATS_FILE} beside model.safetensors (npm run source-stats) or call computeSourceStats with clean images`,
       );
     }
     this.methodConfig = m;
@@ -625,7 +627,6 @@ export function withClassNames(config: unknown): unknown {
   return { ...c, label_names: names };
 }
 
-/** fetch, with a config.json's `id2label` turned into the class-name list our config reader takes. */
 /**
  * The source statistics that come with a model: the bytes or URL given, else
  * source-stats.safetensors beside a URL model's weights (absent: none).
@@ -651,9 +652,12 @@ async function loadSourceStats(source: ModelSource, config: { numClasses: number
     if (explicit) throw new ModelFormatError(`could not fetch source statistics ${url}: HTTP ${res.status}`);
     return undefined;
   }
+  // A host that answers a missing file with a page (an SPA fallback) has no statistics there; a file that is there is checked.
+  if (!explicit && /^text\/html/i.test(res.headers.get('content-type') ?? '')) return undefined;
   return readSourceStats(new Uint8Array(await res.arrayBuffer()), config);
 }
 
+/** fetch, with a config.json's `id2label` turned into the class-name list our config reader takes. */
 const fetchTranslatingConfig: typeof fetch = async (input, init) => {
   const res = await fetch(input, init);
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
