@@ -44,6 +44,12 @@ export interface WildBenchOptions {
   parallel?: number;
   /** Keep the records already in outDir that match these options; run only the missing jobs. */
   resume?: boolean;
+  /**
+   * Run only slice `index` (1-based) of `count`: job k of the grid (seed ×
+   * scenario × method, in that order) belongs to slice (k mod count) + 1, so
+   * n machines running slices 1..n cover the grid once (bench:merge joins them).
+   */
+  shard?: { index: number; count: number };
   log?: (line: string) => void;
 }
 
@@ -115,6 +121,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
   const fileOf = (scenario: string, method: string, seed: number) => join(o.outDir, `${scenario}-${method.replace(/[^\w.-]+/g, '_')}-s${seed}.json`);
   // Seed by seed, so a run cut short has every scenario and method at the first seeds.
   let jobs = o.seeds.flatMap((seed) => o.scenarios.flatMap((scenario) => o.methods.map((method) => ({ scenario, seed, method }))));
+  if (o.shard) jobs = jobs.filter((_, k) => k % o.shard!.count === o.shard!.index - 1);
   if (o.resume) {
     // A finished job's record is kept if it was run with the same options; the rest run again.
     jobs = jobs.filter(({ scenario, seed, method }) => {
@@ -248,7 +255,7 @@ function movingAccuracy(correct: number[], w: number, every: number): { x: numbe
   return { x, y };
 }
 
-async function drawPlots(records: WildRunRecord[], o: WildBenchOptions): Promise<void> {
+export async function drawPlots(records: WildRunRecord[], o: WildBenchOptions): Promise<void> {
   const seed = o.seeds[0]!;
   await withPage(
     async (h) => {
@@ -289,6 +296,7 @@ function parseCli() {
       'no-write': { type: 'boolean', default: false },
       parallel: { type: 'string', default: '1' },
       resume: { type: 'boolean', default: false },
+      shard: { type: 'string' },
     },
   });
   return values;
@@ -314,18 +322,52 @@ async function main(): Promise<void> {
     parallel: Number(a.parallel),
     resume: a.resume,
   };
+  const shard = a.shard ? parseShard(a.shard) : undefined;
+  if (shard) {
+    o.shard = shard;
+    o.plots = false;
+  }
   const { records, backend, browser, seconds } = await runWildBench(o);
   await shutdown();
-  const tables = [`### averages (Δ against no adaptation, in points)\n\n${summaryTable(records, o.scenarios, o.methods, o.corruptions)}`, ...o.scenarios.map((s) => `### ${s}\n\n${scenarioTable(records, s, o.methods, o.corruptions)}`)].join('\n\n');
-  console.log(`\n${tables}\n\n${seconds.toFixed(0)} s on ${backend}`);
+  console.log(`\n${wildTables(records, o)}\n\n${seconds.toFixed(0)} s on ${backend}`);
+  // A slice writes its records only; bench:merge writes the report of all slices.
+  if (shard) {
+    console.log(`slice ${shard.index}/${shard.count}: ${records.length} records in ${o.outDir} (npm run bench:merge -- --dir ${o.outDir} joins the slices)`);
+    return;
+  }
   if (!quick && !a['no-write']) {
+    const command = `npm run bench -- --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}`;
+    writeWildSection(records, o, { command, seconds, backend, browser });
+  }
+}
+
+/** "i/n" → { index: i, count: n }, 1 ≤ i ≤ n. */
+export function parseShard(s: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!(count >= 1 && index >= 1 && index <= count)) throw new RangeError(`--shard must be i/n with 1 ≤ i ≤ n, got ${s}`);
+  return { index, count };
+}
+
+/** The report's tables: the averages, then each scenario's per-corruption table. */
+export function wildTables(records: WildRunRecord[], o: Pick<WildBenchOptions, 'scenarios' | 'methods' | 'corruptions'>): string {
+  return [`### averages (Δ against no adaptation, in points)\n\n${summaryTable(records, o.scenarios, o.methods, o.corruptions)}`, ...o.scenarios.map((s) => `### ${s}\n\n${scenarioTable(records, s, o.methods, o.corruptions)}`)].join('\n\n');
+}
+
+/** Writes the regime's bench:wild section of BENCHMARKS.md from the records (one run, or merged slices). */
+export function writeWildSection(records: WildRunRecord[], o: WildBenchOptions, meta: { command: string; seconds: number; backend: string; browser: string }): void {
+  const regime = o.regime ?? 'imagenet64';
+  const { seconds, backend, browser } = meta;
+  const tables = wildTables(records, o);
+  {
     const opts = o.methods.map((m) => `\`${JSON.stringify(o.methodOptions[m])}\``).join(', ');
     const dir = o.outDir.replace(/\/$/, '');
     writeSection(
       regime === 'imagenet64' ? 'bench:wild' : `bench:wild:${regime}`,
       `## Wild benchmark, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}\`)
 
-Command: \`npm run bench -- --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
+Command: \`${meta.command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
 Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
 Shipped model, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
 Method options (chosen by \`npm run bench:tune\` on the extra corruptions only, at regime ${tunedAt()}${tunedAt() === regime ? '' : `, not at ${regime}: no tuning ran at this regime`}): ${opts}.
