@@ -23,3 +23,7 @@ export function writeSection(name: string, body: string, file = 'BENCHMARKS.md')
 }
 
 export const pct = (x: number, digits = 1) => (x * 100).toFixed(digits);
+
+export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Sample standard deviation (n − 1); 0 for fewer than two values. */
+export const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));

@@ -9,7 +9,7 @@ import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 import { fetchLabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { createAdapter, type Adapter } from '../src/methods';
-import { readSourceStats, SOURCE_STATS_FILE } from '../src/model/source-stats';
+import { readSourceStats, sourceStatsUrl } from '../src/model/source-stats';
 
 export interface StepCostOptions {
   backend: BackendName;
@@ -124,7 +124,7 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
   const reliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 100, resetThreshold: 0 });
   const unreliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 0 });
   // sar-align's extra work (input alignment, re-centering, the alignment term, the collapse watch), timed beside SAR's.
-  const statsResponse = await fetch(`${o.modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`);
+  const statsResponse = await fetch(sourceStatsUrl(o.modelUrl));
   const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model.config) : undefined;
   const aligned = sourceStats
     ? [

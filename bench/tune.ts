@@ -19,7 +19,7 @@ import { labelShiftStream, mixedStream, splitPools } from '../src/data/streams';
 import type { AdapterOptions } from '../src/methods';
 import { runStream } from './run-stream';
 import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
-import { machineLine, pct, writeSection } from './report';
+import { machineLine, mean, pct, std, writeSection } from './report';
 
 const { values: args } = parseArgs({
   options: {
@@ -69,11 +69,6 @@ interface Row {
   perSeed: number[];
 }
 
-const std = (v: number[]) => {
-  const m = v.reduce((a, b) => a + b, 0) / v.length;
-  return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, v.length - 1));
-};
-
 async function main(): Promise<void> {
   await nodeSetup('wasm');
   const model = loadModelFolder(args.model);
@@ -99,8 +94,7 @@ async function main(): Promise<void> {
       }
     }
     const perSeed = mixed.map((m, i) => (m + shift[i]!) / 2);
-    const avg = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-    return { options, mixed: avg(mixed), labelShift: avg(shift), mean: avg(perSeed), std: std(perSeed), perSeed };
+    return { options, mixed: mean(mixed), labelShift: mean(shift), mean: mean(perSeed), std: std(perSeed), perSeed };
   };
   const previous = existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf8')) as { chosen?: Record<string, AdapterOptions>; results?: Row[]; regime?: string }) : {};
   const methods = args.methods.split(',');

@@ -7,7 +7,7 @@ import { fetchLabeledImages, type LabeledImages } from '../src/data/idx';
 import { labelShiftStream, mixedStream, perCorruptionStream, splitPools, type Stream } from '../src/data/streams';
 import { corrupt } from '../src/data/corruptions';
 import type { CorruptionRegime } from '../src/data/corruptions/regime';
-import { readSourceStats, SOURCE_STATS_FILE, type SourceStats } from '../src/model/source-stats';
+import { readSourceStats, sourceStatsUrl, type SourceStats } from '../src/model/source-stats';
 import type { AdapterOptions } from '../src/methods';
 import { runStream, type StreamScore } from './run-stream';
 
@@ -41,7 +41,7 @@ async function prepare(run: WildRun) {
   const model = await loadViT(run.modelUrl);
   const data = await fetchLabeledImages(run.dataUrl);
   // The model's source statistics, beside its weights, for the methods that re-centre or align.
-  const statsResponse = await fetch(`${run.modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`);
+  const statsResponse = await fetch(sourceStatsUrl(run.modelUrl));
   const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model.config) : undefined;
   loaded = { key, model, data, backend: report.backend, sourceStats };
   return loaded;

@@ -17,7 +17,7 @@ import { shutdown, withPage, type HarnessPage } from '../e2e/support/session';
 import type { StreamScore } from './run-stream';
 import type { Scenario, WildRun } from './wild-page';
 import type { ChartSpec } from './plot-page';
-import { machineLine, pct, writeSection } from './report';
+import { machineLine, mean, pct, std, writeSection } from './report';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 
 /** Benchmark entries: the methods, plus `recenter` (no adaptation with re-centred features, sar-align's forward-only part). */
@@ -192,8 +192,6 @@ function expectedTotal(scenario: Scenario, o: WildBenchOptions): number {
   return per * o.corruptions.length;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
 
 /** Percent accuracy per corruption and on average for one run. */
 export function accuracyByCorruption(r: WildRunRecord, corruptions: string[]): { per: Record<string, number>; average: number } {
@@ -359,27 +357,25 @@ export function wildTables(records: WildRunRecord[], o: Pick<WildBenchOptions, '
 export function writeWildSection(records: WildRunRecord[], o: WildBenchOptions, meta: { command: string; seconds: number; backend: string; browser: string }): void {
   const regime = o.regime ?? 'imagenet64';
   const { seconds, backend, browser } = meta;
-  const tables = wildTables(records, o);
-  {
-    const opts = o.methods.map((m) => `\`${JSON.stringify(o.methodOptions[m])}\``).join(', ');
-    const dir = o.outDir.replace(/\/$/, '');
-    writeSection(
-      regime === 'imagenet64' ? 'bench:wild' : `bench:wild:${regime}`,
-      `## Wild benchmark, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}\`)
+  const tuned = tunedAt();
+  const opts = o.methods.map((m) => `\`${JSON.stringify(o.methodOptions[m])}\``).join(', ');
+  const dir = o.outDir.replace(/\/$/, '');
+  writeSection(
+    regime === 'imagenet64' ? 'bench:wild' : `bench:wild:${regime}`,
+    `## Wild benchmark, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}\`)
 
 Command: \`${meta.command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
 Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
 Shipped model, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
-Method options (chosen by \`npm run bench:tune\` on the extra corruptions only, at regime ${tunedAt()}${tunedAt() === regime ? '' : `, not at ${regime}: no tuning ran at this regime`}): ${opts}.
+Method options (chosen by \`npm run bench:tune\` on the extra corruptions only, at regime ${tuned}${tuned === regime ? '' : `, not at ${regime}: no tuning ran at this regime`}): ${opts}.
 
-${tables}
+${wildTables(records, o)}
 
 ![Mixed shifts](${dir}/mixed-accuracy.png)
 
 ![Online imbalanced label shift](${dir}/label-shift-accuracy.png)`,
-    );
-    console.log('wrote the bench:wild section of BENCHMARKS.md');
-  }
+  );
+  console.log('wrote the bench:wild section of BENCHMARKS.md');
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) await main();

@@ -226,8 +226,7 @@ export abstract class Adapter {
         classes[b] = best;
       }
       const reliable = this.firstFilter(entropies, probabilities);
-      // A method's CPU-side collapse check, from this very read: a reset now comes before this step's update.
-      // The frame's forward was the collapsed model's: after a reset it drives no update.
+      // A method's CPU-side collapse check, from this very read. The frame's forward was the collapsed model's: after the reset it drives no update.
       const recovered = this.collapsed(classes, entropies);
       if (recovered) this.recover(step);
       const keep = reliable.flatMap((r, i) => (r ? [i] : []));
@@ -260,13 +259,8 @@ export abstract class Adapter {
    * they describe the data, not the collapse). Reported as a reset of `step`.
    */
   protected recover(step: number): void {
-    tf.tidy(() => {
-      for (const [name, p] of this.params) p.assign(this.source.get(name)!);
-      this.clearState();
-    });
-    this.sgd.clear();
+    this.restoreSource();
     const report: UpdateReport = { step, updated: false, kept: 0, loss: NaN, lossSecond: NaN, gradNorm: NaN, ema: NaN, reset: true, nonFinite: false };
-    this.resetCount++;
     this.onUpdate?.(report);
     // The step's result carries the reset rather than the previous update (onUpdate has had both).
     this.undelivered = report;
@@ -316,11 +310,16 @@ export abstract class Adapter {
   /** Restores the source scale/shift, zeroes momentum and clears method state (EMA, re-centering…). */
   reset(): void {
     this.assertAlive();
+    this.restoreSource();
+    this.recentering?.clear();
+  }
+
+  /** θ back to the source values, momentum zeroed, method state cleared, counted as a reset: what both resets share. */
+  private restoreSource(): void {
     tf.tidy(() => {
       for (const [name, p] of this.params) p.assign(this.source.get(name)!);
       this.clearState();
     });
-    this.recentering?.clear();
     this.sgd.clear();
     this.resetCount++;
   }

@@ -30,9 +30,3 @@ export function meanAlignmentGrad(recentering: FeatureRecentering, sourceVarianc
   return tf.mul(tf.mul(weights, scale), recentering.shift) as tf.Tensor2D;
 }
 
-/** The value of the loss above for reporting and tests (plain numbers). */
-export function meanAlignmentLoss(testMean: ArrayLike<number>, sourceMean: ArrayLike<number>, sourceVariance: number, weight: number, a: number): number {
-  let sq = 0;
-  for (let d = 0; d < testMean.length; d++) sq += (testMean[d]! - sourceMean[d]!) ** 2;
-  return (weight * sq) / (a * sourceVariance);
-}

@@ -67,15 +67,10 @@ export class FeatureRecentering {
   }
 
   /** The class-balanced test mean μ̂ [D] (μ_src + the estimated shift). Inside tf.tidy. */
-  testMean(): tf.Tensor1D {
+  private testMean(): tf.Tensor1D {
     if (!this.biasCorrected) return tf.mean(this.classMeans, 0) as tf.Tensor1D;
     const shift = tf.div(tf.sum(tf.sub(this.classMeans, this.sourceClassMeans), 0), tf.maximum(tf.sum(this.classWeights), 1e-6));
     return tf.add(this.sourceMean, shift) as tf.Tensor1D;
-  }
-
-  /** μ_src [D]. */
-  get source(): tf.Tensor1D {
-    return this.sourceMean;
   }
 
   /** Logits as the head would give them for the re-centred feature. Inside tf.tidy. */
@@ -110,13 +105,13 @@ export class FeatureRecentering {
     const C = this.classMeans.shape[0]!;
     const onehot = tf.oneHot(tf.argMax(logits, 1), C).toFloat() as tf.Tensor2D;
     const counts = tf.sum(onehot, 0);
+    const present = tf.greater(counts, 0);
     const batchMeans = tf.div(tf.matMul(onehot, features, true, false), tf.expandDims(tf.maximum(counts, 1), 1));
     const moved = tf.add(tf.mul(this.classMeans, this.decay), tf.mul(batchMeans, 1 - this.decay));
-    const seen = tf.broadcastTo(tf.expandDims(tf.greater(counts, 0), 1), this.classMeans.shape);
-    const updated = tf.where(seen, moved, this.classMeans) as tf.Tensor2D;
+    const updated = tf.where(tf.broadcastTo(tf.expandDims(present, 1), this.classMeans.shape), moved, this.classMeans) as tf.Tensor2D;
     const finite = tf.all(tf.isFinite(features));
     this.classMeans.assign(pick(finite, updated, this.classMeans as tf.Tensor as tf.Tensor2D));
-    const weights = tf.where(tf.greater(counts, 0), tf.add(tf.mul(this.classWeights as tf.Tensor, this.decay), 1 - this.decay), this.classWeights as tf.Tensor) as tf.Tensor1D;
+    const weights = tf.where(present, tf.add(tf.mul(this.classWeights as tf.Tensor, this.decay), 1 - this.decay), this.classWeights as tf.Tensor) as tf.Tensor1D;
     this.classWeights.assign(pick(finite, weights, this.classWeights as tf.Tensor as tf.Tensor1D));
     this.refreshOffset();
   }

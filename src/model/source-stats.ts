@@ -51,6 +51,11 @@ export interface SourceStats {
 export const QUANTILE_LEVELS = 101;
 
 export const SOURCE_STATS_FILE = 'source-stats.safetensors';
+
+/** Where a model's statistics sit: beside its weights, in the folder URL itself or the .safetensors file's folder. */
+export function sourceStatsUrl(modelUrl: string): string {
+  return `${modelUrl.endsWith('.safetensors') ? modelUrl.replace(/[^/]*$/, '') : modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`;
+}
 export const SOURCE_STATS_METADATA_KEY = 'wildtta.source_stats';
 const FORMAT = 'wildtta-source-stats';
 

@@ -26,7 +26,7 @@ import { InvalidInputError } from '../methods/errors';
 import { vitLogits, type ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
 import { streamViT } from './stream-weights';
-import { computeSourceStats, readSourceStats, SOURCE_STATS_FILE, writeSourceStats, type SourceStats } from '../model/source-stats';
+import { computeSourceStats, readSourceStats, SOURCE_STATS_FILE, sourceStatsUrl, writeSourceStats, type SourceStats } from '../model/source-stats';
 import { bitmapToFrame } from './frame-source';
 import { softmaxAndEntropy } from '../methods/entropy';
 import { corrupt, isCorruptionName, isCorruptionRegime, CORRUPTION_REGIMES } from '../data/corruptions';
@@ -638,9 +638,7 @@ async function loadSourceStats(source: ModelSource, config: { numClasses: number
   if (given instanceof ArrayBuffer) return readSourceStats(given, config);
   const explicit = typeof given === 'string';
   if (!explicit && source.kind !== 'url') return undefined;
-  const modelUrl = (source as { url: string }).url;
-  // Beside the weights: the folder itself, or the .safetensors file's folder.
-  const url = explicit ? given : `${modelUrl.endsWith('.safetensors') ? modelUrl.replace(/[^/]*$/, '') : modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`;
+  const url = explicit ? given : sourceStatsUrl((source as { url: string }).url);
   let res: Response;
   try {
     res = await fetch(url);
