@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readSafetensors } from '../src/model/safetensors';
-import { configureLibSession, withLibPage } from './support/lib';
+import { configureLibSession, LOAD_WILDTTA, withLibPage } from './support/lib';
 
 configureLibSession({ args: [] });
 
@@ -15,9 +15,9 @@ const params = (b: number[]) => {
   return new Map([...t].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k, Buffer.from(v.values.buffer, v.values.byteOffset, v.values.byteLength).toString('hex')]));
 };
 
-// The page: the ES module build on a bare page (examples/index.html has no script of its own), under the strict CSP.
+// The page: the script-tag build loaded into a bare page (examples/index.html has no script of its own), under the strict CSP.
 const setup = `(async () => {
-  const { WildTTA } = await import('/dist/wildtta.js');
+  const WildTTA = await ${LOAD_WILDTTA};
   window.events = [];
   window.results = [];
   const tta = await WildTTA.create({ model: '/public/models/fmnist-vit/', backend: 'webgpu', snapshotEvery: 5 });
@@ -110,7 +110,7 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
 test('loseDevice on a backend without a device says so and changes nothing', () =>
   withLibPage('examples/index.html', async (p) => {
     const r = await p.page.evaluate(`(async () => {
-      const { WildTTA } = await import('/dist/wildtta.js');
+      const WildTTA = await ${LOAD_WILDTTA};
       const tta = await WildTTA.create({ model: '/public/models/fmnist-vit/', backend: 'wasm' });
       let err = '';
       try { await tta._testing.loseDevice(); } catch (e) { err = e.name + ': ' + e.message; }

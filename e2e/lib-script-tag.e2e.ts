@@ -11,7 +11,7 @@ import { writeFakeCameraY4m } from '../tools/make-y4m';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import { readSafetensors } from '../src/model/safetensors';
 import { REPO_ROOT } from './support/session';
-import { configureLibSession, libServer, newContext, waitForTrue, withLibPage, type LibPage } from './support/lib';
+import { configureLibSession, libServer, LOAD_WILDTTA, newContext, waitForTrue, withLibPage, type LibPage } from './support/lib';
 
 const video = writeFakeCameraY4m();
 configureLibSession({ args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${video.path}`] });
@@ -193,12 +193,10 @@ test('save, reload, restore: the adapted scale/shift come back bit for bit (page
   }
 });
 
-test('ES-module example under the strict CSP: engine created, camera attached; download progress reported', () =>
-  withLibPage('examples/esm.html?backend=wasm', async (p) => {
-    const status = await waitForStream(p, 3);
-    assert.match(status, /step \d+ · wasm$/);
+test('download progress reported while the weights stream in, under the strict CSP', () =>
+  withLibPage('examples/index.html', async (p) => {
     const progress = (await p.page.evaluate(`(async () => {
-      const { WildTTA } = await import('/dist/wildtta.js');
+      const WildTTA = await ${LOAD_WILDTTA};
       const seen = [];
       const t = await WildTTA.create({ model: '/public/models/fmnist-vit/', backend: 'wasm', onProgress: (q) => seen.push(q) });
       await t.dispose();
@@ -207,7 +205,6 @@ test('ES-module example under the strict CSP: engine created, camera attached; d
     const last = progress.at(-1)!;
     assert.equal(last.fraction, 1);
     assert.equal(last.loadedBytes, last.totalBytes);
-    await p.page.evaluate('window.tta.dispose()');
     await assertClean(p);
   }));
 

@@ -4,6 +4,13 @@
 //   const tta = await WildTTA.create({ model: 'models/fmnist-vit/', method: 'sar' });
 //   const r = await tta.classify(video);            // r.label, r.confidence...
 //   const loop = tta.attach(video, { onResult });   // loop.stop()
+// tfjs-core registers no gradients by itself (the @tensorflow/tfjs umbrella
+// does); EATA's Fisher and the autodiff paths need them. Imported here, in the
+// entry, because a side-effect-only module would be tree-shaken away; and only
+// in the browser entries (this, the worker bundle, the demo's worker): it is
+// tfjs-core's ESM build, which bundlers load and Node cannot (Node code imports
+// the umbrella instead).
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 export { WildTTA } from './api/wildtta';
 export type { CreateOptions, Classification, ClassifyOptions, AttachOptions, Attachment, WildTTAEvents, Progress } from './api/wildtta';
 export type { ImageSource, TensorLike } from './api/sources';
@@ -30,4 +37,4 @@ export type { ModelInfo, MethodInfo } from './runtime/engine-types';
 import { WildTTA as Cls } from './api/wildtta';
 export const create: typeof Cls.create = (options) => Cls.create(options);
 export const forget: typeof Cls.forget = (key) => Cls.forget(key);
-export const version = '0.1.0';
+export const version = '0.2.0';

@@ -9,8 +9,8 @@ import { gzipSync } from 'node:zlib';
 
 const dist = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'dist');
 const FILES: Array<[string, string]> = [
-  ['wildtta.iife.js', 'script-tag bundle (global `WildTTA`), tfjs + 4 backends'],
-  ['wildtta.js', 'ES module (whitespace kept for your bundler to minify)'],
+  ['wildtta.iife.js', 'script-tag bundle (global `WildTTA`), tfjs-core + 4 backends inside'],
+  ['wildtta.js', 'ES module; tfjs comes from your app (peer dependencies)'],
   ['wildtta.worker.js', 'engine for `worker: true`, loaded only then'],
   ['tfjs-backend-wasm-simd.wasm', 'WASM backend, fetched only when it runs'],
   ['tfjs-backend-wasm.wasm', 'WASM backend without SIMD (old browsers)'],

@@ -12,7 +12,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { CHROMIUM_ARGS, chromiumExecutable, REPO_ROOT } from './session';
 import { startStaticServer, STRICT_CSP, type StaticServer } from '../../tools/static-server';
 
-export const LIB_FILES = ['wildtta.js', 'wildtta.iife.js', 'wildtta.worker.js', 'tfjs-backend-wasm-simd.wasm'];
+export const LIB_FILES = ['wildtta.js', 'wildtta.iife.js', 'wildtta.worker.js', 'tfjs-backend-wasm-simd.wasm', 'types/index.d.ts'];
 
 function newestSource(dir: string): number {
   let newest = 0;
@@ -31,10 +31,8 @@ export function ensureLibBuilt(): void {
   const sources = Math.max(newestSource(join(REPO_ROOT, 'src')), statSync(join(REPO_ROOT, 'vite.lib.config.ts')).mtimeMs);
   const fresh = LIB_FILES.every((f) => existsSync(join(dist, f)) && statSync(join(dist, f)).mtimeMs > sources);
   if (fresh) return;
-  for (const args of [['vite', 'build', '-c', 'vite.lib.config.ts'], ['vite', 'build', '-c', 'vite.lib.config.ts', '--mode', 'worker']]) {
-    const r = spawnSync('npx', args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
-    if (r.status !== 0) throw new Error(`npx ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
-  }
+  const r = spawnSync('npm', ['run', 'build:lib'], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  if (r.status !== 0) throw new Error(`npm run build:lib failed:\n${r.stdout}\n${r.stderr}`);
 }
 
 export interface LibPage {
@@ -129,6 +127,17 @@ export async function waitForTrue(page: Page, expr: string, timeoutMs: number, w
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * An expression for page.evaluate that loads dist/wildtta.iife.js into the page
+ * (once) and gives its global. The ES module imports tfjs as a bare specifier,
+ * which only a bundler resolves; e2e/consumer-app.e2e.ts tests it in a Vite app.
+ */
+export const LOAD_WILDTTA = `(window.WildTTA ? Promise.resolve(window.WildTTA) : new Promise((ok, fail) => {
+  const s = document.createElement('script'); s.src = '/dist/wildtta.iife.js';
+  s.onload = () => ok(window.WildTTA); s.onerror = () => fail(new Error('could not load /dist/wildtta.iife.js'));
+  document.head.append(s);
+}))`;
 
 export async function newContext(): Promise<BrowserContext> {
   session ??= start();

@@ -9,7 +9,7 @@ import { serveEngine } from '../runtime/engine-serve';
 import type { EngineEvent, EngineOp, EngineOps, EngineRequest, EngineResponse, FrameResult, MethodInfo, MethodOptionValue, ModelInfo, ModelSource } from '../runtime/engine-types';
 import type { InvertMode } from '../runtime/preprocess';
 import type { MethodName, UpdateReport } from '../methods/types';
-import { assetsBase, WORKER_FILE } from './assets';
+import { libraryAssets } from './assets';
 import { DisposedError, revive, SourceError } from './errors';
 import { prepareFrame, type ImageSource } from './sources';
 import { deleteState, getState, putState } from './store';
@@ -53,7 +53,10 @@ export interface CreateOptions {
   invert?: InvertMode;
   /** Side of the centered square taken from each frame, as a fraction of its short side (default 1). */
   cropFraction?: number;
-  /** Folder with wildtta.worker.js and the tfjs .wasm files; default: the folder this script came from. */
+  /**
+   * Folder with wildtta.worker.js and the tfjs .wasm files. Default: where the
+   * app's bundler put them (ES module), or the folder of the script (script tag).
+   */
   assetsUrl?: string;
   /** On WebGPU, copy the adapted state to CPU memory every this many steps (default 20) for recovery from a lost device. */
   snapshotEvery?: number;
@@ -165,15 +168,15 @@ export class WildTTA {
   /** Loads the model on the chosen backend (on this thread or in a worker) and sets up the method. */
   static async create(options: CreateOptions): Promise<WildTTA> {
     if (options === null || typeof options !== 'object' || options.model === undefined) throw new TypeError('WildTTA.create needs options with a model (a URL, File/Blob or bytes)');
-    const base = assetsBase(options.assetsUrl);
-    const port = options.worker ? new Worker(new URL(WORKER_FILE, base), { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
+    const assets = libraryAssets(options.assetsUrl);
+    const port = options.worker ? new Worker(assets.worker, { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
     const client = new EngineConnection(port);
     // Events that arrive while create() runs (progress) go to the options' callback; the instance does not exist yet.
     client.onProgress = (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
     try {
       const report = await client.init({
         backend: options.backend ?? 'auto',
-        wasmPaths: base,
+        wasmPaths: assets.wasm,
         ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery }),
       });
       const model = await client.loadModel(modelSource(options));

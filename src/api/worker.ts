@@ -2,6 +2,8 @@
 // it loads under `worker-src 'self'` in any browser with workers): the same
 // engine server the page-thread mode uses. The page passes the WASM folder
 // with init.
+// tfjs-core's gradients: see src/index.ts.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { serveEngine } from '../runtime/engine-serve';
 import type { EngineRequest } from '../runtime/engine-types';
 

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** Gray uint8 images [n, h, w] (row-major, back to back) → float tensor [count, h, w, 1] in [0, 1]. */
 export function grayBatch(images: Uint8Array, start: number, count: number, h: number, w: number): tf.Tensor4D {

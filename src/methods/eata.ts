@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ViT } from '../model/vit';
 import type { FastTape } from '../model/fast-vit';
 import { Adapter, gradsByName, keptSamples, type CommonOptions } from './adapter';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { hasFusedKernel, onHostBackend as onHost, runFusedKernel } from '../model/host-kernels';
 
 // On wasm and cpu one fused host kernel (model/host-kernels.ts) gives what needs no autodiff.

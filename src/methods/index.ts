@@ -7,7 +7,7 @@ import { SarAdapter, type SarOptions } from './sar';
 import { SarAlignAdapter, type SarAlignOptions } from './sar-align';
 import { SourceAdapter } from './source';
 import { TentAdapter, type TentOptions } from './tent';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 export type AdapterOptions =
   | ({ method: 'sar' } & SarOptions)

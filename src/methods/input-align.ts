@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { SourceStats } from '../model/source-stats';
 import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 import { METHOD_DEFAULTS } from './defaults';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ViT } from '../model/vit';
 import type { SourceStats } from '../model/source-stats';
 import { pick } from './gate';
@@ -103,7 +103,7 @@ export class FeatureRecentering {
   /** observe() in tfjs ops: the path of backends without the fused kernel (WebGPU, WebGL), public for its test. Inside tf.tidy. */
   observeWithOps(features: tf.Tensor2D, logits: tf.Tensor2D): void {
     const C = this.classMeans.shape[0]!;
-    const onehot = tf.oneHot(tf.argMax(logits, 1), C).toFloat() as tf.Tensor2D;
+    const onehot = tf.cast(tf.oneHot(tf.argMax(logits, 1), C), 'float32') as tf.Tensor2D;
     const counts = tf.sum(onehot, 0);
     const present = tf.greater(counts, 0);
     const batchMeans = tf.div(tf.matMul(onehot, features, true, false), tf.expandDims(tf.maximum(counts, 1), 1));

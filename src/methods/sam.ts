@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 
 /** L2 norm of a flat gradient vector (a scalar tensor). */

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ViT } from '../model/vit';
 import { Adapter, allFinite, packStats, type CommonOptions } from './adapter';
 import { entropyLoss } from './entropy';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { grayBatch } from '../data/images';
 import type { ViT } from './vit';
 

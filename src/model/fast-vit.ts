@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ViTConfig } from './config';
 import type { ParamLookup } from './vit';
 import { FUSED_LINEAR, onHostBackend, runFusedKernel } from './host-kernels';
@@ -185,7 +185,7 @@ export class FastViT {
     [this.patchK, this.patchPos, this.clsPos] = tf.tidy(() => {
       // Kernel [D, C, P, P] → rows ordered (row, col, channel) like the patches; ((x − m)/s)·W + b = x·(W/s) + (b − Σ W·m/s).
       const k = tf.reshape(tf.transpose(p('patch_embed.proj.weight'), [2, 3, 1, 0]), [P * P * C, D]);
-      const perChannel = (v: number[]) => tf.tile(tf.tensor1d(v), [P * P]).reshape([P * P * C, 1]);
+      const perChannel = (v: number[]) => tf.reshape(tf.tile(tf.tensor1d(v), [P * P]), [P * P * C, 1]);
       const kScaled = tf.div(k, perChannel(config.std));
       const bias = tf.sub(p('patch_embed.proj.bias'), tf.sum(tf.mul(kScaled, perChannel(config.mean)), 0));
       const pos = p('pos_embed') as tf.Tensor3D;

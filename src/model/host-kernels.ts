@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd-kernels';
 import { registerGpuKernels } from './gpu-kernels';
 

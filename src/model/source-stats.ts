@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ViTConfig } from './config';
 import { ModelFormatError } from './errors';
 import { readSafetensors, writeSafetensors } from './safetensors';

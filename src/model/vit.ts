@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { checkShapes, type ViTConfig } from './config';
 import type { DecodedTensor } from './safetensors';
 import { FastViT } from './fast-vit';

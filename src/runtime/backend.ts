@@ -1,4 +1,9 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+// The four backends register themselves on import. In the ES build these are
+// the page's own packages (peer dependencies), so a page that imported one of
+// them already has it registered once, not twice.
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
@@ -75,7 +80,7 @@ export async function initBackend(choice: BackendChoice = 'auto', options: InitB
     // setWasmPaths takes either a prefix or a per-file map; both must be set before the wasm backend starts.
     setWasmPaths(options.wasmPaths as string);
   }
-  const candidates = choice === 'auto' ? AUTO_ORDER : [choice];
+  const candidates = choice === 'auto' ? autoOrder() : [choice];
   const attempts: BackendAttempt[] = [];
   for (const backend of candidates) {
     const reason = await tryBackend(backend, options);
@@ -86,12 +91,24 @@ export async function initBackend(choice: BackendChoice = 'auto', options: InitB
   throw new BackendError(`no usable tfjs backend (${why})`, attempts);
 }
 
+/**
+ * 'auto' on a page whose tfjs (shared with ours through the ES build's peer
+ * dependencies) already runs a backend tries that one first: switching would
+ * move every tensor the page holds to another backend on its next use.
+ */
+function autoOrder(): readonly BackendName[] {
+  const running = tf.engine().backendName as string | undefined;
+  const current = AUTO_ORDER.find((b) => b === running);
+  return current === undefined ? AUTO_ORDER : [current, ...AUTO_ORDER.filter((b) => b !== current)];
+}
+
 async function tryBackend(name: BackendName, options: InitBackendOptions): Promise<string> {
   if (name === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) return 'navigator.gpu is not available';
   if (name === 'webgl' && typeof document === 'undefined' && typeof OffscreenCanvas === 'undefined') return 'no canvas to create a WebGL context';
   if (tf.findBackendFactory(name) === null) return 'backend not registered';
-  // Flags are read when the backend is created and by its kernels: set them before selecting it.
-  if (name === 'webgpu' && options.tuneWebgpu !== false) for (const [flag, value] of Object.entries(WEBGPU_FLAGS)) tf.env().set(flag, value);
+  // Flags are read when the backend is created and by its kernels: set them before selecting it, and
+  // only when this call creates it (a WebGPU backend the page already runs keeps the page's settings).
+  if (name === 'webgpu' && options.tuneWebgpu !== false && tf.engine().registry.webgpu === undefined) for (const [flag, value] of Object.entries(WEBGPU_FLAGS)) tf.env().set(flag, value);
   try {
     const ok = name === 'wasm' ? await startWasm(options.wasmThreads) : await tf.setBackend(name);
     if (!ok) return 'failed to initialize';

@@ -1,6 +1,8 @@
 // Web Worker entry of the demo: serves an Engine over postMessage (protocol in
 // engine-types.ts, order and handlers in engine-serve.ts), with the wasm
 // binaries of this build.
+// tfjs-core's gradients: see src/index.ts.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { serveEngine } from './engine-serve';
 import { WASM_PATHS } from './wasm-assets';
 import type { EngineRequest } from './engine-types';

@@ -5,6 +5,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+// The umbrella registers tfjs's gradients (EATA's Fisher), as the package's entries do in a browser.
+import '@tensorflow/tfjs';
 import { Engine, EngineStateError, withClassNames } from './engine';
 import type { FrameInput } from './engine-types';
 import { loadFashionMnist } from '../../tools/fmnist-node';

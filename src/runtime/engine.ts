@@ -2,7 +2,7 @@
 // update reports out, with a record of every frame for scoring. It has no UI
 // and no worker code; engine-worker.ts serves it over postMessage, and a page
 // may also run it on its own thread.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { AUTO_ORDER, initBackend, type BackendName } from './backend';
 import { checkFrame, FrameFormatError, preprocessFrame } from './preprocess';
 import type {

@@ -7,7 +7,7 @@
  * are the same. Lengths in pixels there are multiplied by
  * s = max(1, min(H, W)/R) here (see index.ts for the size rule).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { CorruptionContext } from './types';
 import {
   atPooled, cropBoxes, filter2d, gatherPixels, gaussianBlur, geometryOf, imageRng, maxPooling,

@@ -7,7 +7,7 @@
  * the same. Lengths there are in pixels of the R×R image (R = 64 or 32) and
  * are multiplied by s = max(1, min(H, W)/R) here.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { CorruptionContext } from './types';
 import { filterField } from './fields';
 import {

@@ -43,7 +43,7 @@
  * index maps and random fields built in JS. shot_noise (exact Poisson draws)
  * and jpeg_compression read the pixels and compute in JS.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { CorruptionContext } from './types';
 import { resolveRegime, type CorruptionRegime } from './regime';
 import { defocusBlur, gaussianBlurCorruption, glassBlur, motionBlur, zoomBlur } from './blur';

@@ -22,7 +22,7 @@
  * plain rounding in the colour conversions and the chroma averaging; values
  * can differ by a level here and there.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { CorruptionContext } from './types';
 import { constantFor, type PerRegime } from './regime';
 

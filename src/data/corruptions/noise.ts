@@ -6,7 +6,7 @@
  * generator) and make_cifar_c.py (cifar, the 32×32 CIFAR-10-C generator),
  * functions of the same names. The formulas are the same in both scripts.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { CorruptionContext } from './types';
 import { imageRng, normalSource } from './ops';
 import { constantFor, type PerRegime } from './regime';

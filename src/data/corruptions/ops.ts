@@ -4,7 +4,7 @@
  * Everything that touches pixels is a tfjs op, so it runs on any backend;
  * the JS side only builds kernels, index arrays and random fields.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { mulberry32 } from '../random';
 import { REFERENCE_SIDE, type CorruptionRegime } from './regime';
 

@@ -10,7 +10,7 @@
  * s = max(1, min(H, W)/R). No image assets: frost and spatter are generated
  * from the seed.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { CorruptionContext } from './types';
 import { motionBlurWithAngles, scaledGaussianBlur } from './blur';
 import { frostField, liquidField, normalField, plasmaField, waterShade } from './fields';

@@ -1,0 +1,174 @@
+// The package as an app developer meets it: `npm pack` of this repository,
+// then a fresh Vite app in a temporary folder (examples/vite-app is its
+// template, nothing else of this tree) installs the tarball and the tfjs
+// peers, type-checks against the package's types, builds, and is served as
+// static files under the strict CSP. In Chromium it creates the engine on the
+// shipped model, classifies Fashion-MNIST images and adapts on 20 frames, on
+// the page's thread and with `worker: true`; a second page does the same with
+// the script-tag bundle copied out of the installed package.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { loadFashionMnist } from '../tools/fmnist-node';
+import { startStaticServer, STRICT_CSP, type StaticServer } from '../tools/static-server';
+import { ensureLibBuilt } from './support/lib';
+import { CHROMIUM_ARGS, chromiumExecutable, REPO_ROOT } from './support/session';
+
+const TEMPLATE = join(REPO_ROOT, 'examples', 'vite-app');
+const MODEL = join(REPO_ROOT, 'public', 'models', 'fmnist-vit');
+const N = 20;
+
+const data = loadFashionMnist('t10k', join(REPO_ROOT, 'public', 'data', 'fashion-mnist'));
+const PX = data.width * data.height;
+const images = Array.from({ length: N }, (_, i) => Array.from(data.images.subarray((2000 + i) * PX, (2001 + i) * PX)));
+const labels = Array.from(data.labels.subarray(2000, 2000 + N));
+
+function run(cmd: string, args: string[], cwd: string): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', npm_config_fund: 'false', npm_config_audit: 'false' } });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** The version of a package this repository has installed, so the app's install comes from npm's cache. */
+const installed = (name: string) => (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+
+let work: string;
+let app: string;
+let server: StaticServer;
+let browser: Browser;
+
+before(async () => {
+  ensureLibBuilt();
+  work = mkdtempSync(join(tmpdir(), 'wildtta-consumer-'));
+  // dist/ is fresh (ensureLibBuilt), so packing needs no prepack build.
+  const packed = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], REPO_ROOT)) as Array<{ filename: string }>;
+  const tarball = join(work, packed[0]!.filename);
+
+  app = join(work, 'app');
+  cpSync(TEMPLATE, app, { recursive: true, filter: (src) => !/[/\\](node_modules|dist)([/\\]|$)/.test(src) });
+  const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  for (const deps of [pkg.dependencies, pkg.devDependencies]) for (const name of Object.keys(deps)) deps[name] = name === 'wildtta' ? `file:${tarball}` : installed(name);
+  writeFileSync(join(app, 'package.json'), JSON.stringify(pkg, null, 2));
+  run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], app);
+
+  // What an app developer adds: their model in public/, and for the script-tag page the package's dist/ copied out.
+  cpSync(MODEL, join(app, 'public', 'models', 'fmnist-vit'), { recursive: true });
+  mkdirSync(join(app, 'public', 'wildtta'));
+  const dist = join(app, 'node_modules', 'wildtta', 'dist');
+  for (const f of readdirSync(dist)) if (/\.(js|wasm)$/.test(f)) cpSync(join(dist, f), join(app, 'public', 'wildtta', f));
+  // package.json's build: tsc --noEmit (the package's types, through its exports) and vite build.
+  run('npm', ['run', 'build'], app);
+
+  server = await startStaticServer({ root: join(app, 'dist'), csp: STRICT_CSP });
+  const executablePath = chromiumExecutable();
+  browser = await chromium.launch({ ...(executablePath === undefined ? {} : { executablePath }), headless: true, args: [...CHROMIUM_ARGS] });
+});
+
+after(async () => {
+  await browser?.close().catch(() => undefined);
+  await server?.close();
+  if (work !== undefined) rmSync(work, { recursive: true, force: true });
+});
+
+interface CheckResult {
+  backend: string;
+  method: string;
+  classes: number[];
+  steps: number;
+  updated: number;
+  tensors: number[];
+  appBackend?: string | null;
+  appBackends?: string[];
+}
+
+/** Opens `path` (with ?manual, so the page waits for us), runs window.runCheck(options), and checks the page stayed clean. */
+async function check(path: string, options: object, pageBackend?: string): Promise<CheckResult> {
+  const context = await browser.newContext();
+  const page: Page = await context.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && problems.push(`console.error: ${m.text()}`));
+  page.on('pageerror', (e) => problems.push(`uncaught: ${e.message}`));
+  page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && problems.push(`worker console.error: ${m.text()}`)));
+  try {
+    await page.goto(`${server.baseUrl}${path}?manual`);
+    const end = Date.now() + 60_000;
+    while (!(await page.evaluate('typeof window.runCheck === "function"'))) {
+      if (Date.now() > end) throw new Error(`${path}: window.runCheck never appeared: ${problems.join('\n')}`);
+      await page.waitForTimeout(100);
+    }
+    // A string, evaluated through the DevTools protocol: the page's CSP forbids eval, Playwright's function form needs it.
+    const r = (await page.evaluate(`window.runCheck(${JSON.stringify(options)}, ${JSON.stringify(images)}${pageBackend === undefined ? '' : `, ${JSON.stringify(pageBackend)}`})`)) as CheckResult;
+    assert.deepEqual(problems, [], `${path}: console errors`);
+    return r;
+  } finally {
+    await context.close();
+  }
+}
+
+function assertAdapted(r: CheckResult, what: string): void {
+  assert.equal(r.backend, 'wasm', what);
+  assert.equal(r.method, 'sar-align', what);
+  // The step index counts from 0.
+  assert.equal(r.steps, N - 1, `${what}: step counter`);
+  const correct = r.classes.filter((c, i) => c === labels[i]).length;
+  assert.ok(correct >= 0.7 * N, `${what}: ${correct}/${N} correct (${r.classes.join(',')} vs ${labels.join(',')})`);
+  assert.ok(r.updated >= N / 2, `${what}: only ${r.updated} of ${N} frames updated the model`);
+  assert.ok(Math.max(...r.tensors) - Math.min(...r.tensors) <= 2, `${what}: tensor count moved: ${r.tensors.join(',')}`);
+}
+
+test('packed tarball: only the allowed files, at most 2 MB', () => {
+  const [entry] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], REPO_ROOT)) as Array<{ size: number; files: Array<{ path: string }> }>;
+  const files = entry!.files.map((f) => f.path).sort();
+  const allowed = (p: string) => ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/wildtta.js', 'dist/wildtta.iife.js', 'dist/wildtta.worker.js'].includes(p) || /^dist\/tfjs-backend-wasm(-simd|-threaded-simd)?\.wasm$/.test(p) || /^dist\/types\/.+\.d\.ts$/.test(p);
+  assert.deepEqual(files.filter((p) => !allowed(p)), [], 'files outside the allowed list');
+  for (const must of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/wildtta.js', 'dist/wildtta.iife.js', 'dist/wildtta.worker.js', 'dist/tfjs-backend-wasm-simd.wasm', 'dist/types/index.d.ts']) assert.ok(files.includes(must), `${must} missing from the tarball`);
+  assert.ok(entry!.size <= 2 * 1024 * 1024, `tarball ${(entry!.size / 1024 / 1024).toFixed(2)} MB`);
+  console.log(`tarball: ${files.length} files, ${(entry!.size / 1024 / 1024).toFixed(2)} MB`);
+});
+
+test('the built app holds nothing of this repository and one copy of tfjs', () => {
+  const assets = join(app, 'dist', 'assets');
+  const names = readdirSync(assets);
+  // The bundler found wildtta's worker and .wasm files through new URL(..., import.meta.url) and copied them.
+  for (const f of ['wildtta.worker', 'tfjs-backend-wasm-simd', 'tfjs-backend-wasm-threaded-simd']) assert.ok(names.some((n) => n.startsWith(`${f}-`)), `${f} not emitted by the app's build: ${names.join(', ')}`);
+  const js = names.filter((n) => n.endsWith('.js') && !n.startsWith('wildtta.worker')).map((n) => readFileSync(join(assets, n), 'utf8')).join('\n');
+  assert.ok(!js.includes(REPO_ROOT), 'the app bundle names this repository');
+  // tfjs-core's flag registry (its message appears once in tfjs-core), once: wildtta's ES module did not bring a second tfjs.
+  assert.equal(js.split('Cannot evaluate flag').length - 1, 1, 'copies of tfjs-core in the app bundle');
+});
+
+test('Vite app, ES module on the page thread: shares the app\'s tfjs, adapts on 20 frames', async () => {
+  const r = await check('/index.html', { worker: false });
+  assertAdapted(r, 'page thread');
+  // The app's own tfjs-core sees the backend wildtta chose: one tfjs, not two.
+  assert.equal(r.appBackend, 'wasm');
+  for (const b of ['cpu', 'webgl', 'wasm']) assert.ok(r.appBackends!.includes(b), `${b} not registered in the app's tfjs: ${r.appBackends!.join(',')}`);
+  const fetched = server.requests.filter((p) => p.startsWith('/assets/tfjs-backend-wasm'));
+  assert.ok(fetched.length >= 1, `no .wasm fetched from the app's assets: ${server.requests.join(' ')}`);
+});
+
+test('Vite app, ES module with worker: true: the worker from the app\'s assets adapts on 20 frames', async () => {
+  const r = await check('/index.html', { worker: true });
+  assertAdapted(r, 'worker');
+  assert.ok(server.requests.some((p) => /^\/assets\/wildtta\.worker-[\w-]+\.js$/.test(p)), 'worker not loaded from the app\'s assets');
+});
+
+test('Vite app: backend "auto" keeps the backend the app\'s tfjs already runs', async () => {
+  const r = await check('/index.html', { backend: 'auto' }, 'cpu');
+  assert.equal(r.backend, 'cpu');
+  assert.equal(r.appBackend, 'cpu');
+  assert.equal(r.steps, N - 1);
+});
+
+test('script tag from the installed package, under the strict CSP: page thread and worker adapt on 20 frames', async () => {
+  const before = server.requests.length;
+  assertAdapted(await check('/script-tag.html', { worker: false }), 'script tag, page thread');
+  assertAdapted(await check('/script-tag.html', { worker: true }), 'script tag, worker');
+  const got = server.requests.slice(before);
+  assert.ok(got.includes('/wildtta/wildtta.worker.js'), 'worker not loaded beside the script');
+  assert.ok(got.some((p) => /^\/wildtta\/tfjs-backend-wasm.*\.wasm$/.test(p)), '.wasm not loaded beside the script');
+});
