@@ -54,6 +54,9 @@ export default defineConfig({
   root: '.',
   plugins: [rootToDemo, crossOriginIsolation],
   publicDir: 'public',
+  // Imported only by the engine's workers (src/index.ts says why), which the dependency scan does not
+  // reach: found at run time instead, it would re-bundle the dependencies and reload the page.
+  optimizeDeps: { include: ['@tensorflow/tfjs-core/dist/register_all_gradients'] },
   server: { host: '127.0.0.1', port: 5173, strictPort: false },
   build: {
     outDir: 'dist/app',

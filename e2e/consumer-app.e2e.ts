@@ -8,7 +8,7 @@
 // the script-tag bundle copied out of the installed package.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,15 +86,15 @@ interface CheckResult {
 }
 
 /** Opens `path` (with ?manual, so the page waits for us), runs window.runCheck(options), and checks the page stayed clean. */
-async function check(path: string, options: object, pageBackend?: string): Promise<CheckResult> {
+async function check(path: string, options: object, pageBackend?: string, base = server.baseUrl): Promise<CheckResult> {
   const context = await browser.newContext();
   const page: Page = await context.newPage();
   const problems: string[] = [];
-  page.on('console', (m) => m.type() === 'error' && problems.push(`console.error: ${m.text()}`));
+  page.on('console', (m) => m.type() === 'error' && problems.push(`console.error: ${m.text()} (${m.location().url})`));
   page.on('pageerror', (e) => problems.push(`uncaught: ${e.message}`));
   page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && problems.push(`worker console.error: ${m.text()}`)));
   try {
-    await page.goto(`${server.baseUrl}${path}?manual`);
+    await page.goto(`${base}${path}?manual`);
     const end = Date.now() + 60_000;
     while (!(await page.evaluate('typeof window.runCheck === "function"'))) {
       if (Date.now() > end) throw new Error(`${path}: window.runCheck never appeared: ${problems.join('\n')}`);
@@ -171,4 +171,30 @@ test('script tag from the installed package, under the strict CSP: page thread a
   const got = server.requests.slice(before);
   assert.ok(got.includes('/wildtta/wildtta.worker.js'), 'worker not loaded beside the script');
   assert.ok(got.some((p) => /^\/wildtta\/tfjs-backend-wasm.*\.wasm$/.test(p)), '.wasm not loaded beside the script');
+});
+
+test('the same app under `vite` (dev server, the template\'s config): page thread and worker adapt', async () => {
+  const dev: ChildProcess = spawn('npx', ['vite', '--host', '127.0.0.1', '--port', '0', '--strictPort=false'], { cwd: app, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  try {
+    const base = await new Promise<string>((ok, fail) => {
+      let out = '';
+      const timer = setTimeout(() => fail(new Error(`vite dev did not start: ${out}`)), 60_000);
+      const take = (b: Buffer) => {
+        out += b.toString();
+        const m = /Local:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          ok(m[1]!);
+        }
+      };
+      dev.stdout!.on('data', take);
+      dev.stderr!.on('data', take);
+      dev.on('exit', (code) => fail(new Error(`vite dev exited (${code}): ${out}`)));
+    });
+    assertAdapted(await check('/', { worker: false }, undefined, base), 'dev server, page thread');
+    assertAdapted(await check('/', { worker: true }, undefined, base), 'dev server, worker');
+  } finally {
+    // npx and the vite under it: the whole process group.
+    if (dev.pid !== undefined) process.kill(-dev.pid, 'SIGTERM');
+  }
 });

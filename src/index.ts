@@ -10,6 +10,7 @@
 // in the browser entries (this, the worker bundle, the demo's worker): it is
 // tfjs-core's ESM build, which bundlers load and Node cannot (Node code imports
 // the umbrella instead).
+import '@tensorflow/tfjs-core'; // first: the gradients' modules read its flags as they load
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 export { WildTTA } from './api/wildtta';
 export type { CreateOptions, Classification, ClassifyOptions, AttachOptions, Attachment, WildTTAEvents, Progress } from './api/wildtta';

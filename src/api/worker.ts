@@ -3,6 +3,7 @@
 // engine server the page-thread mode uses. The page passes the WASM folder
 // with init.
 // tfjs-core's gradients: see src/index.ts.
+import '@tensorflow/tfjs-core'; // first: the gradients' modules read its flags as they load
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { serveEngine } from '../runtime/engine-serve';
 import type { EngineRequest } from '../runtime/engine-types';

@@ -2,6 +2,7 @@
 // engine-types.ts, order and handlers in engine-serve.ts), with the wasm
 // binaries of this build.
 // tfjs-core's gradients: see src/index.ts.
+import '@tensorflow/tfjs-core'; // first: the gradients' modules read its flags as they load
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { serveEngine } from './engine-serve';
 import { WASM_PATHS } from './wasm-assets';
