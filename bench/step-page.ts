@@ -10,6 +10,7 @@ import { fetchLabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { createAdapter, type Adapter } from '../src/methods';
 import { readSourceStats, sourceStatsUrl } from '../src/model/source-stats';
+import { framePath } from './frame-path-page';
 
 export interface StepCostOptions {
   backend: BackendName;
@@ -269,4 +270,4 @@ async function vitB16(o: VitB16Options): Promise<VitB16Cost> {
 }
 
 Error.stackTraceLimit = 60;
-(window as unknown as { wildttaBench: unknown }).wildttaBench = { stepCost, vitB16 };
+(window as unknown as { wildttaBench: unknown }).wildttaBench = { stepCost, vitB16, framePath };

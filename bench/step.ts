@@ -6,12 +6,15 @@
 // table and writes it into BENCHMARKS.md.
 //
 //   npm run bench:step -- [--backends webgpu,webgl,wasm,wasm-threads,cpu] [--iterations 30] [--warmup 5] [--no-torch] [--no-write]
+//                         [--frame-backends wasm,webgpu] [--no-frame]
 //   npm run bench:step -- --vit-b16 [--steps 2] [--inferences 1] [--vit-backend webgpu] [--vit-depth 12]
 //
 // 'wasm' is the one-thread engine; 'wasm-threads' serves the page
 // cross-origin isolated (bench/step.html?isolate, which the dev server answers
 // with COOP/COEP headers), so tfjs-wasm can load its threaded binary, and asks
 // initBackend for one thread per core.
+// The frame-path rows (issue 16; bench/frame-path-page.ts and the demo page)
+// time a whole frame on each of --frame-backends next to the adapter's step.
 // --vit-b16 times a ViT-B/16 with random weights (generated in the page, not
 // stored) instead, and adds its figures to bench/results/step-vit-b16.json
 // (one entry per backend and depth), which the BENCHMARKS.md section includes.
@@ -21,7 +24,9 @@ import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { shutdown, withPage } from '../e2e/support/session';
+import { ensureLibBuilt } from '../e2e/support/lib';
 import type { StepCost, VitB16Cost } from './step-page';
+import type { FramePathCost, FramePathOptions } from './frame-path-page';
 import { machineLine, writeSection } from './report';
 
 const { values: args } = parseArgs({
@@ -36,6 +41,8 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '2' },
     inferences: { type: 'string', default: '1' },
     'vit-depth': { type: 'string', default: '12' },
+    'frame-backends': { type: 'string', default: 'wasm,webgpu' },
+    'no-frame': { type: 'boolean', default: false },
   },
 });
 
@@ -82,6 +89,133 @@ async function inPage<T>(expr: (page: Page) => Promise<T>, isolated: boolean): P
 
 const f2 = (x: number) => x.toFixed(2);
 const loadLine = () => `load average ${loadavg().map((l) => l.toFixed(2)).join(', ')} on ${cpus().length} cores`;
+
+// ---------------------------------------------------------------- the whole frame (issue 16)
+
+interface DemoRun {
+  compare: boolean;
+  fps: number;
+  frames: number;
+  /** Mean ms per frame: wall clock, the engine's frame step (and its parts), the rest. */
+  wallMs: number;
+  engineMs: number;
+  prepareMs: number;
+  stepMs: number;
+  pageMs: number;
+}
+
+/** The demo at "as fast as it adapts" (labeled stream, gaussian noise 5, SAR): frames per second and the split, after a warm-up. */
+async function demoRun(backend: string, compare: boolean, warmupFrames: number, seconds: number): Promise<DemoRun> {
+  return withPage(
+    async (h) => {
+      const deadline = Date.now() + 300_000;
+      const frames = async () => ((await h.page.evaluate('window.wildttaDemo?.state()').catch(() => undefined)) as { frames?: number; state?: string; message?: string } | undefined) ?? {};
+      for (;;) {
+        const st = await frames();
+        if (st.state === 'error') throw new Error(`the demo failed: ${st.message}`);
+        if ((st.frames ?? 0) >= warmupFrames) break;
+        if (Date.now() > deadline) throw new Error('the demo did not start');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await h.page.evaluate('window.wildttaDemo.resetTiming()');
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      const t = (await h.page.evaluate('window.wildttaDemo.timing()')) as Record<string, number>;
+      const per = (k: string) => t[k]! / Math.max(1, t.frames!);
+      return { compare, fps: (1000 * t.frames!) / t.wallMs!, frames: t.frames!, wallMs: t.wallMs! / Math.max(1, t.frames!), engineMs: per('engineMs'), prepareMs: per('prepareMs'), stepMs: per('stepMs'), pageMs: per('pageMs') };
+    },
+    { path: `demo/?input=stream&backend=${backend}&method=sar&fps=max&compare=${compare ? 1 : 0}&corruption=gaussian_noise&severity=5` },
+  );
+}
+
+interface FrameRow {
+  label: string;
+  cost: FramePathCost;
+  demo: DemoRun[];
+}
+
+async function frameRows(): Promise<FrameRow[]> {
+  // The worker row loads dist/wildtta.worker.js.
+  ensureLibBuilt();
+  const rows: FrameRow[] = [];
+  for (const backend of args['frame-backends'].split(',').filter(Boolean)) {
+    process.stdout.write(`frame path, ${backend}: `);
+    // SwiftShader's WebGPU takes ~0.3 s a step: fewer, shorter samples there.
+    const slow = backend !== 'wasm' && backend !== 'cpu';
+    const o: FramePathOptions = { backend: backend as FramePathOptions['backend'], modelUrl: '/models/fmnist-vit/', dataUrl: '/data/fashion-mnist/', workerAssetsUrl: '/dist/', rounds: slow ? 3 : 30, repeat: slow ? 2 : 5, warmup: slow ? 2 : 10 };
+    try {
+      const { value: cost } = await inPage((page) => page.evaluate(`window.wildttaBench.framePath(${JSON.stringify(o)})`) as Promise<FramePathCost>, false);
+      const demo: DemoRun[] = [];
+      // Comparison on and off, twice each in turn, so a change in load hits both.
+      for (const compare of [true, false, true, false]) demo.push(await demoRun(backend, compare, slow ? 5 : 100, slow ? 20 : 6));
+      await shutdown();
+      rows.push({ label: backend, cost, demo });
+      console.log(`adapter ${f2(cost.ms.adapter)} ms; engine ${f2(cost.ratio.engine)}×, with reference ${f2(cost.ratio.engineCompare)}×, classify ${f2(cost.ratio.classify)}×, in a worker ${f2(cost.ratio.classifyWorker)}×; demo ${demo.map((d) => `${d.compare ? 'on' : 'off'} ${d.fps.toFixed(1)}`).join(', ')} frames/s`);
+    } catch (e) {
+      await shutdown();
+      console.log(`skipped (${(e as Error).message.split('\n')[0]})`);
+    }
+  }
+  return rows;
+}
+
+function frameSection(rows: FrameRow[]): { text: string; targets: string[] } {
+  if (rows.length === 0) return { text: '', targets: [] };
+  const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
+  const best = (r: FrameRow, compare: boolean) => r.demo.filter((d) => d.compare === compare).sort((a, b) => b.fps - a.fps);
+  const lines = [
+    '| backend | adapter step (ms) | engine frame step | × adapter | engine, reference + preview on | × adapter | `classify()` on the page | × adapter | `classify()`, `worker: true` | × adapter | tensors before → after |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${f2(r.cost.ms.adapter)} | ${f2(r.cost.ms.engine)} | ${f2(r.cost.ratio.engine)}× | ${f2(r.cost.ms.engineCompare)} | ${f2(r.cost.ratio.engineCompare)}× | ${f2(r.cost.ms.classify)} | ${f2(r.cost.ratio.classify)}× | ${f2(r.cost.ms.classifyWorker)} | ${f2(r.cost.ratio.classifyWorker)}× | ${r.cost.memory.tensorsBefore} → ${r.cost.memory.tensorsAfter} |`,
+    ),
+  ];
+  const split = [
+    '| backend | where | preparation (frame → tensor, corruption) | adapter step | result | total |',
+    '|---|---|---|---|---|---|',
+    ...rows.flatMap((r) =>
+      (['engine', 'engineCompare'] as const).map((k) => {
+        const s = r.cost.split[k];
+        return `| ${r.label} | engine frame step${k === 'engineCompare' ? ', reference + preview' : ''} | ${f2(s.prepare)} | ${f2(s.step)} | ${f2(s.rest)} | ${f2(s.prepare + s.step + s.rest)} |`;
+      }),
+    ),
+  ];
+  const demo = [
+    '| backend | comparison | frames/s (runs) | ms per frame | in the engine (preparation · adapter step · result) | outside it (messages, page) | × adapter step |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.flatMap((r) =>
+      [true, false].map((compare) => {
+        const runs = best(r, compare);
+        const d = runs[0]!;
+        return `| ${r.label} | ${compare ? 'on' : 'off'} | ${runs.map((x) => x.fps.toFixed(1)).join(', ')} | ${f2(d.wallMs)} | ${f2(d.engineMs)} (${f2(d.prepareMs)} · ${f2(d.stepMs)} · ${f2(d.engineMs - d.prepareMs - d.stepMs)}) | ${f2(d.wallMs - d.engineMs)} | ${f2(d.wallMs / r.cost.ms.adapter)}× |`;
+      }),
+    ),
+  ];
+  const targets: string[] = [];
+  for (const r of rows.filter((x) => x.label === 'wasm')) {
+    const on = best(r, true).map((d) => d.fps);
+    const off = best(r, false).map((d) => d.fps);
+    targets.push(
+      `- wasm: engine frame step ${f2(r.cost.ratio.engine)}× the adapter's reliable step (target ≤ 1.3×: ${verdict(r.cost.ratio.engine <= 1.3)}); \`classify()\` on the page ${f2(r.cost.ratio.classify)}× (≤ 1.5×: ${verdict(r.cost.ratio.classify <= 1.5)}); with \`worker: true\` ${f2(r.cost.ratio.classifyWorker)}× (≤ 2×: ${verdict(r.cost.ratio.classifyWorker <= 2)})`,
+      `- wasm: the demo at "as fast as it adapts" runs ${Math.min(...on).toFixed(1)}-${Math.max(...on).toFixed(1)} frames/s with the comparison on (target ≥ 100: ${verdict(Math.min(...on) >= 100)}) and ${Math.min(...off).toFixed(1)}-${Math.max(...off).toFixed(1)} off (≥ 150: ${verdict(Math.min(...off) >= 150)})`,
+    );
+  }
+  const text = `### The whole frame (issue 16)
+
+Per frame in a stream (frames back to back, no flush between them), on the shipped model, every frame reliable (SAR with a margin above any entropy, so each pays a whole reliable step), gaussian noise 5: median of 30 samples of 5 frames on wasm (3 of 2 on the slow software GPU backends), one sample of each kind per round, the order turning each round; "× adapter" is the median of the per-round ratios to \`adapter.step\` on frames already prepared. The engine's frame step takes the Fashion-MNIST bytes (28×28, 0-255), preprocesses them, corrupts them on the backend and runs the step; "reference + preview" adds the frozen source model on the clean and the corrupted frame and the corrupted frame itself, all in the step's one read. \`classify()\` is the public API on an \`ImageData\`; with \`worker: true\` it includes the ImageBitmap transfer and the message round trip.
+
+${lines.join('\n')}
+
+Where the engine's frame step goes (mean ms per frame, from the results' own timing):
+
+${split.join('\n')}
+
+The demo (\`demo/?input=stream&method=sar&fps=max&corruption=gaussian_noise&severity=5\`, its engine in a worker, two frames in flight, images drawn with the next animation frame), labeled stream, after a warm-up, 4 runs alternating the comparison on and off; the split is the run with the most frames per second. "Outside it" is what the worker's message handling and the page add to the engine's own frame time.
+
+${demo.join('\n')}
+`;
+  return { text, targets };
+}
 
 async function stepTable(): Promise<void> {
   const loadBefore = loadLine();
@@ -138,6 +272,9 @@ async function stepTable(): Promise<void> {
     if (name === lastWasm) timeTorch();
   }
   await shutdown();
+  const frames = args['no-frame'] ? [] : await frameRows();
+  const frameText = frameSection(frames);
+  if (frameText.text) console.log(`\n${frameText.text}`);
   if (torchRuns.length > 0) {
     const mean = (f: (r: TorchResult) => number) => torchRuns.reduce((a, r) => a + f(r), 0) / torchRuns.length;
     const threads = Object.keys(torchRuns[0]!.threads);
@@ -205,6 +342,7 @@ async function stepTable(): Promise<void> {
   }
   const alignTable = alignLines.length > 2 ? alignLines.join('\n') : '';
   if (alignTable) console.log(`\n${alignTable}`);
+  targets.push(...frameText.targets);
   const check = rows.find((r) => r.check !== undefined)?.check;
   console.log(targets.join('\n'));
 
@@ -226,7 +364,8 @@ WebGPU and WebGL here run on SwiftShader, a software renderer: their times say n
 
 ${table}
 ${alignTable ? `\nsar-align (issue 14: input alignment, feature re-centering, the alignment term and the collapse watch on top of SAR) in the same rounds; "÷ SAR" is the median of the per-round ratios to SAR's step of the same kind:\n\n${alignTable}\n` : ''}
-Targets of issues 7 and 14 on these figures:
+${frameText.text}
+Targets of issues 7, 14 and 16 on these figures:
 ${targets.join('\n')}
 
 ${vitB16Section()}`,

@@ -86,6 +86,8 @@ let numTensors = NaN;
 let lastPreviewAt = 0;
 /** The newest result whose images are on screen (the prediction panel shows this one). */
 let shown: FrameResult | undefined;
+/** The images of `shown`, not drawn yet. */
+let pendingImages: { clean: Float32Array; input: Float32Array; showSource: (() => void) | undefined } | undefined;
 let chartRenders = 0;
 let lastRender = 0;
 
@@ -716,7 +718,15 @@ async function runStream(mine: number): Promise<void> {
   const loop = ++streamLoop;
   const labels = streamLabelsApply();
   $('source-note').textContent = labels ? '' : '(labels do not apply to this model)';
+  // At "as fast as it adapts" two frames are in flight: the engine starts the next as soon as it has
+  // answered one, instead of idling through the message round trip and this page's handling.
+  const inFlight = new Set<Promise<boolean>>();
+  const depth = () => (config.fps === 'max' ? 2 : 1);
   while (mine === session && loop === streamLoop && !paused && !done) {
+    if (config.frames > 0 && stats.submitted >= config.frames) {
+      await Promise.all(inFlight);
+      break;
+    }
     const t0 = performance.now();
     const n = stats.submitted;
     const index = streamOrder[n % streamOrder.length]!;
@@ -727,8 +737,13 @@ async function runStream(mine: number): Promise<void> {
       $('source-note').textContent = `#${index} · ${FASHION_MNIST_CLASSES[label]}${labels ? '' : ' (labels do not apply to this model)'}`;
     };
     const r = preprocessFrame(image, { size: modelInfo.imageSize, channels: modelInfo.inChannels });
-    const ok = await processFrame({ pixels: r.pixels, label: labels ? label : null, tag: index, showSource }, mine);
+    const sent = processFrame({ pixels: r.pixels, label: labels ? label : null, tag: index, showSource }, mine);
+    inFlight.add(sent);
+    void sent.finally(() => inFlight.delete(sent));
+    // Wait for a free place (the oldest frame's answer: the engine answers in order).
+    const ok = inFlight.size >= depth() ? await [...inFlight][0]! : true;
     if (!ok) {
+      await Promise.all(inFlight);
       await new Promise((res) => setTimeout(res, 500));
       continue;
     }
@@ -739,11 +754,23 @@ async function runStream(mine: number): Promise<void> {
   }
 }
 
+/**
+ * Where a frame's time goes, summed over the frames since the last reset
+ * (window.wildttaDemo.timing(); the frame-path rows of `npm run bench:step`):
+ * in the engine (its preparation and its adapter step), in the message round
+ * trip around it, in this page's handling of the result, and between frames.
+ */
+const timing = { frames: 0, engineMs: 0, prepareMs: 0, stepMs: 0, roundTripMs: 0, pageMs: 0, gapMs: 0, since: performance.now(), lastDone: NaN };
+function resetTiming(): void {
+  Object.assign(timing, { frames: 0, engineMs: 0, prepareMs: 0, stepMs: 0, roundTripMs: 0, pageMs: 0, gapMs: 0, since: performance.now(), lastDone: NaN });
+}
+
 /** Sends one frame to the engine and takes in its result; false when the engine refused it. */
 async function processFrame(frame: Captured, mine: number): Promise<boolean> {
   const c = client;
   const m = modelInfo;
   if (!c || !m) return false;
+  const tSend = performance.now();
   const n = stats.submitted++;
   const corruption = corruptionFor(n);
   const now = performance.now();
@@ -768,14 +795,23 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
     return false;
   }
   if (mine !== session) return false;
+  const tBack = performance.now();
   takeResult(res);
   if (res.preview && clean) {
-    // The three images and the prediction on screen all belong to this frame.
+    // The three images and the prediction on screen all belong to this frame; they are drawn with the
+    // next animation frame (render), so drawing never holds up a step.
     shown = res;
-    frame.showSource?.();
-    drawPixels('clean-canvas', clean, m.imageSize, m.inChannels);
-    drawPixels('input-canvas', res.preview, m.imageSize, m.inChannels);
+    pendingImages = { clean, input: res.preview, showSource: frame.showSource };
   }
+  const tDone = performance.now();
+  timing.frames++;
+  timing.engineMs += res.ms.total;
+  timing.prepareMs += res.ms.prepare;
+  timing.stepMs += res.ms.step;
+  timing.roundTripMs += tBack - tSend;
+  timing.pageMs += tDone - tBack;
+  if (!Number.isNaN(timing.lastDone)) timing.gapMs += tSend - timing.lastDone;
+  timing.lastDone = tDone;
   if (config.frames > 0 && stats.frames >= config.frames && !done) {
     done = true;
     const late = await c.flush();
@@ -849,6 +885,7 @@ function takeUpdates(reports: FrameResult['updates']): void {
 function resetView(): void {
   stats = freshStats();
   shown = undefined;
+  pendingImages = undefined;
   markers.clear();
   for (const r of [accRate, refAccRate, agreeRate, reliableRate]) r.clear();
   stepToFrame.clear();
@@ -916,6 +953,13 @@ function render(now: number): void {
   agreeEl.dataset.total = String(stats.agreeTotal);
   $('updates').textContent = `${stats.updates} · ${stats.autoResets}${stats.manualResets ? ` + ${stats.manualResets} by hand` : ''}`;
 
+  const images = pendingImages;
+  if (images && modelInfo) {
+    pendingImages = undefined;
+    images.showSource?.();
+    drawPixels('clean-canvas', images.clean, modelInfo.imageSize, modelInfo.inChannels);
+    drawPixels('input-canvas', images.input, modelInfo.imageSize, modelInfo.inChannels);
+  }
   const r = shown;
   if (r) {
     $('pred-class').textContent = className(r.predicted);
@@ -965,6 +1009,8 @@ export type DemoState = ReturnType<typeof demoState>;
 window.wildttaDemo = {
   state: demoState,
   tensorTrace: () => tensorTrace.slice(),
+  timing: () => ({ ...timing, wallMs: performance.now() - timing.since }),
+  resetTiming,
   records: () => client?.records(),
   memory: () => client?.memory(),
   client: () => client,

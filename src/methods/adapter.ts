@@ -175,8 +175,12 @@ export abstract class Adapter {
     for (const [name, p] of this.params) p.assign(pieces.get(name)!);
   }
 
-  /** Adapts on `input` ([B, H, W, C] or [H, W, C], values in [0, 1]) and returns the pre-update prediction. */
-  async step(input: tf.Tensor): Promise<StepResult> {
+  /**
+   * Adapts on `input` ([B, H, W, C] or [H, W, C], values in [0, 1]) and returns the pre-update prediction.
+   * `alongside`: any float32 tensor of the caller's (the engine's reference forward and preview), read
+   * back in the step's one read and returned as `result.alongside`; the caller keeps and disposes it.
+   */
+  async step(input: tf.Tensor, alongside?: tf.Tensor): Promise<StepResult> {
     this.assertAlive();
     const checked = this.checkInput(input);
     // Every forward of the step (the prediction's, SAR's second, DeYO's shuffled one) sees the aligned frame.
@@ -201,6 +205,7 @@ export abstract class Adapter {
         ];
         if (pending) parts.push(pending.stats);
         if (first.stats) parts.push(first.stats);
+        if (alongside) parts.push(tf.reshape(alongside, [-1]));
         return tf.concat(parts);
       });
       const host = (await packed.data()) as Float32Array;
@@ -233,6 +238,7 @@ export abstract class Adapter {
       const adapting = this.adaptsAfterForward && keep.length > 0 && !immediate && !recovered;
       if (adapting) this.pending = { step, stats: tf.tidy(() => this.adapt(x, logits!, keep, tape!)) };
       const result: StepResult = { step, batchSize: B, numClasses: C, classes, probabilities, entropies, reliable, adapting };
+      if (alongside) result.alongside = host.slice(host.length - alongside.size);
       const update = this.takeUndelivered();
       if (update) result.update = update;
       return result;

@@ -36,6 +36,8 @@ export interface StepResult {
   reliable: boolean[];
   /** An update was queued for this step (some sample passed the first filter). */
   adapting: boolean;
+  /** The values of step()'s `alongside` tensor, brought back in the same read. */
+  alongside?: Float32Array;
   /**
    * The most recent update outcome that reached the CPU with this step. The
    * engine pays one GPU→CPU read per step, so an update that runs after the

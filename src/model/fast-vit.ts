@@ -450,6 +450,15 @@ export class FastViT {
       if (!save) return { x1: outs[0]! };
       return { x1: outs[0]!, attn: { kind: 'perhead', qkv: outs[1]!, p: outs.slice(2) } };
     }
+    if (this.host && !save) {
+      // A forward with nothing to keep (the engine's side-by-side reference, batch evaluation): attention
+      // mixes tokens within an image only, so the batch-1 kernel runs per image on its rows. The generic
+      // batched path below is several times slower on the host backends.
+      const D = this.config.width;
+      const rows = (t: tf.Tensor2D, b: number) => tf.slice(t, [b * N, 0], [N, D]);
+      const per = Array.from({ length: B }, (_, b) => this.attentionBlock(rows(x, b), rows(n, b), w, 1, N, false).x1);
+      return { x1: tf.concat(per, 0) as tf.Tensor2D };
+    }
     const { o, saved } = this.attention(this.linear(n, w.qkv), B, N);
     return { x1: tf.add(x, this.linear(o, w.proj)) as tf.Tensor2D, attn: saved };
   }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 // The umbrella registers tfjs's gradients (EATA's Fisher), as the package's entries do in a browser.
-import '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { Engine, EngineStateError, withClassNames } from './engine';
 import type { FrameInput } from './engine-types';
 import { loadFashionMnist } from '../../tools/fmnist-node';
@@ -48,7 +48,19 @@ test('engine: SAR steps report predictions, updates and records; the reference i
   engine.clearRecords();
   engine.setReference(true);
   const results = [];
-  for (let i = 0; i < 40; i++) results.push(await engine.step(frame(i, { preview: i === 3 })));
+  // One GPU→CPU read per frame, the reference forward and the preview included.
+  const read = tf.Tensor.prototype.data;
+  let reads = 0;
+  tf.Tensor.prototype.data = function (this: tf.Tensor) {
+    reads++;
+    return read.call(this);
+  } as typeof read;
+  try {
+    for (let i = 0; i < 40; i++) results.push(await engine.step(frame(i, { preview: i === 3 })));
+  } finally {
+    tf.Tensor.prototype.data = read;
+  }
+  assert.equal(reads, 40, 'reads in 40 frames with the reference on');
   // Before any update the adapted model is the source model.
   assert.equal(results[0]!.predicted, results[0]!.reference!.input.predicted);
   assert.ok(Math.abs(results[0]!.confidence - results[0]!.reference!.input.confidence) < 1e-5);
@@ -63,10 +75,14 @@ test('engine: SAR steps report predictions, updates and records; the reference i
   assert.deepEqual(rec.label, results.map((_, i) => data.labels[i]));
   assert.deepEqual(rec.referenceInput, results.map((r) => r.reference!.input.predicted));
   assert.deepEqual(rec.tag, results.map((_, i) => i));
-  // Source-model predictions on the same frames match a no-adapt engine's.
+  // The reference is the source model all along, not the adapted one: a no-adapt engine on the same frames gives its predictions.
   await engine.setMethod({ method: 'source' });
   engine.setReference(false);
-  for (let i = 0; i < 10; i++) assert.equal((await engine.step(frame(i))).predicted, results[i]!.reference!.input.predicted, `frame ${i}`);
+  for (let i = 0; i < 40; i++) {
+    const r = await engine.step(frame(i));
+    assert.equal(r.predicted, results[i]!.reference!.input.predicted, `frame ${i}`);
+    assert.ok(Math.abs(r.confidence - results[i]!.reference!.input.confidence) < 1e-4, `frame ${i}: confidence ${r.confidence} vs the reference's ${results[i]!.reference!.input.confidence}`);
+  }
 });
 
 test('engine: bad frames are rejected with typed errors, and the engine goes on', async () => {

@@ -23,7 +23,7 @@ import type {
 import { loadViT, type LoadProgress } from '../model/load';
 import { ModelFormatError } from '../model/errors';
 import { InvalidInputError } from '../methods/errors';
-import { vitLogits, type ViT } from '../model/vit';
+import type { ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
 import { streamViT } from './stream-weights';
 import { computeSourceStats, readSourceStats, SOURCE_STATS_FILE, sourceStatsUrl, writeSourceStats, type SourceStats } from '../model/source-stats';
@@ -98,6 +98,8 @@ export class Engine {
   private methodInfo: MethodInfo | undefined;
   /** The source LayerNorm scale/shift, for the frozen reference forward (other weights are shared with the model). */
   private sourceNorms = new Map<string, tf.Tensor>();
+  /** The source model's parameters: its LayerNorms as loaded, whatever the adapter has done since. */
+  private readonly sourceNorm = (name: string): tf.Tensor => this.sourceNorms.get(name) ?? this.requireModel().param(name);
   private reference = false;
   private reports: UpdateReport[] = [];
   private frames = 0;
@@ -192,9 +194,8 @@ export class Engine {
     for (let i = 0; i < a.pixels.length; i++) if (!Number.isFinite(a.pixels[i]!)) throw new InvalidInputError(`computeSourceStats: pixel ${i} is not a finite number`);
     const images = tf.tensor4d(a.pixels, [a.count, s, s, ch]);
     try {
-      // The source model's statistics: the norms as loaded, whatever the adapter has made of them since.
-      const param = (name: string) => this.sourceNorms.get(name) ?? model.param(name);
-      const stats = await computeSourceStats(model, images, { param, ...(a.labels ? { labels: a.labels } : {}), provenance: a.provenance ?? `${a.count} images given to computeSourceStats` });
+      // The source model's statistics, not the adapted one's.
+      const stats = await computeSourceStats(model, images, { param: this.sourceNorm, ...(a.labels ? { labels: a.labels } : {}), provenance: a.provenance ?? `${a.count} images given to computeSourceStats` });
       this.sourceStats = stats;
       this.keepStatsForReload();
       return writeSourceStats(stats);
@@ -359,8 +360,9 @@ export class Engine {
     try {
       if (corruption) x = corrupt(clean, corruption.name, corruption.severity, corruption.seed, corruption.regime === undefined ? {} : { regime: corruption.regime });
       const tPrepared = performance.now();
-      // The reference forward and the preview travel in one read, queued before the
-      // adapter's own so that on a GPU backend both transfers are in flight together.
+      // The reference forward (the frozen source model on the clean and the corrupted
+      // frame, as one batch of two on the fast path) and the preview ride in the
+      // adapter's own read: one GPU→CPU transfer per frame whatever is shown.
       const withReference = this.reference;
       const withPreview = Boolean(input.preview);
       if (withReference || withPreview) {
@@ -368,8 +370,7 @@ export class Engine {
         extra = tf.tidy(() => {
           const parts: tf.Tensor[] = [];
           if (withReference) {
-            const lookup = (name: string) => this.sourceNorms.get(name) ?? model.param(name);
-            const logits = vitLogits(model.config, lookup, tf.concat([clean, xs]) as tf.Tensor4D, model.finalNorm);
+            const { logits } = model.fast.forward(tf.concat([clean, xs]) as tf.Tensor4D, this.sourceNorm);
             const { probabilities, entropies } = softmaxAndEntropy(logits);
             parts.push(tf.reshape(probabilities, [-1]), entropies);
           }
@@ -377,7 +378,8 @@ export class Engine {
           return tf.concat(parts);
         });
       }
-      const [r, host] = await Promise.all([adapter.step(x), extra ? extra.data() : Promise.resolve(undefined)]);
+      const r = await adapter.step(x, extra);
+      const host = r.alongside;
       const tStepped = performance.now();
       const probs = r.probabilities;
       const predicted = r.classes[0]!;
