@@ -78,8 +78,8 @@ const agreeRate = new RollingRate(WINDOW);
 const reliableRate = new RollingRate(WINDOW);
 const stepToFrame = new Map<number, number>();
 const resultTimes: number[] = [];
-/** [frame, numTensors, pending] after each step, bounded; for the leak check. */
-const tensorTrace: Array<[number, number, number]> = [];
+/** [frame, numTensors, pending, numBytes] after each step, bounded; for the leak check. */
+const tensorTrace: Array<[number, number, number, number]> = [];
 let stepMs = NaN;
 let frameMs = NaN;
 let numTensors = NaN;
@@ -837,7 +837,7 @@ function takeResult(r: FrameResult): void {
   stepMs = Number.isNaN(stepMs) ? r.ms.step : 0.9 * stepMs + 0.1 * r.ms.step;
   frameMs = Number.isNaN(frameMs) ? r.ms.total : 0.9 * frameMs + 0.1 * r.ms.total;
   numTensors = r.numTensors;
-  tensorTrace.push([r.frame, r.numTensors, r.pending ? 1 : 0]);
+  tensorTrace.push([r.frame, r.numTensors, r.pending ? 1 : 0, r.numBytes]);
   if (tensorTrace.length > 5000) tensorTrace.shift();
 
   let acc: number | null = null;

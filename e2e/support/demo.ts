@@ -23,8 +23,8 @@ export function artifact(name: string): string {
 export const demoState = (page: Page) => page.evaluate('window.wildttaDemo.state()') as Promise<DemoState>;
 export const demoRecords = (page: Page) => page.evaluate('window.wildttaDemo.records()') as Promise<FrameRecords>;
 export const demoMemory = (page: Page) => page.evaluate('window.wildttaDemo.memory()') as Promise<{ numTensors: number; numBytes: number }>;
-/** [frame, numTensors, pending update (0/1)] after each step. */
-export const demoTensorTrace = (page: Page) => page.evaluate('window.wildttaDemo.tensorTrace()') as Promise<Array<[number, number, number]>>;
+/** [frame, numTensors, pending update (0/1), numBytes] after each step (the last 5,000). */
+export const demoTensorTrace = (page: Page) => page.evaluate('window.wildttaDemo.tensorTrace()') as Promise<Array<[number, number, number, number]>>;
 
 /** Waits until `cond` holds for the demo's state, failing with the last state seen. */
 export async function waitForDemo(page: Page, what: string, cond: (s: DemoState) => boolean, timeoutMs = 120_000): Promise<DemoState> {
@@ -47,6 +47,6 @@ export async function waitForDemo(page: Page, what: string, cond: (s: DemoState)
  * The engine's tensor count with the one tensor an update still queued on the
  * device holds taken out; after a warm-up it must not change at all.
  */
-export function settledTensorCounts(trace: Array<[number, number, number]>, warmup = 10): number[] {
+export function settledTensorCounts(trace: Array<[number, number, number, number]>, warmup = 10): number[] {
   return trace.filter(([frame]) => frame >= warmup).map(([, n, pending]) => n - pending);
 }

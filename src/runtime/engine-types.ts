@@ -124,6 +124,8 @@ export interface FrameResult extends Prediction {
   ms: { total: number; prepare: number; step: number };
   /** tf.memory().numTensors after the frame. */
   numTensors: number;
+  /** tf.memory().numBytes after the frame (host and device). */
+  numBytes: number;
   /** Whether an update of this adapter is still queued on the device (it holds one tensor). */
   pending: boolean;
   /** [H, W, C] pixels the model saw, in [0, 1] (when asked for). */

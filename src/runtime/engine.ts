@@ -397,6 +397,7 @@ export class Engine {
         top: topK(probs, 5),
         ms: { total: 0, prepare: tPrepared - t0, step: tStepped - tPrepared },
         numTensors: 0,
+        numBytes: 0,
         pending: r.adapting,
         corruption,
       };
@@ -421,7 +422,9 @@ export class Engine {
       if (x !== clean) x.dispose();
       clean.dispose();
     }
-    result.numTensors = tf.memory().numTensors;
+    const memory = tf.memory();
+    result.numTensors = memory.numTensors;
+    result.numBytes = memory.numBytes;
     result.ms.total = performance.now() - t0;
     return result;
   }
