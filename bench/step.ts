@@ -147,11 +147,9 @@ async function frameRows(): Promise<FrameRow[]> {
       const demo: DemoRun[] = [];
       // Comparison on and off, twice each in turn, so a change in load hits both.
       for (const compare of [true, false, true, false]) demo.push(await demoRun(backend, compare, slow ? 5 : 100, slow ? 20 : 6));
-      await shutdown();
       rows.push({ label: backend, cost, demo });
       console.log(`adapter ${f2(cost.ms.adapter)} ms; engine ${f2(cost.ratio.engine)}×, with reference ${f2(cost.ratio.engineCompare)}×, classify ${f2(cost.ratio.classify)}×, in a worker ${f2(cost.ratio.classifyWorker)}×; demo ${demo.map((d) => `${d.compare ? 'on' : 'off'} ${d.fps.toFixed(1)}`).join(', ')} frames/s`);
     } catch (e) {
-      await shutdown();
       console.log(`skipped (${(e as Error).message.split('\n')[0]})`);
     }
   }
@@ -271,8 +269,8 @@ async function stepTable(): Promise<void> {
     }
     if (name === lastWasm) timeTorch();
   }
-  await shutdown();
   const frames = args['no-frame'] ? [] : await frameRows();
+  await shutdown();
   const frameText = frameSection(frames);
   if (frameText.text) console.log(`\n${frameText.text}`);
   if (torchRuns.length > 0) {
