@@ -180,7 +180,25 @@ export abstract class Adapter {
    * `alongside`: any float32 tensor of the caller's (the engine's reference forward and preview), read
    * back in the step's one read and returned as `result.alongside`; the caller keeps and disposes it.
    */
-  async step(input: tf.Tensor, alongside?: tf.Tensor): Promise<StepResult> {
+  step(input: tf.Tensor, alongside?: tf.Tensor): Promise<StepResult> {
+    return this.inTurn(() => this.stepNow(input, alongside));
+  }
+
+  /**
+   * Runs `fn` after every step and flush called before it has finished. A
+   * step reads what the previous one left (its queued update, the counters),
+   * so two that overlap (a caller that does not await) would each deliver the
+   * same update and leave a tensor behind.
+   */
+  private inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  private turn: Promise<unknown> = Promise.resolve();
+
+  private async stepNow(input: tf.Tensor, alongside?: tf.Tensor): Promise<StepResult> {
     this.assertAlive();
     const checked = this.checkInput(input);
     // Every forward of the step (the prediction's, SAR's second, DeYO's shuffled one) sees the aligned frame.
@@ -300,8 +318,12 @@ export abstract class Adapter {
     out.dispose();
   }
 
-  /** Reads the outcome of the last queued update, if any (one read). */
-  async flush(): Promise<UpdateReport | undefined> {
+  /** Reads the outcome of the last queued update, if any (one read), after any step still running. */
+  flush(): Promise<UpdateReport | undefined> {
+    return this.inTurn(() => this.flushNow());
+  }
+
+  private async flushNow(): Promise<UpdateReport | undefined> {
     this.assertAlive();
     const pending = this.pending;
     if (pending) {

@@ -237,3 +237,22 @@ test('warmup runs every kernel once and changes nothing, leaks nothing', async (
     }
   }
 });
+
+test('overlapping step() calls run one after the other: each update delivered once, no tensor left behind', async () => {
+  await withAdapter({ method: 'sar', lr: 1e-3, marginFraction: 100, resetThreshold: 0 }, async (a) => {
+    const frames = [0, 1, 2, 3].map((i) => noise(40 + i));
+    const seen: number[] = [];
+    a.onUpdate = (u) => seen.push(u.step);
+    await a.step(frames[0]!);
+    await a.flush();
+    const tensors = tf.memory().numTensors;
+    // Not awaited in between, as a caller driving frames from callbacks would.
+    const results = await Promise.all([a.step(frames[1]!), a.step(frames[2]!), a.flush(), a.step(frames[3]!)]);
+    await a.flush();
+    const [r1, r2, , r3] = results as [Awaited<ReturnType<Adapter['step']>>, Awaited<ReturnType<Adapter['step']>>, unknown, Awaited<ReturnType<Adapter['step']>>];
+    assert.deepEqual([r1.step, r2.step, r3.step], [1, 2, 3]);
+    assert.deepEqual(seen, [0, 1, 2, 3], 'each step\'s update reported once, in order');
+    assert.equal(tf.memory().numTensors, tensors, 'tensor count after the overlapping calls');
+    frames.forEach((f) => f.dispose());
+  });
+});

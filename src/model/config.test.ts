@@ -447,3 +447,17 @@ test('a tensor the forward pass does not use is refused, naming it', async () =>
     assert.throws(() => new ViT(cfg, tensors), (e: unknown) => e instanceof ModelFormatError && e.tensor === extra && /variant/.test(e.message));
   }
 });
+
+test('weights holding NaN or infinity are refused at load, naming the tensor; the same file with finite values loads', async () => {
+  const { readSafetensors } = await import('./safetensors');
+  const clean = tinyFile();
+  const { tensors, metadata } = readSafetensors(clean);
+  for (const [name, bad] of [['blocks.1.attn.qkv.weight', NaN], ['head.bias', Infinity], ['norm.weight', -Infinity]] as const) {
+    const copy = [...tensors].map(([n, t]) => [n, { shape: t.shape, values: t.values.slice() }] as [string, { shape: number[]; values: Float32Array }]);
+    const hit = copy.find(([n]) => n === name)!;
+    hit[1].values[1] = bad;
+    const file = new Uint8Array(writeSafetensors(copy, metadata));
+    await assert.rejects(loadViT(file), (e: unknown) => e instanceof ModelFormatError && e.tensor === name && new RegExp(`value 1 is ${String(bad)}`).test(e.message), name);
+  }
+  (await loadViT(clean)).dispose();
+});

@@ -82,6 +82,11 @@ export function vitFromTensors(
   }
   const shapes = new Map([...tensors].map(([k, v]) => [k, v.shape] as const));
   const cfg: ViTConfig = resolveViTConfig(shapes, config ?? {});
+  // A NaN or infinite weight makes every logit NaN; say which tensor now rather than on the first frame.
+  for (const [name, t] of tensors) {
+    const v = t.values;
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) throw new ModelFormatError(`value ${i} is ${v[i]}: every weight must be a finite number`, name);
+  }
   return new ViT(cfg, tensors, options);
 }
 
