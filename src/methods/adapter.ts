@@ -4,11 +4,11 @@ import type { FastTape } from '../model/fast-vit';
 import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { ModelFormatError } from '../model/errors';
 import { hasFusedKernel, onHostBackend, runFusedKernel } from '../model/host-kernels';
-import { entropyLoss, entropyWithGrad, softmaxAndEntropy } from './entropy';
+import { entropyLoss, softmaxAndEntropy } from './entropy';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
 import { SgdMomentum } from './sgd';
-import { flatNorm, samAscent } from './sam';
+import { flatNorm } from './sam';
 import { pick } from './gate';
 import { FlatLayout } from './flat';
 import { decodeStats, S, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
@@ -291,31 +291,44 @@ export abstract class Adapter {
   }
 
   /**
-   * Runs the forward, backward and update arithmetic once on a blank image
-   * without changing anything, so that WebGPU/WebGL compile their pipelines
+   * Runs this method's own step once on a blank image, the update included
+   * (as if the image had passed every filter), then puts everything back as
+   * it was, so that WebGPU/WebGL compile the pipelines the method will use
    * (seconds for a large model) at load rather than on the first frames.
    */
-  async warmup(): Promise<void> {
+  warmup(): Promise<void> {
+    return this.inTurn(() => this.warmupNow());
+  }
+
+  private async warmupNow(): Promise<void> {
     this.assertAlive();
+    const saved = await this.exportStateNow();
+    const { onUpdate, undelivered } = this;
+    this.onUpdate = undefined;
     const { imageSize: S, inChannels: C } = this.model.config;
-    const out = tf.tidy(() => {
-      const x = tf.zeros([1, S, S, C]) as tf.Tensor4D;
-      const fast = this.model.fast;
-      const first = fast.forward(x, this.model.param, this.layout.total > 0);
-      const { entropies, grad } = entropyWithGrad(first.logits);
-      // Nothing adapts (the no-adapt baseline): the forward is all there is to compile.
-      if (this.layout.total === 0) return tf.concat([tf.reshape(tf.softmax(first.logits), [-1]), entropies]);
-      const theta = this.theta();
-      const { ascended, gradNorm } = samAscent(theta, this.flatGrad(first.tape!, grad), 0.05);
-      const pieces = this.layout.split(ascended);
-      const second = fast.forward(x, (n) => pieces.get(n) ?? this.model.param(n), true);
-      const g2 = this.flatGrad(second.tape!, entropyWithGrad(second.logits).grad);
-      const gate = tf.logicalAnd(allFinite(gradNorm, flatNorm(g2)), tf.scalar(false, 'bool'));
-      const stepped = pick(gate, tf.sub(theta, tf.mul(g2, 0)) as tf.Tensor1D, theta);
-      return tf.concat([tf.reshape(tf.softmax(first.logits), [-1]), entropies, tf.reshape(tf.sum(stepped), [1])]);
-    });
-    await out.data();
-    out.dispose();
+    const blank = tf.zeros([1, S, S, C]) as tf.Tensor4D;
+    let tape: FastTape | undefined;
+    try {
+      const out = tf.tidy(() => {
+        const x = this.inputAlignment ? this.inputAlignment.apply(blank) : blank;
+        const first = this.firstForward(x);
+        tape = first.tape;
+        const { probabilities, entropies } = softmaxAndEntropy(first.logits);
+        const parts = [tf.reshape(probabilities, [-1]), entropies, finiteFlag(x)];
+        if (first.stats) parts.push(first.stats);
+        // A method that updates in its forward (Tent) has done so already.
+        if (this.adaptsAfterForward && !first.stats) parts.push(this.adapt(x, first.logits, [0], first.tape!));
+        return tf.concat(parts);
+      });
+      await out.data();
+      out.dispose();
+    } finally {
+      tape?.dispose();
+      blank.dispose();
+      this.importState(saved);
+      this.onUpdate = onUpdate;
+      this.undelivered = undelivered;
+    }
   }
 
   /** Reads the outcome of the last queued update, if any (one read), after any step still running. */
@@ -398,9 +411,13 @@ export abstract class Adapter {
   }
 
   /** The adapted state (scale/shift, momentum, method state, counters) as a compact safetensors blob. */
-  async exportState(): Promise<Uint8Array> {
+  exportState(): Promise<Uint8Array> {
+    return this.inTurn(() => this.exportStateNow());
+  }
+
+  private async exportStateNow(): Promise<Uint8Array> {
     this.assertAlive();
-    await this.flush();
+    await this.flushNow();
     const entries: Array<[string, { shape: number[]; values: Float32Array }]> = [];
     const add = async (key: string, t: tf.Tensor) => entries.push([key, { shape: t.shape, values: (await t.data()) as Float32Array }]);
     for (const [name, p] of this.params) await add(`param.${name}`, p);

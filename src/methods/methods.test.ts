@@ -220,8 +220,31 @@ test('dispose puts the model back to its source weights, so the next adapter sta
   model.dispose();
 });
 
+test('warmup runs the kernels of the method\'s own step, update included', async () => {
+  // Options that make the sample reliable for every method, so the profiled step takes the update path.
+  const reliable = { marginFraction: 100, resetThreshold: 0, dMargin: 1, plpdThreshold: -1 };
+  for (const method of ['sar', 'tent', 'eata', 'deyo', 'source'] as const) {
+    const model = new ViT(cfg, weights);
+    const a = await createAdapter(model, { method, lr: 1e-4, ...reliable } as AdapterOptions);
+    try {
+      const warm = new Set((await tf.profile(() => a.warmup())).kernelNames);
+      const x = noise(70);
+      const step = (await tf.profile(async () => {
+        await a.step(x);
+        await a.flush();
+      })).kernelNames;
+      x.dispose();
+      const missing = [...new Set(step)].filter((k) => !warm.has(k));
+      assert.deepEqual(missing, [], `${method}: kernels of a step that warmup did not run`);
+    } finally {
+      a.dispose();
+      model.dispose();
+    }
+  }
+});
+
 test('warmup runs every kernel once and changes nothing, leaks nothing', async () => {
-  for (const method of ['sar', 'tent', 'source'] as const) {
+  for (const method of ['sar', 'tent', 'eata', 'deyo', 'source'] as const) {
     const model = new ViT(cfg, weights);
     const a = await createAdapter(model, { method, warmup: true } as AdapterOptions & { warmup: boolean });
     try {
