@@ -88,6 +88,14 @@ for (const backend of ['webgpu', 'wasm', 'cpu'] as const) {
     }));
 }
 
+test('webgpu: 100 learning rates (and two momenta) reuse one SGD pipeline, and each step is right', () =>
+  withPage(async (h) => {
+    const r = await h.call('sgdAcrossLearningRates', 100);
+    assert.equal(r.backend, 'webgpu');
+    assert.equal(r.pipelinesAfter, r.pipelinesBefore, `pipelines compiled for new learning rates: ${r.pipelinesBefore} → ${r.pipelinesAfter}`);
+    assert.ok(r.maxError <= 1e-5, `SGD step off by ${r.maxError}`);
+  }));
+
 test('e2e/fixtures holds PyTorch forward fixtures to compare against', (t) => {
   assert.ok(fixtures.length > 0, `no forward fixtures (model.safetensors, config.json, expected.safetensors with inputs and logits) in ${FIXTURES_DIR}; run npm run fixtures`);
   t.diagnostic(fixtures.join(', '));

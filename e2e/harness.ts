@@ -318,6 +318,39 @@ const harness = {
   },
 
   /**
+   * WebGPU's SGD-momentum kernel at `count` learning rates in a row: the
+   * pipelines compiled before and after (lr and momentum are uniforms, so
+   * none is added) and the largest error of its steps against tfjs ops.
+   */
+  async sgdAcrossLearningRates(count: number): Promise<{ backend: string; pipelinesBefore: number; pipelinesAfter: number; maxError: number }> {
+    await use('webgpu');
+    registerGpuKernels();
+    const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
+    const theta = tf.randomNormal([300], 0, 1, 'float32', 1);
+    const grad = tf.randomNormal([300], 0, 1, 'float32', 2);
+    const buffer = tf.randomNormal([300], 0, 1, 'float32', 3);
+    const gate = tf.scalar(true, 'bool');
+    const errorAt = (lr: number, momentum: number) =>
+      tf.tidy(() => {
+        const [stepped, nextBuf] = runFusedKernel('WildttaSgdMomentum', { theta, grad, buffer, gate }, { lr, momentum });
+        const b = tf.add(tf.mul(buffer, momentum), grad);
+        return tf.maximum(tf.max(tf.abs(tf.sub(stepped!, tf.sub(theta, tf.mul(b, lr))))), tf.max(tf.abs(tf.sub(nextBuf!, b))));
+      });
+    const first = errorAt(1e-3, 0.9);
+    let maxError = (await first.data())[0]!;
+    first.dispose();
+    const pipelinesBefore = Object.keys(cache).length;
+    for (let i = 0; i < count; i++) {
+      const e = errorAt(1e-4 * (i + 2), i % 2 ? 0.9 : 0.5);
+      maxError = Math.max(maxError, (await e.data())[0]!);
+      e.dispose();
+    }
+    const pipelinesAfter = Object.keys(cache).length;
+    tf.dispose([theta, grad, buffer, gate]);
+    return { backend: tf.getBackend(), pipelinesBefore, pipelinesAfter, maxError };
+  },
+
+  /**
    * Top-1 accuracy of the shipped model (or `modelUrl`) on the first `n`
    * images of the shipped Fashion-MNIST test split, on `backend`.
    */

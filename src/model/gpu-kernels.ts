@@ -15,8 +15,11 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
  * average, gates, the finiteness of scalars and the stats vector).
  */
 
+/** Values a shader reads from its uniforms rather than having them compiled in (tfjs's ProgramUniform). */
+type Uniforms = Array<{ type: 'float32'; data: number[] }>;
+
 interface GpuBackend {
-  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: 'float32'): tf.TensorInfo;
+  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: 'float32', uniforms?: Uniforms): tf.TensorInfo;
   disposeData(dataId: object): void;
 }
 
@@ -266,17 +269,25 @@ function samAscent(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { 
 function sgdMomentum(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { lr: number; momentum: number }): tf.TensorInfo[] {
   const { theta, grad, buffer, gate } = inputs as Record<string, tf.TensorInfo>;
   const P = tf.util.sizeFromShape(grad!.shape);
-  const next = `let b = ${f(attrs.momentum)} * Buffer[index] + G[index];`;
+  // lr and momentum are uniforms: a page that changes the learning rate (the demo's field, setLr) reuses the pipeline.
+  const next = `let b = uniforms.momentum * Buffer[index] + G[index];`;
   const run = (key: string, names: string[], ins: tf.TensorInfo[], value: string, held: string) =>
     backend.runWebGPUProgram(
-      program(`sgd_${key}_${P}_${attrs.lr}_${attrs.momentum}`, names, [P], P, `
+      {
+        ...program(`sgd_${key}_${P}`, names, [P], P, `
         ${next}
         result[index] = select(${held}, ${value}, ${holds('Gate')});`),
+        uniforms: 'lr : f32, momentum : f32,',
+      },
       ins,
       'float32',
+      [
+        { type: 'float32', data: [attrs.lr] },
+        { type: 'float32', data: [attrs.momentum] },
+      ],
     );
   return [
-    run('theta', ['Theta', 'G', 'Buffer', 'Gate'], [theta!, grad!, buffer!, gate!], `Theta[index] - ${f(attrs.lr)} * b`, 'Theta[index]'),
+    run('theta', ['Theta', 'G', 'Buffer', 'Gate'], [theta!, grad!, buffer!, gate!], `Theta[index] - uniforms.lr * b`, 'Theta[index]'),
     run('buffer', ['G', 'Buffer', 'Gate'], [grad!, buffer!, gate!], 'b', 'Buffer[index]'),
   ];
 }
