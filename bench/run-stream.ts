@@ -70,7 +70,8 @@ export async function runStream(o: RunStreamOptions): Promise<StreamScore> {
     const count = Math.min(o.fisherCount ?? 500, o.cleanIndices.length);
     const clean = tf.tidy(() => tf.concat(o.cleanIndices!.slice(0, count).map((i) => grayBatch(images.images, i, 1, images.height, images.width))) as tf.Tensor4D);
     const params = selectNormParams(model, { skipLastBlocks: o.method.skipLastBlocks ?? 0, includeFinalNorm: o.method.includeFinalNorm ?? true });
-    fisher = await estimateFisher(model, params, clean, 50);
+    // Per image, as the reference does at the streams' batch size of 1.
+    fisher = await estimateFisher(model, params, clean);
     clean.dispose();
   }
   const trace: StreamTrace | undefined = o.trace ? { correct: [], entropy: [], reliable: [], gradNorm: [], reset: [] } : undefined;

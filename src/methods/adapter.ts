@@ -608,10 +608,3 @@ export function allFinite(...scalars: tf.Tensor[]): tf.Tensor {
   }
   return tf.all(tf.isFinite(tf.stack(scalars.map((s) => tf.reshape(s, [])))));
 }
-
-/** Gradients from tf.variableGrads keyed by our parameter names. */
-export function gradsByName(params: ReadonlyMap<string, tf.Variable>, grads: tf.NamedTensorMap): Map<string, tf.Tensor> {
-  const out = new Map<string, tf.Tensor>();
-  for (const [name, p] of params) out.set(name, grads[p.name] ?? tf.zerosLike(p));
-  return out;
-}

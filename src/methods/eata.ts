@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ViT } from '../model/vit';
 import type { FastTape } from '../model/fast-vit';
-import { Adapter, gradsByName, keptSamples, type CommonOptions } from './adapter';
+import { Adapter, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
 import { MovingAverage } from './moving-average';
 import { METHOD_DEFAULTS } from './defaults';
@@ -109,34 +109,46 @@ export class EataAdapter extends Adapter {
  * Diagonal Fisher of the given parameters on clean in-distribution images, as
  * EATA's reference estimates it: for each batch, cross-entropy against the
  * model's own arg-max, squared gradient; averaged over batches.
+ *
+ * `batchSize` defaults to 1 because the reference builds its Fisher loader
+ * with the run's batch size, and every stream here runs at batch size 1: F is
+ * then the mean of per-image squared gradients. From batch means (batch B) it
+ * would be up to B times smaller, and α = 2000 that much weaker.
+ *
+ * The gradients come from the fast path's hand-written backward (the one the
+ * methods use), not autodiff: a few ms an image instead of tens.
  */
 export async function estimateFisher(
   model: ViT,
   params: ReadonlyMap<string, tf.Variable>,
   images: tf.Tensor4D,
-  batchSize = 64,
+  batchSize = 1,
 ): Promise<Map<string, tf.Tensor>> {
+  if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RangeError(`fisher batch size must be a whole number ≥ 1, got ${batchSize}`);
   const sums = new Map<string, tf.Tensor>();
   for (const [name, p] of params) sums.set(name, tf.zerosLike(p));
+  const wanted = new Set(params.keys());
   const n = images.shape[0];
   let batches = 0;
   for (let start = 0; start < n; start += batchSize) {
     const size = Math.min(batchSize, n - start);
     tf.tidy(() => {
       const xb = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
-      const { grads } = tf.variableGrads(() => {
-        const logits = model.logits(xb);
-        const target = tf.oneHot(tf.argMax(logits, 1), logits.shape[1]);
-        return tf.losses.softmaxCrossEntropy(target, logits) as tf.Scalar;
-      }, [...params.values()]);
-      for (const [name, g] of gradsByName(params, grads)) {
+      const { logits, tape } = model.fast.forward(xb, model.param, true);
+      // d(mean cross-entropy against the arg-max)/d(logits) = (softmax − one-hot) / B.
+      const target = tf.oneHot(tf.argMax(logits, 1), logits.shape[1]);
+      const dLogits = tf.div(tf.sub(tf.softmax(logits), target), size) as tf.Tensor2D;
+      const grads = model.fast.backward(tape!, dLogits, wanted);
+      tape!.dispose();
+      for (const [name, g] of grads) {
         const prev = sums.get(name)!;
-        sums.set(name, tf.keep(tf.add(prev, tf.square(g))));
+        sums.set(name, tf.keep(tf.add(prev, tf.reshape(tf.square(g), prev.shape))));
         prev.dispose();
       }
     });
     batches++;
-    await tf.nextFrame();
+    // Let the page breathe between batches of a long estimate.
+    if (batches % 32 === 0) await tf.nextFrame();
   }
   const out = new Map<string, tf.Tensor>();
   for (const [name, s] of sums) {

@@ -279,3 +279,43 @@ test('overlapping step() calls run one after the other: each update delivered on
     frames.forEach((f) => f.dispose());
   });
 });
+
+test('EATA\'s Fisher is by default the mean of per-image squared gradients (the reference at batch size 1), and matches autodiff', async () => {
+  const { estimateFisher } = await import('./index');
+  const { selectNormParams } = await import('./params');
+  const model = new ViT(cfg, weights);
+  const params = selectNormParams(model, { skipLastBlocks: 0, includeFinalNorm: true });
+  const images = noise(90, 6);
+  try {
+    const fisher = await estimateFisher(model, params, images);
+    // Autodiff through the plain forward, one image at a time.
+    const want = new Map([...params.keys()].map((n) => [n, tf.zerosLike(params.get(n)!)] as [string, tf.Tensor]));
+    for (let i = 0; i < 6; i++) {
+      tf.tidy(() => {
+        const x = tf.slice(images, [i, 0, 0, 0], [1, -1, -1, -1]);
+        const { grads } = tf.variableGrads(() => {
+          const logits = model.logits(x);
+          return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.argMax(logits, 1), logits.shape[1]), logits) as tf.Scalar;
+        }, [...params.values()]);
+        for (const [n, p] of params) {
+          const prev = want.get(n)!;
+          want.set(n, tf.keep(tf.add(prev, tf.div(tf.square(grads[p.name]!), 6))));
+          prev.dispose();
+        }
+      });
+    }
+    for (const [n, f] of fisher) {
+      const err = tf.tidy(() => tf.max(tf.abs(tf.sub(f, want.get(n)!))).dataSync()[0]!);
+      const scale = tf.tidy(() => tf.max(want.get(n)!).dataSync()[0]!);
+      assert.ok(err <= 1e-4 * Math.max(scale, 1e-6), `${n}: off by ${err} (largest value ${scale})`);
+    }
+    // From the mean gradient of all six at once it is smaller (up to 6 times; these images' gradients are alike, so less).
+    const batched = await estimateFisher(model, params, images, 6);
+    const total = (m: Map<string, tf.Tensor>) => [...m.values()].reduce((a, t) => a + tf.tidy(() => tf.sum(t).dataSync()[0]!), 0);
+    assert.ok(total(fisher) > 1.5 * total(batched), `per-image ${total(fisher)} vs batch-of-6 ${total(batched)}`);
+    for (const m of [fisher, want, batched]) for (const t of m.values()) t.dispose();
+  } finally {
+    images.dispose();
+    model.dispose();
+  }
+});
