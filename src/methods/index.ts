@@ -8,6 +8,7 @@ import { SarAlignAdapter, type SarAlignOptions } from './sar-align';
 import { SourceAdapter } from './source';
 import { TentAdapter, type TentOptions } from './tent';
 import * as tf from '@tensorflow/tfjs-core';
+import { METHOD_DEFAULTS, type Default } from './defaults';
 
 export type AdapterOptions =
   | ({ method: 'sar' } & SarOptions)
@@ -25,10 +26,29 @@ export type AdapterOptions =
  * (see Adapter.warmup).
  */
 export async function createAdapter(model: ViT, options: AdapterOptions & { warmup?: boolean }): Promise<Adapter> {
+  checkNumbers(options);
   const adapter = await construct(model, options);
   // GPU backends compile a pipeline per kernel shape on first use: do it now, not on the first frames.
   if (options.warmup ?? ['webgpu', 'webgl'].includes(tf.getBackend())) await adapter.warmup();
   return adapter;
+}
+
+/**
+ * Every number-valued option of the method (its table in defaults.ts, SAR's
+ * too for sar-align, and the shared lr, momentum and skipLastBlocks) must be a
+ * finite number when given: a string or a NaN would otherwise run silently
+ * wrong (a NaN learning rate, a SAM radius of "far").
+ */
+function checkNumbers(options: AdapterOptions): void {
+  const tables: Record<string, Record<string, Default<unknown>>> = METHOD_DEFAULTS;
+  const own = [tables[options.method] ?? {}, ...(options.method === 'sar-align' ? [tables.sar!] : [])];
+  const keys = new Set(['lr', 'momentum', 'skipLastBlocks']);
+  for (const table of own) for (const [key, d] of Object.entries(table)) if (typeof d.value === 'number' && !(d.option ?? '').includes('.')) keys.add(d.option ?? key);
+  const given = options as unknown as Record<string, unknown>;
+  for (const key of keys) {
+    const v = given[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v))) throw new RangeError(`${options.method}: option ${key} must be a finite number, got ${JSON.stringify(v) ?? String(v)}`);
+  }
 }
 
 async function construct(model: ViT, options: AdapterOptions): Promise<Adapter> {

@@ -319,3 +319,22 @@ test('EATA\'s Fisher is by default the mean of per-image squared gradients (the 
     model.dispose();
   }
 });
+
+test('number-valued options that are not finite numbers are refused, naming the option', async () => {
+  const model = new ViT(cfg, weights);
+  try {
+    for (const [options, name] of [
+      [{ method: 'tent', lr: NaN }, 'lr'],
+      [{ method: 'sar', rho: 'far' }, 'rho'],
+      [{ method: 'sar', resetThreshold: Infinity }, 'resetThreshold'],
+      [{ method: 'eata', fisherAlpha: '2000' }, 'fisherAlpha'],
+      [{ method: 'deyo', plpdThreshold: null }, 'plpdThreshold'],
+    ] as const) {
+      await assert.rejects(createAdapter(model, options as unknown as AdapterOptions), (e: unknown) => e instanceof RangeError && e.message.includes(`option ${name} must be a finite number`), JSON.stringify(options));
+    }
+    // A valid set still builds.
+    (await createAdapter(model, { method: 'sar', rho: 0.05, lr: 1e-4 })).dispose();
+  } finally {
+    model.dispose();
+  }
+});

@@ -132,6 +132,19 @@ test('engine: EATA gets its Fisher from clean images', async () => {
   await assert.rejects(engine.setMethod({ method: 'eata', fisherImages: { pixels, count: count + 1 } }), /fisherImages/);
 });
 
+test('engine: a method that cannot be made leaves the running one, with its adapted state, in place', async () => {
+  await engine.setMethod({ method: 'sar', lr: 1e-3, options: { marginFraction: 100, resetThreshold: 0 } });
+  for (let i = 0; i < 8; i++) await engine.step(frame(i));
+  const before = await engine.exportState();
+  for (const bad of [{ method: 'tent' as const, options: { skipLastBlocks: 99 } }, { method: 'sar' as const, options: { rho: 'far' } }]) {
+    await assert.rejects(engine.setMethod(bad as never), (e: unknown) => e instanceof Error && /skipLastBlocks|rho/.test(e.message), JSON.stringify(bad));
+    assert.deepEqual(await engine.exportState(), before, `${JSON.stringify(bad)}: the adapted state changed`);
+  }
+  // And it goes on adapting.
+  const r = await engine.step(frame(8));
+  assert.equal(r.step, 8);
+});
+
 test('withClassNames: Hugging Face id2label becomes label_names; other configs pass through', () => {
   assert.deepEqual(withClassNames({ id2label: { '1': 'b', '0': 'a' } }), { id2label: { '1': 'b', '0': 'a' }, label_names: ['a', 'b'] });
   const ours = { class_names: ['x'], id2label: { '0': 'y' } };

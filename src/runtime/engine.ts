@@ -212,39 +212,59 @@ export class Engine {
         `${m.method === 'sar-align' ? 'sar-align' : m.options?.recenter ? 'recenter' : 'inputAlign'} needs the model's source statistics, and ${this.modelName || 'this model'} has none: put ${SOURCE_STATS_FILE} beside model.safetensors (npm run source-stats) or call computeSourceStats with clean images`,
       );
     }
-    this.methodConfig = m;
-    this.snapshot = undefined;
-    this.stepsSinceSnapshot = 0;
+    // A method that cannot be made (an option out of range) must not cost the one running: keep its adapted
+    // state to bring it back. The old adapter goes first, since disposing it restores the source weights
+    // that a new adapter takes as its source.
+    const previous = this.adapter && this.methodConfig ? { config: this.methodConfig, state: await this.adapter.exportState() } : undefined;
     this.adapter?.dispose();
     this.adapter = undefined;
     this.methodInfo = undefined;
+    try {
+      this.install(m, await this.buildAdapter(model, m));
+    } catch (e) {
+      if (previous) {
+        const back = await this.buildAdapter(model, previous.config);
+        back.importState(previous.state);
+        this.install(previous.config, back);
+      }
+      throw e;
+    }
+    this.snapshot = undefined;
+    this.stepsSinceSnapshot = 0;
+    this.reports = [];
+    return this.methodInfo!;
+  }
+
+  private async buildAdapter(model: ViT, m: MethodConfig): Promise<Adapter> {
     const opts = { method: m.method, ...(m.options ?? {}), ...(m.lr === undefined ? {} : { lr: m.lr }), ...(this.sourceStats ? { sourceStats: this.sourceStats } : {}) } as AdapterOptions;
     let fisherImages: tf.Tensor4D | undefined;
     if (m.method === 'eata' && m.fisherImages && m.fisherImages.count > 0) {
       const { imageSize: s, inChannels: ch } = model.config;
       const { pixels, count } = m.fisherImages;
       if (pixels.length !== count * s * s * ch) throw new FrameFormatError(`fisherImages: ${count} images of ${s}×${s}×${ch} need ${count * s * s * ch} values, got ${pixels.length}`);
+      // The Fisher per image (estimateFisher's default), as EATA's reference at the engine's batch size of 1.
       fisherImages = tf.tensor4d(pixels, [count, s, s, ch]);
       (opts as { fisherImages?: tf.Tensor4D }).fisherImages = fisherImages;
-      (opts as { fisherBatchSize?: number }).fisherBatchSize = 50;
     }
     try {
-      const adapter = await createAdapter(model, opts);
-      adapter.onUpdate = (r) => this.reports.push(r);
-      this.adapter = adapter;
+      return await createAdapter(model, opts);
     } finally {
       fisherImages?.dispose();
     }
-    const margin = (this.adapter as unknown as { margin?: number }).margin;
+  }
+
+  private install(m: MethodConfig, adapter: Adapter): void {
+    adapter.onUpdate = (r) => this.reports.push(r);
+    this.adapter = adapter;
+    this.methodConfig = m;
+    const margin = (adapter as unknown as { margin?: number }).margin;
     this.methodInfo = {
       method: m.method,
-      lr: this.adapter.lr,
-      margin: typeof margin === 'number' ? margin : 0.4 * this.adapter.lnC,
-      maxEntropy: this.adapter.lnC,
-      ...(m.method === 'eata' ? { fisher: fisherImages !== undefined } : {}),
+      lr: adapter.lr,
+      margin: typeof margin === 'number' ? margin : 0.4 * adapter.lnC,
+      maxEntropy: adapter.lnC,
+      ...(m.method === 'eata' ? { fisher: (m.fisherImages?.count ?? 0) > 0 } : {}),
     };
-    this.reports = [];
-    return this.methodInfo;
   }
 
   setLr(lr: number): number {
