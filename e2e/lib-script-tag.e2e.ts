@@ -208,6 +208,38 @@ test('download progress reported while the weights stream in, under the strict C
     await assertClean(p);
   }));
 
+test('computeSourceStats on your own images: model.sourceStats says so, and the bytes run sar-align (page thread and worker)', () =>
+  withLibPage('examples/index.html', async (p) => {
+    const n = 60;
+    const pixels = images(n, 3000).flat().map((v) => v / 255);
+    const r = (await p.page.evaluate(`(async () => {
+      const WildTTA = await ${LOAD_WILDTTA};
+      const pixels = new Float32Array(${JSON.stringify(pixels)});
+      const out = [];
+      for (const worker of [false, true]) {
+        const t = await WildTTA.create({ model: '/public/models/fmnist-vit/', backend: 'wasm', sourceStats: false, worker });
+        const before = t.model.sourceStats;
+        const bytes = await t.computeSourceStats({ pixels, count: ${n}, labels: ${JSON.stringify(labels(n, 3000))} });
+        const after = t.model.sourceStats;
+        await t.dispose();
+        const u = await WildTTA.create({ model: '/public/models/fmnist-vit/', backend: 'wasm', sourceStats: bytes, method: 'sar-align', worker });
+        const c = document.createElement('canvas'); c.width = c.height = 28;
+        const step = (await u.classify(c)).step;
+        out.push({ worker, before, after, size: bytes.byteLength, method: u.method.method, loaded: u.model.sourceStats, step });
+        await u.dispose();
+      }
+      return out; })()`)) as Array<{ worker: boolean; before: unknown; after: { count: number; provenance: string }; size: number; method: string; loaded: { count: number }; step: number }>;
+    for (const x of r) {
+      assert.equal(x.before, null, `worker ${x.worker}: stats before`);
+      assert.deepEqual(x.after, { count: n, provenance: `${n} images given to computeSourceStats` }, `worker ${x.worker}: model.sourceStats after computeSourceStats`);
+      assert.ok(x.size > 1000, `worker ${x.worker}: ${x.size} bytes`);
+      assert.equal(x.method, 'sar-align');
+      assert.equal(x.loaded.count, n);
+      assert.equal(x.step, 0);
+    }
+    await assertClean(p);
+  }));
+
 test('CSP check can fail: an eval on the same policy is reported as a violation', () =>
   withLibPage('examples/index.html', async (p) => {
     // A same-origin script file: allowed to load, not allowed to eval.

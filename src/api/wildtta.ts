@@ -10,6 +10,7 @@ import type { EngineEvent, EngineOp, EngineOps, EngineRequest, EngineResponse, F
 import type { InvertMode } from '../runtime/preprocess';
 import type { MethodName, UpdateReport } from '../methods/types';
 import { libraryAssets } from './assets';
+import { givenImagesProvenance } from '../model/source-stats';
 import { DisposedError, revive, SourceError } from './errors';
 import { prepareFrame, type ImageSource } from './sources';
 import { deleteState, getState, putState } from './store';
@@ -335,7 +336,10 @@ export class WildTTA {
    */
   async computeSourceStats(images: { pixels: Float32Array; count: number; labels?: number[]; provenance?: string }): Promise<Uint8Array> {
     this.alive('computeSourceStats');
-    return this.call('computeSourceStats', images);
+    const bytes = await this.call('computeSourceStats', images);
+    // The engine runs with them from now on; `model` says so.
+    (this as { model: ModelInfo }).model = { ...this.model, sourceStats: { count: images.count, provenance: images.provenance ?? givenImagesProvenance(images.count) } };
+    return bytes;
   }
 
   /** The adapted state (scale/shift, momentum, method state, counters) as safetensors bytes. */

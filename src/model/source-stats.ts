@@ -52,6 +52,9 @@ export const QUANTILE_LEVELS = 101;
 
 export const SOURCE_STATS_FILE = 'source-stats.safetensors';
 
+/** The provenance of statistics made by computeSourceStats when the caller names none. */
+export const givenImagesProvenance = (count: number): string => `${count} images given to computeSourceStats`;
+
 /** Where a model's statistics sit: beside its weights, in the folder URL itself or the .safetensors file's folder. */
 export function sourceStatsUrl(modelUrl: string): string {
   return `${modelUrl.endsWith('.safetensors') ? modelUrl.replace(/[^/]*$/, '') : modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`;

@@ -26,7 +26,7 @@ import { InvalidInputError } from '../methods/errors';
 import type { ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
 import { streamViT } from './stream-weights';
-import { computeSourceStats, readSourceStats, SOURCE_STATS_FILE, sourceStatsUrl, writeSourceStats, type SourceStats } from '../model/source-stats';
+import { computeSourceStats, givenImagesProvenance, readSourceStats, SOURCE_STATS_FILE, sourceStatsUrl, writeSourceStats, type SourceStats } from '../model/source-stats';
 import { bitmapToFrame } from './frame-source';
 import { softmaxAndEntropy } from '../methods/entropy';
 import { corrupt, isCorruptionName, isCorruptionRegime, CORRUPTION_REGIMES } from '../data/corruptions';
@@ -195,7 +195,7 @@ export class Engine {
     const images = tf.tensor4d(a.pixels, [a.count, s, s, ch]);
     try {
       // The source model's statistics, not the adapted one's.
-      const stats = await computeSourceStats(model, images, { param: this.sourceNorm, ...(a.labels ? { labels: a.labels } : {}), provenance: a.provenance ?? `${a.count} images given to computeSourceStats` });
+      const stats = await computeSourceStats(model, images, { param: this.sourceNorm, ...(a.labels ? { labels: a.labels } : {}), provenance: a.provenance ?? givenImagesProvenance(a.count) });
       this.sourceStats = stats;
       this.keepStatsForReload();
       return writeSourceStats(stats);
