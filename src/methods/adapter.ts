@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ViT } from '../model/vit';
-import type { FastTape } from '../model/fast-vit';
+import type { Backbone } from '../model/backbone';
+import type { BackboneTape } from '../model/backbone';
 import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { ModelFormatError } from '../model/errors';
 import { hasFusedKernel, onHostBackend, runFusedKernel } from '../model/host-kernels';
@@ -69,8 +69,6 @@ export abstract class Adapter {
   /** The adapted tensors' layout as one vector, and the source values in it. */
   protected readonly layout: FlatLayout;
   protected readonly sourceFlat: tf.Tensor1D;
-  /** Names of the adapted tensors, for the backward. */
-  protected readonly adapted: ReadonlySet<string>;
   /** False for the no-adapt baseline: nothing is ever queued after the forward. */
   protected readonly adaptsAfterForward: boolean = true;
   protected readonly sgd: SgdMomentum;
@@ -83,7 +81,7 @@ export abstract class Adapter {
   private disposed = false;
 
   constructor(
-    readonly model: ViT,
+    readonly model: Backbone,
     selection: ParamSelection,
     lr: number,
     momentum = 0.9,
@@ -96,7 +94,6 @@ export abstract class Adapter {
     for (const [name, p] of this.params) this.source.set(name, tf.clone(p));
     this.layout = new FlatLayout(this.params);
     this.sourceFlat = tf.tidy(() => this.layout.concat(this.source));
-    this.adapted = new Set(this.params.keys());
     this.sgd = new SgdMomentum(this.layout.total, lr, momentum);
     this.numClasses = model.config.numClasses;
     this.lnC = Math.log(this.numClasses);
@@ -129,14 +126,14 @@ export abstract class Adapter {
    * are the first forward's (whole batch), `keep` the indices that passed the
    * first filter.
    */
-  protected abstract adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor;
+  protected abstract adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor;
 
   /**
    * The first forward, keeping its tape for `adapt` when the method adapts
    * after it. Methods that update from this very forward (Tent) override it
    * to return their stats too. Runs inside tf.tidy.
    */
-  protected firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats?: tf.Tensor; tape?: FastTape } {
+  protected firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats?: tf.Tensor; tape?: BackboneTape } {
     const { logits, features, tape } = this.forwardAt(x, this.model.param, this.adaptsAfterForward);
     this.recentering?.observe(features, logits);
     tape?.keep();
@@ -149,8 +146,8 @@ export abstract class Adapter {
    * (the prediction's forward uses the frames before this one; forwards after
    * it, SAR's second or DeYO's shuffled one, also this frame). Inside tf.tidy.
    */
-  protected forwardAt(x: tf.Tensor4D, norm: (name: string) => tf.Tensor, save = false, sameImages?: FastTape) {
-    const out = this.model.fast.forward(x, norm, save, sameImages);
+  protected forwardAt(x: tf.Tensor4D, norm: (name: string) => tf.Tensor, save = false, sameImages?: BackboneTape) {
+    const out = this.model.forward(x, norm, save, sameImages);
     return this.recentering ? { ...out, logits: this.recentering.apply(out.logits) } : out;
   }
 
@@ -164,9 +161,8 @@ export abstract class Adapter {
    * `tape` (and dLoss/dfeatures, for a loss on the pooled feature too).
    * Inside tf.tidy.
    */
-  protected flatGrad(tape: FastTape, dLogits: tf.Tensor2D, dFeatures?: tf.Tensor2D): tf.Tensor1D {
-    const fast = this.model.fast;
-    return fast.flatBackward(tape, dLogits, this.layout, dFeatures) ?? this.layout.concat(fast.backward(tape, dLogits, this.adapted, dFeatures));
+  protected flatGrad(tape: BackboneTape, dLogits: tf.Tensor2D, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    return this.model.gradient(tape, dLogits, this.layout, dFeatures);
   }
 
   /** Writes a flat vector back into the model's variables. Inside tf.tidy. */
@@ -204,7 +200,7 @@ export abstract class Adapter {
     // Every forward of the step (the prediction's, SAR's second, DeYO's shuffled one) sees the aligned frame.
     const x = this.inputAlignment ? tf.tidy(() => this.inputAlignment!.apply(checked)) : checked;
     let logits: tf.Tensor2D | undefined;
-    let tape: FastTape | undefined;
+    let tape: BackboneTape | undefined;
     try {
       const B = x.shape[0];
       const C = this.numClasses;
@@ -307,7 +303,7 @@ export abstract class Adapter {
     this.onUpdate = undefined;
     const { imageSize: S, inChannels: C } = this.model.config;
     const blank = tf.zeros([1, S, S, C]) as tf.Tensor4D;
-    let tape: FastTape | undefined;
+    let tape: BackboneTape | undefined;
     try {
       const out = tf.tidy(() => {
         const x = this.inputAlignment ? this.inputAlignment.apply(blank) : blank;
@@ -375,7 +371,7 @@ export abstract class Adapter {
    */
   protected weightedEntropyStep(
     logits: tf.Tensor2D,
-    tape: FastTape,
+    tape: BackboneTape,
     keep: number[],
     weights: tf.Tensor1D,
     kept: tf.Tensor,

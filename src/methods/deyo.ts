@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ViT } from '../model/vit';
-import type { FastTape } from '../model/fast-vit';
+import type { Backbone, BackboneTape } from '../model/backbone';
 import { mulberry32 } from '../data/random';
 import { Adapter, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
@@ -38,7 +37,7 @@ export class DeyoAdapter extends Adapter {
   readonly grid: number;
   private readonly permutation: PatchPermutation;
 
-  constructor(model: ViT, opts: DeyoOptions = {}) {
+  constructor(model: Backbone, opts: DeyoOptions = {}) {
     super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? DEYO.lr.value, opts.momentum, opts);
     this.margin = (opts.marginFraction ?? DEYO.marginFraction.value) * this.lnC;
     this.weightMargin = (opts.weightMarginFraction ?? DEYO.weightMarginFraction.value) * this.lnC;
@@ -51,7 +50,7 @@ export class DeyoAdapter extends Adapter {
     return entropyBelow(entropies, this.margin);
   }
 
-  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor {
+  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor {
     const { x: xs, logits: firstLogits, probs, entropies } = keptSamples(x, logits, keep);
     const predicted = tf.oneHot(tf.argMax(firstLogits, 1), this.numClasses);
 

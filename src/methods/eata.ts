@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ViT } from '../model/vit';
-import type { FastTape } from '../model/fast-vit';
+import type { Backbone, BackboneTape } from '../model/backbone';
 import { Adapter, keptSamples, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
 import { MovingAverage } from './moving-average';
+import { FlatLayout } from './flat';
 import { METHOD_DEFAULTS } from './defaults';
 
 const EATA = METHOD_DEFAULTS.eata;
@@ -35,7 +35,7 @@ export class EataAdapter extends Adapter {
   /** m, the moving average of the kept samples' probabilities. */
   private readonly probsEma: MovingAverage;
 
-  constructor(model: ViT, opts: EataOptions = {}) {
+  constructor(model: Backbone, opts: EataOptions = {}) {
     super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? EATA.lr.value, opts.momentum, opts);
     this.margin = (opts.marginFraction ?? EATA.marginFraction.value) * this.lnC;
     this.dMargin = opts.dMargin ?? EATA.dMargin.value;
@@ -56,7 +56,7 @@ export class EataAdapter extends Adapter {
     return entropyBelow(entropies, this.margin);
   }
 
-  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor {
+  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor {
     const { probs, entropies } = keptSamples(x, logits, keep);
 
     // Redundancy filter, once m exists: |cos(m, p)| < d_margin (cosine as torch: x·y / max(‖x‖‖y‖, 1e-8)).
@@ -119,41 +119,34 @@ export class EataAdapter extends Adapter {
  * methods use), not autodiff: a few ms an image instead of tens.
  */
 export async function estimateFisher(
-  model: ViT,
+  model: Backbone,
   params: ReadonlyMap<string, tf.Variable>,
   images: tf.Tensor4D,
   batchSize = 1,
 ): Promise<Map<string, tf.Tensor>> {
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RangeError(`fisher batch size must be a whole number ≥ 1, got ${batchSize}`);
-  const sums = new Map<string, tf.Tensor>();
-  for (const [name, p] of params) sums.set(name, tf.zerosLike(p));
-  const wanted = new Set(params.keys());
+  const layout = new FlatLayout(params);
+  let sum: tf.Tensor1D = tf.zeros([layout.total]);
   const n = images.shape[0];
   let batches = 0;
   for (let start = 0; start < n; start += batchSize) {
     const size = Math.min(batchSize, n - start);
-    tf.tidy(() => {
+    const next = tf.tidy(() => {
       const xb = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
-      const { logits, tape } = model.fast.forward(xb, model.param, true);
+      const { logits, tape } = model.forward(xb, model.param, true);
       // d(mean cross-entropy against the arg-max)/d(logits) = (softmax − one-hot) / B.
       const target = tf.oneHot(tf.argMax(logits, 1), logits.shape[1]);
       const dLogits = tf.div(tf.sub(tf.softmax(logits), target), size) as tf.Tensor2D;
-      const grads = model.fast.backward(tape!, dLogits, wanted);
-      tape!.dispose();
-      for (const [name, g] of grads) {
-        const prev = sums.get(name)!;
-        sums.set(name, tf.keep(tf.add(prev, tf.reshape(tf.square(g), prev.shape))));
-        prev.dispose();
-      }
+      return tf.add(sum, tf.square(model.gradient(tape!, dLogits, layout))) as tf.Tensor1D;
     });
+    sum.dispose();
+    sum = next;
     batches++;
     // Let the page breathe between batches of a long estimate.
     if (batches % 32 === 0) await tf.nextFrame();
   }
-  const out = new Map<string, tf.Tensor>();
-  for (const [name, s] of sums) {
-    out.set(name, tf.div(s, batches));
-    s.dispose();
-  }
-  return out;
+  // tf.tidy keeps the tensors of an array it returns (not of a Map).
+  const pieces = tf.tidy(() => [...layout.split(tf.div(sum, batches) as tf.Tensor1D).values()]);
+  sum.dispose();
+  return new Map(layout.names.map((name, i) => [name, pieces[i]!]));
 }

@@ -1,4 +1,4 @@
-import type { ViT } from '../model/vit';
+import type { Backbone } from '../model/backbone';
 import type { Adapter, CommonOptions } from './adapter';
 import { DeyoAdapter, type DeyoOptions } from './deyo';
 import { EataAdapter, estimateFisher, type EataOptions } from './eata';
@@ -25,7 +25,7 @@ export type AdapterOptions =
  * the adapter runs its kernels once on a blank image before it is returned
  * (see Adapter.warmup).
  */
-export async function createAdapter(model: ViT, options: AdapterOptions & { warmup?: boolean }): Promise<Adapter> {
+export async function createAdapter(model: Backbone, options: AdapterOptions & { warmup?: boolean }): Promise<Adapter> {
   checkNumbers(options);
   const adapter = await construct(model, options);
   // GPU backends compile a pipeline per kernel shape on first use: do it now, not on the first frames.
@@ -51,7 +51,7 @@ function checkNumbers(options: AdapterOptions): void {
   }
 }
 
-async function construct(model: ViT, options: AdapterOptions): Promise<Adapter> {
+async function construct(model: Backbone, options: AdapterOptions): Promise<Adapter> {
   switch (options.method) {
     case 'sar':
       return new SarAdapter(model, options);

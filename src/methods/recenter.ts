@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ViT } from '../model/vit';
+import type { Backbone } from '../model/backbone';
 import type { SourceStats } from '../model/source-stats';
 import { pick } from './gate';
 import { METHOD_DEFAULTS } from './defaults';
@@ -49,14 +49,15 @@ export class FeatureRecentering {
   /** head.weight [C, D]. */
   private readonly headWeight: tf.Tensor2D;
 
-  constructor(model: ViT, stats: SourceStats, o: RecenterOptions = {}) {
-    const { numClasses: C, width: D } = model.config;
+  constructor(model: Backbone, stats: SourceStats, o: RecenterOptions = {}) {
+    const C = model.config.numClasses;
+    const D = model.featureWidth;
     if (stats.numClasses !== C || stats.width !== D) {
       throw new RangeError(`source statistics are for ${stats.numClasses} classes × width ${stats.width}, the model has ${C} × ${D}`);
     }
     this.decay = o.decay ?? METHOD_DEFAULTS['sar-align'].recenterDecay.value;
     if (!(this.decay >= 0 && this.decay < 1)) throw new RangeError(`recenter decay must be in [0, 1), got ${this.decay}`);
-    this.headWeight = model.param('head.weight') as tf.Tensor2D;
+    this.headWeight = model.param(model.headWeightName) as tf.Tensor2D;
     this.sourceClassMeans = tf.tensor2d(stats.classMeans, [C, D]);
     this.sourceMean = tf.tidy(() => tf.mean(this.sourceClassMeans, 0) as tf.Tensor1D);
     this.classMeans = tf.variable(this.sourceClassMeans, false);

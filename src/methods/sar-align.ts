@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ViT } from '../model/vit';
+import type { Backbone } from '../model/backbone';
 import { SarAdapter, type SarOptions } from './sar';
 import type { MethodName } from './types';
 import { meanAlignmentGrad } from './align';
@@ -37,7 +37,7 @@ export class SarAlignAdapter extends SarAdapter {
   /** Σ_d var_src,d: the source feature variance the alignment term is measured in. */
   private readonly sourceVariance: number;
 
-  constructor(model: ViT, opts: SarAlignOptions = {}) {
+  constructor(model: Backbone, opts: SarAlignOptions = {}) {
     if (!opts.sourceStats) throw new TypeError("sar-align needs the model's source statistics (sourceStats)");
     super(model, {
       ...opts,

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ViT } from '../model/vit';
-import type { FastTape } from '../model/fast-vit';
+import type { Backbone, BackboneTape } from '../model/backbone';
 import { Adapter, allFinite, keptRows, packStats, scatterKept, type CommonOptions } from './adapter';
 import { entropyLoss } from './entropy';
 import { entropyBelow } from './filters';
@@ -41,7 +40,7 @@ export class SarAdapter extends Adapter {
   readonly emaDecay: number;
   private readonly ema: MovingAverage;
 
-  constructor(model: ViT, opts: SarOptions = {}) {
+  constructor(model: Backbone, opts: SarOptions = {}) {
     super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? SAR.lr.value, opts.momentum, opts);
     this.margin = (opts.marginFraction ?? SAR.marginFraction.value) * this.lnC;
     this.rho = opts.rho ?? SAR.rho.value;
@@ -55,7 +54,7 @@ export class SarAdapter extends Adapter {
     return entropyBelow(entropies, this.margin);
   }
 
-  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: FastTape): tf.Tensor {
+  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor {
     // Step 3: Loss1 = mean entropy of the kept samples; g = ∇θ Loss1, from the prediction's own forward.
     const share = scatterKept(tf.fill([keep.length], 1 / keep.length) as tf.Tensor1D, keep, logits.shape[0]);
     const { loss: loss1, dLogits: dLoss1 } = entropyLoss(logits, { weights: share });

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { ViT } from '../model/vit';
+import type { Backbone } from '../model/backbone';
 import { Adapter, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
 
@@ -12,8 +12,8 @@ export class SourceAdapter extends Adapter {
   readonly method = 'source';
   protected override readonly adaptsAfterForward = false;
 
-  constructor(model: ViT, opts: Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'> = {}) {
-    super(model, { skipLastBlocks: model.config.depth, includeFinalNorm: false }, 0, 0.9, opts);
+  constructor(model: Backbone, opts: Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'> = {}) {
+    super(model, { skipLastBlocks: model.normUnits, includeFinalNorm: false }, 0, 0.9, opts);
   }
 
   protected firstFilter(entropies: Float32Array): boolean[] {

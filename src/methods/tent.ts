@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ViT } from '../model/vit';
+import type { Backbone } from '../model/backbone';
 import { Adapter, allFinite, packStats, type CommonOptions } from './adapter';
 import { entropyLoss } from './entropy';
 import { flatNorm } from './sam';
@@ -23,7 +23,7 @@ export class TentAdapter extends Adapter {
   readonly method = 'tent';
   readonly clipNorm: number;
 
-  constructor(model: ViT, opts: TentOptions = {}) {
+  constructor(model: Backbone, opts: TentOptions = {}) {
     super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? METHOD_DEFAULTS.tent.lr.value, opts.momentum, opts);
     this.clipNorm = opts.clipNorm ?? Infinity;
   }

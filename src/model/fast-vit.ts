@@ -91,12 +91,8 @@ interface BlockSaved {
   cdf: tf.Tensor2D;
 }
 
-/** Adapted tensors laid end to end: each name's offset in a vector of `total` values (methods/flat.ts's FlatLayout is one). */
-export interface GradientLayout {
-  readonly names: readonly string[];
-  readonly offsets: readonly number[];
-  readonly total: number;
-}
+import type { GradientLayout } from './backbone';
+export type { GradientLayout };
 
 /** Everything the backward needs from one forward. */
 export class FastTape {

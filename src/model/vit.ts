@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { checkShapes, type ViTConfig } from './config';
 import type { DecodedTensor } from './safetensors';
-import { FastViT } from './fast-vit';
+import { FastViT, type FastTape } from './fast-vit';
+import { concatByLayout, type Backbone, type BackboneTape, type GradientLayout, type NormLookup, type NormSelection } from './backbone';
 
 /** Looks a weight up by its timm name. */
 export type ParamLookup = (name: string) => tf.Tensor;
@@ -111,7 +112,9 @@ export interface ViTOptions {
  * A loaded ViT. Frozen weights are constant tensors; the LayerNorm
  * scale/shift are tf.Variables so gradients can be taken with respect to them alone.
  */
-export class ViT {
+export class ViT implements Backbone {
+  readonly family = 'vit';
+  readonly headWeightName = 'head.weight';
   readonly finalNorm: 'norm' | 'fc_norm';
   /** Every weight by timm name (variables included). */
   readonly params = new Map<string, tf.Tensor>();
@@ -164,6 +167,38 @@ export class ViT {
     if (this.trainAll) throw new Error('the fast path assumes frozen weights outside the norms (trainable: "norms")');
     this.fastPath ??= new FastViT(this.config, this.param, this.finalNorm);
     return this.fastPath;
+  }
+
+  get featureWidth(): number {
+    return this.config.width;
+  }
+
+  get normUnits(): number {
+    return this.config.depth;
+  }
+
+  /** The blocks' norm1/norm2 below the last `skipLastBlocks` (default: the last quarter), and the final norm if asked. */
+  selectNorms(sel: NormSelection): string[] {
+    const depth = this.config.depth;
+    const skip = sel.skipLastBlocks ?? Math.floor(depth / 4);
+    if (!Number.isInteger(skip) || skip < 0 || skip > depth) throw new RangeError(`skipLastBlocks must be an integer in [0, ${depth}], got ${skip}`);
+    return [...this.variables.keys()].filter((name) => {
+      const block = /^blocks\.(\d+)\.norm[12]\.(weight|bias)$/.exec(name);
+      if (block) return Number(block[1]) < depth - skip;
+      return /^(norm|fc_norm)\.(weight|bias)$/.test(name) && sel.includeFinalNorm === true;
+    });
+  }
+
+  /** The fast path's forward (fast-vit.ts): what its hand-written backward needs, kept with `save`. */
+  forward(images: tf.Tensor4D, norm: NormLookup, save = false, sameImages?: BackboneTape): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
+    return this.fast.forward(images, norm, save, sameImages as FastTape | undefined);
+  }
+
+  /** The hand-written backward: one kernel laying the gradients end to end where it applies, else per tensor. */
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    const fast = this.fast;
+    const t = tape as FastTape;
+    return fast.flatBackward(t, dLogits, layout, dFeatures) ?? concatByLayout(fast.backward(t, dLogits, new Set(layout.names), dFeatures), layout);
   }
 
   /** Names of LayerNorm affine tensors, in forward order. */

@@ -1,0 +1,142 @@
+// What the methods (src/methods) and the engine need of a model, whatever its
+// family: a forward over named norm parameters, the gradient of a loss with
+// respect to the adapted ones, and which norms a method adapts. A family
+// with a hand-written backward (the ViT, fast-vit.ts) answers `gradient`
+// with it; any other gets tf.grads through its forward (`AutodiffTape`), so
+// it can adapt before anyone writes a backward for it.
+import * as tf from '@tensorflow/tfjs-core';
+
+/** A norm layer's scale/shift by name: the model's variables, or values a method tries (SAM's θ + ε). */
+export type NormLookup = (name: string) => tf.Tensor;
+
+/** Adapted tensors laid end to end: each name's offset in a vector of `total` values (methods/flat.ts's FlatLayout is one). */
+export interface GradientLayout {
+  readonly names: readonly string[];
+  readonly offsets: readonly number[];
+  readonly total: number;
+}
+
+/** What a forward keeps for its gradient. Made inside tf.tidy; keep() holds it past it, then dispose(). */
+export interface BackboneTape {
+  keep(): void;
+  dispose(): void;
+}
+
+/** Which norm parameters a method adapts (the family's "skip the top" rule where unset). */
+export interface NormSelection {
+  /**
+   * How many of the last units keep their norms frozen: ViT blocks, ResNet
+   * stages. Default: the family's rule (ViT: the last quarter of the blocks,
+   * as SAR's reference skips blocks 9-11 of ViT-B; ResNet: the last stage,
+   * as it skips layer4).
+   */
+  skipLastBlocks?: number;
+  /** Whether a final norm after the last unit adapts (the ViT's norm / fc_norm). SAR: no. Tent/EATA: yes. */
+  includeFinalNorm?: boolean;
+}
+
+export interface BackboneConfig {
+  imageSize: number;
+  inChannels: number;
+  numClasses: number;
+  classNames: string[];
+}
+
+export interface Backbone {
+  /** 'vit', 'resnet-gn'… */
+  readonly family: string;
+  readonly config: BackboneConfig;
+  /** Width of `features`, the pooled vector the head reads. */
+  readonly featureWidth: number;
+  /** The head's weight [classes, featureWidth] (timm's name), for methods that move features (re-centering). */
+  readonly headWeightName: string;
+  /** Units (blocks, stages) the selection's skipLastBlocks counts. */
+  readonly normUnits: number;
+  /** The norm layers' scale/shift variables in forward order: what any method may adapt. */
+  readonly variables: ReadonlyMap<string, tf.Variable>;
+  /** Every weight by timm name. */
+  param(name: string): tf.Tensor;
+  /** Names of the norm parameters `selection` adapts, in forward order. */
+  selectNorms(selection: NormSelection): string[];
+  /**
+   * Logits and pooled features for images [B, H, W, C] in [0, 1], the norms'
+   * values from `norm`; with `save`, the tape `gradient` needs. `sameImages`:
+   * the tape of an earlier forward on the same images, which a family may
+   * reuse (the ViT's patch embedding). Inside tf.tidy.
+   */
+  forward(images: tf.Tensor4D, norm: NormLookup, save?: boolean, sameImages?: BackboneTape): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape };
+  /**
+   * dLoss/d(adapted norms) laid out as `layout`, from dLoss/dlogits (and
+   * dLoss/dfeatures) of the forward that made `tape`. Inside tf.tidy.
+   */
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D;
+  /** Plain logits at the model's own parameters (evaluation). The caller owns the result. */
+  logits(images: tf.Tensor4D): tf.Tensor2D;
+  dispose(): void;
+}
+
+/** `values` by name, laid end to end in `layout`'s order. Inside tf.tidy. */
+export function concatByLayout(values: ReadonlyMap<string, tf.Tensor>, layout: GradientLayout): tf.Tensor1D {
+  if (layout.names.length === 0) return tf.zeros([0]);
+  return tf.concat(
+    layout.names.map((n) => {
+      const t = values.get(n);
+      if (!t) throw new Error(`no gradient for ${n}`);
+      return tf.reshape(t, [-1]);
+    }),
+  ) as tf.Tensor1D;
+}
+
+/**
+ * The tape of a family without a hand-written backward: the images and the
+ * norm values its forward saw, so that `autodiffGradient` can run the
+ * forward again under tf.grads. (A forward and a backward per gradient;
+ * nothing is saved from the first forward.)
+ */
+export class AutodiffTape implements BackboneTape {
+  private kept = false;
+
+  constructor(
+    readonly images: tf.Tensor4D,
+    readonly norm: NormLookup,
+  ) {}
+
+  keep(): void {
+    this.kept = true;
+    tf.keep(this.images);
+  }
+
+  dispose(): void {
+    if (!this.kept) return;
+    this.kept = false;
+    // The caller's images are theirs; a kept copy made here is not (tf.keep returns the same tensor, so nothing to free).
+  }
+}
+
+/**
+ * dLoss/d(norms in `layout`) by autodiff: Σ dLogits·logits (+ Σ dFeatures·features)
+ * differentiated through `forward` at the tape's images and norm values.
+ */
+export function autodiffGradient(
+  forward: (images: tf.Tensor4D, norm: NormLookup) => { logits: tf.Tensor2D; features: tf.Tensor2D },
+  tape: BackboneTape,
+  dLogits: tf.Tensor2D,
+  layout: GradientLayout,
+  dFeatures?: tf.Tensor2D,
+): tf.Tensor1D {
+  if (!(tape instanceof AutodiffTape)) throw new TypeError('autodiffGradient needs the tape of an autodiff forward');
+  if (layout.names.length === 0) return tf.zeros([0]);
+  const names = layout.names;
+  const index = new Map(names.map((n, i) => [n, i]));
+  const at = names.map((n) => tape.norm(n));
+  const grads = tf.grads((...values: tf.Tensor[]) => {
+    const lookup: NormLookup = (n) => {
+      const i = index.get(n);
+      return i === undefined ? tape.norm(n) : values[i]!;
+    };
+    const out = forward(tape.images, lookup);
+    const loss = tf.sum(tf.mul(out.logits, dLogits));
+    return dFeatures ? tf.add(loss, tf.sum(tf.mul(out.features, dFeatures))) : loss;
+  })(at);
+  return tf.concat(grads.map((g) => tf.reshape(g, [-1]))) as tf.Tensor1D;
+}
