@@ -2,6 +2,8 @@ import { resolveViTConfig, type ViTConfig } from './config';
 import { ModelFormatError } from './errors';
 import { readSafetensors, type DecodedTensor } from './safetensors';
 import { ViT, type ViTOptions } from './vit';
+import type { Backbone } from './backbone';
+import { looksLikeResNet, resolveResNetGnConfig, ResNetGN } from './resnet-gn';
 
 export type WeightsSource = string | URL | Blob | ArrayBuffer | Uint8Array;
 
@@ -32,6 +34,19 @@ export const CONFIG_METADATA_KEY = 'wildtta.config';
  * tensor shapes (see resolveViTConfig).
  */
 export async function loadViT(source: WeightsSource, options: LoadViTOptions = {}): Promise<ViT> {
+  const { bytes, configJson } = await readModelSource(source, options);
+  return vitFromSafetensors(bytes, configJson);
+}
+
+/** Like loadViT, for any family the loader knows (a ViT, or a GroupNorm ResNet: see backboneFromTensors). */
+export async function loadBackbone(source: WeightsSource, options: LoadViTOptions = {}): Promise<Backbone> {
+  const { bytes, configJson } = await readModelSource(source, options);
+  const { tensors, metadata } = readSafetensors(bytes);
+  return backboneFromTensors(tensors, metadata, configJson);
+}
+
+/** The weights' bytes and the config (options.config, else config.json beside a URL model). */
+async function readModelSource(source: WeightsSource, options: LoadViTOptions): Promise<{ bytes: Uint8Array; configJson: unknown }> {
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   let bytes: Uint8Array;
   let configJson: unknown = options.config;
@@ -52,7 +67,7 @@ export async function loadViT(source: WeightsSource, options: LoadViTOptions = {
     // In memory already (or read in one go): a single report, so progress UIs complete either way.
     options.onProgress?.({ loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
   }
-  return vitFromSafetensors(bytes, configJson);
+  return { bytes, configJson };
 }
 
 /** Builds a ViT from safetensors bytes and an optional config object. */
@@ -72,22 +87,41 @@ export function vitFromTensors(
   configJson?: unknown,
   options: ViTOptions = {},
 ): ViT {
-  let config = configJson;
-  if (config === undefined && metadata[CONFIG_METADATA_KEY] !== undefined) {
-    try {
-      config = JSON.parse(metadata[CONFIG_METADATA_KEY]);
-    } catch {
-      throw new ModelFormatError(`__metadata__["${CONFIG_METADATA_KEY}"] is not valid JSON`);
-    }
-  }
+  const config = configJson ?? embeddedConfig(metadata);
   const shapes = new Map([...tensors].map(([k, v]) => [k, v.shape] as const));
   const cfg: ViTConfig = resolveViTConfig(shapes, config ?? {});
-  // A NaN or infinite weight makes every logit NaN; say which tensor now rather than on the first frame.
+  checkFinite(tensors);
+  return new ViT(cfg, tensors, options);
+}
+
+/**
+ * A model of whichever family the tensors are: a timm ResNet (conv1, layer1…,
+ * fc) becomes a GroupNorm ResNet (resnet-gn.ts), anything else is read as a
+ * ViT (with the ViT's errors when it is not one either).
+ */
+export function backboneFromTensors(tensors: ReadonlyMap<string, DecodedTensor>, metadata: Readonly<Record<string, string>>, configJson?: unknown): Backbone {
+  if (!looksLikeResNet(tensors.keys())) return vitFromTensors(tensors, metadata, configJson);
+  const cfg = resolveResNetGnConfig(new Map([...tensors].map(([k, v]) => [k, v.shape] as const)), configJson ?? embeddedConfig(metadata) ?? {});
+  checkFinite(tensors);
+  return new ResNetGN(cfg, tensors);
+}
+
+function embeddedConfig(metadata: Readonly<Record<string, string>>): unknown {
+  const text = metadata[CONFIG_METADATA_KEY];
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ModelFormatError(`__metadata__["${CONFIG_METADATA_KEY}"] is not valid JSON`);
+  }
+}
+
+/** A NaN or infinite weight makes every logit NaN; say which tensor at load rather than on the first frame. */
+function checkFinite(tensors: ReadonlyMap<string, DecodedTensor>): void {
   for (const [name, t] of tensors) {
     const v = t.values;
     for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) throw new ModelFormatError(`value ${i} is ${v[i]}: every weight must be a finite number`, name);
   }
-  return new ViT(cfg, tensors, options);
 }
 
 async function fetchBytes(doFetch: typeof fetch, url: string, onProgress?: (p: LoadProgress) => void): Promise<Uint8Array> {

@@ -1,0 +1,142 @@
+// The GroupNorm ResNet family against PyTorch (tools/make_resnet_fixtures.py,
+// e2e/fixtures/resnet-gn/): logits and GroupNorm-affine gradients on the cpu
+// and wasm backends; its norm selection; the loader's validation; and every
+// method adapting it through autodiff (no hand-written backward).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { readSafetensors, writeSafetensors } from './safetensors';
+import { backboneFromTensors, loadBackbone } from './load';
+import { ModelFormatError } from './errors';
+import { ResNetGN } from './resnet-gn';
+import { FlatLayout } from '../methods/flat';
+import { entropyWithGrad } from '../methods/entropy';
+import { createAdapter, type AdapterOptions } from '../methods';
+
+const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn');
+const FIXTURES = ['basic-gray28', 'bottleneck-rgb32'];
+
+function fixture(name: string) {
+  const model = new Uint8Array(readFileSync(join(DIR, name, 'model.safetensors')));
+  const config = JSON.parse(readFileSync(join(DIR, name, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const expected = readSafetensors(new Uint8Array(readFileSync(join(DIR, name, 'expected.safetensors')))).tensors;
+  return { model, config, expected };
+}
+
+const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  for (const name of FIXTURES) {
+    test(`${name} on ${backend}: logits and GroupNorm-affine gradients match PyTorch`, async () => {
+      await tf.setBackend(backend);
+      const f = fixture(name);
+      const model = await loadBackbone(f.model, { config: f.config });
+      assert.ok(model instanceof ResNetGN, `loaded as ${model.family}`);
+      const inputs = f.expected.get('inputs')!;
+      const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+      try {
+        const logits = tf.tidy(() => model.logits(x));
+        const wantLogits = f.expected.get('logits')!.values;
+        const err = maxDiff(await logits.data(), wantLogits);
+        logits.dispose();
+        assert.ok(err <= 1e-4 * Math.max(1, maxAbs(wantLogits)), `logits off by ${err}`);
+        // The gradient of the batch-mean entropy with respect to every GroupNorm scale/shift, through autodiff.
+        const layout = new FlatLayout(model.variables);
+        const flat = tf.tidy(() => {
+          const { logits: l, tape } = model.forward(x, model.param, true);
+          // The fixture's loss is the batch mean; entropyWithGrad gives each sample's own gradient.
+          return model.gradient(tape!, tf.div(entropyWithGrad(l).grad, l.shape[0]) as tf.Tensor2D, layout);
+        });
+        const got = await flat.data();
+        flat.dispose();
+        layout.names.forEach((n, i) => {
+          const want = f.expected.get(`grad.${n}`)!.values;
+          const piece = got.subarray(layout.offsets[i]!, layout.offsets[i]! + want.length);
+          const e = maxDiff(piece, want);
+          assert.ok(e <= 1e-4 * Math.max(1e-2, maxAbs(want)) + 1e-6, `${n}: gradient off by ${e} (largest ${maxAbs(want)})`);
+        });
+      } finally {
+        x.dispose();
+        model.dispose();
+      }
+    });
+  }
+}
+
+test('norm selection: the stem and every stage but the last by default (SAR skips layer4); skipLastBlocks counts stages', async () => {
+  await tf.setBackend('cpu');
+  const f = fixture('basic-gray28');
+  const model = await loadBackbone(f.model, { config: f.config });
+  try {
+    const stage = (n: string) => (/^layer(\d+)\./.exec(n)?.[1] ?? '0');
+    assert.deepEqual([...new Set(model.selectNorms({}).map(stage))], ['0', '1', '2', '3']);
+    assert.deepEqual([...new Set(model.selectNorms({ skipLastBlocks: 0 }).map(stage))], ['0', '1', '2', '3', '4']);
+    assert.deepEqual(model.selectNorms({ skipLastBlocks: model.normUnits }), []);
+    assert.ok(model.selectNorms({}).every((n) => /(bn\d|downsample\.1)\.(weight|bias)$/.test(n)));
+    assert.throws(() => model.selectNorms({ skipLastBlocks: 9 }), RangeError);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('the loader validates a ResNet as it does a ViT: missing, misshapen, unknown and non-finite tensors, groups, classes', async () => {
+  await tf.setBackend('cpu');
+  const f = fixture('basic-gray28');
+  const { tensors, metadata } = readSafetensors(f.model);
+  const variant = (edit: (m: Map<string, { shape: number[]; values: Float32Array }>) => void) => {
+    const m = new Map([...tensors].map(([n, t]) => [n, { shape: t.shape, values: t.values.slice() }]));
+    edit(m);
+    return readSafetensors(new Uint8Array(writeSafetensors([...m], metadata))).tensors;
+  };
+  const rejects = (t: ReturnType<typeof variant>, config: object, tensor: string | undefined, pattern: RegExp) =>
+    assert.throws(() => backboneFromTensors(t, metadata, config), (e: unknown) => e instanceof ModelFormatError && e.tensor === tensor && pattern.test(e.message), String(pattern));
+  rejects(variant((m) => m.delete('layer2.0.bn1.bias')), f.config, 'layer2.0.bn1.bias', /missing/);
+  rejects(variant((m) => m.set('layer1.0.conv2.weight', { shape: [8, 8, 3, 2], values: new Float32Array(384) })), f.config, 'layer1.0.conv2.weight', /does not match/);
+  rejects(variant((m) => m.set('layer1.0.se.fc.weight', { shape: [8], values: new Float32Array(8) })), f.config, 'layer1.0.se.fc.weight', /variant/);
+  rejects(variant((m) => (m.get('layer3.0.bn2.weight')!.values[2] = NaN)), f.config, 'layer3.0.bn2.weight', /value 2 is NaN/);
+  rejects(variant(() => undefined), { ...f.config, gn_groups: 3 }, 'bn1.weight', /groups/);
+  rejects(variant(() => undefined), { ...f.config, num_classes: 7 }, 'fc.weight', /classes/);
+  // The file as it is loads.
+  backboneFromTensors(tensors, metadata, f.config).dispose();
+});
+
+for (const method of ['sar', 'tent', 'eata', 'deyo'] as const) {
+  test(`${method} adapts the GroupNorm ResNet through autodiff: updates, a finite loss, tensors flat`, async () => {
+    await tf.setBackend('cpu');
+    const f = fixture('basic-gray28');
+    const model = await loadBackbone(f.model, { config: f.config });
+    // Every sample reliable (EATA's weights exp(e_margin − E) need a margin near ln C, not far above it).
+    const options = { method, lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1 } as AdapterOptions;
+    const adapter = await createAdapter(model, options);
+    try {
+      assert.ok(adapter.params.size > 0, 'nothing to adapt');
+      const before = await Promise.all([...adapter.params.values()].map((p) => p.data()));
+      const frames = [0, 1, 2, 3, 4, 5].map((i) => tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 30 + i) as tf.Tensor4D);
+      const reports: Array<{ updated: boolean; loss: number }> = [];
+      adapter.onUpdate = (u) => reports.push(u);
+      await adapter.step(frames[0]!);
+      await adapter.flush();
+      const tensors = tf.memory().numTensors;
+      for (const x of frames.slice(1)) await adapter.step(x);
+      await adapter.flush();
+      assert.equal(tf.memory().numTensors, tensors, 'tensor count after 5 steps');
+      assert.ok(reports.some((u) => u.updated), `${method}: no update in 6 steps`);
+      assert.ok(reports.filter((u) => u.updated).every((u) => Number.isFinite(u.loss)), 'loss not finite');
+      const after = await Promise.all([...adapter.params.values()].map((p) => p.data()));
+      assert.ok(after.some((a, i) => maxDiff(a, before[i]!) > 0), 'the GroupNorm scale/shift did not move');
+      frames.forEach((x) => x.dispose());
+    } finally {
+      adapter.dispose();
+      model.dispose();
+    }
+  });
+}

@@ -1,0 +1,285 @@
+// A GroupNorm ResNet in timm's layout (the names of timm's resnet50_gn and
+// its basic-block siblings): stem conv1 7×7/2 + bn1 + max pool 3×3/2, stages
+// layer1..layerN of basic (conv1, conv2) or bottleneck (conv1, conv2, conv3)
+// blocks with a downsample.0/.1 shortcut where the shape changes, global
+// average pooling and fc. Every norm is a GroupNorm (timm keeps the bn*
+// names). The forward is plain tfjs ops; there is no hand-written backward:
+// methods adapt it through tf.grads (backbone.ts's autodiffGradient).
+import * as tf from '@tensorflow/tfjs-core';
+import { AutodiffTape, autodiffGradient, type Backbone, type BackboneConfig, type BackboneTape, type GradientLayout, type NormLookup, type NormSelection } from './backbone';
+import { ModelFormatError } from './errors';
+import type { DecodedTensor } from './safetensors';
+
+export interface ResNetGnConfig extends BackboneConfig {
+  block: 'basic' | 'bottleneck';
+  /** Blocks per stage (timm's `layers`: [3, 4, 6, 3] for resnet50_gn). */
+  layers: number[];
+  /** Channels out of the stem, and each stage's block width (before a bottleneck's ×4). */
+  stemWidth: number;
+  widths: number[];
+  /** GroupNorm groups (timm's default 32). */
+  groups: number;
+  normEps: number;
+  /** Per-channel input normalization (x − mean) / std, x in [0, 1]. */
+  mean: number[];
+  std: number[];
+}
+
+const fail = (message: string, tensor?: string): never => {
+  throw new ModelFormatError(message, tensor);
+};
+
+/** True for the tensors of a timm ResNet (so the loader can tell the family). */
+export function looksLikeResNet(names: Iterable<string>): boolean {
+  const set = new Set(names);
+  return set.has('conv1.weight') && set.has('layer1.0.conv1.weight') && set.has('fc.weight');
+}
+
+const isNorm = (name: string) => /(^|\.)(bn\d|downsample\.1)\.(weight|bias)$/.test(name);
+
+function positiveInt(v: unknown, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) return fail(`config ${what} must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function numbers(v: unknown, what: string): number[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) return fail(`config ${what} must be a list of numbers, got ${JSON.stringify(v)}`);
+  return v as number[];
+}
+
+/**
+ * The config from the tensor shapes and timm's config.json (`num_classes`,
+ * `pretrained_cfg.input_size|mean|std`, class names) plus `gn_groups` (timm's
+ * GroupNorm default, 32, when absent).
+ */
+export function resolveResNetGnConfig(shapes: ReadonlyMap<string, readonly number[]>, json: unknown = {}): ResNetGnConfig {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return fail('config.json is not an object');
+  const c = json as Record<string, unknown>;
+  const pre = (typeof c.pretrained_cfg === 'object' && c.pretrained_cfg !== null ? c.pretrained_cfg : {}) as Record<string, unknown>;
+  const shape = (name: string, rank: number) => {
+    const s = shapes.get(name);
+    if (s === undefined) return fail('tensor missing from the weights file', name);
+    if (s.length !== rank || s.some((d) => d === 0)) return fail(`expected ${rank} non-zero dimensions, got [${s.join(', ')}]`, name);
+    return s;
+  };
+  const stem = shape('conv1.weight', 4);
+  if (stem[2] !== 7 || stem[3] !== 7) fail(`expected timm's 7×7 stem, got [${stem.join(', ')}]`, 'conv1.weight');
+  const layers: number[] = [];
+  const widths: number[] = [];
+  for (let s = 1; shapes.has(`layer${s}.0.conv1.weight`); s++) {
+    let n = 0;
+    while (shapes.has(`layer${s}.${n}.conv1.weight`)) n++;
+    layers.push(n);
+    widths.push(shape(`layer${s}.0.conv1.weight`, 4)[0]!);
+  }
+  const block = shapes.has('layer1.0.conv3.weight') ? 'bottleneck' : 'basic';
+  const fc = shape('fc.weight', 2);
+  const inputSize = numbers(pre.input_size, 'pretrained_cfg.input_size');
+  const inChannels = stem[1]!;
+  if (inputSize && inputSize[0] !== inChannels) fail(`config says ${inputSize[0]} input channels, the weights have ${inChannels}`, 'conv1.weight');
+  const numClasses = positiveInt(c.num_classes, 'num_classes') ?? fc[0]!;
+  if (numClasses !== fc[0]) fail(`config says ${numClasses} classes, the weights have ${fc[0]}`, 'fc.weight');
+  const mean = numbers(c.mean, 'mean') ?? numbers(pre.mean, 'pretrained_cfg.mean') ?? [0.5];
+  const std = numbers(c.std, 'std') ?? numbers(pre.std, 'pretrained_cfg.std') ?? [0.5];
+  const names = c.class_names ?? c.label_names;
+  if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string') || names.length !== numClasses)) fail(`config class_names must be ${numClasses} strings`);
+  const cfg: ResNetGnConfig = {
+    imageSize: positiveInt(c.image_size, 'image_size') ?? positiveInt(inputSize?.[1], 'pretrained_cfg.input_size[1]') ?? 224,
+    inChannels,
+    numClasses,
+    classNames: (names as string[] | undefined) ?? Array.from({ length: numClasses }, (_, i) => `class ${i}`),
+    block,
+    layers,
+    stemWidth: stem[0]!,
+    widths,
+    groups: positiveInt(c.gn_groups ?? c.num_groups, 'gn_groups') ?? 32,
+    normEps: typeof c.norm_eps === 'number' ? c.norm_eps : 1e-5,
+    mean: mean.length === 1 ? Array(inChannels).fill(mean[0]) : mean,
+    std: std.length === 1 ? Array(inChannels).fill(std[0]) : std,
+  };
+  if (cfg.mean.length !== inChannels || cfg.std.length !== inChannels) fail(`mean/std need ${inChannels} values (one per channel)`);
+  if (cfg.std.some((s) => s === 0)) fail('std must not contain 0');
+  return cfg;
+}
+
+interface BlockPlan {
+  name: string;
+  cin: number;
+  width: number;
+  out: number;
+  stride: number;
+  downsample: boolean;
+}
+
+function plan(cfg: ResNetGnConfig): { blocks: BlockPlan[]; features: number } {
+  const expansion = cfg.block === 'bottleneck' ? 4 : 1;
+  const blocks: BlockPlan[] = [];
+  let cin = cfg.stemWidth;
+  cfg.layers.forEach((n, s) => {
+    for (let i = 0; i < n; i++) {
+      const stride = s > 0 && i === 0 ? 2 : 1;
+      const out = cfg.widths[s]! * expansion;
+      blocks.push({ name: `layer${s + 1}.${i}`, cin, width: cfg.widths[s]!, out, stride, downsample: stride !== 1 || cin !== out });
+      cin = out;
+    }
+  });
+  return { blocks, features: cin };
+}
+
+/** Every tensor the forward reads, with its shape, in forward order. */
+export function expectedResNetTensors(cfg: ResNetGnConfig): Array<[string, number[]]> {
+  const list: Array<[string, number[]]> = [];
+  const conv = (name: string, out: number, cin: number, k: number) => list.push([`${name}.weight`, [out, cin, k, k]]);
+  const norm = (name: string, ch: number) => list.push([`${name}.weight`, [ch]], [`${name}.bias`, [ch]]);
+  conv('conv1', cfg.stemWidth, cfg.inChannels, 7);
+  norm('bn1', cfg.stemWidth);
+  const { blocks, features } = plan(cfg);
+  for (const b of blocks) {
+    if (cfg.block === 'basic') {
+      conv(`${b.name}.conv1`, b.width, b.cin, 3);
+      norm(`${b.name}.bn1`, b.width);
+      conv(`${b.name}.conv2`, b.out, b.width, 3);
+      norm(`${b.name}.bn2`, b.out);
+    } else {
+      conv(`${b.name}.conv1`, b.width, b.cin, 1);
+      norm(`${b.name}.bn1`, b.width);
+      conv(`${b.name}.conv2`, b.width, b.width, 3);
+      norm(`${b.name}.bn2`, b.width);
+      conv(`${b.name}.conv3`, b.out, b.width, 1);
+      norm(`${b.name}.bn3`, b.out);
+    }
+    if (b.downsample) {
+      conv(`${b.name}.downsample.0`, b.out, b.cin, 1);
+      norm(`${b.name}.downsample.1`, b.out);
+    }
+  }
+  list.push(['fc.weight', [cfg.numClasses, features]], ['fc.bias', [cfg.numClasses]]);
+  return list;
+}
+
+/** A loaded GroupNorm ResNet: convolutions and fc constant, the GroupNorm scale/shift tf.Variables. */
+export class ResNetGN implements Backbone {
+  readonly family = 'resnet-gn';
+  readonly headWeightName = 'fc.weight';
+  readonly featureWidth: number;
+  readonly params = new Map<string, tf.Tensor>();
+  readonly variables = new Map<string, tf.Variable>();
+  /** Convolution kernels in tfjs's layout [kh, kw, in, out]. */
+  private readonly filters = new Map<string, tf.Tensor4D>();
+  private readonly blocks: BlockPlan[];
+  private readonly inputMean: tf.Tensor1D;
+  private readonly inputStd: tf.Tensor1D;
+  private disposed = false;
+
+  constructor(
+    readonly config: ResNetGnConfig,
+    tensors: ReadonlyMap<string, DecodedTensor>,
+  ) {
+    const expected = expectedResNetTensors(config);
+    for (const [name, want] of expected) {
+      const got = tensors.get(name);
+      if (got === undefined) fail('tensor missing from the weights file', name);
+      else if (got.shape.length !== want.length || got.shape.some((d, i) => d !== want[i])) fail(`shape [${got.shape.join(', ')}] does not match the expected [${want.join(', ')}]`, name);
+      if (isNorm(name) && want[0]! % config.groups !== 0) fail(`${want[0]} channels do not split into ${config.groups} GroupNorm groups (gn_groups)`, name);
+    }
+    const known = new Set(expected.map(([n]) => n));
+    for (const name of tensors.keys()) if (!known.has(name)) fail('this tensor belongs to a ResNet variant wildtta does not implement (timm ResNet with GroupNorm, no stem or attention variants)', name);
+    const p = plan(config);
+    this.blocks = p.blocks;
+    this.featureWidth = p.features;
+    for (const [name] of expected) {
+      const t = tensors.get(name)!;
+      const value = tf.tensor(t.values, t.shape, 'float32');
+      if (isNorm(name)) {
+        const v = tf.variable(value, true);
+        value.dispose();
+        this.params.set(name, v);
+        this.variables.set(name, v);
+      } else {
+        this.params.set(name, value);
+        if (t.shape.length === 4) this.filters.set(name, tf.tidy(() => tf.transpose(value, [2, 3, 1, 0]) as tf.Tensor4D));
+      }
+    }
+    this.inputMean = tf.tensor1d(config.mean);
+    this.inputStd = tf.tensor1d(config.std);
+  }
+
+  readonly param = (name: string): tf.Tensor => {
+    const t = this.params.get(name);
+    if (t === undefined) throw new Error(`ResNet has no weight ${name}`);
+    return t;
+  };
+
+  /** Stages and the stem: the units skipLastBlocks counts. */
+  get normUnits(): number {
+    return this.config.layers.length + 1;
+  }
+
+  /** The stem's and the stages' GroupNorms below the last `skipLastBlocks` stages (default 1: layer4 of a 4-stage ResNet stays, as SAR's reference skips it). */
+  selectNorms(sel: NormSelection): string[] {
+    const units = this.normUnits;
+    const skip = sel.skipLastBlocks ?? 1;
+    if (!Number.isInteger(skip) || skip < 0 || skip > units) throw new RangeError(`skipLastBlocks must be an integer in [0, ${units}], got ${skip}`);
+    return [...this.variables.keys()].filter((name) => {
+      const stage = /^layer(\d+)\./.exec(name);
+      const unit = stage ? Number(stage[1]) : 0;
+      return unit < units - skip;
+    });
+  }
+
+  private run(images: tf.Tensor4D, norm: NormLookup): { logits: tf.Tensor2D; features: tf.Tensor2D } {
+    if (this.disposed) throw new Error('ResNetGN used after dispose()');
+    const { groups: G, normEps: eps } = this.config;
+    const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
+    const gn = (x: tf.Tensor4D, name: string) => {
+      const [B, H, W, C] = x.shape;
+      const grouped = tf.reshape(x, [B, H, W, G, C / G]);
+      const { mean, variance } = tf.moments(grouped, [1, 2, 4], true);
+      const normed = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, eps))), [B, H, W, C]);
+      return tf.add(tf.mul(normed, norm(`${name}.weight`)), norm(`${name}.bias`)) as tf.Tensor4D;
+    };
+    let x = tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
+    x = tf.relu(gn(conv(x, 'conv1', 2, 3), 'bn1'));
+    x = tf.maxPool(x, 3, 2, 1);
+    for (const b of this.blocks) {
+      let y: tf.Tensor4D;
+      if (this.config.block === 'basic') {
+        y = tf.relu(gn(conv(x, `${b.name}.conv1`, b.stride, 1), `${b.name}.bn1`));
+        y = gn(conv(y, `${b.name}.conv2`, 1, 1), `${b.name}.bn2`);
+      } else {
+        y = tf.relu(gn(conv(x, `${b.name}.conv1`, 1, 0), `${b.name}.bn1`));
+        y = tf.relu(gn(conv(y, `${b.name}.conv2`, b.stride, 1), `${b.name}.bn2`));
+        y = gn(conv(y, `${b.name}.conv3`, 1, 0), `${b.name}.bn3`);
+      }
+      const shortcut = b.downsample ? gn(conv(x, `${b.name}.downsample.0`, b.stride, 0), `${b.name}.downsample.1`) : x;
+      x = tf.relu(tf.add(y, shortcut));
+    }
+    const features = tf.mean(x, [1, 2]) as tf.Tensor2D;
+    const logits = tf.add(tf.matMul(features, this.param('fc.weight'), false, true), this.param('fc.bias')) as tf.Tensor2D;
+    return { logits, features };
+  }
+
+  forward(images: tf.Tensor4D, norm: NormLookup, save = false): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
+    const out = this.run(images, norm);
+    return save ? { ...out, tape: new AutodiffTape(images, norm) } : out;
+  }
+
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    return autodiffGradient((x, n) => this.run(x, n), tape, dLogits, layout, dFeatures);
+  }
+
+  logits(images: tf.Tensor4D): tf.Tensor2D {
+    return this.run(images, this.param).logits;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of [...this.params.values(), ...this.filters.values(), this.inputMean, this.inputStd]) t.dispose();
+    this.params.clear();
+    this.variables.clear();
+    this.filters.clear();
+  }
+}
