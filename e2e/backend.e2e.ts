@@ -96,6 +96,21 @@ test('webgpu: 100 learning rates (and two momenta) reuse one SGD pipeline, and e
     assert.ok(r.maxError <= 1e-5, `SGD step off by ${r.maxError}`);
   }));
 
+for (const name of ['basic-gray28', 'bottleneck-rgb32']) {
+  test(`GroupNorm ResNet ${name}: logits and GroupNorm-affine gradients (autodiff) match PyTorch on webgpu, webgl, wasm and cpu`, () =>
+    withPage(async (h) => {
+      for (const backend of ['webgpu', 'webgl', 'wasm', 'cpu'] as const) {
+        const r = await h.call('resnetFixture', name, backend);
+        assert.equal(r.backend, backend);
+        assert.equal(r.family, 'resnet-gn');
+        assert.ok(r.norms > 0);
+        assert.equal(r.numTensorsAfter, r.numTensorsBefore, `${backend}: tensors leaked`);
+        assert.ok(r.logitError <= 1e-3 * Math.max(1, r.logitScale), `${backend}: logits off by ${r.logitError}`);
+        assert.ok(r.gradError <= 1e-3 * r.gradScale + 1e-6, `${backend}: GroupNorm gradients off by ${r.gradError} (largest ${r.gradScale})`);
+      }
+    }));
+}
+
 test('e2e/fixtures holds PyTorch forward fixtures to compare against', (t) => {
   assert.ok(fixtures.length > 0, `no forward fixtures (model.safetensors, config.json, expected.safetensors with inputs and logits) in ${FIXTURES_DIR}; run npm run fixtures`);
   t.diagnostic(fixtures.join(', '));

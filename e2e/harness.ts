@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice, type BackendName, type BackendReport } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
-import { loadViT } from '../src/model/load';
+import { loadBackbone, loadViT } from '../src/model/load';
+import { FlatLayout } from '../src/methods/flat';
 import { readSafetensors } from '../src/model/safetensors';
 import { grayAccuracy } from '../src/model/evaluate';
 import { fetchLabeledImages } from '../src/data/idx';
@@ -314,6 +315,50 @@ const harness = {
         ['‖g‖ (relative)', 'SAM ascent', 'momentum buffer', 'SGD step', 'closed gate', 'pick', 'moving average', 'finiteness flags', 'scalars', 'eight scalars and flags', 'entropy loss count', 'entropy loss', 'entropy loss gradient'],
       );
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
+    });
+  },
+
+  /**
+   * A GroupNorm ResNet fixture (e2e/fixtures/resnet-gn/<name>, PyTorch's
+   * figures): its logits and the batch-mean entropy's gradient with respect
+   * to every GroupNorm scale/shift (through autodiff) on `backend`, as the
+   * largest errors against PyTorch's, and those figures' own scale.
+   */
+  async resnetFixture(name: string, backend: BackendName): Promise<Counted<{ backend: string; family: string; logitError: number; logitScale: number; gradError: number; gradScale: number; norms: number }>> {
+    await use(backend);
+    return counted(async () => {
+      const base = `/e2e/fixtures/resnet-gn/${encodeURIComponent(name)}/`;
+      const expected = readSafetensors(await fetchBytes(`${base}expected.safetensors`)).tensors;
+      const inputs = expected.get('inputs')!;
+      const model = await loadBackbone(base);
+      const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+      try {
+        const layout = new FlatLayout(model.variables);
+        const [logits, flat] = tf.tidy(() => {
+          const { logits: l, tape } = model.forward(x, model.param, true);
+          return [l, model.gradient(tape!, tf.div(entropyWithGrad(l).grad, l.shape[0]) as tf.Tensor2D, layout)];
+        });
+        const [gotLogits, gotGrad] = await Promise.all([logits.data(), flat.data()]);
+        tf.dispose([logits, flat]);
+        const worst = (a: ArrayLike<number>, b: ArrayLike<number>, offset = 0) => {
+          let m = 0;
+          for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[offset + i]! - b[i]!));
+          return m;
+        };
+        const scale = (v: ArrayLike<number>) => Array.from(v).reduce((m, y) => Math.max(m, Math.abs(y)), 0);
+        const wantLogits = expected.get('logits')!.values;
+        let gradError = 0;
+        let gradScale = 0;
+        layout.names.forEach((n, i) => {
+          const want = expected.get(`grad.${n}`)!.values;
+          gradError = Math.max(gradError, worst(gotGrad, want, layout.offsets[i]!));
+          gradScale = Math.max(gradScale, scale(want));
+        });
+        return { backend: tf.getBackend(), family: model.family, logitError: worst(gotLogits, wantLogits), logitScale: scale(wantLogits), gradError, gradScale, norms: layout.names.length };
+      } finally {
+        x.dispose();
+        model.dispose();
+      }
     });
   },
 
