@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, WEBGPU_FLAGS, type BackendName } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
-import { loadViT } from '../src/model/load';
+import { loadBackbone, loadViT } from '../src/model/load';
 import { ViT } from '../src/model/vit';
 import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 import { fetchLabeledImages } from '../src/data/idx';
@@ -269,5 +269,53 @@ async function vitB16(o: VitB16Options): Promise<VitB16Cost> {
   return { backend: env.backend, adapter: env.adapterInfo, flags: env.flags, parameters, buildMs, firstInferenceMs, inferenceMs, firstSarStepMs, sarStepMs, memory, updates, adapted };
 }
 
+export interface BackboneStepCost {
+  backend: string;
+  family: string;
+  adapted: number;
+  inferenceMs: number;
+  sarReliableMs: number;
+  /** Median of the per-round ratios. */
+  reliableRatio: number;
+  memory: { tensorsBefore: number; tensorsAfter: number };
+}
+
+/**
+ * A model of another family (a GroupNorm ResNet fixture: random weights in
+ * timm's layout, adapted through autodiff) timed as stepCost times the ViT:
+ * an inference and a reliable SAR step per round, each step until its update is read.
+ */
+async function backboneCost(o: { backend: BackendName; modelUrl: string; warmup: number; iterations: number }): Promise<BackboneStepCost> {
+  const env = await setup(o.backend, undefined, true);
+  const model = await loadBackbone(o.modelUrl);
+  const { imageSize: S, inChannels: C } = model.config;
+  const frames = Array.from({ length: 8 }, (_, i) => tf.randomUniform([1, S, S, C], 0, 1, 'float32', 50 + i) as tf.Tensor4D);
+  const source = await createAdapter(model, { method: 'source' });
+  const reliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 100, resetThreshold: 0 });
+  let n = 0;
+  const stepper = (a: Adapter) => async () => {
+    await a.step(frames[n++ % frames.length]!);
+    await a.flush();
+  };
+  await timeInterleaved([stepper(source), stepper(reliable)], o.warmup, 0);
+  const tensorsBefore = tf.memory().numTensors;
+  const [inference, sar] = await timeInterleaved([stepper(source), stepper(reliable)], 0, o.iterations, o.iterations);
+  const tensorsAfter = tf.memory().numTensors;
+  const adapted = reliable.params.size;
+  source.dispose();
+  reliable.dispose();
+  frames.forEach((f) => f.dispose());
+  model.dispose();
+  return {
+    backend: env.backend,
+    family: model.family,
+    adapted,
+    inferenceMs: median(inference!),
+    sarReliableMs: median(sar!),
+    reliableRatio: median(sar!.map((t, i) => t / inference![i]!)),
+    memory: { tensorsBefore, tensorsAfter },
+  };
+}
+
 Error.stackTraceLimit = 60;
-(window as unknown as { wildttaBench: unknown }).wildttaBench = { stepCost, vitB16, framePath };
+(window as unknown as { wildttaBench: unknown }).wildttaBench = { stepCost, vitB16, framePath, backboneCost };

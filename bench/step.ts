@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { shutdown, withPage } from '../e2e/support/session';
 import { ensureLibBuilt } from '../e2e/support/lib';
-import type { StepCost, VitB16Cost } from './step-page';
+import type { BackboneStepCost, StepCost, VitB16Cost } from './step-page';
 import type { FramePathCost, FramePathOptions } from './frame-path-page';
 import { machineLine, writeSection } from './report';
 
@@ -270,6 +270,15 @@ async function stepTable(): Promise<void> {
     if (name === lastWasm) timeTorch();
   }
   const frames = args['no-frame'] ? [] : await frameRows();
+  // A second family (issue 17): the GroupNorm ResNet fixture, adapted through autodiff, on wasm.
+  let resnet: BackboneStepCost | undefined;
+  try {
+    const o = { backend: 'wasm', modelUrl: '/e2e/fixtures/resnet-gn/basic-gray28/', warmup: Number(args.warmup), iterations: Number(args.iterations) };
+    resnet = (await inPage((page) => page.evaluate(`window.wildttaBench.backboneCost(${JSON.stringify(o)})`) as Promise<BackboneStepCost>, false)).value;
+    console.log(`GroupNorm ResNet (wasm): inference ${f2(resnet.inferenceMs)} ms, SAR reliable ${f2(resnet.sarReliableMs)} ms (${f2(resnet.reliableRatio)}×)`);
+  } catch (e) {
+    console.log(`GroupNorm ResNet: skipped (${(e as Error).message.split('\n')[0]})`);
+  }
   await shutdown();
   const frameText = frameSection(frames);
   if (frameText.text) console.log(`\n${frameText.text}`);
@@ -363,6 +372,16 @@ WebGPU and WebGL here run on SwiftShader, a software renderer: their times say n
 ${table}
 ${alignTable ? `\nsar-align (issue 14: input alignment, feature re-centering, the alignment term and the collapse watch on top of SAR) in the same rounds; "÷ SAR" is the median of the per-round ratios to SAR's step of the same kind:\n\n${alignTable}\n` : ''}
 ${frameText.text}
+${resnet ? `### A second family: GroupNorm ResNet (issue 17)
+
+The basic-block fixture of \`tools/make_resnet_fixtures.py\` (random weights in timm's resnet layout: a 7×7 stem of 8 channels, stages of 8, 16, 16 and 32 channels, GroupNorm with 4 groups, 28×28 gray input, 10 classes), ${resnet.adapted} GroupNorm tensors adapted (the stem and layer1-3; layer4 skipped as SAR's reference skips it), through autodiff (\`tf.grads\`: no hand-written backward), on ${resnet.backend}, in the same rounds as above (median of ${args.iterations} rounds of one inference and one reliable step, each until its update is read):
+
+| family | backend | inference (ms) | SAR step, reliable (ms) | × inference | tensors before → after |
+|---|---|---|---|---|---|
+| ${resnet.family} | ${resnet.backend} | ${f2(resnet.inferenceMs)} | ${f2(resnet.sarReliableMs)} | ${f2(resnet.reliableRatio)}× | ${resnet.memory.tensorsBefore} → ${resnet.memory.tensorsAfter} |
+
+Autodiff runs the forward again under \`tf.grads\` for each gradient (twice in a SAR step): the ratio is what a family pays before it has a fast path of its own.
+` : ''}
 Targets of issues 7, 14 and 16 on these figures:
 ${targets.join('\n')}
 
