@@ -5,6 +5,7 @@
 // with it; any other gets tf.grads through its forward (`AutodiffTape`), so
 // it can adapt before anyone writes a backward for it.
 import * as tf from '@tensorflow/tfjs-core';
+import type { DecodedTensor } from './safetensors';
 
 /** A norm layer's scale/shift by name: the model's variables, or values a method tries (SAM's θ + ε). */
 export type NormLookup = (name: string) => tf.Tensor;
@@ -139,4 +140,27 @@ export function autodiffGradient(
     return dFeatures ? tf.add(loss, tf.sum(tf.mul(out.features, dFeatures))) : loss;
   })(at);
   return tf.concat(grads.map((g) => tf.reshape(g, [-1]))) as tf.Tensor1D;
+}
+
+/**
+ * Each decoded weight as a tfjs tensor into `params`: a tf.Variable (also put
+ * in `variables`) where `trainable(name)` holds, a constant elsewhere.
+ */
+export function makeParams(
+  entries: Iterable<readonly [string, DecodedTensor]>,
+  trainable: (name: string) => boolean,
+  params: Map<string, tf.Tensor>,
+  variables: Map<string, tf.Variable>,
+): void {
+  for (const [name, t] of entries) {
+    const value = tf.tensor(t.values, t.shape, 'float32');
+    if (trainable(name)) {
+      const v = tf.variable(value, true);
+      value.dispose();
+      params.set(name, v);
+      variables.set(name, v);
+    } else {
+      params.set(name, value);
+    }
+  }
 }

@@ -6,7 +6,7 @@
 // names). The forward is plain tfjs ops; there is no hand-written backward:
 // methods adapt it through tf.grads (backbone.ts's autodiffGradient).
 import * as tf from '@tensorflow/tfjs-core';
-import { AutodiffTape, autodiffGradient, type Backbone, type BackboneConfig, type BackboneTape, type GradientLayout, type NormLookup, type NormSelection } from './backbone';
+import { AutodiffTape, autodiffGradient, makeParams, type Backbone, type BackboneConfig, type BackboneTape, type GradientLayout, type NormLookup, type NormSelection } from './backbone';
 import { ModelFormatError } from './errors';
 import type { DecodedTensor } from './safetensors';
 
@@ -189,19 +189,13 @@ export class ResNetGN implements Backbone {
     const p = plan(config);
     this.blocks = p.blocks;
     this.featureWidth = p.features;
-    for (const [name] of expected) {
-      const t = tensors.get(name)!;
-      const value = tf.tensor(t.values, t.shape, 'float32');
-      if (isNorm(name)) {
-        const v = tf.variable(value, true);
-        value.dispose();
-        this.params.set(name, v);
-        this.variables.set(name, v);
-      } else {
-        this.params.set(name, value);
-        if (t.shape.length === 4) this.filters.set(name, tf.tidy(() => tf.transpose(value, [2, 3, 1, 0]) as tf.Tensor4D));
-      }
-    }
+    makeParams(
+      expected.map(([name]) => [name, tensors.get(name)!] as const),
+      isNorm,
+      this.params,
+      this.variables,
+    );
+    for (const [name, t] of this.params) if (t.rank === 4) this.filters.set(name, tf.tidy(() => tf.transpose(t, [2, 3, 1, 0]) as tf.Tensor4D));
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
   }

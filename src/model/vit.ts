@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { checkShapes, type ViTConfig } from './config';
 import type { DecodedTensor } from './safetensors';
 import { FastViT, type FastTape } from './fast-vit';
-import { concatByLayout, type Backbone, type BackboneTape, type GradientLayout, type NormLookup, type NormSelection } from './backbone';
+import { concatByLayout, makeParams, type Backbone, type BackboneTape, type GradientLayout, type NormLookup, type NormSelection } from './backbone';
 
 /** Looks a weight up by its timm name. */
 export type ParamLookup = (name: string) => tf.Tensor;
@@ -133,17 +133,7 @@ export class ViT implements Backbone {
     this.finalNorm = checkShapes(config, shapes);
     const trainAll = options.trainable === 'all';
     this.trainAll = trainAll;
-    for (const [name, t] of tensors) {
-      const value = tf.tensor(t.values, t.shape, 'float32');
-      if (trainAll || isNormParam(name)) {
-        const v = tf.variable(value, true);
-        value.dispose();
-        this.params.set(name, v);
-        this.variables.set(name, v);
-      } else {
-        this.params.set(name, value);
-      }
-    }
+    makeParams(tensors, (name) => trainAll || isNormParam(name), this.params, this.variables);
   }
 
   readonly param: ParamLookup = (name) => {
