@@ -468,7 +468,8 @@ async function loadModel(c: EngineClient): Promise<void> {
   }
   const m = modelInfo;
   const name = m.name === SHIPPED_MODEL ? 'Shipped Fashion-MNIST ViT' : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
-  const info = `${name}: ${m.imageSize}×${m.imageSize}×${m.inChannels} input, patch ${m.patchSize}, width ${m.width}, depth ${m.depth}, ${m.numClasses} classes, ${formatCount(m.parameters)} weights.`;
+  const shape = m.family === 'vit' ? `ViT, patch ${m.patchSize}, width ${m.width}, depth ${m.depth}` : `${m.family}, feature width ${m.width}`;
+  const info = `${name}: ${m.imageSize}×${m.imageSize}×${m.inChannels} input, ${shape}, ${m.numClasses} classes, ${formatCount(m.parameters)} weights.`;
   $('model-info').textContent = info;
   loaded = { source: modelSource, bytes: modelBytes, url: config.model, info };
   fillLabelPicker();

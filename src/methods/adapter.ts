@@ -296,6 +296,9 @@ export abstract class Adapter {
     return this.inTurn(() => this.warmupNow());
   }
 
+  /** True while warmup runs the method's step: a method with a random source (DeYO's patch orders) leaves it untouched. */
+  protected warmingUp = false;
+
   private async warmupNow(): Promise<void> {
     this.assertAlive();
     const saved = await this.exportStateNow();
@@ -313,7 +316,14 @@ export abstract class Adapter {
         const parts = [tf.reshape(probabilities, [-1]), entropies, finiteFlag(x)];
         if (first.stats) parts.push(first.stats);
         // A method that updates in its forward (Tent) has done so already.
-        if (this.adaptsAfterForward && !first.stats) parts.push(this.adapt(x, first.logits, [0], first.tape!));
+        if (this.adaptsAfterForward && !first.stats) {
+          this.warmingUp = true;
+          try {
+            parts.push(this.adapt(x, first.logits, [0], first.tape!));
+          } finally {
+            this.warmingUp = false;
+          }
+        }
         return tf.concat(parts);
       });
       await out.data();

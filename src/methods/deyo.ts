@@ -55,7 +55,10 @@ export class DeyoAdapter extends Adapter {
     const predicted = tf.oneHot(tf.argMax(firstLogits, 1), this.numClasses);
 
     // PLPD: how much the predicted class's probability drops when the object's shape is destroyed.
-    const shuffled = patchShuffle(xs, this.grid, this.permutation(keep.length, this.grid * this.grid));
+    // Warm-up must not draw from the stream of patch orders (the run would then differ from one without it).
+    const cells = this.grid * this.grid;
+    const perms = this.warmingUp ? keep.map(() => Array.from({ length: cells }, (_, j) => j)) : this.permutation(keep.length, cells);
+    const shuffled = patchShuffle(xs, this.grid, perms);
     const shuffledProbs = tf.softmax(this.forwardAt(shuffled, this.model.param).logits);
     const plpd = tf.sum(tf.mul(tf.sub(probs, shuffledProbs), predicted), 1);
     const mask = tf.cast(tf.greater(plpd, this.plpdThreshold), 'float32');

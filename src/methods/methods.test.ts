@@ -338,3 +338,25 @@ test('number-valued options that are not finite numbers are refused, naming the 
     model.dispose();
   }
 });
+
+test('a run after warmup is the run without it, step for step (DeYO\'s patch orders included)', async () => {
+  for (const method of ['sar', 'tent', 'eata', 'deyo'] as const) {
+    const states: Uint8Array[] = [];
+    for (const warmup of [false, true]) {
+      const model = new ViT(cfg, weights);
+      const a = await createAdapter(model, { method, lr: 1e-2, marginFraction: 100, resetThreshold: 0, dMargin: 1, plpdThreshold: -1, warmup } as AdapterOptions & { warmup: boolean });
+      try {
+        for (let i = 0; i < 4; i++) {
+          const x = noise(120 + i);
+          await a.step(x);
+          x.dispose();
+        }
+        states.push(await a.exportState());
+      } finally {
+        a.dispose();
+        model.dispose();
+      }
+    }
+    assert.deepEqual(states[1], states[0], `${method}: the state after 4 steps differs with a warmup`);
+  }
+});

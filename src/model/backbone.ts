@@ -55,6 +55,8 @@ export interface Backbone {
   readonly normUnits: number;
   /** The norm layers' scale/shift variables in forward order: what any method may adapt. */
   readonly variables: ReadonlyMap<string, tf.Variable>;
+  /** Every weight by timm name (the variables among them). */
+  readonly params: ReadonlyMap<string, tf.Tensor>;
   /** Every weight by timm name. */
   param(name: string): tf.Tensor;
   /** Names of the norm parameters `selection` adapts, in forward order. */

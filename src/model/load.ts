@@ -39,10 +39,15 @@ export async function loadViT(source: WeightsSource, options: LoadViTOptions = {
 }
 
 /** Like loadViT, for any family the loader knows (a ViT, or a GroupNorm ResNet: see backboneFromTensors). */
-export async function loadBackbone(source: WeightsSource, options: LoadViTOptions = {}): Promise<Backbone> {
-  const { bytes, configJson } = await readModelSource(source, options);
+/** Bytes in memory as any family's model. */
+export function backboneFromSafetensors(bytes: Uint8Array, configJson?: unknown): Backbone {
   const { tensors, metadata } = readSafetensors(bytes);
   return backboneFromTensors(tensors, metadata, configJson);
+}
+
+export async function loadBackbone(source: WeightsSource, options: LoadViTOptions = {}): Promise<Backbone> {
+  const { bytes, configJson } = await readModelSource(source, options);
+  return backboneFromSafetensors(bytes, configJson);
 }
 
 /** The weights' bytes and the config (options.config, else config.json beside a URL model). */

@@ -28,8 +28,13 @@ export interface ModelInfo {
   inChannels: 1 | 3;
   numClasses: number;
   classNames: string[];
+  /** 'vit' or 'resnet-gn' (model/backbone.ts). */
+  family: string;
+  /** The ViT's patch side; 0 for a family without patches. */
   patchSize: number;
+  /** Width of the pooled feature the head reads. */
   width: number;
+  /** ViT blocks, or a ResNet's stages and stem (the units a method's skipLastBlocks counts). */
   depth: number;
   /** Number of weights. */
   parameters: number;

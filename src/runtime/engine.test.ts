@@ -196,3 +196,32 @@ test('engine: source statistics come with a model, are validated, and gate sar-a
   assert.deepEqual(again, bytes);
   e.dispose();
 });
+
+test('engine: a GroupNorm ResNet loads, adapts with SAR (autodiff) and runs the side-by-side reference; ViT-only statistics are refused clearly', async () => {
+  const dir = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn', 'basic-gray28');
+  const weights = readFileSync(join(dir, 'model.safetensors'));
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  const e = new Engine();
+  try {
+    await e.init({ backend: 'wasm' });
+    const bytes = () => weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
+    const info = await e.loadModel({ kind: 'bytes', weights: bytes(), config });
+    assert.deepEqual([info.family, info.imageSize, info.inChannels, info.numClasses, info.patchSize, info.sourceStats], ['resnet-gn', 28, 1, 10, 0, null]);
+    await e.setMethod({ method: 'sar', lr: 1e-2, options: { marginFraction: 100, resetThreshold: 0 } });
+    e.setReference(true);
+    const results = [];
+    for (let i = 0; i < 8; i++) results.push(await e.step(frame(i)));
+    const late = await e.flush();
+    assert.ok([...results.flatMap((r) => r.updates), ...late].some((u) => u.updated), 'no update in 8 frames');
+    // Before the first update the adapted model is the source: its prediction is the reference's.
+    assert.equal(results[0]!.predicted, results[0]!.reference!.input.predicted);
+    assert.ok(Math.abs(results[0]!.confidence - results[0]!.reference!.input.confidence) < 1e-5);
+    await assert.rejects(e.setMethod({ method: 'sar-align' }), (err: unknown) => err instanceof Error && err.name === 'ModelFormatError' && /source statistics/.test(err.message));
+    await assert.rejects(e.computeSourceStats({ pixels: new Float32Array(784), count: 1 }), /a resnet-gn model cannot make them yet/);
+    await assert.rejects(e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: new ArrayBuffer(8) }), /a resnet-gn model cannot use them yet/);
+    // The running model and method are still there after the refusals.
+    assert.equal((await e.step(frame(9))).step, 8);
+  } finally {
+    e.dispose();
+  }
+});

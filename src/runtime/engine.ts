@@ -20,12 +20,13 @@ import type {
   ModelSource,
   Prediction,
 } from './engine-types';
-import { loadViT, type LoadProgress } from '../model/load';
+import { backboneFromSafetensors, type LoadProgress } from '../model/load';
 import { ModelFormatError } from '../model/errors';
 import { InvalidInputError } from '../methods/errors';
-import type { ViT } from '../model/vit';
+import type { Backbone } from '../model/backbone';
+import { ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
-import { streamViT } from './stream-weights';
+import { streamBackbone } from './stream-weights';
 import { computeSourceStats, givenImagesProvenance, readSourceStats, SOURCE_STATS_FILE, sourceStatsUrl, writeSourceStats, type SourceStats } from '../model/source-stats';
 import { bitmapToFrame } from './frame-source';
 import { softmaxAndEntropy } from '../methods/entropy';
@@ -90,7 +91,7 @@ interface GpuDeviceLike {
 export const DEFAULT_SNAPSHOT_EVERY = 20;
 
 export class Engine {
-  private model: ViT | undefined;
+  private model: Backbone | undefined;
   private modelName = '';
   /** The model's source statistics, for the methods that re-centre or align. */
   private sourceStats: SourceStats | undefined;
@@ -139,10 +140,10 @@ export class Engine {
     // URLs and Blobs are streamed into the model's tensors; bytes are in memory already.
     const model =
       source.kind === 'url'
-        ? await streamViT(source.url, { fetch: fetchTranslatingConfig, ...progress })
+        ? await streamBackbone(source.url, { fetch: fetchTranslatingConfig, ...progress })
         : source.kind === 'blob'
-          ? await streamViT(source.blob, { config: withClassNames(source.config), ...progress })
-          : await loadViT(new Uint8Array(source.weights), { config: withClassNames(source.config), ...progress });
+          ? await streamBackbone(source.blob, { config: withClassNames(source.config), ...progress })
+          : bytesModel(source.weights, withClassNames(source.config), this.options.onProgress);
     const c = model.config;
     if (c.inChannels !== 1 && c.inChannels !== 3) {
       // Checked before the running model is let go, so a model the engine cannot feed changes nothing.
@@ -151,7 +152,7 @@ export class Engine {
     }
     let sourceStats: SourceStats | undefined;
     try {
-      sourceStats = await loadSourceStats(source, c);
+      sourceStats = await loadSourceStats(source, model);
     } catch (e) {
       model.dispose();
       throw e;
@@ -173,9 +174,10 @@ export class Engine {
       inChannels: c.inChannels,
       numClasses: c.numClasses,
       classNames: [...c.classNames],
-      patchSize: c.patchSize,
-      width: c.width,
-      depth: c.depth,
+      family: model.family,
+      patchSize: model instanceof ViT ? model.config.patchSize : 0,
+      width: model.featureWidth,
+      depth: model instanceof ViT ? model.config.depth : model.normUnits,
       parameters,
       sourceStats: sourceStats ? { count: sourceStats.count, provenance: sourceStats.provenance } : null,
     };
@@ -188,6 +190,7 @@ export class Engine {
 
   async computeSourceStats(a: { pixels: Float32Array; count: number; labels?: number[]; provenance?: string }): Promise<Uint8Array> {
     const model = this.requireModel();
+    if (!(model instanceof ViT)) throw new ModelFormatError(`source statistics are a ViT's (per-block class-token statistics); a ${model.family} model cannot make them yet`);
     const { imageSize: s, inChannels: ch } = model.config;
     if (!(Number.isInteger(a.count) && a.count >= 1)) throw new FrameFormatError(`computeSourceStats: count must be a whole number ≥ 1, got ${a.count}`);
     if (a.pixels.length !== a.count * s * s * ch) throw new FrameFormatError(`computeSourceStats: ${a.count} images of ${s}×${s}×${ch} need ${a.count * s * s * ch} values, got ${a.pixels.length}`);
@@ -235,7 +238,7 @@ export class Engine {
     return this.methodInfo!;
   }
 
-  private async buildAdapter(model: ViT, m: MethodConfig): Promise<Adapter> {
+  private async buildAdapter(model: Backbone, m: MethodConfig): Promise<Adapter> {
     const opts = { method: m.method, ...(m.options ?? {}), ...(m.lr === undefined ? {} : { lr: m.lr }), ...(this.sourceStats ? { sourceStats: this.sourceStats } : {}) } as AdapterOptions;
     let fisherImages: tf.Tensor4D | undefined;
     if (m.method === 'eata' && m.fisherImages && m.fisherImages.count > 0) {
@@ -390,7 +393,7 @@ export class Engine {
         extra = tf.tidy(() => {
           const parts: tf.Tensor[] = [];
           if (withReference) {
-            const { logits } = model.fast.forward(tf.concat([clean, xs]) as tf.Tensor4D, this.sourceNorm);
+            const { logits } = model.forward(tf.concat([clean, xs]) as tf.Tensor4D, this.sourceNorm);
             const { probabilities, entropies } = softmaxAndEntropy(logits);
             parts.push(tf.reshape(probabilities, [-1]), entropies);
           }
@@ -585,7 +588,7 @@ export class Engine {
     this.model = undefined;
   }
 
-  private requireModel(): ViT {
+  private requireModel(): Backbone {
     if (!this.model) throw new EngineStateError('no model loaded');
     return this.model;
   }
@@ -657,9 +660,15 @@ export function withClassNames(config: unknown): unknown {
  * source-stats.safetensors beside a URL model's weights (absent: none).
  * Validated against the model; a bad file is a ModelFormatError.
  */
-async function loadSourceStats(source: ModelSource, config: { numClasses: number; width: number; depth: number }): Promise<SourceStats | undefined> {
+async function loadSourceStats(source: ModelSource, model: Backbone): Promise<SourceStats | undefined> {
   const given = source.sourceStats;
   if (given === false) return undefined;
+  // The file holds per-block class-token statistics: a ViT's. Other families have none yet.
+  if (!(model instanceof ViT)) {
+    if (given === undefined) return undefined;
+    throw new ModelFormatError(`source statistics are a ViT's (per-block class-token statistics); a ${model.family} model cannot use them yet`);
+  }
+  const config = model.config;
   if (given instanceof ArrayBuffer) return readSourceStats(given, config);
   const explicit = typeof given === 'string';
   if (!explicit && source.kind !== 'url') return undefined;
@@ -696,3 +705,9 @@ const fetchTranslatingConfig: typeof fetch = async (input, init) => {
   headers.delete('content-length');
   return new Response(body, { status: res.status, statusText: res.statusText, headers });
 };
+
+/** A model given as bytes, with one progress report (the bytes are in memory already). */
+function bytesModel(weights: ArrayBuffer, config: unknown, onProgress: ((p: LoadProgress) => void) | undefined): Backbone {
+  onProgress?.({ loadedBytes: weights.byteLength, totalBytes: weights.byteLength });
+  return backboneFromSafetensors(new Uint8Array(weights), config);
+}

@@ -4,7 +4,8 @@
 // is one copy of the weights plus one network chunk, not the file plus its
 // decoded tensors (what reading the file into memory and parsing it costs).
 import { ModelFormatError } from '../model/errors';
-import { fetchOptionalJson, vitFromTensors, type LoadProgress } from '../model/load';
+import { backboneFromTensors, fetchOptionalJson, vitFromTensors, type LoadProgress } from '../model/load';
+import type { Backbone } from '../model/backbone';
 import { decodeTensor, parseSafetensorsHeader, type DecodedTensor, type TensorEntry } from '../model/safetensors';
 import type { ViT } from '../model/vit';
 
@@ -27,6 +28,17 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * File/Blob (its config comes from `options.config` or the file's metadata).
  */
 export async function streamViT(source: string | URL | Blob, options: StreamViTOptions = {}): Promise<ViT> {
+  const { tensors, metadata, configJson } = await streamTensors(source, options);
+  return vitFromTensors(tensors, metadata, configJson);
+}
+
+/** streamViT for any family the loader knows (a ViT or a GroupNorm ResNet: load.ts's backboneFromTensors). */
+export async function streamBackbone(source: string | URL | Blob, options: StreamViTOptions = {}): Promise<Backbone> {
+  const { tensors, metadata, configJson } = await streamTensors(source, options);
+  return backboneFromTensors(tensors, metadata, configJson);
+}
+
+async function streamTensors(source: string | URL | Blob, options: StreamViTOptions): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string>; configJson: unknown }> {
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   let configJson: unknown = options.config;
   let body: ReadableStream<Uint8Array>;
@@ -57,7 +69,7 @@ export async function streamViT(source: string | URL | Blob, options: StreamViTO
     total = source.size;
   }
   const { tensors, metadata } = await readStream(body, total, what, options.onProgress);
-  return vitFromTensors(tensors, metadata, configJson);
+  return { tensors, metadata, configJson };
 }
 
 interface Target {
