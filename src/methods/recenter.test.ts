@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { ViT } from '../model/vit';
 import { randomViTTensors, tinyConfig } from '../model/random-vit';
-import { computeSourceStats, vitFeatures, type SourceStats } from '../model/source-stats';
+import { computeSourceStats, type SourceStats } from '../model/source-stats';
 import { createAdapter } from './index';
 import { entropyWithGrad, softmaxEntropy } from './entropy';
 import { FlatLayout } from './flat';
@@ -50,7 +50,7 @@ for (const biasCorrected of [false, true]) test(`re-centred predictions follow a
   let moved = 0;
   for (let i = 0; i < 8; i++) {
     const x = shifted(i);
-    const f = tf.tidy(() => vitFeatures(model, x).pooled).dataSync();
+    const f = tf.tidy(() => model.summaries(x).features).dataSync();
     const r = await adapter.step(x);
     // Reference: logits of f − μ̂ + μ_src, μ̂ the mean over classes of the running class means.
     const logits = new Float64Array(C);
@@ -109,9 +109,8 @@ test('a gradient with respect to the pooled feature (dFeatures) matches autodiff
     const x = shifted(3);
     const g = tf.randomNormal([1, cfg.width], 0, 1, 'float32', 9) as tf.Tensor2D;
     const ref = tf.variableGrads(() => {
-      const { pooled } = vitFeatures(model, x);
-      const logits = tf.add(tf.matMul(pooled, model.param('head.weight'), false, true), model.param('head.bias'));
-      return tf.add(tf.sum(softmaxEntropy(logits as tf.Tensor2D)), tf.sum(tf.mul(pooled, g))) as tf.Scalar;
+      const { logits, features: pooled } = model.summaries(x);
+      return tf.add(tf.sum(softmaxEntropy(logits)), tf.sum(tf.mul(pooled, g))) as tf.Scalar;
     }, vars);
     const { logits, tape } = model.fast.forward(x, model.param, true);
     const { grad } = entropyWithGrad(logits);

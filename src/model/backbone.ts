@@ -73,6 +73,19 @@ export interface Backbone {
    * dLoss/dfeatures) of the forward that made `tape`. Inside tf.tidy.
    */
   gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D;
+  /**
+   * Widths of the per-block summaries `summaries` gives, in forward order
+   * (ViT: each block's class token, all of the model's width; ResNet: each
+   * residual block's output, average-pooled, its channel count).
+   */
+  readonly summaryWidths: readonly number[];
+  /**
+   * The plain (autodiff-able) forward with what source statistics keep:
+   * logits, the pooled features the head reads, and each block's summary
+   * [B, summaryWidths[l]]. Norm values from `norm` (default the model's own).
+   * Inside tf.tidy.
+   */
+  summaries(images: tf.Tensor4D, norm?: NormLookup): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] };
   /** Plain logits at the model's own parameters (evaluation). The caller owns the result. */
   logits(images: tf.Tensor4D): tf.Tensor2D;
   dispose(): void;

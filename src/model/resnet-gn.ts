@@ -223,7 +223,18 @@ export class ResNetGN implements Backbone {
     });
   }
 
-  private run(images: tf.Tensor4D, norm: NormLookup): { logits: tf.Tensor2D; features: tf.Tensor2D } {
+  /** Each residual block's output channels. */
+  get summaryWidths(): number[] {
+    return this.blocks.map((b) => b.out);
+  }
+
+  summaries(images: tf.Tensor4D, norm: NormLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
+    const layers: tf.Tensor2D[] = [];
+    const out = this.run(images, norm, (x) => layers.push(tf.mean(x, [1, 2]) as tf.Tensor2D));
+    return { ...out, layers };
+  }
+
+  private run(images: tf.Tensor4D, norm: NormLookup, afterBlock?: (x: tf.Tensor4D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
     if (this.disposed) throw new Error('ResNetGN used after dispose()');
     const { groups: G, normEps: eps } = this.config;
     const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
@@ -249,6 +260,7 @@ export class ResNetGN implements Backbone {
       }
       const shortcut = b.downsample ? gn(conv(x, `${b.name}.downsample.0`, b.stride, 0), `${b.name}.downsample.1`) : x;
       x = tf.relu(tf.add(y, shortcut));
+      afterBlock?.(x);
     }
     const features = tf.mean(x, [1, 2]) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(features, this.param('fc.weight'), false, true), this.param('fc.bias')) as tf.Tensor2D;

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ViTConfig } from './config';
+import type { Backbone, NormLookup } from './backbone';
 import { ModelFormatError } from './errors';
 import { readSafetensors, writeSafetensors } from './safetensors';
-import { block, layerNorm, patchEmbed, type ViT } from './vit';
 
 /**
  * Source statistics: what a model's features look like on clean
@@ -14,8 +13,11 @@ import { block, layerNorm, patchEmbed, type ViT } from './vit';
  *   (after the final norm), over all images;
  * - `class_means` [C, D], `class_counts` [C]: that feature's mean per class
  *   (the images' labels, or the model's own prediction when none are given);
- * - `layer_means`, `layer_vars` [depth, D]: the class token leaving each
- *   block (mean-pooled patch tokens for a model without token pooling);
+ * - `layer_means`, `layer_vars`: each block's summary (Backbone.summaries:
+ *   a ViT's class token leaving the block, a ResNet block's average-pooled
+ *   output), [depth, D] where every block is D wide (a ViT), else the blocks
+ *   laid end to end, [Σ widths] (a ResNet, whose stages widen; the widths are
+ *   in the metadata);
  * - `input_mean_quantiles`, `input_std_quantiles` [101]: the 0th, 1st, …,
  *   100th percentiles over the images of each image's own pixel mean and
  *   standard deviation (all channels, values in [0, 1]), for input
@@ -28,6 +30,8 @@ export interface SourceStats {
   numClasses: number;
   width: number;
   depth: number;
+  /** Each block's summary width (depth entries). */
+  layerWidths: number[];
   /** How many images the statistics were computed from. */
   count: number;
   /** Where the images came from, in words (dataset, split, indices). */
@@ -65,15 +69,16 @@ const FORMAT = 'wildtta-source-stats';
 /** Serializes source statistics as a safetensors file. */
 export function writeSourceStats(s: SourceStats): Uint8Array {
   const { numClasses: C, width: D, depth: L } = s;
-  const meta = { format: FORMAT, version: s.version, count: s.count, provenance: s.provenance, labels: s.labels, architecture: s.architecture, numClasses: C, width: D, depth: L };
+  const layerShape = layerTensorShape(D, s.layerWidths);
+  const meta = { format: FORMAT, version: s.version, count: s.count, provenance: s.provenance, labels: s.labels, architecture: s.architecture, numClasses: C, width: D, depth: L, layerWidths: s.layerWidths };
   return writeSafetensors(
     [
       ['feature_mean', { shape: [D], values: s.featureMean }],
       ['feature_var', { shape: [D], values: s.featureVar }],
       ['class_means', { shape: [C, D], values: s.classMeans }],
       ['class_counts', { shape: [C], values: s.classCounts }],
-      ['layer_means', { shape: [L, D], values: s.layerMeans }],
-      ['layer_vars', { shape: [L, D], values: s.layerVars }],
+      ['layer_means', { shape: layerShape, values: s.layerMeans }],
+      ['layer_vars', { shape: layerShape, values: s.layerVars }],
       ['input_mean_quantiles', { shape: [QUANTILE_LEVELS], values: s.inputMeanQuantiles }],
       ['input_std_quantiles', { shape: [QUANTILE_LEVELS], values: s.inputStdQuantiles }],
     ],
@@ -81,13 +86,21 @@ export function writeSourceStats(s: SourceStats): Uint8Array {
   );
 }
 
+/** [depth, D] when every block is D wide, else the blocks end to end. */
+function layerTensorShape(width: number, layerWidths: readonly number[]): number[] {
+  return layerWidths.every((w) => w === width) ? [layerWidths.length, width] : [layerWidths.reduce((a, w) => a + w, 0)];
+}
+
+/** What a statistics file is checked against: the model's classes, feature width and block widths. */
+export type StatsShape = Pick<Backbone, 'featureWidth' | 'summaryWidths'> & { config: { numClasses: number } };
+
 /**
  * Reads and validates a source-statistics file against the model it is for.
  * Anything off (not safetensors, another format or version, a missing or
  * mis-shaped tensor, a non-finite value, a negative variance, a count of
  * zero) throws ModelFormatError naming it.
  */
-export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<ViTConfig, 'numClasses' | 'width' | 'depth'>): SourceStats {
+export function readSourceStats(bytes: Uint8Array | ArrayBuffer, model: StatsShape): SourceStats {
   let file: ReturnType<typeof readSafetensors>;
   try {
     file = readSafetensors(bytes);
@@ -105,14 +118,21 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<Vi
   if (meta.version !== 1) throw new ModelFormatError(`source statistics: unsupported version ${String(meta.version)} (this build reads version 1)`);
   const count = meta.count;
   if (typeof count !== 'number' || !(count >= 1)) throw new ModelFormatError(`source statistics: image count must be ≥ 1, got ${String(count)}`);
-  const { numClasses: C, width: D, depth: L } = config;
+  const C = model.config.numClasses;
+  const D = model.featureWidth;
+  const layerWidths = [...model.summaryWidths];
+  const L = layerWidths.length;
+  const layerShape = layerTensorShape(D, layerWidths);
+  if (Array.isArray(meta.layerWidths) && (meta.layerWidths.length !== L || meta.layerWidths.some((w, i) => w !== layerWidths[i]))) {
+    throw new ModelFormatError(`source statistics: made for blocks of widths [${meta.layerWidths.join(', ')}], the model's are [${layerWidths.join(', ')}]`, 'layer_means');
+  }
   const want: Record<string, number[]> = {
     feature_mean: [D],
     feature_var: [D],
     class_means: [C, D],
     class_counts: [C],
-    layer_means: [L, D],
-    layer_vars: [L, D],
+    layer_means: layerShape,
+    layer_vars: layerShape,
     input_mean_quantiles: [QUANTILE_LEVELS],
     input_std_quantiles: [QUANTILE_LEVELS],
   };
@@ -121,7 +141,7 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<Vi
     const shape = want[name]!;
     if (!t) throw new ModelFormatError('source statistics lack this tensor', name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new ModelFormatError(`shape [${t.shape.join(', ')}] does not fit the model (expected [${shape.join(', ')}]: ${C} classes, width ${D}, depth ${L})`, name);
+      throw new ModelFormatError(`shape [${t.shape.join(', ')}] does not fit the model (expected [${shape.join(', ')}]: ${C} classes, width ${D}, depth ${L}, block widths [${layerWidths.join(', ')}])`, name);
     }
     for (let i = 0; i < t.values.length; i++) {
       const v = t.values[i]!;
@@ -137,6 +157,7 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, config: Pick<Vi
     numClasses: C,
     width: D,
     depth: L,
+    layerWidths,
     count,
     provenance: typeof meta.provenance === 'string' ? meta.provenance : '',
     labels: meta.labels === 'true' ? 'true' : 'predicted',
@@ -158,30 +179,6 @@ function percentiles(values: number[]): Float32Array {
   return Float32Array.from({ length: QUANTILE_LEVELS }, (_, k) => sorted[Math.min(sorted.length - 1, Math.round((k / 100) * (sorted.length - 1)))]!);
 }
 
-/** Reference (autodiff-able) forward: the pooled feature [B, D] and each block's class-token (or mean patch-token) output [depth, B, D]. Inside tf.tidy. */
-export function vitFeatures(model: ViT, images: tf.Tensor4D, param: (name: string) => tf.Tensor = model.param): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
-  const cfg = model.config;
-  const p = param;
-  const B = images.shape[0];
-  const D = cfg.width;
-  const normalized = tf.div(tf.sub(images, cfg.mean), cfg.std) as tf.Tensor4D;
-  const patches = patchEmbed(normalized, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), cfg.patchSize);
-  let x = tf.add(tf.concat([tf.tile(p('cls_token'), [B, 1, 1]), patches], 1), p('pos_embed')) as tf.Tensor3D;
-  const N = x.shape[1];
-  const summary = (t: tf.Tensor3D) =>
-    (cfg.pool === 'token' ? tf.reshape(tf.slice(t, [0, 0, 0], [B, 1, D]), [B, D]) : tf.mean(tf.slice(t, [0, 1, 0], [B, N - 1, D]), 1)) as tf.Tensor2D;
-  const layers: tf.Tensor2D[] = [];
-  for (let i = 0; i < cfg.depth; i++) {
-    x = block(x, p, i, cfg);
-    layers.push(summary(x));
-  }
-  let pooled: tf.Tensor2D;
-  if (cfg.pool === 'token') pooled = tf.reshape(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 0, 0], [B, 1, D]), [B, D]);
-  else if (model.finalNorm === 'fc_norm') pooled = layerNorm(summary(x), p('fc_norm.weight'), p('fc_norm.bias'), cfg.normEps) as tf.Tensor2D;
-  else pooled = tf.mean(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
-  return { pooled, layers };
-}
-
 export interface ComputeSourceStatsOptions {
   /** True labels of the images (one per image); without them the model's predictions group the class means. */
   labels?: ArrayLike<number>;
@@ -195,7 +192,7 @@ export interface ComputeSourceStatsOptions {
    * whose norms are being adapted passes the source values, so the
    * statistics describe the source model, not the adapted one.
    */
-  param?: (name: string) => tf.Tensor;
+  param?: NormLookup;
 }
 
 /**
@@ -203,9 +200,12 @@ export interface ComputeSourceStatsOptions {
  * [B, H, W, C] in [0, 1] (the model's own training distribution: a few
  * hundred to a thousand images are enough). Sums run in float64 on the CPU.
  */
-export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: ComputeSourceStatsOptions = {}): Promise<SourceStats> {
-  const cfg = model.config;
-  const { numClasses: C, width: D, depth: L } = cfg;
+export async function computeSourceStats(model: Backbone, images: tf.Tensor4D, o: ComputeSourceStatsOptions = {}): Promise<SourceStats> {
+  const C = model.config.numClasses;
+  const D = model.featureWidth;
+  const layerWidths = [...model.summaryWidths];
+  const L = layerWidths.length;
+  const layerTotal = layerWidths.reduce((a, w) => a + w, 0);
   const B = images.shape[0];
   if (B < 1) throw new RangeError('computeSourceStats needs at least one image');
   if (o.labels && o.labels.length !== B) throw new RangeError(`labels has ${o.labels.length} entries for ${B} images`);
@@ -214,18 +214,18 @@ export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: Com
   const sq = new Float64Array(D);
   const classSum = new Float64Array(C * D);
   const counts = new Float64Array(C);
-  const layerSum = new Float64Array(L * D);
-  const layerSq = new Float64Array(L * D);
+  const layerSum = new Float64Array(layerTotal);
+  const layerSq = new Float64Array(layerTotal);
   const imageMeans: number[] = [];
   const imageStds: number[] = [];
   for (let start = 0; start < B; start += batch) {
     const n = Math.min(batch, B - start);
     const out = tf.tidy(() => {
       const x = tf.slice(images, [start, 0, 0, 0], [n, -1, -1, -1]);
-      const { pooled, layers } = vitFeatures(model, x, o.param);
-      const logits = tf.add(tf.matMul(pooled, model.param('head.weight'), false, true), model.param('head.bias'));
+      const { logits, features, layers } = model.summaries(x, o.param);
       const { mean, variance } = tf.moments(x, [1, 2, 3]);
-      return [pooled, tf.argMax(logits, 1), tf.stack(layers), mean, variance];
+      // Each block's [n, width] laid end to end per image: [n, Σ widths].
+      return [features, tf.argMax(logits, 1), tf.concat(layers, 1), mean, variance];
     });
     const [pooled, predicted, layers, pixelMean, pixelVar] = (await Promise.all(out.map((t) => t.data()))) as [Float32Array, Int32Array, Float32Array, Float32Array, Float32Array];
     for (let b = 0; b < n; b++) {
@@ -243,12 +243,10 @@ export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: Com
         sq[d]! += v * v;
         classSum[label * D + d]! += v;
       }
-      for (let l = 0; l < L; l++) {
-        for (let d = 0; d < D; d++) {
-          const v = layers[(l * n + b) * D + d]!;
-          layerSum[l * D + d]! += v;
-          layerSq[l * D + d]! += v * v;
-        }
+      for (let j = 0; j < layerTotal; j++) {
+        const v = layers[b * layerTotal + j]!;
+        layerSum[j]! += v;
+        layerSq[j]! += v * v;
       }
     }
   }
@@ -266,6 +264,7 @@ export async function computeSourceStats(model: ViT, images: tf.Tensor4D, o: Com
     numClasses: C,
     width: D,
     depth: L,
+    layerWidths,
     count: B,
     provenance: o.provenance ?? `${B} clean images`,
     labels: o.labels ? 'true' : 'predicted',

@@ -98,6 +98,32 @@ export function vitLogits(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, f
   return linear(pooled, p('head.weight'), p('head.bias')) as tf.Tensor2D;
 }
 
+/**
+ * The reference forward with each block's summary: the class token leaving
+ * each block (mean-pooled patch tokens for a model without token pooling) and
+ * the pooled feature the head reads. Inside tf.tidy.
+ */
+export function vitSummaries(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, finalNorm: 'norm' | 'fc_norm'): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
+  const B = images.shape[0];
+  const D = cfg.width;
+  const normalized = tf.div(tf.sub(images, cfg.mean), cfg.std) as tf.Tensor4D;
+  const patches = patchEmbed(normalized, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), cfg.patchSize);
+  let x = tf.add(tf.concat([tf.tile(p('cls_token'), [B, 1, 1]), patches], 1), p('pos_embed')) as tf.Tensor3D;
+  const N = x.shape[1];
+  const summary = (t: tf.Tensor3D) =>
+    (cfg.pool === 'token' ? tf.reshape(tf.slice(t, [0, 0, 0], [B, 1, D]), [B, D]) : tf.mean(tf.slice(t, [0, 1, 0], [B, N - 1, D]), 1)) as tf.Tensor2D;
+  const layers: tf.Tensor2D[] = [];
+  for (let i = 0; i < cfg.depth; i++) {
+    x = block(x, p, i, cfg);
+    layers.push(summary(x));
+  }
+  let pooled: tf.Tensor2D;
+  if (cfg.pool === 'token') pooled = tf.reshape(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 0, 0], [B, 1, D]), [B, D]);
+  else if (finalNorm === 'fc_norm') pooled = layerNorm(summary(x), p('fc_norm.weight'), p('fc_norm.bias'), cfg.normEps) as tf.Tensor2D;
+  else pooled = tf.mean(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
+  return { pooled, layers };
+}
+
 /** True for the LayerNorm scale/shift tensors, the only weights TTA adapts. */
 export function isNormParam(name: string): boolean {
   return /(^|\.)(norm\d?|fc_norm)\.(weight|bias)$/.test(name);
@@ -177,6 +203,17 @@ export class ViT implements Backbone {
       if (block) return Number(block[1]) < depth - skip;
       return /^(norm|fc_norm)\.(weight|bias)$/.test(name) && sel.includeFinalNorm === true;
     });
+  }
+
+  get summaryWidths(): number[] {
+    return Array<number>(this.config.depth).fill(this.config.width);
+  }
+
+  summaries(images: tf.Tensor4D, norm: NormLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
+    if (this.disposed) throw new Error('ViT used after dispose()');
+    const lookup: ParamLookup = (name) => (this.variables.has(name) ? norm(name) : this.param(name));
+    const { pooled, layers } = vitSummaries(this.config, lookup, images, this.finalNorm);
+    return { logits: linear(pooled, this.param('head.weight'), this.param('head.bias')) as tf.Tensor2D, features: pooled, layers };
   }
 
   /** The fast path's forward (fast-vit.ts): what its hand-written backward needs, kept with `save`. */

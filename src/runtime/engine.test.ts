@@ -197,7 +197,7 @@ test('engine: source statistics come with a model, are validated, and gate sar-a
   e.dispose();
 });
 
-test('engine: a GroupNorm ResNet loads, adapts with SAR (autodiff) and runs the side-by-side reference; ViT-only statistics are refused clearly', async () => {
+test('engine: a GroupNorm ResNet loads, adapts with SAR (autodiff) and runs the side-by-side reference; its own source statistics run sar-align, a bad file is refused clearly', async () => {
   const dir = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn', 'basic-gray28');
   const weights = readFileSync(join(dir, 'model.safetensors'));
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
@@ -217,10 +217,18 @@ test('engine: a GroupNorm ResNet loads, adapts with SAR (autodiff) and runs the 
     assert.equal(results[0]!.predicted, results[0]!.reference!.input.predicted);
     assert.ok(Math.abs(results[0]!.confidence - results[0]!.reference!.input.confidence) < 1e-5);
     await assert.rejects(e.setMethod({ method: 'sar-align' }), (err: unknown) => err instanceof Error && err.name === 'ModelFormatError' && /source statistics/.test(err.message));
-    await assert.rejects(e.computeSourceStats({ pixels: new Float32Array(784), count: 1 }), /a resnet-gn model cannot make them yet/);
-    await assert.rejects(e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: new ArrayBuffer(8) }), /a resnet-gn model cannot use them yet/);
+    await assert.rejects(e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: new ArrayBuffer(8) }), (err: unknown) => err instanceof Error && err.name === 'ModelFormatError');
     // The running model and method are still there after the refusals.
     assert.equal((await e.step(frame(9))).step, 8);
+    // Statistics made from the ResNet's own blocks let it run sar-align, and load with it.
+    const pixels = new Float32Array(20 * 784);
+    for (let i = 0; i < pixels.length; i++) pixels[i] = ((i * 7919) % 997) / 997;
+    const stats = await e.computeSourceStats({ pixels, count: 20 });
+    const sar = await e.setMethod({ method: 'sar-align' });
+    assert.equal(sar.method, 'sar-align');
+    for (let i = 0; i < 6; i++) assert.ok(Number.isFinite((await e.step(frame(20 + i))).confidence));
+    const again = await e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: stats.buffer.slice(stats.byteOffset, stats.byteOffset + stats.byteLength) as ArrayBuffer });
+    assert.deepEqual(again.sourceStats, { count: 20, provenance: '20 images given to computeSourceStats' });
   } finally {
     e.dispose();
   }

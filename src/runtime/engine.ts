@@ -190,7 +190,6 @@ export class Engine {
 
   async computeSourceStats(a: { pixels: Float32Array; count: number; labels?: number[]; provenance?: string }): Promise<Uint8Array> {
     const model = this.requireModel();
-    if (!(model instanceof ViT)) throw new ModelFormatError(`source statistics are a ViT's (per-block class-token statistics); a ${model.family} model cannot make them yet`);
     const { imageSize: s, inChannels: ch } = model.config;
     if (!(Number.isInteger(a.count) && a.count >= 1)) throw new FrameFormatError(`computeSourceStats: count must be a whole number ≥ 1, got ${a.count}`);
     if (a.pixels.length !== a.count * s * s * ch) throw new FrameFormatError(`computeSourceStats: ${a.count} images of ${s}×${s}×${ch} need ${a.count * s * s * ch} values, got ${a.pixels.length}`);
@@ -663,13 +662,7 @@ export function withClassNames(config: unknown): unknown {
 async function loadSourceStats(source: ModelSource, model: Backbone): Promise<SourceStats | undefined> {
   const given = source.sourceStats;
   if (given === false) return undefined;
-  // The file holds per-block class-token statistics: a ViT's. Other families have none yet.
-  if (!(model instanceof ViT)) {
-    if (given === undefined) return undefined;
-    throw new ModelFormatError(`source statistics are a ViT's (per-block class-token statistics); a ${model.family} model cannot use them yet`);
-  }
-  const config = model.config;
-  if (given instanceof ArrayBuffer) return readSourceStats(given, config);
+  if (given instanceof ArrayBuffer) return readSourceStats(given, model);
   const explicit = typeof given === 'string';
   if (!explicit && source.kind !== 'url') return undefined;
   const url = explicit ? given : sourceStatsUrl((source as { url: string }).url);
@@ -686,7 +679,7 @@ async function loadSourceStats(source: ModelSource, model: Backbone): Promise<So
   }
   // A host that answers a missing file with a page (an SPA fallback) has no statistics there; a file that is there is checked.
   if (!explicit && /^text\/html/i.test(res.headers.get('content-type') ?? '')) return undefined;
-  return readSourceStats(new Uint8Array(await res.arrayBuffer()), config);
+  return readSourceStats(new Uint8Array(await res.arrayBuffer()), model);
 }
 
 /** fetch, with a config.json's `id2label` turned into the class-name list our config reader takes. */
