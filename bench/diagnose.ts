@@ -121,7 +121,7 @@ if (args.sweep) {
   for (const options of configs) {
     const s = await runStream({ model, images: data, stream, method: options, corrupt: (x, n, sv, sd) => corrupt(x, n, sv, sd, { regime }) });
     const per = CORRUPTIONS.map((c) => s.byCorruption[c]!.correct / s.byCorruption[c]!.total);
-    const skip = 'skipLastBlocks' in options && options.skipLastBlocks !== undefined ? `, last ${options.skipLastBlocks} of ${model.config.depth} blocks frozen` : '';
+    const skip = 'skipLastBlocks' in options && options.skipLastBlocks !== undefined ? `, last ${options.skipLastBlocks} of ${model.normUnits} blocks frozen` : '';
     const label = options.method === 'source' ? 'no-adapt' : `${options.method} lr ${options.lr}${skip}`;
     console.log(`${label}: ${pct(s.accuracy)}%`);
     rows.push(`| ${label} | ${per.map((a) => pct(a)).join(' | ')} | **${pct(s.accuracy)}** |`);

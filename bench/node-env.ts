@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { vitFromSafetensors } from '../src/model/load';
+import { backboneFromSafetensors, vitFromSafetensors } from '../src/model/load';
+import type { Backbone } from '../src/model/backbone';
 import type { ViT } from '../src/model/vit';
 import type { LabeledImages } from '../src/data/idx';
 import { loadFashionMnist } from '../tools/fmnist-node';
@@ -13,7 +14,14 @@ export async function nodeSetup(backend = 'wasm'): Promise<void> {
   await tf.ready();
 }
 
-export function loadModelFolder(dir: string): ViT {
+/** The model in `dir` (model.safetensors + config.json), of whichever family it is. */
+export function loadModelFolder(dir: string): Backbone {
+  const weights = new Uint8Array(readFileSync(join(dir, 'model.safetensors')));
+  return backboneFromSafetensors(weights, JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+}
+
+/** The ViT in `dir`, for the scripts that time or probe its fast path. */
+export function loadViTFolder(dir: string): ViT {
   const weights = new Uint8Array(readFileSync(join(dir, 'model.safetensors')));
   return vitFromSafetensors(weights, JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
 }

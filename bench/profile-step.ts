@@ -9,14 +9,14 @@
 //   npm run bench:profile -- [--backend wasm|cpu] [--rounds 300]
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
-import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
+import { loadViTFolder, loadTestSplit, nodeSetup } from './node-env';
 import { createAdapter } from '../src/methods';
 import { FlatLayout } from '../src/methods/flat';
 
 const { values: args } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, rounds: { type: 'string', default: '300' } } });
 await nodeSetup(args.backend);
 const rounds = Number(args.rounds);
-const model = loadModelFolder('public/models/fmnist-vit');
+const model = loadViTFolder('public/models/fmnist-vit');
 const split = loadTestSplit();
 const x = tf.tidy(() => tf.div(tf.tensor4d(split.images.subarray(0, 784), [1, 28, 28, 1]), 255) as tf.Tensor4D);
 const sar = await createAdapter(model, { method: 'sar', marginFraction: 10 }); // E0 above ln C: every sample reliable

@@ -1,7 +1,7 @@
 // Runs one method over one stream and scores it. Environment-agnostic: the
 // benchmark page calls it in the browser, the tuning script in Node.
 import * as tf from '@tensorflow/tfjs';
-import type { ViT } from '../src/model/vit';
+import type { Backbone } from '../src/model/backbone';
 import type { LabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import type { Stream } from '../src/data/streams';
@@ -42,7 +42,7 @@ export interface StreamScore {
 }
 
 export interface RunStreamOptions {
-  model: ViT;
+  model: Backbone;
   images: LabeledImages;
   stream: Stream;
   method: AdapterOptions;

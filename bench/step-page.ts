@@ -126,7 +126,7 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
   const unreliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 0 });
   // sar-align's extra work (input alignment, re-centering, the alignment term, the collapse watch), timed beside SAR's.
   const statsResponse = await fetch(sourceStatsUrl(o.modelUrl));
-  const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model.config) : undefined;
+  const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model) : undefined;
   const aligned = sourceStats
     ? [
         await createAdapter(model, { method: 'sar-align', sourceStats, lr: 1e-4, alignWeight: 10, marginFraction: 100, resetThreshold: 0 }),

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   await nodeSetup('wasm');
   const model = loadModelFolder(args.model);
   const statsFile = join(args.model, SOURCE_STATS_FILE);
-  const sourceStats = existsSync(statsFile) ? readSourceStats(new Uint8Array(readFileSync(statsFile)), model.config) : undefined;
+  const sourceStats = existsSync(statsFile) ? readSourceStats(new Uint8Array(readFileSync(statsFile)), model) : undefined;
   const data = loadTestSplit();
   const pools = splitPools(data.labels, model.config.numClasses);
   const regime = resolveRegime(args.regime);

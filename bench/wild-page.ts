@@ -42,7 +42,7 @@ async function prepare(run: WildRun) {
   const data = await fetchLabeledImages(run.dataUrl);
   // The model's source statistics, beside its weights, for the methods that re-centre or align.
   const statsResponse = await fetch(sourceStatsUrl(run.modelUrl));
-  const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model.config) : undefined;
+  const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model) : undefined;
   loaded = { key, model, data, backend: report.backend, sourceStats };
   return loaded;
 }

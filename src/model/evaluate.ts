@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { grayBatch } from '../data/images';
-import type { ViT } from './vit';
+import type { Backbone } from './backbone';
 
 export interface AccuracyResult {
   correct: number;
@@ -11,7 +11,7 @@ export interface AccuracyResult {
 
 /** Top-1 accuracy of a model on gray uint8 images, `batch` at a time, no adaptation. */
 export async function grayAccuracy(
-  model: ViT,
+  model: Backbone,
   images: Uint8Array,
   labels: Uint8Array,
   opts: { start?: number; count?: number; batch?: number; height?: number; width?: number } = {},

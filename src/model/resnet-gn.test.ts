@@ -15,6 +15,9 @@ import { ResNetGN } from './resnet-gn';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../methods/entropy';
 import { createAdapter, type AdapterOptions } from '../methods';
+import { computeSourceStats, readSourceStats } from './source-stats';
+import { grayAccuracy } from './evaluate';
+import { loadFashionMnist } from '../../tools/fmnist-node';
 
 const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn');
 const FIXTURES = ['basic-gray28', 'bottleneck-rgb32'];
@@ -109,13 +112,17 @@ test('the loader validates a ResNet as it does a ViT: missing, misshapen, unknow
   backboneFromTensors(tensors, metadata, f.config).dispose();
 });
 
-for (const method of ['sar', 'tent', 'eata', 'deyo'] as const) {
+for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
   test(`${method} adapts the GroupNorm ResNet through autodiff: updates, a finite loss, tensors flat`, async () => {
     await tf.setBackend('cpu');
     const f = fixture('basic-gray28');
     const model = await loadBackbone(f.model, { config: f.config });
     // Every sample reliable (EATA's weights exp(e_margin − E) need a margin near ln C, not far above it).
-    const options = { method, lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1 } as AdapterOptions;
+    // sar-align's statistics from the model's own blocks, on other random images than the stream's.
+    const clean = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const sourceStats = method === 'sar-align' ? await computeSourceStats(model, clean) : undefined;
+    clean.dispose();
+    const options = { method, lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1, sourceStats } as AdapterOptions;
     const adapter = await createAdapter(model, options);
     try {
       assert.ok(adapter.params.size > 0, 'nothing to adapt');
@@ -140,3 +147,21 @@ for (const method of ['sar', 'tent', 'eata', 'deyo'] as const) {
     }
   });
 }
+
+test('the shipped Fashion-MNIST GroupNorm ResNet: loads with its source statistics, and tfjs (wasm) gives PyTorch\'s clean test accuracy', async () => {
+  await tf.setBackend('wasm');
+  const dir = join(import.meta.dirname, '..', '..', 'public', 'models', 'fmnist-resnet-gn');
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { training: { cleanTestAccuracy: number } };
+  const model = await loadBackbone(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), { config });
+  try {
+    assert.equal(model.family, 'resnet-gn');
+    const stats = readSourceStats(new Uint8Array(readFileSync(join(dir, 'source-stats.safetensors'))), model);
+    assert.deepEqual(stats.layerWidths, [16, 32, 64, 128]);
+    const test = loadFashionMnist('t10k', join(import.meta.dirname, '..', '..', 'public', 'data', 'fashion-mnist'));
+    const acc = await grayAccuracy(model, test.images, test.labels, { batch: 500 });
+    // PyTorch's figure from training (tools/train_resnet_gn.py), on all 10,000 images; float32 on both sides.
+    assert.ok(Math.abs(acc.accuracy - config.training.cleanTestAccuracy) <= 0.0005, `tfjs ${acc.accuracy} vs PyTorch ${config.training.cleanTestAccuracy}`);
+  } finally {
+    model.dispose();
+  }
+});
