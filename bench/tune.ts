@@ -4,13 +4,17 @@
 //
 //   npm run bench:tune -- [--per-corruption 250] [--severity 5] [--seeds 100,101,102] [--regime imagenet64]
 //                         [--methods sar-align,tent,eata,sar,deyo] [--model public/models/fmnist-vit]
+//                         [--out bench/results/tuning.json]
 //
+// Another model (--model public/models/fmnist-resnet-gn) is tuned into its own
+// record (--out bench/results/tuning-fmnist-resnet-gn.json by default) and its
+// own section of BENCHMARKS.md.
 // Writes bench/results/tuning.json: every configuration's accuracy per
 // scenario and the chosen one per method (best mean over the mixed and
 // label-shift streams of the extra corruptions, averaged over the seeds; the
 // spread over seeds is recorded, and a choice within it of the next is a tie).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXTRA_CORRUPTIONS, corrupt } from '../src/data/corruptions';
 import { resolveRegime } from '../src/data/corruptions/regime';
@@ -28,7 +32,7 @@ const { values: args } = parseArgs({
     seeds: { type: 'string', default: '100,101,102' },
     regime: { type: 'string', default: 'imagenet64' },
     model: { type: 'string', default: 'public/models/fmnist-vit' },
-    out: { type: 'string', default: 'bench/results/tuning.json' },
+    out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     methods: { type: 'string', default: 'sar-align,tent,eata,sar,deyo' },
   },
@@ -69,6 +73,12 @@ interface Row {
   perSeed: number[];
 }
 
+const DEFAULT_MODEL = 'public/models/fmnist-vit';
+const modelName = basename(args.model.replace(/\/$/, ''));
+const shippedViT = modelName === basename(DEFAULT_MODEL);
+args.out ??= shippedViT ? 'bench/results/tuning.json' : `bench/results/tuning-${modelName}.json`;
+const outFile = args.out;
+
 async function main(): Promise<void> {
   await nodeSetup('wasm');
   const model = loadModelFolder(args.model);
@@ -96,7 +106,7 @@ async function main(): Promise<void> {
     const perSeed = mixed.map((m, i) => (m + shift[i]!) / 2);
     return { options, mixed: mean(mixed), labelShift: mean(shift), mean: mean(perSeed), std: std(perSeed), perSeed };
   };
-  const previous = existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf8')) as { chosen?: Record<string, AdapterOptions>; results?: Row[]; regime?: string }) : {};
+  const previous = existsSync(outFile) ? (JSON.parse(readFileSync(outFile, 'utf8')) as { chosen?: Record<string, AdapterOptions>; results?: Row[]; regime?: string }) : {};
   const methods = args.methods.split(',');
   // Methods not rerun keep their earlier choice, with the regime it was made at (the first tuning ran at cifar).
   const chosen: Record<string, AdapterOptions> = { ...(previous.chosen ?? {}) };
@@ -120,12 +130,12 @@ async function main(): Promise<void> {
     console.log(`chosen for ${method}: ${JSON.stringify(best.options)}`);
   }
   mkdirSync('bench/results', { recursive: true });
-  const command = `npm run bench:tune -- --per-corruption ${base.perCorruption} --severity ${base.severity} --seeds ${seeds.join(',')} --regime ${regime} --methods ${methods.join(',')}`;
+  const command = `npm run bench:tune -- --per-corruption ${base.perCorruption} --severity ${base.severity} --seeds ${seeds.join(',')} --regime ${regime} --methods ${methods.join(',')}${shippedViT ? '' : ` --model ${args.model}`}`;
   // The rows kept from an earlier run of the same regime keep its command beside this one.
   const commands = [...(previous.regime === regime ? ((previous as { commands?: string[] }).commands ?? []).filter((c) => c !== command) : []), command];
-  const record = { ...base, seeds, regime, baseline, recentred, results, chosen, chosenAt, commands, date: new Date().toISOString() };
-  writeFileSync(args.out, `${JSON.stringify(record, null, 1)}\n`);
-  console.log(`wrote ${args.out}`);
+  const record = { ...base, model: args.model, seeds, regime, baseline, recentred, results, chosen, chosenAt, commands, date: new Date().toISOString() };
+  writeFileSync(outFile, `${JSON.stringify(record, null, 1)}\n`);
+  console.log(`wrote ${outFile}`);
   model.dispose();
   if (!args['no-write']) {
     const byMethod = new Map<string, Row[]>();
@@ -143,11 +153,11 @@ async function main(): Promise<void> {
     }
     const extra = recentred ? `\nRe-centring alone (no adaptation, \`{"method":"source","recenter":true}\`): mixed ${pct(recentred.mixed)}%, label shift ${pct(recentred.labelShift)}%, mean ${pct(recentred.mean)} ± ${pct(recentred.std)}.` : '';
     writeSection(
-      'bench:tune',
-      `## Hyperparameter choice (\`npm run bench:tune\`)
+      shippedViT ? 'bench:tune' : `bench:tune:${modelName}`,
+      `## Hyperparameter choice${shippedViT ? '' : ` for ${modelName}`} (\`npm run bench:tune${shippedViT ? '' : ` -- --model ${args.model}`}\`)
 
 Commands (each adds its methods' rows to the same record): ${commands.map((c) => `\`${c}\``).join(', ')}; last run ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, tfjs wasm backend (one thread). Machine: ${machineLine()}.
-Only the 4 extra corruptions (${EXTRA_CORRUPTIONS.join(', ')}) are looked at, regime ${regime}, severity ${base.severity}, ${base.perCorruption} images each (${4 * base.perCorruption} a stream), seeds ${seeds.join(', ')}, in the mixed stream and in the online imbalanced label-shift stream; the 15 test corruptions are never used here. The configuration with the best mean of the two (averaged over seeds; ± is the std over seeds of the per-seed mean) is chosen and saved in bench/results/tuning.json, which \`npm run bench\` and the demo read; one whose mean is within the spread of the chosen one is marked as a tie.
+Only the 4 extra corruptions (${EXTRA_CORRUPTIONS.join(', ')}) are looked at, regime ${regime}, severity ${base.severity}, ${base.perCorruption} images each (${4 * base.perCorruption} a stream), seeds ${seeds.join(', ')}, in the mixed stream and in the online imbalanced label-shift stream; the 15 test corruptions are never used here. The configuration with the best mean of the two (averaged over seeds; ± is the std over seeds of the per-seed mean) is chosen and saved in ${outFile}, which \`npm run bench\`${shippedViT ? ' and the demo read' : ' reads for this model'}; one whose mean is within the spread of the chosen one is marked as a tie.
 No adaptation on these streams: mixed ${pct(baseline.mixed)}%, label shift ${pct(baseline.labelShift)}%, mean ${pct(baseline.mean)} ± ${pct(baseline.std)}.${extra}
 
 Methods whose choice was made at another regime (kept from an earlier run, not rerun here): ${Object.entries(chosenAt).filter(([, r]) => r !== regime).map(([m, r]) => `${m} at ${r} (\`${JSON.stringify(chosen[m])}\`)`).join(', ') || 'none'}.

@@ -1,8 +1,8 @@
 // In-page half of `npm run bench`: builds a stream and runs one method on it.
 import { initBackend, type BackendChoice } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
-import { loadViT } from '../src/model/load';
-import type { ViT } from '../src/model/vit';
+import { loadBackbone } from '../src/model/load';
+import type { Backbone } from '../src/model/backbone';
 import { fetchLabeledImages, type LabeledImages } from '../src/data/idx';
 import { labelShiftStream, mixedStream, perCorruptionStream, splitPools, type Stream } from '../src/data/streams';
 import { corrupt } from '../src/data/corruptions';
@@ -31,14 +31,14 @@ export interface WildRun {
   trace?: boolean;
 }
 
-let loaded: { key: string; model: ViT; data: LabeledImages; backend: string; sourceStats: SourceStats | undefined } | undefined;
+let loaded: { key: string; model: Backbone; data: LabeledImages; backend: string; sourceStats: SourceStats | undefined } | undefined;
 
 async function prepare(run: WildRun) {
   const key = `${run.backend}|${run.modelUrl}|${run.dataUrl}`;
   if (loaded?.key === key) return loaded;
   loaded?.model.dispose();
   const report = await initBackend(run.backend, { wasmPaths: WASM_PATHS });
-  const model = await loadViT(run.modelUrl);
+  const model = await loadBackbone(run.modelUrl);
   const data = await fetchLabeledImages(run.dataUrl);
   // The model's source statistics, beside its weights, for the methods that re-centre or align.
   const statsResponse = await fetch(sourceStatsUrl(run.modelUrl));

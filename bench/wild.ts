@@ -3,8 +3,12 @@
 //
 //   npm run bench -- [--quick] [--backend wasm|webgpu|webgl] [--seeds 1,2,3] [--parallel 2] [--resume]
 //                    [--scenarios per-corruption,mixed,label-shift] [--methods source,tent,eata,sar,deyo]
-//                    [--per-corruption 300] [--severity 5] [--no-write]
+//                    [--per-corruption 300] [--severity 5] [--no-write] [--model fmnist-vit|fmnist-resnet-gn]
 //
+// --model names a folder of public/models/ (default the shipped ViT). Another
+// model reads its own tuning (bench/results/tuning-<model>.json), writes its
+// records to bench/results/<regime>-<model>/ and its own section of
+// BENCHMARKS.md; with both models' records present, a GN-vs-LN table too.
 // Hyperparameters come from bench/results/tuning.json (npm run bench:tune, which
 // looks only at the 4 extra corruptions). Writes bench/results/<scenario>-<method>-s<seed>.json,
 // accuracy-over-time PNGs for the mixed and label-shift streams, and the tables in BENCHMARKS.md.
@@ -35,6 +39,8 @@ export interface WildBenchOptions {
   /** Corruption constants (default imagenet64). */
   regime?: CorruptionRegime;
   outDir: string;
+  /** Folder of public/models/ (default the shipped ViT, fmnist-vit). */
+  model?: string;
   /** Per-method options (lr etc.), e.g. the tuning's choice. */
   methodOptions: Record<string, AdapterOptions>;
   plots: boolean;
@@ -60,12 +66,19 @@ export interface WildRunRecord {
   backend: string;
   /** Absent in records from before the regimes (they ran the cifar constants). */
   regime?: CorruptionRegime;
+  /** Folder of public/models/ the run adapted (absent in records from before a second model: fmnist-vit). */
+  model?: string;
   options: AdapterOptions;
   score: StreamScore;
 }
 
-const MODEL_URL = '/models/fmnist-vit/';
+export const DEFAULT_MODEL = 'fmnist-vit';
+const modelUrl = (model = DEFAULT_MODEL) => `/models/${model}/`;
+const MODEL_URL = modelUrl();
 const DATA_URL = '/data/fashion-mnist/';
+
+/** Where a model's tuning record is: the shipped ViT's is tuning.json. */
+export const tuningFile = (model = DEFAULT_MODEL) => (model === DEFAULT_MODEL ? 'bench/results/tuning.json' : `bench/results/tuning-${model}.json`);
 
 /** The regime bench/results/tuning.json was chosen at (the first tuning, before the regimes, ran the cifar constants). */
 function tunedAt(file = 'bench/results/tuning.json'): string {
@@ -132,6 +145,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
         JSON.stringify(r.options) === JSON.stringify(o.methodOptions[method] ?? { method }) &&
         r.score.total === expectedTotal(scenario, o) &&
         r.backend === backend &&
+        (r.model ?? DEFAULT_MODEL) === (o.model ?? DEFAULT_MODEL) &&
         (r.regime ?? 'cifar') === (o.regime ?? 'imagenet64');
       if (same) {
         records.push(r);
@@ -158,7 +172,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
           label = `${lanes > 1 ? `[page ${id + 1}] ` : ''}${scenario} seed ${seed} ${method}:`;
           const run: WildRun = {
             backend: backend!,
-            modelUrl: MODEL_URL,
+            modelUrl: modelUrl(o.model),
             dataUrl: DATA_URL,
             scenario,
             corruptions: o.corruptions,
@@ -173,7 +187,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
           const score = (await h.page.evaluate(`window.wildttaWild.run(${JSON.stringify(run)})`)) as StreamScore & { backend: string };
           if (process.stdout.isTTY && lanes === 1) process.stdout.write('\r');
           log(`${label} ${pct(score.accuracy)}% (${score.updates} updates, ${score.resets} resets, ${(score.ms / 1000).toFixed(0)} s)`);
-          const record: WildRunRecord = { scenario, method, seed, backend: score.backend, regime: o.regime ?? 'imagenet64', options, score };
+          const record: WildRunRecord = { scenario, method, seed, backend: score.backend, regime: o.regime ?? 'imagenet64', model: o.model ?? DEFAULT_MODEL, options, score };
           records.push(record);
           writeFileSync(fileOf(scenario, method, seed), `${JSON.stringify(record)}\n`);
         }
@@ -295,6 +309,7 @@ function parseCli() {
       parallel: { type: 'string', default: '1' },
       resume: { type: 'boolean', default: false },
       shard: { type: 'string' },
+      model: { type: 'string', default: DEFAULT_MODEL },
     },
   });
   return values;
@@ -305,8 +320,11 @@ async function main(): Promise<void> {
   const quick = a.quick;
   const regime = a.regime as CorruptionRegime;
   if (!CORRUPTION_REGIMES.includes(regime)) throw new RangeError(`--regime must be one of ${CORRUPTION_REGIMES.join(', ')}, got ${a.regime}`);
+  const model = a.model.replace(/^public\/models\//, '').replace(/\/$/, '');
+  const suffix = model === DEFAULT_MODEL ? '' : `-${model}`;
   const o: WildBenchOptions = {
     regime,
+    model,
     backend: a.backend as WildBenchOptions['backend'],
     seeds: (a.seeds ?? (quick ? '1' : '1,2,3')).split(',').map(Number),
     scenarios: (a.scenarios ?? (quick ? 'mixed' : SCENARIOS.join(','))).split(',') as Scenario[],
@@ -314,8 +332,8 @@ async function main(): Promise<void> {
     corruptions: [...CORRUPTIONS],
     perCorruption: Number(a['per-corruption'] ?? (quick ? '40' : '300')),
     severity: Number(a.severity),
-    outDir: a.out ?? (quick ? `bench/results/quick-${regime}` : `bench/results/${regime}`),
-    methodOptions: loadMethodOptions(),
+    outDir: a.out ?? (quick ? `bench/results/quick-${regime}${suffix}` : `bench/results/${regime}${suffix}`),
+    methodOptions: loadMethodOptions(tuningFile(model)),
     plots: !quick,
     parallel: Number(a.parallel),
     resume: a.resume,
@@ -334,7 +352,7 @@ async function main(): Promise<void> {
     return;
   }
   if (!quick && !a['no-write']) {
-    const command = `npm run bench -- --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}`;
+    const command = `npm run bench -- --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${suffix ? ` --model ${model}` : ''}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}`;
     writeWildSection(records, o, { command, seconds, backend, browser });
   }
 }
@@ -356,18 +374,20 @@ export function wildTables(records: WildRunRecord[], o: Pick<WildBenchOptions, '
 /** Writes the regime's bench:wild section of BENCHMARKS.md from the records (one run, or merged slices). */
 export function writeWildSection(records: WildRunRecord[], o: WildBenchOptions, meta: { command: string; seconds: number; backend: string; browser: string }): void {
   const regime = o.regime ?? 'imagenet64';
+  const model = o.model ?? DEFAULT_MODEL;
+  const other = model !== DEFAULT_MODEL;
   const { seconds, backend, browser } = meta;
-  const tuned = tunedAt();
+  const tuned = tunedAt(tuningFile(model));
   const opts = o.methods.map((m) => `\`${JSON.stringify(o.methodOptions[m])}\``).join(', ');
   const dir = o.outDir.replace(/\/$/, '');
   writeSection(
-    regime === 'imagenet64' ? 'bench:wild' : `bench:wild:${regime}`,
-    `## Wild benchmark, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}\`)
+    `${regime === 'imagenet64' ? 'bench:wild' : `bench:wild:${regime}`}${other ? `:${model}` : ''}`,
+    `## Wild benchmark${other ? ` of ${model}` : ''}, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}${other ? ` --model ${model}` : ''}\`)
 
 Command: \`${meta.command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
 Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
-Shipped model, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
-Method options (chosen by \`npm run bench:tune\` on the extra corruptions only, at regime ${tuned}${tuned === regime ? '' : `, not at ${regime}: no tuning ran at this regime`}): ${opts}.
+${other ? `Model public/models/${model}/` : 'Shipped model'}, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
+Method options (chosen by \`npm run bench:tune${other ? ` -- --model public/models/${model}` : ''}\` on the extra corruptions only, for this model, at regime ${tuned}${tuned === regime ? '' : `, not at ${regime}: no tuning ran at this regime`}): ${opts}.
 
 ${wildTables(records, o)}
 

@@ -38,13 +38,13 @@ export async function loadViT(source: WeightsSource, options: LoadViTOptions = {
   return vitFromSafetensors(bytes, configJson);
 }
 
-/** Like loadViT, for any family the loader knows (a ViT, or a GroupNorm ResNet: see backboneFromTensors). */
-/** Bytes in memory as any family's model. */
+/** Bytes in memory as any family's model (a ViT, or a GroupNorm ResNet: see backboneFromTensors). */
 export function backboneFromSafetensors(bytes: Uint8Array, configJson?: unknown): Backbone {
   const { tensors, metadata } = readSafetensors(bytes);
   return backboneFromTensors(tensors, metadata, configJson);
 }
 
+/** Like loadViT, for any family the loader knows. */
 export async function loadBackbone(source: WeightsSource, options: LoadViTOptions = {}): Promise<Backbone> {
   const { bytes, configJson } = await readModelSource(source, options);
   return backboneFromSafetensors(bytes, configJson);
