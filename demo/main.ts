@@ -758,12 +758,14 @@ async function runStream(mine: number): Promise<void> {
 /**
  * Where a frame's time goes, summed over the frames since the last reset
  * (window.wildttaDemo.timing(); the frame-path rows of `npm run bench:step`):
- * in the engine (its preparation and its adapter step), in the message round
- * trip around it, in this page's handling of the result, and between frames.
+ * in the engine (its preparation and its adapter step) and in this page's
+ * handling of the result; with the wall time, frames per second. (Nothing is
+ * summed per round trip: two frames are in flight at once, so their round
+ * trips overlap and would count the same milliseconds twice.)
  */
-const timing = { frames: 0, engineMs: 0, prepareMs: 0, stepMs: 0, roundTripMs: 0, pageMs: 0, gapMs: 0, since: performance.now(), lastDone: NaN };
+const timing = { frames: 0, engineMs: 0, prepareMs: 0, stepMs: 0, pageMs: 0, since: performance.now() };
 function resetTiming(): void {
-  Object.assign(timing, { frames: 0, engineMs: 0, prepareMs: 0, stepMs: 0, roundTripMs: 0, pageMs: 0, gapMs: 0, since: performance.now(), lastDone: NaN });
+  Object.assign(timing, { frames: 0, engineMs: 0, prepareMs: 0, stepMs: 0, pageMs: 0, since: performance.now() });
 }
 
 /** Sends one frame to the engine and takes in its result; false when the engine refused it. */
@@ -771,7 +773,6 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
   const c = client;
   const m = modelInfo;
   if (!c || !m) return false;
-  const tSend = performance.now();
   const n = stats.submitted++;
   const corruption = corruptionFor(n);
   const now = performance.now();
@@ -809,10 +810,7 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
   timing.engineMs += res.ms.total;
   timing.prepareMs += res.ms.prepare;
   timing.stepMs += res.ms.step;
-  timing.roundTripMs += tBack - tSend;
   timing.pageMs += tDone - tBack;
-  if (!Number.isNaN(timing.lastDone)) timing.gapMs += tSend - timing.lastDone;
-  timing.lastDone = tDone;
   if (config.frames > 0 && stats.frames >= config.frames && !done) {
     done = true;
     const late = await c.flush();

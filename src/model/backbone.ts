@@ -57,7 +57,7 @@ export interface Backbone {
   readonly variables: ReadonlyMap<string, tf.Variable>;
   /** Every weight by timm name (the variables among them). */
   readonly params: ReadonlyMap<string, tf.Tensor>;
-  /** Every weight by timm name. */
+  /** One weight by timm name; throws for a name the model lacks. */
   param(name: string): tf.Tensor;
   /** Names of the norm parameters `selection` adapts, in forward order. */
   selectNorms(selection: NormSelection): string[];
@@ -105,28 +105,22 @@ export function concatByLayout(values: ReadonlyMap<string, tf.Tensor>, layout: G
 
 /**
  * The tape of a family without a hand-written backward: the images and the
- * norm values its forward saw, so that `autodiffGradient` can run the
- * forward again under tf.grads. (A forward and a backward per gradient;
- * nothing is saved from the first forward.)
+ * norm lookup its forward saw, so that `autodiffGradient` can run the
+ * forward again under tf.grads (a forward and a backward per gradient;
+ * nothing is saved from the first forward). It owns no tensor: the images
+ * and the lookup's values are the caller's, alive until the gradient is
+ * taken (the adapter's frame and variables last the whole step), so keep()
+ * and dispose() have nothing to do.
  */
 export class AutodiffTape implements BackboneTape {
-  private kept = false;
-
   constructor(
     readonly images: tf.Tensor4D,
     readonly norm: NormLookup,
   ) {}
 
-  keep(): void {
-    this.kept = true;
-    tf.keep(this.images);
-  }
+  keep(): void {}
 
-  dispose(): void {
-    if (!this.kept) return;
-    this.kept = false;
-    // The caller's images are theirs; a kept copy made here is not (tf.keep returns the same tensor, so nothing to free).
-  }
+  dispose(): void {}
 }
 
 /**
@@ -154,7 +148,7 @@ export function autodiffGradient(
     const loss = tf.sum(tf.mul(out.logits, dLogits));
     return dFeatures ? tf.add(loss, tf.sum(tf.mul(out.features, dFeatures))) : loss;
   })(at);
-  return tf.concat(grads.map((g) => tf.reshape(g, [-1]))) as tf.Tensor1D;
+  return concatByLayout(new Map(names.map((n, i) => [n, grads[i]!])), layout);
 }
 
 /**
