@@ -5,7 +5,7 @@
 // with the hyperparameters its own tuning chose on the 4 extra corruptions.
 //
 //   npm run bench:gn-vs-ln -- [--seeds 1,2,3] [--per-corruption 100] [--severity 5] [--regime imagenet64]
-//                             [--backend wasm] [--parallel 2] [--methods source,recenter,tent,eata,sar,deyo,sar-align] [--resume] [--no-write]
+//                             [--backend wasm] [--parallel 2] [--methods source,recenter,tent,eata,sar,deyo,sar-align] [--resume] [--no-write] [--models fmnist-vit]
 //
 // Records go to bench/results/gn-vs-ln-<regime>/<model>/; the section
 // bench:gn-vs-ln of BENCHMARKS.md gets both models' tables and the paired
@@ -34,6 +34,8 @@ const { values: a } = parseArgs({
     methods: { type: 'string', default: METHODS.join(',') },
     resume: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
+    // Run only these models' jobs (their records stay for a later --resume of both); the section needs both.
+    models: { type: 'string' },
   },
 });
 
@@ -65,7 +67,9 @@ const t0 = Date.now();
 const byModel = new Map<string, WildRunRecord[]>();
 let browser = '';
 let backendUsed = '';
+const only = a.models?.split(',');
 for (const m of MODELS) {
+  if (only && !only.includes(m.folder)) continue;
   console.log(`\n${m.label}: public/models/${m.folder}/`);
   const out = await runWildBench({
     backend: a.backend as 'wasm' | 'webgpu' | 'webgl',
@@ -96,19 +100,20 @@ const about = MODELS.map((m) => {
   return `- **${m.label}**, public/models/${m.folder}/: ${cfg.training?.parameters ?? '?'} parameters, ${pct(cfg.training?.cleanTestAccuracy ?? NaN)}% clean. Options from ${tuningFile(m.folder)}: ${opts}.`;
 }).join('\n');
 
+const recordsOf = (folder: string) => byModel.get(folder) ?? [];
 const claims = (['label-shift', 'mixed', 'per-corruption'] as const)
   .map((scenario) => {
     const rows = MODELS.map((m) => {
-      const r = byModel.get(m.folder)!;
+      const r = recordsOf(m.folder);
       return `| ${m.label} | ${verdict(pairedDiffs(r, scenario, 'sar', 'source'))} | ${verdict(pairedDiffs(r, scenario, 'sar', 'tent'))} | ${verdict(pairedDiffs(r, scenario, 'sar', 'eata'))} | ${verdict(pairedDiffs(r, scenario, 'sar-align', 'source'))} |`;
     });
     return `**${scenario}**, paired by seed (points):\n\n| model | SAR − no adapt | SAR − Tent | SAR − EATA | sar-align − no adapt |\n|---|---|---|---|---|\n${rows.join('\n')}`;
   })
   .join('\n\n');
 
-const tables = MODELS.map((m) => `### ${m.label}: averages over the 15 corruptions (Δ against no adaptation, paired by seed)\n\n${summaryTable(byModel.get(m.folder)!, SCENARIOS, methods, corruptions)}`).join('\n\n');
+const tables = MODELS.map((m) => `### ${m.label}: averages over the 15 corruptions (Δ against no adaptation, paired by seed)\n\n${summaryTable(recordsOf(m.folder), SCENARIOS, methods, corruptions)}`).join('\n\n');
 
-if (a['no-write']) {
+if (a['no-write'] || only) {
   console.log(`\n${tables}\n\n${claims}`);
   process.exit(0);
 }

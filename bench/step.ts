@@ -270,10 +270,10 @@ async function stepTable(): Promise<void> {
     if (name === lastWasm) timeTorch();
   }
   const frames = args['no-frame'] ? [] : await frameRows();
-  // A second family (issue 17): the GroupNorm ResNet fixture, adapted through autodiff, on wasm.
+  // A second family (issue 17): the shipped GroupNorm ResNet, adapted through autodiff, on wasm.
   let resnet: BackboneStepCost | undefined;
   try {
-    const o = { backend: 'wasm', modelUrl: '/e2e/fixtures/resnet-gn/basic-gray28/', warmup: Number(args.warmup), iterations: Number(args.iterations) };
+    const o = { backend: 'wasm', modelUrl: '/models/fmnist-resnet-gn/', warmup: Number(args.warmup), iterations: Number(args.iterations) };
     resnet = (await inPage((page) => page.evaluate(`window.wildttaBench.backboneCost(${JSON.stringify(o)})`) as Promise<BackboneStepCost>, false)).value;
     console.log(`GroupNorm ResNet (wasm): inference ${f2(resnet.inferenceMs)} ms, SAR reliable ${f2(resnet.sarReliableMs)} ms (${f2(resnet.reliableRatio)}×)`);
   } catch (e) {
@@ -374,7 +374,7 @@ ${alignTable ? `\nsar-align (issue 14: input alignment, feature re-centering, th
 ${frameText.text}
 ${resnet ? `### A second family: GroupNorm ResNet (issue 17)
 
-The basic-block fixture of \`tools/make_resnet_fixtures.py\` (random weights in timm's resnet layout: a 7×7 stem of 8 channels, stages of 8, 16, 16 and 32 channels, GroupNorm with 4 groups, 28×28 gray input, 10 classes), ${resnet.adapted} GroupNorm tensors adapted (the stem and layer1-3; layer4 skipped as SAR's reference skips it), through autodiff (\`tf.grads\`: no hand-written backward), on ${resnet.backend}, in the same rounds as above (median of ${args.iterations} rounds of one inference and one reliable step, each until its update is read):
+The shipped Fashion-MNIST ResNet (\`public/models/fmnist-resnet-gn/\`, timm's resnet layout: a 7×7 stem of 16 channels, four stages of one basic block with 16, 32, 64 and 128 channels, GroupNorm with 8 groups, 28×28 gray input, 10 classes, 309,178 parameters), ${resnet.adapted} GroupNorm tensors adapted (the stem and layer1-3; layer4 skipped as SAR's reference skips it), through autodiff (\`tf.grads\`: no hand-written backward), on ${resnet.backend}, in the same rounds as above (median of ${args.iterations} rounds of one inference and one reliable step, each until its update is read):
 
 | family | backend | inference (ms) | SAR step, reliable (ms) | × inference | tensors before → after |
 |---|---|---|---|---|---|
