@@ -22,6 +22,11 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => {
 
 const BASE = import.meta.env.BASE_URL;
 const SHIPPED_MODEL = new URL(`${BASE}models/fmnist-vit/`, location.href).href;
+/** The second shipped model, the GroupNorm ResNet: a model URL like any other (so ?model= shares it), with its own entry in the picker. */
+const SHIPPED_RESNET_PATH = `${BASE}models/fmnist-resnet-gn/`;
+const SHIPPED_RESNET = new URL(SHIPPED_RESNET_PATH, location.href).href;
+/** The picker's entry for a model URL from the page's config ('' is the shipped ViT). */
+const modelKindOf = (model: string) => (!model ? 'shipped' : model === SHIPPED_RESNET_PATH ? 'shipped-resnet' : 'url');
 const DATA_URL = `${BASE}data/fashion-mnist/`;
 /** Rolling window of the accuracy and reliable-fraction plots, in frames. */
 const WINDOW = 50;
@@ -180,7 +185,7 @@ function fillControls(): void {
   $<HTMLSelectElement>('fps').value = String(config.fps);
   $<HTMLSelectElement>('invert').value = config.invert;
   $<HTMLSelectElement>('backend').value = config.backend;
-  $<HTMLSelectElement>('model-kind').value = config.model ? 'url' : 'shipped';
+  $<HTMLSelectElement>('model-kind').value = modelKindOf(config.model);
   $<HTMLInputElement>('model-url').value = config.model;
   syncControlClasses();
 }
@@ -286,6 +291,12 @@ function wireControls(): void {
     if ((e.target as HTMLSelectElement).value === 'shipped' && (modelSource.kind !== 'url' || modelSource.url !== SHIPPED_MODEL)) {
       config.model = '';
       modelSource = { kind: 'url', url: SHIPPED_MODEL };
+      modelBytes = undefined;
+      syncControlClasses();
+      void guarded(() => restart('model'));
+    } else if ((e.target as HTMLSelectElement).value === 'shipped-resnet' && (modelSource.kind !== 'url' || modelSource.url !== SHIPPED_RESNET)) {
+      config.model = SHIPPED_RESNET_PATH;
+      modelSource = { kind: 'url', url: SHIPPED_RESNET };
       modelBytes = undefined;
       syncControlClasses();
       void guarded(() => restart('model'));
@@ -421,7 +432,7 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
       // A model that fails to load leaves the engine with the one it had: go on with that.
       if (what !== 'model' || !loaded || !modelInfo) throw e;
       ({ source: modelSource, bytes: modelBytes, url: config.model } = loaded);
-      $<HTMLSelectElement>('model-kind').value = modelBytes ? 'files' : config.model ? 'url' : 'shipped';
+      $<HTMLSelectElement>('model-kind').value = modelBytes ? 'files' : modelKindOf(config.model);
       syncControlClasses();
       $('model-info').textContent = loaded.info;
       say(describeError(e), 'error');
@@ -467,7 +478,7 @@ async function loadModel(c: EngineClient): Promise<void> {
     c.onProgress = undefined;
   }
   const m = modelInfo;
-  const name = m.name === SHIPPED_MODEL ? 'Shipped Fashion-MNIST ViT' : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
+  const name = m.name === SHIPPED_MODEL ? 'Shipped Fashion-MNIST ViT' : m.name === SHIPPED_RESNET ? 'Shipped Fashion-MNIST GroupNorm ResNet' : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
   const shape = m.family === 'vit' ? `ViT, patch ${m.patchSize}, width ${m.width}, depth ${m.depth}` : `${m.family}, feature width ${m.width}`;
   const info = `${name}: ${m.imageSize}×${m.imageSize}×${m.inChannels} input, ${shape}, ${m.numClasses} classes, ${formatCount(m.parameters)} weights.`;
   $('model-info').textContent = info;
