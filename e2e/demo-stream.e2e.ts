@@ -171,12 +171,15 @@ test('demo model picker: dropped files load with their class names, a URL loads,
       assert.equal(await page.locator('#pred-class').textContent().then((t) => labelsOf(config).includes(t ?? '')), false, 'the URL model has its own config.json');
       assert.match(page.url(), /model=%2Fmodels%2Ffmnist-vit%2Fmodel\.safetensors/, 'the page URL keeps the model for sharing');
 
-      // The second shipped model, the GroupNorm ResNet, runs the default method (sar-align: its source statistics load with it).
+      // The second shipped model, the GroupNorm ResNet, runs sar-align: its source statistics load with it
+      // (the dropped files had none, so the demo fell back to SAR; choosing sar-align again must hold).
       const byUrl = await demoState(page);
       await page.selectOption('#model-kind', 'shipped-resnet');
-      await waitForDemo(page, 'the shipped ResNet to run', (s) => s.state === 'running' && s.session > byUrl.session && s.labeled >= 5);
+      const resnet = await waitForDemo(page, 'the shipped ResNet to run', (s) => s.state === 'running' && s.session > byUrl.session && s.labeled >= 5);
       assert.match((await page.locator('#model-info').textContent()) ?? '', /^Shipped Fashion-MNIST GroupNorm ResNet: 28×28×1 input, resnet-gn/);
-      assert.equal(await page.locator('#method').inputValue(), 'sar-align');
+      await page.selectOption('#method', 'sar-align');
+      await waitForDemo(page, 'sar-align on the ResNet', (s) => s.state === 'running' && s.session > resnet.session && s.labeled >= 5);
+      assert.equal(await page.locator('#method').inputValue(), 'sar-align', 'the demo fell back from sar-align: the ResNet has no source statistics?');
       const resnetClasses = labelsOf(JSON.parse(readFileSync(join(REPO_ROOT, 'public', 'models', 'fmnist-resnet-gn', 'config.json'), 'utf8')) as { class_names: string[] });
       assert.ok(resnetClasses.includes((await page.locator('#pred-class').textContent()) ?? ''), 'the prediction is one of the ResNet\'s classes');
       assert.match(page.url(), /model=%2Fmodels%2Ffmnist-resnet-gn%2F/, 'the page URL names the ResNet');
