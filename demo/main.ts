@@ -201,7 +201,7 @@ function syncControlClasses(): void {
   $('severity-out').textContent = String(config.severity);
   $('queue-policy').textContent =
     config.input === 'camera'
-      ? 'Camera frames that arrive while a step runs are not queued: the newest waits, older ones are dropped (counted above).'
+      ? 'Camera frames are not queued: two are in the engine at once, the newest waits, older ones are dropped (counted above).'
       : 'The stream waits for each step: no frame is dropped.';
   $('source-title').textContent = config.input === 'camera' ? 'Camera' : 'Test image';
   history.replaceState(null, '', `${location.pathname}${writeConfig(config)}`);
@@ -702,10 +702,11 @@ function captureCamera(): Captured | undefined {
 }
 
 function runCamera(mine: number): void {
+  // Two frames in flight, as the stream at "as fast as it adapts": one slow frame no longer drops the next camera frame.
   const gate = new FrameGate<() => Captured | undefined>(async (capture) => {
     const frame = capture();
     if (frame && mine === session) await processFrame(frame, mine);
-  });
+  }, 2);
   gate.onError = (e) => say(describeError(e), 'error');
   cameraGate = gate;
   const v = video!;

@@ -240,23 +240,25 @@ test('computeSourceStats on your own images: model.sourceStats says so, and the 
     await assertClean(p);
   }));
 
-test('a GroupNorm ResNet through the public API (script tag, page thread and worker): loads, classifies, adapts', () =>
+test('the shipped GroupNorm ResNet through the public API (script tag, page thread and worker): loads with its source statistics, classifies, adapts with sar-align', () =>
   withLibPage('examples/index.html', async (p) => {
     const r = (await p.page.evaluate(`(async () => {
       const WildTTA = await ${LOAD_WILDTTA};
       const out = [];
       for (const worker of [false, true]) {
-        const tta = await WildTTA.create({ model: '/e2e/fixtures/resnet-gn/basic-gray28/', backend: 'wasm', method: 'sar', lr: 0.01, methodOptions: { marginFraction: 100, resetThreshold: 0 }, worker });
+        const tta = await WildTTA.create({ model: '/public/models/fmnist-resnet-gn/', backend: 'wasm', method: 'sar-align', lr: 0.01, methodOptions: { marginFraction: 100, resetThreshold: 0 }, worker });
         const c = document.createElement('canvas'); c.width = c.height = 56;
         const g = c.getContext('2d');
         let updated = 0, last;
         for (let i = 0; i < 6; i++) { g.fillStyle = '#000'; g.fillRect(0, 0, 56, 56); g.fillStyle = '#ccc'; g.fillRect(10 + i, 8, 30, 40); last = await tta.classify(c); updated += last.updates.filter((u) => u.updated).length; }
-        out.push({ worker, family: tta.model.family, classes: tta.model.numClasses, step: last.step, updated, tensors: last.numTensors });
+        out.push({ worker, family: tta.model.family, classes: tta.model.numClasses, stats: tta.model.sourceStats, method: tta.method.method, step: last.step, updated, tensors: last.numTensors });
         await tta.dispose();
       }
-      return out; })()`)) as Array<{ worker: boolean; family: string; classes: number; step: number; updated: number }>;
+      return out; })()`)) as Array<{ worker: boolean; family: string; classes: number; stats: { count: number } | null; method: string; step: number; updated: number }>;
     for (const x of r) {
       assert.equal(x.family, 'resnet-gn', `worker ${x.worker}`);
+      assert.equal(x.stats?.count, 1000, `worker ${x.worker}: the statistics beside the weights`);
+      assert.equal(x.method, 'sar-align');
       assert.equal(x.classes, 10);
       assert.equal(x.step, 5);
       assert.ok(x.updated >= 3, `worker ${x.worker}: ${x.updated} updates in 6 frames`);

@@ -17,14 +17,17 @@ export class EngineClient extends EngineConnection {
 }
 
 /**
- * At most one frame in flight and one waiting: a live source (a camera) that
- * produces frames faster than the engine steps does not build a queue.
- * `offer` while busy parks the frame, replacing (and counting as dropped) any
- * frame already parked, so the engine always gets the newest one next.
- * Parked frames can be thunks, so a dropped frame costs no capture work.
+ * At most `maxInFlight` frames in flight (default 1) and one waiting: a live
+ * source (a camera) that produces frames faster than the engine steps does
+ * not build a queue. `offer` while full parks the frame, replacing (and
+ * counting as dropped) any frame already parked, so the engine always gets
+ * the newest one next. Parked frames can be thunks, so a dropped frame costs
+ * no capture work. Two in flight let the engine start the next frame while
+ * the page handles the last one's answer, so one slow frame (a GC pause, a
+ * chart redraw) is absorbed instead of dropping a camera frame.
  */
 export class FrameGate<T> {
-  private busy = false;
+  private running = 0;
   private parked: T | undefined;
   /** Frames replaced before they reached the engine. */
   dropped = 0;
@@ -34,15 +37,20 @@ export class FrameGate<T> {
   /** Called when `run` rejects; the gate goes on with the next frame either way. */
   onError?: (err: unknown) => void;
 
-  constructor(private readonly run: (frame: T) => Promise<void>) {}
+  constructor(
+    private readonly run: (frame: T) => Promise<void>,
+    private readonly maxInFlight = 1,
+  ) {
+    if (!(Number.isInteger(maxInFlight) && maxInFlight >= 1)) throw new RangeError(`maxInFlight must be a whole number ≥ 1, got ${maxInFlight}`);
+  }
 
   get idle(): boolean {
-    return !this.busy;
+    return this.running === 0;
   }
 
   /** 'sent' (started now), 'parked' (next in line), or 'replaced' (the parked frame was dropped for this one). */
   offer(frame: T): 'sent' | 'parked' | 'replaced' {
-    if (!this.busy) {
+    if (this.running < this.maxInFlight) {
       this.start(frame);
       return 'sent';
     }
@@ -59,14 +67,14 @@ export class FrameGate<T> {
   }
 
   private start(frame: T): void {
-    this.busy = true;
+    this.running++;
     this.sent++;
     void this.run(frame)
       .catch((e: unknown) => this.onError?.(e))
       .finally(() => {
+        this.running--;
         const next = this.parked;
         this.parked = undefined;
-        this.busy = false;
         if (next !== undefined) this.start(next);
       });
   }

@@ -89,6 +89,34 @@ test('FrameGate: one frame in flight, the newest one parked, older parked frames
   assert.equal(gate.sent, 2);
 });
 
+test('FrameGate with two in flight: the second frame starts at once, the third is parked, a fourth replaces it', async () => {
+  const ran: number[] = [];
+  const releases: Array<() => void> = [];
+  const gate = new FrameGate<number>((n) => {
+    ran.push(n);
+    return new Promise<void>((r) => releases.push(r));
+  }, 2);
+  assert.equal(gate.offer(1), 'sent');
+  assert.equal(gate.offer(2), 'sent');
+  assert.equal(gate.offer(3), 'parked');
+  assert.equal(gate.offer(4), 'replaced');
+  assert.equal(gate.dropped, 1);
+  assert.deepEqual(ran, [1, 2]);
+  releases.shift()!();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(ran, [1, 2, 4]);
+  assert.equal(gate.offer(5), 'parked');
+  releases.shift()!();
+  releases.shift()!();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(ran, [1, 2, 4, 5]);
+  releases.shift()!();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(gate.idle, true);
+  assert.equal(gate.sent, 4);
+  assert.throws(() => new FrameGate<number>(async () => {}, 0), RangeError);
+});
+
 test('FrameGate: a failing frame is reported and the gate goes on', async () => {
   const errors: unknown[] = [];
   const ran: number[] = [];
