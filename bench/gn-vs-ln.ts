@@ -15,13 +15,14 @@ import { parseArgs } from 'node:util';
 import { CORRUPTIONS } from '../src/data/corruptions';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 import { shutdown } from '../e2e/support/session';
-import { accuracyByCorruption, loadMethodOptions, METHODS, runWildBench, SCENARIOS, summaryTable, tuningFile, type WildRunRecord } from './wild';
-import { machineLine, mean, pct, std, writeSection } from './report';
+import { accuracyByCorruption, loadMethodOptions, METHODS, runWildBench, SCENARIOS, summaryTable, type WildRunRecord } from './wild';
+import { machineLine, mean, pct, std, tuningFile, writeSection } from './report';
 
+/** Each model with the options its own tuning chose. */
 const MODELS = [
   { folder: 'fmnist-vit', label: 'ViT (LayerNorm)' },
   { folder: 'fmnist-resnet-gn', label: 'ResNet (GroupNorm)' },
-] as const;
+].map((m) => ({ ...m, options: loadMethodOptions(tuningFile(m.folder)) }));
 
 const { values: a } = parseArgs({
   options: {
@@ -83,7 +84,7 @@ for (const m of MODELS) {
     severity: Number(a.severity),
     regime,
     outDir: `bench/results/gn-vs-ln-${regime}/${m.folder}`,
-    methodOptions: loadMethodOptions(tuningFile(m.folder)),
+    methodOptions: m.options,
     plots: false,
     parallel: Number(a.parallel),
     resume: a.resume,
@@ -97,7 +98,7 @@ const seconds = (Date.now() - t0) / 1000;
 
 const about = MODELS.map((m) => {
   const cfg = JSON.parse(readFileSync(`public/models/${m.folder}/config.json`, 'utf8')) as { training?: { parameters?: number; cleanTestAccuracy?: number } };
-  const opts = methods.map((x) => `${x} \`${JSON.stringify(loadMethodOptions(tuningFile(m.folder))[x])}\``).join(', ');
+  const opts = methods.map((x) => `${x} \`${JSON.stringify(m.options[x])}\``).join(', ');
   return `- **${m.label}**, public/models/${m.folder}/: ${cfg.training?.parameters ?? '?'} parameters, ${pct(cfg.training?.cleanTestAccuracy ?? NaN)}% clean. Options from ${tuningFile(m.folder)}: ${opts}.`;
 }).join('\n');
 

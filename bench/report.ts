@@ -2,6 +2,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 
+/** The shipped ViT's folder in public/models/: the model the benchmarks run unless told otherwise. */
+export const DEFAULT_MODEL = 'fmnist-vit';
+
+/** Where a model's tuning record is (bench:tune writes it, bench reads it): the shipped ViT's is tuning.json. */
+export const tuningFile = (model = DEFAULT_MODEL) => (model === DEFAULT_MODEL ? 'bench/results/tuning.json' : `bench/results/tuning-${model}.json`);
+
 export function machineLine(browserVersion?: string): string {
   const cpu = cpus();
   const model = cpu[0]?.model.trim() ?? 'unknown CPU';

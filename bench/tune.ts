@@ -23,7 +23,7 @@ import { labelShiftStream, mixedStream, splitPools } from '../src/data/streams';
 import type { AdapterOptions } from '../src/methods';
 import { runStream } from './run-stream';
 import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
-import { machineLine, mean, pct, std, writeSection } from './report';
+import { DEFAULT_MODEL, machineLine, mean, pct, std, tuningFile, writeSection } from './report';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,7 +31,7 @@ const { values: args } = parseArgs({
     severity: { type: 'string', default: '5' },
     seeds: { type: 'string', default: '100,101,102' },
     regime: { type: 'string', default: 'imagenet64' },
-    model: { type: 'string', default: 'public/models/fmnist-vit' },
+    model: { type: 'string', default: `public/models/${DEFAULT_MODEL}` },
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     methods: { type: 'string', default: 'sar-align,tent,eata,sar,deyo' },
@@ -73,11 +73,9 @@ interface Row {
   perSeed: number[];
 }
 
-const DEFAULT_MODEL = 'public/models/fmnist-vit';
 const modelName = basename(args.model.replace(/\/$/, ''));
-const shippedViT = modelName === basename(DEFAULT_MODEL);
-args.out ??= shippedViT ? 'bench/results/tuning.json' : `bench/results/tuning-${modelName}.json`;
-const outFile = args.out;
+const shippedViT = modelName === DEFAULT_MODEL;
+const outFile = args.out ?? tuningFile(modelName);
 
 async function main(): Promise<void> {
   await nodeSetup('wasm');

@@ -8,7 +8,8 @@
 // --model names a folder of public/models/ (default the shipped ViT). Another
 // model reads its own tuning (bench/results/tuning-<model>.json), writes its
 // records to bench/results/<regime>-<model>/ and its own section of
-// BENCHMARKS.md; with both models' records present, a GN-vs-LN table too.
+// BENCHMARKS.md. `npm run bench:gn-vs-ln` (gn-vs-ln.ts) runs both shipped
+// models side by side.
 // Hyperparameters come from bench/results/tuning.json (npm run bench:tune, which
 // looks only at the 4 extra corruptions). Writes bench/results/<scenario>-<method>-s<seed>.json,
 // accuracy-over-time PNGs for the mixed and label-shift streams, and the tables in BENCHMARKS.md.
@@ -21,7 +22,7 @@ import { shutdown, withPage, type HarnessPage } from '../e2e/support/session';
 import type { StreamScore } from './run-stream';
 import type { Scenario, WildRun } from './wild-page';
 import type { ChartSpec } from './plot-page';
-import { machineLine, mean, pct, std, writeSection } from './report';
+import { DEFAULT_MODEL, machineLine, mean, pct, std, tuningFile, writeSection } from './report';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 
 /** Benchmark entries: the methods, plus `recenter` (no adaptation with re-centred features, sar-align's forward-only part). */
@@ -72,21 +73,17 @@ export interface WildRunRecord {
   score: StreamScore;
 }
 
-export const DEFAULT_MODEL = 'fmnist-vit';
 const modelUrl = (model = DEFAULT_MODEL) => `/models/${model}/`;
 const MODEL_URL = modelUrl();
 const DATA_URL = '/data/fashion-mnist/';
 
-/** Where a model's tuning record is: the shipped ViT's is tuning.json. */
-export const tuningFile = (model = DEFAULT_MODEL) => (model === DEFAULT_MODEL ? 'bench/results/tuning.json' : `bench/results/tuning-${model}.json`);
-
 /** The regime bench/results/tuning.json was chosen at (the first tuning, before the regimes, ran the cifar constants). */
-function tunedAt(file = 'bench/results/tuning.json'): string {
+function tunedAt(file = tuningFile()): string {
   return existsSync(file) ? ((JSON.parse(readFileSync(file, 'utf8')) as { regime?: string }).regime ?? 'cifar') : 'none';
 }
 
 /** The chosen hyperparameters from the tuning run, or the defaults when there is none. */
-export function loadMethodOptions(file = 'bench/results/tuning.json'): Record<string, AdapterOptions> {
+export function loadMethodOptions(file = tuningFile()): Record<string, AdapterOptions> {
   const chosen: Record<string, AdapterOptions> = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { chosen: Record<string, AdapterOptions> }).chosen : {};
   const out: Record<string, AdapterOptions> = {};
   for (const m of METHODS) out[m] = m === 'recenter' ? { method: 'source', recenter: true } : (chosen[m] ?? ({ method: m } as AdapterOptions));

@@ -25,8 +25,13 @@ const SHIPPED_MODEL = new URL(`${BASE}models/fmnist-vit/`, location.href).href;
 /** The second shipped model, the GroupNorm ResNet: a model URL like any other (so ?model= shares it), with its own entry in the picker. */
 const SHIPPED_RESNET_PATH = `${BASE}models/fmnist-resnet-gn/`;
 const SHIPPED_RESNET = new URL(SHIPPED_RESNET_PATH, location.href).href;
-/** The picker's entry for a model URL from the page's config ('' is the shipped ViT). */
-const modelKindOf = (model: string) => (!model ? 'shipped' : model === SHIPPED_RESNET_PATH ? 'shipped-resnet' : 'url');
+/** The picker's shipped entries: each one's value of config.model ('' is the ViT) and its URL. */
+const SHIPPED_CHOICES: Record<string, { model: string; url: string }> = {
+  shipped: { model: '', url: SHIPPED_MODEL },
+  'shipped-resnet': { model: SHIPPED_RESNET_PATH, url: SHIPPED_RESNET },
+};
+/** The picker's entry for a model from the page's config. */
+const modelKindOf = (model: string) => Object.entries(SHIPPED_CHOICES).find(([, c]) => c.model === model)?.[0] ?? 'url';
 const DATA_URL = `${BASE}data/fashion-mnist/`;
 /** Rolling window of the accuracy and reliable-fraction plots, in frames. */
 const WINDOW = 50;
@@ -288,15 +293,10 @@ function wireControls(): void {
   });
   $<HTMLSelectElement>('model-kind').addEventListener('change', (e) => {
     syncControlClasses();
-    if ((e.target as HTMLSelectElement).value === 'shipped' && (modelSource.kind !== 'url' || modelSource.url !== SHIPPED_MODEL)) {
-      config.model = '';
-      modelSource = { kind: 'url', url: SHIPPED_MODEL };
-      modelBytes = undefined;
-      syncControlClasses();
-      void guarded(() => restart('model'));
-    } else if ((e.target as HTMLSelectElement).value === 'shipped-resnet' && (modelSource.kind !== 'url' || modelSource.url !== SHIPPED_RESNET)) {
-      config.model = SHIPPED_RESNET_PATH;
-      modelSource = { kind: 'url', url: SHIPPED_RESNET };
+    const shipped = SHIPPED_CHOICES[(e.target as HTMLSelectElement).value];
+    if (shipped && (modelSource.kind !== 'url' || modelSource.url !== shipped.url)) {
+      config.model = shipped.model;
+      modelSource = { kind: 'url', url: shipped.url };
       modelBytes = undefined;
       syncControlClasses();
       void guarded(() => restart('model'));

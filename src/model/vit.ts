@@ -77,25 +77,33 @@ export function block(x: tf.Tensor3D, p: ParamLookup, i: number, cfg: ViTConfig)
  * 'norm' otherwise (norm before pooling).
  */
 export function vitLogits(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, finalNorm: 'norm' | 'fc_norm' = 'norm'): tf.Tensor2D {
+  return linear(vitPooled(cfg, p, images, finalNorm), p('head.weight'), p('head.bias')) as tf.Tensor2D;
+}
+
+/**
+ * The pooled feature [B, D] the head reads; `afterBlock` sees each block's
+ * output tokens [B, N, D] (for summaries). Inside tf.tidy.
+ */
+function vitPooled(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, finalNorm: 'norm' | 'fc_norm', afterBlock?: (x: tf.Tensor3D) => void): tf.Tensor2D {
   const B = images.shape[0];
   const D = cfg.width;
   const normalized = tf.div(tf.sub(images, cfg.mean), cfg.std) as tf.Tensor4D;
   const patches = patchEmbed(normalized, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), cfg.patchSize);
   const cls = tf.tile(p('cls_token'), [B, 1, 1]);
   let x = tf.add(tf.concat([cls, patches], 1), p('pos_embed')) as tf.Tensor3D;
-  for (let i = 0; i < cfg.depth; i++) x = block(x, p, i, cfg);
-  const N = x.shape[1];
-  let pooled: tf.Tensor;
-  if (cfg.pool === 'token') {
-    pooled = tf.reshape(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 0, 0], [B, 1, D]), [B, D]);
-  } else if (finalNorm === 'fc_norm') {
-    const avg = tf.mean(tf.slice(x, [0, 1, 0], [B, N - 1, D]), 1);
-    pooled = layerNorm(avg, p('fc_norm.weight'), p('fc_norm.bias'), cfg.normEps);
-  } else {
-    const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps);
-    pooled = tf.mean(tf.slice(normed, [0, 1, 0], [B, N - 1, D]), 1);
+  for (let i = 0; i < cfg.depth; i++) {
+    x = block(x, p, i, cfg);
+    afterBlock?.(x);
   }
-  return linear(pooled, p('head.weight'), p('head.bias')) as tf.Tensor2D;
+  if (cfg.pool === 'token') return tf.reshape(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 0, 0], [B, 1, D]), [B, D]);
+  if (finalNorm === 'fc_norm') return layerNorm(meanPatchToken(x), p('fc_norm.weight'), p('fc_norm.bias'), cfg.normEps) as tf.Tensor2D;
+  return meanPatchToken(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps) as tf.Tensor3D);
+}
+
+/** The patch tokens' mean [B, D] (the class token left out). */
+function meanPatchToken(x: tf.Tensor3D): tf.Tensor2D {
+  const [B, N, D] = x.shape;
+  return tf.mean(tf.slice(x, [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
 }
 
 /**
@@ -104,23 +112,9 @@ export function vitLogits(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, f
  * the pooled feature the head reads. Inside tf.tidy.
  */
 export function vitSummaries(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, finalNorm: 'norm' | 'fc_norm'): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
-  const B = images.shape[0];
-  const D = cfg.width;
-  const normalized = tf.div(tf.sub(images, cfg.mean), cfg.std) as tf.Tensor4D;
-  const patches = patchEmbed(normalized, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), cfg.patchSize);
-  let x = tf.add(tf.concat([tf.tile(p('cls_token'), [B, 1, 1]), patches], 1), p('pos_embed')) as tf.Tensor3D;
-  const N = x.shape[1];
-  const summary = (t: tf.Tensor3D) =>
-    (cfg.pool === 'token' ? tf.reshape(tf.slice(t, [0, 0, 0], [B, 1, D]), [B, D]) : tf.mean(tf.slice(t, [0, 1, 0], [B, N - 1, D]), 1)) as tf.Tensor2D;
   const layers: tf.Tensor2D[] = [];
-  for (let i = 0; i < cfg.depth; i++) {
-    x = block(x, p, i, cfg);
-    layers.push(summary(x));
-  }
-  let pooled: tf.Tensor2D;
-  if (cfg.pool === 'token') pooled = tf.reshape(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 0, 0], [B, 1, D]), [B, D]);
-  else if (finalNorm === 'fc_norm') pooled = layerNorm(summary(x), p('fc_norm.weight'), p('fc_norm.bias'), cfg.normEps) as tf.Tensor2D;
-  else pooled = tf.mean(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
+  const summary = (x: tf.Tensor3D) => (cfg.pool === 'token' ? (tf.reshape(tf.slice(x, [0, 0, 0], [x.shape[0], 1, cfg.width]), [x.shape[0], cfg.width]) as tf.Tensor2D) : meanPatchToken(x));
+  const pooled = vitPooled(cfg, p, images, finalNorm, (x) => layers.push(summary(x)));
   return { pooled, layers };
 }
 

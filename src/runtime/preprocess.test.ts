@@ -68,13 +68,19 @@ test('toRGBA: gray and RGB to opaque bytes, non-finite values magenta', () => {
   assert.deepEqual([...toRGBA([1, 0, 0.2], 1, 1, 3)], [255, 0, 51, 255]);
 });
 
-test('FrameGate: one frame in flight, the newest one parked, older parked frames dropped and counted', async () => {
+/** A gate whose frames run until released by hand, in order: `ran` lists the frames started. */
+function heldGate(maxInFlight?: number): { gate: FrameGate<number>; ran: number[]; releases: Array<() => void> } {
   const ran: number[] = [];
   const releases: Array<() => void> = [];
   const gate = new FrameGate<number>((n) => {
     ran.push(n);
     return new Promise<void>((r) => releases.push(r));
-  });
+  }, maxInFlight);
+  return { gate, ran, releases };
+}
+
+test('FrameGate: one frame in flight, the newest one parked, older parked frames dropped and counted', async () => {
+  const { gate, ran, releases } = heldGate();
   assert.equal(gate.offer(1), 'sent');
   assert.equal(gate.offer(2), 'parked');
   assert.equal(gate.offer(3), 'replaced');
@@ -90,12 +96,7 @@ test('FrameGate: one frame in flight, the newest one parked, older parked frames
 });
 
 test('FrameGate with two in flight: the second frame starts at once, the third is parked, a fourth replaces it', async () => {
-  const ran: number[] = [];
-  const releases: Array<() => void> = [];
-  const gate = new FrameGate<number>((n) => {
-    ran.push(n);
-    return new Promise<void>((r) => releases.push(r));
-  }, 2);
+  const { gate, ran, releases } = heldGate(2);
   assert.equal(gate.offer(1), 'sent');
   assert.equal(gate.offer(2), 'sent');
   assert.equal(gate.offer(3), 'parked');
