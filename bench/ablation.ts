@@ -64,7 +64,15 @@ const variants: Record<string, AdapterOptions> = {
 };
 
 const seeds = args.seeds.split(',').map(Number);
-const common = { regime, corruptions: [...CORRUPTIONS], severity: Number(args.severity), perCorruption: Number(args['per-corruption']), plots: false, backend: args.backend as 'wasm', parallel: Number(args.parallel) };
+const common = {
+  regime,
+  corruptions: [...CORRUPTIONS],
+  severity: Number(args.severity),
+  perCorruption: Number(args['per-corruption']),
+  plots: false,
+  backend: args.backend as 'wasm',
+  parallel: Number(args.parallel),
+};
 const main = await runWildBench({ ...common, seeds, scenarios, methods: Object.keys(variants), outDir: join(args.out, regime), methodOptions: variants });
 
 // A collapsing run: Tent at a large learning rate on one corruption's label-shift stream, next to SAR at the same rate.
@@ -90,7 +98,10 @@ await withPage(
       xLabel: 'samples seen',
       yLabel: 'gradient norm (log)',
       x: traces[0]!.gradNorm.map((_, i) => i + 1),
-      series: collapse.records.map((r) => ({ label: `${r.method} (${r.score.resets} resets)`, values: r.score.trace!.gradNorm.map((g) => (Number.isFinite(g) && g > 0 ? g : null)) })),
+      series: collapse.records.map((r) => ({
+        label: `${r.method} (${r.score.resets} resets)`,
+        values: r.score.trace!.gradNorm.map((g) => (Number.isFinite(g) && g > 0 ? g : null)),
+      })),
       logY: true,
     };
     await h.page.evaluate(`window.drawChart(${JSON.stringify(spec)})`);
@@ -113,7 +124,10 @@ await withPage(
 );
 await shutdown();
 
-const table = [summaryTable(main.records, scenarios, Object.keys(variants), [...CORRUPTIONS]), ...scenarios.map((s) => `#### ${s}\n\n${scenarioTable(main.records, s, Object.keys(variants), [...CORRUPTIONS])}`)].join('\n\n');
+const table = [
+  summaryTable(main.records, scenarios, Object.keys(variants), [...CORRUPTIONS]),
+  ...scenarios.map((s) => `#### ${s}\n\n${scenarioTable(main.records, s, Object.keys(variants), [...CORRUPTIONS])}`),
+].join('\n\n');
 console.log(`\n${table}`);
 if (!args['no-write']) {
   writeSection(

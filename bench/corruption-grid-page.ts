@@ -10,8 +10,7 @@ import { grayBatch } from '../src/data/images';
 import { mulberry32 } from '../src/data/random';
 
 export type GridSource =
-  | { kind: 'fmnist'; dataUrl: string; index: number; scale: number }
-  | { kind: 'scene'; width: number; height: number; sceneSeed: number; scale: number };
+  { kind: 'fmnist'; dataUrl: string; index: number; scale: number } | { kind: 'scene'; width: number; height: number; sceneSeed: number; scale: number };
 
 export interface GridOptions {
   backend: BackendName;
@@ -49,22 +48,31 @@ const mix = (a: number, b: number, t: number) => a + (b - a) * t;
 /** Periodic 2-D value noise with fractal sums; values about [0, 1]. */
 class Noise {
   private readonly table: Float32Array;
-  constructor(rng: () => number, private readonly n = 128) {
+  constructor(
+    rng: () => number,
+    private readonly n = 128,
+  ) {
     this.table = Float32Array.from({ length: n * n }, rng);
   }
   at(x: number, y: number): number {
     const n = this.n;
-    const xi = Math.floor(x), yi = Math.floor(y);
-    const fx = smooth(x - xi), fy = smooth(y - yi);
-    const x0 = ((xi % n) + n) % n, y0 = ((yi % n) + n) % n;
-    const x1 = (x0 + 1) % n, y1 = (y0 + 1) % n;
+    const xi = Math.floor(x),
+      yi = Math.floor(y);
+    const fx = smooth(x - xi),
+      fy = smooth(y - yi);
+    const x0 = ((xi % n) + n) % n,
+      y0 = ((yi % n) + n) % n;
+    const x1 = (x0 + 1) % n,
+      y1 = (y0 + 1) % n;
     const t = this.table;
     const a = mix(t[y0 * n + x0]!, t[y0 * n + x1]!, fx);
     const b = mix(t[y1 * n + x0]!, t[y1 * n + x1]!, fx);
     return mix(a, b, fy);
   }
   fbm(x: number, y: number, octaves = 5): number {
-    let sum = 0, amp = 0.5, norm = 0;
+    let sum = 0,
+      amp = 0.5,
+      norm = 0;
     for (let o = 0; o < octaves; o++) {
       sum += amp * this.at(x, y);
       norm += amp;
@@ -112,10 +120,14 @@ export function drawScene(W: number, H: number, seed: number): Float32Array {
   };
   const u = W / 256; // shapes are designed for 256 px wide
   const waterY = Math.round(0.6 * H);
-  const sunX = 0.73 * W, sunY = 0.19 * H, sunR = 0.045 * W;
+  const sunX = 0.73 * W,
+    sunY = 0.19 * H,
+    sunR = 0.045 * W;
 
   // Sky: gradient, sun glow, clouds.
-  const skyTop = hex('#2f63ad'), skyMid = hex('#78a9dc'), skyLow = hex('#f2d7b0');
+  const skyTop = hex('#2f63ad'),
+    skyMid = hex('#78a9dc'),
+    skyLow = hex('#f2d7b0');
   for (let y = 0; y < waterY; y++) {
     const t = y / waterY;
     const base = t < 0.6 ? mixRGB(skyTop, skyMid, t / 0.6) : mixRGB(skyMid, skyLow, (t - 0.6) / 0.4);
@@ -148,7 +160,8 @@ export function drawScene(W: number, H: number, seed: number): Float32Array {
     });
     const jag = (x: number) => (noise.fbm(x / (7 * u) + r.off, r.off, 4) - 0.5) * 0.035 * H;
     const profile = (x: number) => {
-      let best = Infinity, peak = peaks[0]!;
+      let best = Infinity,
+        peak = peaks[0]!;
       for (const p of peaks) {
         const y = p.top + p.slope * Math.abs(x - p.x) ** 0.95 * u ** 0.05;
         if (y < best) [best, peak] = [y, p];
@@ -217,7 +230,10 @@ export function drawScene(W: number, H: number, seed: number): Float32Array {
   trees.sort((a, b) => a[1] - b[1]);
   for (const [x, b, h, s] of trees) pine(x, b, h, s);
   // House: walls, roof, door, windows, chimney.
-  const hx = 0.6 * W, hb = waterY - 0.012 * H, hw = 0.085 * W, hh = 0.055 * H;
+  const hx = 0.6 * W,
+    hb = waterY - 0.012 * H,
+    hw = 0.085 * W,
+    hh = 0.055 * H;
   g.fillStyle = '#5a3a2a';
   g.fillRect(hx + hw * 0.62, hb - hh - 0.06 * H, 0.012 * W, 0.04 * H);
   g.fillStyle = '#e8dcc0';
@@ -253,7 +269,7 @@ export function drawScene(W: number, H: number, seed: number): Float32Array {
   for (let y = waterY; y < H; y++) {
     const t = (y - waterY) / (H - waterY);
     for (let x = 0; x < W; x++) {
-      const ripple = Math.sin(y * 1.3 / u + noise.at(x / (20 * u), y / (3 * u)) * 6) * (1 + 3 * t) * u;
+      const ripple = Math.sin((y * 1.3) / u + noise.at(x / (20 * u), y / (3 * u)) * 6) * (1 + 3 * t) * u;
       const sx = Math.min(W - 1, Math.max(0, Math.round(x + ripple)));
       const sy = Math.min(waterY - 1, Math.max(0, 2 * waterY - y - 1));
       let c = mixRGB(get(sx, sy), water, 0.3 + 0.35 * t);
@@ -276,14 +292,20 @@ export function drawScene(W: number, H: number, seed: number): Float32Array {
       set(x, y, mixRGB(get(x, y), c, clamp01(y + 1 - top)));
     }
   }
-  const rocks = [[0.18, 0.91, 0.05], [0.24, 0.95, 0.03], [0.82, 0.93, 0.06]] as const;
+  const rocks = [
+    [0.18, 0.91, 0.05],
+    [0.24, 0.95, 0.03],
+    [0.82, 0.93, 0.06],
+  ] as const;
   for (const [rx, ry, rr] of rocks) {
-    const cx = rx * W, cy = ry * H, r = rr * W;
+    const cx = rx * W,
+      cy = ry * H,
+      r = rr * W;
     for (let y = Math.floor(cy - r * 0.6); y < Math.min(H, cy + r * 0.6); y++) {
       for (let x = Math.max(0, Math.floor(cx - r)); x < Math.min(W, cx + r); x++) {
         const d = ((x - cx) / r) ** 2 + ((y - cy) / (r * 0.6)) ** 2;
         if (d > 1) continue;
-        const lit = clamp01(0.5 + (x - cx) / r * 0.3 - (y - cy) / r * 0.6);
+        const lit = clamp01(0.5 + ((x - cx) / r) * 0.3 - ((y - cy) / r) * 0.6);
         const tex = noise.field(x, y, 2 * u, 2 * u, 3, 33, 33);
         const c = mixRGB(hex('#5c5a57'), hex('#b5b0a6'), clamp01(lit + (tex - 0.5) * 0.6));
         set(x, y, mixRGB(get(x, y), c, clamp01((1 - d) * 6)));
@@ -298,7 +320,8 @@ export function drawScene(W: number, H: number, seed: number): Float32Array {
     const light = rng() < 0.5;
     const lean = (rng() - 0.5) * 0.8;
     for (let j = 0; j < len; j++) {
-      const y = y0 - j, x1 = Math.round(x + lean * j);
+      const y = y0 - j,
+        x1 = Math.round(x + lean * j);
       if (y < 0 || y >= H || x1 < 0 || x1 >= W) continue;
       set(x1, y, mixRGB(get(x1, y), light ? hex('#b6c46a') : hex('#29491a'), 0.7));
     }
@@ -322,7 +345,11 @@ async function sourceImage(src: GridSource): Promise<{ image: tf.Tensor3D; scale
     const image = tf.squeeze(batch, [0]) as tf.Tensor3D;
     batch.dispose();
     const label = FASHION_MNIST_CLASSES[data.labels[src.index]!] ?? '?';
-    return { image, scale: src.scale, title: `Fashion-MNIST test image #${src.index} (${label}), ${data.width}×${data.height}, shown ×${src.scale} nearest-neighbour` };
+    return {
+      image,
+      scale: src.scale,
+      title: `Fashion-MNIST test image #${src.index} (${label}), ${data.width}×${data.height}, shown ×${src.scale} nearest-neighbour`,
+    };
   }
   const px = drawScene(src.width, src.height, src.sceneSeed);
   return {
@@ -333,7 +360,16 @@ async function sourceImage(src: GridSource): Promise<{ image: tf.Tensor3D; scale
 }
 
 /** Draws [h, w, c] values in [0, 1] at (x, y), each pixel as a scale×scale block. */
-function blit(g: CanvasRenderingContext2D, values: Float32Array | Int32Array | Uint8Array, h: number, w: number, c: number, x: number, y: number, scale: number): void {
+function blit(
+  g: CanvasRenderingContext2D,
+  values: Float32Array | Int32Array | Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  x: number,
+  y: number,
+  scale: number,
+): void {
   const img = new ImageData(w, h);
   for (let i = 0; i < h * w; i++) {
     for (let k = 0; k < 3; k++) img.data[i * 4 + k] = Math.round(clamp01(values[i * c + (c === 1 ? 0 : k)]!) * 255);
@@ -355,15 +391,22 @@ async function renderGrid(o: GridOptions): Promise<GridResult> {
   const report = await initBackend(o.backend, { wasmPaths: WASM_PATHS });
   const { image, scale, title } = await sourceImage(o.source);
   const [h, w, c] = image.shape;
-  const tileW = w * scale, tileH = h * scale;
+  const tileW = w * scale,
+    tileH = h * scale;
   const clean = (await image.data()) as Float32Array;
 
   const keep = (names: readonly string[]) => names.filter((n) => o.names === undefined || o.names.includes(n));
   const groups = [
     { heading: `Test corruptions (${CORRUPTIONS.length})`, names: keep(CORRUPTIONS), extra: false },
-    { heading: `Extra corruptions (${EXTRA_CORRUPTIONS.length}) — validation only: for choosing hyperparameters, never in the test streams`, names: keep(EXTRA_CORRUPTIONS), extra: true },
+    {
+      heading: `Extra corruptions (${EXTRA_CORRUPTIONS.length}) — validation only: for choosing hyperparameters, never in the test streams`,
+      names: keep(EXTRA_CORRUPTIONS),
+      extra: true,
+    },
   ].filter((gr) => gr.names.length > 0);
-  const TITLE_H = 38, HEAD_H = 20, GROUP_H = 18;
+  const TITLE_H = 38,
+    HEAD_H = 20,
+    GROUP_H = 18;
   const cols = 1 + SEVERITIES.length;
   const width = LABEL_W + cols * (tileW + GAP);
   const rows = groups.reduce((n, gr) => n + gr.names.length, 0);

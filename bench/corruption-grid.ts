@@ -59,7 +59,13 @@ try {
     const result = await withPage(
       async (h) => {
         await h.page.waitForFunction('window.wildttaCorruptionGrid !== undefined', undefined, { timeout: 120_000 });
-        const o: GridOptions = { backend: args.backend as GridOptions['backend'], source, seed: Number(args.seed), regime, ...(args.corruptions ? { names: args.corruptions.split(',') } : {}) };
+        const o: GridOptions = {
+          backend: args.backend as GridOptions['backend'],
+          source,
+          seed: Number(args.seed),
+          regime,
+          ...(args.corruptions ? { names: args.corruptions.split(',') } : {}),
+        };
         const r = (await h.page.evaluate(`window.wildttaCorruptionGrid.render(${JSON.stringify(o)})`)) as GridResult;
         await h.page.setViewportSize({ width: r.width, height: r.height });
         await h.page.locator('#grid').screenshot({ path: png });
@@ -69,7 +75,9 @@ try {
       { path: 'bench/corruption-grid.html' },
     );
     const bytes = statSync(png).size;
-    console.log(`${png}: ${result.width}×${result.height} px, ${(bytes / 1024).toFixed(0)} KiB, ${((performance.now() - t0) / 1000).toFixed(1)} s (${result.backend})`);
+    console.log(
+      `${png}: ${result.width}×${result.height} px, ${(bytes / 1024).toFixed(0)} KiB, ${((performance.now() - t0) / 1000).toFixed(1)} s (${result.backend})`,
+    );
     console.log(`  ${result.title}`);
     for (const [name, diffs] of Object.entries(result.meanAbsDiff)) {
       const rising = diffs.every((d, i) => i === 0 || d >= diffs[i - 1]!);

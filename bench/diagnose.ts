@@ -64,9 +64,17 @@ const seed = Number(args.seed);
 
 async function profile(name: string): Promise<SourceProfile> {
   // The stream only picks the images here (clean ones are never corrupted below); it draws the same images for every name.
-  const stream = perCorruptionStream(data.labels, pools.evaluation, { corruptions: [name === 'clean' ? 'gaussian_noise' : name], severity, perCorruption, seed });
+  const stream = perCorruptionStream(data.labels, pools.evaluation, {
+    corruptions: [name === 'clean' ? 'gaussian_noise' : name],
+    severity,
+    perCorruption,
+    seed,
+  });
   const counts = new Array<number>(C).fill(0);
-  let correct = 0, entropy = 0, reliable = 0, reliableCorrect = 0;
+  let correct = 0,
+    entropy = 0,
+    reliable = 0,
+    reliableCorrect = 0;
   for (const item of stream.items) {
     const p = tf.tidy(() => {
       const x = grayBatch(data.images, item.index, 1, data.height, data.width);
@@ -91,19 +99,32 @@ async function profile(name: string): Promise<SourceProfile> {
   }
   const n = stream.items.length;
   const topClass = counts.indexOf(Math.max(...counts));
-  return { corruption: name, accuracy: correct / n, meanEntropy: entropy / n, reliable: reliable / n, reliableAccuracy: reliable ? reliableCorrect / reliable : NaN, topClass, topShare: counts[topClass]! / n };
+  return {
+    corruption: name,
+    accuracy: correct / n,
+    meanEntropy: entropy / n,
+    reliable: reliable / n,
+    reliableAccuracy: reliable ? reliableCorrect / reliable : NaN,
+    topClass,
+    topShare: counts[topClass]! / n,
+  };
 }
 
 const profiles: SourceProfile[] = [];
 for (const name of ['clean', ...ALL_CORRUPTIONS]) {
   const r = await profile(name);
   profiles.push(r);
-  console.log(`${name.padEnd(18)} acc ${pct(r.accuracy)}  H ${r.meanEntropy.toFixed(2)}  reliable ${pct(r.reliable)}% (right ${pct(r.reliableAccuracy)}%)  top class ${FASHION_MNIST_CLASSES[r.topClass] ?? r.topClass} ${pct(r.topShare)}%`);
+  console.log(
+    `${name.padEnd(18)} acc ${pct(r.accuracy)}  H ${r.meanEntropy.toFixed(2)}  reliable ${pct(r.reliable)}% (right ${pct(r.reliableAccuracy)}%)  top class ${FASHION_MNIST_CLASSES[r.topClass] ?? r.topClass} ${pct(r.topShare)}%`,
+  );
 }
 const profileTable = [
   '| corruption | no-adapt acc. | mean entropy (nats) | reliable (E < E0) | reliable and right | most-predicted class (share) |',
   '|---|---|---|---|---|---|',
-  ...profiles.map((r) => `| ${r.corruption}${(CORRUPTIONS as readonly string[]).includes(r.corruption) || r.corruption === 'clean' ? '' : ' (extra)'} | ${pct(r.accuracy)} | ${r.meanEntropy.toFixed(2)} | ${pct(r.reliable)}% | ${pct(r.reliableAccuracy)}% | ${FASHION_MNIST_CLASSES[r.topClass] ?? r.topClass} (${pct(r.topShare)}%) |`),
+  ...profiles.map(
+    (r) =>
+      `| ${r.corruption}${(CORRUPTIONS as readonly string[]).includes(r.corruption) || r.corruption === 'clean' ? '' : ' (extra)'} | ${pct(r.accuracy)} | ${r.meanEntropy.toFixed(2)} | ${pct(r.reliable)}% | ${pct(r.reliableAccuracy)}% | ${FASHION_MNIST_CLASSES[r.topClass] ?? r.topClass} (${pct(r.topShare)}%) |`,
+  ),
 ].join('\n');
 
 let sweepTable = '';
@@ -121,7 +142,8 @@ if (args.sweep) {
   for (const options of configs) {
     const s = await runStream({ model, images: data, stream, method: options, corrupt: (x, n, sv, sd) => corrupt(x, n, sv, sd, { regime }) });
     const per = CORRUPTIONS.map((c) => s.byCorruption[c]!.correct / s.byCorruption[c]!.total);
-    const skip = 'skipLastBlocks' in options && options.skipLastBlocks !== undefined ? `, last ${options.skipLastBlocks} of ${model.normUnits} blocks frozen` : '';
+    const skip =
+      'skipLastBlocks' in options && options.skipLastBlocks !== undefined ? `, last ${options.skipLastBlocks} of ${model.normUnits} blocks frozen` : '';
     const label = options.method === 'source' ? 'no-adapt' : `${options.method} lr ${options.lr}${skip}`;
     console.log(`${label}: ${pct(s.accuracy)}%`);
     rows.push(`| ${label} | ${per.map((a) => pct(a)).join(' | ')} | **${pct(s.accuracy)}** |`);

@@ -89,7 +89,16 @@ export async function framePath(o: FramePathOptions): Promise<FramePathCost> {
 
   // The public API on this thread and in a worker.
   const create = (worker: boolean) =>
-    WildTTA.create({ model: o.modelUrl, backend: o.backend, method: 'sar', lr: 1e-4, methodOptions: ALWAYS_RELIABLE, sourceStats: false, worker, assetsUrl: o.workerAssetsUrl });
+    WildTTA.create({
+      model: o.modelUrl,
+      backend: o.backend,
+      method: 'sar',
+      lr: 1e-4,
+      methodOptions: ALWAYS_RELIABLE,
+      sourceStats: false,
+      worker,
+      assetsUrl: o.workerAssetsUrl,
+    });
   const onPage = await create(false);
   const inWorker = await create(true);
   const images = raw.map((px) => {
@@ -159,4 +168,3 @@ export async function framePath(o: FramePathOptions): Promise<FramePathCost> {
     memory: { tensorsBefore, tensorsAfter },
   };
 }
-

@@ -113,7 +113,10 @@ const claims = (['label-shift', 'mixed', 'per-corruption'] as const)
   })
   .join('\n\n');
 
-const tables = MODELS.map((m) => `### ${m.label}: averages over the 15 corruptions (Δ against no adaptation, paired by seed)\n\n${summaryTable(recordsOf(m.folder), SCENARIOS, methods, corruptions)}`).join('\n\n');
+const tables = MODELS.map(
+  (m) =>
+    `### ${m.label}: averages over the 15 corruptions (Δ against no adaptation, paired by seed)\n\n${summaryTable(recordsOf(m.folder), SCENARIOS, methods, corruptions)}`,
+).join('\n\n');
 
 if (a['no-write'] || only) {
   console.log(`\n${tables}\n\n${claims}`);

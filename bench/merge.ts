@@ -20,7 +20,9 @@ import type { CorruptionRegime } from '../src/data/corruptions/regime';
 export function readRecords(dir: string): WildRunRecord[] {
   const records: WildRunRecord[] = [];
   const seen = new Set<string>();
-  for (const name of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((n) => n.endsWith('.json'))
+    .sort()) {
     const r = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Partial<WildRunRecord>;
     if (!r.scenario || !r.method || r.seed === undefined || !r.score) continue;
     const key = `${r.scenario}|${r.method}|${r.seed}`;
@@ -59,10 +61,14 @@ export function optionsOf(records: WildRunRecord[], dir: string): WildBenchOptio
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  const { values: a } = parseArgs({ options: { dir: { type: 'string', default: 'bench/results/imagenet64' }, 'no-write': { type: 'boolean', default: false } } });
+  const { values: a } = parseArgs({
+    options: { dir: { type: 'string', default: 'bench/results/imagenet64' }, 'no-write': { type: 'boolean', default: false } },
+  });
   const records = readRecords(a.dir);
   const o = optionsOf(records, a.dir);
-  console.log(`${records.length} records: ${o.scenarios.join(', ')} × ${o.methods.join(', ')} × seeds ${o.seeds.join(', ')}, ${o.perCorruption} per corruption, ${o.regime}`);
+  console.log(
+    `${records.length} records: ${o.scenarios.join(', ')} × ${o.methods.join(', ')} × seeds ${o.seeds.join(', ')}, ${o.perCorruption} per corruption, ${o.regime}`,
+  );
   console.log(`\n${wildTables(records, o)}`);
   if (!a['no-write']) {
     await drawPlots(records, o);
@@ -71,6 +77,6 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
     const seconds = records.reduce((t, r) => t + r.score.ms / 1000, 0);
     const command = `npm run bench -- --regime ${o.regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --shard i/n (each slice), then npm run bench:merge -- --dir ${a.dir}`;
     writeWildSection(records, o, { command, seconds, backend: backends, browser: '' });
-    console.log('wrote the bench:wild section of BENCHMARKS.md (the time is the runs\' own, summed over slices)');
+    console.log("wrote the bench:wild section of BENCHMARKS.md (the time is the runs' own, summed over slices)");
   }
 }

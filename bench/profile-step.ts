@@ -102,4 +102,5 @@ for (const k of profile.kernels) {
   byName.set(k.name, e);
 }
 console.log('\nkernels of one SAR step by total time (tf.profile; its own timing adds overhead):');
-for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) console.log(`  ${name.padEnd(24)} ${String(e.n).padStart(4)} × ${((1000 * e.ms) / e.n).toFixed(1).padStart(6)} µs = ${e.ms.toFixed(2)} ms`);
+for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15))
+  console.log(`  ${name.padEnd(24)} ${String(e.n).padStart(4)} × ${((1000 * e.ms) / e.n).toFixed(1).padStart(6)} µs = ${e.ms.toFixed(2)} ms`);

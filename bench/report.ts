@@ -20,7 +20,9 @@ export function machineLine(browserVersion?: string): string {
 export function writeSection(name: string, body: string, file = 'BENCHMARKS.md'): void {
   const open = `<!-- ${name} -->`;
   const close = `<!-- /${name} -->`;
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nEvery figure here comes from a command in this repository; each section names it, with the machine and backend.\n';
+  const text = existsSync(file)
+    ? readFileSync(file, 'utf8')
+    : '# Benchmarks\n\nEvery figure here comes from a command in this repository; each section names it, with the machine and backend.\n';
   const block = `${open}\n${body.trim()}\n${close}`;
   const start = text.indexOf(open);
   const end = text.indexOf(close);

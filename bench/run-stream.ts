@@ -68,7 +68,9 @@ export async function runStream(o: RunStreamOptions): Promise<StreamScore> {
   let fisher: Map<string, tf.Tensor> | undefined;
   if (o.method.method === 'eata' && !o.method.fisher && o.cleanIndices?.length) {
     const count = Math.min(o.fisherCount ?? 500, o.cleanIndices.length);
-    const clean = tf.tidy(() => tf.concat(o.cleanIndices!.slice(0, count).map((i) => grayBatch(images.images, i, 1, images.height, images.width))) as tf.Tensor4D);
+    const clean = tf.tidy(
+      () => tf.concat(o.cleanIndices!.slice(0, count).map((i) => grayBatch(images.images, i, 1, images.height, images.width))) as tf.Tensor4D,
+    );
     const params = selectNormParams(model, { skipLastBlocks: o.method.skipLastBlocks ?? 0, includeFinalNorm: o.method.includeFinalNorm ?? true });
     // Per image, as the reference does at the streams' batch size of 1.
     fisher = await estimateFisher(model, params, clean);
@@ -120,7 +122,17 @@ export async function runStream(o: RunStreamOptions): Promise<StreamScore> {
   if (fisher) for (const t of fisher.values()) t.dispose();
   o.onProgress?.(total, total);
   const correct = segments.reduce((a, s) => a + s.correct, 0);
-  const score: StreamScore = { method: o.method.method, segments, byCorruption, correct, total, accuracy: correct / total, updates, resets, ms: performance.now() - t0 };
+  const score: StreamScore = {
+    method: o.method.method,
+    segments,
+    byCorruption,
+    correct,
+    total,
+    accuracy: correct / total,
+    updates,
+    resets,
+    ms: performance.now() - t0,
+  };
   if (trace) score.trace = trace;
   return score;
 }

@@ -84,7 +84,11 @@ async function setup(backend: BackendName, threads: number | undefined, tuneWebg
   }
   let adapterInfo: string | null = null;
   if (report.backend === 'webgpu' && 'gpu' in navigator) {
-    const a = await (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor: string; architecture: string; device?: string; description?: string } } | null> } }).gpu.requestAdapter();
+    const a = await (
+      navigator as unknown as {
+        gpu: { requestAdapter(): Promise<{ info?: { vendor: string; architecture: string; device?: string; description?: string } } | null> };
+      }
+    ).gpu.requestAdapter();
     adapterInfo = a?.info ? [a.info.vendor, a.info.architecture, a.info.device, a.info.description].filter(Boolean).join(' ').trim() : null;
   }
   return { backend: report.backend, adapterInfo, flags, threads: report.wasmThreads ?? null };
@@ -231,7 +235,18 @@ export interface VitB16Cost {
 /** ViT-B/16 (224×224×3, patch 16, width 768, depth 12, 12 heads, 1000 classes) with seeded random weights in timm's layout. */
 async function vitB16(o: VitB16Options): Promise<VitB16Cost> {
   const env = await setup(o.backend, undefined, true);
-  const cfg = tinyConfig({ imageSize: 224, patchSize: 16, inChannels: 3, width: 768, depth: o.depth ?? 12, heads: 12, mlpHidden: 3072, numClasses: 1000, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+  const cfg = tinyConfig({
+    imageSize: 224,
+    patchSize: 16,
+    inChannels: 3,
+    width: 768,
+    depth: o.depth ?? 12,
+    heads: 12,
+    mlpHidden: 3072,
+    numClasses: 1000,
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+  });
   const t0 = performance.now();
   const weights = randomViTTensors(cfg, 16, 4);
   let parameters = 0;
@@ -266,7 +281,20 @@ async function vitB16(o: VitB16Options): Promise<VitB16Cost> {
   sar.dispose();
   frames.forEach((f) => f.dispose());
   model.dispose();
-  return { backend: env.backend, adapter: env.adapterInfo, flags: env.flags, parameters, buildMs, firstInferenceMs, inferenceMs, firstSarStepMs, sarStepMs, memory, updates, adapted };
+  return {
+    backend: env.backend,
+    adapter: env.adapterInfo,
+    flags: env.flags,
+    parameters,
+    buildMs,
+    firstInferenceMs,
+    inferenceMs,
+    firstSarStepMs,
+    sarStepMs,
+    memory,
+    updates,
+    adapted,
+  };
 }
 
 export interface BackboneStepCost {

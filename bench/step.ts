@@ -88,7 +88,10 @@ async function inPage<T>(expr: (page: Page) => Promise<T>, isolated: boolean): P
 }
 
 const f2 = (x: number) => x.toFixed(2);
-const loadLine = () => `load average ${loadavg().map((l) => l.toFixed(2)).join(', ')} on ${cpus().length} cores`;
+const loadLine = () =>
+  `load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ')} on ${cpus().length} cores`;
 
 // ---------------------------------------------------------------- the whole frame (issue 16)
 
@@ -109,7 +112,9 @@ async function demoRun(backend: string, compare: boolean, warmupFrames: number, 
   return withPage(
     async (h) => {
       const deadline = Date.now() + 300_000;
-      const frames = async () => ((await h.page.evaluate('window.wildttaDemo?.state()').catch(() => undefined)) as { frames?: number; state?: string; message?: string } | undefined) ?? {};
+      const frames = async () =>
+        ((await h.page.evaluate('window.wildttaDemo?.state()').catch(() => undefined)) as { frames?: number; state?: string; message?: string } | undefined) ??
+        {};
       for (;;) {
         const st = await frames();
         if (st.state === 'error') throw new Error(`the demo failed: ${st.message}`);
@@ -121,7 +126,16 @@ async function demoRun(backend: string, compare: boolean, warmupFrames: number, 
       await new Promise((r) => setTimeout(r, seconds * 1000));
       const t = (await h.page.evaluate('window.wildttaDemo.timing()')) as Record<string, number>;
       const per = (k: string) => t[k]! / Math.max(1, t.frames!);
-      return { compare, fps: (1000 * t.frames!) / t.wallMs!, frames: t.frames!, wallMs: t.wallMs! / Math.max(1, t.frames!), engineMs: per('engineMs'), prepareMs: per('prepareMs'), stepMs: per('stepMs'), pageMs: per('pageMs') };
+      return {
+        compare,
+        fps: (1000 * t.frames!) / t.wallMs!,
+        frames: t.frames!,
+        wallMs: t.wallMs! / Math.max(1, t.frames!),
+        engineMs: per('engineMs'),
+        prepareMs: per('prepareMs'),
+        stepMs: per('stepMs'),
+        pageMs: per('pageMs'),
+      };
     },
     { path: `demo/?input=stream&backend=${backend}&method=sar&fps=max&compare=${compare ? 1 : 0}&corruption=gaussian_noise&severity=5` },
   );
@@ -141,14 +155,24 @@ async function frameRows(): Promise<FrameRow[]> {
     process.stdout.write(`frame path, ${backend}: `);
     // SwiftShader's WebGPU takes ~0.3 s a step: fewer, shorter samples there.
     const slow = backend !== 'wasm' && backend !== 'cpu';
-    const o: FramePathOptions = { backend: backend as FramePathOptions['backend'], modelUrl: '/models/fmnist-vit/', dataUrl: '/data/fashion-mnist/', workerAssetsUrl: '/dist/', rounds: slow ? 3 : 30, repeat: slow ? 2 : 5, warmup: slow ? 2 : 10 };
+    const o: FramePathOptions = {
+      backend: backend as FramePathOptions['backend'],
+      modelUrl: '/models/fmnist-vit/',
+      dataUrl: '/data/fashion-mnist/',
+      workerAssetsUrl: '/dist/',
+      rounds: slow ? 3 : 30,
+      repeat: slow ? 2 : 5,
+      warmup: slow ? 2 : 10,
+    };
     try {
       const { value: cost } = await inPage((page) => page.evaluate(`window.wildttaBench.framePath(${JSON.stringify(o)})`) as Promise<FramePathCost>, false);
       const demo: DemoRun[] = [];
       // Comparison on and off, twice each in turn, so a change in load hits both.
       for (const compare of [true, false, true, false]) demo.push(await demoRun(backend, compare, slow ? 5 : 100, slow ? 20 : 6));
       rows.push({ label: backend, cost, demo });
-      console.log(`adapter ${f2(cost.ms.adapter)} ms; engine ${f2(cost.ratio.engine)}×, with reference ${f2(cost.ratio.engineCompare)}×, classify ${f2(cost.ratio.classify)}×, in a worker ${f2(cost.ratio.classifyWorker)}×; demo ${demo.map((d) => `${d.compare ? 'on' : 'off'} ${d.fps.toFixed(1)}`).join(', ')} frames/s`);
+      console.log(
+        `adapter ${f2(cost.ms.adapter)} ms; engine ${f2(cost.ratio.engine)}×, with reference ${f2(cost.ratio.engineCompare)}×, classify ${f2(cost.ratio.classify)}×, in a worker ${f2(cost.ratio.classifyWorker)}×; demo ${demo.map((d) => `${d.compare ? 'on' : 'off'} ${d.fps.toFixed(1)}`).join(', ')} frames/s`,
+      );
     } catch (e) {
       console.log(`skipped (${(e as Error).message.split('\n')[0]})`);
     }
@@ -232,7 +256,11 @@ async function stepTable(): Promise<void> {
       return;
     }
     torchRuns.push(r);
-    console.log(Object.entries(r.threads).map(([t, x]) => `${t} thread(s): inference ${f2(x.inferenceMs)} ms, SAR reliable ${f2(x.sarReliableMs)} ms, unreliable ${f2(x.sarUnreliableMs)} ms`).join('; '));
+    console.log(
+      Object.entries(r.threads)
+        .map(([t, x]) => `${t} thread(s): inference ${f2(x.inferenceMs)} ms, SAR reliable ${f2(x.sarReliableMs)} ms, unreliable ${f2(x.sarUnreliableMs)} ms`)
+        .join('; '),
+    );
   };
   const names = args.backends.split(',');
   const wasmFirst = [...names.filter((n) => n.startsWith('wasm')), ...names.filter((n) => !n.startsWith('wasm'))];
@@ -256,10 +284,14 @@ async function stepTable(): Promise<void> {
       check: typeof torch === 'object' && backend === 'wasm',
     };
     try {
-      const { value: row, browser } = await inPage((page) => page.evaluate(`window.wildttaBench.stepCost(${JSON.stringify(o)})`) as Promise<StepCost>, threaded);
+      const { value: row, browser } = await inPage(
+        (page) => page.evaluate(`window.wildttaBench.stepCost(${JSON.stringify(o)})`) as Promise<StepCost>,
+        threaded,
+      );
       browserVersion = browser;
       if (threaded && !row.crossOriginIsolated) throw new Error('the page is not cross-origin isolated');
-      const check = typeof torch === 'object' && row.checkLogits ? Math.max(...row.checkLogits.map((v, i) => Math.abs(v - (torch as TorchResult).check[i]!))) : undefined;
+      const check =
+        typeof torch === 'object' && row.checkLogits ? Math.max(...row.checkLogits.map((v, i) => Math.abs(v - (torch as TorchResult).check[i]!))) : undefined;
       rows.push({ ...row, label: name, ...(check === undefined ? {} : { check }) });
       console.log(
         `inference ${f2(row.inferenceMs)} ms, SAR reliable ${f2(row.sarReliableMs)} ms (${f2(row.reliableRatio)}×), unreliable ${f2(row.sarUnreliableMs)} ms (${f2(row.unreliableRatio)}×)${row.threads !== null ? `, ${row.threads} thread(s)` : ''}, flags ${JSON.stringify(row.flags)}${check !== undefined ? `, logits vs PyTorch max |Δ| ${check.toExponential(1)}` : ''}`,
@@ -302,7 +334,9 @@ async function stepTable(): Promise<void> {
     };
   }
   const torchSpread =
-    torchRuns.length > 1 ? ` (mean of ${torchRuns.length} runs, before and after the wasm rows; 1-thread SAR step ${torchRuns.map((r) => f2(r.threads['1']!.sarReliableMs)).join(' and ')} ms)` : '';
+    torchRuns.length > 1
+      ? ` (mean of ${torchRuns.length} runs, before and after the wasm rows; 1-thread SAR step ${torchRuns.map((r) => f2(r.threads['1']!.sarReliableMs)).join(' and ')} ms)`
+      : '';
   if (rows.length === 0) throw new Error('no backend could run');
   const loadAfter = loadLine();
 
@@ -313,7 +347,9 @@ async function stepTable(): Promise<void> {
   ];
   if (typeof torch === 'object') {
     for (const [t, r] of Object.entries(torch.threads)) {
-      lines.push(`| PyTorch ${torch.torch} eager | CPU | ${t} | – | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${f2(torch1!.sarReliableMs / r.sarReliableMs)} | – | – |`);
+      lines.push(
+        `| PyTorch ${torch.torch} eager | CPU | ${t} | – | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${f2(r.sarUnreliableMs)} | ${f2(r.unreliableRatio)}× | ${f2(torch1!.sarReliableMs / r.sarReliableMs)} | – | – |`,
+      );
     }
   }
   for (const r of rows) {
@@ -331,10 +367,14 @@ async function stepTable(): Promise<void> {
   for (const r of rows) {
     if (!['wasm', 'webgpu'].includes(r.backend)) continue;
     const tag = `${r.label}${r.adapter ? ` (${r.adapter})` : ''}`;
-    targets.push(`- ${tag}: SAR reliable ${f2(r.reliableRatio)}× inference (target ≤ 4.0×: ${verdict(r.reliableRatio <= 4)}); unreliable ${f2(r.unreliableRatio)}× (target ≤ 1.15×: ${verdict(r.unreliableRatio <= 1.15)})`);
+    targets.push(
+      `- ${tag}: SAR reliable ${f2(r.reliableRatio)}× inference (target ≤ 4.0×: ${verdict(r.reliableRatio <= 4)}); unreliable ${f2(r.unreliableRatio)}× (target ≤ 1.15×: ${verdict(r.unreliableRatio <= 1.15)})`,
+    );
     if (r.label === 'wasm' && torch1) {
       const x = torch1.sarReliableMs / r.sarReliableMs;
-      targets.push(`- wasm, 1 thread vs PyTorch 1 thread: PyTorch's SAR step takes ${f2(x)}× ours (target ≥ 1.0: ${verdict(x >= 1)}; stretch ≥ 1.5: ${verdict(x >= 1.5)})`);
+      targets.push(
+        `- wasm, 1 thread vs PyTorch 1 thread: PyTorch's SAR step takes ${f2(x)}× ours (target ≥ 1.0: ${verdict(x >= 1)}; stretch ≥ 1.5: ${verdict(x >= 1.5)})`,
+      );
     }
   }
   // sar-align against SAR, per round (issue 14: alignment adds ≤ 15% to a reliable step, and to an unreliable one nothing beyond a forward).
@@ -342,9 +382,13 @@ async function stepTable(): Promise<void> {
   for (const r of rows) {
     if (!r.align) continue;
     const tag = `${r.label}${r.adapter ? ` (${r.adapter})` : ''}`;
-    alignLines.push(`| ${tag} | ${f2(r.align.reliableMs)} | ${f2(r.align.reliableOverSar)}× | ${f2(r.align.unreliableMs)} | ${f2(r.align.unreliableOverSar)}× |`);
+    alignLines.push(
+      `| ${tag} | ${f2(r.align.reliableMs)} | ${f2(r.align.reliableOverSar)}× | ${f2(r.align.unreliableMs)} | ${f2(r.align.unreliableOverSar)}× |`,
+    );
     if (['wasm', 'webgpu'].includes(r.backend)) {
-      targets.push(`- ${tag}: sar-align's reliable step ${f2(r.align.reliableOverSar)}× SAR's (target ≤ 1.15×: ${verdict(r.align.reliableOverSar <= 1.15)}); its unreliable step ${f2(r.align.unreliableOverSar)}× SAR's (a forward and the read either way)`);
+      targets.push(
+        `- ${tag}: sar-align's reliable step ${f2(r.align.reliableOverSar)}× SAR's (target ≤ 1.15×: ${verdict(r.align.reliableOverSar <= 1.15)}); its unreliable step ${f2(r.align.unreliableOverSar)}× SAR's (a forward and the read either way)`,
+      );
     }
   }
   const alignTable = alignLines.length > 2 ? alignLines.join('\n') : '';
@@ -372,7 +416,9 @@ WebGPU and WebGL here run on SwiftShader, a software renderer: their times say n
 ${table}
 ${alignTable ? `\nsar-align (issue 14: input alignment, feature re-centering, the alignment term and the collapse watch on top of SAR) in the same rounds; "÷ SAR" is the median of the per-round ratios to SAR's step of the same kind:\n\n${alignTable}\n` : ''}
 ${frameText.text}
-${resnet ? `### A second family: GroupNorm ResNet (issue 17)
+${
+  resnet
+    ? `### A second family: GroupNorm ResNet (issue 17)
 
 The shipped Fashion-MNIST ResNet (\`public/models/fmnist-resnet-gn/\`, timm's resnet layout: a 7×7 stem of 16 channels, four stages of one basic block with 16, 32, 64 and 128 channels, GroupNorm with 8 groups, 28×28 gray input, 10 classes, 309,178 parameters), ${resnet.adapted} GroupNorm tensors adapted (the stem and layer1-3; layer4 skipped as SAR's reference skips it), through autodiff (\`tf.grads\`: no hand-written backward), on ${resnet.backend}, in the same rounds as above (median of ${args.iterations} rounds of one inference and one reliable step, each until its update is read):
 
@@ -381,7 +427,9 @@ The shipped Fashion-MNIST ResNet (\`public/models/fmnist-resnet-gn/\`, timm's re
 | ${resnet.family} | ${resnet.backend} | ${f2(resnet.inferenceMs)} | ${f2(resnet.sarReliableMs)} | ${f2(resnet.reliableRatio)}× | ${resnet.memory.tensorsBefore} → ${resnet.memory.tensorsAfter} |
 
 Autodiff runs the forward again under \`tf.grads\` for each gradient (twice in a SAR step): the ratio is what a family pays before it has a fast path of its own.
-` : ''}
+`
+    : ''
+}
 Targets of issues 7, 14 and 16 on these figures:
 ${targets.join('\n')}
 
@@ -427,7 +475,14 @@ async function vitB16(): Promise<void> {
   if (!args['no-write']) {
     mkdirSync('bench/results', { recursive: true });
     const command = `npm run bench:step -- --vit-b16 --vit-backend ${o.backend} --steps ${o.steps} --inferences ${o.inferences}${o.depth !== 12 ? ` --vit-depth ${o.depth}` : ''}`;
-    const record: VitB16Record = { ...r, date: new Date().toISOString().slice(0, 16).replace('T', ' '), machine: machineLine(browser), command, minutes, depth: o.depth };
+    const record: VitB16Record = {
+      ...r,
+      date: new Date().toISOString().slice(0, 16).replace('T', ' '),
+      machine: machineLine(browser),
+      command,
+      minutes,
+      depth: o.depth,
+    };
     const runs = readVitB16().filter((x) => !(x.backend === r.backend && x.depth === o.depth));
     writeFileSync(VIT_B16_FILE, `${JSON.stringify([...runs, record], null, 1)}\n`);
     console.log(`wrote ${VIT_B16_FILE} (the next \`npm run bench:step\` puts it into BENCHMARKS.md)`);

@@ -54,7 +54,9 @@ export function searchSpace(method: string): AdapterOptions[] {
       // SAR's reset threshold stays at its scaled default (REFERENCE.md); the new knobs are lr and the alignment weight.
       // The input alignment's tail q with them; and, at the middle point, the bias-corrected re-centering (recenter.ts).
       return [
-        ...[3e-4, 1e-3, 3e-3].flatMap((lr) => [0, 10].flatMap((alignWeight) => [0.01, 0.02, 0.05].map((quantile) => ({ method: 'sar-align' as const, lr, alignWeight, inputAlign: { quantile } })))),
+        ...[3e-4, 1e-3, 3e-3].flatMap((lr) =>
+          [0, 10].flatMap((alignWeight) => [0.01, 0.02, 0.05].map((quantile) => ({ method: 'sar-align' as const, lr, alignWeight, inputAlign: { quantile } }))),
+        ),
         { method: 'sar-align', lr: 1e-3, alignWeight: 10, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
         { method: 'sar-align', lr: 1e-3, alignWeight: 0, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
       ];
@@ -104,11 +106,16 @@ async function main(): Promise<void> {
     const perSeed = mixed.map((m, i) => (m + shift[i]!) / 2);
     return { options, mixed: mean(mixed), labelShift: mean(shift), mean: mean(perSeed), std: std(perSeed), perSeed };
   };
-  const previous = existsSync(outFile) ? (JSON.parse(readFileSync(outFile, 'utf8')) as { chosen?: Record<string, AdapterOptions>; results?: Row[]; regime?: string }) : {};
+  const previous = existsSync(outFile)
+    ? (JSON.parse(readFileSync(outFile, 'utf8')) as { chosen?: Record<string, AdapterOptions>; results?: Row[]; regime?: string })
+    : {};
   const methods = args.methods.split(',');
   // Methods not rerun keep their earlier choice, with the regime it was made at (the first tuning ran at cifar).
   const chosen: Record<string, AdapterOptions> = { ...(previous.chosen ?? {}) };
-  const chosenAt: Record<string, string> = { ...Object.fromEntries(Object.keys(chosen).map((m) => [m, previous.regime ?? 'cifar'])), ...((previous as { chosenAt?: Record<string, string> }).chosenAt ?? {}) };
+  const chosenAt: Record<string, string> = {
+    ...Object.fromEntries(Object.keys(chosen).map((m) => [m, previous.regime ?? 'cifar'])),
+    ...((previous as { chosenAt?: Record<string, string> }).chosenAt ?? {}),
+  };
   for (const m of methods) chosenAt[m] = regime;
   const results: Row[] = previous.regime === regime ? (previous.results ?? []).filter((r) => !methods.includes(r.options.method)) : [];
   const baseline = await evaluate({ method: 'source' });
@@ -146,10 +153,14 @@ async function main(): Promise<void> {
         const isChosen = r === best;
         // A configuration whose mean lies within the chosen one's seed spread is a tie with it.
         const tie = !isChosen && best && Math.abs(best.mean - r.mean) <= Math.max(best.std, r.std);
-        lines.push(`| ${method} | \`${JSON.stringify(rest)}\` | ${pct(r.mixed)} | ${pct(r.labelShift)} | ${pct(r.mean)} ± ${pct(r.std)}${isChosen ? ' **(chosen)**' : tie ? ' (tie with the chosen)' : ''} |`);
+        lines.push(
+          `| ${method} | \`${JSON.stringify(rest)}\` | ${pct(r.mixed)} | ${pct(r.labelShift)} | ${pct(r.mean)} ± ${pct(r.std)}${isChosen ? ' **(chosen)**' : tie ? ' (tie with the chosen)' : ''} |`,
+        );
       }
     }
-    const extra = recentred ? `\nRe-centring alone (no adaptation, \`{"method":"source","recenter":true}\`): mixed ${pct(recentred.mixed)}%, label shift ${pct(recentred.labelShift)}%, mean ${pct(recentred.mean)} ± ${pct(recentred.std)}.` : '';
+    const extra = recentred
+      ? `\nRe-centring alone (no adaptation, \`{"method":"source","recenter":true}\`): mixed ${pct(recentred.mixed)}%, label shift ${pct(recentred.labelShift)}%, mean ${pct(recentred.mean)} ± ${pct(recentred.std)}.`
+      : '';
     writeSection(
       shippedViT ? 'bench:tune' : `bench:tune:${modelName}`,
       `## Hyperparameter choice${shippedViT ? '' : ` for ${modelName}`} (\`npm run bench:tune${shippedViT ? '' : ` -- --model ${args.model}`}\`)
@@ -158,7 +169,12 @@ Commands (each adds its methods' rows to the same record): ${commands.map((c) =>
 Only the 4 extra corruptions (${EXTRA_CORRUPTIONS.join(', ')}) are looked at, regime ${regime}, severity ${base.severity}, ${base.perCorruption} images each (${4 * base.perCorruption} a stream), seeds ${seeds.join(', ')}, in the mixed stream and in the online imbalanced label-shift stream; the 15 test corruptions are never used here. The configuration with the best mean of the two (averaged over seeds; ± is the std over seeds of the per-seed mean) is chosen and saved in ${outFile}, which \`npm run bench\`${shippedViT ? ' and the demo read' : ' reads for this model'}; one whose mean is within the spread of the chosen one is marked as a tie.
 No adaptation on these streams: mixed ${pct(baseline.mixed)}%, label shift ${pct(baseline.labelShift)}%, mean ${pct(baseline.mean)} ± ${pct(baseline.std)}.${extra}
 
-Methods whose choice was made at another regime (kept from an earlier run, not rerun here): ${Object.entries(chosenAt).filter(([, r]) => r !== regime).map(([m, r]) => `${m} at ${r} (\`${JSON.stringify(chosen[m])}\`)`).join(', ') || 'none'}.
+Methods whose choice was made at another regime (kept from an earlier run, not rerun here): ${
+        Object.entries(chosenAt)
+          .filter(([, r]) => r !== regime)
+          .map(([m, r]) => `${m} at ${r} (\`${JSON.stringify(chosen[m])}\`)`)
+          .join(', ') || 'none'
+      }.
 
 | method | options | mixed | label shift | mean ± std over seeds |
 |---|---|---|---|---|

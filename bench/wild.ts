@@ -84,7 +84,9 @@ function tunedAt(file = tuningFile()): string {
 
 /** The chosen hyperparameters from the tuning run, or the defaults when there is none. */
 export function loadMethodOptions(file = tuningFile()): Record<string, AdapterOptions> {
-  const chosen: Record<string, AdapterOptions> = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { chosen: Record<string, AdapterOptions> }).chosen : {};
+  const chosen: Record<string, AdapterOptions> = existsSync(file)
+    ? (JSON.parse(readFileSync(file, 'utf8')) as { chosen: Record<string, AdapterOptions> }).chosen
+    : {};
   const out: Record<string, AdapterOptions> = {};
   for (const m of METHODS) out[m] = m === 'recenter' ? { method: 'source', recenter: true } : (chosen[m] ?? ({ method: m } as AdapterOptions));
   return out;
@@ -102,7 +104,10 @@ async function fastestBackend(log: (s: string) => void): Promise<'wasm' | 'webgp
       const r = await withPage(
         async (h) => {
           await openBench(h);
-          return (await h.page.evaluate(`window.wildttaWild.probeSpeed(${JSON.stringify({ backend, modelUrl: MODEL_URL, dataUrl: DATA_URL })})`)) as { backend: string; ms: number };
+          return (await h.page.evaluate(`window.wildttaWild.probeSpeed(${JSON.stringify({ backend, modelUrl: MODEL_URL, dataUrl: DATA_URL })})`)) as {
+            backend: string;
+            ms: number;
+          };
         },
         { path: 'bench/wild.html' },
       );
@@ -184,7 +189,16 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
           const score = (await h.page.evaluate(`window.wildttaWild.run(${JSON.stringify(run)})`)) as StreamScore & { backend: string };
           if (process.stdout.isTTY && lanes === 1) process.stdout.write('\r');
           log(`${label} ${pct(score.accuracy)}% (${score.updates} updates, ${score.resets} resets, ${(score.ms / 1000).toFixed(0)} s)`);
-          const record: WildRunRecord = { scenario, method, seed, backend: score.backend, regime: o.regime ?? 'imagenet64', model: o.model ?? DEFAULT_MODEL, options, score };
+          const record: WildRunRecord = {
+            scenario,
+            method,
+            seed,
+            backend: score.backend,
+            regime: o.regime ?? 'imagenet64',
+            model: o.model ?? DEFAULT_MODEL,
+            options,
+            score,
+          };
           records.push(record);
           writeFileSync(fileOf(scenario, method, seed), `${JSON.stringify(record)}\n`);
         }
@@ -202,7 +216,6 @@ function expectedTotal(scenario: Scenario, o: WildBenchOptions): number {
   const per = scenario === 'label-shift' ? Math.floor(o.perCorruption / 10) * 10 : o.perCorruption;
   return per * o.corruptions.length;
 }
-
 
 /** Percent accuracy per corruption and on average for one run. */
 export function accuracyByCorruption(r: WildRunRecord, corruptions: string[]): { per: Record<string, number>; average: number } {
@@ -230,7 +243,11 @@ export function scenarioTable(records: WildRunRecord[], scenario: Scenario, meth
 
 /** Each method's average over the corruptions per scenario (mean ± std over seeds), and its difference from no adaptation. */
 export function summaryTable(records: WildRunRecord[], scenarios: readonly Scenario[], methods: string[], corruptions: string[]): string {
-  const avgs = (scenario: Scenario, m: string) => records.filter((r) => r.scenario === scenario && r.method === m).sort((a, b) => a.seed - b.seed).map((r) => accuracyByCorruption(r, corruptions).average);
+  const avgs = (scenario: Scenario, m: string) =>
+    records
+      .filter((r) => r.scenario === scenario && r.method === m)
+      .sort((a, b) => a.seed - b.seed)
+      .map((r) => accuracyByCorruption(r, corruptions).average);
   const head = `| method | ${scenarios.join(' | ')} |`;
   const sep = `|---|${scenarios.map(() => '---').join('|')}|`;
   const rows = methods.map((m) => {
@@ -365,11 +382,18 @@ export function parseShard(s: string): { index: number; count: number } {
 
 /** The report's tables: the averages, then each scenario's per-corruption table. */
 export function wildTables(records: WildRunRecord[], o: Pick<WildBenchOptions, 'scenarios' | 'methods' | 'corruptions'>): string {
-  return [`### averages (Δ against no adaptation, in points)\n\n${summaryTable(records, o.scenarios, o.methods, o.corruptions)}`, ...o.scenarios.map((s) => `### ${s}\n\n${scenarioTable(records, s, o.methods, o.corruptions)}`)].join('\n\n');
+  return [
+    `### averages (Δ against no adaptation, in points)\n\n${summaryTable(records, o.scenarios, o.methods, o.corruptions)}`,
+    ...o.scenarios.map((s) => `### ${s}\n\n${scenarioTable(records, s, o.methods, o.corruptions)}`),
+  ].join('\n\n');
 }
 
 /** Writes the regime's bench:wild section of BENCHMARKS.md from the records (one run, or merged slices). */
-export function writeWildSection(records: WildRunRecord[], o: WildBenchOptions, meta: { command: string; seconds: number; backend: string; browser: string }): void {
+export function writeWildSection(
+  records: WildRunRecord[],
+  o: WildBenchOptions,
+  meta: { command: string; seconds: number; backend: string; browser: string },
+): void {
   const regime = o.regime ?? 'imagenet64';
   const model = o.model ?? DEFAULT_MODEL;
   const other = model !== DEFAULT_MODEL;

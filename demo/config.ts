@@ -34,7 +34,14 @@ export interface DemoConfig {
   seed: number;
 }
 
-export const METHOD_NAMES: Record<MethodName, string> = { 'sar-align': 'SAR + align', sar: 'SAR', tent: 'Tent', eata: 'EATA', deyo: 'DeYO', source: 'no adaptation' };
+export const METHOD_NAMES: Record<MethodName, string> = {
+  'sar-align': 'SAR + align',
+  sar: 'SAR',
+  tent: 'Tent',
+  eata: 'EATA',
+  deyo: 'DeYO',
+  source: 'no adaptation',
+};
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'webgl', 'wasm', 'cpu'];
 const METHODS: readonly MethodName[] = ['sar-align', 'sar', 'tent', 'eata', 'deyo', 'source'];
@@ -83,7 +90,10 @@ export function readConfig(search: string): DemoConfig {
   return {
     backend: oneOf(p.get('backend'), BACKENDS, DEFAULTS.backend),
     input: oneOf(p.get('input'), ['camera', 'stream'] as const, DEFAULTS.input),
-    corruption: corruption !== null && (corruption === 'none' || corruption === 'cycle' || corruption === 'mixed' || CORRUPTION_NAMES.includes(corruption)) ? corruption : DEFAULTS.corruption,
+    corruption:
+      corruption !== null && (corruption === 'none' || corruption === 'cycle' || corruption === 'mixed' || CORRUPTION_NAMES.includes(corruption))
+        ? corruption
+        : DEFAULTS.corruption,
     severity: intIn(p.get('severity'), 1, 5, DEFAULTS.severity),
     regime: oneOf(p.get('regime'), CORRUPTION_REGIMES, DEFAULTS.regime),
     cycle: intIn(p.get('cycle'), 10, 5000, DEFAULTS.cycle),

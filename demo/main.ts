@@ -78,7 +78,20 @@ interface Stats {
   manualResets: number;
   lastStep: number;
 }
-const freshStats = (): Stats => ({ submitted: 0, frames: 0, labeled: 0, correct: 0, refLabeled: 0, refCorrect: 0, agreeTotal: 0, agree: 0, updates: 0, autoResets: 0, manualResets: 0, lastStep: -1 });
+const freshStats = (): Stats => ({
+  submitted: 0,
+  frames: 0,
+  labeled: 0,
+  correct: 0,
+  refLabeled: 0,
+  refCorrect: 0,
+  agreeTotal: 0,
+  agree: 0,
+  updates: 0,
+  autoResets: 0,
+  manualResets: 0,
+  lastStep: -1,
+});
 let stats = freshStats();
 
 const markers = new Markers();
@@ -215,7 +228,9 @@ function syncControlClasses(): void {
 function fillLabelPicker(): void {
   const sel = $<HTMLSelectElement>('label');
   sel.replaceChildren(Object.assign(document.createElement('option'), { value: '', textContent: '— not set —' }));
-  (modelInfo?.classNames ?? []).forEach((name, i) => sel.append(Object.assign(document.createElement('option'), { value: String(i), textContent: `${i < 10 ? `${i} · ` : ''}${name}` })));
+  (modelInfo?.classNames ?? []).forEach((name, i) =>
+    sel.append(Object.assign(document.createElement('option'), { value: String(i), textContent: `${i < 10 ? `${i} · ` : ''}${name}` })),
+  );
   sel.value = cameraLabel === null ? '' : String(cameraLabel);
 }
 
@@ -443,7 +458,7 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
   if (config.method === 'sar-align' && modelInfo && !modelInfo.sourceStats) {
     config.method = 'sar';
     $<HTMLSelectElement>('method').value = 'sar';
-    say('SAR + align needs the model\'s source statistics (source-stats.safetensors beside the weights); this model has none, so SAR runs.');
+    say("SAR + align needs the model's source statistics (source-stats.safetensors beside the weights); this model has none, so SAR runs.");
   }
   const tuned = tunedOptions(config.method);
   const lr = config.lr ?? tuned.lr;
@@ -470,7 +485,9 @@ async function loadModel(c: EngineClient): Promise<void> {
     if (total) progress.value = loaded / total;
     $('model-info').textContent = `Loading the model… ${mb(loaded)}${total ? ` of ${mb(total)}` : ''}`;
   };
-  const source: ModelSource = modelBytes ? { kind: 'bytes', weights: modelBytes.weights.slice(0), config: modelBytes.config, name: modelBytes.name } : modelSource;
+  const source: ModelSource = modelBytes
+    ? { kind: 'bytes', weights: modelBytes.weights.slice(0), config: modelBytes.config, name: modelBytes.name }
+    : modelSource;
   try {
     modelInfo = await c.loadModel(source);
   } finally {
@@ -478,7 +495,12 @@ async function loadModel(c: EngineClient): Promise<void> {
     c.onProgress = undefined;
   }
   const m = modelInfo;
-  const name = m.name === SHIPPED_MODEL ? 'Shipped Fashion-MNIST ViT' : m.name === SHIPPED_RESNET ? 'Shipped Fashion-MNIST GroupNorm ResNet' : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
+  const name =
+    m.name === SHIPPED_MODEL
+      ? 'Shipped Fashion-MNIST ViT'
+      : m.name === SHIPPED_RESNET
+        ? 'Shipped Fashion-MNIST GroupNorm ResNet'
+        : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
   const shape = m.family === 'vit' ? `ViT, patch ${m.patchSize}, width ${m.width}, depth ${m.depth}` : `${m.family}, feature width ${m.width}`;
   const info = `${name}: ${m.imageSize}×${m.imageSize}×${m.inChannels} input, ${shape}, ${m.numClasses} classes, ${formatCount(m.parameters)} weights.`;
   $('model-info').textContent = info;
@@ -746,7 +768,13 @@ async function runStream(mine: number): Promise<void> {
     const image = testImage(index);
     const label = fmnist.labels[index]!;
     const showSource = () => {
-      drawPixels('source-canvas', Float32Array.from(image.data as Uint8Array, (v) => v / 255), image.width, 1, image.height);
+      drawPixels(
+        'source-canvas',
+        Float32Array.from(image.data as Uint8Array, (v) => v / 255),
+        image.width,
+        1,
+        image.height,
+      );
       $('source-note').textContent = `#${index} · ${FASHION_MNIST_CLASSES[label]}${labels ? '' : ' (labels do not apply to this model)'}`;
     };
     const r = preprocessFrame(image, { size: modelInfo.imageSize, channels: modelInfo.inChannels });
@@ -983,7 +1011,9 @@ function render(now: number): void {
       $('ref-conf').textContent = `${(100 * r.reference.input.confidence).toFixed(0)}%`;
     }
     const c = r.corruption;
-    $('input-note').textContent = c ? `${c.name.replace(/_/g, ' ')} · severity ${c.severity}${config.corruption === 'cycle' || config.corruption === 'mixed' ? ` (${config.corruption})` : ''}` : 'no corruption';
+    $('input-note').textContent = c
+      ? `${c.name.replace(/_/g, ' ')} · severity ${c.severity}${config.corruption === 'cycle' || config.corruption === 'mixed' ? ` (${config.corruption})` : ''}`
+      : 'no corruption';
   }
 }
 

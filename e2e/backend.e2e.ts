@@ -79,7 +79,12 @@ for (const backend of ['webgpu', 'wasm', 'cpu'] as const) {
   test(`${backend}: the fused kernels (LayerNorm, its backward, GELU and softmax backward, heads merge, the update arithmetic) match tfjs ops`, () =>
     withPage(async (h) => {
       // Odd sizes, then the shipped model's (50 tokens × 64) and more rows than one workgroup.
-      for (const [rows, width] of [[7, 12], [50, 64], [197, 96], [1, 64]] as const) {
+      for (const [rows, width] of [
+        [7, 12],
+        [50, 64],
+        [197, 96],
+        [1, 64],
+      ] as const) {
         const r = await h.call('fusedKernelCheck', backend, rows, width);
         assert.equal(r.backend, backend);
         assert.equal(r.numTensorsAfter, r.numTensorsBefore, 'the check leaked tensors');
@@ -112,7 +117,10 @@ for (const name of ['basic-gray28', 'bottleneck-rgb32']) {
 }
 
 test('e2e/fixtures holds PyTorch forward fixtures to compare against', (t) => {
-  assert.ok(fixtures.length > 0, `no forward fixtures (model.safetensors, config.json, expected.safetensors with inputs and logits) in ${FIXTURES_DIR}; run npm run fixtures`);
+  assert.ok(
+    fixtures.length > 0,
+    `no forward fixtures (model.safetensors, config.json, expected.safetensors with inputs and logits) in ${FIXTURES_DIR}; run npm run fixtures`,
+  );
   t.diagnostic(fixtures.join(', '));
 });
 

@@ -38,13 +38,20 @@ test('quick mixed stream on wasm: sar-align clears no-adapt by a margin; SAR wit
   const { records } = await runWildBench({ ...base, backend: 'wasm', perCorruption: 40 });
   const correct = Object.fromEntries(records.map((r) => [r.method, r.score.correct]));
   const total = 15 * 40;
-  t.diagnostic(Object.entries(correct).map(([m, c]) => `${m} ${((100 * c) / total).toFixed(1)}%`).join(', '));
+  t.diagnostic(
+    Object.entries(correct)
+      .map(([m, c]) => `${m} ${((100 * c) / total).toFixed(1)}%`)
+      .join(', '),
+  );
   assert.equal(records.length, METHODS.length);
   for (const r of records) assert.equal(r.score.total, total, r.method);
   // In whole samples, so the 2-point bound does not hinge on float rounding.
   assert.ok(correct.sar! >= correct.source! - 0.02 * total, `SAR ${correct.sar}/${total} vs no-adapt ${correct.source}/${total}`);
   const align = correct['sar-align']!;
-  assert.ok(align >= correct.source! + (MARGIN_POINTS / 100) * total, `sar-align ${align}/${total} vs no-adapt ${correct.source}/${total}: less than ${MARGIN_POINTS} points above`);
+  assert.ok(
+    align >= correct.source! + (MARGIN_POINTS / 100) * total,
+    `sar-align ${align}/${total} vs no-adapt ${correct.source}/${total}: less than ${MARGIN_POINTS} points above`,
+  );
   assert.equal(records.find((r) => r.method === 'sar-align')!.regime, 'imagenet64');
 });
 
@@ -52,7 +59,10 @@ test('every method runs on webgpu without error', async () => {
   // A small Fisher sample: SwiftShader's WebGPU needs ~0.5 s an image for it.
   const { records, backend } = await runWildBench({ ...base, backend: 'webgpu', perCorruption: 1, fisherCount: 20 });
   assert.equal(backend, 'webgpu');
-  assert.deepEqual(records.map((r) => r.method), [...METHODS]);
+  assert.deepEqual(
+    records.map((r) => r.method),
+    [...METHODS],
+  );
   for (const r of records) {
     assert.equal(r.backend, 'webgpu');
     assert.equal(r.score.total, 15);

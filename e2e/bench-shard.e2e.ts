@@ -24,7 +24,7 @@ const base: WildBenchOptions = {
   log: () => undefined,
 };
 
-test('two slices of the grid, merged, give the unsliced run\'s report', async () => {
+test("two slices of the grid, merged, give the unsliced run's report", async () => {
   const sliced = 'test-results/bench-shard/sliced';
   rmSync(sliced, { recursive: true, force: true });
   const whole = await runWildBench(base);

@@ -51,7 +51,8 @@ before(async () => {
   app = join(work, 'app');
   cpSync(TEMPLATE, app, { recursive: true, filter: (src) => !/[/\\](node_modules|dist)([/\\]|$)/.test(src) });
   const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-  for (const deps of [pkg.dependencies, pkg.devDependencies]) for (const name of Object.keys(deps)) deps[name] = name === 'wildtta' ? `file:${tarball}` : installed(name);
+  for (const deps of [pkg.dependencies, pkg.devDependencies])
+    for (const name of Object.keys(deps)) deps[name] = name === 'wildtta' ? `file:${tarball}` : installed(name);
   writeFileSync(join(app, 'package.json'), JSON.stringify(pkg, null, 2));
   run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], app);
 
@@ -101,7 +102,9 @@ async function check(path: string, options: object, pageBackend?: string, base =
       await page.waitForTimeout(100);
     }
     // A string, evaluated through the DevTools protocol: the page's CSP forbids eval, Playwright's function form needs it.
-    const r = (await page.evaluate(`window.runCheck(${JSON.stringify(options)}, ${JSON.stringify(images)}${pageBackend === undefined ? '' : `, ${JSON.stringify(pageBackend)}`})`)) as CheckResult;
+    const r = (await page.evaluate(
+      `window.runCheck(${JSON.stringify(options)}, ${JSON.stringify(images)}${pageBackend === undefined ? '' : `, ${JSON.stringify(pageBackend)}`})`,
+    )) as CheckResult;
     assert.deepEqual(problems, [], `${path}: console errors`);
     return r;
   } finally {
@@ -121,11 +124,32 @@ function assertAdapted(r: CheckResult, what: string): void {
 }
 
 test('packed tarball: only the allowed files, at most 2 MB', () => {
-  const [entry] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], REPO_ROOT)) as Array<{ size: number; files: Array<{ path: string }> }>;
+  const [entry] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], REPO_ROOT)) as Array<{
+    size: number;
+    files: Array<{ path: string }>;
+  }>;
   const files = entry!.files.map((f) => f.path).sort();
-  const allowed = (p: string) => ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/wildtta.js', 'dist/wildtta.iife.js', 'dist/wildtta.worker.js'].includes(p) || /^dist\/tfjs-backend-wasm(-simd|-threaded-simd)?\.wasm$/.test(p) || /^dist\/types\/.+\.d\.ts$/.test(p);
-  assert.deepEqual(files.filter((p) => !allowed(p)), [], 'files outside the allowed list');
-  for (const must of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/wildtta.js', 'dist/wildtta.iife.js', 'dist/wildtta.worker.js', 'dist/tfjs-backend-wasm-simd.wasm', 'dist/types/index.d.ts']) assert.ok(files.includes(must), `${must} missing from the tarball`);
+  const allowed = (p: string) =>
+    ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/wildtta.js', 'dist/wildtta.iife.js', 'dist/wildtta.worker.js'].includes(p) ||
+    /^dist\/tfjs-backend-wasm(-simd|-threaded-simd)?\.wasm$/.test(p) ||
+    /^dist\/types\/.+\.d\.ts$/.test(p);
+  assert.deepEqual(
+    files.filter((p) => !allowed(p)),
+    [],
+    'files outside the allowed list',
+  );
+  for (const must of [
+    'package.json',
+    'README.md',
+    'LICENSE',
+    'CHANGELOG.md',
+    'dist/wildtta.js',
+    'dist/wildtta.iife.js',
+    'dist/wildtta.worker.js',
+    'dist/tfjs-backend-wasm-simd.wasm',
+    'dist/types/index.d.ts',
+  ])
+    assert.ok(files.includes(must), `${must} missing from the tarball`);
   assert.ok(entry!.size <= 2 * 1024 * 1024, `tarball ${(entry!.size / 1024 / 1024).toFixed(2)} MB`);
   console.log(`tarball: ${files.length} files, ${(entry!.size / 1024 / 1024).toFixed(2)} MB`);
 });
@@ -134,14 +158,21 @@ test('the built app holds nothing of this repository and one copy of tfjs', () =
   const assets = join(app, 'dist', 'assets');
   const names = readdirSync(assets);
   // The bundler found wildtta's worker and .wasm files through new URL(..., import.meta.url) and copied them.
-  for (const f of ['wildtta.worker', 'tfjs-backend-wasm-simd', 'tfjs-backend-wasm-threaded-simd']) assert.ok(names.some((n) => n.startsWith(`${f}-`)), `${f} not emitted by the app's build: ${names.join(', ')}`);
-  const js = names.filter((n) => n.endsWith('.js') && !n.startsWith('wildtta.worker')).map((n) => readFileSync(join(assets, n), 'utf8')).join('\n');
+  for (const f of ['wildtta.worker', 'tfjs-backend-wasm-simd', 'tfjs-backend-wasm-threaded-simd'])
+    assert.ok(
+      names.some((n) => n.startsWith(`${f}-`)),
+      `${f} not emitted by the app's build: ${names.join(', ')}`,
+    );
+  const js = names
+    .filter((n) => n.endsWith('.js') && !n.startsWith('wildtta.worker'))
+    .map((n) => readFileSync(join(assets, n), 'utf8'))
+    .join('\n');
   assert.ok(!js.includes(REPO_ROOT), 'the app bundle names this repository');
   // tfjs-core's flag registry (its message appears once in tfjs-core), once: wildtta's ES module did not bring a second tfjs.
   assert.equal(js.split('Cannot evaluate flag').length - 1, 1, 'copies of tfjs-core in the app bundle');
 });
 
-test('Vite app, ES module on the page thread: shares the app\'s tfjs, adapts on 20 frames', async () => {
+test("Vite app, ES module on the page thread: shares the app's tfjs, adapts on 20 frames", async () => {
   const r = await check('/index.html', { worker: false });
   assertAdapted(r, 'page thread');
   // The app's own tfjs-core sees the backend wildtta chose: one tfjs, not two.
@@ -151,10 +182,13 @@ test('Vite app, ES module on the page thread: shares the app\'s tfjs, adapts on 
   assert.ok(fetched.length >= 1, `no .wasm fetched from the app's assets: ${server.requests.join(' ')}`);
 });
 
-test('Vite app, ES module with worker: true: the worker from the app\'s assets adapts on 20 frames', async () => {
+test("Vite app, ES module with worker: true: the worker from the app's assets adapts on 20 frames", async () => {
   const r = await check('/index.html', { worker: true });
   assertAdapted(r, 'worker');
-  assert.ok(server.requests.some((p) => /^\/assets\/wildtta\.worker-[\w-]+\.js$/.test(p)), 'worker not loaded from the app\'s assets');
+  assert.ok(
+    server.requests.some((p) => /^\/assets\/wildtta\.worker-[\w-]+\.js$/.test(p)),
+    "worker not loaded from the app's assets",
+  );
 });
 
 test('Vite app: backend "auto" keeps the backend the app\'s tfjs already runs', async () => {
@@ -170,11 +204,19 @@ test('script tag from the installed package, under the strict CSP: page thread a
   assertAdapted(await check('/script-tag.html', { worker: true }), 'script tag, worker');
   const got = server.requests.slice(before);
   assert.ok(got.includes('/wildtta/wildtta.worker.js'), 'worker not loaded beside the script');
-  assert.ok(got.some((p) => /^\/wildtta\/tfjs-backend-wasm.*\.wasm$/.test(p)), '.wasm not loaded beside the script');
+  assert.ok(
+    got.some((p) => /^\/wildtta\/tfjs-backend-wasm.*\.wasm$/.test(p)),
+    '.wasm not loaded beside the script',
+  );
 });
 
-test('the same app under `vite` (dev server, the template\'s config): page thread and worker adapt', async () => {
-  const dev: ChildProcess = spawn('npx', ['vite', '--host', '127.0.0.1', '--port', '0', '--strictPort=false'], { cwd: app, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+test("the same app under `vite` (dev server, the template's config): page thread and worker adapt", async () => {
+  const dev: ChildProcess = spawn('npx', ['vite', '--host', '127.0.0.1', '--port', '0', '--strictPort=false'], {
+    cwd: app,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   try {
     const base = await new Promise<string>((ok, fail) => {
       let out = '';

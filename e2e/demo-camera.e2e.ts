@@ -23,7 +23,11 @@ test('demo with the fake webcam: camera frames shown and preprocessed, SAR adapt
       assert.equal(first.message, '', 'no fallback message with a working camera');
 
       // The video element plays the fake camera at its own size.
-      const size = (await page.evaluate(`(() => { const v = document.getElementById('video'); return [v.videoWidth, v.videoHeight, v.paused]; })()`)) as [number, number, boolean];
+      const size = (await page.evaluate(`(() => { const v = document.getElementById('video'); return [v.videoWidth, v.videoHeight, v.paused]; })()`)) as [
+        number,
+        number,
+        boolean,
+      ];
       assert.deepEqual(size, [video.width, video.height, false]);
 
       // What the page shows as the model's clean input is one of the test images in the video.

@@ -91,7 +91,11 @@ async function run300(method: 'sar' | 'sar-align' | 'source' | null, compare: bo
 
 function checkRecords(r: FrameRecords): void {
   assert.equal(r.frame.length, FRAMES);
-  assert.deepEqual(r.frame, Array.from({ length: FRAMES }, (_, i) => i), 'one record per frame, in order');
+  assert.deepEqual(
+    r.frame,
+    Array.from({ length: FRAMES }, (_, i) => i),
+    'one record per frame, in order',
+  );
   assert.deepEqual(r.step, r.frame, 'one adapter step per frame');
   r.tag.forEach((idx, i) => assert.equal(r.label[i], labels[idx], `frame ${i}: recorded label is not test image ${idx}'s`));
   assert.ok(new Set(r.tag).size === FRAMES, 'the stream repeats images within 300 frames');
@@ -100,7 +104,10 @@ function checkRecords(r: FrameRecords): void {
 test(`demo, ${FRAMES} labeled frames of gaussian noise 5: SAR's and no-adapt's displayed accuracies equal the engine's records`, async (t) => {
   const sar = await run300('sar', true);
   const source = await run300('source', false);
-  for (const [name, run] of [['sar', sar], ['source', source]] as const) {
+  for (const [name, run] of [
+    ['sar', sar],
+    ['source', source],
+  ] as const) {
     checkRecords(run.records);
     const r = run.records;
     const correct = r.predicted.filter((p, i) => p === r.label[i]).length;
@@ -111,7 +118,10 @@ test(`demo, ${FRAMES} labeled frames of gaussian noise 5: SAR's and no-adapt's d
   }
   // SAR's run also ran the frozen source model on the same frames: its figure too comes from the records.
   const r = sar.records;
-  assert.ok(r.referenceInput.every((p) => p >= 0), 'the side-by-side run recorded no-adapt predictions');
+  assert.ok(
+    r.referenceInput.every((p) => p >= 0),
+    'the side-by-side run recorded no-adapt predictions',
+  );
   const refCorrect = r.referenceInput.filter((p, i) => p === r.label[i]).length;
   assert.equal(sar.shownReference.text, format(refCorrect, FRAMES), 'displayed no-adapt accuracy vs records');
   t.diagnostic(`no adaptation beside SAR: ${sar.shownReference.text}`);
@@ -127,12 +137,19 @@ test(`demo, ${FRAMES} labeled frames of gaussian noise 5: SAR's and no-adapt's d
 test(`demo defaults, ${FRAMES} labeled frames of gaussian noise 5: the default method (SAR + align) is shown above no adaptation`, async (t) => {
   const run = await run300(null, true);
   checkRecords(run.records);
-  assert.equal(await withPage(async ({ page }) => page.locator('#method').inputValue(), { path: 'demo/?backend=wasm&input=stream&fps=20' }), 'sar-align', 'the default method');
+  assert.equal(
+    await withPage(async ({ page }) => page.locator('#method').inputValue(), { path: 'demo/?backend=wasm&input=stream&fps=20' }),
+    'sar-align',
+    'the default method',
+  );
   t.diagnostic(`default method ${run.shown.text}, no adaptation beside it ${run.shownReference.text}`);
   // Both figures come from the same frames; the adapted one must be ahead after 300 of them.
   assert.equal(run.shown.total, FRAMES);
   assert.equal(run.shownReference.total, FRAMES);
-  assert.ok(run.shown.correct > run.shownReference.correct + 0.03 * FRAMES, `adapted ${run.shown.text} vs no adaptation ${run.shownReference.text}: not 3 points ahead`);
+  assert.ok(
+    run.shown.correct > run.shownReference.correct + 0.03 * FRAMES,
+    `adapted ${run.shown.text} vs no adaptation ${run.shownReference.text}: not 3 points ahead`,
+  );
   await assertNoPageErrors();
 });
 
@@ -144,7 +161,9 @@ test('demo model picker: dropped files load with their class names, a URL loads,
       await page.selectOption('#model-kind', 'files');
 
       const before = await waitForDemo(page, 'a running session', (s) => s.state === 'running');
-      await page.setInputFiles('#model-files', [{ name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a safetensors file') }]);
+      await page.setInputFiles('#model-files', [
+        { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a safetensors file') },
+      ]);
       const broken = await waitForDemo(page, 'the load error', (s) => /could not be loaded/.test(s.message), 30_000);
       assert.match(broken.message, /ModelFormatError|safetensors|header/i);
       const after = await waitForDemo(page, 'frames after the failed load', (s) => s.state === 'running' && s.session > before.session && s.labeled >= 5);
@@ -168,7 +187,14 @@ test('demo model picker: dropped files load with their class names, a URL loads,
       await page.click('#model-load');
       await waitForDemo(page, 'the URL model to run', (s) => s.state === 'running' && s.session > dropped.session && s.labeled >= 5);
       assert.match((await page.locator('#model-info').textContent()) ?? '', /^model\.safetensors: 28×28×1 input/);
-      assert.equal(await page.locator('#pred-class').textContent().then((t) => labelsOf(config).includes(t ?? '')), false, 'the URL model has its own config.json');
+      assert.equal(
+        await page
+          .locator('#pred-class')
+          .textContent()
+          .then((t) => labelsOf(config).includes(t ?? '')),
+        false,
+        'the URL model has its own config.json',
+      );
       assert.match(page.url(), /model=%2Fmodels%2Ffmnist-vit%2Fmodel\.safetensors/, 'the page URL keeps the model for sharing');
 
       // The second shipped model, the GroupNorm ResNet, runs sar-align: its source statistics load with it
@@ -180,8 +206,10 @@ test('demo model picker: dropped files load with their class names, a URL loads,
       await page.selectOption('#method', 'sar-align');
       await waitForDemo(page, 'sar-align on the ResNet', (s) => s.state === 'running' && s.session > resnet.session && s.labeled >= 5);
       assert.equal(await page.locator('#method').inputValue(), 'sar-align', 'the demo fell back from sar-align: the ResNet has no source statistics?');
-      const resnetClasses = labelsOf(JSON.parse(readFileSync(join(REPO_ROOT, 'public', 'models', 'fmnist-resnet-gn', 'config.json'), 'utf8')) as { class_names: string[] });
-      assert.ok(resnetClasses.includes((await page.locator('#pred-class').textContent()) ?? ''), 'the prediction is one of the ResNet\'s classes');
+      const resnetClasses = labelsOf(
+        JSON.parse(readFileSync(join(REPO_ROOT, 'public', 'models', 'fmnist-resnet-gn', 'config.json'), 'utf8')) as { class_names: string[] },
+      );
+      assert.ok(resnetClasses.includes((await page.locator('#pred-class').textContent()) ?? ''), "the prediction is one of the ResNet's classes");
       assert.match(page.url(), /model=%2Fmodels%2Ffmnist-resnet-gn%2F/, 'the page URL names the ResNet');
       await assertNoPageErrors();
     },

@@ -256,7 +256,8 @@ const harness = {
         const g = tf.reshape(dy, [-1]);
         const buf = tf.reshape(residual, [-1]);
         const [ascended, norm] = runFusedKernel('WildttaSamAscent', { theta, grad: g }, { rho: 0.05 });
-        const sgd = (open: boolean) => runFusedKernel('WildttaSgdMomentum', { theta, grad: g, buffer: buf, gate: tf.scalar(open, 'bool') }, { lr: 0.01, momentum: 0.9 });
+        const sgd = (open: boolean) =>
+          runFusedKernel('WildttaSgdMomentum', { theta, grad: g, buffer: buf, gate: tf.scalar(open, 'bool') }, { lr: 0.01, momentum: 0.9 });
         const [stepped, nextBuf] = sgd(true);
         const [held, heldBuf] = sgd(false);
         const [picked] = runFusedKernel('WildttaPick', { when: tf.scalar(false, 'bool'), a: theta, b: g });
@@ -300,7 +301,10 @@ const harness = {
           d(stepped!, tf.sub(theta, tf.mul(nextRef, 0.01))),
           tf.add(d(held!, theta), d(heldBuf!, buf)),
           d(picked!, g),
-          tf.add(tf.add(d(avgHeld!, theta), d(avgFirst!, g)), tf.add(d(tf.stack([avgHeldHas!, avgFirstHas!]), tf.tensor1d([1, 1])), d(avgBlend!, tf.add(tf.mul(theta, 0.9), tf.mul(g, 0.1))))),
+          tf.add(
+            tf.add(d(avgHeld!, theta), d(avgFirst!, g)),
+            tf.add(d(tf.stack([avgHeldHas!, avgFirstHas!]), tf.tensor1d([1, 1])), d(avgBlend!, tf.add(tf.mul(theta, 0.9), tf.mul(g, 0.1)))),
+          ),
           d(tf.concat([finiteFlag!, nanFlag!]), tf.tensor1d([1, 0])),
           d(packed!, tf.tensor1d([1, 7, 2.5])),
           d(tf.concat([packed8!, lastNaN!]), tf.tensor1d([0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 0])),
@@ -311,9 +315,32 @@ const harness = {
       });
       const v = await diffs.data();
       diffs.dispose();
-      const names = ['y', 'y (save false)', 'stats (mean, rstd)', 'dgamma', 'dbeta', 'dx + residual', 'GELU backward', 'softmax backward', 'heads merge', 'attention backward (batched heads)'].concat(
-        ['‖g‖ (relative)', 'SAM ascent', 'momentum buffer', 'SGD step', 'closed gate', 'pick', 'moving average', 'finiteness flags', 'scalars', 'eight scalars and flags', 'entropy loss count', 'entropy loss', 'entropy loss gradient'],
-      );
+      const names = [
+        'y',
+        'y (save false)',
+        'stats (mean, rstd)',
+        'dgamma',
+        'dbeta',
+        'dx + residual',
+        'GELU backward',
+        'softmax backward',
+        'heads merge',
+        'attention backward (batched heads)',
+      ].concat([
+        '‖g‖ (relative)',
+        'SAM ascent',
+        'momentum buffer',
+        'SGD step',
+        'closed gate',
+        'pick',
+        'moving average',
+        'finiteness flags',
+        'scalars',
+        'eight scalars and flags',
+        'entropy loss count',
+        'entropy loss',
+        'entropy loss gradient',
+      ]);
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });
   },
@@ -324,7 +351,10 @@ const harness = {
    * to every GroupNorm scale/shift (through autodiff) on `backend`, as the
    * largest errors against PyTorch's, and those figures' own scale.
    */
-  async resnetFixture(name: string, backend: BackendName): Promise<Counted<{ backend: string; family: string; logitError: number; logitScale: number; gradError: number; gradScale: number; norms: number }>> {
+  async resnetFixture(
+    name: string,
+    backend: BackendName,
+  ): Promise<Counted<{ backend: string; family: string; logitError: number; logitScale: number; gradError: number; gradScale: number; norms: number }>> {
     await use(backend);
     return counted(async () => {
       const base = `/e2e/fixtures/resnet-gn/${encodeURIComponent(name)}/`;
@@ -354,7 +384,15 @@ const harness = {
           gradError = Math.max(gradError, worst(gotGrad, want, layout.offsets[i]!));
           gradScale = Math.max(gradScale, scale(want));
         });
-        return { backend: tf.getBackend(), family: model.family, logitError: worst(gotLogits, wantLogits), logitScale: scale(wantLogits), gradError, gradScale, norms: layout.names.length };
+        return {
+          backend: tf.getBackend(),
+          family: model.family,
+          logitError: worst(gotLogits, wantLogits),
+          logitScale: scale(wantLogits),
+          gradError,
+          gradScale,
+          norms: layout.names.length,
+        };
       } finally {
         x.dispose();
         model.dispose();
@@ -435,7 +473,13 @@ const harness = {
     const cfg = tinyConfig({ depth: 4 });
     const model = new ViT(cfg, randomViTTensors(cfg, o.seed ?? 11));
     const fisherImages = o.method === 'eata' ? (tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D) : undefined;
-    const adapter = await createAdapter(model, { method: o.method, lr: o.lr, fisherImages, resetThreshold: o.resetThreshold, plpdThreshold: o.plpdThreshold } as AdapterOptions);
+    const adapter = await createAdapter(model, {
+      method: o.method,
+      lr: o.lr,
+      fisherImages,
+      resetThreshold: o.resetThreshold,
+      plpdThreshold: o.plpdThreshold,
+    } as AdapterOptions);
     fisherImages?.dispose();
     const warmup = o.warmup ?? 10;
     const steps: AdaptRunResult['steps'] = [];
@@ -447,7 +491,15 @@ const harness = {
         const r = await adapter.step(x);
         x.dispose();
         const u = (await adapter.flush()) ?? r.update; // Tent reports its update with the step itself
-        steps.push({ cls: r.classes[0]!, entropy: r.entropies[0]!, reliable: r.reliable[0]!, updated: u?.updated ?? false, reset: u?.reset ?? false, gradNorm: u?.gradNorm ?? null, ema: u?.ema ?? null });
+        steps.push({
+          cls: r.classes[0]!,
+          entropy: r.entropies[0]!,
+          reliable: r.reliable[0]!,
+          updated: u?.updated ?? false,
+          reset: u?.reset ?? false,
+          gradNorm: u?.gradNorm ?? null,
+          ema: u?.ema ?? null,
+        });
         if (i + 1 === warmup) afterWarmup = { numTensors: tf.memory().numTensors, gpuBytes: gpuBytes() };
       }
       const params: Record<string, number[]> = {};

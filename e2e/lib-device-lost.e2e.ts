@@ -12,7 +12,9 @@ configureLibSession({ args: [] });
 
 const params = (b: number[]) => {
   const t = readSafetensors(new Uint8Array(b)).tensors;
-  return new Map([...t].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k, Buffer.from(v.values.buffer, v.values.byteOffset, v.values.byteLength).toString('hex')]));
+  return new Map(
+    [...t].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k, Buffer.from(v.values.buffer, v.values.byteOffset, v.values.byteLength).toString('hex')]),
+  );
 };
 
 // The page: the script-tag build loaded into a bare page (examples/index.html has no script of its own), under the strict CSP.
@@ -41,9 +43,17 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
       const tensors = (await window.tta.memory()).numTensors;
       await window.tta._testing.loseDevice();
       const r = await window.tta.classify(window.frame(8)); // waits for the rebuild, then runs
-      return { before, tensors, first: { step: r.step, backend: r.backend } }; })()`)) as { before: number[]; tensors: number; first: { step: number; backend: string } };
+      return { before, tensors, first: { step: r.step, backend: r.backend } }; })()`)) as {
+      before: number[];
+      tensors: number;
+      first: { step: number; backend: string };
+    };
     const ev = (await p.page.evaluate('window.events')) as Array<Record<string, unknown>>;
-    assert.deepEqual(ev.map((e) => e.type), ['deviceLost', 'recovered'], JSON.stringify(ev));
+    assert.deepEqual(
+      ev.map((e) => e.type),
+      ['deviceLost', 'recovered'],
+      JSON.stringify(ev),
+    );
     assert.equal(ev[0]!.reason, 'destroyed');
     assert.equal(ev[1]!.backend, 'webgpu', 'restarted on the same backend');
     assert.equal(ev[1]!.restoredStep, 7, 'the state exported at step 7 is the one restored');
@@ -71,7 +81,10 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
     // ones-vector per row count it meets in a backward pass (src/model/fast-vit.ts), so an
     // update of a new size may add one: allow 2, far below what a leaked model would add.
     const TOLERANCE = 2;
-    assert.ok(two.tensors - one.tensors <= TOLERANCE && two.tensors >= one.tensors - TOLERANCE, `tensors before the loss ${one.tensors}, after the rebuild ${two.tensors}`);
+    assert.ok(
+      two.tensors - one.tensors <= TOLERANCE && two.tensors >= one.tensors - TOLERANCE,
+      `tensors before the loss ${one.tensors}, after the rebuild ${two.tensors}`,
+    );
 
     // 2. During a stream: attach to the canvas, destroy the device mid-stream, results keep coming.
     const three = (await p.page.evaluate(`(async () => {
@@ -91,7 +104,11 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
       events: Array<Record<string, unknown>>;
       tensors: number;
     };
-    assert.deepEqual(three.events.map((e) => e.type), ['deviceLost', 'recovered'], `no frame errors, one recovery: ${JSON.stringify(three.events)}`);
+    assert.deepEqual(
+      three.events.map((e) => e.type),
+      ['deviceLost', 'recovered'],
+      `no frame errors, one recovery: ${JSON.stringify(three.events)}`,
+    );
     const recovered = three.events[1]!;
     assert.notEqual(recovered.restoredStep, null, 'a snapshot was restored');
     const steps = three.results.map((r) => r.step);

@@ -56,7 +56,10 @@ async function checkClassifies(p: LibPage, n: number): Promise<void> {
   const correct = got.filter((g, i) => g.cls === want[i]).length;
   // The shipped model is 88.5% accurate on clean test images; adapting on a few clean ones changes little.
   assert.ok(correct >= 0.7 * n, `only ${correct} of ${n} images classified correctly: ${got.map((g) => g.cls).join(',')} vs ${want.join(',')}`);
-  assert.ok(got.every((g) => typeof g.label === 'string' && g.label.length > 0), 'every result names its class');
+  assert.ok(
+    got.every((g) => typeof g.label === 'string' && g.label.length > 0),
+    'every result names its class',
+  );
 }
 
 async function assertClean(p: LibPage): Promise<void> {
@@ -69,7 +72,9 @@ test('script-tag example under a strict CSP: engine on the page thread, images c
     const status = await waitForStream(p, 5);
     assert.match(status, /\(\d+%\) · step \d+ · wasm$/);
     // The page loaded the one bundle and nothing from elsewhere.
-    const scripts = (await p.page.evaluate(`performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((n) => /\\.(js|mjs)$/.test(n))`)) as string[];
+    const scripts = (await p.page.evaluate(
+      `performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((n) => /\\.(js|mjs)$/.test(n))`,
+    )) as string[];
     assert.deepEqual([...new Set(scripts)], ['/dist/wildtta.iife.js']);
     const server = await libServer();
     assert.ok(!server.requests.some((r) => r.includes('wildtta.worker.js')), 'no worker without worker: true');
@@ -156,29 +161,41 @@ test('save, reload, restore: the adapted scale/shift come back bit for bit (page
       return Array.from(await window.tta.exportState()); })()`;
     const exported = `(async () => Array.from(await window.tta.exportState()))()`;
     for (const mode of ['', '&worker']) {
-      const saved = await withLibPage(`examples/script-tag.html?backend=wasm${mode}`, async (p) => {
-        await waitForStream(p, 1);
-        // Stop the camera loop so nothing adapts between save and export.
-        await p.page.evaluate(`document.getElementById('video').srcObject.getTracks().forEach((t) => t.stop())`);
-        await p.page.waitForTimeout(300);
-        const bytes = (await p.page.evaluate(adapt)) as number[];
-        await assertClean(p);
-        return bytes;
-      }, { context });
-      const restored = await withLibPage(`examples/script-tag.html?backend=wasm${mode}`, async (p) => {
-        await waitForStream(p, 1);
-        await p.page.evaluate(`document.getElementById('video').srcObject.getTracks().forEach((t) => t.stop())`);
-        await p.page.waitForTimeout(300);
-        await p.page.evaluate('window.tta.restore("camera-1")');
-        const bytes = (await p.page.evaluate(exported)) as number[];
-        await p.page.evaluate('window.tta.reset()');
-        const fresh = (await p.page.evaluate(exported)) as number[];
-        await assertClean(p);
-        return { bytes, fresh };
-      }, { context });
+      const saved = await withLibPage(
+        `examples/script-tag.html?backend=wasm${mode}`,
+        async (p) => {
+          await waitForStream(p, 1);
+          // Stop the camera loop so nothing adapts between save and export.
+          await p.page.evaluate(`document.getElementById('video').srcObject.getTracks().forEach((t) => t.stop())`);
+          await p.page.waitForTimeout(300);
+          const bytes = (await p.page.evaluate(adapt)) as number[];
+          await assertClean(p);
+          return bytes;
+        },
+        { context },
+      );
+      const restored = await withLibPage(
+        `examples/script-tag.html?backend=wasm${mode}`,
+        async (p) => {
+          await waitForStream(p, 1);
+          await p.page.evaluate(`document.getElementById('video').srcObject.getTracks().forEach((t) => t.stop())`);
+          await p.page.waitForTimeout(300);
+          await p.page.evaluate('window.tta.restore("camera-1")');
+          const bytes = (await p.page.evaluate(exported)) as number[];
+          await p.page.evaluate('window.tta.reset()');
+          const fresh = (await p.page.evaluate(exported)) as number[];
+          await assertClean(p);
+          return { bytes, fresh };
+        },
+        { context },
+      );
       const params = (b: number[]) => {
         const t = readSafetensors(new Uint8Array(b)).tensors;
-        return new Map([...t].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k, Buffer.from(v.values.buffer, v.values.byteOffset, v.values.byteLength).toString('hex')]));
+        return new Map(
+          [...t]
+            .filter(([k]) => k.startsWith('param.'))
+            .map(([k, v]) => [k, Buffer.from(v.values.buffer, v.values.byteOffset, v.values.byteLength).toString('hex')]),
+        );
       };
       const a = params(saved);
       const b = params(restored.bytes);
@@ -186,7 +203,10 @@ test('save, reload, restore: the adapted scale/shift come back bit for bit (page
       assert.deepEqual(b, a, `restored scale/shift differ from the saved ones${mode ? ' (worker)' : ''}`);
       // The state is adapted (not the source weights), so the comparison means something.
       const source = params(restored.fresh);
-      assert.ok([...a].some(([k, v]) => source.get(k) !== v), 'the saved state equals the source weights: nothing was adapted');
+      assert.ok(
+        [...a].some(([k, v]) => source.get(k) !== v),
+        'the saved state equals the source weights: nothing was adapted',
+      );
     }
   } finally {
     await context.close();
@@ -211,7 +231,9 @@ test('download progress reported while the weights stream in, under the strict C
 test('computeSourceStats on your own images: model.sourceStats says so, and the bytes run sar-align (page thread and worker)', () =>
   withLibPage('examples/index.html', async (p) => {
     const n = 60;
-    const pixels = images(n, 3000).flat().map((v) => v / 255);
+    const pixels = images(n, 3000)
+      .flat()
+      .map((v) => v / 255);
     const r = (await p.page.evaluate(`(async () => {
       const WildTTA = await ${LOAD_WILDTTA};
       const pixels = new Float32Array(${JSON.stringify(pixels)});
@@ -228,10 +250,22 @@ test('computeSourceStats on your own images: model.sourceStats says so, and the 
         out.push({ worker, before, after, size: bytes.byteLength, method: u.method.method, loaded: u.model.sourceStats, step });
         await u.dispose();
       }
-      return out; })()`)) as Array<{ worker: boolean; before: unknown; after: { count: number; provenance: string }; size: number; method: string; loaded: { count: number }; step: number }>;
+      return out; })()`)) as Array<{
+      worker: boolean;
+      before: unknown;
+      after: { count: number; provenance: string };
+      size: number;
+      method: string;
+      loaded: { count: number };
+      step: number;
+    }>;
     for (const x of r) {
       assert.equal(x.before, null, `worker ${x.worker}: stats before`);
-      assert.deepEqual(x.after, { count: n, provenance: `${n} images given to computeSourceStats` }, `worker ${x.worker}: model.sourceStats after computeSourceStats`);
+      assert.deepEqual(
+        x.after,
+        { count: n, provenance: `${n} images given to computeSourceStats` },
+        `worker ${x.worker}: model.sourceStats after computeSourceStats`,
+      );
       assert.ok(x.size > 1000, `worker ${x.worker}: ${x.size} bytes`);
       assert.equal(x.method, 'sar-align');
       assert.equal(x.loaded.count, n);
@@ -254,7 +288,15 @@ test('the shipped GroupNorm ResNet through the public API (script tag, page thre
         out.push({ worker, family: tta.model.family, classes: tta.model.numClasses, stats: tta.model.sourceStats, method: tta.method.method, step: last.step, updated, tensors: last.numTensors });
         await tta.dispose();
       }
-      return out; })()`)) as Array<{ worker: boolean; family: string; classes: number; stats: { count: number } | null; method: string; step: number; updated: number }>;
+      return out; })()`)) as Array<{
+      worker: boolean;
+      family: string;
+      classes: number;
+      stats: { count: number } | null;
+      method: string;
+      step: number;
+      updated: number;
+    }>;
     for (const x of r) {
       assert.equal(x.family, 'resnet-gn', `worker ${x.worker}`);
       assert.equal(x.stats?.count, 1000, `worker ${x.worker}: the statistics beside the weights`);
@@ -269,9 +311,14 @@ test('the shipped GroupNorm ResNet through the public API (script tag, page thre
 test('CSP check can fail: an eval on the same policy is reported as a violation', () =>
   withLibPage('examples/index.html', async (p) => {
     // A same-origin script file: allowed to load, not allowed to eval.
-    await p.page.evaluate(`new Promise((ok, fail) => { const s = document.createElement('script'); s.src = '/e2e/lib-csp-probe.js'; s.onload = ok; s.onerror = fail; document.head.append(s); })`);
+    await p.page.evaluate(
+      `new Promise((ok, fail) => { const s = document.createElement('script'); s.src = '/e2e/lib-csp-probe.js'; s.onload = ok; s.onerror = fail; document.head.append(s); })`,
+    );
     assert.equal(await p.page.evaluate('window.__probe'), 'EvalError');
     await p.page.waitForTimeout(100);
     const v = await p.cspViolations();
-    assert.ok(v.some((s) => s.startsWith('script-src')), `expected a script-src violation, got ${JSON.stringify(v)}`);
+    assert.ok(
+      v.some((s) => s.startsWith('script-src')),
+      `expected a script-src violation, got ${JSON.stringify(v)}`,
+    );
   }));

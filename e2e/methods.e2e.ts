@@ -45,7 +45,10 @@ test('Tent, EATA and DeYO on webgl match the cpu backend to 1e-3', () =>
       // A random model on noise rarely changes its prediction under a patch shuffle: DeYO's PLPD filter is lowered to let samples through.
       const run = { method, steps: 20, lr: 0.01, plpdThreshold: method === 'deyo' ? -1 : undefined };
       const cpu = await h.call('adaptRun', 'cpu', run);
-      assert.ok(cpu.steps.some((s) => s.updated), `${method}: no update happened`);
+      assert.ok(
+        cpu.steps.some((s) => s.updated),
+        `${method}: no update happened`,
+      );
       assertSameRun(cpu, await h.call('adaptRun', 'webgl', run), `${method} on webgl`);
     }
   }));
@@ -53,7 +56,10 @@ test('Tent, EATA and DeYO on webgl match the cpu backend to 1e-3', () =>
 test('300 SAR steps on webgpu: tensor count and GPU bytes identical after warm-up', () =>
   withPage(async (h) => {
     const r = await h.call('adaptRun', 'webgpu', { method: 'sar', steps: 300, lr: 0.001, warmup: 10 });
-    assert.ok(r.steps.some((s) => s.updated), 'no update happened');
+    assert.ok(
+      r.steps.some((s) => s.updated),
+      'no update happened',
+    );
     assert.equal(r.atEnd.numTensors, r.afterWarmup.numTensors, 'tensor count drifted');
     assert.ok(r.afterWarmup.gpuBytes !== null, 'webgpu reports GPU bytes');
     assert.equal(r.atEnd.gpuBytes, r.afterWarmup.gpuBytes, 'GPU bytes drifted');

@@ -39,7 +39,10 @@ function nodeAccuracy(): Promise<AccuracyResult> {
   return nodeRun;
 }
 
-for (const [backend, n] of [['webgl', 1000], ['webgpu', 100]] as const) {
+for (const [backend, n] of [
+  ['webgl', 1000],
+  ['webgpu', 100],
+] as const) {
   test(`shipped model: accuracy on the first ${n} clean test images, ${backend} page vs Node`, async (t) => {
     const all = await nodeAccuracy();
     const nodePred = all.predictions.subarray(0, n);
@@ -56,7 +59,10 @@ for (const [backend, n] of [['webgl', 1000], ['webgpu', 100]] as const) {
     for (let i = 0; i < n; i++) if (page.predictions[i] !== nodePred[i]) disagree++;
     t.diagnostic(`${disagree} of ${n} predictions differ`);
     const diffPoints = Math.abs(page.accuracy - nodeAcc) * 100;
-    assert.ok(diffPoints <= TOL_POINTS, `page ${(page.accuracy * 100).toFixed(2)}% vs Node ${(nodeAcc * 100).toFixed(2)}%: ${diffPoints.toFixed(2)} points apart`);
+    assert.ok(
+      diffPoints <= TOL_POINTS,
+      `page ${(page.accuracy * 100).toFixed(2)}% vs Node ${(nodeAcc * 100).toFixed(2)}%: ${diffPoints.toFixed(2)} points apart`,
+    );
   });
 }
 

@@ -72,7 +72,13 @@ test('dev server: the demo page and its engine worker are cross-origin isolated,
         await new Promise((r) => setTimeout(r, 200));
         engine = page.workers().find((w) => w.url().includes('engine-worker'));
       }
-      assert.ok(engine !== undefined, `no engine worker started (workers: ${page.workers().map((w) => w.url()).join(', ')})`);
+      assert.ok(
+        engine !== undefined,
+        `no engine worker started (workers: ${page
+          .workers()
+          .map((w) => w.url())
+          .join(', ')})`,
+      );
       assert.equal(await engine.evaluate('self.crossOriginIsolated'), true, 'the engine worker is not cross-origin isolated');
     },
     { path: 'demo/?input=stream&backend=wasm' },

@@ -36,7 +36,13 @@ test('an adapter created without options runs the table', async () => {
     assert.equal(a.lr, METHOD_DEFAULTS[m].lr.value, `${m} lr`);
     a.dispose();
   }
-  const sar = (await createAdapter(model, { method: 'sar' })) as unknown as { rho: number; margin: number; lnC: number; resetThreshold: number; dispose(): void };
+  const sar = (await createAdapter(model, { method: 'sar' })) as unknown as {
+    rho: number;
+    margin: number;
+    lnC: number;
+    resetThreshold: number;
+    dispose(): void;
+  };
   assert.equal(sar.rho, METHOD_DEFAULTS.sar.rho.value);
   assert.ok(Math.abs(sar.margin - METHOD_DEFAULTS.sar.marginFraction.value * sar.lnC) < 1e-12);
   assert.ok(Math.abs(sar.resetThreshold - (0.2 * Math.log(10)) / Math.log(1000)) < 1e-12);

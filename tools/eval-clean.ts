@@ -25,7 +25,15 @@ const seconds = (performance.now() - t0) / 1000;
 let parameters = 0;
 for (const t of model.params.values()) parameters += t.size;
 console.log(
-  JSON.stringify({ model: args.model, backend: tf.getBackend(), images: acc.total, correct: acc.correct, accuracy: acc.accuracy, parameters, seconds: Number(seconds.toFixed(1)) }),
+  JSON.stringify({
+    model: args.model,
+    backend: tf.getBackend(),
+    images: acc.total,
+    correct: acc.correct,
+    accuracy: acc.accuracy,
+    parameters,
+    seconds: Number(seconds.toFixed(1)),
+  }),
 );
 console.log(`clean top-1 accuracy: ${(acc.accuracy * 100).toFixed(2)}% on ${acc.total} test images (${tf.getBackend()}, ${parameters} parameters)`);
 model.dispose();

@@ -7,7 +7,10 @@ import { labeledImagesFromIdx, type LabeledImages } from '../src/data/idx';
 export const DEBIAN_FMNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 function readMaybeGz(dir: string, base: string): Uint8Array {
-  for (const [name, unzip] of [[`${base}.gz`, true], [base, false]] as const) {
+  for (const [name, unzip] of [
+    [`${base}.gz`, true],
+    [base, false],
+  ] as const) {
     const p = join(dir, name);
     if (existsSync(p)) {
       const raw = readFileSync(p);

@@ -25,7 +25,10 @@ const { values: args } = parseArgs({
 const FILES = ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'] as const;
 
 function readIdx(dir: string, base: string): { bytes: Uint8Array; from: string } {
-  for (const [name, gz] of [[`${base}.gz`, true], [base, false]] as const) {
+  for (const [name, gz] of [
+    [`${base}.gz`, true],
+    [base, false],
+  ] as const) {
     const path = join(dir, name);
     if (existsSync(path)) {
       const raw = readFileSync(path);
@@ -72,10 +75,7 @@ function main(): void {
   mkdirSync(args.out, { recursive: true });
   writeFileSync(join(args.out, FILES[0]), images.bytes);
   writeFileSync(join(args.out, FILES[1]), labels.bytes);
-  writeFileSync(
-    join(args.out, 'LICENSE'),
-    `The MIT License (MIT)\n\nCopyright (c) 2017 Zalando SE, https://tech.zalando.com\n\n${license}\n`,
-  );
+  writeFileSync(join(args.out, 'LICENSE'), `The MIT License (MIT)\n\nCopyright (c) 2017 Zalando SE, https://tech.zalando.com\n\n${license}\n`);
   const counts = new Array<number>(10).fill(0);
   for (const l of set.labels) counts[l]!++;
   writeFileSync(
@@ -95,7 +95,7 @@ The files are Fashion-MNIST's \`${FILES[0]}.gz\` and \`${FILES[1]}.gz\`
 decompressed and otherwise unchanged (IDX is big-endian; pixels 0 = background,
 255 = full intensity), so the browser reads them with \`src/data/idx.ts\`
 without a gzip step. They were read from \`${args.data}\`${
-      args.data === DEBIAN_FMNIST_DIR ? " (Debian's \`dataset-fashion-mnist\` package)" : ''
+      args.data === DEBIAN_FMNIST_DIR ? " (Debian's `dataset-fashion-mnist` package)" : ''
     } by \`npm run pack:data\` (\`tools/pack-fmnist.ts\`).
 
 Classes (label, name, test images): ${FASHION_MNIST_CLASSES.map((c, i) => `${i} ${c} (${counts[i]})`).join(', ')}.

@@ -208,7 +208,10 @@ async function main(): Promise<void> {
       const loss = tf.tidy(() => {
         const x = tf.tensor4d(xs, [batch, 28, 28, 1]);
         const y = tf.oneHot(tf.tensor1d(ys, 'int32'), 10);
-        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.logits(x)) as tf.Scalar, vars.map(([, v]) => v));
+        const { value, grads } = tf.variableGrads(
+          () => tf.losses.softmaxCrossEntropy(y, model.logits(x)) as tf.Scalar,
+          vars.map(([, v]) => v),
+        );
         for (const [name, v] of vars) {
           const g = grads[v.name]!;
           const mv = moments.get(name)!;
@@ -244,7 +247,13 @@ async function main(): Promise<void> {
       const acc = await grayAccuracy(model, test.images, test.labels, { batch: 500 });
       state.elapsedSeconds += (performance.now() - sessionStart) / 1000;
       sessionStart = performance.now();
-      state.history.push({ epoch: state.epoch + 1, step: state.step, loss: lossSum / Math.max(1, lossCount), testAccuracy: acc.accuracy, seconds: state.elapsedSeconds });
+      state.history.push({
+        epoch: state.epoch + 1,
+        step: state.step,
+        loss: lossSum / Math.max(1, lossCount),
+        testAccuracy: acc.accuracy,
+        seconds: state.elapsedSeconds,
+      });
       appendFileSync(join(args.ckpt, 'log.jsonl'), `${JSON.stringify(state.history.at(-1))}\n`);
       console.log(`epoch ${state.epoch + 1} done: clean test accuracy ${(acc.accuracy * 100).toFixed(2)}%`);
       state.epoch++;
@@ -274,7 +283,9 @@ async function main(): Promise<void> {
   mkdirSync(args.out, { recursive: true });
   writeFileSync(join(args.out, 'model.safetensors'), writeSafetensors(finalWeights, { [CONFIG_METADATA_KEY]: JSON.stringify(configJson) }));
   writeFileSync(join(args.out, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
-  console.log(`wrote ${args.out}: ${parameters} parameters, clean test accuracy ${(acc.accuracy * 100).toFixed(2)}%, ${state.elapsedSeconds.toFixed(0)} s of training`);
+  console.log(
+    `wrote ${args.out}: ${parameters} parameters, clean test accuracy ${(acc.accuracy * 100).toFixed(2)}%, ${state.elapsedSeconds.toFixed(0)} s of training`,
+  );
 }
 
 function permutation(n: number, rand: () => number): Uint32Array {

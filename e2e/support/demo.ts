@@ -18,7 +18,6 @@ export function artifact(name: string): string {
   return join(ARTIFACTS, name);
 }
 
-
 // Strings, not functions: tsx compiles this file with helpers that do not exist in the page.
 export const demoState = (page: Page) => page.evaluate('window.wildttaDemo.state()') as Promise<DemoState>;
 export const demoRecords = (page: Page) => page.evaluate('window.wildttaDemo.records()') as Promise<FrameRecords>;

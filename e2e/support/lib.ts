@@ -63,7 +63,11 @@ async function start(): Promise<LibSession> {
   const server = await startStaticServer(settings.csp ? { csp: STRICT_CSP } : {});
   try {
     const executablePath = chromiumExecutable();
-    const browser = await chromium.launch({ ...(executablePath === undefined ? {} : { executablePath }), headless: true, args: [...CHROMIUM_ARGS, ...settings.args] });
+    const browser = await chromium.launch({
+      ...(executablePath === undefined ? {} : { executablePath }),
+      headless: true,
+      args: [...CHROMIUM_ARGS, ...settings.args],
+    });
     return { server, browser };
   } catch (e) {
     await server.close();

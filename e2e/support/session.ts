@@ -157,7 +157,6 @@ export async function shutdown(): Promise<void> {
   rmSync(started.cacheDir, { recursive: true, force: true });
 }
 
-
 /** A page of the harness, with what it logged. */
 export interface HarnessPage {
   page: Page;
@@ -166,10 +165,7 @@ export interface HarnessPage {
   /** Every console message of this page, "type: text". */
   console: string[];
   /** Calls window.wildttaHarness[name](...args) in the page and returns its (plain-data) result. */
-  call<K extends keyof WildttaHarness>(
-    name: K,
-    ...args: Parameters<WildttaHarness[K]>
-  ): Promise<Awaited<ReturnType<WildttaHarness[K]>>>;
+  call<K extends keyof WildttaHarness>(name: K, ...args: Parameters<WildttaHarness[K]>): Promise<Awaited<ReturnType<WildttaHarness[K]>>>;
 }
 
 export interface WithPageOptions {

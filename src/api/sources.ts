@@ -28,14 +28,20 @@ function describe(source: unknown): string {
 function drawableSize(source: unknown): { width: number; height: number } | undefined {
   if (has('HTMLVideoElement') && source instanceof HTMLVideoElement) {
     // HAVE_CURRENT_DATA: there is a frame to draw.
-    if (source.readyState < 2 || source.videoWidth === 0) throw new SourceError(`the video has no frame yet (readyState ${source.readyState}); wait for 'loadeddata'`);
+    if (source.readyState < 2 || source.videoWidth === 0)
+      throw new SourceError(`the video has no frame yet (readyState ${source.readyState}); wait for 'loadeddata'`);
     return { width: source.videoWidth, height: source.videoHeight };
   }
   if (has('HTMLImageElement') && source instanceof HTMLImageElement) {
-    if (!source.complete || source.naturalWidth === 0) throw new SourceError(`the image is not loaded (or failed to load): ${source.currentSrc || source.src || 'no src'}`);
+    if (!source.complete || source.naturalWidth === 0)
+      throw new SourceError(`the image is not loaded (or failed to load): ${source.currentSrc || source.src || 'no src'}`);
     return { width: source.naturalWidth, height: source.naturalHeight };
   }
-  if ((has('HTMLCanvasElement') && source instanceof HTMLCanvasElement) || (has('OffscreenCanvas') && source instanceof OffscreenCanvas) || (has('ImageBitmap') && source instanceof ImageBitmap)) {
+  if (
+    (has('HTMLCanvasElement') && source instanceof HTMLCanvasElement) ||
+    (has('OffscreenCanvas') && source instanceof OffscreenCanvas) ||
+    (has('ImageBitmap') && source instanceof ImageBitmap)
+  ) {
     const { width, height } = source as { width: number; height: number };
     if (!(width > 0 && height > 0)) throw new SourceError(`the ${describe(source)} is empty (${width}×${height})`);
     return { width, height };
@@ -50,7 +56,11 @@ export async function prepareFrame(source: ImageSource, modelSize: number, cropF
     const side = Math.min(crop.side, Math.max(4 * modelSize, 64));
     let bitmap: ImageBitmap;
     try {
-      bitmap = await createImageBitmap(source as ImageBitmapSource, crop.x, crop.y, crop.side, crop.side, { resizeWidth: side, resizeHeight: side, resizeQuality: 'high' });
+      bitmap = await createImageBitmap(source as ImageBitmapSource, crop.x, crop.y, crop.side, crop.side, {
+        resizeWidth: side,
+        resizeHeight: side,
+        resizeQuality: 'high',
+      });
     } catch (e) {
       throw new SourceError(`could not read the ${describe(source)}: ${(e as Error).message}`);
     }

@@ -6,7 +6,18 @@
 import type { BackendChoice } from '../runtime/backend';
 import { EngineConnection } from '../runtime/engine-port';
 import { serveEngine } from '../runtime/engine-serve';
-import type { EngineEvent, EngineOp, EngineOps, EngineRequest, EngineResponse, FrameResult, MethodInfo, MethodOptionValue, ModelInfo, ModelSource } from '../runtime/engine-types';
+import type {
+  EngineEvent,
+  EngineOp,
+  EngineOps,
+  EngineRequest,
+  EngineResponse,
+  FrameResult,
+  MethodInfo,
+  MethodOptionValue,
+  ModelInfo,
+  ModelSource,
+} from '../runtime/engine-types';
 import type { InvertMode } from '../runtime/preprocess';
 import type { MethodName, UpdateReport } from '../methods/types';
 import { libraryAssets } from './assets';
@@ -168,7 +179,8 @@ export class WildTTA {
 
   /** Loads the model on the chosen backend (on this thread or in a worker) and sets up the method. */
   static async create(options: CreateOptions): Promise<WildTTA> {
-    if (options === null || typeof options !== 'object' || options.model === undefined) throw new TypeError('WildTTA.create needs options with a model (a URL, File/Blob or bytes)');
+    if (options === null || typeof options !== 'object' || options.model === undefined)
+      throw new TypeError('WildTTA.create needs options with a model (a URL, File/Blob or bytes)');
     const assets = libraryAssets(options.assetsUrl);
     const port = options.worker ? new Worker(assets.worker, { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
     const client = new EngineConnection(port);
@@ -338,7 +350,10 @@ export class WildTTA {
     this.alive('computeSourceStats');
     const bytes = await this.call('computeSourceStats', images);
     // The engine runs with them from now on; `model` says so.
-    (this as { model: ModelInfo }).model = { ...this.model, sourceStats: { count: images.count, provenance: images.provenance ?? givenImagesProvenance(images.count) } };
+    (this as { model: ModelInfo }).model = {
+      ...this.model,
+      sourceStats: { count: images.count, provenance: images.provenance ?? givenImagesProvenance(images.count) },
+    };
     return bytes;
   }
 

@@ -27,9 +27,7 @@ export function parseIdx(bytes: Uint8Array, what = 'IDX file'): IdxArray {
   return { shape, data: bytes.subarray(start) };
 }
 
-export const FASHION_MNIST_CLASSES = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
-];
+export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 /** Images as uint8 [n, 28, 28] and labels [n]. */
 export interface LabeledImages {

@@ -26,7 +26,14 @@ test('per-corruption stream: N distinct evaluation images per corruption, one se
   const o = { corruptions, severity: 5, perCorruption: 500, seed: 3 };
   const s = perCorruptionStream(labels, pools.evaluation, o);
   assert.equal(s.items.length, 1500);
-  assert.deepEqual(s.segments.map((g) => [g.name, g.start, g.end]), [['gaussian_noise', 0, 500], ['fog', 500, 1000], ['jpeg_compression', 1000, 1500]]);
+  assert.deepEqual(
+    s.segments.map((g) => [g.name, g.start, g.end]),
+    [
+      ['gaussian_noise', 0, 500],
+      ['fog', 500, 1000],
+      ['jpeg_compression', 1000, 1500],
+    ],
+  );
   const clean = new Set(pools.clean);
   for (const g of s.segments) {
     const seg = s.items.slice(g.start, g.end);
@@ -60,7 +67,10 @@ test('label shift at the paper ratio: blocks of one class each, every class once
       assert.ok(top >= 99, `block at ${b} is only ${top}% one class`);
       blockClasses.push(counts.indexOf(top));
     }
-    assert.deepEqual([...blockClasses].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      [...blockClasses].sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
   }
 });
 

@@ -111,7 +111,10 @@ export function labelShiftStream(labels: ArrayLike<number>, pool: number[], o: L
     const byClass: number[][] = Array.from({ length: C }, () => []);
     for (const i of shuffle(pool, rand)) byClass[labels[i]!]!.push(i);
     const cursor = new Array<number>(C).fill(0);
-    const order = shuffle(Array.from({ length: C }, (_, k) => k), rand);
+    const order = shuffle(
+      Array.from({ length: C }, (_, k) => k),
+      rand,
+    );
     const perBlock = Math.floor(o.perCorruption / C);
     const start = items.length;
     for (const blockClass of order) {

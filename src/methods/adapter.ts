@@ -88,7 +88,9 @@ export abstract class Adapter {
     features: Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'> = {},
   ) {
     if ((features.recenter || features.inputAlign) && !features.sourceStats) {
-      throw new TypeError(`${features.recenter ? 'recenter' : 'inputAlign'} needs the model\'s source statistics (sourceStats: computeSourceStats or the source-stats.safetensors beside the model)`);
+      throw new TypeError(
+        `${features.recenter ? 'recenter' : 'inputAlign'} needs the model's source statistics (sourceStats: computeSourceStats or the source-stats.safetensors beside the model)`,
+      );
     }
     this.params = selectNormParams(model, selection);
     for (const [name, p] of this.params) this.source.set(name, tf.clone(p));
@@ -97,7 +99,9 @@ export abstract class Adapter {
     this.sgd = new SgdMomentum(this.layout.total, lr, momentum);
     this.numClasses = model.config.numClasses;
     this.lnC = Math.log(this.numClasses);
-    this.recentering = features.recenter ? new FeatureRecentering(model, features.sourceStats!, features.recenter === true ? {} : features.recenter) : undefined;
+    this.recentering = features.recenter
+      ? new FeatureRecentering(model, features.sourceStats!, features.recenter === true ? {} : features.recenter)
+      : undefined;
     this.inputAlignment = features.inputAlign ? new InputAlignment(features.sourceStats!, features.inputAlign === true ? {} : features.inputAlign) : undefined;
   }
 
@@ -212,11 +216,7 @@ export abstract class Adapter {
         logits = tf.keep(first.logits);
         immediate = first.stats !== undefined;
         const { probabilities, entropies } = softmaxAndEntropy(first.logits);
-        const parts = [
-          tf.reshape(probabilities, [-1]),
-          entropies,
-          finiteFlag(checked),
-        ];
+        const parts = [tf.reshape(probabilities, [-1]), entropies, finiteFlag(checked)];
         if (pending) parts.push(pending.stats);
         if (first.stats) parts.push(first.stats);
         if (alongside) parts.push(tf.reshape(alongside, [-1]));
@@ -537,7 +537,8 @@ export abstract class Adapter {
     if (input.isDisposed) throw new InvalidInputError('input tensor is already disposed');
     const cfg = this.model.config;
     const shape = input.rank === 3 ? [1, ...input.shape] : input.shape;
-    if (shape.length !== 4) throw new InvalidInputError(`input must have rank 4 [batch, height, width, channels] (or 3), got rank ${input.rank} [${input.shape.join(', ')}]`);
+    if (shape.length !== 4)
+      throw new InvalidInputError(`input must have rank 4 [batch, height, width, channels] (or 3), got rank ${input.rank} [${input.shape.join(', ')}]`);
     const [B, H, W, C] = shape as [number, number, number, number];
     if (B < 1) throw new InvalidInputError('input batch is empty');
     if (H !== cfg.imageSize || W !== cfg.imageSize) throw new InvalidInputError(`input is ${H}×${W}, the model takes ${cfg.imageSize}×${cfg.imageSize}`);

@@ -29,4 +29,3 @@ export function meanAlignmentGrad(recentering: FeatureRecentering, sourceVarianc
   const weights = typeof rowWeights === 'number' ? tf.fill([rowWeights, 1], 1 / rowWeights) : tf.expandDims(rowWeights, 1);
   return tf.mul(tf.mul(weights, scale), recentering.shift) as tf.Tensor2D;
 }
-

@@ -63,7 +63,8 @@ export class CollapseWatch {
     // Bias-corrected: the averages start at zero.
     const norm = 1 - d ** this.frames;
     const top = Math.max(...this.share) / norm;
-    const collapsed = (this.oneClassShare < 1 && top > this.oneClassShare) || (this.highEntropy < Math.log(this.numClasses) && this.entropy / norm > this.highEntropy);
+    const collapsed =
+      (this.oneClassShare < 1 && top > this.oneClassShare) || (this.highEntropy < Math.log(this.numClasses) && this.entropy / norm > this.highEntropy);
     if (collapsed) this.clear();
     return collapsed;
   }

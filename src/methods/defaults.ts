@@ -41,7 +41,11 @@ export const METHOD_DEFAULTS = {
     lr: { value: 1e-3, from: TUNED },
     alignWeight: { value: 10, from: TUNED },
     inputQuantile: { value: 0.05, option: 'inputAlign.quantile', from: TUNED },
-    recenterDecay: { value: 0.9, option: 'recenter.decay', from: 'the probe in issue 14 (never more than 1.1 points below no adaptation under label shift at 0.9)' },
+    recenterDecay: {
+      value: 0.9,
+      option: 'recenter.decay',
+      from: 'the probe in issue 14 (never more than 1.1 points below no adaptation under label shift at 0.9)',
+    },
     oneClassShare: { value: 0.9, from: 'our choice, not tuned (the collapse watch did not fire in the ablation runs)' },
     highEntropyFraction: { value: 0.8, from: 'our choice, not tuned' },
     collapseDecay: { value: 0.99, from: 'our choice, not tuned (a horizon of about 100 frames)' },

@@ -43,11 +43,13 @@ function checkNumbers(options: AdapterOptions): void {
   const tables: Record<string, Record<string, Default<unknown>>> = METHOD_DEFAULTS;
   const own = [tables[options.method] ?? {}, ...(options.method === 'sar-align' ? [tables.sar!] : [])];
   const keys = new Set(['lr', 'momentum', 'skipLastBlocks']);
-  for (const table of own) for (const [key, d] of Object.entries(table)) if (typeof d.value === 'number' && !(d.option ?? '').includes('.')) keys.add(d.option ?? key);
+  for (const table of own)
+    for (const [key, d] of Object.entries(table)) if (typeof d.value === 'number' && !(d.option ?? '').includes('.')) keys.add(d.option ?? key);
   const given = options as unknown as Record<string, unknown>;
   for (const key of keys) {
     const v = given[key];
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v))) throw new RangeError(`${options.method}: option ${key} must be a finite number, got ${JSON.stringify(v) ?? String(v)}`);
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v)))
+      throw new RangeError(`${options.method}: option ${key} must be a finite number, got ${JSON.stringify(v) ?? String(v)}`);
   }
 }
 

@@ -46,14 +46,22 @@ test('in-range frames pass unchanged; washed-out, dark and bright frames follow 
     const want = reference(x, a);
     for (let i = 0; i < 64; i++) assert.ok(Math.abs(out[b * 64 + i]! - want[i]!) < 1e-5, `frame ${b} pixel ${i}: ${out[b * 64 + i]} vs ${want[i]}`);
     if (b === 0) for (let i = 0; i < 64; i++) assert.ok(Math.abs(out[i]! - x[i]!) < 1e-6, 'an in-range frame is unchanged');
-    else assert.ok(want.some((v, i) => Math.abs(v - x[i]!) > 0.01), `frame ${b} is changed`);
+    else
+      assert.ok(
+        want.some((v, i) => Math.abs(v - x[i]!) > 0.01),
+        `frame ${b} is changed`,
+      );
   }
   tf.dispose([...frames, batch]);
 });
 
 test('the fused kernel and the tfjs-op path agree', () => {
   const a = new InputAlignment(stats);
-  const x = tf.concat([tf.randomUniform([2, 8, 8, 1], 0, 1, 'float32', 5), tf.mul(tf.randomUniform([1, 8, 8, 1], 0, 1, 'float32', 6), 0.05), tf.fill([1, 8, 8, 1], 0.3)]) as tf.Tensor4D;
+  const x = tf.concat([
+    tf.randomUniform([2, 8, 8, 1], 0, 1, 'float32', 5),
+    tf.mul(tf.randomUniform([1, 8, 8, 1], 0, 1, 'float32', 6), 0.05),
+    tf.fill([1, 8, 8, 1], 0.3),
+  ]) as tf.Tensor4D;
   const fused = tf.tidy(() => a.apply(x));
   const ops = tf.tidy(() => a.applyWithOps(x));
   const err = tf.tidy(() => tf.max(tf.abs(tf.sub(fused, ops))).dataSync()[0]!);

@@ -36,7 +36,10 @@ async function withAdapter(options: AdapterOptions, fn: (a: Adapter, model: ViT)
 test('SAR adapts the LayerNorms of all but the last quarter of blocks, never the final norm', async () => {
   const model = new ViT(tinyConfig({ depth: 4 }), randomViTTensors(tinyConfig({ depth: 4 }), 1));
   const a = await createAdapter(model, { method: 'sar' });
-  assert.deepEqual([...a.params.keys()], [0, 1, 2].flatMap((i) => [`blocks.${i}.norm1.weight`, `blocks.${i}.norm1.bias`, `blocks.${i}.norm2.weight`, `blocks.${i}.norm2.bias`]));
+  assert.deepEqual(
+    [...a.params.keys()],
+    [0, 1, 2].flatMap((i) => [`blocks.${i}.norm1.weight`, `blocks.${i}.norm1.bias`, `blocks.${i}.norm2.weight`, `blocks.${i}.norm2.bias`]),
+  );
   const tent = await createAdapter(model, { method: 'tent' });
   assert.equal(tent.params.size, 4 * 4 + 2);
   a.dispose();
@@ -58,7 +61,10 @@ test('an unreliable sample changes nothing: no update, no momentum drift', async
     assert.equal(await a.flush(), undefined);
     const after = await a.exportState();
     // Only the step counter in the metadata differs.
-    const strip = (b: Uint8Array) => Buffer.from(b).toString('latin1').replace(/steps\\?":\d+/, "");
+    const strip = (b: Uint8Array) =>
+      Buffer.from(b)
+        .toString('latin1')
+        .replace(/steps\\?":\d+/, '');
     assert.equal(strip(after), strip(before));
   });
 });
@@ -146,7 +152,10 @@ test('a non-finite loss or gradient skips the update and says so; nothing change
   // Tent: pixels of ±3e38 (finite, so the input check lets them through) overflow the forward to NaN logits.
   // SAR: a finite input, but a SAM radius of 1e38 overflows the second forward at θ+ε.
   const cases = [
-    { options: { method: 'tent', lr: 0.01 }, input: () => tf.mul(tf.sub(tf.mul(tf.cast(tf.greater(tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 3), 0.5), 'float32'), 2), 1), 3e38) },
+    {
+      options: { method: 'tent', lr: 0.01 },
+      input: () => tf.mul(tf.sub(tf.mul(tf.cast(tf.greater(tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 3), 0.5), 'float32'), 2), 1), 3e38),
+    },
     { options: { method: 'sar', lr: 0.01, marginFraction: 100, rho: 1e38 }, input: () => noise(3) },
   ] as const;
   for (const c of cases) {
@@ -162,7 +171,12 @@ test('a non-finite loss or gradient skips the update and says so; nothing change
       (await snapshot(a)).forEach((t, k) => assert.deepEqual(t, before[k]));
       // The momentum did not move either.
       const state = readSafetensors(await a.exportState()).tensors;
-      for (const [key, t] of state) if (key.startsWith('momentum.')) assert.ok(t.values.every((v) => v === 0), `${key} moved`);
+      for (const [key, t] of state)
+        if (key.startsWith('momentum.'))
+          assert.ok(
+            t.values.every((v) => v === 0),
+            `${key} moved`,
+          );
     });
   }
 });
@@ -220,7 +234,7 @@ test('dispose puts the model back to its source weights, so the next adapter sta
   model.dispose();
 });
 
-test('warmup runs the kernels of the method\'s own step, update included', async () => {
+test("warmup runs the kernels of the method's own step, update included", async () => {
   // Options that make the sample reliable for every method, so the profiled step takes the update path.
   const reliable = { marginFraction: 100, resetThreshold: 0, dMargin: 1, plpdThreshold: -1 };
   for (const method of ['sar', 'tent', 'eata', 'deyo', 'source'] as const) {
@@ -229,10 +243,12 @@ test('warmup runs the kernels of the method\'s own step, update included', async
     try {
       const warm = new Set((await tf.profile(() => a.warmup())).kernelNames);
       const x = noise(70);
-      const step = (await tf.profile(async () => {
-        await a.step(x);
-        await a.flush();
-      })).kernelNames;
+      const step = (
+        await tf.profile(async () => {
+          await a.step(x);
+          await a.flush();
+        })
+      ).kernelNames;
       x.dispose();
       const missing = [...new Set(step)].filter((k) => !warm.has(k));
       assert.deepEqual(missing, [], `${method}: kernels of a step that warmup did not run`);
@@ -272,15 +288,20 @@ test('overlapping step() calls run one after the other: each update delivered on
     // Not awaited in between, as a caller driving frames from callbacks would.
     const results = await Promise.all([a.step(frames[1]!), a.step(frames[2]!), a.flush(), a.step(frames[3]!)]);
     await a.flush();
-    const [r1, r2, , r3] = results as [Awaited<ReturnType<Adapter['step']>>, Awaited<ReturnType<Adapter['step']>>, unknown, Awaited<ReturnType<Adapter['step']>>];
+    const [r1, r2, , r3] = results as [
+      Awaited<ReturnType<Adapter['step']>>,
+      Awaited<ReturnType<Adapter['step']>>,
+      unknown,
+      Awaited<ReturnType<Adapter['step']>>,
+    ];
     assert.deepEqual([r1.step, r2.step, r3.step], [1, 2, 3]);
-    assert.deepEqual(seen, [0, 1, 2, 3], 'each step\'s update reported once, in order');
+    assert.deepEqual(seen, [0, 1, 2, 3], "each step's update reported once, in order");
     assert.equal(tf.memory().numTensors, tensors, 'tensor count after the overlapping calls');
     frames.forEach((f) => f.dispose());
   });
 });
 
-test('EATA\'s Fisher is by default the mean of per-image squared gradients (the reference at batch size 1), and matches autodiff', async () => {
+test("EATA's Fisher is by default the mean of per-image squared gradients (the reference at batch size 1), and matches autodiff", async () => {
   const { estimateFisher } = await import('./index');
   const { selectNormParams } = await import('./params');
   const model = new ViT(cfg, weights);
@@ -330,7 +351,11 @@ test('number-valued options that are not finite numbers are refused, naming the 
       [{ method: 'eata', fisherAlpha: '2000' }, 'fisherAlpha'],
       [{ method: 'deyo', plpdThreshold: null }, 'plpdThreshold'],
     ] as const) {
-      await assert.rejects(createAdapter(model, options as unknown as AdapterOptions), (e: unknown) => e instanceof RangeError && e.message.includes(`option ${name} must be a finite number`), JSON.stringify(options));
+      await assert.rejects(
+        createAdapter(model, options as unknown as AdapterOptions),
+        (e: unknown) => e instanceof RangeError && e.message.includes(`option ${name} must be a finite number`),
+        JSON.stringify(options),
+      );
     }
     // A valid set still builds.
     (await createAdapter(model, { method: 'sar', rho: 0.05, lr: 1e-4 })).dispose();
@@ -339,12 +364,20 @@ test('number-valued options that are not finite numbers are refused, naming the 
   }
 });
 
-test('a run after warmup is the run without it, step for step (DeYO\'s patch orders included)', async () => {
+test("a run after warmup is the run without it, step for step (DeYO's patch orders included)", async () => {
   for (const method of ['sar', 'tent', 'eata', 'deyo'] as const) {
     const states: Uint8Array[] = [];
     for (const warmup of [false, true]) {
       const model = new ViT(cfg, weights);
-      const a = await createAdapter(model, { method, lr: 1e-2, marginFraction: 100, resetThreshold: 0, dMargin: 1, plpdThreshold: -1, warmup } as AdapterOptions & { warmup: boolean });
+      const a = await createAdapter(model, {
+        method,
+        lr: 1e-2,
+        marginFraction: 100,
+        resetThreshold: 0,
+        dMargin: 1,
+        plpdThreshold: -1,
+        warmup,
+      } as AdapterOptions & { warmup: boolean });
       try {
         for (let i = 0; i < 4; i++) {
           const x = noise(120 + i);

@@ -100,10 +100,12 @@ function images(t: DecodedTensor): tf.Tensor4D {
 }
 
 function fisherFromFixture(names: string[]): Map<string, tf.Tensor> {
-  return new Map(names.map((n) => {
-    const t = get(`eata.fisher.${n}`);
-    return [n, tf.tensor(t.values, t.shape)] as const;
-  }));
+  return new Map(
+    names.map((n) => {
+      const t = get(`eata.fisher.${n}`);
+      return [n, tf.tensor(t.values, t.shape)] as const;
+    }),
+  );
 }
 
 /** Worst relative errors seen, for the test's diagnostics. */
@@ -213,7 +215,11 @@ async function replay(run: Run, variant: Variant): Promise<Worst> {
       }
     }
     if (run.method === 'deyo') {
-      assert.deepEqual(permCalls, run.steps.flatMap((s, i) => (s.report ? [i] : [])), 'patch permutations drawn exactly on the steps that passed the entropy filter');
+      assert.deepEqual(
+        permCalls,
+        run.steps.flatMap((s, i) => (s.report ? [i] : [])),
+        'patch permutations drawn exactly on the steps that passed the entropy filter',
+      );
     }
   } finally {
     adapter.dispose();
@@ -227,15 +233,33 @@ test('the fixture mixes every branch', () => {
   const by = (name: string) => runs.find((r) => r.name === name)!;
   const some = (name: string, f: (s: StepRecord) => boolean) => by(name).steps.some(f);
   for (const name of ['sar', 'eata', 'deyo']) {
-    assert.ok(some(name, (s) => !s.report), `${name}: a step with no reliable sample`);
-    assert.ok(some(name, (s) => s.report && !s.updated), `${name}: a step whose later filter keeps nothing`);
-    assert.ok(some(name, (s) => s.updated), `${name}: an update`);
+    assert.ok(
+      some(name, (s) => !s.report),
+      `${name}: a step with no reliable sample`,
+    );
+    assert.ok(
+      some(name, (s) => s.report && !s.updated),
+      `${name}: a step whose later filter keeps nothing`,
+    );
+    assert.ok(
+      some(name, (s) => s.updated),
+      `${name}: an update`,
+    );
   }
   const resets = by('sar_reset').steps.map((s) => s.reset);
   const first = resets.indexOf(true);
-  assert.ok(first >= 0 && by('sar_reset').steps.slice(first + 1).some((s) => s.updated && !s.reset), 'sar_reset: a reset, then a plain update');
+  assert.ok(
+    first >= 0 &&
+      by('sar_reset')
+        .steps.slice(first + 1)
+        .some((s) => s.updated && !s.reset),
+    'sar_reset: a reset, then a plain update',
+  );
   assert.ok(by('tent').steps.every((s) => s.updated));
-  assert.ok(by('eata').steps.some((s) => s.hasM && s.updated), 'eata: an update past the redundancy filter');
+  assert.ok(
+    by('eata').steps.some((s) => s.hasM && s.updated),
+    'eata: an update past the redundancy filter',
+  );
 });
 
 for (const run of runs) {

@@ -35,58 +35,60 @@ function shifted(i: number): tf.Tensor4D {
   return tf.tidy(() => tf.clipByValue(tf.add(tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 100 + i), 0.4), 0, 1) as tf.Tensor4D);
 }
 
-for (const biasCorrected of [false, true]) test(`re-centred predictions follow a plain-array reference step by step${biasCorrected ? ' (bias-corrected)' : ''}`, async () => {
-  const { model, stats } = await setup();
-  const C = cfg.numClasses;
-  const D = cfg.width;
-  const decay = 0.8;
-  const adapter = await createAdapter(model, { method: 'source', recenter: { decay, biasCorrected }, sourceStats: stats });
-  const weights = new Float64Array(C);
-  const W = model.param('head.weight').dataSync();
-  const bias = model.param('head.bias').dataSync();
-  const means = Float64Array.from(stats.classMeans);
-  const srcMean = new Float64Array(D);
-  for (let c = 0; c < C; c++) for (let d = 0; d < D; d++) srcMean[d]! += stats.classMeans[c * D + d]! / C;
-  let moved = 0;
-  for (let i = 0; i < 8; i++) {
-    const x = shifted(i);
-    const f = tf.tidy(() => model.summaries(x).features).dataSync();
-    const r = await adapter.step(x);
-    // Reference: logits of f − μ̂ + μ_src, μ̂ the mean over classes of the running class means.
-    const logits = new Float64Array(C);
-    for (let c = 0; c < C; c++) {
-      let z = bias[c]!;
-      for (let d = 0; d < D; d++) {
-        let testMean = 0;
-        if (biasCorrected) {
-          const w = weights.reduce((a, b) => a + b, 0);
-          let shift = 0;
-          for (let k = 0; k < C; k++) shift += means[k * D + d]! - stats.classMeans[k * D + d]!;
-          testMean = srcMean[d]! + shift / Math.max(w, 1e-6);
-        } else for (let k = 0; k < C; k++) testMean += means[k * D + d]! / C;
-        z += W[c * D + d]! * (f[d]! - testMean + srcMean[d]!);
+for (const biasCorrected of [false, true])
+  test(`re-centred predictions follow a plain-array reference step by step${biasCorrected ? ' (bias-corrected)' : ''}`, async () => {
+    const { model, stats } = await setup();
+    const C = cfg.numClasses;
+    const D = cfg.width;
+    const decay = 0.8;
+    const adapter = await createAdapter(model, { method: 'source', recenter: { decay, biasCorrected }, sourceStats: stats });
+    const weights = new Float64Array(C);
+    const W = model.param('head.weight').dataSync();
+    const bias = model.param('head.bias').dataSync();
+    const means = Float64Array.from(stats.classMeans);
+    const srcMean = new Float64Array(D);
+    for (let c = 0; c < C; c++) for (let d = 0; d < D; d++) srcMean[d]! += stats.classMeans[c * D + d]! / C;
+    let moved = 0;
+    for (let i = 0; i < 8; i++) {
+      const x = shifted(i);
+      const f = tf.tidy(() => model.summaries(x).features).dataSync();
+      const r = await adapter.step(x);
+      // Reference: logits of f − μ̂ + μ_src, μ̂ the mean over classes of the running class means.
+      const logits = new Float64Array(C);
+      for (let c = 0; c < C; c++) {
+        let z = bias[c]!;
+        for (let d = 0; d < D; d++) {
+          let testMean = 0;
+          if (biasCorrected) {
+            const w = weights.reduce((a, b) => a + b, 0);
+            let shift = 0;
+            for (let k = 0; k < C; k++) shift += means[k * D + d]! - stats.classMeans[k * D + d]!;
+            testMean = srcMean[d]! + shift / Math.max(w, 1e-6);
+          } else for (let k = 0; k < C; k++) testMean += means[k * D + d]! / C;
+          z += W[c * D + d]! * (f[d]! - testMean + srcMean[d]!);
+        }
+        logits[c] = z;
       }
-      logits[c] = z;
+      const top = Math.max(...logits);
+      const exp = logits.map((z) => Math.exp(z - top));
+      const sum = exp.reduce((a, b) => a + b, 0);
+      for (let c = 0; c < C; c++)
+        assert.ok(Math.abs(r.probabilities[c]! - exp[c]! / sum) < 1e-4, `step ${i} class ${c}: ${r.probabilities[c]} vs ${exp[c]! / sum}`);
+      const cls = logits.indexOf(top);
+      assert.equal(r.classes[0], cls, `step ${i}`);
+      for (let d = 0; d < D; d++) means[cls * D + d] = decay * means[cls * D + d]! + (1 - decay) * f[d]!;
+      weights[cls] = decay * weights[cls]! + (1 - decay);
+      if (i === 0) moved = r.probabilities[0]!;
+      x.dispose();
     }
-    const top = Math.max(...logits);
-    const exp = logits.map((z) => Math.exp(z - top));
-    const sum = exp.reduce((a, b) => a + b, 0);
-    for (let c = 0; c < C; c++) assert.ok(Math.abs(r.probabilities[c]! - exp[c]! / sum) < 1e-4, `step ${i} class ${c}: ${r.probabilities[c]} vs ${exp[c]! / sum}`);
-    const cls = logits.indexOf(top);
-    assert.equal(r.classes[0], cls, `step ${i}`);
-    for (let d = 0; d < D; d++) means[cls * D + d] = decay * means[cls * D + d]! + (1 - decay) * f[d]!;
-    weights[cls] = decay * weights[cls]! + (1 - decay);
-    if (i === 0) moved = r.probabilities[0]!;
-    x.dispose();
-  }
-  assert.ok(Number.isFinite(moved));
-  // Reset puts the source class means back: the first prediction repeats.
-  adapter.reset();
-  const again = await adapter.step(shifted(0));
-  assert.ok(Math.abs(again.probabilities[0]! - moved) < 1e-5);
-  adapter.dispose();
-  model.dispose();
-});
+    assert.ok(Number.isFinite(moved));
+    // Reset puts the source class means back: the first prediction repeats.
+    adapter.reset();
+    const again = await adapter.step(shifted(0));
+    assert.ok(Math.abs(again.probabilities[0]! - moved) < 1e-5);
+    adapter.dispose();
+    model.dispose();
+  });
 
 test('a NaN frame is refused and leaves the re-centering as it was', async () => {
   const { model, stats } = await setup();
@@ -185,34 +187,35 @@ test('the collapse watch fires on one class for hundreds of frames and on high e
   for (let i = 0; i < 1000; i++) assert.equal(off.observe([0], new Float32Array([Math.log(C)])), false);
 });
 
-for (const biasCorrected of [false, true]) test(`re-centering: the fused update and the tfjs-op path agree${biasCorrected ? ' (bias-corrected)' : ''}`, async () => {
-  const { model, stats } = await setup();
-  const a = new FeatureRecentering(model, stats, { decay: 0.7, biasCorrected });
-  const b = new FeatureRecentering(model, stats, { decay: 0.7, biasCorrected });
-  for (let i = 0; i < 5; i++) {
+for (const biasCorrected of [false, true])
+  test(`re-centering: the fused update and the tfjs-op path agree${biasCorrected ? ' (bias-corrected)' : ''}`, async () => {
+    const { model, stats } = await setup();
+    const a = new FeatureRecentering(model, stats, { decay: 0.7, biasCorrected });
+    const b = new FeatureRecentering(model, stats, { decay: 0.7, biasCorrected });
+    for (let i = 0; i < 5; i++) {
+      tf.tidy(() => {
+        const features = tf.randomNormal([i === 4 ? 3 : 1, cfg.width], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
+        const logits = tf.randomNormal([features.shape[0], cfg.numClasses], 0, 1, 'float32', 40 + i) as tf.Tensor2D;
+        a.observe(features, logits);
+        b.observeWithOps(features, logits);
+      });
+    }
+    // And a NaN feature changes neither.
     tf.tidy(() => {
-      const features = tf.randomNormal([i === 4 ? 3 : 1, cfg.width], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
-      const logits = tf.randomNormal([features.shape[0], cfg.numClasses], 0, 1, 'float32', 40 + i) as tf.Tensor2D;
-      a.observe(features, logits);
-      b.observeWithOps(features, logits);
+      const bad = tf.fill([1, cfg.width], NaN) as tf.Tensor2D;
+      const logits = tf.zeros([1, cfg.numClasses]) as tf.Tensor2D;
+      a.observe(bad, logits);
+      b.observeWithOps(bad, logits);
     });
-  }
-  // And a NaN feature changes neither.
-  tf.tidy(() => {
-    const bad = tf.fill([1, cfg.width], NaN) as tf.Tensor2D;
-    const logits = tf.zeros([1, cfg.numClasses]) as tf.Tensor2D;
-    a.observe(bad, logits);
-    b.observeWithOps(bad, logits);
+    for (const k of ['classMeans', 'classWeights', 'offset', 'shift'] as const) {
+      const err = tf.tidy(() => tf.max(tf.abs(tf.sub(a[k], b[k]))).dataSync()[0]!);
+      assert.ok(err < 1e-5, `${k}: max |Δ| ${err}`);
+    }
+    assert.ok(tf.tidy(() => tf.max(tf.abs(a.offset)).dataSync()[0]!) > 0, 'the shift moved');
+    a.dispose();
+    b.dispose();
+    model.dispose();
   });
-  for (const k of ['classMeans', 'classWeights', 'offset', 'shift'] as const) {
-    const err = tf.tidy(() => tf.max(tf.abs(tf.sub(a[k], b[k]))).dataSync()[0]!);
-    assert.ok(err < 1e-5, `${k}: max |Δ| ${err}`);
-  }
-  assert.ok(tf.tidy(() => tf.max(tf.abs(a.offset)).dataSync()[0]!) > 0, 'the shift moved');
-  a.dispose();
-  b.dispose();
-  model.dispose();
-});
 
 test('re-centering leaves no tensor behind when its adapter is disposed', async () => {
   const { model, stats } = await setup();
@@ -248,7 +251,11 @@ test('a collapse seen on the CPU resets the model, and that frame drives no upda
   assert.equal(last.update?.reset, true, 'the reset is reported with the step');
   const theta = [...a.params.values()].map((p) => Array.from(p.dataSync()));
   a.reset();
-  assert.deepEqual([...a.params.values()].map((p) => Array.from(p.dataSync())), theta, 'the model is at the source after the recovery');
+  assert.deepEqual(
+    [...a.params.values()].map((p) => Array.from(p.dataSync())),
+    theta,
+    'the model is at the source after the recovery',
+  );
   assert.equal(a.resetCount, 2);
   a.dispose();
   model.dispose();

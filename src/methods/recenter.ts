@@ -112,7 +112,11 @@ export class FeatureRecentering {
     const updated = tf.where(tf.broadcastTo(tf.expandDims(present, 1), this.classMeans.shape), moved, this.classMeans) as tf.Tensor2D;
     const finite = tf.all(tf.isFinite(features));
     this.classMeans.assign(pick(finite, updated, this.classMeans as tf.Tensor as tf.Tensor2D));
-    const weights = tf.where(present, tf.add(tf.mul(this.classWeights as tf.Tensor, this.decay), 1 - this.decay), this.classWeights as tf.Tensor) as tf.Tensor1D;
+    const weights = tf.where(
+      present,
+      tf.add(tf.mul(this.classWeights as tf.Tensor, this.decay), 1 - this.decay),
+      this.classWeights as tf.Tensor,
+    ) as tf.Tensor1D;
     this.classWeights.assign(pick(finite, weights, this.classWeights as tf.Tensor as tf.Tensor1D));
     this.refreshOffset();
   }

@@ -24,7 +24,13 @@ export class TentAdapter extends Adapter {
   readonly clipNorm: number;
 
   constructor(model: Backbone, opts: TentOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? METHOD_DEFAULTS.tent.lr.value, opts.momentum, opts);
+    super(
+      model,
+      { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true },
+      opts.lr ?? METHOD_DEFAULTS.tent.lr.value,
+      opts.momentum,
+      opts,
+    );
     this.clipNorm = opts.clipNorm ?? Infinity;
   }
 

@@ -67,7 +67,12 @@ export interface Backbone {
    * the tape of an earlier forward on the same images, which a family may
    * reuse (the ViT's patch embedding). Inside tf.tidy.
    */
-  forward(images: tf.Tensor4D, norm: NormLookup, save?: boolean, sameImages?: BackboneTape): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape };
+  forward(
+    images: tf.Tensor4D,
+    norm: NormLookup,
+    save?: boolean,
+    sameImages?: BackboneTape,
+  ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape };
   /**
    * dLoss/d(adapted norms) laid out as `layout`, from dLoss/dlogits (and
    * dLoss/dfeatures) of the forward that made `tape`. Inside tf.tidy.

@@ -134,8 +134,19 @@ test('the config tools/train.ts writes resolves to the model it trained', () => 
   };
   const cfg = resolveViTConfig(vitShapes(dims), json);
   assert.deepEqual(cfg, {
-    imageSize: 28, patchSize: 4, inChannels: 1, width: 64, depth: 4, heads: 4, mlpHidden: 128, numClasses: 10,
-    normEps: 1e-6, pool: 'token', mean: [0.5], std: [0.5], classNames: names,
+    imageSize: 28,
+    patchSize: 4,
+    inChannels: 1,
+    width: 64,
+    depth: 4,
+    heads: 4,
+    mlpHidden: 128,
+    numClasses: 10,
+    normEps: 1e-6,
+    pool: 'token',
+    mean: [0.5],
+    std: [0.5],
+    classNames: names,
   });
 });
 
@@ -211,11 +222,7 @@ test('wrong shapes name the tensor, what it has and what was expected', () => {
     /shape \[1, 196, 192\] does not match the expected \[1, 197, 192\]/,
     'pos_embed',
   );
-  throwsFormat(
-    () => checkShapes(cfg, new Map(shapes).set('norm.weight', [1, 192])),
-    /shape \[1, 192\] does not match the expected \[192\]/,
-    'norm.weight',
-  );
+  throwsFormat(() => checkShapes(cfg, new Map(shapes).set('norm.weight', [1, 192])), /shape \[1, 192\] does not match the expected \[192\]/, 'norm.weight');
   throwsFormat(
     () => resolveViTConfig(new Map(shapes).set('patch_embed.proj.weight', [192, 3, 16, 8])),
     /expected \[width, channels, patch, patch\], got \[192, 3, 16, 8\]/,
@@ -260,7 +267,12 @@ test('config sizes that contradict the weights are rejected before anything is s
   quick({ depth: 6 }, /config depth 6 but the weights have 12 blocks/);
   // A zero dimension makes a tensor hold no bytes, so its other dimensions escape the file-size check.
   quick({}, /expected 2 non-zero dimensions, got \[4294967297, 0\]/, 'head.weight', new Map(shapes).set('head.weight', [2 ** 32 + 1, 0]));
-  quick({}, /expected 4 non-zero dimensions, got \[0, 1000000000, 16, 16\]/, 'patch_embed.proj.weight', new Map(shapes).set('patch_embed.proj.weight', [0, 1e9, 16, 16]));
+  quick(
+    {},
+    /expected 4 non-zero dimensions, got \[0, 1000000000, 16, 16\]/,
+    'patch_embed.proj.weight',
+    new Map(shapes).set('patch_embed.proj.weight', [0, 1e9, 16, 16]),
+  );
   // input_size and the architecture name are validated like the other sizes.
   quick({ pretrained_cfg: { input_size: [3, -224, -224] } }, /pretrained_cfg\.input_size\[1\] must be a positive integer, got -224/);
   quick({ pretrained_cfg: { input_size: [2.5, 224, 224] } }, /pretrained_cfg\.input_size\[0\] must be a positive integer, got 2\.5/);
@@ -396,8 +408,18 @@ test('loadViT from a .safetensors URL whose config.json 404s uses the metadata, 
   const { classNames, ...rest } = fromShapes.config;
   assert.deepEqual(classNames, ['class 0', 'class 1', 'class 2']);
   assert.deepEqual(rest, {
-    imageSize: 8, patchSize: 4, inChannels: 1, width: 8, depth: 2, heads: 1, mlpHidden: 16, numClasses: 3,
-    normEps: 1e-6, pool: 'token', mean: [0.5], std: [0.5],
+    imageSize: 8,
+    patchSize: 4,
+    inChannels: 1,
+    width: 8,
+    depth: 2,
+    heads: 1,
+    mlpHidden: 16,
+    numClasses: 3,
+    normEps: 1e-6,
+    pool: 'token',
+    mean: [0.5],
+    std: [0.5],
   });
   fromShapes.dispose();
 });
@@ -428,7 +450,10 @@ test('loadViT streams whatever the content-length says', async () => {
 
 test('loadViT errors: weights missing, config.json broken', async () => {
   const bytes = tinyFile();
-  await rejectsFormat(loadViT('https://models.test/none/', { fetch: fakeServer({}).fetch }), /could not fetch https:\/\/models\.test\/none\/model\.safetensors: HTTP 404/);
+  await rejectsFormat(
+    loadViT('https://models.test/none/', { fetch: fakeServer({}).fetch }),
+    /could not fetch https:\/\/models\.test\/none\/model\.safetensors: HTTP 404/,
+  );
   const badJson = fakeServer({ 'https://models.test/e/model.safetensors': bytes, 'https://models.test/e/config.json': '{"num_heads": ' });
   await rejectsFormat(loadViT('https://models.test/e/', { fetch: badJson.fetch }), /config\.json is not valid JSON/);
   const serverError = fakeServer({ 'https://models.test/f/model.safetensors': bytes, 'https://models.test/f/config.json': 500 });
@@ -444,7 +469,10 @@ test('a tensor the forward pass does not use is refused, naming it', async () =>
   for (const extra of ['blocks.0.ls1.gamma', 'reg_token', 'norm_pre.weight']) {
     const tensors = randomViTTensors(cfg, 1);
     tensors.set(extra, { shape: [cfg.width], values: new Float32Array(cfg.width) });
-    assert.throws(() => new ViT(cfg, tensors), (e: unknown) => e instanceof ModelFormatError && e.tensor === extra && /variant/.test(e.message));
+    assert.throws(
+      () => new ViT(cfg, tensors),
+      (e: unknown) => e instanceof ModelFormatError && e.tensor === extra && /variant/.test(e.message),
+    );
   }
 });
 
@@ -452,12 +480,20 @@ test('weights holding NaN or infinity are refused at load, naming the tensor; th
   const { readSafetensors } = await import('./safetensors');
   const clean = tinyFile();
   const { tensors, metadata } = readSafetensors(clean);
-  for (const [name, bad] of [['blocks.1.attn.qkv.weight', NaN], ['head.bias', Infinity], ['norm.weight', -Infinity]] as const) {
+  for (const [name, bad] of [
+    ['blocks.1.attn.qkv.weight', NaN],
+    ['head.bias', Infinity],
+    ['norm.weight', -Infinity],
+  ] as const) {
     const copy = [...tensors].map(([n, t]) => [n, { shape: t.shape, values: t.values.slice() }] as [string, { shape: number[]; values: Float32Array }]);
     const hit = copy.find(([n]) => n === name)!;
     hit[1].values[1] = bad;
     const file = new Uint8Array(writeSafetensors(copy, metadata));
-    await assert.rejects(loadViT(file), (e: unknown) => e instanceof ModelFormatError && e.tensor === name && new RegExp(`value 1 is ${String(bad)}`).test(e.message), name);
+    await assert.rejects(
+      loadViT(file),
+      (e: unknown) => e instanceof ModelFormatError && e.tensor === name && new RegExp(`value 1 is ${String(bad)}`).test(e.message),
+      name,
+    );
   }
   (await loadViT(clean)).dispose();
 });

@@ -71,9 +71,7 @@ function positiveInt(v: unknown, what: string): number | undefined {
 export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTConfig {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return fail('config.json is not an object');
   const c = json as Record<string, unknown>;
-  const pretrained = (typeof c.pretrained_cfg === 'object' && c.pretrained_cfg !== null
-    ? c.pretrained_cfg
-    : {}) as Record<string, unknown>;
+  const pretrained = (typeof c.pretrained_cfg === 'object' && c.pretrained_cfg !== null ? c.pretrained_cfg : {}) as Record<string, unknown>;
 
   const patchShape = shapeOf(shapes, 'patch_embed.proj.weight', 4);
   if (patchShape[2] !== patchShape[3]) {
@@ -99,11 +97,8 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   }
 
   const patchSize =
-    positiveInt(c.patch_size, 'patch_size') ??
-    positiveInt(archPatch === undefined ? undefined : Number(archPatch), 'architecture patch size') ??
-    shapePatch;
-  const inChannels =
-    positiveInt(c.in_chans, 'in_chans') ?? positiveInt(inputSize?.[0], 'pretrained_cfg.input_size[0]') ?? shapeChannels;
+    positiveInt(c.patch_size, 'patch_size') ?? positiveInt(archPatch === undefined ? undefined : Number(archPatch), 'architecture patch size') ?? shapePatch;
+  const inChannels = positiveInt(c.in_chans, 'in_chans') ?? positiveInt(inputSize?.[0], 'pretrained_cfg.input_size[0]') ?? shapeChannels;
   const width = positiveInt(c.embed_dim, 'embed_dim') ?? shapeWidth;
   const gridFromPos = Math.round(Math.sqrt((pos[1] ?? 1) - 1));
   const imageSize =
@@ -111,8 +106,7 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
     positiveInt(inputSize?.[1], 'pretrained_cfg.input_size[1]') ??
     positiveInt(archSize === undefined ? undefined : Number(archSize), 'architecture image size') ??
     gridFromPos * patchSize;
-  const heads =
-    positiveInt(c.num_heads, 'num_heads') ?? (archScale ? TIMM_HEADS[archScale] : undefined) ?? Math.max(1, Math.round(width / 64));
+  const heads = positiveInt(c.num_heads, 'num_heads') ?? (archScale ? TIMM_HEADS[archScale] : undefined) ?? Math.max(1, Math.round(width / 64));
   const poolSetting = c.global_pool ?? (shapes.has('fc_norm.weight') ? 'avg' : 'token');
   if (poolSetting !== 'token' && poolSetting !== 'avg') fail(`config global_pool must be "token" or "avg", got ${JSON.stringify(poolSetting)}`);
   const globalPool = poolSetting as 'token' | 'avg';

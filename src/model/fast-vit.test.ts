@@ -82,13 +82,23 @@ for (const [name, over] of variants) {
         const all = model.normParamNames();
         check(model, x, all, 'all norms');
         // SAR's selection (blocks but the last, no final norm), one norm bias alone, the final norm alone.
-        check(model, x, all.filter((n) => n.startsWith('blocks.') && !n.startsWith(`blocks.${cfg.depth - 1}.`)), 'SAR selection');
+        check(
+          model,
+          x,
+          all.filter((n) => n.startsWith('blocks.') && !n.startsWith(`blocks.${cfg.depth - 1}.`)),
+          'SAR selection',
+        );
         check(model, x, ['blocks.1.norm2.bias'], 'one tensor');
         // The last block alone (under token pooling its backward runs on the class tokens' rows).
         const last = `blocks.${cfg.depth - 1}`;
         check(model, x, [`${last}.norm2.weight`], 'last norm2');
         check(model, x, [`${last}.norm1.weight`, `${last}.norm1.bias`], 'last norm1');
-        check(model, x, all.filter((n) => !n.startsWith('blocks.')), 'final norm only');
+        check(
+          model,
+          x,
+          all.filter((n) => !n.startsWith('blocks.')),
+          'final norm only',
+        );
       } finally {
         x.dispose();
         model.dispose();

@@ -69,8 +69,7 @@ type BlockWeights = {
  * keep x̂ [R, D] and rstd [R, 1].
  */
 type LnSaved =
-  | { kind: 'stats'; x: tf.Tensor2D; stats: tf.Tensor2D; gamma: tf.Tensor }
-  | { kind: 'xhat'; xhat: tf.Tensor2D; rstd: tf.Tensor2D; gamma: tf.Tensor };
+  { kind: 'stats'; x: tf.Tensor2D; stats: tf.Tensor2D; gamma: tf.Tensor } | { kind: 'xhat'; xhat: tf.Tensor2D; rstd: tf.Tensor2D; gamma: tf.Tensor };
 
 /**
  * Attention's saved tensors. 'heads': q, k, v [B·H, N, d_head] and P
@@ -78,9 +77,7 @@ type LnSaved =
  * [N, 3D] and per head P [N, N]; the backward's kernels read each head's q,
  * k and v out of qkv themselves.
  */
-type AttnSaved =
-  | { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D }
-  | { kind: 'perhead'; qkv: tf.Tensor2D; p: tf.Tensor2D[] };
+type AttnSaved = { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D } | { kind: 'perhead'; qkv: tf.Tensor2D; p: tf.Tensor2D[] };
 
 interface BlockSaved {
   ln1: LnSaved;
@@ -137,7 +134,6 @@ function attnTensors(a: AttnSaved): tf.Tensor[] {
   if (a.kind === 'perhead') return [a.qkv, ...a.p];
   return [a.q, a.k, a.v, a.p];
 }
-
 
 export class FastViT {
   private readonly blocks: BlockWeights[] = [];
@@ -260,7 +256,11 @@ export class FastViT {
     let pooled: tf.Tensor2D;
     if (cfg.pool === 'token') {
       // LayerNorm is per token: normalizing the class token alone gives the same values.
-      const clsRows = this.host ? this.classRows(x, N) : B === 1 ? tf.slice(x, [0, 0], [1, D]) : tf.reshape(tf.slice(tf.reshape(x, [B, N, D]), [0, 0, 0], [B, 1, D]), [B, D]);
+      const clsRows = this.host
+        ? this.classRows(x, N)
+        : B === 1
+          ? tf.slice(x, [0, 0], [1, D])
+          : tf.reshape(tf.slice(tf.reshape(x, [B, N, D]), [0, 0, 0], [B, 1, D]), [B, D]);
       const n = this.layerNorm(clsRows as tf.Tensor2D, norm(`${fn}.weight`), norm(`${fn}.bias`), save);
       pooled = n.y;
       if (tape) tape.final = n.saved!;
@@ -312,14 +312,31 @@ export class FastViT {
       const w = this.blocks[i]!;
       if (s.ln1.kind !== 'stats' || s.ln2.kind !== 'stats' || s.attn.kind !== 'perhead') return undefined;
       Object.assign(inputs, {
-        [`${i}.ln1x`]: s.ln1.x, [`${i}.ln1s`]: s.ln1.stats, [`${i}.ln1g`]: s.ln1.gamma,
-        [`${i}.ln2x`]: s.ln2.x, [`${i}.ln2s`]: s.ln2.stats, [`${i}.ln2g`]: s.ln2.gamma,
-        [`${i}.qkv`]: s.attn.qkv, [`${i}.a`]: s.a, [`${i}.cdf`]: s.cdf,
-        [`${i}.fc1`]: w.fc1.w, [`${i}.fc2`]: w.fc2.w, [`${i}.proj`]: w.proj.w, [`${i}.qkvw`]: w.qkv.w,
+        [`${i}.ln1x`]: s.ln1.x,
+        [`${i}.ln1s`]: s.ln1.stats,
+        [`${i}.ln1g`]: s.ln1.gamma,
+        [`${i}.ln2x`]: s.ln2.x,
+        [`${i}.ln2s`]: s.ln2.stats,
+        [`${i}.ln2g`]: s.ln2.gamma,
+        [`${i}.qkv`]: s.attn.qkv,
+        [`${i}.a`]: s.a,
+        [`${i}.cdf`]: s.cdf,
+        [`${i}.fc1`]: w.fc1.w,
+        [`${i}.fc2`]: w.fc2.w,
+        [`${i}.proj`]: w.proj.w,
+        [`${i}.qkvw`]: w.qkv.w,
       });
       s.attn.p.forEach((p, h) => (inputs[`${i}.p${h}`] = p));
     }
-    const attrs = { heads: cfg.heads, tokens: tape.tokens, depth: cfg.depth, first, stopAfterNorm2: slots[4 * first]! < 0 && slots[4 * first + 1]! < 0, total: layout.total, slots };
+    const attrs = {
+      heads: cfg.heads,
+      tokens: tape.tokens,
+      depth: cfg.depth,
+      first,
+      stopAfterNorm2: slots[4 * first]! < 0 && slots[4 * first + 1]! < 0,
+      total: layout.total,
+      slots,
+    };
     return runFusedKernel('WildttaBackward', inputs, attrs)[0] as tf.Tensor1D;
   }
 
@@ -383,14 +400,37 @@ export class FastViT {
     if (cfg.pool === 'token') {
       const dCls = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
       classRowsOnly = this.host;
-      dx = classRowsOnly ? dCls : (tf.reshape(tf.pad(tf.reshape(dCls, [B, 1, D]), [[0, 0], [0, N - 1], [0, 0]]), [R, D]) as tf.Tensor2D);
+      dx = classRowsOnly
+        ? dCls
+        : (tf.reshape(
+            tf.pad(tf.reshape(dCls, [B, 1, D]), [
+              [0, 0],
+              [0, N - 1],
+              [0, 0],
+            ]),
+            [R, D],
+          ) as tf.Tensor2D);
     } else if (fn === 'fc_norm') {
       const dAvg = this.lnBackward(dPooled, tape.final, fn, wanted, grads, true)!;
       const spread = tf.broadcastTo(tf.reshape(tf.div(dAvg, N - 1), [B, 1, D]), [B, N - 1, D]);
-      dx = tf.reshape(tf.pad(spread, [[0, 0], [1, 0], [0, 0]]), [R, D]);
+      dx = tf.reshape(
+        tf.pad(spread, [
+          [0, 0],
+          [1, 0],
+          [0, 0],
+        ]),
+        [R, D],
+      );
     } else {
       const spread = tf.broadcastTo(tf.reshape(tf.div(dPooled, N - 1), [B, 1, D]), [B, N - 1, D]);
-      const dNormed = tf.reshape(tf.pad(spread, [[0, 0], [1, 0], [0, 0]]), [R, D]) as tf.Tensor2D;
+      const dNormed = tf.reshape(
+        tf.pad(spread, [
+          [0, 0],
+          [1, 0],
+          [0, 0],
+        ]),
+        [R, D],
+      ) as tf.Tensor2D;
       dx = this.lnBackward(dNormed, tape.final, fn, wanted, grads, true)!;
     }
 
@@ -409,7 +449,16 @@ export class FastViT {
 
       // Attention: x1 = x + proj(attention(ln1(x)·W_qkv)).
       const dh1 = this.attentionBackward(dx1!, w, s.attn, B, N, cls);
-      const skip = cls ? (tf.reshape(tf.pad(tf.reshape(dx1!, [B, 1, D]), [[0, 0], [0, N - 1], [0, 0]]), [R, D]) as tf.Tensor2D) : dx1;
+      const skip = cls
+        ? (tf.reshape(
+            tf.pad(tf.reshape(dx1!, [B, 1, D]), [
+              [0, 0],
+              [0, N - 1],
+              [0, 0],
+            ]),
+            [R, D],
+          ) as tf.Tensor2D)
+        : dx1;
       const dxBelow = this.lnBackward(dh1, s.ln1, `${pre}.norm1`, wanted, grads, i !== lowest, skip);
       if (i === lowest) break;
       dx = dxBelow!;
@@ -442,7 +491,11 @@ export class FastViT {
   private attentionBlock(x: tf.Tensor2D, n: tf.Tensor2D, w: BlockWeights, B: number, N: number, save: boolean): { x1: tf.Tensor2D; attn?: AttnSaved } {
     if (B === 1 && this.host) {
       const H = this.config.heads;
-      const outs = runFusedKernel('WildttaAttention', { x, n, wqkv: w.qkv.wT!, bqkv: w.qkv.b, wo: w.proj.wT!, bo: w.proj.b }, { heads: H, save }) as tf.Tensor2D[];
+      const outs = runFusedKernel(
+        'WildttaAttention',
+        { x, n, wqkv: w.qkv.wT!, bqkv: w.qkv.b, wo: w.proj.wT!, bo: w.proj.b },
+        { heads: H, save },
+      ) as tf.Tensor2D[];
       if (!save) return { x1: outs[0]! };
       return { x1: outs[0]!, attn: { kind: 'perhead', qkv: outs[1]!, p: outs.slice(2) } };
     }
@@ -515,7 +568,9 @@ export class FastViT {
     const dv = tf.matMul(s.p, dOh, true, false) as tf.Tensor3D;
     const dP = tf.matMul(dOh, s.v, false, true);
     // Softmax backward per head: dS = P ⊙ (dP − Σ_row dP ⊙ P).
-    const dS = (this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: s.p })[0]! : tf.mul(s.p, tf.sub(dP, tf.sum(tf.mul(dP, s.p), -1, true)))) as tf.Tensor3D;
+    const dS = (
+      this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: s.p })[0]! : tf.mul(s.p, tf.sub(dP, tf.sum(tf.mul(dP, s.p), -1, true)))
+    ) as tf.Tensor3D;
     return this.mergeHeads(tf.matMul(dS, s.k), tf.matMul(dS, s.q, true, false), dv, B, N);
   }
 
@@ -532,7 +587,9 @@ export class FastViT {
     const p0 = tf.slice(s.p, [0, 0, 0], [B * H, 1, N]);
     const dOh = tf.reshape(dO, [B * H, 1, hd]);
     const dP = tf.matMul(dOh, s.v, false, true);
-    const dS = (this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: p0 })[0]! : tf.mul(p0, tf.sub(dP, tf.sum(tf.mul(dP, p0), -1, true)))) as tf.Tensor3D;
+    const dS = (
+      this.fused ? runFusedKernel('WildttaSoftmaxBackward', { dP, p: p0 })[0]! : tf.mul(p0, tf.sub(dP, tf.sum(tf.mul(dP, p0), -1, true)))
+    ) as tf.Tensor3D;
     const dq = tf.pad(tf.matMul(dS, s.k), [
       [0, 0],
       [0, N - 1],

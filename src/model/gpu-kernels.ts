@@ -64,16 +64,28 @@ function layerNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { 
   const moments = `${rowMoments(D)}
         let rs = inverseSqrt(v / ${f(D)} + ${eps});`;
   const y = backend.runWebGPUProgram(
-    program(`ln_y_${R}_${D}_${eps}`, ['X', 'Gamma', 'Beta'], [R, D], R, `${moments}
-        for (var d = 0; d < ${D}; d++) { result[o + d] = (X[o + d] - mean) * rs * Gamma[d] + Beta[d]; }`),
+    program(
+      `ln_y_${R}_${D}_${eps}`,
+      ['X', 'Gamma', 'Beta'],
+      [R, D],
+      R,
+      `${moments}
+        for (var d = 0; d < ${D}; d++) { result[o + d] = (X[o + d] - mean) * rs * Gamma[d] + Beta[d]; }`,
+    ),
     [x!, gamma!, beta!],
     'float32',
   );
   if (attrs.save === false) return [y];
   const stats = backend.runWebGPUProgram(
-    program(`ln_stats_${R}_${D}_${eps}`, ['X'], [R, 2], R, `${moments}
+    program(
+      `ln_stats_${R}_${D}_${eps}`,
+      ['X'],
+      [R, 2],
+      R,
+      `${moments}
         result[2 * index] = mean;
-        result[2 * index + 1] = rs;`),
+        result[2 * index + 1] = rs;`,
+    ),
     [x!],
     'float32',
   );
@@ -86,10 +98,16 @@ function layerNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs
   // dγ = Σ_rows dy·x̂, dβ = Σ_rows dy: one thread per channel.
   const column = (key: string, names: string[], ins: tf.TensorInfo[], term: string) =>
     backend.runWebGPUProgram(
-      program(`lng_${key}_${R}_${D}`, names, [D], D, `
+      program(
+        `lng_${key}_${R}_${D}`,
+        names,
+        [D],
+        D,
+        `
         var acc = 0.0;
         for (var r = 0; r < ${R}; r++) { let i = r * ${D} + index; acc += ${term}; }
-        result[index] = acc;`),
+        result[index] = acc;`,
+      ),
       ins,
       'float32',
     );
@@ -101,7 +119,12 @@ function layerNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs
   const names = ['Dy', 'X', 'Stats', 'Gamma', ...(residual ? ['Residual'] : [])];
   out.push(
     backend.runWebGPUProgram(
-      program(`lng_dx_${R}_${D}_${residual ? 'res' : 'nores'}`, names, [R, D], R, `
+      program(
+        `lng_dx_${R}_${D}_${residual ? 'res' : 'nores'}`,
+        names,
+        [R, D],
+        R,
+        `
         let o = index * ${D};
         let mean = Stats[2 * index];
         let rs = Stats[2 * index + 1];
@@ -112,7 +135,8 @@ function layerNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs
         dot = dot / ${f(D)};
         for (var d = 0; d < ${D}; d++) {
           result[o + d] = rs * (Dy[o + d] * Gamma[d] - sum - (X[o + d] - mean) * rs * dot)${residual ? ' + Residual[o + d]' : ''};
-        }`),
+        }`,
+      ),
       [dy!, x!, stats!, gamma!, ...(residual ? [residual] : [])],
       'float32',
     ),
@@ -125,9 +149,15 @@ function geluGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.Tensor
   const n = tf.util.sizeFromShape(a!.shape);
   return [
     backend.runWebGPUProgram(
-      program(`gelu_grad_${n}`, ['Dy', 'A', 'Cdf'], a!.shape, n, `
+      program(
+        `gelu_grad_${n}`,
+        ['Dy', 'A', 'Cdf'],
+        a!.shape,
+        n,
+        `
         let v = A[index];
-        result[index] = Dy[index] * (Cdf[index] + v * exp(-0.5 * v * v) * ${1 / Math.sqrt(2 * Math.PI)});`),
+        result[index] = Dy[index] * (Cdf[index] + v * exp(-0.5 * v * v) * ${1 / Math.sqrt(2 * Math.PI)});`,
+      ),
       [dy!, a!, cdf!],
       'float32',
     ),
@@ -140,11 +170,17 @@ function softmaxBackward(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf
   const rows = tf.util.sizeFromShape(p!.shape) / M;
   return [
     backend.runWebGPUProgram(
-      program(`softmax_back_${rows}_${M}`, ['DP', 'P'], p!.shape, rows, `
+      program(
+        `softmax_back_${rows}_${M}`,
+        ['DP', 'P'],
+        p!.shape,
+        rows,
+        `
         let o = index * ${M};
         var dot = 0.0;
         for (var m = 0; m < ${M}; m++) { dot += DP[o + m] * P[o + m]; }
-        for (var m = 0; m < ${M}; m++) { result[o + m] = P[o + m] * (DP[o + m] - dot); }`),
+        for (var m = 0; m < ${M}; m++) { result[o + m] = P[o + m] * (DP[o + m] - dot); }`,
+      ),
       [dP!, p!],
       'float32',
     ),
@@ -161,7 +197,12 @@ function headsMerge(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: {
   // One thread per output element: column c = t·H·d + h·d + j of row b·N + i reads head b·H + h of input t.
   return [
     backend.runWebGPUProgram(
-      program(`heads_merge_${B}_${H}_${N}_${d}`, ['Dq', 'Dk', 'Dv'], [B * N, C], n, `
+      program(
+        `heads_merge_${B}_${H}_${N}_${d}`,
+        ['Dq', 'Dk', 'Dv'],
+        [B * N, C],
+        n,
+        `
         let row = index / ${C};
         let c = index - row * ${C};
         let b = row / ${N};
@@ -170,7 +211,8 @@ function headsMerge(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: {
         let h = (c - t * ${H * d}) / ${d};
         let j = c - t * ${H * d} - h * ${d};
         let at = ((b * ${H} + h) * ${N} + i) * ${d} + j;
-        if (t == 0) { result[index] = Dq[at]; } else if (t == 1) { result[index] = Dk[at]; } else { result[index] = Dv[at]; }`),
+        if (t == 0) { result[index] = Dq[at]; } else if (t == 1) { result[index] = Dk[at]; } else { result[index] = Dv[at]; }`,
+      ),
       [dq!, dk!, dv!],
       'float32',
     ),
@@ -195,21 +237,32 @@ function headsGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.Tenso
   // Row i of head bh: its dO row starts at ((bh / H)·N + i)·D + (bh % H)·d.
   const dORow = (bh: string, i: string) => `((${bh} / ${H}) * ${N} + ${i}) * ${D} + (${bh} % ${H}) * ${d}`;
   const dP = backend.runWebGPUProgram(
-    program(`heads_grad_dp_${key}`, ['DO', 'V'], [BH, N, N], BH * N * N, `
+    program(
+      `heads_grad_dp_${key}`,
+      ['DO', 'V'],
+      [BH, N, N],
+      BH * N * N,
+      `
         let bh = index / ${N * N};
         let i = (index / ${N}) % ${N};
         let g = ${dORow('bh', 'i')};
         let vj = (bh * ${N} + index % ${N}) * ${d};
         var dp = 0.0;
         for (var c = 0; c < ${d}; c++) { dp += DO[g + c] * V[vj + c]; }
-        result[index] = dp;`),
+        result[index] = dp;`,
+    ),
     [dO!, v!],
     'float32',
   );
   const [dS] = softmaxBackward({ dP, p: p! }, backend);
   backend.disposeData(dP.dataId);
   const dqkv = backend.runWebGPUProgram(
-    program(`heads_grad_dqkv_${key}`, ['DS', 'P', 'Q', 'K', 'DO'], [R, C], R * C, `
+    program(
+      `heads_grad_dqkv_${key}`,
+      ['DS', 'P', 'Q', 'K', 'DO'],
+      [R, C],
+      R * C,
+      `
         let row = index / ${C};
         let col = index % ${C};
         let b = row / ${N};
@@ -227,7 +280,8 @@ function headsGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.Tenso
         } else {
           for (var m = 0; m < ${N}; m++) { acc += P[(base + m) * ${N} + n] * DO[${dORow('bh', 'm')} + j]; }
         }
-        result[index] = acc;`),
+        result[index] = acc;`,
+    ),
     [dS!, p!, q!, k!, dO!],
     'float32',
   );
@@ -250,16 +304,28 @@ function samAscent(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { 
   const { theta, grad } = inputs as Record<string, tf.TensorInfo>;
   const P = tf.util.sizeFromShape(grad!.shape);
   const norm = backend.runWebGPUProgram(
-    program(`sam_norm_${P}`, ['G'], [1], 1, `
+    program(
+      `sam_norm_${P}`,
+      ['G'],
+      [1],
+      1,
+      `
         var s = 0.0;
         for (var i = 0; i < ${P}; i++) { s += G[i] * G[i]; }
-        result[0] = sqrt(s);`),
+        result[0] = sqrt(s);`,
+    ),
     [grad!],
     'float32',
   );
   const ascended = backend.runWebGPUProgram(
-    program(`sam_ascent_${P}_${attrs.rho}`, ['Theta', 'G', 'Norm'], [P], P, `
-        result[index] = Theta[index] + G[index] * (${f(attrs.rho)} / (Norm[0] + 1e-12));`),
+    program(
+      `sam_ascent_${P}_${attrs.rho}`,
+      ['Theta', 'G', 'Norm'],
+      [P],
+      P,
+      `
+        result[index] = Theta[index] + G[index] * (${f(attrs.rho)} / (Norm[0] + 1e-12));`,
+    ),
     [theta!, grad!, norm],
     'float32',
   );
@@ -274,9 +340,15 @@ function sgdMomentum(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: 
   const run = (key: string, names: string[], ins: tf.TensorInfo[], value: string, held: string) =>
     backend.runWebGPUProgram(
       {
-        ...program(`sgd_${key}_${P}`, names, [P], P, `
+        ...program(
+          `sgd_${key}_${P}`,
+          names,
+          [P],
+          P,
+          `
         ${next}
-        result[index] = select(${held}, ${value}, ${holds('Gate')});`),
+        result[index] = select(${held}, ${value}, ${holds('Gate')});`,
+        ),
         uniforms: 'lr : f32, momentum : f32,',
       },
       ins,
@@ -296,7 +368,11 @@ function pick(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo
   const { when, a, b } = inputs as Record<string, tf.TensorInfo>;
   const n = tf.util.sizeFromShape(a!.shape);
   return [
-    backend.runWebGPUProgram(program(`pick_${n}`, ['When', 'A', 'B'], a!.shape, n, `result[index] = select(f32(B[index]), f32(A[index]), ${holds('When')});`), [when!, a!, b!], 'float32'),
+    backend.runWebGPUProgram(
+      program(`pick_${n}`, ['When', 'A', 'B'], a!.shape, n, `result[index] = select(f32(B[index]), f32(A[index]), ${holds('When')});`),
+      [when!, a!, b!],
+      'float32',
+    ),
   ];
 }
 
@@ -306,13 +382,23 @@ function movingAverage(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs
   const d = attrs.decay;
   return [
     backend.runWebGPUProgram(
-      program(`moving_average_${n}_${d}`, ['M', 'Has', 'X', 'Gate'], value!.shape, n, `
+      program(
+        `moving_average_${n}_${d}`,
+        ['M', 'Has', 'X', 'Gate'],
+        value!.shape,
+        n,
+        `
         let next = select(X[index], ${f(d)} * M[index] + ${f(1 - d)} * X[index], ${holds('Has')});
-        result[index] = select(M[index], next, ${holds('Gate')});`),
+        result[index] = select(M[index], next, ${holds('Gate')});`,
+      ),
       [value!, has!, x!, gate!],
       'float32',
     ),
-    backend.runWebGPUProgram(program(`moving_average_has`, ['Has', 'Gate'], [], 1, `result[0] = select(f32(Has[0]), 1.0, ${holds('Gate')});`), [has!, gate!], 'float32'),
+    backend.runWebGPUProgram(
+      program(`moving_average_has`, ['Has', 'Gate'], [], 1, `result[0] = select(f32(Has[0]), 1.0, ${holds('Gate')});`),
+      [has!, gate!],
+      'float32',
+    ),
   ];
 }
 
@@ -339,7 +425,11 @@ function inPasses(
     const pass = given.slice(start, start + 6);
     const names = [...(prev ? ['Prev'] : []), ...pass.map(([n]) => n)];
     const passKey = `${key}_${pass.map(([n, t]) => `${n}${tf.util.sizeFromShape(t.shape)}`).join('_')}_${prev ? 'p' : ''}`;
-    const out = backend.runWebGPUProgram(program(passKey, names, outputShape, 1, body(pass, prev !== undefined)), [...(prev ? [prev] : []), ...pass.map(([, t]) => t)], 'float32');
+    const out = backend.runWebGPUProgram(
+      program(passKey, names, outputShape, 1, body(pass, prev !== undefined)),
+      [...(prev ? [prev] : []), ...pass.map(([, t]) => t)],
+      'float32',
+    );
     if (prev) backend.disposeData(prev.dataId);
     prev = out;
   }
@@ -360,12 +450,14 @@ function allFinite(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.Tenso
 }
 
 function scalars(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { fallback: number[] }): tf.TensorInfo[] {
-  const given = present(inputs, attrs.fallback.map((_, i) => `s${i}`));
+  const given = present(
+    inputs,
+    attrs.fallback.map((_, i) => `s${i}`),
+  );
   return [
     inPasses(backend, `scalars_${attrs.fallback.join('_')}`, given, [attrs.fallback.length], (pass, hasPrev) => {
       const names = new Set(pass.map(([n]) => n));
-      const value = (v: number, i: number) =>
-        names.has(`S${i}`) ? `f32(S${i}[0])` : hasPrev ? `Prev[${i}]` : Number.isNaN(v) ? 'uniforms.NAN' : f(v);
+      const value = (v: number, i: number) => (names.has(`S${i}`) ? `f32(S${i}[0])` : hasPrev ? `Prev[${i}]` : Number.isNaN(v) ? 'uniforms.NAN' : f(v));
       return attrs.fallback.map((v, i) => `result[${i}] = ${value(v, i)};`).join('\n        ');
     }),
   ];
@@ -393,24 +485,45 @@ function entropyLoss(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: 
   const run = (name: string, names: string[], ins: tf.TensorInfo[], shape: number[], threads: number, body: string, prelude = '') =>
     backend.runWebGPUProgram(program(`entropy_${name}_${key}`, names, shape, threads, body, prelude), ins, 'float32');
   const entropies = run('e', ['Logits'], [logits!], [B], B, `var logp : array<f32, ${C}>; result[index] = rowEntropy(index, &logp);`, rowEntropy(C));
-  const count = run('count', ['E'], [entropies], [1], 1, `
+  const count = run(
+    'count',
+    ['E'],
+    [entropies],
+    [1],
+    1,
+    `
         var n = 0.0;
         for (var b = 0; b < ${B}; b++) { if (${below('E[b]')}) { n += 1.0; } }
-        result[0] = n;`);
+        result[0] = n;`,
+  );
   // w_b: the row's weight when it is below the margin, over the count with `mean`.
-  const weight = (b: string) =>
-    `select(0.0, ${weights ? `W[${b}]` : '1.0'}${attrs.mean ? ' / max(Count[0], 1.0)' : ''}, ${below(`E[${b}]`)})`;
+  const weight = (b: string) => `select(0.0, ${weights ? `W[${b}]` : '1.0'}${attrs.mean ? ' / max(Count[0], 1.0)' : ''}, ${below(`E[${b}]`)})`;
   const wNames = weights ? ['W'] : [];
   const wIns = weights ? [weights] : [];
-  const loss = run('loss', ['E', 'Count', ...wNames], [entropies, count, ...wIns], [1], 1, `
+  const loss = run(
+    'loss',
+    ['E', 'Count', ...wNames],
+    [entropies, count, ...wIns],
+    [1],
+    1,
+    `
         var l = 0.0;
         for (var b = 0; b < ${B}; b++) { l += ${weight('b')} * E[b]; }
-        result[0] = l;`);
-  const grad = run('grad', ['Logits', 'E', 'Count', ...wNames], [logits!, entropies, count, ...wIns], [B, C], B, `
+        result[0] = l;`,
+  );
+  const grad = run(
+    'grad',
+    ['Logits', 'E', 'Count', ...wNames],
+    [logits!, entropies, count, ...wIns],
+    [B, C],
+    B,
+    `
         var logp : array<f32, ${C}>;
         _ = rowEntropy(index, &logp);
         let w = ${weight('index')};
-        for (var c = 0; c < ${C}; c++) { result[index * ${C} + c] = -w * exp(logp[c]) * (logp[c] + E[index]); }`, rowEntropy(C));
+        for (var c = 0; c < ${C}; c++) { result[index * ${C} + c] = -w * exp(logp[c]) * (logp[c] + E[index]); }`,
+    rowEntropy(C),
+  );
   return [entropies, loss, count, grad];
 }
 

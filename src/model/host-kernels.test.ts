@@ -148,7 +148,14 @@ for (const [backend, simd] of [
       kTOnly.slice(3 * H).forEach((t, i) => close(t, tf.transpose(refParts[H + i]!), `transposed block ${H + i} (up to 2H)`));
       const [q, k, v, kT, vT] = [0, 1, 2, 3, 4].map((i) => parts.slice(i * H, (i + 1) * H));
       const p = q!.map((qh, h) => tf.softmax(tf.matMul(qh, kT![h]!)) as tf.Tensor2D);
-      close(tf.concat(p.map((ph, h) => tf.matMul(ph, v![h]!)), 1), refO, 'o');
+      close(
+        tf.concat(
+          p.map((ph, h) => tf.matMul(ph, v![h]!)),
+          1,
+        ),
+        refO,
+        'o',
+      );
 
       const dOh = runFusedKernel('WildttaColumnBlocks', { x: dO }, { blocks: H, transposeFrom: H }) as tf.Tensor2D[];
       assert.equal(dOh.length, H);
@@ -310,7 +317,8 @@ for (const [backend, simd] of [
       const zero = runFusedKernel('WildttaSamAscent', { theta, grad: tf.zerosLike(g) }, { rho: 0.05 });
       close(zero[0]!, theta, 'a zero gradient leaves θ');
 
-      const sgd = (gate: boolean) => runFusedKernel('WildttaSgdMomentum', { theta, grad: g, buffer: buf, gate: tf.scalar(gate, 'bool') }, { lr: 0.01, momentum: 0.9 });
+      const sgd = (gate: boolean) =>
+        runFusedKernel('WildttaSgdMomentum', { theta, grad: g, buffer: buf, gate: tf.scalar(gate, 'bool') }, { lr: 0.01, momentum: 0.9 });
       const [stepped, nextBuf] = sgd(true);
       const expectedBuf = tf.add(tf.mul(buf, 0.9), g);
       close(nextBuf!, expectedBuf, 'momentum buffer');
@@ -362,14 +370,21 @@ for (const [backend, simd] of [
         const picked = runFusedKernel('WildttaPick', { when: tf.scalar(when, 'bool'), a: theta, b: g })[0]!;
         assert.deepEqual(picked.dataSync(), (when ? theta : g).dataSync(), `pick ${when}`);
       }
-      const packed = runFusedKernel('WildttaScalars', { s0: tf.scalar(true, 'bool'), s1: tf.scalar(2.5), s3: tf.scalar(-1, 'int32') }, { fallback: [9, 9, NaN, 9, 7] })[0]!;
+      const packed = runFusedKernel(
+        'WildttaScalars',
+        { s0: tf.scalar(true, 'bool'), s1: tf.scalar(2.5), s3: tf.scalar(-1, 'int32') },
+        { fallback: [9, 9, NaN, 9, 7] },
+      )[0]!;
       assert.deepEqual([...packed.dataSync()], [1, 2.5, NaN, -1, 7]);
     });
   });
 }
 
 // Head width 8 takes the attention backward's per-head products, 16 its SIMD kernel (three blocks: two full backwards).
-for (const over of [{ depth: 2, heads: 2 }, { depth: 3, heads: 2, width: 32 }]) {
+for (const over of [
+  { depth: 2, heads: 2 },
+  { depth: 3, heads: 2, width: 32 },
+]) {
   test(`wasm: the host path of FastViT (batch 1, head width ${(over.width ?? 16) / over.heads}) matches autodiff of the reference forward and frees what it makes`, async () => {
     // (The GPU path is no reference on wasm: tfjs-wasm 4.22's fused matMul with transposeB and a bias gives wrong values.)
     await tf.setBackend('wasm');

@@ -1023,7 +1023,12 @@ function runOnHost(k: HostKernel, host: Host, infos: Array<tf.TensorInfo | undef
   }
   // Views only after every allocation: a malloc may grow the wasm heap and detach older views.
   const ins = infos.map((i) => (i ? host.values(i) : NO_VALUES));
-  k.compute(ins, outs.map((o) => host.values(o)), shapes, attrs);
+  k.compute(
+    ins,
+    outs.map((o) => host.values(o)),
+    shapes,
+    attrs,
+  );
   return outs;
 }
 
@@ -1037,7 +1042,13 @@ function hostKernel(k: HostKernel, backendName: string): tf.KernelFunc {
 
 /** A host kernel on tensor infos inside a composite (shapes taken from the infos; undefined for an absent optional input). */
 function call(k: HostKernel, host: Host, infos: Array<tf.TensorInfo | undefined>, attrs: Attrs = {}): tf.TensorInfo[] {
-  return runOnHost(k, host, infos, infos.map((i) => i?.shape ?? NO_SHAPE), attrs);
+  return runOnHost(
+    k,
+    host,
+    infos,
+    infos.map((i) => i?.shape ?? NO_SHAPE),
+    attrs,
+  );
 }
 
 /** What a composite allocates, passed through `made` so that the glue frees all of it but the outputs. */
@@ -1182,7 +1193,15 @@ const composites = {
       for (const t of ts) if (t) host.backend.disposeData(t.dataId);
     };
     // A norm's backward; its dγ and dβ go straight into the output where adapted. slot: 2·block (+1 for norm2), 2·depth for the final norm.
-    const lnGrad = (dy: tf.TensorInfo, x: tf.TensorInfo, stats: tf.TensorInfo, gamma: tf.TensorInfo, slot: number, needInput: boolean, residual?: tf.TensorInfo) => {
+    const lnGrad = (
+      dy: tf.TensorInfo,
+      x: tf.TensorInfo,
+      stats: tf.TensorInfo,
+      gamma: tf.TensorInfo,
+      slot: number,
+      needInput: boolean,
+      residual?: tf.TensorInfo,
+    ) => {
       const [dg, db, dx] = made(call(kernels.WildttaLayerNormGrad, host, [dy, x, stats, gamma, residual], { needInput }));
       const o = host.values(out); // a view taken after the last allocation
       if (slots[2 * slot]! >= 0) o.set(host.values(dg!), slots[2 * slot]!);
@@ -1218,7 +1237,13 @@ const composites = {
         padded.set(host.values(dx1!));
       } else {
         const ps = Object.fromEntries(Array.from({ length: H }, (_, h) => [`p${h}`, at(`p${h}`)]));
-        [dh1] = runComposite(composites.WildttaAttentionGrad, host, { dy: dx1!, wo: at('proj'), wqkv: at('qkvw'), qkv: at('qkv'), ...ps }, { heads: H }, made) as [tf.TensorInfo];
+        [dh1] = runComposite(
+          composites.WildttaAttentionGrad,
+          host,
+          { dy: dx1!, wo: at('proj'), wqkv: at('qkvw'), qkv: at('qkv'), ...ps },
+          { heads: H },
+          made,
+        ) as [tf.TensorInfo];
       }
       const below = lnGrad(dh1, at('ln1x'), at('ln1s'), at('ln1g'), 2 * i, i !== first, skip);
       free(dh1, dx1, skip);

@@ -125,7 +125,8 @@ function embeddedConfig(metadata: Readonly<Record<string, string>>): unknown {
 function checkFinite(tensors: ReadonlyMap<string, DecodedTensor>): void {
   for (const [name, t] of tensors) {
     const v = t.values;
-    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) throw new ModelFormatError(`value ${i} is ${v[i]}: every weight must be a finite number`, name);
+    for (let i = 0; i < v.length; i++)
+      if (!Number.isFinite(v[i]!)) throw new ModelFormatError(`value ${i} is ${v[i]}: every weight must be a finite number`, name);
   }
 }
 

@@ -80,7 +80,7 @@ test('norm selection: the stem and every stage but the last by default (SAR skip
   const f = fixture('basic-gray28');
   const model = await loadBackbone(f.model, { config: f.config });
   try {
-    const stage = (n: string) => (/^layer(\d+)\./.exec(n)?.[1] ?? '0');
+    const stage = (n: string) => /^layer(\d+)\./.exec(n)?.[1] ?? '0';
     assert.deepEqual([...new Set(model.selectNorms({}).map(stage))], ['0', '1', '2', '3']);
     assert.deepEqual([...new Set(model.selectNorms({ skipLastBlocks: 0 }).map(stage))], ['0', '1', '2', '3', '4']);
     assert.deepEqual(model.selectNorms({ skipLastBlocks: model.normUnits }), []);
@@ -101,13 +101,47 @@ test('the loader validates a ResNet as it does a ViT: missing, misshapen, unknow
     return readSafetensors(new Uint8Array(writeSafetensors([...m], metadata))).tensors;
   };
   const rejects = (t: ReturnType<typeof variant>, config: object, tensor: string | undefined, pattern: RegExp) =>
-    assert.throws(() => backboneFromTensors(t, metadata, config), (e: unknown) => e instanceof ModelFormatError && e.tensor === tensor && pattern.test(e.message), String(pattern));
-  rejects(variant((m) => m.delete('layer2.0.bn1.bias')), f.config, 'layer2.0.bn1.bias', /missing/);
-  rejects(variant((m) => m.set('layer1.0.conv2.weight', { shape: [8, 8, 3, 2], values: new Float32Array(384) })), f.config, 'layer1.0.conv2.weight', /does not match/);
-  rejects(variant((m) => m.set('layer1.0.se.fc.weight', { shape: [8], values: new Float32Array(8) })), f.config, 'layer1.0.se.fc.weight', /variant/);
-  rejects(variant((m) => (m.get('layer3.0.bn2.weight')!.values[2] = NaN)), f.config, 'layer3.0.bn2.weight', /value 2 is NaN/);
-  rejects(variant(() => undefined), { ...f.config, gn_groups: 3 }, 'bn1.weight', /groups/);
-  rejects(variant(() => undefined), { ...f.config, num_classes: 7 }, 'fc.weight', /classes/);
+    assert.throws(
+      () => backboneFromTensors(t, metadata, config),
+      (e: unknown) => e instanceof ModelFormatError && e.tensor === tensor && pattern.test(e.message),
+      String(pattern),
+    );
+  rejects(
+    variant((m) => m.delete('layer2.0.bn1.bias')),
+    f.config,
+    'layer2.0.bn1.bias',
+    /missing/,
+  );
+  rejects(
+    variant((m) => m.set('layer1.0.conv2.weight', { shape: [8, 8, 3, 2], values: new Float32Array(384) })),
+    f.config,
+    'layer1.0.conv2.weight',
+    /does not match/,
+  );
+  rejects(
+    variant((m) => m.set('layer1.0.se.fc.weight', { shape: [8], values: new Float32Array(8) })),
+    f.config,
+    'layer1.0.se.fc.weight',
+    /variant/,
+  );
+  rejects(
+    variant((m) => (m.get('layer3.0.bn2.weight')!.values[2] = NaN)),
+    f.config,
+    'layer3.0.bn2.weight',
+    /value 2 is NaN/,
+  );
+  rejects(
+    variant(() => undefined),
+    { ...f.config, gn_groups: 3 },
+    'bn1.weight',
+    /groups/,
+  );
+  rejects(
+    variant(() => undefined),
+    { ...f.config, num_classes: 7 },
+    'fc.weight',
+    /classes/,
+  );
   // The file as it is loads.
   backboneFromTensors(tensors, metadata, f.config).dispose();
 });
@@ -122,7 +156,15 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
     const clean = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
     const sourceStats = method === 'sar-align' ? await computeSourceStats(model, clean) : undefined;
     clean.dispose();
-    const options = { method, lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1, sourceStats } as AdapterOptions;
+    const options = {
+      method,
+      lr: 1e-2,
+      marginFraction: method === 'eata' ? 1 : 100,
+      resetThreshold: 0,
+      plpdThreshold: -1,
+      dMargin: 1,
+      sourceStats,
+    } as AdapterOptions;
     const adapter = await createAdapter(model, options);
     try {
       assert.ok(adapter.params.size > 0, 'nothing to adapt');
@@ -136,10 +178,19 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
       for (const x of frames.slice(1)) await adapter.step(x);
       await adapter.flush();
       assert.equal(tf.memory().numTensors, tensors, 'tensor count after 5 steps');
-      assert.ok(reports.some((u) => u.updated), `${method}: no update in 6 steps`);
-      assert.ok(reports.filter((u) => u.updated).every((u) => Number.isFinite(u.loss)), 'loss not finite');
+      assert.ok(
+        reports.some((u) => u.updated),
+        `${method}: no update in 6 steps`,
+      );
+      assert.ok(
+        reports.filter((u) => u.updated).every((u) => Number.isFinite(u.loss)),
+        'loss not finite',
+      );
       const after = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-      assert.ok(after.some((a, i) => maxDiff(a, before[i]!) > 0), 'the GroupNorm scale/shift did not move');
+      assert.ok(
+        after.some((a, i) => maxDiff(a, before[i]!) > 0),
+        'the GroupNorm scale/shift did not move',
+      );
       frames.forEach((x) => x.dispose());
     } finally {
       adapter.dispose();
@@ -148,7 +199,7 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
   });
 }
 
-test('the shipped Fashion-MNIST GroupNorm ResNet: loads with its source statistics, and tfjs (wasm) gives PyTorch\'s clean test accuracy', async () => {
+test("the shipped Fashion-MNIST GroupNorm ResNet: loads with its source statistics, and tfjs (wasm) gives PyTorch's clean test accuracy", async () => {
   await tf.setBackend('wasm');
   const dir = join(import.meta.dirname, '..', '..', 'public', 'models', 'fmnist-resnet-gn');
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { training: { cleanTestAccuracy: number } };

@@ -6,7 +6,17 @@
 // names). The forward is plain tfjs ops; there is no hand-written backward:
 // methods adapt it through tf.grads (backbone.ts's autodiffGradient).
 import * as tf from '@tensorflow/tfjs-core';
-import { AutodiffTape, autodiffGradient, makeParams, type Backbone, type BackboneConfig, type BackboneTape, type GradientLayout, type NormLookup, type NormSelection } from './backbone';
+import {
+  AutodiffTape,
+  autodiffGradient,
+  makeParams,
+  type Backbone,
+  type BackboneConfig,
+  type BackboneTape,
+  type GradientLayout,
+  type NormLookup,
+  type NormSelection,
+} from './backbone';
 import { ModelFormatError } from './errors';
 import type { DecodedTensor } from './safetensors';
 
@@ -45,7 +55,8 @@ function positiveInt(v: unknown, what: string): number | undefined {
 
 function numbers(v: unknown, what: string): number[] | undefined {
   if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) return fail(`config ${what} must be a list of numbers, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
+    return fail(`config ${what} must be a list of numbers, got ${JSON.stringify(v)}`);
   return v as number[];
 }
 
@@ -84,7 +95,8 @@ export function resolveResNetGnConfig(shapes: ReadonlyMap<string, readonly numbe
   const mean = numbers(c.mean, 'mean') ?? numbers(pre.mean, 'pretrained_cfg.mean') ?? [0.5];
   const std = numbers(c.std, 'std') ?? numbers(pre.std, 'pretrained_cfg.std') ?? [0.5];
   const names = c.class_names ?? c.label_names;
-  if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string') || names.length !== numClasses)) fail(`config class_names must be ${numClasses} strings`);
+  if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string') || names.length !== numClasses))
+    fail(`config class_names must be ${numClasses} strings`);
   const cfg: ResNetGnConfig = {
     imageSize: positiveInt(c.image_size, 'image_size') ?? positiveInt(inputSize?.[1], 'pretrained_cfg.input_size[1]') ?? 224,
     inChannels,
@@ -181,11 +193,14 @@ export class ResNetGN implements Backbone {
     for (const [name, want] of expected) {
       const got = tensors.get(name);
       if (got === undefined) fail('tensor missing from the weights file', name);
-      else if (got.shape.length !== want.length || got.shape.some((d, i) => d !== want[i])) fail(`shape [${got.shape.join(', ')}] does not match the expected [${want.join(', ')}]`, name);
+      else if (got.shape.length !== want.length || got.shape.some((d, i) => d !== want[i]))
+        fail(`shape [${got.shape.join(', ')}] does not match the expected [${want.join(', ')}]`, name);
       if (isNorm(name) && want[0]! % config.groups !== 0) fail(`${want[0]} channels do not split into ${config.groups} GroupNorm groups (gn_groups)`, name);
     }
     const known = new Set(expected.map(([n]) => n));
-    for (const name of tensors.keys()) if (!known.has(name)) fail('this tensor belongs to a ResNet variant wildtta does not implement (timm ResNet with GroupNorm, no stem or attention variants)', name);
+    for (const name of tensors.keys())
+      if (!known.has(name))
+        fail('this tensor belongs to a ResNet variant wildtta does not implement (timm ResNet with GroupNorm, no stem or attention variants)', name);
     const p = plan(config);
     this.blocks = p.blocks;
     this.featureWidth = p.features;
@@ -195,7 +210,12 @@ export class ResNetGN implements Backbone {
       this.params,
       this.variables,
     );
-    for (const [name, t] of this.params) if (t.rank === 4) this.filters.set(name, tf.tidy(() => tf.transpose(t, [2, 3, 1, 0]) as tf.Tensor4D));
+    for (const [name, t] of this.params)
+      if (t.rank === 4)
+        this.filters.set(
+          name,
+          tf.tidy(() => tf.transpose(t, [2, 3, 1, 0]) as tf.Tensor4D),
+        );
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
   }

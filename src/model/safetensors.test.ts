@@ -49,11 +49,7 @@ test('truncated files are rejected', () => {
   // Cut inside the header: the declared header length now runs past the end.
   throwsFormat(() => readSafetensors(good.subarray(0, 20)), /header length \d+ runs past the end of the file \(20 bytes\)/);
   // Cut inside the data: the tensor's offsets no longer fit.
-  throwsFormat(
-    () => readSafetensors(good.subarray(0, good.length - 3)),
-    /data_offsets \[0, 8\) lie outside the 5-byte data section/,
-    'a',
-  );
+  throwsFormat(() => readSafetensors(good.subarray(0, good.length - 3)), /data_offsets \[0, 8\) lie outside the 5-byte data section/, 'a');
   // A caller passing a prefix shorter than the header it announces.
   throwsFormat(() => parseSafetensorsHeader(good.subarray(0, 4), good.length), /prefix shorter than 8 bytes/);
   throwsFormat(() => parseSafetensorsHeader(good.subarray(0, 12), good.length), /prefix shorter than the declared header length/);
@@ -116,11 +112,7 @@ test('offsets out of range, reversed, malformed or overlapping', () => {
 });
 
 test('unknown and unsupported dtypes', () => {
-  throwsFormat(
-    () => readSafetensors(rawFile({ w: { dtype: 'F33', shape: [1], data_offsets: [0, 4] } }, f32(1))),
-    /unknown dtype "F33"/,
-    'w',
-  );
+  throwsFormat(() => readSafetensors(rawFile({ w: { dtype: 'F33', shape: [1], data_offsets: [0, 4] } }, f32(1))), /unknown dtype "F33"/, 'w');
   throwsFormat(
     () => readSafetensors(rawFile({ w: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, f32(1, 2))),
     /dtype I64 is not supported \(need F32, F16, BF16 or F64\)/,
@@ -179,7 +171,10 @@ test('writeSafetensors / readSafetensors round trip', () => {
   assert.equal((8 + headerLength) % 8, 0, 'data section is 8-byte aligned');
   const back = readSafetensors(file);
   assert.deepEqual(back.metadata, meta);
-  assert.deepEqual([...back.tensors.keys()], tensors.map(([n]) => n));
+  assert.deepEqual(
+    [...back.tensors.keys()],
+    tensors.map(([n]) => n),
+  );
   for (const [name, t] of tensors) {
     const got = back.tensors.get(name)!;
     assert.deepEqual(got.shape, t.shape, name);
@@ -199,8 +194,7 @@ function decode16(dtype: 'F16' | 'BF16', words: number[]): Float32Array {
   const data = new Uint8Array(words.length * 2);
   const view = new DataView(data.buffer);
   words.forEach((w, i) => view.setUint16(2 * i, w, true));
-  return readSafetensors(rawFile({ t: { dtype, shape: [words.length], data_offsets: [0, data.length] } }, data)).tensors.get('t')!
-    .values;
+  return readSafetensors(rawFile({ t: { dtype, shape: [words.length], data_offsets: [0, data.length] } }, data)).tensors.get('t')!.values;
 }
 
 test('F16 conversion: normals, subnormals, infinities, NaN, signed zero', () => {
@@ -221,7 +215,10 @@ test('F16 conversion: normals, subnormals, infinities, NaN, signed zero', () => 
     [0x7c00, Infinity],
     [0xfc00, -Infinity],
   ];
-  const got = decode16('F16', cases.map(([h]) => h));
+  const got = decode16(
+    'F16',
+    cases.map(([h]) => h),
+  );
   cases.forEach(([h, want], i) => {
     assert.ok(Object.is(got[i], want), `0x${h.toString(16)} -> ${got[i]}, want ${want}`);
     assert.ok(Object.is(halfToFloat(h), want));
@@ -253,7 +250,10 @@ test('BF16 conversion', () => {
     [0x7f80, Infinity],
     [0xff80, -Infinity],
   ];
-  const got = decode16('BF16', cases.map(([h]) => h));
+  const got = decode16(
+    'BF16',
+    cases.map(([h]) => h),
+  );
   cases.forEach(([h, want], i) => assert.ok(Object.is(got[i], want), `0x${h.toString(16)} -> ${got[i]}, want ${want}`));
   assert.ok(decode16('BF16', [0x7fc0, 0xffc1]).every(Number.isNaN));
 });
@@ -403,14 +403,52 @@ function mutateOnce(bytes: Uint8Array, lo: number, hi: number, region: string, r
 
 const NUMBERS: readonly number[] = [0, 1, -1, 2, 3, 4, 5, 8, 16, 28, 100, 1e9, 2 ** 32 + 1, 2 ** 53, 1e300, -1e300, 0.5, 2.5];
 const OTHERS: readonly unknown[] = [
-  '4', null, true, [], {}, [1], [0.5], [0, 0.5], [0.5, 0.5, 0.5], [3, 8, 8], [1, 8, 8], [1, 8, 4], [1, 1e9, 1e9], [1e9],
-  [2 ** 53], [-1, 8, 8], 'token', 'avg', 'x', ['a', 'b'], ['a', 'b', 'c'], ['a', 1, 'c'],
-  'vit_tiny_patch4_8', 'vit_huge_patch16_224', 'deit_small_patch0_0', 'vit_base_patch99999999999999999999_8',
+  '4',
+  null,
+  true,
+  [],
+  {},
+  [1],
+  [0.5],
+  [0, 0.5],
+  [0.5, 0.5, 0.5],
+  [3, 8, 8],
+  [1, 8, 8],
+  [1, 8, 4],
+  [1, 1e9, 1e9],
+  [1e9],
+  [2 ** 53],
+  [-1, 8, 8],
+  'token',
+  'avg',
+  'x',
+  ['a', 'b'],
+  ['a', 'b', 'c'],
+  ['a', 1, 'c'],
+  'vit_tiny_patch4_8',
+  'vit_huge_patch16_224',
+  'deit_small_patch0_0',
+  'vit_base_patch99999999999999999999_8',
 ];
 const CONFIG_KEYS = [
-  'image_size', 'patch_size', 'in_chans', 'embed_dim', 'depth', 'num_heads', 'num_classes', 'norm_eps', 'global_pool',
-  'mean', 'std', 'class_names', 'label_names', 'architecture', 'pretrained_cfg', 'pretrained_cfg.input_size',
-  'pretrained_cfg.mean', 'pretrained_cfg.std',
+  'image_size',
+  'patch_size',
+  'in_chans',
+  'embed_dim',
+  'depth',
+  'num_heads',
+  'num_classes',
+  'norm_eps',
+  'global_pool',
+  'mean',
+  'std',
+  'class_names',
+  'label_names',
+  'architecture',
+  'pretrained_cfg',
+  'pretrained_cfg.input_size',
+  'pretrained_cfg.mean',
+  'pretrained_cfg.std',
 ];
 /** The tiny model described the way timm's config.json does (sizes from the name and input_size, names defaulted). */
 const TIMM_STYLE_CONFIG = {
@@ -576,15 +614,12 @@ if (!isMainThread && (workerData as { fuzz?: boolean } | null)?.fuzz) {
     const hangMs = 20_000;
     // Load this file in the worker through tsx's API (workers do not inherit --import hooks).
     const self = JSON.stringify(import.meta.url);
-    const worker = new Worker(
-      `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => m.tsImport(${self}, ${self}));`,
-      {
-        eval: true,
-        workerData: { fuzz: true, seed: FUZZ_SEED },
-        // An absurd allocation on the JS heap kills the worker, not the test.
-        resourceLimits: { maxOldGenerationSizeMb: 1024 },
-      },
-    );
+    const worker = new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => m.tsImport(${self}, ${self}));`, {
+      eval: true,
+      workerData: { fuzz: true, seed: FUZZ_SEED },
+      // An absurd allocation on the JS heap kills the worker, not the test.
+      resourceLimits: { maxOldGenerationSizeMb: 1024 },
+    });
     const results: CaseResult[] = [];
     let current = { started: -1, mutations: '' };
     const summary = await new Promise<{ leakedTensors: number }>((resolve, reject) => {
@@ -628,12 +663,16 @@ if (!isMainThread && (workerData as { fuzz?: boolean } | null)?.fuzz) {
     // Group rejections by message shape (numbers and names stripped) for the report.
     const kinds = new Map<string, number>();
     for (const r of rejected) {
-      const key = r.error!.replace(/^\S+: /, '').replace(/ (got|\(|shape |data_offsets |dtype |holds |config says |config depth ).*$/, ' $1…')
+      const key = r
+        .error!.replace(/^\S+: /, '')
+        .replace(/ (got|\(|shape |data_offsets |dtype |holds |config says |config depth ).*$/, ' $1…')
         .replace(/(?<!UTF-)\d+/g, 'N');
       kinds.set(key, (kinds.get(key) ?? 0) + 1);
     }
     const slowest = results.reduce((a, b) => (b.ms > a.ms ? b : a));
-    t.diagnostic(`fuzz seed ${FUZZ_SEED}: ${results.length} cases, ${loaded} loaded, ${rejected.length} rejected with ModelFormatError, ${other.length} other errors`);
+    t.diagnostic(
+      `fuzz seed ${FUZZ_SEED}: ${results.length} cases, ${loaded} loaded, ${rejected.length} rejected with ModelFormatError, ${other.length} other errors`,
+    );
     for (const [mode] of FUZZ_PLAN) {
       const of = results.filter((r) => r.mode === mode);
       const count = (o: CaseResult['outcome']) => of.filter((r) => r.outcome === o).length;

@@ -5,9 +5,7 @@ const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2, F64: 8 } as const;
 export type SafetensorsDtype = keyof typeof DTYPE_BYTES;
 
 /** Every dtype the format defines; a known one we cannot read gets a precise message. */
-const KNOWN_UNSUPPORTED = new Set([
-  'BOOL', 'U8', 'I8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'F8_E4M3', 'F8_E5M2',
-]);
+const KNOWN_UNSUPPORTED = new Set(['BOOL', 'U8', 'I8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'F8_E4M3', 'F8_E5M2']);
 
 /** The largest header we accept; the reference implementation uses the same bound. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -111,12 +109,7 @@ function parseEntry(name: string, raw: unknown, dataBytes: number): TensorEntry 
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   if (typeof dtype !== 'string') return fail('dtype missing or not a string', name);
   if (!Object.hasOwn(DTYPE_BYTES, dtype)) {
-    return fail(
-      KNOWN_UNSUPPORTED.has(dtype)
-        ? `dtype ${dtype} is not supported (need F32, F16, BF16 or F64)`
-        : `unknown dtype ${JSON.stringify(dtype)}`,
-      name,
-    );
+    return fail(KNOWN_UNSUPPORTED.has(dtype) ? `dtype ${dtype} is not supported (need F32, F16, BF16 or F64)` : `unknown dtype ${JSON.stringify(dtype)}`, name);
   }
   if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
     return fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`, name);
@@ -192,10 +185,7 @@ export function readSafetensors(file: ArrayBuffer | Uint8Array): {
 }
 
 /** Writes float32 tensors as a safetensors file (used by training and tests). */
-export function writeSafetensors(
-  tensors: Iterable<[string, { shape: number[]; values: Float32Array }]>,
-  metadata: Record<string, string> = {},
-): Uint8Array {
+export function writeSafetensors(tensors: Iterable<[string, { shape: number[]; values: Float32Array }]>, metadata: Record<string, string> = {}): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   const list = [...tensors];

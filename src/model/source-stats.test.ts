@@ -64,7 +64,8 @@ test('write → read gives the same statistics back', async () => {
   const bytes = writeSourceStats(stats);
   assert.ok(bytes.byteLength < 8192, `${bytes.byteLength} bytes`);
   const back = readSourceStats(bytes, model);
-  for (const k of ['featureMean', 'featureVar', 'classMeans', 'classCounts', 'layerMeans', 'layerVars', 'inputMeanQuantiles', 'inputStdQuantiles'] as const) assert.deepEqual([...back[k]], [...stats[k]], k);
+  for (const k of ['featureMean', 'featureVar', 'classMeans', 'classCounts', 'layerMeans', 'layerVars', 'inputMeanQuantiles', 'inputStdQuantiles'] as const)
+    assert.deepEqual([...back[k]], [...stats[k]], k);
   assert.equal(back.count, 9);
   assert.equal(back.provenance, 'test images');
   model.dispose();
@@ -122,7 +123,7 @@ test('validation: every malformed or mismatched file is a ModelFormatError namin
   model.dispose();
 });
 
-test('a GroupNorm ResNet: each block\'s pooled output, the blocks laid end to end (they widen), and the file round trip', async () => {
+test("a GroupNorm ResNet: each block's pooled output, the blocks laid end to end (they widen), and the file round trip", async () => {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '../../e2e/fixtures/resnet-gn/basic-gray28');
   const file = readSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))));
   const model = backboneFromTensors(file.tensors, file.metadata, JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
@@ -147,7 +148,10 @@ test('a GroupNorm ResNet: each block\'s pooled output, the blocks laid end to en
   assert.deepEqual(back.layerWidths, [8, 8, 16, 16, 32]);
   // A ViT's file does not fit this model.
   const vit = await fixture();
-  assert.throws(() => readSourceStats(writeSourceStats(vit.stats), model), (e: unknown) => e instanceof ModelFormatError && /widths \[16, 16\], the model's are \[8, 8, 16, 16, 32\]/.test(e.message));
+  assert.throws(
+    () => readSourceStats(writeSourceStats(vit.stats), model),
+    (e: unknown) => e instanceof ModelFormatError && /widths \[16, 16\], the model's are \[8, 8, 16, 16, 32\]/.test(e.message),
+  );
   vit.model.dispose();
   x.dispose();
   model.dispose();

@@ -70,7 +70,18 @@ const FORMAT = 'wildtta-source-stats';
 export function writeSourceStats(s: SourceStats): Uint8Array {
   const { numClasses: C, width: D, depth: L } = s;
   const layerShape = layerTensorShape(D, s.layerWidths);
-  const meta = { format: FORMAT, version: s.version, count: s.count, provenance: s.provenance, labels: s.labels, architecture: s.architecture, numClasses: C, width: D, depth: L, layerWidths: s.layerWidths };
+  const meta = {
+    format: FORMAT,
+    version: s.version,
+    count: s.count,
+    provenance: s.provenance,
+    labels: s.labels,
+    architecture: s.architecture,
+    numClasses: C,
+    width: D,
+    depth: L,
+    layerWidths: s.layerWidths,
+  };
   return writeSafetensors(
     [
       ['feature_mean', { shape: [D], values: s.featureMean }],
@@ -114,7 +125,8 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, model: StatsSha
   } catch {
     throw new ModelFormatError(`source statistics: metadata ${SOURCE_STATS_METADATA_KEY} is not valid JSON`);
   }
-  if (meta.format !== FORMAT) throw new ModelFormatError(`source statistics: not a ${FORMAT} file (metadata ${SOURCE_STATS_METADATA_KEY} missing or of another format)`);
+  if (meta.format !== FORMAT)
+    throw new ModelFormatError(`source statistics: not a ${FORMAT} file (metadata ${SOURCE_STATS_METADATA_KEY} missing or of another format)`);
   if (meta.version !== 1) throw new ModelFormatError(`source statistics: unsupported version ${String(meta.version)} (this build reads version 1)`);
   const count = meta.count;
   if (typeof count !== 'number' || !(count >= 1)) throw new ModelFormatError(`source statistics: image count must be ≥ 1, got ${String(count)}`);
@@ -124,7 +136,10 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, model: StatsSha
   const L = layerWidths.length;
   const layerShape = layerTensorShape(D, layerWidths);
   if (Array.isArray(meta.layerWidths) && (meta.layerWidths.length !== L || meta.layerWidths.some((w, i) => w !== layerWidths[i]))) {
-    throw new ModelFormatError(`source statistics: made for blocks of widths [${meta.layerWidths.join(', ')}], the model's are [${layerWidths.join(', ')}]`, 'layer_means');
+    throw new ModelFormatError(
+      `source statistics: made for blocks of widths [${meta.layerWidths.join(', ')}], the model's are [${layerWidths.join(', ')}]`,
+      'layer_means',
+    );
   }
   const want: Record<string, number[]> = {
     feature_mean: [D],
@@ -141,13 +156,18 @@ export function readSourceStats(bytes: Uint8Array | ArrayBuffer, model: StatsSha
     const shape = want[name]!;
     if (!t) throw new ModelFormatError('source statistics lack this tensor', name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new ModelFormatError(`shape [${t.shape.join(', ')}] does not fit the model (expected [${shape.join(', ')}]: ${C} classes, width ${D}, depth ${L}, block widths [${layerWidths.join(', ')}])`, name);
+      throw new ModelFormatError(
+        `shape [${t.shape.join(', ')}] does not fit the model (expected [${shape.join(', ')}]: ${C} classes, width ${D}, depth ${L}, block widths [${layerWidths.join(', ')}])`,
+        name,
+      );
     }
     for (let i = 0; i < t.values.length; i++) {
       const v = t.values[i]!;
       if (!Number.isFinite(v)) throw new ModelFormatError(`value ${i} is not finite`, name);
-      if ((name.endsWith('_var') || name.endsWith('_vars') || name === 'class_counts' || name === 'input_std_quantiles') && v < 0) throw new ModelFormatError(`value ${i} is negative (${v})`, name);
-      if (name.endsWith('_quantiles') && i > 0 && v < t.values[i - 1]!) throw new ModelFormatError(`percentiles must not decrease (value ${i} is below value ${i - 1})`, name);
+      if ((name.endsWith('_var') || name.endsWith('_vars') || name === 'class_counts' || name === 'input_std_quantiles') && v < 0)
+        throw new ModelFormatError(`value ${i} is negative (${v})`, name);
+      if (name.endsWith('_quantiles') && i > 0 && v < t.values[i - 1]!)
+        throw new ModelFormatError(`percentiles must not decrease (value ${i} is below value ${i - 1})`, name);
     }
     return t.values;
   };
@@ -227,7 +247,13 @@ export async function computeSourceStats(model: Backbone, images: tf.Tensor4D, o
       // Each block's [n, width] laid end to end per image: [n, Σ widths].
       return [features, tf.argMax(logits, 1), tf.concat(layers, 1), mean, variance];
     });
-    const [pooled, predicted, layers, pixelMean, pixelVar] = (await Promise.all(out.map((t) => t.data()))) as [Float32Array, Int32Array, Float32Array, Float32Array, Float32Array];
+    const [pooled, predicted, layers, pixelMean, pixelVar] = (await Promise.all(out.map((t) => t.data()))) as [
+      Float32Array,
+      Int32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
     for (let b = 0; b < n; b++) {
       imageMeans.push(pixelMean[b]!);
       imageStds.push(Math.sqrt(Math.max(0, pixelVar[b]!)));
@@ -235,7 +261,8 @@ export async function computeSourceStats(model: Backbone, images: tf.Tensor4D, o
     tf.dispose(out);
     for (let b = 0; b < n; b++) {
       const label = o.labels ? o.labels[start + b]! : predicted[b]!;
-      if (!(Number.isInteger(label) && label >= 0 && label < C)) throw new RangeError(`label ${label} of image ${start + b} is not a class of this model (0..${C - 1})`);
+      if (!(Number.isInteger(label) && label >= 0 && label < C))
+        throw new RangeError(`label ${label} of image ${start + b} is not a class of this model (0..${C - 1})`);
       counts[label]!++;
       for (let d = 0; d < D; d++) {
         const v = pooled[b * D + d]!;

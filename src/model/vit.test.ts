@@ -88,16 +88,16 @@ for (const name of NAMES) {
     const model = loadModel(name);
     const expected = loadExpected(name);
     try {
-      const wantNames = [...expected.keys()].filter((k) => k.startsWith('grad.')).map((k) => k.slice(5)).sort();
+      const wantNames = [...expected.keys()]
+        .filter((k) => k.startsWith('grad.'))
+        .map((k) => k.slice(5))
+        .sort();
       assert.ok(wantNames.length > 0, 'fixture holds no gradients');
       // The model's adapted variables are exactly the LayerNorm affine tensors the reference differentiated.
       assert.deepEqual([...model.variables.keys()].sort(), wantNames);
 
       const x = inputsOf(expected);
-      const { value, grads } = tf.variableGrads(
-        () => tf.mean(softmaxEntropy(model.logits(x))) as tf.Scalar,
-        [...model.variables.values()],
-      );
+      const { value, grads } = tf.variableGrads(() => tf.mean(softmaxEntropy(model.logits(x))) as tf.Scalar, [...model.variables.values()]);
       x.dispose();
       value.dispose();
       const byName = new Map<string, tf.Tensor>();

@@ -111,9 +111,15 @@ function meanPatchToken(x: tf.Tensor3D): tf.Tensor2D {
  * each block (mean-pooled patch tokens for a model without token pooling) and
  * the pooled feature the head reads. Inside tf.tidy.
  */
-export function vitSummaries(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, finalNorm: 'norm' | 'fc_norm'): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
+export function vitSummaries(
+  cfg: ViTConfig,
+  p: ParamLookup,
+  images: tf.Tensor4D,
+  finalNorm: 'norm' | 'fc_norm',
+): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
   const layers: tf.Tensor2D[] = [];
-  const summary = (x: tf.Tensor3D) => (cfg.pool === 'token' ? (tf.reshape(tf.slice(x, [0, 0, 0], [x.shape[0], 1, cfg.width]), [x.shape[0], cfg.width]) as tf.Tensor2D) : meanPatchToken(x));
+  const summary = (x: tf.Tensor3D) =>
+    cfg.pool === 'token' ? (tf.reshape(tf.slice(x, [0, 0, 0], [x.shape[0], 1, cfg.width]), [x.shape[0], cfg.width]) as tf.Tensor2D) : meanPatchToken(x);
   const pooled = vitPooled(cfg, p, images, finalNorm, (x) => layers.push(summary(x)));
   return { pooled, layers };
 }

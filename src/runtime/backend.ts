@@ -108,7 +108,8 @@ async function tryBackend(name: BackendName, options: InitBackendOptions): Promi
   if (tf.findBackendFactory(name) === null) return 'backend not registered';
   // Flags are read when the backend is created and by its kernels: set them before selecting it, and
   // only when this call creates it (a WebGPU backend the page already runs keeps the page's settings).
-  if (name === 'webgpu' && options.tuneWebgpu !== false && tf.engine().registry.webgpu === undefined) for (const [flag, value] of Object.entries(WEBGPU_FLAGS)) tf.env().set(flag, value);
+  if (name === 'webgpu' && options.tuneWebgpu !== false && tf.engine().registry.webgpu === undefined)
+    for (const [flag, value] of Object.entries(WEBGPU_FLAGS)) tf.env().set(flag, value);
   try {
     const ok = name === 'wasm' ? await startWasm(options.wasmThreads) : await tf.setBackend(name);
     if (!ok) return 'failed to initialize';

@@ -3,8 +3,21 @@
 // corruption-names.test.ts keeps these lists equal to src/data/corruptions'.
 
 export const TEST_CORRUPTION_NAMES = [
-  'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
-  'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression',
+  'gaussian_noise',
+  'shot_noise',
+  'impulse_noise',
+  'defocus_blur',
+  'glass_blur',
+  'motion_blur',
+  'zoom_blur',
+  'snow',
+  'frost',
+  'fog',
+  'brightness',
+  'contrast',
+  'elastic_transform',
+  'pixelate',
+  'jpeg_compression',
 ] as const;
 
 export const EXTRA_CORRUPTION_NAMES = ['speckle_noise', 'gaussian_blur', 'spatter', 'saturate'] as const;

@@ -6,21 +6,22 @@ import type { PixelFrame } from './preprocess';
 import type { MethodName, UpdateReport } from '../methods/types';
 import type { CorruptionRegime } from '../data/corruptions/regime';
 
-export type ModelSource = (
+export type ModelSource =
   /** A folder URL (model.safetensors + config.json inside) or a .safetensors URL. */
-  | { kind: 'url'; url: string }
-  /** The bytes of a model.safetensors file, and its config.json parsed, if given. */
-  | { kind: 'bytes'; weights: ArrayBuffer; config?: unknown; name?: string }
-  /** A File/Blob of a model.safetensors (streamed, not read whole), and its config.json parsed, if given. */
-  | { kind: 'blob'; blob: Blob; config?: unknown; name?: string }
-) & {
-  /**
-   * The model's source statistics (a source-stats.safetensors file's bytes,
-   * or its URL); false: none. By default a URL model looks for
-   * source-stats.safetensors beside its weights (none there is no error).
-   */
-  sourceStats?: ArrayBuffer | string | false;
-};
+  (
+    | { kind: 'url'; url: string }
+    /** The bytes of a model.safetensors file, and its config.json parsed, if given. */
+    | { kind: 'bytes'; weights: ArrayBuffer; config?: unknown; name?: string }
+    /** A File/Blob of a model.safetensors (streamed, not read whole), and its config.json parsed, if given. */
+    | { kind: 'blob'; blob: Blob; config?: unknown; name?: string }
+  ) & {
+    /**
+     * The model's source statistics (a source-stats.safetensors file's bytes,
+     * or its URL); false: none. By default a URL model looks for
+     * source-stats.safetensors beside its weights (none there is no error).
+     */
+    sourceStats?: ArrayBuffer | string | false;
+  };
 
 export interface ModelInfo {
   name: string;

@@ -64,24 +64,48 @@ test('engine: SAR steps report predictions, updates and records; the reference i
   // Before any update the adapted model is the source model.
   assert.equal(results[0]!.predicted, results[0]!.reference!.input.predicted);
   assert.ok(Math.abs(results[0]!.confidence - results[0]!.reference!.input.confidence) < 1e-5);
-  assert.ok(results.some((r) => r.updates.some((u) => u.updated)), 'no update in 40 frames');
+  assert.ok(
+    results.some((r) => r.updates.some((u) => u.updated)),
+    'no update in 40 frames',
+  );
   assert.equal(results[3]!.preview!.length, 784);
-  assert.ok(results[3]!.preview!.some((v, k) => Math.abs(v - image(3)[k]!) > 0.05), 'the preview is the corrupted input');
+  assert.ok(
+    results[3]!.preview!.some((v, k) => Math.abs(v - image(3)[k]!) > 0.05),
+    'the preview is the corrupted input',
+  );
   const settled = results.slice(10).map((r) => r.numTensors - (r.pending ? 1 : 0));
   assert.equal(Math.max(...settled), Math.min(...settled), `tensor count moved: ${[...new Set(settled)]}`);
   const rec = engine.getRecords();
-  assert.deepEqual(rec.frame, results.map((r) => r.frame));
-  assert.deepEqual(rec.predicted, results.map((r) => r.predicted));
-  assert.deepEqual(rec.label, results.map((_, i) => data.labels[i]));
-  assert.deepEqual(rec.referenceInput, results.map((r) => r.reference!.input.predicted));
-  assert.deepEqual(rec.tag, results.map((_, i) => i));
+  assert.deepEqual(
+    rec.frame,
+    results.map((r) => r.frame),
+  );
+  assert.deepEqual(
+    rec.predicted,
+    results.map((r) => r.predicted),
+  );
+  assert.deepEqual(
+    rec.label,
+    results.map((_, i) => data.labels[i]),
+  );
+  assert.deepEqual(
+    rec.referenceInput,
+    results.map((r) => r.reference!.input.predicted),
+  );
+  assert.deepEqual(
+    rec.tag,
+    results.map((_, i) => i),
+  );
   // The reference is the source model all along, not the adapted one: a no-adapt engine on the same frames gives its predictions.
   await engine.setMethod({ method: 'source' });
   engine.setReference(false);
   for (let i = 0; i < 40; i++) {
     const r = await engine.step(frame(i));
     assert.equal(r.predicted, results[i]!.reference!.input.predicted, `frame ${i}`);
-    assert.ok(Math.abs(r.confidence - results[i]!.reference!.input.confidence) < 1e-4, `frame ${i}: confidence ${r.confidence} vs the reference's ${results[i]!.reference!.input.confidence}`);
+    assert.ok(
+      Math.abs(r.confidence - results[i]!.reference!.input.confidence) < 1e-4,
+      `frame ${i}: confidence ${r.confidence} vs the reference's ${results[i]!.reference!.input.confidence}`,
+    );
   }
 });
 
@@ -94,7 +118,11 @@ test('engine: bad frames are rejected with typed errors, and the engine goes on'
     [{ frame: { data: new Float32Array(10), width: 28, height: 28, channels: 1, maxValue: 1 } }, 'FrameFormatError', /needs 784 values/],
     [{ corruption: { name: 'smoke', severity: 3, seed: 1 } }, 'FrameFormatError', /unknown corruption 'smoke'/],
     [{ corruption: { name: 'fog', severity: 6, seed: 1 } }, 'FrameFormatError', /severity/],
-    [{ corruption: { name: 'fog', severity: 3, seed: 1, regime: 'imagenet224' as 'cifar' } }, 'FrameFormatError', /regime 'imagenet224' \(known: imagenet64, cifar\)/],
+    [
+      { corruption: { name: 'fog', severity: 3, seed: 1, regime: 'imagenet224' as 'cifar' } },
+      'FrameFormatError',
+      /regime 'imagenet224' \(known: imagenet64, cifar\)/,
+    ],
     [{ label: 10 }, 'FrameFormatError', /label must be an integer class in 0..9/],
   ];
   for (const [patch, name, message] of bad) {
@@ -112,14 +140,18 @@ test('engine: any frame size is cropped and resized to the model input', async (
   const h = 56;
   const rgba = new Uint8ClampedArray(w * h * 4);
   const src = data.images.subarray(0, 784);
-  for (let y = 0; y < h; y++) for (let x = 12; x < 68; x++) {
-    const v = src[Math.floor(y / 2) * 28 + Math.floor((x - 12) / 2)]!;
-    rgba.set([v, v, v, 255], (y * w + x) * 4);
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 12; x < 68; x++) {
+      const v = src[Math.floor(y / 2) * 28 + Math.floor((x - 12) / 2)]!;
+      rgba.set([v, v, v, 255], (y * w + x) * 4);
+    }
   const big = await engine.step({ frame: { data: rgba, width: w, height: h, channels: 4 }, corruption: null, preview: true });
   const direct = await engine.step({ frame: { data: image(0), width: 28, height: 28, channels: 1, maxValue: 1 }, corruption: null });
   assert.equal(big.predicted, direct.predicted);
-  assert.ok(big.preview!.every((v, k) => Math.abs(v - image(0)[k]!) < 1e-5), 'a 2× blow-up shrinks back exactly');
+  assert.ok(
+    big.preview!.every((v, k) => Math.abs(v - image(0)[k]!) < 1e-5),
+    'a 2× blow-up shrinks back exactly',
+  );
 });
 
 test('engine: EATA gets its Fisher from clean images', async () => {
@@ -136,7 +168,10 @@ test('engine: a method that cannot be made leaves the running one, with its adap
   await engine.setMethod({ method: 'sar', lr: 1e-3, options: { marginFraction: 100, resetThreshold: 0 } });
   for (let i = 0; i < 8; i++) await engine.step(frame(i));
   const before = await engine.exportState();
-  for (const bad of [{ method: 'tent' as const, options: { skipLastBlocks: 99 } }, { method: 'sar' as const, options: { rho: 'far' } }]) {
+  for (const bad of [
+    { method: 'tent' as const, options: { skipLastBlocks: 99 } },
+    { method: 'sar' as const, options: { rho: 'far' } },
+  ]) {
     await assert.rejects(engine.setMethod(bad as never), (e: unknown) => e instanceof Error && /skipLastBlocks|rho/.test(e.message), JSON.stringify(bad));
     assert.deepEqual(await engine.exportState(), before, `${JSON.stringify(bad)}: the adapted state changed`);
   }
@@ -172,7 +207,10 @@ test('engine: source statistics come with a model, are validated, and gate sar-a
   // A malformed statistics file: a ModelFormatError, and the model loaded before stays.
   const broken = Buffer.from(stats);
   broken.writeUInt32LE(0xffffff, 0);
-  await assert.rejects(e.loadModel({ kind: 'bytes', weights: ab(weights), config, sourceStats: ab(broken) }), (err: Error) => err.name === 'ModelFormatError' && /source statistics/.test(err.message));
+  await assert.rejects(
+    e.loadModel({ kind: 'bytes', weights: ab(weights), config, sourceStats: ab(broken) }),
+    (err: Error) => err.name === 'ModelFormatError' && /source statistics/.test(err.message),
+  );
   assert.equal((await e.step(frame(1))).frame, 1);
   // Given as bytes: loaded, and sar-align runs.
   const withStats = await e.loadModel({ kind: 'bytes', weights: ab(weights), config, sourceStats: ab(stats) });
@@ -212,12 +250,21 @@ test('engine: a GroupNorm ResNet loads, adapts with SAR (autodiff) and runs the 
     const results = [];
     for (let i = 0; i < 8; i++) results.push(await e.step(frame(i)));
     const late = await e.flush();
-    assert.ok([...results.flatMap((r) => r.updates), ...late].some((u) => u.updated), 'no update in 8 frames');
+    assert.ok(
+      [...results.flatMap((r) => r.updates), ...late].some((u) => u.updated),
+      'no update in 8 frames',
+    );
     // Before the first update the adapted model is the source: its prediction is the reference's.
     assert.equal(results[0]!.predicted, results[0]!.reference!.input.predicted);
     assert.ok(Math.abs(results[0]!.confidence - results[0]!.reference!.input.confidence) < 1e-5);
-    await assert.rejects(e.setMethod({ method: 'sar-align' }), (err: unknown) => err instanceof Error && err.name === 'ModelFormatError' && /source statistics/.test(err.message));
-    await assert.rejects(e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: new ArrayBuffer(8) }), (err: unknown) => err instanceof Error && err.name === 'ModelFormatError');
+    await assert.rejects(
+      e.setMethod({ method: 'sar-align' }),
+      (err: unknown) => err instanceof Error && err.name === 'ModelFormatError' && /source statistics/.test(err.message),
+    );
+    await assert.rejects(
+      e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: new ArrayBuffer(8) }),
+      (err: unknown) => err instanceof Error && err.name === 'ModelFormatError',
+    );
     // The running model and method are still there after the refusals.
     assert.equal((await e.step(frame(9))).step, 8);
     // Statistics made from the ResNet's own blocks let it run sar-align, and load with it.
@@ -227,7 +274,12 @@ test('engine: a GroupNorm ResNet loads, adapts with SAR (autodiff) and runs the 
     const sar = await e.setMethod({ method: 'sar-align' });
     assert.equal(sar.method, 'sar-align');
     for (let i = 0; i < 6; i++) assert.ok(Number.isFinite((await e.step(frame(20 + i))).confidence));
-    const again = await e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: stats.buffer.slice(stats.byteOffset, stats.byteOffset + stats.byteLength) as ArrayBuffer });
+    const again = await e.loadModel({
+      kind: 'bytes',
+      weights: bytes(),
+      config,
+      sourceStats: stats.buffer.slice(stats.byteOffset, stats.byteOffset + stats.byteLength) as ArrayBuffer,
+    });
     assert.deepEqual(again.sourceStats, { count: 20, provenance: '20 images given to computeSourceStats' });
   } finally {
     e.dispose();

@@ -27,7 +27,15 @@ import type { Backbone } from '../model/backbone';
 import { ViT } from '../model/vit';
 import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
 import { streamBackbone } from './stream-weights';
-import { computeSourceStats, givenImagesProvenance, readSourceStats, SOURCE_STATS_FILE, sourceStatsUrl, writeSourceStats, type SourceStats } from '../model/source-stats';
+import {
+  computeSourceStats,
+  givenImagesProvenance,
+  readSourceStats,
+  SOURCE_STATS_FILE,
+  sourceStatsUrl,
+  writeSourceStats,
+  type SourceStats,
+} from '../model/source-stats';
 import { bitmapToFrame } from './frame-source';
 import { softmaxAndEntropy } from '../methods/entropy';
 import { corrupt, isCorruptionName, isCorruptionRegime, CORRUPTION_REGIMES } from '../data/corruptions';
@@ -163,7 +171,11 @@ export class Engine {
     this.modelName = source.kind === 'url' ? source.url : (source.name ?? 'model.safetensors');
     // Only a GPU device can be lost; elsewhere keeping a second copy of bytes would be waste.
     this.reloadSource =
-      source.kind !== 'bytes' ? source : this.backend.backend === 'webgpu' ? { kind: 'blob', blob: new Blob([source.weights]), config: source.config, name: this.modelName } : undefined;
+      source.kind !== 'bytes'
+        ? source
+        : this.backend.backend === 'webgpu'
+          ? { kind: 'blob', blob: new Blob([source.weights]), config: source.config, name: this.modelName }
+          : undefined;
     this.keepStatsForReload();
     for (const [name, v] of model.variables) this.sourceNorms.set(name, tf.clone(v));
     let parameters = 0;
@@ -185,19 +197,26 @@ export class Engine {
 
   /** A lost device reloads the model from reloadSource: the statistics in use go with it, as bytes. */
   private keepStatsForReload(): void {
-    if (this.reloadSource && this.sourceStats) this.reloadSource = { ...this.reloadSource, sourceStats: writeSourceStats(this.sourceStats).buffer as ArrayBuffer };
+    if (this.reloadSource && this.sourceStats)
+      this.reloadSource = { ...this.reloadSource, sourceStats: writeSourceStats(this.sourceStats).buffer as ArrayBuffer };
   }
 
   async computeSourceStats(a: { pixels: Float32Array; count: number; labels?: number[]; provenance?: string }): Promise<Uint8Array> {
     const model = this.requireModel();
     const { imageSize: s, inChannels: ch } = model.config;
     if (!(Number.isInteger(a.count) && a.count >= 1)) throw new FrameFormatError(`computeSourceStats: count must be a whole number ≥ 1, got ${a.count}`);
-    if (a.pixels.length !== a.count * s * s * ch) throw new FrameFormatError(`computeSourceStats: ${a.count} images of ${s}×${s}×${ch} need ${a.count * s * s * ch} values, got ${a.pixels.length}`);
-    for (let i = 0; i < a.pixels.length; i++) if (!Number.isFinite(a.pixels[i]!)) throw new InvalidInputError(`computeSourceStats: pixel ${i} is not a finite number`);
+    if (a.pixels.length !== a.count * s * s * ch)
+      throw new FrameFormatError(`computeSourceStats: ${a.count} images of ${s}×${s}×${ch} need ${a.count * s * s * ch} values, got ${a.pixels.length}`);
+    for (let i = 0; i < a.pixels.length; i++)
+      if (!Number.isFinite(a.pixels[i]!)) throw new InvalidInputError(`computeSourceStats: pixel ${i} is not a finite number`);
     const images = tf.tensor4d(a.pixels, [a.count, s, s, ch]);
     try {
       // The source model's statistics, not the adapted one's.
-      const stats = await computeSourceStats(model, images, { param: this.sourceNorm, ...(a.labels ? { labels: a.labels } : {}), provenance: a.provenance ?? givenImagesProvenance(a.count) });
+      const stats = await computeSourceStats(model, images, {
+        param: this.sourceNorm,
+        ...(a.labels ? { labels: a.labels } : {}),
+        provenance: a.provenance ?? givenImagesProvenance(a.count),
+      });
       this.sourceStats = stats;
       this.keepStatsForReload();
       return writeSourceStats(stats);
@@ -238,12 +257,18 @@ export class Engine {
   }
 
   private async buildAdapter(model: Backbone, m: MethodConfig): Promise<Adapter> {
-    const opts = { method: m.method, ...(m.options ?? {}), ...(m.lr === undefined ? {} : { lr: m.lr }), ...(this.sourceStats ? { sourceStats: this.sourceStats } : {}) } as AdapterOptions;
+    const opts = {
+      method: m.method,
+      ...(m.options ?? {}),
+      ...(m.lr === undefined ? {} : { lr: m.lr }),
+      ...(this.sourceStats ? { sourceStats: this.sourceStats } : {}),
+    } as AdapterOptions;
     let fisherImages: tf.Tensor4D | undefined;
     if (m.method === 'eata' && m.fisherImages && m.fisherImages.count > 0) {
       const { imageSize: s, inChannels: ch } = model.config;
       const { pixels, count } = m.fisherImages;
-      if (pixels.length !== count * s * s * ch) throw new FrameFormatError(`fisherImages: ${count} images of ${s}×${s}×${ch} need ${count * s * s * ch} values, got ${pixels.length}`);
+      if (pixels.length !== count * s * s * ch)
+        throw new FrameFormatError(`fisherImages: ${count} images of ${s}×${s}×${ch} need ${count * s * s * ch} values, got ${pixels.length}`);
       // The Fisher per image (estimateFisher's default), as EATA's reference at the engine's batch size of 1.
       fisherImages = tf.tensor4d(pixels, [count, s, s, ch]);
       (opts as { fisherImages?: tf.Tensor4D }).fisherImages = fisherImages;
@@ -373,14 +398,20 @@ export class Engine {
     const ready = f.width === size && f.height === size && f.channels === ch && f.maxValue === 1 && !input.invert && (input.cropFraction ?? 1) === 1;
     const pixels = ready
       ? Float32Array.from(f.data)
-      : preprocessFrame(f, { size, channels: ch as 1 | 3, ...(input.invert === undefined ? {} : { invert: input.invert }), ...(input.cropFraction === undefined ? {} : { cropFraction: input.cropFraction }) }).pixels;
+      : preprocessFrame(f, {
+          size,
+          channels: ch as 1 | 3,
+          ...(input.invert === undefined ? {} : { invert: input.invert }),
+          ...(input.cropFraction === undefined ? {} : { cropFraction: input.cropFraction }),
+        }).pixels;
 
     const clean = tf.tensor4d(pixels, [1, size, size, ch]);
     let x: tf.Tensor4D = clean;
     let extra: tf.Tensor | undefined;
     let result: FrameResult;
     try {
-      if (corruption) x = corrupt(clean, corruption.name, corruption.severity, corruption.seed, corruption.regime === undefined ? {} : { regime: corruption.regime });
+      if (corruption)
+        x = corrupt(clean, corruption.name, corruption.severity, corruption.seed, corruption.regime === undefined ? {} : { regime: corruption.regime });
       const tPrepared = performance.now();
       // The reference forward (the frozen source model on the clean and the corrupted
       // frame, as one batch of two on the fast path) and the preview ride in the
@@ -556,7 +587,8 @@ export class Engine {
           attempts.push({ backend: b, ok: false, reason: (e as Error).message });
         }
       }
-      if (report === undefined) throw new EngineStateError(`no backend could be started after the device was lost (${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')})`);
+      if (report === undefined)
+        throw new EngineStateError(`no backend could be started after the device was lost (${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')})`);
       this.backend = { backend: report.backend, attempts };
       this.watchDevice();
       if (hadModel) {
@@ -569,7 +601,14 @@ export class Engine {
         }
       }
       this.stepsSinceSnapshot = 0;
-      this.emit({ type: 'recovered', backend: report.backend, previousBackend: previous, restoredStep: snap?.step ?? null, lostSteps, ms: performance.now() - t0 });
+      this.emit({
+        type: 'recovered',
+        backend: report.backend,
+        previousBackend: previous,
+        restoredStep: snap?.step ?? null,
+        lostSteps,
+        ms: performance.now() - t0,
+      });
     } catch (e) {
       this.broken = e instanceof Error ? e : new Error(String(e));
       this.emit({ type: 'recoveryFailed', message: this.broken.message });

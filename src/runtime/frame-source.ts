@@ -9,7 +9,8 @@ let ctx: Ctx | undefined;
 
 function context(width: number, height: number): Ctx {
   if (ctx === undefined) {
-    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
+    const canvas =
+      typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
     // Read back every frame: keep the canvas in CPU memory rather than on the GPU.
     const c = canvas.getContext('2d', { willReadFrequently: true }) as Ctx | null;
     if (c === null) throw new FrameFormatError('no 2D canvas context to read the image with');

@@ -11,7 +11,10 @@ const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
 test('preprocess: a gray byte frame of the model size only scales to [0, 1]', () => {
   const data = Uint8Array.from({ length: 28 * 28 }, (_, i) => (i * 7) % 256);
   const r = preprocessFrame({ data, width: 28, height: 28, channels: 1 }, { size: 28, channels: 1 });
-  close(r.pixels, Array.from(data, (v) => v / 255));
+  close(
+    r.pixels,
+    Array.from(data, (v) => v / 255),
+  );
   assert.equal(r.inverted, false);
 });
 

@@ -51,7 +51,10 @@ test('stream-weights: the shipped model streamed in random chunks equals the who
   const weights = new Uint8Array(readFileSync(join(SHIPPED, 'model.safetensors')));
   const configText = readFileSync(join(SHIPPED, 'config.json'));
   const reference = vitFromSafetensors(weights, JSON.parse(configText.toString('utf8')));
-  for (const [seed, contentLength] of [[1, true], [2, false]] as const) {
+  for (const [seed, contentLength] of [
+    [1, true],
+    [2, false],
+  ] as const) {
     const progress: Array<[number, number | undefined]> = [];
     const model = await streamViT('http://x/models/fmnist-vit/', {
       fetch: chunkedFetch({ 'model.safetensors': weights, 'config.json': new Uint8Array(configText) }, seed, { contentLength }),
@@ -71,7 +74,9 @@ test('stream-weights: F16 and BF16 files and a Blob source decode like the whole
   for (const file of ['model.f16.safetensors', 'model.bf16.safetensors', 'model.safetensors']) {
     const bytes = new Uint8Array(readFileSync(join(FIXTURE, file)));
     const reference = vitFromSafetensors(bytes, config);
-    const fromUrl = await streamViT(`http://x/m/${file}`, { fetch: chunkedFetch({ [file]: bytes, 'config.json': new TextEncoder().encode(JSON.stringify(config)) }, 7) });
+    const fromUrl = await streamViT(`http://x/m/${file}`, {
+      fetch: chunkedFetch({ [file]: bytes, 'config.json': new TextEncoder().encode(JSON.stringify(config)) }, 7),
+    });
     await sameWeights(fromUrl, reference);
     const fromBlob = await streamViT(new Blob([bytes]), { config });
     await sameWeights(fromBlob, reference);
@@ -83,7 +88,10 @@ test('stream-weights: a truncated file, a bad header or a missing file is a Mode
   const weights = new Uint8Array(readFileSync(join(SHIPPED, 'model.safetensors')));
   const config = JSON.parse(readFileSync(join(SHIPPED, 'config.json'), 'utf8'));
   const before = tf.memory().numTensors;
-  await assert.rejects(streamViT(new Blob([weights.subarray(0, weights.byteLength - 100)]), { config }), (e: Error) => e instanceof ModelFormatError && /ended after \d+ bytes; its header needs/.test(e.message));
+  await assert.rejects(
+    streamViT(new Blob([weights.subarray(0, weights.byteLength - 100)]), { config }),
+    (e: Error) => e instanceof ModelFormatError && /ended after \d+ bytes; its header needs/.test(e.message),
+  );
   await assert.rejects(streamViT(new Blob([weights.subarray(0, 5)]), { config }), /inside the safetensors header/);
   const badHeader = new Uint8Array(16);
   new DataView(badHeader.buffer).setUint32(0, 8, true);

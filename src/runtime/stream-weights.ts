@@ -38,7 +38,10 @@ export async function streamBackbone(source: string | URL | Blob, options: Strea
   return backboneFromTensors(tensors, metadata, configJson);
 }
 
-async function streamTensors(source: string | URL | Blob, options: StreamViTOptions): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string>; configJson: unknown }> {
+async function streamTensors(
+  source: string | URL | Blob,
+  options: StreamViTOptions,
+): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string>; configJson: unknown }> {
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   let configJson: unknown = options.config;
   let body: ReadableStream<Uint8Array>;
@@ -140,7 +143,8 @@ async function readStream(
     let first = 0;
     while (pos < dataEnd) {
       const chunk = await next();
-      if (chunk === undefined) throw new ModelFormatError(`${what} ended after ${header.dataStart + pos} bytes; its header needs ${header.dataStart + dataEnd}`);
+      if (chunk === undefined)
+        throw new ModelFormatError(`${what} ended after ${header.dataStart + pos} bytes; its header needs ${header.dataStart + dataEnd}`);
       const end = pos + chunk.byteLength;
       while (first < targets.length && targets[first]!.entry.end <= pos) first++;
       for (let k = first; k < targets.length && targets[k]!.entry.begin < end; k++) {

@@ -14,7 +14,8 @@ w.runCheck = async (options: Partial<CreateOptions>, images?: number[][], pageBa
 };
 
 // Opened as a user would: adapt on 20 frames in a worker and say how it went (?manual: leave it to the caller).
-if (!new URLSearchParams(location.search).has('manual')) await w.wildttaCheck(WildTTA, { worker: true }).then(
-  (r) => (document.getElementById('status')!.textContent = `${r.steps} steps on ${r.backend}; last: ${r.lastLabel}`),
-  (e: Error) => (document.getElementById('status')!.textContent = `${e.name}: ${e.message}`),
-);
+if (!new URLSearchParams(location.search).has('manual'))
+  await w.wildttaCheck(WildTTA, { worker: true }).then(
+    (r) => (document.getElementById('status')!.textContent = `${r.steps} steps on ${r.backend}; last: ${r.lastLabel}`),
+    (e: Error) => (document.getElementById('status')!.textContent = `${e.name}: ${e.message}`),
+  );

@@ -10,8 +10,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CorruptionContext } from './types';
 import {
-  atPooled, cropBoxes, filter2d, gatherPixels, gaussianBlur, geometryOf, imageRng, maxPooling,
-  pad2d, pooledVariance, randInt, rangeInt, type Border, type Geometry,
+  atPooled,
+  cropBoxes,
+  filter2d,
+  gatherPixels,
+  gaussianBlur,
+  geometryOf,
+  imageRng,
+  maxPooling,
+  pad2d,
+  pooledVariance,
+  randInt,
+  rangeInt,
+  type Border,
+  type Geometry,
 } from './ops';
 import { constantFor, type PerRegime } from './regime';
 
@@ -19,22 +31,58 @@ import { constantFor, type PerRegime } from './regime';
 // make_imagenet_64_c.py [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
 // make_cifar_c.py [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)].
 const DEFOCUS: PerRegime<readonly [number, number]> = {
-  imagenet64: [[0.5, 0.6], [1, 0.1], [1.5, 0.1], [2.5, 0.01], [3, 0.1]],
-  cifar: [[0.3, 0.4], [0.4, 0.5], [0.5, 0.6], [1, 0.2], [1.5, 0.1]],
+  imagenet64: [
+    [0.5, 0.6],
+    [1, 0.1],
+    [1.5, 0.1],
+    [2.5, 0.01],
+    [3, 0.1],
+  ],
+  cifar: [
+    [0.3, 0.4],
+    [0.4, 0.5],
+    [0.5, 0.6],
+    [1, 0.2],
+    [1.5, 0.1],
+  ],
 };
 // glass_blur c = (Gaussian σ, largest pixel displacement, shuffle passes):
 // make_imagenet_64_c.py [(0.1,1,1), (0.5,1,1), (0.6,1,2), (0.7,2,1), (0.9,2,2)],
 // make_cifar_c.py [(0.05,1,1), (0.25,1,1), (0.4,1,1), (0.25,1,2), (0.4,1,2)].
 const GLASS: PerRegime<readonly [number, number, number]> = {
-  imagenet64: [[0.1, 1, 1], [0.5, 1, 1], [0.6, 1, 2], [0.7, 2, 1], [0.9, 2, 2]],
-  cifar: [[0.05, 1, 1], [0.25, 1, 1], [0.4, 1, 1], [0.25, 1, 2], [0.4, 1, 2]],
+  imagenet64: [
+    [0.1, 1, 1],
+    [0.5, 1, 1],
+    [0.6, 1, 2],
+    [0.7, 2, 1],
+    [0.9, 2, 2],
+  ],
+  cifar: [
+    [0.05, 1, 1],
+    [0.25, 1, 1],
+    [0.4, 1, 1],
+    [0.25, 1, 2],
+    [0.4, 1, 2],
+  ],
 };
 // motion_blur c = (ImageMagick radius, sigma), angle drawn uniformly in [-45, 45) degrees:
 // make_imagenet_64_c.py [(10,1), (10,1.5), (10,2), (10,2.5), (12,3)],
 // make_cifar_c.py [(6,1), (6,1.5), (6,2), (8,2), (9,2.5)].
 const MOTION: PerRegime<readonly [number, number]> = {
-  imagenet64: [[10, 1], [10, 1.5], [10, 2], [10, 2.5], [12, 3]],
-  cifar: [[6, 1], [6, 1.5], [6, 2], [8, 2], [9, 2.5]],
+  imagenet64: [
+    [10, 1],
+    [10, 1.5],
+    [10, 2],
+    [10, 2.5],
+    [12, 3],
+  ],
+  cifar: [
+    [6, 1],
+    [6, 1.5],
+    [6, 2],
+    [8, 2],
+    [9, 2.5],
+  ],
 };
 // zoom_blur, the same in make_imagenet_64_c.py and make_cifar_c.py: np.arange(1, 1.06, 0.01) ...
 // np.arange(1, 1.26, 0.01). Floating-point arange makes these 1.00..1.06, 1.00..1.11, 1.00..1.15,
@@ -226,7 +274,10 @@ export function motionBlurWithAngles(x: tf.Tensor4D, radius: number, sigma: numb
             });
           }
           const crops = tf.image.cropAndResize(padded, cropBoxes(boxes, h + 2 * pad, w + 2 * pad), tf.tensor1d(ind, 'int32'), [h, w], 'nearest');
-          const weights = tf.tensor2d(chunk.map((t) => t.wt), [1, chunk.length]);
+          const weights = tf.tensor2d(
+            chunk.map((t) => t.wt),
+            [1, chunk.length],
+          );
           const sum = tf.matMul(weights, tf.reshape(crops, [chunk.length, y.size]));
           return tf.add(acc, tf.reshape(sum, y.shape)) as tf.Tensor4D;
         });
@@ -271,7 +322,10 @@ export function zoomBlur(x: tf.Tensor4D, severity: number): tf.Tensor4D {
         for (const z of rest.slice(i, i + group)) {
           const lo = 0.5 - 0.5 / z;
           const hi = 0.5 + 0.5 / z;
-          const boxes = tf.tensor2d(Array.from({ length: b }, () => [lo, lo, hi, hi]), [b, 4]);
+          const boxes = tf.tensor2d(
+            Array.from({ length: b }, () => [lo, lo, hi, hi]),
+            [b, 4],
+          );
           parts.push(tf.image.cropAndResize(x, boxes, ind, [h, w], 'bilinear'));
         }
         return tf.addN(parts);

@@ -7,8 +7,21 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { labeledImagesFromIdx } from '../idx';
 import {
-  ALL_CORRUPTIONS, CORRUPTIONS, CORRUPTION_REGIMES, DEFAULT_REGIME, EXTRA_CORRUPTIONS, RANDOM_CORRUPTIONS, REFERENCE_SIDE, SEVERITIES,
-  chromaTable, corrupt, isCorruptionRegime, jpegRoundTrip, lumaTable, type CorruptionName, type CorruptionRegime,
+  ALL_CORRUPTIONS,
+  CORRUPTIONS,
+  CORRUPTION_REGIMES,
+  DEFAULT_REGIME,
+  EXTRA_CORRUPTIONS,
+  RANDOM_CORRUPTIONS,
+  REFERENCE_SIDE,
+  SEVERITIES,
+  chromaTable,
+  corrupt,
+  isCorruptionRegime,
+  jpegRoundTrip,
+  lumaTable,
+  type CorruptionName,
+  type CorruptionRegime,
 } from '.';
 
 await tf.setBackend('cpu');
@@ -20,7 +33,14 @@ await tf.setBackend('cpu');
  */
 function picture(h: number, w: number, c: 1 | 3): tf.Tensor3D {
   const out = new Float32Array(h * w * c);
-  const tints = c === 3 ? [[1, 0.6, 0.3], [0.2, 0.5, 1], [0.9, 0.9, 0.2]] : [[1], [0.2], [0.85]];
+  const tints =
+    c === 3
+      ? [
+          [1, 0.6, 0.3],
+          [0.2, 0.5, 1],
+          [0.9, 0.9, 0.2],
+        ]
+      : [[1], [0.2], [0.85]];
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       for (let ch = 0; ch < c; ch++) {
@@ -45,7 +65,10 @@ function fashion(n: number): tf.Tensor4D | null {
   const labels = new URL('t10k-labels-idx1-ubyte', SHIPPED);
   if (!existsSync(images) || !existsSync(labels)) return null;
   const split = labeledImagesFromIdx(new Uint8Array(readFileSync(images)), new Uint8Array(readFileSync(labels)));
-  return tf.tensor4d(Float32Array.from(split.images.subarray(0, n * 784), (v) => v / 255), [n, 28, 28, 1]);
+  return tf.tensor4d(
+    Float32Array.from(split.images.subarray(0, n * 784), (v) => v / 255),
+    [n, 28, 28, 1],
+  );
 }
 
 const meanAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))).dataSync()[0]!);
@@ -62,10 +85,26 @@ const colour = picture(48, 64, 3);
 const fmnist = fashion(1);
 
 test('the lists: 15 test corruptions in the benchmark order, 4 extra ones, no overlap', () => {
-  assert.deepEqual([...CORRUPTIONS], [
-    'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
-    'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression',
-  ]);
+  assert.deepEqual(
+    [...CORRUPTIONS],
+    [
+      'gaussian_noise',
+      'shot_noise',
+      'impulse_noise',
+      'defocus_blur',
+      'glass_blur',
+      'motion_blur',
+      'zoom_blur',
+      'snow',
+      'frost',
+      'fog',
+      'brightness',
+      'contrast',
+      'elastic_transform',
+      'pixelate',
+      'jpeg_compression',
+    ],
+  );
   assert.deepEqual([...EXTRA_CORRUPTIONS], ['speckle_noise', 'gaussian_blur', 'spatter', 'saturate']);
   assert.equal(new Set(ALL_CORRUPTIONS).size, 19);
   assert.deepEqual([...SEVERITIES], [1, 2, 3, 4, 5]);
@@ -89,7 +128,10 @@ const MONOTONE_EXCEPTIONS: Record<CorruptionRegime, ReadonlySet<CorruptionName>>
 for (const regime of CORRUPTION_REGIMES) {
   for (const name of ALL_CORRUPTIONS) {
     test(`${name} (${regime}): shape, [0, 1], same result for a seed, other seeds differ when random, severity 5 > 1, no leaks`, () => {
-      const images: [string, tf.Tensor][] = [['gray 28×28×1', gray], ['colour 48×64×3', colour]];
+      const images: [string, tf.Tensor][] = [
+        ['gray 28×28×1', gray],
+        ['colour 48×64×3', colour],
+      ];
       if (fmnist) images.push(['Fashion-MNIST [1, 28, 28, 1]', fmnist]);
       for (const [label, x] of images) {
         const mad: number[] = [];
@@ -174,7 +216,10 @@ for (const regime of CORRUPTION_REGIMES) {
       const y = corrupt(big, name, 5, 1, { regime });
       assert.deepEqual(y.shape, big.shape);
       const d = y.dataSync();
-      assert.ok(d.every((v) => v >= 0 && v <= 1), `${name}: values outside [0, 1]`);
+      assert.ok(
+        d.every((v) => v >= 0 && v <= 1),
+        `${name}: values outside [0, 1]`,
+      );
       assert.ok(meanAbsDiff(y, big) > 1e-3, `${name}: no change at severity 5`);
       y.dispose();
       assert.equal(tf.memory().numTensors, before, `${name}: tensors leaked`);
@@ -197,7 +242,10 @@ for (const regime of CORRUPTION_REGIMES) {
 }
 
 test('gray images: brightness adds to the gray value (0.3 cifar, 0.5 imagenet64, severity 5); saturate uses its gray analogue and changes the image', () => {
-  for (const [regime, c] of [['cifar', 0.3], ['imagenet64', 0.5]] as const) {
+  for (const [regime, c] of [
+    ['cifar', 0.3],
+    ['imagenet64', 0.5],
+  ] as const) {
     const y = corrupt(gray, 'brightness', 5, 0, { regime });
     const want = tf.minimum(tf.add(gray, c), 1);
     assert.ok(maxAbsDiff(y, want) < 1e-6, regime);
@@ -260,7 +308,7 @@ test('regimes: imagenet64 (the default) and cifar; the guard; unknown regimes ar
   assert.equal(tf.memory().numTensors, before);
 });
 
-test('regimes: per-pixel noise on mid-gray has the scripts\' strength (gaussian σ 0.18 vs 0.10, shot 15 vs 50 photons, impulse 0.14 vs 0.07, speckle 0.35 vs 0.20)', () => {
+test("regimes: per-pixel noise on mid-gray has the scripts' strength (gaussian σ 0.18 vs 0.10, shot 15 vs 50 photons, impulse 0.14 vs 0.07, speckle 0.35 vs 0.20)", () => {
   const mid = tf.fill([64, 64, 3], 0.5);
   const std = (name: string, regime: CorruptionRegime) => {
     const y = corrupt(mid, name, 5, 4, { regime });
@@ -277,7 +325,10 @@ test('regimes: per-pixel noise on mid-gray has the scripts\' strength (gaussian 
   // x + x·N(0, c²): σ 0.5·c.
   assert.ok(Math.abs(std('speckle_noise', 'imagenet64') - 0.5 * 0.35) < 0.004);
   assert.ok(Math.abs(std('speckle_noise', 'cifar') - 0.5 * 0.2) < 0.003);
-  for (const [regime, amount] of [['imagenet64', 0.14], ['cifar', 0.07]] as const) {
+  for (const [regime, amount] of [
+    ['imagenet64', 0.14],
+    ['cifar', 0.07],
+  ] as const) {
     const y = corrupt(mid, 'impulse_noise', 5, 4, { regime });
     const d = y.dataSync();
     const hit = d.filter((v) => v === 0 || v === 1).length / d.length;
@@ -290,14 +341,20 @@ test('regimes: per-pixel noise on mid-gray has the scripts\' strength (gaussian 
 test('regimes: contrast (0.05 vs 0.15), brightness (+0.5 vs +0.3) and JPEG quality (25 vs 40) at severity 5', () => {
   const x = tf.expandDims(colour, 0) as tf.Tensor4D;
   const mean = tf.mean(x, [1, 2], true);
-  for (const [regime, c] of [['imagenet64', 0.05], ['cifar', 0.15]] as const) {
+  for (const [regime, c] of [
+    ['imagenet64', 0.05],
+    ['cifar', 0.15],
+  ] as const) {
     const y = corrupt(x, 'contrast', 5, 0, { regime });
     const want = tf.tidy(() => tf.add(tf.mul(tf.sub(x, mean), c), mean));
     assert.ok(maxAbsDiff(y, want) < 1e-6, `contrast ${regime}`);
     tf.dispose([y, want]);
   }
   // On colour: HSV value + c, so the largest channel of each pixel rises by c (up to 1).
-  for (const [regime, c] of [['imagenet64', 0.5], ['cifar', 0.3]] as const) {
+  for (const [regime, c] of [
+    ['imagenet64', 0.5],
+    ['cifar', 0.3],
+  ] as const) {
     const y = corrupt(x, 'brightness', 5, 0, { regime });
     const want = tf.tidy(() => tf.minimum(tf.add(tf.max(x, 3), c), 1));
     assert.ok(tf.tidy(() => maxAbsDiff(tf.max(y, 3), want)) < 1e-5, `brightness ${regime}`);
@@ -318,7 +375,7 @@ test('regimes: contrast (0.05 vs 0.15), brightness (+0.5 vs +0.3) and JPEG quali
   tf.dispose([x, mean, q25, q40]);
 });
 
-test('regimes: lengths scale from the regime\'s reference side (pixelate cells, gaussian blur σ)', () => {
+test("regimes: lengths scale from the regime's reference side (pixelate cells, gaussian blur σ)", () => {
   // Pixelate at severity 5 on a 64×64 image: imagenet64 (R = 64, s = 1) cuts int(64·0.5) = 32 cells per
   // side, 2×2 blocks; cifar (R = 32, s = 2) cuts floor(0.65·64/2) = 20.
   const noise = tf.tidy(() => tf.randomUniform([64, 64, 1], 0, 1, 'float32', 3));
@@ -332,8 +389,7 @@ test('regimes: lengths scale from the regime\'s reference side (pixelate cells, 
   assert.equal(cells('cifar'), 20);
   // Gaussian blur σ at severity 5 is 1.5 px at 64 px (imagenet64) and 1 px at 32 px (cifar): on a 64×64
   // image that is 1.5 px against 2 px, so imagenet64 blurs a 64-px image less, a 32-px one more.
-  const impulse = (side: number) =>
-    tf.tidy(() => tf.scatterND(tf.tensor2d([[side / 2, side / 2, 0]], [1, 3], 'int32'), tf.tensor1d([1]), [side, side, 1]));
+  const impulse = (side: number) => tf.tidy(() => tf.scatterND(tf.tensor2d([[side / 2, side / 2, 0]], [1, 3], 'int32'), tf.tensor1d([1]), [side, side, 1]));
   const spread = (side: number, regime: CorruptionRegime) => {
     const x = impulse(side);
     const y = corrupt(x, 'gaussian_blur', 5, 0, { regime });
@@ -366,8 +422,14 @@ test('JPEG tables follow the IJG quality rule', () => {
   assert.ok(lumaTable(100).every((v) => v === 1));
   assert.ok(chromaTable(100).every((v) => v === 1));
   // quality 25: scale 5000/25 = 200, so each entry doubles; quality 75: scale 50, entries halve (rounded).
-  assert.deepEqual([...lumaTable(25).slice(0, 8)], base.map((v) => v * 2));
-  assert.deepEqual([...lumaTable(75).slice(0, 8)], base.map((v) => Math.floor((v * 50 + 50) / 100)));
+  assert.deepEqual(
+    [...lumaTable(25).slice(0, 8)],
+    base.map((v) => v * 2),
+  );
+  assert.deepEqual(
+    [...lumaTable(75).slice(0, 8)],
+    base.map((v) => Math.floor((v * 50 + 50) / 100)),
+  );
   assert.equal(chromaTable(50)[63], 99);
   assert.ok(lumaTable(1).every((v) => v <= 255));
 });
@@ -375,7 +437,11 @@ test('JPEG tables follow the IJG quality rule', () => {
 test('JPEG: quality 100 is nearly lossless, lower quality loses more', () => {
   // An RGB picture of gray values has flat chroma, which 4:2:0 subsampling keeps.
   const grayRgb = tf.tile(gray, [1, 1, 3]);
-  for (const [label, x, lossless] of [['gray', gray, true], ['gray as RGB', grayRgb, true], ['colour', colour, false]] as const) {
+  for (const [label, x, lossless] of [
+    ['gray', gray, true],
+    ['gray as RGB', grayRgb, true],
+    ['colour', colour, false],
+  ] as const) {
     const x8 = tf.expandDims(to8(x), 0) as tf.Tensor4D;
     const errors = [100, 80, 50, 20, 5].map((q) => {
       const y = jpegRoundTrip(x8, q);
@@ -409,9 +475,15 @@ test('JPEG works on 8×8 blocks: a change inside one block stays in that block (
   // Flat blocks have only a DC term, 8·(v - 128). At quality 40 the DC step is 20: v = 63 gives -520,
   // a multiple, and comes back exactly; v = 64 gives -512, which rounds to -520, so it comes back as 63.
   assert.equal(lumaTable(40)[0], 20);
-  for (const [v, back] of [[63, 63], [64, 63]] as const) {
+  for (const [v, back] of [
+    [63, 63],
+    [64, 63],
+  ] as const) {
     const flat = jpegRoundTrip(tf.fill([1, 16, 24, 1], v / 255) as tf.Tensor4D, 40).dataSync();
-    assert.ok(flat.every((u) => Math.round(u * 255) === back), `flat ${v} did not come back as ${back}`);
+    assert.ok(
+      flat.every((u) => Math.round(u * 255) === back),
+      `flat ${v} did not come back as ${back}`,
+    );
   }
   tf.dispose([x, poked]);
 });

@@ -10,9 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CorruptionContext } from './types';
 import { filterField } from './fields';
-import {
-  foldCoord, gaussianKernel, geometryOf, imageRng, perImage, referenceGrid, sampleBilinear, spatialMean, toChannels,
-} from './ops';
+import { foldCoord, gaussianKernel, geometryOf, imageRng, perImage, referenceGrid, sampleBilinear, spatialMean, toChannels } from './ops';
 import { constantFor, type PerRegime } from './regime';
 
 // brightness c (added to the HSV value): make_imagenet_64_c.py [.1, .2, .3, .4, .5],
@@ -24,16 +22,40 @@ const CONTRAST: PerRegime<number> = { imagenet64: [0.4, 0.3, 0.2, 0.1, 0.05], ci
 // saturate c (S ← clip(S·a + b)): make_imagenet_64_c.py [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
 // make_cifar_c.py [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)].
 const SATURATE: PerRegime<readonly [number, number]> = {
-  imagenet64: [[0.3, 0], [0.1, 0], [2, 0], [5, 0.1], [30, 0.2]],
-  cifar: [[0.3, 0], [0.1, 0], [1.5, 0], [2, 0.1], [2.5, 0.2]],
+  imagenet64: [
+    [0.3, 0],
+    [0.1, 0],
+    [2, 0],
+    [5, 0.1],
+    [30, 0.2],
+  ],
+  cifar: [
+    [0.3, 0],
+    [0.1, 0],
+    [1.5, 0],
+    [2, 0.1],
+    [2.5, 0.2],
+  ],
 };
 // elastic_transform c = (alpha, sigma of the displacement field, affine jitter), all IMSIZE·fraction;
 // kept here as the fractions of IMSIZE (= the reference side R):
 // make_imagenet_64_c.py, IMSIZE = 64: (0, 0, 0.08), (0.05, 0.3, 0.06), (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02);
 // make_cifar_c.py, IMSIZE = 32: (0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03).
 const ELASTIC: PerRegime<readonly [number, number, number]> = {
-  imagenet64: [[0, 0, 0.08], [0.05, 0.3, 0.06], [0.1, 0.08, 0.06], [0.1, 0.03, 0.03], [0.16, 0.03, 0.02]],
-  cifar: [[0, 0, 0.08], [0.05, 0.2, 0.07], [0.08, 0.06, 0.06], [0.1, 0.04, 0.05], [0.1, 0.03, 0.03]],
+  imagenet64: [
+    [0, 0, 0.08],
+    [0.05, 0.3, 0.06],
+    [0.1, 0.08, 0.06],
+    [0.1, 0.03, 0.03],
+    [0.16, 0.03, 0.02],
+  ],
+  cifar: [
+    [0, 0, 0.08],
+    [0.05, 0.2, 0.07],
+    [0.08, 0.06, 0.06],
+    [0.1, 0.04, 0.05],
+    [0.1, 0.03, 0.03],
+  ],
 };
 // pixelate c (PIL BOX down to int(R·c), then back up): make_imagenet_64_c.py [0.9, 0.8, 0.7, 0.6, 0.5],
 // make_cifar_c.py [0.95, 0.9, 0.85, 0.75, 0.65].
@@ -116,8 +138,7 @@ function affineFromPoints(from: number[][], to: number[][]): [number[], number[]
     m[0]![2]! * (m[1]![0]! * m[2]![1]! - m[1]![1]! * m[2]![0]!);
   const p = from.map(([x, y]) => [x!, y!, 1]);
   const d = det3(p);
-  const solve = (rhs: number[]) =>
-    [0, 1, 2].map((col) => det3(p.map((row, i) => row.map((v, j) => (j === col ? rhs[i]! : v)))) / d);
+  const solve = (rhs: number[]) => [0, 1, 2].map((col) => det3(p.map((row, i) => row.map((v, j) => (j === col ? rhs[i]! : v)))) / d);
   return [solve(to.map((q) => q[0]!)), solve(to.map((q) => q[1]!))];
 }
 
@@ -145,7 +166,11 @@ export function elasticTransform(x: tf.Tensor4D, severity: number, ctx: Corrupti
     const cx = Math.floor(w / 2);
     const cy = Math.floor(h / 2);
     const sq = Math.floor(m / 3);
-    const pts = [[cx + sq, cy + sq], [cx + sq, cy - sq], [cx - sq, cy - sq]];
+    const pts = [
+      [cx + sq, cy + sq],
+      [cx + sq, cy - sq],
+      [cx - sq, cy - sq],
+    ];
     const moved = pts.map(([px, py]) => [px! + (2 * rng() - 1) * jit, py! + (2 * rng() - 1) * jit]);
     // Output pixel q samples the source at the inverse map: the affine taking the moved points back.
     const [ax, ay] = affineFromPoints(moved, pts);

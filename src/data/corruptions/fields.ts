@@ -211,8 +211,18 @@ export function distanceTransform(marked: Uint8Array, gh: number, gw: number): F
       set(q, (q - p) * (q - p) + vals[p]!);
     }
   };
-  for (let x = 0; x < gw; x++) line((i) => f[i * gw + x]!, (i, val) => (f[i * gw + x] = val), gh);
-  for (let y = 0; y < gh; y++) line((i) => f[y * gw + i]!, (i, val) => (f[y * gw + i] = val), gw);
+  for (let x = 0; x < gw; x++)
+    line(
+      (i) => f[i * gw + x]!,
+      (i, val) => (f[i * gw + x] = val),
+      gh,
+    );
+  for (let y = 0; y < gh; y++)
+    line(
+      (i) => f[y * gw + i]!,
+      (i, val) => (f[y * gw + i] = val),
+      gw,
+    );
   const out = new Float64Array(f.length);
   for (let k = 0; k < f.length; k++) out[k] = f[k]! >= INF / 2 ? Infinity : Math.sqrt(f[k]!);
   return out;

@@ -53,14 +53,25 @@ import { gaussianNoise, impulseNoise, shotNoise, speckleNoise } from './noise';
 import { fog, frost, snow, spatter } from './weather';
 
 export { jpegRoundTrip, lumaTable, chromaTable } from './jpeg';
-export {
-  CORRUPTION_REGIMES, DEFAULT_REGIME, REFERENCE_SIDE, REGIME_LABELS, isCorruptionRegime, resolveRegime, type CorruptionRegime,
-} from './regime';
+export { CORRUPTION_REGIMES, DEFAULT_REGIME, REFERENCE_SIDE, REGIME_LABELS, isCorruptionRegime, resolveRegime, type CorruptionRegime } from './regime';
 
 /** The 15 test corruptions, in the benchmark's order. */
 export const CORRUPTIONS = [
-  'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
-  'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression',
+  'gaussian_noise',
+  'shot_noise',
+  'impulse_noise',
+  'defocus_blur',
+  'glass_blur',
+  'motion_blur',
+  'zoom_blur',
+  'snow',
+  'frost',
+  'fog',
+  'brightness',
+  'contrast',
+  'elastic_transform',
+  'pixelate',
+  'jpeg_compression',
 ] as const;
 
 /** The 4 held-out corruptions, for choosing hyperparameters only. */
@@ -75,8 +86,17 @@ export const ALL_CORRUPTIONS: readonly CorruptionName[] = [...CORRUPTIONS, ...EX
 
 /** Corruptions whose result depends on the seed. */
 export const RANDOM_CORRUPTIONS: ReadonlySet<CorruptionName> = new Set<CorruptionName>([
-  'gaussian_noise', 'shot_noise', 'impulse_noise', 'glass_blur', 'motion_blur', 'snow', 'frost', 'fog',
-  'elastic_transform', 'speckle_noise', 'spatter',
+  'gaussian_noise',
+  'shot_noise',
+  'impulse_noise',
+  'glass_blur',
+  'motion_blur',
+  'snow',
+  'frost',
+  'fog',
+  'elastic_transform',
+  'speckle_noise',
+  'spatter',
 ]);
 
 export const SEVERITIES = [1, 2, 3, 4, 5] as const;

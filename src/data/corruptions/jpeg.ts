@@ -32,14 +32,42 @@ const QUALITY: PerRegime<number> = { imagenet64: [65, 58, 50, 40, 25], cifar: [8
 
 // ITU-T T.81 Annex K, Table K.1 (luminance) and Table K.2 (chrominance), row-major.
 const LUMA_BASE = [
-  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-  14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-  18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-  49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103,
+  77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
 ];
 const CHROMA_BASE = [
-  17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
-  24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
+  17,
+  18,
+  24,
+  47,
+  99,
+  99,
+  99,
+  99,
+  18,
+  21,
+  26,
+  66,
+  99,
+  99,
+  99,
+  99,
+  24,
+  26,
+  56,
+  99,
+  99,
+  99,
+  99,
+  99,
+  47,
+  66,
+  99,
+  99,
+  99,
+  99,
+  99,
+  99,
   ...new Array<number>(32).fill(99),
 ];
 
@@ -207,6 +235,8 @@ function codeImage(src: Float32Array | Int32Array | Uint8Array, out: Float32Arra
 export function jpegRoundTrip(x: tf.Tensor4D, quality: number): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
   if (c !== 1 && c !== 3) throw new RangeError(`jpeg: 1 or 3 channels, got ${c}`);
+  // A synthetic corruption of test data (demo, benchmark), coded on the CPU: not the adaptation step's read.
+  // eslint-disable-next-line no-restricted-properties
   const src = x.dataSync();
   const out = new Float32Array(src.length);
   for (let i = 0; i < b; i++) codeImage(src, out, i * h * w * c, h, w, c, quality);

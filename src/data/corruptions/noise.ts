@@ -83,6 +83,8 @@ export function shotNoise(x: tf.Tensor4D, severity: number, ctx: CorruptionConte
   const c = constantFor(SHOT, ctx.regime, severity);
   const [b, h, w, ch] = x.shape;
   const per = h * w * ch;
+  // A synthetic corruption of test data (demo, benchmark), computed on the CPU: not the adaptation step's read.
+  // eslint-disable-next-line no-restricted-properties
   const data = x.dataSync();
   const out = new Float32Array(data.length);
   for (let i = 0; i < b; i++) {

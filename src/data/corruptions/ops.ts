@@ -258,8 +258,14 @@ export function atPooled(x: tf.Tensor4D, f: number, blur: (y: tf.Tensor4D) => tf
     // Full-size pixel i sits at pooled coordinate (i - (f-1)/2) / f, +1 for the padding.
     const at = (i: number) => 1 + (i - (f - 1) / 2) / f;
     const box = [at(0) / (hp + 1), at(0) / (wp + 1), at(h - 1) / (hp + 1), at(w - 1) / (wp + 1)];
-    const boxes = tf.tensor2d(Array.from({ length: b }, () => box), [b, 4]);
-    const ind = tf.tensor1d(Int32Array.from({ length: b }, (_, i) => i), 'int32');
+    const boxes = tf.tensor2d(
+      Array.from({ length: b }, () => box),
+      [b, 4],
+    );
+    const ind = tf.tensor1d(
+      Int32Array.from({ length: b }, (_, i) => i),
+      'int32',
+    );
     return tf.image.cropAndResize(padded, boxes, ind, [h, w], 'bilinear');
   });
 }
@@ -328,12 +334,18 @@ export function gatherPixels(x: tf.Tensor4D, src: Int32Array): tf.Tensor4D {
 export function cropBoxes(boxesPx: number[][], hi: number, wi: number): tf.Tensor2D {
   const sy = hi > 1 ? hi - 1 : 1;
   const sx = wi > 1 ? wi - 1 : 1;
-  return tf.tensor2d(boxesPx.map(([y1, x1, y2, x2]) => [y1! / sy, x1! / sx, y2! / sy, x2! / sx]), [boxesPx.length, 4]);
+  return tf.tensor2d(
+    boxesPx.map(([y1, x1, y2, x2]) => [y1! / sy, x1! / sx, y2! / sy, x2! / sx]),
+    [boxesPx.length, 4],
+  );
 }
 
 /** [0, 1, ..., n-1] as an int32 tensor (cropAndResize's image index per box). */
 export function rangeInt(n: number): tf.Tensor1D {
-  return tf.tensor1d(Int32Array.from({ length: n }, (_, i) => i), 'int32');
+  return tf.tensor1d(
+    Int32Array.from({ length: n }, (_, i) => i),
+    'int32',
+  );
 }
 
 /** Resizes a stack of single-channel fields [B, gh, gw] (JS) to a tensor [B, H, W, 1]. */
@@ -379,7 +391,16 @@ export function spatialMean(x: tf.Tensor4D): tf.Tensor4D {
 export function rotate180(x: tf.Tensor4D): tf.Tensor4D {
   const [b, h, w] = x.shape;
   return tf.tidy(() =>
-    tf.image.cropAndResize(x, tf.tensor2d(Array.from({ length: b }, () => [1, 1, 0, 0]), [b, 4]), rangeInt(b), [h, w], 'nearest'),
+    tf.image.cropAndResize(
+      x,
+      tf.tensor2d(
+        Array.from({ length: b }, () => [1, 1, 0, 0]),
+        [b, 4],
+      ),
+      rangeInt(b),
+      [h, w],
+      'nearest',
+    ),
   );
 }
 

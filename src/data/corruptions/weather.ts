@@ -41,8 +41,20 @@ const SNOW: PerRegime<readonly [number, number, number, number, number, number, 
 // frost c = (image weight, frost weight): make_imagenet_64_c.py [(1, 0.3), (0.9, 0.4), (0.8, 0.45),
 // (0.75, 0.5), (0.7, 0.55)], make_cifar_c.py [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)].
 const FROST: PerRegime<readonly [number, number]> = {
-  imagenet64: [[1, 0.3], [0.9, 0.4], [0.8, 0.45], [0.75, 0.5], [0.7, 0.55]],
-  cifar: [[1, 0.2], [1, 0.3], [0.9, 0.4], [0.85, 0.4], [0.75, 0.45]],
+  imagenet64: [
+    [1, 0.3],
+    [0.9, 0.4],
+    [0.8, 0.45],
+    [0.75, 0.5],
+    [0.7, 0.55],
+  ],
+  cifar: [
+    [1, 0.2],
+    [1, 0.3],
+    [0.9, 0.4],
+    [0.85, 0.4],
+    [0.75, 0.45],
+  ],
 };
 // frost: the scripts shrink the frost photographs by fx = fy = 0.3 (make_imagenet_64_c.py) or 0.2
 // (make_cifar_c.py) before cropping an R×R patch. Our procedural texture stands for the 0.2 scale; at
@@ -53,8 +65,20 @@ const FROST_TEXTURE_ZOOM: Readonly<Record<CorruptionRegime, number>> = { imagene
 // (2,1.75)], make_cifar_c.py [(.2,3), (.5,3), (0.75,2.5), (1,2), (1.5,1.75)]. The plasma is R×R
 // (mapsize 64 or 32), our reference grid.
 const FOG: PerRegime<readonly [number, number]> = {
-  imagenet64: [[0.4, 3], [0.7, 3], [1, 2.5], [1.5, 2], [2, 1.75]],
-  cifar: [[0.2, 3], [0.5, 3], [0.75, 2.5], [1, 2], [1.5, 1.75]],
+  imagenet64: [
+    [0.4, 3],
+    [0.7, 3],
+    [1, 2.5],
+    [1.5, 2],
+    [2, 1.75],
+  ],
+  cifar: [
+    [0.2, 3],
+    [0.5, 3],
+    [0.75, 2.5],
+    [1, 2],
+    [1.5, 1.75],
+  ],
 };
 // spatter c = (liquid noise mean and σ, its blur σ (grid px), threshold, water strength (kind 0) or mud
 // softening σ (kind 1, px × s), kind). make_imagenet_64_c.py: (0.62,0.1,0.7,0.7,0.6,0),
