@@ -21,19 +21,17 @@ const split = loadTestSplit();
 const x = tf.tidy(() => tf.div(tf.tensor4d(split.images.subarray(0, 784), [1, 28, 28, 1]), 255) as tf.Tensor4D);
 const sar = await createAdapter(model, { method: 'sar', marginFraction: 10 }); // E0 above ln C: every sample reliable
 const source = await createAdapter(model, { method: 'source' });
-const fast = model.fast;
-const adapted = new Set(sar.params.keys());
-// The adapters' flat layout: the backward they run is the one-kernel flatBackward where it applies.
+// The adapters' flat layout: the backward they run (in one engine call at batch 1 on the host).
 const layout = new FlatLayout(sar.params);
 const dLogits = tf.randomNormal([1, model.config.numClasses], 0, 1, 'float32', 1) as tf.Tensor2D;
 
 const phases: Record<string, () => unknown> = {
-  forward: () => tf.tidy(() => void fast.forward(x, model.param)),
-  'forward keeping its tape': () => tf.tidy(() => void fast.forward(x, model.param, true)),
+  forward: () => tf.tidy(() => void model.forward(x, model.param)),
+  'forward keeping its tape': () => tf.tidy(() => void model.forward(x, model.param, true)),
   'forward + backward': () =>
     tf.tidy(() => {
-      const f = fast.forward(x, model.param, true);
-      if (!fast.flatBackward(f.tape!, dLogits, layout)) fast.backward(f.tape!, dLogits, adapted);
+      const f = model.forward(x, model.param, true);
+      model.gradient(f.tape!, dLogits, layout);
     }),
   'no-adapt step': () => source.step(x),
   'SAR step (reliable)': async () => {

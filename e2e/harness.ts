@@ -10,9 +10,8 @@ import { FlatLayout } from '../src/methods/flat';
 import { readSafetensors } from '../src/model/safetensors';
 import { grayAccuracy } from '../src/model/evaluate';
 import { fetchLabeledImages } from '../src/data/idx';
-import { entropyWithGrad, softmaxEntropy } from '../src/methods/entropy';
-import { runFusedKernel } from '../src/model/host-kernels';
-import { registerGpuKernels } from '../src/model/gpu-kernels';
+import { entropyWithGrad, headsGrad, softmaxEntropy } from '../src/kernels';
+import { runKernel } from '../src/kernels/calls';
 import { createAdapter, type AdapterOptions } from '../src/methods';
 import { ViT } from '../src/model/vit';
 import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
@@ -172,26 +171,26 @@ const harness = {
   },
 
   /**
-   * The same as fixtureLogits, computed by the adaptation path
-   * (model/fast-vit.ts: the host kernels on wasm, the WGSL LayerNorm kernels
-   * on webgpu, tfjs ops on webgl) with its hand-written backward.
+   * The same as fixtureLogits, computed by the adaptation path (the ViT's
+   * forward on the kernels and its hand-written backward: the host's kernels
+   * on wasm, the WGSL ones on webgpu, tfjs ops on webgl).
    */
   async fastFixture(name: string, backend: BackendName, maxBatch = 4): Promise<FixtureResult> {
     await use(backend);
     const { model, x, batch } = await loadFixture(name, maxBatch);
-    const fast = model.fast;
-    // The first call builds the model's derived weights and cached constants, which it keeps: count tensors from the second.
+    const names = model.normParamNames();
+    const layout = new FlatLayout(new Map(names.map((n) => [n, model.variables.get(n)!])));
+    // The first call prepares the model's frozen weights for the kernels, which it keeps: count tensors from the second.
     tf.tidy(() => {
-      const { logits, tape } = fast.forward(x, model.param, true);
-      fast.backward(tape!, logits, new Set(model.normParamNames()));
+      const { logits, tape } = model.forward(x, model.param, true);
+      model.gradient(tape!, logits, layout);
     });
     try {
       return await counted(async () => {
-        const names = model.normParamNames();
         const out = tf.tidy(() => {
-          const { logits, tape } = fast.forward(x, model.param, true);
+          const { logits, tape } = model.forward(x, model.param, true);
           const loss = tf.mean(softmaxEntropy(logits));
-          const grads = fast.backward(tape!, tf.div(entropyWithGrad(logits).grad, batch) as tf.Tensor2D, new Set(names));
+          const grads = layout.split(model.gradient(tape!, tf.div(entropyWithGrad(logits).grad, batch) as tf.Tensor2D, layout));
           return { logits, loss, grads: names.map((n) => grads.get(n)!) };
         });
         try {
@@ -209,13 +208,12 @@ const harness = {
   },
 
   /**
-   * The fused kernels (WGSL on webgpu, host-kernels.ts on wasm and cpu)
+   * The kernels (WGSL on webgpu, src/kernels/host on wasm and cpu)
    * against the same arithmetic in tfjs ops on this backend: the largest
    * absolute difference of each output.
    */
   async fusedKernelCheck(backend: BackendName, rows = 7, width = 12): Promise<Counted<{ backend: string; errors: Record<string, number> }>> {
     await use(backend);
-    registerGpuKernels();
     return counted(async () => {
       const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
       const logitsOf = () => tf.add(tf.mul(rnd([rows, width], 1), 3), 2) as tf.Tensor2D;
@@ -232,16 +230,16 @@ const harness = {
         const residual = rnd([rows, width], 5);
         const eps = 1e-6;
         // The kernels first, so that no buffer they are handed can already hold the reference's values.
-        const [y, kStats] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps, save: true });
-        const [yOnly] = runFusedKernel('WildttaLayerNorm', { x, gamma, beta }, { eps, save: false });
-        const [dg, db, kdx] = runFusedKernel('WildttaLayerNormGrad', { dy, x, stats: kStats!, gamma, residual }, { needInput: true });
+        const [y, kStats] = runKernel('WildttaLayerNorm', { x, gamma, beta }, { eps, save: true });
+        const [yOnly] = runKernel('WildttaLayerNorm', { x, gamma, beta }, { eps, save: false });
+        const [dg, db, kdx] = runKernel('WildttaLayerNormGrad', { dy, x, stats: kStats!, gamma, residual }, { needInput: true });
         const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
-        const [da] = runFusedKernel('WildttaGeluGrad', { dy, a: x, cdf });
+        const [da] = runKernel('WildttaGeluGrad', { dy, a: x, cdf });
         const p = tf.softmax(x);
-        const [dS] = runFusedKernel('WildttaSoftmaxBackward', { dP: dy, p });
+        const [dS] = runKernel('WildttaSoftmaxBackward', { dP: dy, p });
         // Per-head gradients of 2 samples × 3 heads of width 4 over 5 tokens.
         const heads = [0, 1, 2].map((i) => rnd([6, 5, 4], 10 + i));
-        const [merged] = runFusedKernel('WildttaHeadsMerge', { dq: heads[0]!, dk: heads[1]!, dv: heads[2]! }, { batch: 2 });
+        const [merged] = runKernel('WildttaHeadsMerge', { dq: heads[0]!, dk: heads[1]!, dv: heads[2]! }, { batch: 2 });
         const mergedRef = tf.reshape(tf.transpose(tf.reshape(tf.stack(heads), [3, 2, 3, 5, 4]), [1, 3, 0, 2, 4]), [10, 36]);
         // Attention's batched backward on the same 2 × 3 heads, against autodiff.
         const sideBySide = (t: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [2, 3, 5, 4]), [0, 2, 1, 3]), [10, 12]);
@@ -250,31 +248,36 @@ const harness = {
           tf.sum(tf.mul(sideBySide(tf.matMul(tf.softmax(tf.matMul(qq as tf.Tensor3D, kk as tf.Tensor3D, false, true)), vv as tf.Tensor3D)), dOheads));
         const attnGrads = tf.grads(attnLoss)(heads);
         const pHeads = tf.softmax(tf.matMul(heads[0]!, heads[1]!, false, true));
-        const [dqkvHeads] = runFusedKernel('WildttaHeadsGrad', { dO: dOheads, q: heads[0]!, k: heads[1]!, v: heads[2]!, p: pHeads });
+        // WGSL on webgpu; elsewhere tfjs's products with the backend's softmax backward and merge.
+        const dqkvHeads = headsGrad(
+          dOheads as tf.Tensor2D,
+          { kind: 'heads', q: heads[0]! as tf.Tensor3D, k: heads[1]! as tf.Tensor3D, v: heads[2]! as tf.Tensor3D, p: pHeads as tf.Tensor3D },
+          2,
+        );
         // The update kernels, on a flat vector of rows·width values and on scalars.
         const theta = tf.reshape(x, [-1]);
         const g = tf.reshape(dy, [-1]);
         const buf = tf.reshape(residual, [-1]);
-        const [ascended, norm] = runFusedKernel('WildttaSamAscent', { theta, grad: g }, { rho: 0.05 });
+        const [ascended, norm] = runKernel('WildttaSamAscent', { theta, grad: g }, { rho: 0.05 });
         const sgd = (open: boolean) =>
-          runFusedKernel('WildttaSgdMomentum', { theta, grad: g, buffer: buf, gate: tf.scalar(open, 'bool') }, { lr: 0.01, momentum: 0.9 });
+          runKernel('WildttaSgdMomentum', { theta, grad: g, buffer: buf, gate: tf.scalar(open, 'bool') }, { lr: 0.01, momentum: 0.9 });
         const [stepped, nextBuf] = sgd(true);
         const [held, heldBuf] = sgd(false);
-        const [picked] = runFusedKernel('WildttaPick', { when: tf.scalar(false, 'bool'), a: theta, b: g });
+        const [picked] = runKernel('WildttaPick', { when: tf.scalar(false, 'bool'), a: theta, b: g });
         const average = (has: number, open: boolean) =>
-          runFusedKernel('WildttaMovingAverage', { value: theta, has: tf.scalar(has), x: g, gate: tf.scalar(open, 'bool') }, { decay: 0.9 });
+          runKernel('WildttaMovingAverage', { value: theta, has: tf.scalar(has), x: g, gate: tf.scalar(open, 'bool') }, { decay: 0.9 });
         const [avgHeld, avgHeldHas] = average(1, false);
         const [avgFirst, avgFirstHas] = average(0, true);
         const [avgBlend] = average(1, true);
-        const [finiteFlag] = runFusedKernel('WildttaAllFinite', { x: tf.scalar(1), x1: g, x2: tf.scalar(2) });
-        const [nanFlag] = runFusedKernel('WildttaAllFinite', { x: tf.scalar(1), x1: tf.scalar(NaN) });
-        const [packed] = runFusedKernel('WildttaScalars', { s0: tf.scalar(true, 'bool'), s2: tf.scalar(2.5) }, { fallback: [9, 7, 9] });
+        const [finiteFlag] = runKernel('WildttaAllFinite', { x: tf.scalar(1), x1: g, x2: tf.scalar(2) });
+        const [nanFlag] = runKernel('WildttaAllFinite', { x: tf.scalar(1), x1: tf.scalar(NaN) });
+        const [packed] = runKernel('WildttaScalars', { s0: tf.scalar(true, 'bool'), s2: tf.scalar(2.5) }, { fallback: [9, 7, 9] });
         // Eight inputs: more than one WebGPU shader may bind.
         const eight = Array.from({ length: 8 }, (_, i) => tf.scalar(i + 0.5));
-        const [packed8] = runFusedKernel('WildttaScalars', Object.fromEntries(eight.map((t, i) => [`s${i}`, t])), { fallback: Array(8).fill(0) });
-        const [lastNaN] = runFusedKernel('WildttaAllFinite', Object.fromEntries([...eight.slice(0, 7), tf.scalar(NaN)].map((t, i) => [i ? `x${i}` : 'x', t])));
+        const [packed8] = runKernel('WildttaScalars', Object.fromEntries(eight.map((t, i) => [`s${i}`, t])), { fallback: Array(8).fill(0) });
+        const [lastNaN] = runKernel('WildttaAllFinite', Object.fromEntries([...eight.slice(0, 7), tf.scalar(NaN)].map((t, i) => [i ? `x${i}` : 'x', t])));
         const weights = tf.abs(rnd([rows], 6));
-        const [, eLoss, eCount, eGrad] = runFusedKernel('WildttaEntropyLoss', { logits: x, weights }, { margin, mean: true });
+        const [, eLoss, eCount, eGrad] = runKernel('WildttaEntropyLoss', { logits: x, weights }, { margin, mean: true });
         const below = tf.cast(tf.less(softmaxEntropy(x), margin), 'float32');
         const lossOf = (z: tf.Tensor) => tf.div(tf.sum(tf.mul(softmaxEntropy(z as tf.Tensor2D), tf.mul(below, weights))), tf.maximum(tf.sum(below), 1));
         const nextRef = tf.add(tf.mul(buf, 0.9), g);
@@ -294,7 +297,7 @@ const harness = {
           d(da!, tf.mul(dy, tf.add(cdf, tf.mul(tf.mul(x, tf.exp(tf.mul(tf.square(x), -0.5))), 1 / Math.sqrt(2 * Math.PI))))),
           d(dS!, tf.mul(p, tf.sub(dy, tf.sum(tf.mul(dy, p), -1, true)))),
           d(merged!, mergedRef),
-          d(dqkvHeads!, tf.concat(attnGrads.map(sideBySide), 1)),
+          d(dqkvHeads, tf.concat(attnGrads.map(sideBySide), 1)),
           tf.div(d(norm!, tf.reshape(tf.norm(g), [1])), tf.norm(g)), // relative: a sum of up to 19k squares, in another order
           d(ascended!, tf.add(theta, tf.mul(g, tf.div(0.05, tf.add(tf.norm(g), 1e-12))))),
           d(nextBuf!, nextRef),
@@ -407,7 +410,6 @@ const harness = {
    */
   async sgdAcrossLearningRates(count: number): Promise<{ backend: string; pipelinesBefore: number; pipelinesAfter: number; maxError: number }> {
     await use('webgpu');
-    registerGpuKernels();
     const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
     const theta = tf.randomNormal([300], 0, 1, 'float32', 1);
     const grad = tf.randomNormal([300], 0, 1, 'float32', 2);
@@ -415,7 +417,7 @@ const harness = {
     const gate = tf.scalar(true, 'bool');
     const errorAt = (lr: number, momentum: number) =>
       tf.tidy(() => {
-        const [stepped, nextBuf] = runFusedKernel('WildttaSgdMomentum', { theta, grad, buffer, gate }, { lr, momentum });
+        const [stepped, nextBuf] = runKernel('WildttaSgdMomentum', { theta, grad, buffer, gate }, { lr, momentum });
         const b = tf.add(tf.mul(buffer, momentum), grad);
         return tf.maximum(tf.max(tf.abs(tf.sub(stepped!, tf.sub(theta, tf.mul(b, lr))))), tf.max(tf.abs(tf.sub(nextBuf!, b))));
       });

@@ -4,8 +4,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendReport } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
-import { runFusedKernel, useSimdKernels } from '../src/model/host-kernels';
-import { simdKernelsFor, tfjsWasmMemory } from '../src/model/simd-kernels';
+import '../src/kernels';
+import { runKernel } from '../src/kernels/calls';
+import { useSimdKernels } from '../src/kernels/host/glue';
+import { simdKernelsFor, tfjsWasmMemory } from '../src/kernels/host/simd';
 
 export interface ThreadsProbe {
   isolated: boolean;
@@ -57,8 +59,8 @@ export async function probeWasmThreads(wasmThreads: number): Promise<ThreadsProb
   const hostKernels = () =>
     tf.tidy(() => {
       const x = tf.tensor2d(a.slice(0, 50 * 64), [50, 64]);
-      const [y] = runFusedKernel('WildttaLayerNorm', { x, gamma: tf.ones([64]), beta: tf.zeros([64]) }, { eps: 1e-6, save: false });
-      const [g] = runFusedKernel('WildttaGelu', { a: tf.mul(x, 3) });
+      const [y] = runKernel('WildttaLayerNorm', { x, gamma: tf.ones([64]), beta: tf.zeros([64]) }, { eps: 1e-6, save: false });
+      const [g] = runKernel('WildttaGelu', { a: tf.mul(x, 3) });
       return tf.concat([tf.reshape(y!, [-1]), tf.reshape(g!, [-1])]).dataSync();
     });
   const withSimd = hostKernels();

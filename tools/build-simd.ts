@@ -1,8 +1,8 @@
-// Assembles src/model/simd-kernels.wat (WebAssembly text with SIMD) into
-// src/model/simd-kernels.wasm.ts, the module's bytes as base64 (twice: on a
+// Assembles src/kernels/host/simd-kernels.wat (WebAssembly text with SIMD) into
+// src/kernels/host/simd-kernels.wasm.ts, the module's bytes as base64 (twice: on a
 // memory of its own kind and on a shared one, for the threaded build), which the
 // library ships so that nothing is fetched at run time. `--check` only
-// verifies that the committed file matches the source (simd-kernels.test.ts
+// verifies that the committed file matches the source (simd.test.ts
 // makes the same comparison).
 //
 //   npm run build:simd [-- --check]
@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import wabtInit from 'wabt';
 
-const dir = join(import.meta.dirname, '..', 'src', 'model');
+const dir = join(import.meta.dirname, '..', 'src', 'kernels', 'host');
 const OUT = join(dir, 'simd-kernels.wasm.ts');
 
 /** The memory import as written in the text, and as the threaded build's shared memory needs it declared. */
@@ -33,7 +33,7 @@ export async function assembleSimdKernels(): Promise<string> {
   const own = assemble(source, true);
   // tfjs-wasm's threaded build runs on a shared memory (at most 65536 pages), which an import must declare as such.
   // The code is the text validated just above; wabt.js's validator rejects shared memories whatever the features
-  // (simd-kernels.test.ts instantiates this variant on a shared memory, which makes the engine validate it).
+  // (simd.test.ts instantiates this variant on a shared memory, which makes the engine validate it).
   const shared = assemble(source.replace(OWN_MEMORY, SHARED_MEMORY), false);
   const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
   return (

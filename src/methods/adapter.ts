@@ -3,13 +3,10 @@ import type { Backbone } from '../model/backbone';
 import type { BackboneTape } from '../model/backbone';
 import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { ModelFormatError } from '../model/errors';
-import { hasFusedKernel, onHostBackend, runFusedKernel } from '../model/host-kernels';
-import { entropyLoss, softmaxAndEntropy } from './entropy';
+import { allFinite, entropyLoss, finiteFlag, l2Norm, packScalars, pick, softmaxAndEntropy } from '../kernels';
 import { InvalidInputError, StateFormatError } from './errors';
 import { selectNormParams, type ParamSelection } from './params';
 import { SgdMomentum } from './sgd';
-import { flatNorm } from './sam';
-import { pick } from './gate';
 import { FlatLayout } from './flat';
 import { decodeStats, S, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
 import { FeatureRecentering, type RecenterOptions } from './recenter';
@@ -49,7 +46,7 @@ const STATE_KEY = 'wildtta.state';
  * decision (later filters, non-finite guards, EMA, reset) made there, so no
  * other read is needed. An input with no reliable sample costs one forward.
  *
- * The first forward keeps what its backward needs (model/fast-vit.ts), so the
+ * The first forward keeps what its backward needs (model/vit.ts), so the
  * update's first gradient reuses the prediction's forward; the update
  * arithmetic runs on the adapted values as one flat vector (flat.ts) and is
  * written back to the model's variables once per update.
@@ -398,7 +395,7 @@ export abstract class Adapter {
       loss = tf.add(loss, e.value);
       g = tf.add(g, e.grad) as tf.Tensor1D;
     }
-    const gradNorm = flatNorm(g);
+    const gradNorm = l2Norm(g);
     const finite = allFinite(loss, gradNorm);
     const gate = tf.logicalAnd(finite, anyKept);
     this.writeParams(this.sgd.step(theta, g, gate));
@@ -588,30 +585,8 @@ export function packStats(fields: {
   reset?: tf.Tensor;
   nonFinite: tf.Tensor;
 }): tf.Tensor {
-  if (hasFusedKernel('WildttaScalars')) {
-    const inputs: Record<string, tf.Tensor> = {};
-    for (const name of STATS_FIELDS) if (fields[name]) inputs[`s${S[name]}`] = fields[name];
-    return runFusedKernel('WildttaScalars', inputs, { fallback: STATS_FIELDS.map((n) => STATS_FALLBACK[n]) })[0]!;
-  }
-  return tf.concat(
-    STATS_FIELDS.map((name) => {
-      const t = fields[name];
-      return t ? tf.reshape(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), [1]) : tf.tensor1d([STATS_FALLBACK[name]]);
-    }),
+  return packScalars(
+    STATS_FIELDS.map((name) => fields[name]),
+    STATS_FIELDS.map((name) => STATS_FALLBACK[name]),
   );
-}
-
-/** [1] when every value of x is finite, else [0] (float32, to ride along with the step's read). Inside tf.tidy. */
-function finiteFlag(x: tf.Tensor): tf.Tensor1D {
-  if (onHostBackend()) return runFusedKernel('WildttaAllFinite', { x })[0] as tf.Tensor1D;
-  return tf.reshape(tf.cast(tf.all(tf.isFinite(x)), 'float32'), [1]);
-}
-
-/** True (boolean scalar) when every given scalar is finite. */
-export function allFinite(...scalars: tf.Tensor[]): tf.Tensor {
-  if (hasFusedKernel('WildttaAllFinite')) {
-    const inputs = Object.fromEntries(scalars.map((s, i) => [i === 0 ? 'x' : `x${i}`, s]));
-    return tf.cast(tf.reshape(runFusedKernel('WildttaAllFinite', inputs)[0]!, []), 'bool');
-  }
-  return tf.all(tf.isFinite(tf.stack(scalars.map((s) => tf.reshape(s, [])))));
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { onHostBackend, runFusedKernel } from '../model/host-kernels';
+import { concatByLayout, splitFlat, type GradientLayout } from '../kernels';
 
 /**
  * The adapted tensors laid end to end as one vector [P], in the parameter
@@ -7,7 +7,7 @@ import { onHostBackend, runFusedKernel } from '../model/host-kernels';
  * momentum, gating, reset) runs on that vector: a handful of kernels per step
  * instead of a handful per tensor (ViT-B/16 adapts 36 tensors).
  */
-export class FlatLayout {
+export class FlatLayout implements GradientLayout {
   readonly names: string[] = [];
   readonly shapes: number[][] = [];
   readonly offsets: number[] = [];
@@ -28,22 +28,14 @@ export class FlatLayout {
 
   /** One vector of `values` by name (every name must be present). Inside tf.tidy. */
   concat(values: ReadonlyMap<string, tf.Tensor>): tf.Tensor1D {
-    if (this.names.length === 0) return tf.zeros([0]);
-    return tf.concat(
-      this.names.map((n) => {
-        const t = values.get(n);
-        if (!t) throw new Error(`no value for ${n}`);
-        return t.rank === 1 ? t : tf.reshape(t, [-1]);
-      }),
-    ) as tf.Tensor1D;
+    return concatByLayout(values, this);
   }
 
   /** The pieces of a flat vector by name, in their own shapes (one split kernel). Inside tf.tidy. */
   split(flat: tf.Tensor1D): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();
     if (this.names.length === 0) return out;
-    let pieces: tf.Tensor[] = [flat];
-    if (this.names.length > 1) pieces = onHostBackend() ? runFusedKernel('WildttaSplit', { x: flat }, { sizes: this.sizes }) : tf.split(flat, this.sizes);
+    const pieces = this.names.length > 1 ? splitFlat(flat, this.sizes) : [flat];
     this.names.forEach((n, i) => out.set(n, this.shapes[i]!.length === 1 ? pieces[i]! : tf.reshape(pieces[i]!, this.shapes[i]!)));
     return out;
   }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { SourceStats } from '../model/source-stats';
-import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
+import { inputAlign, type InputRange } from '../kernels';
 import { METHOD_DEFAULTS } from './defaults';
 
 export interface InputAlignOptions {
@@ -41,23 +41,13 @@ export class InputAlignment {
     this.stdRange = [at(stats.inputStdQuantiles, this.quantile), at(stats.inputStdQuantiles, 1 - this.quantile)];
   }
 
-  /** x [B, H, W, C] in [0, 1] → the aligned frames. Inside tf.tidy. */
-  apply(x: tf.Tensor4D): tf.Tensor4D {
-    if (hasFusedKernel('WildttaInputAlign')) {
-      const [lo, hi] = this.meanRange;
-      return runFusedKernel('WildttaInputAlign', { x }, { meanLo: lo, meanHi: hi, stdLo: this.stdRange[0], stdHi: this.stdRange[1] })[0] as tf.Tensor4D;
-    }
-    return this.applyWithOps(x);
+  /** The range each frame's pixel mean and standard deviation are clamped into. */
+  get range(): InputRange {
+    return { meanLo: this.meanRange[0], meanHi: this.meanRange[1], stdLo: this.stdRange[0], stdHi: this.stdRange[1] };
   }
 
-  /** apply() in tfjs ops: the path of backends without the fused kernel (WebGPU, WebGL), public for its test. Inside tf.tidy. */
-  applyWithOps(x: tf.Tensor4D): tf.Tensor4D {
-    const { mean, variance } = tf.moments(x, [1, 2, 3], true);
-    const std = tf.sqrt(variance);
-    const targetMean = tf.clipByValue(mean, this.meanRange[0], this.meanRange[1]);
-    const targetStd = tf.clipByValue(std, this.stdRange[0], this.stdRange[1]);
-    // s′/s, guarded for a flat frame (s = 0: nothing to stretch).
-    const gain = tf.where(tf.greater(std, 1e-6), tf.div(targetStd, tf.maximum(std, 1e-6)), tf.onesLike(std));
-    return tf.clipByValue(tf.add(tf.mul(tf.sub(x, mean), gain), targetMean), 0, 1) as tf.Tensor4D;
+  /** x [B, H, W, C] in [0, 1] → the aligned frames. Inside tf.tidy. */
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return inputAlign(x, this.range);
   }
 }

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
-import { pick } from './gate';
+import { movingAverage, pick } from '../kernels';
 
 /**
  * A moving average kept on the device, as SAR keeps Loss2's (for its reset)
@@ -24,15 +23,7 @@ export class MovingAverage {
 
   /** Folds x in where the boolean scalar `gate` holds; returns the average and whether it has a value (boolean). Inside tf.tidy. */
   update(x: tf.Tensor, gate: tf.Tensor): { value: tf.Tensor; has: tf.Tensor } {
-    let value: tf.Tensor;
-    let has: tf.Tensor;
-    if (hasFusedKernel('WildttaMovingAverage')) {
-      [value, has] = runFusedKernel('WildttaMovingAverage', { value: this.value, has: this.has, x, gate }, { decay: this.decay }) as [tf.Tensor, tf.Tensor];
-    } else {
-      const blended = tf.add(tf.mul(this.value, this.decay), tf.mul(x, 1 - this.decay));
-      value = pick(gate, pick(tf.cast(this.has, 'bool'), blended, x), this.value as tf.Tensor);
-      has = pick(gate, tf.onesLike(this.has), this.has as tf.Tensor);
-    }
+    const { value, has } = movingAverage(this.value, this.has, x, gate, this.decay);
     this.value.assign(value);
     this.has.assign(has);
     return { value, has: tf.cast(has, 'bool') };

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone } from '../model/backbone';
 import type { SourceStats } from '../model/source-stats';
-import { pick } from './gate';
+import { recenterObserve, recenterShift, type RecenterSource } from '../kernels';
 import { METHOD_DEFAULTS } from './defaults';
-import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
 
 export interface RecenterOptions {
   /** Decay of each class's running feature mean (default: METHOD_DEFAULTS['sar-align'].recenterDecay, defaults.ts). */
@@ -44,10 +43,8 @@ export class FeatureRecentering {
   /** w_c = 1 − decay^(frames of class c so far), [C]: how much of m_c is the stream's. */
   readonly classWeights: tf.Variable;
   readonly biasCorrected: boolean;
-  private readonly sourceClassMeans: tf.Tensor2D;
-  private readonly sourceMean: tf.Tensor1D;
-  /** head.weight [C, D]. */
-  private readonly headWeight: tf.Tensor2D;
+  /** The source's class means [C, D], their mean, and head.weight [C, D]. */
+  private readonly source: RecenterSource;
 
   constructor(model: Backbone, stats: SourceStats, o: RecenterOptions = {}) {
     const C = model.config.numClasses;
@@ -57,21 +54,13 @@ export class FeatureRecentering {
     }
     this.decay = o.decay ?? METHOD_DEFAULTS['sar-align'].recenterDecay.value;
     if (!(this.decay >= 0 && this.decay < 1)) throw new RangeError(`recenter decay must be in [0, 1), got ${this.decay}`);
-    this.headWeight = model.param(model.headWeightName) as tf.Tensor2D;
-    this.sourceClassMeans = tf.tensor2d(stats.classMeans, [C, D]);
-    this.sourceMean = tf.tidy(() => tf.mean(this.sourceClassMeans, 0) as tf.Tensor1D);
-    this.classMeans = tf.variable(this.sourceClassMeans, false);
+    const classMeans = tf.tensor2d(stats.classMeans, [C, D]);
+    this.source = { classMeans, mean: tf.tidy(() => tf.mean(classMeans, 0) as tf.Tensor1D), head: model.param(model.headWeightName) as tf.Tensor2D };
+    this.classMeans = tf.variable(classMeans, false);
     this.classWeights = tf.tidy(() => tf.variable(tf.zeros([C]), false));
     this.biasCorrected = o.biasCorrected ?? false;
     this.offset = tf.tidy(() => tf.variable(tf.zeros([1, C]), false));
     this.shift = tf.tidy(() => tf.variable(tf.zeros([1, D]), false));
-  }
-
-  /** The class-balanced test mean μ̂ [D] (μ_src + the estimated shift). Inside tf.tidy. */
-  private testMean(): tf.Tensor1D {
-    if (!this.biasCorrected) return tf.mean(this.classMeans, 0) as tf.Tensor1D;
-    const shift = tf.div(tf.sum(tf.sub(this.classMeans, this.sourceClassMeans), 0), tf.maximum(tf.sum(this.classWeights), 1e-6));
-    return tf.add(this.sourceMean, shift) as tf.Tensor1D;
   }
 
   /** Logits as the head would give them for the re-centred feature. Inside tf.tidy. */
@@ -86,45 +75,17 @@ export class FeatureRecentering {
    * non-finite feature change nothing. Inside tf.tidy.
    */
   observe(features: tf.Tensor2D, logits: tf.Tensor2D): void {
-    if (hasFusedKernel('WildttaRecenter')) {
-      const [means, weights, offset, shift] = runFusedKernel(
-        'WildttaRecenter',
-        { features, logits, means: this.classMeans, weights: this.classWeights, srcMeans: this.sourceClassMeans, head: this.headWeight },
-        { decay: this.decay, biasCorrected: this.biasCorrected },
-      );
-      this.classMeans.assign(means!);
-      this.classWeights.assign(weights!);
-      this.offset.assign(offset!);
-      this.shift.assign(shift!);
-      return;
-    }
-    this.observeWithOps(features, logits);
-  }
-
-  /** observe() in tfjs ops: the path of backends without the fused kernel (WebGPU, WebGL), public for its test. Inside tf.tidy. */
-  observeWithOps(features: tf.Tensor2D, logits: tf.Tensor2D): void {
-    const C = this.classMeans.shape[0]!;
-    const onehot = tf.cast(tf.oneHot(tf.argMax(logits, 1), C), 'float32') as tf.Tensor2D;
-    const counts = tf.sum(onehot, 0);
-    const present = tf.greater(counts, 0);
-    const batchMeans = tf.div(tf.matMul(onehot, features, true, false), tf.expandDims(tf.maximum(counts, 1), 1));
-    const moved = tf.add(tf.mul(this.classMeans, this.decay), tf.mul(batchMeans, 1 - this.decay));
-    const updated = tf.where(tf.broadcastTo(tf.expandDims(present, 1), this.classMeans.shape), moved, this.classMeans) as tf.Tensor2D;
-    const finite = tf.all(tf.isFinite(features));
-    this.classMeans.assign(pick(finite, updated, this.classMeans as tf.Tensor as tf.Tensor2D));
-    const weights = tf.where(
-      present,
-      tf.add(tf.mul(this.classWeights as tf.Tensor, this.decay), 1 - this.decay),
-      this.classWeights as tf.Tensor,
-    ) as tf.Tensor1D;
-    this.classWeights.assign(pick(finite, weights, this.classWeights as tf.Tensor as tf.Tensor1D));
-    this.refreshOffset();
+    const next = recenterObserve(this.state(), this.source, features, logits, { decay: this.decay, biasCorrected: this.biasCorrected });
+    this.classMeans.assign(next.means);
+    this.classWeights.assign(next.weights);
+    this.offset.assign(next.offset);
+    this.shift.assign(next.shift);
   }
 
   /** Back to the source class means (no shift). */
   clear(): void {
     tf.tidy(() => {
-      this.classMeans.assign(this.sourceClassMeans);
+      this.classMeans.assign(this.source.classMeans);
       this.classWeights.assign(tf.zerosLike(this.classWeights));
       this.refreshOffset();
     });
@@ -132,12 +93,27 @@ export class FeatureRecentering {
 
   /** Recomputes the logit shift from classMeans (after an import). Inside tf.tidy. */
   refreshOffset(): void {
-    const shift = tf.reshape(tf.sub(this.testMean(), this.sourceMean), [1, -1]);
+    const { offset, shift } = recenterShift(
+      this.classMeans as tf.Tensor as tf.Tensor2D,
+      this.classWeights as tf.Tensor as tf.Tensor1D,
+      this.source,
+      this.biasCorrected,
+    );
     this.shift.assign(shift);
-    this.offset.assign(tf.neg(tf.matMul(shift, this.headWeight, false, true)));
+    this.offset.assign(offset);
+  }
+
+  /** The running state as the kernels read it. */
+  private state() {
+    return {
+      means: this.classMeans as tf.Tensor as tf.Tensor2D,
+      weights: this.classWeights as tf.Tensor as tf.Tensor1D,
+      offset: this.offset as tf.Tensor as tf.Tensor2D,
+      shift: this.shift as tf.Tensor as tf.Tensor2D,
+    };
   }
 
   dispose(): void {
-    tf.dispose([this.classMeans, this.classWeights, this.offset, this.shift, this.sourceClassMeans, this.sourceMean]);
+    tf.dispose([this.classMeans, this.classWeights, this.offset, this.shift, this.source.classMeans, this.source.mean]);
   }
 }

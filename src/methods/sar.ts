@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape } from '../model/backbone';
-import { Adapter, allFinite, keptRows, packStats, scatterKept, type CommonOptions } from './adapter';
-import { entropyLoss } from './entropy';
+import { allFinite, entropyLoss, l2Norm, pick, samAscent } from '../kernels';
+import { Adapter, keptRows, packStats, scatterKept, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
-import { flatNorm, samAscent } from './sam';
-import { pick } from './gate';
 import { MovingAverage } from './moving-average';
 import type { MethodName } from './types';
 import { METHOD_DEFAULTS } from './defaults';
@@ -74,7 +72,7 @@ export class SarAdapter extends Adapter {
 
     // Step 6: g2 = ∇θ Loss2 at θ+ε; back at θ, SGD-momentum with g2, only if something was kept and all is finite.
     const g2 = this.flatGrad(second.tape!, dLoss2, this.featureGrad(keep.length));
-    const finite = allFinite(loss1, gradNorm, loss2, flatNorm(g2));
+    const finite = allFinite(loss1, gradNorm, loss2, l2Norm(g2));
     const gate = tf.logicalAnd(finite, anyKept2);
     const stepped = this.sgd.step(theta, g2, gate);
 

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { hasFusedKernel, runFusedKernel } from '../model/host-kernels';
-import { pick } from './gate';
+import { pick, sgdMomentum } from '../kernels';
 
 /**
  * SGD with momentum as in torch.optim.SGD (no dampening, no weight decay, no
@@ -28,15 +27,9 @@ export class SgdMomentum {
 
   /** Returns the stepped θ (θ itself where the gate is false) and updates the buffer. Inside tf.tidy. */
   step(theta: tf.Tensor1D, grad: tf.Tensor1D, gate: tf.Tensor): tf.Tensor1D {
-    if (hasFusedKernel('WildttaSgdMomentum')) {
-      // One kernel (two dispatches on webgpu) where the dozen below would cost more than their arithmetic.
-      const [stepped, buffer] = runFusedKernel('WildttaSgdMomentum', { theta, grad, buffer: this.buffer, gate }, { lr: this.lr, momentum: this.momentum });
-      this.buffer.assign(buffer as tf.Tensor1D);
-      return stepped as tf.Tensor1D;
-    }
-    const nextBuf = tf.add(tf.mul(this.buffer, this.momentum), grad) as tf.Tensor1D;
-    this.buffer.assign(pick(gate, nextBuf, this.buffer));
-    return pick(gate, tf.sub(theta, tf.mul(nextBuf, this.lr)) as tf.Tensor1D, theta);
+    const stepped = sgdMomentum(theta, grad, this.buffer, gate, this.lr, this.momentum);
+    this.buffer.assign(stepped.buffer);
+    return stepped.theta;
   }
 
   /** Zeroes the momentum where `when` (boolean scalar) holds, everywhere when undefined. */

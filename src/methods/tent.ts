@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone } from '../model/backbone';
-import { Adapter, allFinite, packStats, type CommonOptions } from './adapter';
-import { entropyLoss } from './entropy';
-import { flatNorm } from './sam';
+import { allFinite, entropyLoss, l2Norm } from '../kernels';
+import { Adapter, packStats, type CommonOptions } from './adapter';
 import { METHOD_DEFAULTS } from './defaults';
 
 /**
@@ -43,7 +42,7 @@ export class TentAdapter extends Adapter {
     this.recentering?.observe(features, logits);
     const { loss, dLogits } = entropyLoss(logits, { mean: true });
     let g = this.flatGrad(tape!, dLogits);
-    const gradNorm = flatNorm(g);
+    const gradNorm = l2Norm(g);
     const finite = allFinite(loss, gradNorm);
     if (Number.isFinite(this.clipNorm)) g = tf.mul(g, tf.minimum(1, tf.div(this.clipNorm, tf.add(gradNorm, 1e-12)))) as tf.Tensor1D;
     this.writeParams(this.sgd.step(this.theta(), g, finite));

@@ -1,21 +1,20 @@
 // What the methods (src/methods) and the engine need of a model, whatever its
 // family: a forward over named norm parameters, the gradient of a loss with
 // respect to the adapted ones, and which norms a method adapts. A family
-// with a hand-written backward (the ViT, fast-vit.ts) answers `gradient`
+// with a hand-written backward (the ViT, vit-backward.ts) answers `gradient`
 // with it; any other gets tf.grads through its forward (`AutodiffTape`), so
 // it can adapt before anyone writes a backward for it.
 import * as tf from '@tensorflow/tfjs-core';
+import { concatByLayout, type GradientLayout } from '../kernels';
 import type { DecodedTensor } from './safetensors';
 
-/** A norm layer's scale/shift by name: the model's variables, or values a method tries (SAM's θ + ε). */
-export type NormLookup = (name: string) => tf.Tensor;
+export type { GradientLayout };
 
-/** Adapted tensors laid end to end: each name's offset in a vector of `total` values (methods/flat.ts's FlatLayout is one). */
-export interface GradientLayout {
-  readonly names: readonly string[];
-  readonly offsets: readonly number[];
-  readonly total: number;
-}
+/**
+ * A weight by its timm name: the model's own, or (for the norms) values a
+ * method tries, such as SAM's θ + ε.
+ */
+export type ParamLookup = (name: string) => tf.Tensor;
 
 /** What a forward keeps for its gradient. Made inside tf.tidy; keep() holds it past it, then dispose(). */
 export interface BackboneTape {
@@ -69,7 +68,7 @@ export interface Backbone {
    */
   forward(
     images: tf.Tensor4D,
-    norm: NormLookup,
+    norm: ParamLookup,
     save?: boolean,
     sameImages?: BackboneTape,
   ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape };
@@ -90,22 +89,10 @@ export interface Backbone {
    * [B, summaryWidths[l]]. Norm values from `norm` (default the model's own).
    * Inside tf.tidy.
    */
-  summaries(images: tf.Tensor4D, norm?: NormLookup): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] };
+  summaries(images: tf.Tensor4D, norm?: ParamLookup): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] };
   /** Plain logits at the model's own parameters (evaluation). The caller owns the result. */
   logits(images: tf.Tensor4D): tf.Tensor2D;
   dispose(): void;
-}
-
-/** `values` by name, laid end to end in `layout`'s order. Inside tf.tidy. */
-export function concatByLayout(values: ReadonlyMap<string, tf.Tensor>, layout: GradientLayout): tf.Tensor1D {
-  if (layout.names.length === 0) return tf.zeros([0]);
-  return tf.concat(
-    layout.names.map((n) => {
-      const t = values.get(n);
-      if (!t) throw new Error(`no gradient for ${n}`);
-      return tf.reshape(t, [-1]);
-    }),
-  ) as tf.Tensor1D;
 }
 
 /**
@@ -120,7 +107,7 @@ export function concatByLayout(values: ReadonlyMap<string, tf.Tensor>, layout: G
 export class AutodiffTape implements BackboneTape {
   constructor(
     readonly images: tf.Tensor4D,
-    readonly norm: NormLookup,
+    readonly norm: ParamLookup,
   ) {}
 
   keep(): void {}
@@ -133,7 +120,7 @@ export class AutodiffTape implements BackboneTape {
  * differentiated through `forward` at the tape's images and norm values.
  */
 export function autodiffGradient(
-  forward: (images: tf.Tensor4D, norm: NormLookup) => { logits: tf.Tensor2D; features: tf.Tensor2D },
+  forward: (images: tf.Tensor4D, norm: ParamLookup) => { logits: tf.Tensor2D; features: tf.Tensor2D },
   tape: BackboneTape,
   dLogits: tf.Tensor2D,
   layout: GradientLayout,
@@ -145,7 +132,7 @@ export function autodiffGradient(
   const index = new Map(names.map((n, i) => [n, i]));
   const at = names.map((n) => tape.norm(n));
   const grads = tf.grads((...values: tf.Tensor[]) => {
-    const lookup: NormLookup = (n) => {
+    const lookup: ParamLookup = (n) => {
       const i = index.get(n);
       return i === undefined ? tape.norm(n) : values[i]!;
     };

@@ -13,7 +13,7 @@ import { backboneFromTensors, loadBackbone } from './load';
 import { ModelFormatError } from './errors';
 import { ResNetGN } from './resnet-gn';
 import { FlatLayout } from '../methods/flat';
-import { entropyWithGrad } from '../methods/entropy';
+import { entropyWithGrad } from '../kernels';
 import { createAdapter, type AdapterOptions } from '../methods';
 import { computeSourceStats, readSourceStats } from './source-stats';
 import { grayAccuracy } from './evaluate';

@@ -14,7 +14,7 @@ import {
   type BackboneConfig,
   type BackboneTape,
   type GradientLayout,
-  type NormLookup,
+  type ParamLookup,
   type NormSelection,
 } from './backbone';
 import { ModelFormatError } from './errors';
@@ -248,13 +248,13 @@ export class ResNetGN implements Backbone {
     return this.blocks.map((b) => b.out);
   }
 
-  summaries(images: tf.Tensor4D, norm: NormLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
+  summaries(images: tf.Tensor4D, norm: ParamLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
     const layers: tf.Tensor2D[] = [];
     const out = this.run(images, norm, (x) => layers.push(tf.mean(x, [1, 2]) as tf.Tensor2D));
     return { ...out, layers };
   }
 
-  private run(images: tf.Tensor4D, norm: NormLookup, afterBlock?: (x: tf.Tensor4D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
+  private run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (x: tf.Tensor4D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
     if (this.disposed) throw new Error('ResNetGN used after dispose()');
     const { groups: G, normEps: eps } = this.config;
     const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
@@ -287,7 +287,7 @@ export class ResNetGN implements Backbone {
     return { logits, features };
   }
 
-  forward(images: tf.Tensor4D, norm: NormLookup, save = false): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
+  forward(images: tf.Tensor4D, norm: ParamLookup, save = false): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
     const out = this.run(images, norm);
     return save ? { ...out, tape: new AutodiffTape(images, norm) } : out;
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Backbone, NormLookup } from './backbone';
+import type { Backbone, ParamLookup } from './backbone';
 import { ModelFormatError } from './errors';
 import { readSafetensors, writeSafetensors } from './safetensors';
 
@@ -212,7 +212,7 @@ export interface ComputeSourceStatsOptions {
    * whose norms are being adapted passes the source values, so the
    * statistics describe the source model, not the adapted one.
    */
-  param?: NormLookup;
+  param?: ParamLookup;
 }
 
 /**

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { vitFromSafetensors } from './load';
 import { readSafetensors, type DecodedTensor } from './safetensors';
 import type { ViT } from './vit';
-import { softmaxEntropy } from '../methods/entropy';
+import { softmaxEntropy } from '../kernels';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures');
 const NAMES = ['vit-gray28-p4-token', 'vit-rgb32-p8-avg', 'vit-rgb16-p4-avgnorm'];

@@ -1,128 +1,17 @@
+// A LayerNorm Vision Transformer in timm's layout (ViT, DeiT). Its forward is
+// vit-forward.ts's, run on two sets of pieces: plain tfjs ops over the timm
+// weights (the definition: evaluation, autodiff, source statistics), and the
+// kernels over weights prepared once (the adaptation's forward, which keeps
+// what its hand-written backward, vit-backward.ts, needs). Tests hold the two
+// equal.
 import * as tf from '@tensorflow/tfjs-core';
+import * as k from '../kernels';
+import type { BlockWeights, EmbedWeights, GradientLayout, Linear } from '../kernels';
+import { makeParams, type Backbone, type BackboneTape, type ParamLookup, type NormSelection } from './backbone';
 import { checkShapes, type ViTConfig } from './config';
 import type { DecodedTensor } from './safetensors';
-import { FastViT, type FastTape } from './fast-vit';
-import { concatByLayout, makeParams, type Backbone, type BackboneTape, type GradientLayout, type NormLookup, type NormSelection } from './backbone';
-
-/** Looks a weight up by its timm name. */
-export type ParamLookup = (name: string) => tf.Tensor;
-
-/**
- * The ViT forward pass as plain functions over timm-named tensors.
- * Only differentiable core ops: no tf.fused.* (its gradient computes every
- * weight gradient) and no einsum (no gradient).
- */
-
-export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
-}
-
-/** PyTorch Linear: y = x W^T + b with W stored [out, in]; x of any rank. */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const inDim = x.shape[x.rank - 1]!;
-  const outDim = weight.shape[0]!;
-  const flat = tf.reshape(x, [-1, inDim]);
-  const y = tf.add(tf.matMul(flat, weight, false, true), bias);
-  return tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
-}
-
-/** Exact GELU, 0.5·x·(1 + erf(x/√2)), as in torch.nn.GELU(). */
-export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
-}
-
-/**
- * Patch embedding as a matrix product (identical to timm's stride-P conv).
- * Images [B, H, W, C] become [B, N, P·P·C] with patches in row-major order and
- * pixels ordered (row, col, channel); the [D, C, P, P] kernel is permuted to match.
- * A matMul keeps every backend (wasm has no conv filter gradient) and the
- * transposes at rank 4.
- */
-export function patchEmbed(x: tf.Tensor4D, weight: tf.Tensor, bias: tf.Tensor, patch: number): tf.Tensor3D {
-  const [B, H, W, C] = x.shape;
-  const gh = H / patch;
-  const gw = W / patch;
-  const rows = tf.reshape(x, [B * gh, patch, gw, patch * C]);
-  const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [B, gh * gw, patch * patch * C]);
-  const D = weight.shape[0]!;
-  const kernel = tf.reshape(tf.transpose(weight, [0, 2, 3, 1]), [D, patch * patch * C]);
-  return linear(patches, kernel, bias) as tf.Tensor3D;
-}
-
-function attention(x: tf.Tensor3D, p: ParamLookup, prefix: string, heads: number): tf.Tensor3D {
-  const [B, N, D] = x.shape;
-  const hd = D / heads;
-  const qkv = linear(x, p(`${prefix}.qkv.weight`), p(`${prefix}.qkv.bias`));
-  const toHeads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, N, heads, hd]), [0, 2, 1, 3]);
-  const [q, k, v] = tf.split(qkv, 3, 2).map(toHeads) as [tf.Tensor, tf.Tensor, tf.Tensor];
-  const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd));
-  const mixed = tf.matMul(tf.softmax(scores), v);
-  const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, N, D]);
-  return linear(merged, p(`${prefix}.proj.weight`), p(`${prefix}.proj.bias`)) as tf.Tensor3D;
-}
-
-export function block(x: tf.Tensor3D, p: ParamLookup, i: number, cfg: ViTConfig): tf.Tensor3D {
-  const b = `blocks.${i}`;
-  const h1 = layerNorm(x, p(`${b}.norm1.weight`), p(`${b}.norm1.bias`), cfg.normEps) as tf.Tensor3D;
-  const x1 = tf.add(x, attention(h1, p, `${b}.attn`, cfg.heads)) as tf.Tensor3D;
-  const h2 = layerNorm(x1, p(`${b}.norm2.weight`), p(`${b}.norm2.bias`), cfg.normEps);
-  const mlp = linear(gelu(linear(h2, p(`${b}.mlp.fc1.weight`), p(`${b}.mlp.fc1.bias`))), p(`${b}.mlp.fc2.weight`), p(`${b}.mlp.fc2.bias`));
-  return tf.add(x1, mlp) as tf.Tensor3D;
-}
-
-/**
- * Logits [B, classes] for images [B, H, W, C] with values in [0, 1].
- * `finalNorm` is 'fc_norm' for timm avg-pool models (norm after pooling) and
- * 'norm' otherwise (norm before pooling).
- */
-export function vitLogits(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, finalNorm: 'norm' | 'fc_norm' = 'norm'): tf.Tensor2D {
-  return linear(vitPooled(cfg, p, images, finalNorm), p('head.weight'), p('head.bias')) as tf.Tensor2D;
-}
-
-/**
- * The pooled feature [B, D] the head reads; `afterBlock` sees each block's
- * output tokens [B, N, D] (for summaries). Inside tf.tidy.
- */
-function vitPooled(cfg: ViTConfig, p: ParamLookup, images: tf.Tensor4D, finalNorm: 'norm' | 'fc_norm', afterBlock?: (x: tf.Tensor3D) => void): tf.Tensor2D {
-  const B = images.shape[0];
-  const D = cfg.width;
-  const normalized = tf.div(tf.sub(images, cfg.mean), cfg.std) as tf.Tensor4D;
-  const patches = patchEmbed(normalized, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), cfg.patchSize);
-  const cls = tf.tile(p('cls_token'), [B, 1, 1]);
-  let x = tf.add(tf.concat([cls, patches], 1), p('pos_embed')) as tf.Tensor3D;
-  for (let i = 0; i < cfg.depth; i++) {
-    x = block(x, p, i, cfg);
-    afterBlock?.(x);
-  }
-  if (cfg.pool === 'token') return tf.reshape(tf.slice(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps), [0, 0, 0], [B, 1, D]), [B, D]);
-  if (finalNorm === 'fc_norm') return layerNorm(meanPatchToken(x), p('fc_norm.weight'), p('fc_norm.bias'), cfg.normEps) as tf.Tensor2D;
-  return meanPatchToken(layerNorm(x, p('norm.weight'), p('norm.bias'), cfg.normEps) as tf.Tensor3D);
-}
-
-/** The patch tokens' mean [B, D] (the class token left out). */
-function meanPatchToken(x: tf.Tensor3D): tf.Tensor2D {
-  const [B, N, D] = x.shape;
-  return tf.mean(tf.slice(x, [0, 1, 0], [B, N - 1, D]), 1) as tf.Tensor2D;
-}
-
-/**
- * The reference forward with each block's summary: the class token leaving
- * each block (mean-pooled patch tokens for a model without token pooling) and
- * the pooled feature the head reads. Inside tf.tidy.
- */
-export function vitSummaries(
-  cfg: ViTConfig,
-  p: ParamLookup,
-  images: tf.Tensor4D,
-  finalNorm: 'norm' | 'fc_norm',
-): { pooled: tf.Tensor2D; layers: tf.Tensor2D[] } {
-  const layers: tf.Tensor2D[] = [];
-  const summary = (x: tf.Tensor3D) =>
-    cfg.pool === 'token' ? (tf.reshape(tf.slice(x, [0, 0, 0], [x.shape[0], 1, cfg.width]), [x.shape[0], cfg.width]) as tf.Tensor2D) : meanPatchToken(x);
-  const pooled = vitPooled(cfg, p, images, finalNorm, (x) => layers.push(summary(x)));
-  return { pooled, layers };
-}
+import { vitBackward, ViTTape } from './vit-backward';
+import { plainPieces, vitForward, type ViTPieces } from './vit-forward';
 
 /** True for the LayerNorm scale/shift tensors, the only weights TTA adapts. */
 export function isNormParam(name: string): boolean {
@@ -135,8 +24,111 @@ export interface ViTOptions {
 }
 
 /**
+ * The frozen weights as the kernels read them, made once from the timm
+ * tensors: the input normalization folded into the patch kernel, the
+ * attention scale 1/√d_head into the q part of the qkv weights.
+ */
+interface Prepared {
+  embed: EmbedWeights;
+  blocks: BlockWeights[];
+  head: Linear;
+}
+
+function prepare(cfg: ViTConfig, p: ParamLookup): Prepared {
+  const { width: D, heads, patchSize: P, inChannels: C } = cfg;
+  const scale = 1 / Math.sqrt(D / heads);
+  // The weights are kept: the first use may come from inside a caller's tf.tidy.
+  const embed = tf.tidy(() => {
+    // Kernel [D, C, P, P] → rows ordered (row, col, channel) like the patches; ((x − m)/s)·W + b = x·(W/s) + (b − Σ W·m/s).
+    const kernel = tf.reshape(tf.transpose(p('patch_embed.proj.weight'), [2, 3, 1, 0]), [P * P * C, D]);
+    const perChannel = (v: number[]) => tf.reshape(tf.tile(tf.tensor1d(v), [P * P]), [P * P * C, 1]);
+    const scaled = tf.div(kernel, perChannel(cfg.std));
+    const bias = tf.sub(p('patch_embed.proj.bias'), tf.sum(tf.mul(scaled, perChannel(cfg.mean)), 0));
+    const pos = p('pos_embed') as tf.Tensor3D;
+    const N = pos.shape[1];
+    const patchPos = tf.add(tf.reshape(tf.slice(pos, [0, 1, 0], [1, N - 1, D]), [N - 1, D]), bias);
+    const clsPos = tf.add(p('cls_token'), tf.slice(pos, [0, 0, 0], [1, 1, D]));
+    return { kernel: tf.keep(scaled) as tf.Tensor2D, patchPos: tf.keep(patchPos) as tf.Tensor2D, clsPos: tf.keep(clsPos) as tf.Tensor3D, patch: P };
+  });
+  const head = keeping(() => k.prepareLinear(p('head.weight'), p('head.bias')));
+  const blocks: BlockWeights[] = [];
+  for (let i = 0; i < cfg.depth; i++) {
+    const b = `blocks.${i}`;
+    blocks.push(
+      keeping(() => {
+        const qScale = tf.concat([tf.fill([D], scale), tf.ones([2 * D])]);
+        return {
+          qkv: k.prepareLinear(tf.mul(p(`${b}.attn.qkv.weight`), tf.expandDims(qScale, 1)), tf.mul(p(`${b}.attn.qkv.bias`), qScale)),
+          proj: k.prepareLinear(p(`${b}.attn.proj.weight`), p(`${b}.attn.proj.bias`)),
+          fc1: k.prepareLinear(p(`${b}.mlp.fc1.weight`), p(`${b}.mlp.fc1.bias`)),
+          fc2: k.prepareLinear(p(`${b}.mlp.fc2.weight`), p(`${b}.mlp.fc2.bias`)),
+        };
+      }),
+    );
+  }
+  return { embed, blocks, head };
+}
+
+/** fn's result, its intermediates freed (prepareLinear keeps what it returns). */
+function keeping<T>(fn: () => T): T {
+  let out: T | undefined;
+  tf.tidy(() => {
+    out = fn();
+  });
+  return out!;
+}
+
+/**
+ * The forward's steps on the kernels, tokens as [B·N, D], norm scale/shift
+ * from `norm` (SAM's θ + ε, or the model's own); with a tape, each step's
+ * saved tensors go into it.
+ */
+function kernelPieces(
+  cfg: ViTConfig,
+  w: Prepared,
+  norm: ParamLookup,
+  batch: number,
+  tokens: number,
+  tape: ViTTape | undefined,
+  sameImages: ViTTape | undefined,
+): ViTPieces {
+  const shape = { batch, tokens, heads: cfg.heads };
+  const save = tape !== undefined;
+  return {
+    embed(images) {
+      // SAM's second forward changes only the norms: the images' embedding is the first forward's.
+      const x = sameImages?.embedded && sameImages.batch === batch && sameImages.tokens === tokens ? sameImages.embedded : k.embed(images, w.embed);
+      if (tape) tape.embedded = x;
+      return x;
+    },
+    norm(x, name) {
+      const { y, saved } = k.layerNorm(x as tf.Tensor2D, norm(`${name}.weight`), norm(`${name}.bias`), cfg.normEps, save);
+      if (tape) tape.norms.set(name, saved!);
+      return y;
+    },
+    attention(x, n, i) {
+      const { x1, saved } = k.attention(x as tf.Tensor2D, n as tf.Tensor2D, w.blocks[i]!, shape, save);
+      if (tape) tape.attention[i] = saved!;
+      return x1;
+    },
+    mlp(x, n, i) {
+      const { x2, a, cdf } = k.mlp(x as tf.Tensor2D, n as tf.Tensor2D, w.blocks[i]!, save);
+      if (tape) tape.gelu[i] = { a: a!, cdf: cdf! };
+      return x2;
+    },
+    classTokens: (x) => k.classRows(x as tf.Tensor2D, tokens),
+    patchMean(x) {
+      const D = x.shape[1]!;
+      return tf.mean(tf.slice(tf.reshape(x, [batch, tokens, D]), [0, 1, 0], [batch, tokens - 1, D]), 1) as tf.Tensor2D;
+    },
+    head: (pooled) => k.linear(pooled, w.head),
+  };
+}
+
+/**
  * A loaded ViT. Frozen weights are constant tensors; the LayerNorm
- * scale/shift are tf.Variables so gradients can be taken with respect to them alone.
+ * scale/shift are tf.Variables so gradients can be taken with respect to
+ * them alone.
  */
 export class ViT implements Backbone {
   readonly family = 'vit';
@@ -147,7 +139,7 @@ export class ViT implements Backbone {
   /** The LayerNorm scale/shift variables in forward order (or every weight with trainable: 'all'). */
   readonly variables = new Map<string, tf.Variable>();
   private disposed = false;
-  private fastPath: FastViT | undefined;
+  private prepared: Prepared | undefined;
   private readonly trainAll: boolean;
 
   constructor(
@@ -168,29 +160,16 @@ export class ViT implements Backbone {
     return t;
   };
 
-  /** Logits for images [B, H, W, C] in [0, 1]. The caller owns the result (use inside tf.tidy). */
-  logits(images: tf.Tensor4D): tf.Tensor2D {
-    if (this.disposed) throw new Error('ViT used after dispose()');
-    return vitLogits(this.config, this.param, images, this.finalNorm);
-  }
-
-  /**
-   * The adaptation forward/backward (fast-vit.ts), built on first use from the
-   * frozen weights. Only for models whose trainable weights are the norms.
-   */
-  get fast(): FastViT {
-    if (this.disposed) throw new Error('ViT used after dispose()');
-    if (this.trainAll) throw new Error('the fast path assumes frozen weights outside the norms (trainable: "norms")');
-    this.fastPath ??= new FastViT(this.config, this.param, this.finalNorm);
-    return this.fastPath;
-  }
-
   get featureWidth(): number {
     return this.config.width;
   }
 
   get normUnits(): number {
     return this.config.depth;
+  }
+
+  get summaryWidths(): number[] {
+    return Array<number>(this.config.depth).fill(this.config.width);
   }
 
   /** The blocks' norm1/norm2 below the last `skipLastBlocks` (default: the last quarter), and the final norm if asked. */
@@ -205,40 +184,73 @@ export class ViT implements Backbone {
     });
   }
 
-  get summaryWidths(): number[] {
-    return Array<number>(this.config.depth).fill(this.config.width);
-  }
-
-  summaries(images: tf.Tensor4D, norm: NormLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
-    if (this.disposed) throw new Error('ViT used after dispose()');
-    const lookup: ParamLookup = (name) => (this.variables.has(name) ? norm(name) : this.param(name));
-    const { pooled, layers } = vitSummaries(this.config, lookup, images, this.finalNorm);
-    return { logits: linear(pooled, this.param('head.weight'), this.param('head.bias')) as tf.Tensor2D, features: pooled, layers };
-  }
-
-  /** The fast path's forward (fast-vit.ts): what its hand-written backward needs, kept with `save`. */
-  forward(images: tf.Tensor4D, norm: NormLookup, save = false, sameImages?: BackboneTape): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
-    return this.fast.forward(images, norm, save, sameImages as FastTape | undefined);
-  }
-
-  /** The hand-written backward: one kernel laying the gradients end to end where it applies, else per tensor. */
-  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
-    const fast = this.fast;
-    const t = tape as FastTape;
-    return fast.flatBackward(t, dLogits, layout, dFeatures) ?? concatByLayout(fast.backward(t, dLogits, new Set(layout.names), dFeatures), layout);
-  }
-
   /** Names of LayerNorm affine tensors, in forward order. */
   normParamNames(): string[] {
     return [...this.params.keys()].filter(isNormParam);
   }
 
+  /** Plain logits for images [B, H, W, C] in [0, 1] at the model's parameters (evaluation, autodiff). The caller owns the result. */
+  logits(images: tf.Tensor4D): tf.Tensor2D {
+    this.assertAlive();
+    return vitForward(this.config, this.finalNorm, plainPieces(this.config, this.param), images).logits;
+  }
+
+  summaries(images: tf.Tensor4D, norm: ParamLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
+    this.assertAlive();
+    const pieces = plainPieces(this.config, (name) => (this.variables.has(name) ? norm(name) : this.param(name)));
+    const layers: tf.Tensor2D[] = [];
+    // Each block's class token (the mean patch token without token pooling).
+    const summary = (x: tf.Tensor) => (this.config.pool === 'token' ? pieces.classTokens(x) : pieces.patchMean(x));
+    const out = vitForward(this.config, this.finalNorm, pieces, images, (x) => layers.push(summary(x)));
+    return { ...out, layers };
+  }
+
+  /**
+   * The adaptation's forward on the kernels, the norms' values from `norm`;
+   * with `save`, the tape `gradient` needs. `sameImages`: the tape of an
+   * earlier forward on these very images, which lends its patch embedding.
+   * Only for models whose trainable weights are the norms.
+   */
+  forward(
+    images: tf.Tensor4D,
+    norm: ParamLookup,
+    save = false,
+    sameImages?: BackboneTape,
+  ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
+    this.assertAlive();
+    if (this.trainAll) throw new Error('the adaptation forward assumes frozen weights outside the norms (trainable: "norms")');
+    this.prepared ??= prepare(this.config, this.param);
+    const [B, H, W] = images.shape;
+    const P = this.config.patchSize;
+    const tokens = (H / P) * (W / P) + 1;
+    const tape = save ? new ViTTape(B, tokens) : undefined;
+    const pieces = kernelPieces(this.config, this.prepared, norm, B, tokens, tape, sameImages instanceof ViTTape ? sameImages : undefined);
+    const out = vitForward(this.config, this.finalNorm, pieces, images);
+    return tape ? { ...out, tape } : out;
+  }
+
+  /** dLoss/d(adapted norms) laid out as `layout`, by the hand-written backward (vit-backward.ts). Inside tf.tidy. */
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    if (!(tape instanceof ViTTape)) throw new TypeError('ViT.gradient needs the tape of ViT.forward');
+    const w = this.prepared!;
+    const args = { dLogits, head: w.head, blocks: w.blocks, shape: { batch: tape.batch, tokens: tape.tokens, heads: this.config.heads }, layout };
+    return k.runBackward(dFeatures ? { ...args, dFeatures } : args, vitBackward(this.config, this.finalNorm, tape, layout.names));
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.fastPath?.dispose();
+    const w = this.prepared;
+    if (w) {
+      tf.dispose([w.embed.kernel, w.embed.patchPos, w.embed.clsPos]);
+      for (const l of [w.head, ...w.blocks.flatMap((b) => [b.qkv, b.proj, b.fc1, b.fc2])]) k.disposeLinear(l);
+    }
     for (const t of this.params.values()) t.dispose();
     this.params.clear();
     this.variables.clear();
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new Error('ViT used after dispose()');
   }
 }

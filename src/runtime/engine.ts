@@ -37,7 +37,7 @@ import {
   type SourceStats,
 } from '../model/source-stats';
 import { bitmapToFrame } from './frame-source';
-import { softmaxAndEntropy } from '../methods/entropy';
+import { softmaxAndEntropy } from '../kernels';
 import { corrupt, isCorruptionName, isCorruptionRegime, CORRUPTION_REGIMES } from '../data/corruptions';
 import type { BackendReport } from './backend';
 

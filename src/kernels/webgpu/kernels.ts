@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 
 /**
- * Kernels of host-kernels.ts (same names, inputs, attributes and outputs) as
- * WebGPU compute shaders, registered for tfjs's webgpu backend: LayerNorm
+ * Kernels of the host's (src/kernels/host/: same names, inputs, attributes
+ * and outputs) as WebGPU compute shaders, registered for tfjs's webgpu backend: LayerNorm
  * and its backward, GELU's backward, the softmax backward and the merge of
  * per-head gradients. Written with tfjs ops they are 9, 13, 7, 4 and 2
  * dispatches; here each output is one dispatch, one thread per row (per
@@ -221,7 +221,7 @@ function headsMerge(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: {
 
 /**
  * Attention's backward through the softmax products, heads batched (as
- * host-kernels.ts's WildttaHeadsGrad), one thread per value in three
+ * ops/vit.ts's headsGrad in one kernel), one thread per value in three
  * dispatches: dP = dO_h·vᵀ, the softmax backward dS = P ⊙ (dP − Σ dP ⊙ P),
  * then dL/dqkv [B·N, 3D] with dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO_h. tfjs's
  * path takes six (three of them products, each a dispatch that costs far more
@@ -289,7 +289,7 @@ function headsGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.Tenso
   return [dqkv];
 }
 
-// The update arithmetic of methods/ (host-kernels.ts has the same kernels):
+// The update arithmetic of methods/ (the host has the same kernels):
 // each replaces three to fifteen dispatches, most of them on a handful of
 // values, with one or two. Sums over the flat vector of adapted values run on
 // one thread: it holds at most a few tens of thousands of values (ViT-B/16
@@ -527,12 +527,8 @@ function entropyLoss(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: 
   return [entropies, loss, count, grad];
 }
 
-let registered = false;
-
-/** Registers the kernels for the webgpu backend (once). */
+/** Registers the kernels for the webgpu backend (a name already registered is left alone). */
 export function registerGpuKernels(): void {
-  if (registered) return;
-  registered = true;
   const kernels: Array<[string, (i: tf.NamedTensorInfoMap, b: GpuBackend, a: never) => tf.TensorInfo[]]> = [
     ['WildttaLayerNorm', layerNorm],
     ['WildttaLayerNormGrad', layerNormGrad],

@@ -1,18 +1,18 @@
 // The SIMD module: its shipped bytes are what simd-kernels.wat assembles to,
 // it stays small enough to compile synchronously in a page, and it loads on
-// tfjs-wasm's memory (so the wasm runs of host-kernels.test.ts exercise it)
+// tfjs-wasm's memory (so the wasm runs of kernels.test.ts exercise it)
 // and, as its shared-memory variant, on a shared one.
 //
-//   node --import tsx --test src/model/simd-kernels.test.ts
+//   node --import tsx --test src/kernels/host/simd.test.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { assembleSimdKernels } from '../../tools/build-simd';
+import { assembleSimdKernels } from '../../../tools/build-simd';
 import { SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
-import { SYNC_COMPILE_LIMIT, simdKernelsFor, tfjsWasmMemory } from './simd-kernels';
+import { SYNC_COMPILE_LIMIT, simdKernelsFor, tfjsWasmMemory } from './simd';
 
 test('simd-kernels.wasm.ts is what simd-kernels.wat assembles to (npm run build:simd)', async () => {
   assert.equal(readFileSync(join(import.meta.dirname, 'simd-kernels.wasm.ts'), 'utf8'), await assembleSimdKernels());
