@@ -1,17 +1,17 @@
-// The one table of method defaults (src/methods/defaults.ts) is what README.md
-// prints, what the tuning record chose, and what the adapters apply.
+// The one table of method defaults (src/methods/defaults.ts) is what
+// docs/methods.md prints, what the tuning record chose, and what the adapters apply.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { defaultsTable, readmeBlock } from './defaults-table';
+import { DOC, defaultsTable, docBlock } from './defaults-table';
 import { METHOD_DEFAULTS } from '../src/methods/defaults';
 import { createAdapter } from '../src/methods';
 import { ViT } from '../src/model/vit';
 import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 
-test('README.md prints the defaults table as defaults.ts has it (npm run defaults:table)', () => {
-  assert.equal(readmeBlock(readFileSync('README.md', 'utf8')), defaultsTable());
+test(`${DOC} prints the defaults table as defaults.ts has it (npm run defaults:table)`, () => {
+  assert.equal(docBlock(readFileSync(DOC, 'utf8')), defaultsTable(), `${DOC}: rerun npm run defaults:table`);
 });
 
 test('the tuned defaults are what bench/results/tuning.json chose', () => {

@@ -1,11 +1,13 @@
-// README's table of method defaults, from src/methods/defaults.ts.
+// The table of method defaults in docs/methods.md, from src/methods/defaults.ts.
 //
-//   npm run defaults:table          rewrites the block between <!-- defaults --> and <!-- /defaults --> in README.md
+//   npm run defaults:table          rewrites the block between <!-- defaults --> and <!-- /defaults --> in docs/methods.md
 //
-// tools/defaults-table.test.ts fails when the README's block is not this table.
+// tools/defaults-table.test.ts fails when that page's block is not this table.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { METHOD_DEFAULTS, type Default } from '../src/methods/defaults';
 
+/** The page that prints the table (relative to the repository root). */
+export const DOC = 'docs/methods.md';
 export const BEGIN = '<!-- defaults -->';
 export const END = '<!-- /defaults -->';
 
@@ -19,18 +21,18 @@ export function defaultsTable(): string {
   return rows.join('\n');
 }
 
-/** The README block between the markers, or undefined. */
-export function readmeBlock(text: string): string | undefined {
+/** The block between the markers in a page's text, or undefined. */
+export function docBlock(text: string): string | undefined {
   const i = text.indexOf(BEGIN);
   const j = text.indexOf(END);
   return i >= 0 && j > i ? text.slice(i + BEGIN.length, j).trim() : undefined;
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  const text = readFileSync('README.md', 'utf8');
+  const text = readFileSync(DOC, 'utf8');
   const i = text.indexOf(BEGIN);
   const j = text.indexOf(END);
-  if (i < 0 || j < i) throw new Error(`README.md has no ${BEGIN} … ${END} block`);
-  writeFileSync('README.md', `${text.slice(0, i + BEGIN.length)}\n${defaultsTable()}\n${text.slice(j)}`);
-  console.log('README.md: defaults table rewritten');
+  if (i < 0 || j < i) throw new Error(`${DOC} has no ${BEGIN} … ${END} block`);
+  writeFileSync(DOC, `${text.slice(0, i + BEGIN.length)}\n${defaultsTable()}\n${text.slice(j)}`);
+  console.log(`${DOC}: defaults table rewritten`);
 }
