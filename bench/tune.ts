@@ -3,7 +3,7 @@
 // are never looked at here. Runs in Node on the wasm backend.
 //
 //   npm run bench:tune -- [--per-corruption 250] [--severity 5] [--seeds 100,101,102] [--regime imagenet64]
-//                         [--methods sar-align,tent,eata,sar,deyo] [--model public/models/fmnist-vit]
+//                         [--methods tent,eata,sar,deyo,sar-align] [--model public/models/fmnist-vit]
 //                         [--out bench/results/tuning.json]
 //
 // Another model (--model public/models/fmnist-resnet-gn) is tuned into its own
@@ -20,7 +20,7 @@ import { EXTRA_CORRUPTIONS, corrupt } from '../src/data/corruptions';
 import { resolveRegime } from '../src/data/corruptions/regime';
 import { readSourceStats, SOURCE_STATS_FILE } from '../src/model/source-stats';
 import { labelShiftStream, mixedStream, splitPools } from '../src/data/streams';
-import type { AdapterOptions } from '../src/methods';
+import { METHOD_NAMES, methodSpec, type AdapterOptions } from '../src/methods';
 import { runStream } from './run-stream';
 import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
 import { DEFAULT_MODEL, machineLine, mean, pct, std, tuningFile, writeSection } from './report';
@@ -34,36 +34,17 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: `public/models/${DEFAULT_MODEL}` },
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
-    methods: { type: 'string', default: 'sar-align,tent,eata,sar,deyo' },
+    methods: { type: 'string' },
   },
 });
 
-/** The search space: learning rates for every method, plus the knobs REFERENCE.md says matter for 10 classes. */
+/** The search space of a method (its registry entry's): what bench:tune tries on the extra corruptions. */
 export function searchSpace(method: string): AdapterOptions[] {
-  const lrs = [1e-4, 3e-4, 1e-3, 3e-3];
-  switch (method) {
-    case 'tent':
-      return lrs.map((lr) => ({ method: 'tent', lr }));
-    case 'eata':
-      return lrs.flatMap((lr) => [0.05, 0.4].map((dMargin) => ({ method: 'eata' as const, lr, dMargin })));
-    case 'sar':
-      return lrs.flatMap((lr) => [0.067, 0.2].map((resetThreshold) => ({ method: 'sar' as const, lr, resetThreshold })));
-    case 'deyo':
-      return lrs.map((lr) => ({ method: 'deyo', lr }));
-    case 'sar-align':
-      // SAR's reset threshold stays at its scaled default (REFERENCE.md); the new knobs are lr and the alignment weight.
-      // The input alignment's tail q with them; and, at the middle point, the bias-corrected re-centering (recenter.ts).
-      return [
-        ...[3e-4, 1e-3, 3e-3].flatMap((lr) =>
-          [0, 10].flatMap((alignWeight) => [0.01, 0.02, 0.05].map((quantile) => ({ method: 'sar-align' as const, lr, alignWeight, inputAlign: { quantile } }))),
-        ),
-        { method: 'sar-align', lr: 1e-3, alignWeight: 10, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
-        { method: 'sar-align', lr: 1e-3, alignWeight: 0, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
-      ];
-    default:
-      throw new RangeError(`unknown method ${method}`);
-  }
+  return methodSpec(method).searchSpace.map((o) => ({ ...o, method }) as AdapterOptions);
 }
+
+/** Every method with something to tune. */
+const TUNABLE = METHOD_NAMES.filter((m) => methodSpec(m).searchSpace.length > 0);
 
 interface Row {
   options: AdapterOptions;
@@ -109,7 +90,7 @@ async function main(): Promise<void> {
   const previous = existsSync(outFile)
     ? (JSON.parse(readFileSync(outFile, 'utf8')) as { chosen?: Record<string, AdapterOptions>; results?: Row[]; regime?: string })
     : {};
-  const methods = args.methods.split(',');
+  const methods = args.methods?.split(',') ?? TUNABLE;
   // Methods not rerun keep their earlier choice, with the regime it was made at (the first tuning ran at cifar).
   const chosen: Record<string, AdapterOptions> = { ...(previous.chosen ?? {}) };
   const chosenAt: Record<string, string> = {

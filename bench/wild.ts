@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CORRUPTIONS } from '../src/data/corruptions';
-import type { AdapterOptions } from '../src/methods';
+import { METHOD_NAMES, type AdapterOptions } from '../src/methods';
 import { shutdown, withPage, type HarnessPage } from '../e2e/support/session';
 import type { StreamScore } from './run-stream';
 import type { Scenario, WildRun } from './wild-page';
@@ -25,8 +25,8 @@ import type { ChartSpec } from './plot-page';
 import { DEFAULT_MODEL, machineLine, mean, pct, std, tuningFile, writeSection } from './report';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 
-/** Benchmark entries: the methods, plus `recenter` (no adaptation with re-centred features, sar-align's forward-only part). */
-export const METHODS = ['source', 'recenter', 'tent', 'eata', 'sar', 'deyo', 'sar-align'] as const;
+/** Benchmark entries: the methods (the registry's order), plus `recenter` after no adaptation (no adaptation with re-centred features, sar-align's forward-only part). */
+export const METHODS: readonly string[] = ['source', 'recenter', ...METHOD_NAMES.filter((m) => m !== 'source')];
 export const SCENARIOS: readonly Scenario[] = ['per-corruption', 'mixed', 'label-shift'];
 
 export interface WildBenchOptions {

@@ -1,11 +1,10 @@
 // The demo's settings, read from and written back to the URL so a setup can be
 // shared as a link (and so tests can start the page in a known state).
 import type { BackendChoice } from '../src/runtime/backend';
-import type { MethodName } from '../src/methods/types';
+import { METHOD_NAMES, METHODS, type MethodName } from '../src/methods/registry';
 import type { MethodOptionValue } from '../src/runtime/engine-types';
 import { CORRUPTION_NAMES } from '../src/runtime/corruption-names';
 import { CORRUPTION_REGIMES, DEFAULT_REGIME, type CorruptionRegime } from '../src/data/corruptions/regime';
-import { defaultLr } from '../src/methods/defaults';
 
 export type InputKind = 'camera' | 'stream';
 export type InvertSetting = 'auto' | 'on' | 'off';
@@ -34,26 +33,20 @@ export interface DemoConfig {
   seed: number;
 }
 
-export const METHOD_NAMES: Record<MethodName, string> = {
-  'sar-align': 'SAR + align',
-  sar: 'SAR',
-  tent: 'Tent',
-  eata: 'EATA',
-  deyo: 'DeYO',
-  source: 'no adaptation',
-};
-
 const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'webgl', 'wasm', 'cpu'];
-const METHODS: readonly MethodName[] = ['sar-align', 'sar', 'tent', 'eata', 'deyo', 'source'];
 
 /**
- * A method's learning rate and options: the library's own defaults
- * (src/methods/defaults.ts, where each says where it came from), so the demo
- * runs what `WildTTA.create({ method })` runs.
+ * A method's learning rate and options: the library's own defaults (its
+ * registry entry, where each says where it came from), so the demo runs
+ * what `WildTTA.create({ method })` runs. No adaptation has no learning rate.
  */
 export function tunedOptions(method: MethodName): { lr: number; options: Record<string, MethodOptionValue> } {
-  return { lr: defaultLr(method), options: {} };
+  const defaults = METHODS[method].defaults as { lr?: { value: number } };
+  return { lr: defaults.lr?.value ?? 0, options: {} };
 }
+
+/** How the demo names a method. */
+export const methodLabel = (method: MethodName): string => METHODS[method].label;
 
 export const DEFAULTS: DemoConfig = {
   backend: 'auto',
@@ -97,7 +90,7 @@ export function readConfig(search: string): DemoConfig {
     severity: intIn(p.get('severity'), 1, 5, DEFAULTS.severity),
     regime: oneOf(p.get('regime'), CORRUPTION_REGIMES, DEFAULTS.regime),
     cycle: intIn(p.get('cycle'), 10, 5000, DEFAULTS.cycle),
-    method: oneOf(p.get('method'), METHODS, DEFAULTS.method),
+    method: oneOf(p.get('method'), METHOD_NAMES, DEFAULTS.method),
     lr: Number.isFinite(lr) && lr >= 0 ? lr : null,
     compare: p.has('compare') ? p.get('compare') !== '0' : DEFAULTS.compare,
     fps: fps === 'max' ? 'max' : intIn(fps, 1, 120, DEFAULTS.fps as number),

@@ -5,14 +5,14 @@ import { EngineClient, EngineClosedError, FrameGate } from '../src/runtime/engin
 import type { FrameResult, MethodInfo, ModelInfo, ModelSource } from '../src/runtime/engine-types';
 import { centerCrop, preprocessFrame, toRGBA, type PixelFrame } from '../src/runtime/preprocess';
 import type { BackendChoice } from '../src/runtime/backend';
-import type { MethodName } from '../src/methods/types';
+import { METHOD_NAMES, METHODS, type MethodName } from '../src/methods/registry';
 import { fetchLabeledImages, FASHION_MNIST_CLASSES, type LabeledImages } from '../src/data/idx';
 import { splitPools } from '../src/data/streams';
 import { mulberry32, shuffle } from '../src/data/random';
 import { EXTRA_CORRUPTION_NAMES as EXTRA_CORRUPTIONS, TEST_CORRUPTION_NAMES as CORRUPTIONS } from '../src/runtime/corruption-names';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 import { LivePlot, Markers, RollingRate } from './charts';
-import { DEFAULTS, METHOD_NAMES, readConfig, tunedOptions, writeConfig, type DemoConfig, type InputKind } from './config';
+import { DEFAULTS, methodLabel, readConfig, tunedOptions, writeConfig, type DemoConfig, type InputKind } from './config';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => {
   const el = document.getElementById(id);
@@ -191,6 +191,9 @@ function fillControls(): void {
   time.append(opt('cycle', 'cycle through the 15, in turn'), opt('mixed', 'mixed: a random one per frame'));
   corruption.append(test, extra, time);
   $<HTMLSelectElement>('regime').append(...CORRUPTION_REGIMES.map((r) => opt(r, REGIME_LABELS[r])));
+  // The recommended method first, then the registry's order.
+  const methods = [DEFAULTS.method, ...METHOD_NAMES.filter((m) => m !== DEFAULTS.method)];
+  $<HTMLSelectElement>('method').append(...methods.map((m) => opt(m, m === DEFAULTS.method ? `${methodLabel(m)} (recommended)` : methodLabel(m))));
 
   for (const el of document.querySelectorAll<HTMLInputElement>('input[name=input]')) el.checked = el.value === config.input;
   corruption.value = config.corruption;
@@ -454,22 +457,26 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
     }
     if (mine !== session) return;
   }
-  // SAR + align needs the model's source statistics; a model without them (dropped files, a URL with none beside it) runs SAR.
-  if (config.method === 'sar-align' && modelInfo && !modelInfo.sourceStats) {
-    config.method = 'sar';
-    $<HTMLSelectElement>('method').value = 'sar';
-    say("SAR + align needs the model's source statistics (source-stats.safetensors beside the weights); this model has none, so SAR runs.");
+  // A method that needs the model's source statistics (SAR + align) runs the one it extends (SAR) on a model without them
+  // (dropped files, a URL with none beside it).
+  const wanted = METHODS[config.method];
+  if (wanted.needsSourceStats && modelInfo && !modelInfo.sourceStats) {
+    const fallback = (wanted.extends?.name ?? 'source') as MethodName;
+    config.method = fallback;
+    $<HTMLSelectElement>('method').value = fallback;
+    say(`${wanted.label} needs the model's source statistics (source-stats.safetensors beside the weights); this model has none, so ${methodLabel(fallback)} runs.`);
   }
+  const spec = METHODS[config.method];
   const tuned = tunedOptions(config.method);
   const lr = config.lr ?? tuned.lr;
-  const fisher = config.method === 'eata' ? fisherImages() : undefined;
+  const fisher = spec.usesCleanImages ? fisherImages() : undefined;
   methodInfo = await c.setMethod({ method: config.method, lr, options: tuned.options, ...(fisher ? { fisherImages: fisher } : {}) });
   await c.clearRecords();
   await applyReference();
   if (mine !== session) return;
   $<HTMLInputElement>('lr').value = String(methodInfo.lr);
-  $<HTMLInputElement>('lr').disabled = config.method === 'source';
-  if (config.method === 'eata' && !methodInfo.fisher) say('EATA runs without its anti-forgetting (Fisher) term: there are no clean images for this model.');
+  $<HTMLInputElement>('lr').disabled = !('lr' in spec.defaults);
+  if (spec.usesCleanImages && !methodInfo.fisher) say(`${spec.label} runs without its anti-forgetting (Fisher) term: there are no clean images for this model.`);
   resetView();
   done = false;
   setState(paused ? 'paused' : 'running');
@@ -933,12 +940,12 @@ function resetView(): void {
   stepMs = NaN;
   frameMs = NaN;
   allCharts.forEach((c) => c.clear());
-  $('pred-method').textContent = METHOD_NAMES[config.method];
+  $('pred-method').textContent = methodLabel(config.method);
   const labeled = config.input === 'stream' ? streamLabelsApply() : true;
-  $('acc-method-name').textContent = `${METHOD_NAMES[config.method]} accuracy${labeled ? '' : ' (no labels)'}`;
+  $('acc-method-name').textContent = `${methodLabel(config.method)} accuracy${labeled ? '' : ' (no labels)'}`;
   $('acc-caption').textContent = config.input === 'camera' ? '(%, last 50 frames; no label set: agreement instead)' : '(% of the last 50 labeled frames)';
-  charts.acc.setLabel(0, METHOD_NAMES[config.method]);
-  charts.entropy.setLabel(1, METHOD_NAMES[config.method]);
+  charts.acc.setLabel(0, methodLabel(config.method));
+  charts.entropy.setLabel(1, methodLabel(config.method));
   charts.acc.setShown(2, config.input === 'camera');
 }
 

@@ -30,7 +30,8 @@ export {
   StateFormatError,
 } from './api/errors';
 export type { BackendChoice, BackendName } from './runtime/backend';
-export type { MethodName, UpdateReport } from './methods/types';
+export type { UpdateReport } from './methods/types';
+export type { MethodName } from './methods/registry';
 export type { ModelInfo, MethodInfo } from './runtime/engine-types';
 
 // The IIFE's global is this module's namespace: `WildTTA.create(...)` must work

@@ -1,10 +1,11 @@
-// The table of method defaults in docs/methods.md, from src/methods/defaults.ts.
+// The table of method defaults in docs/methods.md, from the method registry
+// (src/methods/registry.ts: each method's defaults, with where they came from).
 //
 //   npm run defaults:table          rewrites the block between <!-- defaults --> and <!-- /defaults --> in docs/methods.md
 //
 // tools/defaults-table.test.ts fails when that page's block is not this table.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { METHOD_DEFAULTS, type Default } from '../src/methods/defaults';
+import { METHODS } from '../src/methods/registry';
 
 /** The page that prints the table (relative to the repository root). */
 export const DOC = 'docs/methods.md';
@@ -13,8 +14,8 @@ export const END = '<!-- /defaults -->';
 
 export function defaultsTable(): string {
   const rows = ['| method | option | default | where it comes from |', '|---|---|---|---|'];
-  for (const [method, options] of Object.entries(METHOD_DEFAULTS) as Array<[string, Record<string, Default>]>) {
-    const entries = Object.entries(options);
+  for (const [method, spec] of Object.entries(METHODS)) {
+    const entries = Object.entries(spec.defaults);
     if (entries.length === 0) rows.push(`| ${method} | – | – | no adaptation: nothing to set |`);
     for (const [name, d] of entries) rows.push(`| ${method} | \`${d.option ?? name}\` | ${d.shown ?? d.value} | ${d.from} |`);
   }

@@ -19,7 +19,8 @@ import type {
   ModelSource,
 } from '../runtime/engine-types';
 import type { InvertMode } from '../runtime/preprocess';
-import type { MethodName, UpdateReport } from '../methods/types';
+import type { UpdateReport } from '../methods/types';
+import type { MethodName } from '../methods/registry';
 import { libraryAssets } from './assets';
 import { givenImagesProvenance } from '../model/source-stats';
 import { DisposedError, revive, SourceError } from './errors';

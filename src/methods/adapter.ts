@@ -1,19 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Backbone } from '../model/backbone';
-import type { BackboneTape } from '../model/backbone';
-import { readSafetensors, writeSafetensors } from '../model/safetensors';
-import { ModelFormatError } from '../model/errors';
-import { allFinite, entropyLoss, finiteFlag, l2Norm, packScalars, pick, softmaxAndEntropy } from '../kernels';
-import { InvalidInputError, StateFormatError } from './errors';
-import { selectNormParams, type ParamSelection } from './params';
+import type { Backbone, BackboneTape, NormSelection, ParamLookup } from '../model/backbone';
+import { finiteFlag, pick, softmaxAndEntropy } from '../kernels';
+import { InvalidInputError } from './errors';
+import { selectNormParams } from './params';
 import { SgdMomentum } from './sgd';
 import { FlatLayout } from './flat';
-import { decodeStats, S, STATS_LENGTH, type MethodName, type StepResult, type UpdateReport } from './types';
+import { decodeStats, STATS_LENGTH } from './stats';
+import { readState, writeState } from './state';
+import type { StepResult, UpdateReport } from './types';
 import { FeatureRecentering, type RecenterOptions } from './recenter';
 import { InputAlignment, type InputAlignOptions } from './input-align';
 import type { SourceStats } from '../model/source-stats';
 
-export interface CommonOptions extends ParamSelection {
+export interface CommonOptions extends NormSelection {
   /** SGD learning rate. */
   lr?: number;
   /** SGD momentum (0.9 in every reference). */
@@ -33,8 +32,6 @@ export interface CommonOptions extends ParamSelection {
   sourceStats?: SourceStats;
 }
 
-const STATE_KEY = 'wildtta.state';
-
 /**
  * What every method shares: input checks, the one GPU→CPU read per step, the
  * source snapshot for resets, SGD-momentum, and export/import of the adapted state.
@@ -52,7 +49,8 @@ const STATE_KEY = 'wildtta.state';
  * written back to the model's variables once per update.
  */
 export abstract class Adapter {
-  abstract readonly method: MethodName;
+  /** The method's name (its registry entry's). */
+  abstract readonly method: string;
   /** The adapted LayerNorm scale/shift variables, by timm name. */
   readonly params: Map<string, tf.Variable>;
   readonly numClasses: number;
@@ -66,8 +64,6 @@ export abstract class Adapter {
   /** The adapted tensors' layout as one vector, and the source values in it. */
   protected readonly layout: FlatLayout;
   protected readonly sourceFlat: tf.Tensor1D;
-  /** False for the no-adapt baseline: nothing is ever queued after the forward. */
-  protected readonly adaptsAfterForward: boolean = true;
   protected readonly sgd: SgdMomentum;
   /** Feature re-centering before the head, when the options ask for it. */
   protected readonly recentering: FeatureRecentering | undefined;
@@ -79,7 +75,7 @@ export abstract class Adapter {
 
   constructor(
     readonly model: Backbone,
-    selection: ParamSelection,
+    selection: NormSelection,
     lr: number,
     momentum = 0.9,
     features: Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'> = {},
@@ -110,6 +106,9 @@ export abstract class Adapter {
     this.sgd.lr = value;
   }
 
+  /** The entropy margin E0 of the method's reliable filter, nats (a method without one gives SAR's, for comparison). */
+  abstract readonly margin: number;
+
   /** Method-specific state tensors (EMA, moving probabilities...) that reset clears and export saves. */
   protected stateTensors(): Map<string, tf.Variable> {
     return new Map();
@@ -123,11 +122,17 @@ export abstract class Adapter {
 
   /**
    * Queues the update for the kept samples on the device and returns the
-   * stats vector (see types.ts S). Runs inside tf.tidy; `logits` and `tape`
-   * are the first forward's (whole batch), `keep` the indices that passed the
-   * first filter.
+   * stats vector (stats.ts). Runs inside tf.tidy; `logits` and `tape` are
+   * the first forward's (whole batch), `keep` the indices that passed the
+   * first filter. A method without it never updates after the forward (no
+   * adaptation; Tent, which updates in its forward).
    */
-  protected abstract adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor;
+  protected adapt?(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor;
+
+  /** Whether anything is queued after the forward. */
+  private get adaptsAfterForward(): boolean {
+    return this.adapt !== undefined;
+  }
 
   /**
    * The first forward, keeping its tape for `adapt` when the method adapts
@@ -147,7 +152,7 @@ export abstract class Adapter {
    * (the prediction's forward uses the frames before this one; forwards after
    * it, SAR's second or DeYO's shuffled one, also this frame). Inside tf.tidy.
    */
-  protected forwardAt(x: tf.Tensor4D, norm: (name: string) => tf.Tensor, save = false, sameImages?: BackboneTape) {
+  protected forwardAt(x: tf.Tensor4D, norm: ParamLookup, save = false, sameImages?: BackboneTape) {
     const out = this.model.forward(x, norm, save, sameImages);
     return this.recentering ? { ...out, logits: this.recentering.apply(out.logits) } : out;
   }
@@ -247,7 +252,7 @@ export abstract class Adapter {
       if (recovered) this.recover(step);
       const keep = reliable.flatMap((r, i) => (r ? [i] : []));
       const adapting = this.adaptsAfterForward && keep.length > 0 && !immediate && !recovered;
-      if (adapting) this.pending = { step, stats: tf.tidy(() => this.adapt(x, logits!, keep, tape!)) };
+      if (adapting) this.pending = { step, stats: tf.tidy(() => this.adapt!(x, logits!, keep, tape!)) };
       const result: StepResult = { step, batchSize: B, numClasses: C, classes, probabilities, entropies, reliable, adapting };
       if (alongside) result.alongside = host.slice(host.length - alongside.size);
       const update = this.takeUndelivered();
@@ -316,7 +321,7 @@ export abstract class Adapter {
         if (this.adaptsAfterForward && !first.stats) {
           this.warmingUp = true;
           try {
-            parts.push(this.adapt(x, first.logits, [0], first.tape!));
+            parts.push(this.adapt!(x, first.logits, [0], first.tape!));
           } finally {
             this.warmingUp = false;
           }
@@ -369,40 +374,6 @@ export abstract class Adapter {
   }
 
   /**
-   * One gated SGD step on Σ w·E / max(kept, 1) (+ `extra`), the loss of EATA
-   * and DeYO, from the first forward's tape: w are per-sample weights of the
-   * kept samples (0 for those a later filter dropped), E their entropies (the
-   * weights are constants: no gradient flows through them). `extra` gives a
-   * term of θ and its gradient. Nothing changes when no sample is kept or the
-   * loss or gradient is not finite. Returns the stats vector. Inside tf.tidy.
-   */
-  protected weightedEntropyStep(
-    logits: tf.Tensor2D,
-    tape: BackboneTape,
-    keep: number[],
-    weights: tf.Tensor1D,
-    kept: tf.Tensor,
-    extra?: (theta: tf.Tensor1D) => { value: tf.Tensor; grad: tf.Tensor1D },
-  ): tf.Tensor {
-    const anyKept = tf.greater(kept, 0);
-    const w = tf.div(scatterKept(weights, keep, logits.shape[0]), tf.maximum(kept, 1)) as tf.Tensor1D;
-    const entropy = entropyLoss(logits, { weights: w });
-    let loss: tf.Tensor = entropy.loss;
-    let g = this.flatGrad(tape, entropy.dLogits);
-    const theta = this.theta();
-    if (extra) {
-      const e = extra(theta);
-      loss = tf.add(loss, e.value);
-      g = tf.add(g, e.grad) as tf.Tensor1D;
-    }
-    const gradNorm = l2Norm(g);
-    const finite = allFinite(loss, gradNorm);
-    const gate = tf.logicalAnd(finite, anyKept);
-    this.writeParams(this.sgd.step(theta, g, gate));
-    return packStats({ updated: gate, kept, loss: pick(anyKept, loss, tf.scalar(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
-  }
-
-  /**
    * Device-side reset where `when` (boolean scalar) holds, used by SAR's
    * model recovery: returns θ or the source values, zeroes the momentum and
    * clears method state there. Inside tf.tidy.
@@ -421,52 +392,32 @@ export abstract class Adapter {
   private async exportStateNow(): Promise<Uint8Array> {
     this.assertAlive();
     await this.flushNow();
-    const entries: Array<[string, { shape: number[]; values: Float32Array }]> = [];
-    const add = async (key: string, t: tf.Tensor) => entries.push([key, { shape: t.shape, values: (await t.data()) as Float32Array }]);
-    for (const [name, p] of this.params) await add(`param.${name}`, p);
+    // tf.tidy keeps the tensors of an array it returns (not of a Map).
     const momentum = tf.tidy(() => [...this.layout.split(this.sgd.buffer).values()]);
-    for (let i = 0; i < momentum.length; i++) await add(`momentum.${this.layout.names[i]!}`, momentum[i]!);
-    tf.dispose(momentum);
-    for (const [name, t] of this.savedState()) await add(`state.${name}`, t);
-    const meta = { version: 1, method: this.method, steps: this.stepCount, updates: this.updateCount, resets: this.resetCount };
-    return writeSafetensors(entries, { [STATE_KEY]: JSON.stringify(meta) });
+    try {
+      const tensors: Array<[string, tf.Tensor]> = [
+        ...[...this.params].map(([name, p]): [string, tf.Tensor] => [`param.${name}`, p]),
+        ...this.layout.names.map((name, i): [string, tf.Tensor] => [`momentum.${name}`, momentum[i]!]),
+        ...[...this.savedState()].map(([name, t]): [string, tf.Tensor] => [`state.${name}`, t]),
+      ];
+      return await writeState(tensors, this.method, { steps: this.stepCount, updates: this.updateCount, resets: this.resetCount });
+    } finally {
+      tf.dispose(momentum);
+    }
   }
 
-  /** Restores a state written by exportState (same method, same adapted tensors). */
+  /** Restores a state written by exportState (same method, same adapted tensors); a bad one changes nothing. */
   importState(bytes: Uint8Array | ArrayBuffer): void {
     this.assertAlive();
-    let file: ReturnType<typeof readSafetensors>;
-    try {
-      file = readSafetensors(bytes);
-    } catch (e) {
-      if (e instanceof ModelFormatError) throw new StateFormatError(`not a saved adaptation state: ${e.message}`);
-      throw e;
-    }
-    let meta: { version?: number; method?: string; steps?: number; updates?: number; resets?: number };
-    try {
-      meta = JSON.parse(file.metadata[STATE_KEY] ?? 'null') ?? {};
-    } catch {
-      throw new StateFormatError('state metadata is not valid JSON');
-    }
-    if (meta.version !== 1) throw new StateFormatError(`unsupported state version ${String(meta.version)}`);
-    if (meta.method !== this.method) throw new StateFormatError(`state was saved by method ${String(meta.method)}, this adapter runs ${this.method}`);
-    const targets = new Map<string, { shape: number[] }>();
-    for (const [name, p] of this.params) targets.set(`param.${name}`, p);
-    this.layout.names.forEach((name, i) => targets.set(`momentum.${name}`, { shape: this.layout.shapes[i]! }));
-    for (const [name, t] of this.savedState()) targets.set(`state.${name}`, t);
-    // Check everything before assigning anything, so a bad blob changes nothing.
-    for (const [key, v] of targets) {
-      const t = file.tensors.get(key);
-      if (!t) throw new StateFormatError(`state lacks ${key}`);
-      if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
-        throw new StateFormatError(`${key} has shape [${t.shape.join(', ')}], expected [${v.shape.join(', ')}]`);
-      }
-    }
-    for (const key of file.tensors.keys()) if (!targets.has(key)) throw new StateFormatError(`state has unexpected tensor ${key}`);
+    const expected = new Map<string, readonly number[]>();
+    for (const [name, p] of this.params) expected.set(`param.${name}`, p.shape);
+    this.layout.names.forEach((name, i) => expected.set(`momentum.${name}`, this.layout.shapes[i]!));
+    for (const [name, t] of this.savedState()) expected.set(`state.${name}`, t.shape);
+    const { tensors, counters } = readState(bytes, this.method, expected);
     this.pending?.stats.dispose();
     this.pending = null;
     const fromFile = (key: string) => {
-      const t = file.tensors.get(key)!;
+      const t = tensors.get(key)!;
       return tf.tensor(t.values, t.shape);
     };
     tf.tidy(() => {
@@ -475,9 +426,9 @@ export abstract class Adapter {
       this.recentering?.refreshOffset();
       this.sgd.buffer.assign(this.layout.concat(new Map(this.layout.names.map((n) => [n, fromFile(`momentum.${n}`)]))));
     });
-    this.stepCount = meta.steps ?? 0;
-    this.updateCount = meta.updates ?? 0;
-    this.resetCount = meta.resets ?? 0;
+    this.stepCount = counters.steps;
+    this.updateCount = counters.updates;
+    this.resetCount = counters.resets;
   }
 
   /**
@@ -544,49 +495,4 @@ export abstract class Adapter {
     if (input.rank === 4 && input.dtype === 'float32') return input as tf.Tensor4D;
     return tf.tidy(() => tf.reshape(tf.cast(input, 'float32'), [B, H, W, C]) as tf.Tensor4D);
   }
-}
-
-/**
- * The kept samples and what the first forward said about them: inputs,
- * logits, probabilities and entropies. Inside tf.tidy; nothing here is on a
- * gradient tape, so weights computed from it get no gradient.
- */
-export function keptSamples(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]) {
-  const kept = keptRows(logits, keep);
-  const { probabilities, entropies } = softmaxAndEntropy(kept);
-  return { x: keptRows(x, keep), logits: kept, probs: probabilities, entropies };
-}
-
-/** A value per kept sample spread to the whole batch of `batch` rows, 0 for the others. Inside tf.tidy. */
-export function scatterKept(values: tf.Tensor1D, keep: number[], batch: number): tf.Tensor1D {
-  if (keep.length === batch) return values;
-  const at = new Int32Array(batch).fill(keep.length);
-  keep.forEach((row, i) => (at[row] = i));
-  return tf.gather(tf.concat([values, tf.zeros([1])]), tf.tensor1d(at, 'int32')) as tf.Tensor1D;
-}
-
-/** Gathers the kept rows (or returns x itself when every row is kept). Inside tf.tidy. */
-export function keptRows<T extends tf.Tensor>(x: T, keep: number[]): T {
-  return keep.length === x.shape[0] ? x : (tf.gather(x, tf.tensor1d(keep, 'int32')) as T);
-}
-
-/** What the stats vector holds where a field is missing. */
-const STATS_FALLBACK: Record<keyof typeof S, number> = { updated: 0, kept: 0, loss: NaN, lossSecond: NaN, gradNorm: NaN, ema: NaN, reset: 0, nonFinite: 0 };
-const STATS_FIELDS = (Object.keys(S) as Array<keyof typeof S>).sort((a, b) => S[a] - S[b]);
-
-/** Packs device scalars into the stats vector layout of types.ts (missing fields NaN / 0). */
-export function packStats(fields: {
-  updated: tf.Tensor;
-  kept: tf.Tensor;
-  loss: tf.Tensor;
-  lossSecond?: tf.Tensor;
-  gradNorm: tf.Tensor;
-  ema?: tf.Tensor;
-  reset?: tf.Tensor;
-  nonFinite: tf.Tensor;
-}): tf.Tensor {
-  return packScalars(
-    STATS_FIELDS.map((name) => fields[name]),
-    STATS_FIELDS.map((name) => STATS_FALLBACK[name]),
-  );
 }

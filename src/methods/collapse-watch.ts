@@ -1,25 +1,33 @@
-import { METHOD_DEFAULTS } from './defaults';
+import type { Default } from './defaults';
 
-const W = METHOD_DEFAULTS['sar-align'];
+/** The watch's thresholds: our choices, not tuned (sar-align's table in docs/methods.md). */
+export const COLLAPSE_WATCH_DEFAULTS = {
+  oneClassShare: { value: 0.9, from: 'our choice, not tuned (the collapse watch did not fire in the ablation runs)' },
+  highEntropyFraction: { value: 0.8, from: 'our choice, not tuned' },
+  collapseDecay: { value: 0.99, from: 'our choice, not tuned (a horizon of about 100 frames)' },
+  collapseWarmup: { value: 200, from: 'our choice, not tuned' },
+} as const satisfies Record<string, Default>;
+
+const W = COLLAPSE_WATCH_DEFAULTS;
 
 export interface CollapseWatchOptions {
   /**
    * Reset when the moving share of the most-predicted class exceeds this
-   * (default in defaults.ts; 1 turns it off). A label-shifted stream changes its
+   * (default: COLLAPSE_WATCH_DEFAULTS; 1 turns it off). A label-shifted stream changes its
    * majority class every block; a collapsed model keeps one for hundreds of
    * frames.
    */
   oneClassShare?: number;
   /**
    * Reset when the moving mean of the prediction entropy exceeds this
-   * fraction of ln C (default in defaults.ts; 1 turns it off): a model that has
+   * fraction of ln C (default: COLLAPSE_WATCH_DEFAULTS; 1 turns it off): a model that has
    * become unsure of everything passes no reliable filter, so without this
    * it would never update its way out again.
    */
   highEntropyFraction?: number;
-  /** Decay of both moving averages (default in defaults.ts). */
+  /** Decay of both moving averages (default: COLLAPSE_WATCH_DEFAULTS). */
   collapseDecay?: number;
-  /** Frames after a start or reset before either rule may fire (default in defaults.ts). */
+  /** Frames after a start or reset before either rule may fire (default: COLLAPSE_WATCH_DEFAULTS). */
   collapseWarmup?: number;
 }
 

@@ -1,11 +1,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape } from '../model/backbone';
 import { mulberry32 } from '../data/random';
-import { Adapter, keptSamples, type CommonOptions } from './adapter';
-import { entropyBelow } from './filters';
-import { METHOD_DEFAULTS } from './defaults';
+import type { CommonOptions } from './adapter';
+import { entropyBelow, keptSamples } from './filters';
+import { WeightedEntropyAdapter } from './weighted-entropy';
+import { REF, TUNED, TUNING_LRS, type Default } from './defaults';
+import { defineMethod } from './method';
 
-const DEYO = METHOD_DEFAULTS.deyo;
+export const DEYO_DEFAULTS = {
+  lr: { value: 1e-4, from: TUNED },
+  marginFraction: { value: 0.5, from: REF('DeYO: entropy filter 0.5 · ln C') },
+  weightMarginFraction: { value: 0.4, from: REF('DeYO: E0 = 0.4 · ln C in the weight') },
+  plpdThreshold: { value: 0.2, from: REF('DeYO: τ = 0.2 in wild settings') },
+} as const satisfies Record<string, Default>;
+
+const DEYO = DEYO_DEFAULTS;
 
 /** Gives, for each of `count` samples, a permutation p of `patches` grid cells: output cell j shows input cell p[j]. */
 export type PatchPermutation = (count: number, patches: number) => number[][];
@@ -29,7 +38,7 @@ export interface DeyoOptions extends CommonOptions {
  * p(ŷ|x′) with x′ the patch-shuffled input, keep PLPD > τ; loss = mean of
  * E·(exp(E0 − E) + exp(PLPD)) over the kept samples. No SAM, no reset.
  */
-export class DeyoAdapter extends Adapter {
+export class DeyoAdapter extends WeightedEntropyAdapter {
   readonly method = 'deyo';
   readonly margin: number;
   readonly weightMargin: number;
@@ -50,7 +59,7 @@ export class DeyoAdapter extends Adapter {
     return entropyBelow(entropies, this.margin);
   }
 
-  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor {
+  protected override adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor {
     const { x: xs, logits: firstLogits, probs, entropies } = keptSamples(x, logits, keep);
     const predicted = tf.oneHot(tf.argMax(firstLogits, 1), this.numClasses);
 
@@ -68,6 +77,16 @@ export class DeyoAdapter extends Adapter {
     return this.weightedEntropyStep(logits, tape, keep, weights, kept);
   }
 }
+
+export const deyo = defineMethod({
+  name: 'deyo',
+  label: 'DeYO',
+  defaults: DEYO_DEFAULTS,
+  needsSourceStats: false,
+  usesCleanImages: false,
+  create: (model, o: DeyoOptions) => new DeyoAdapter(model, o),
+  searchSpace: TUNING_LRS.map((lr): DeyoOptions => ({ lr })),
+});
 
 /** Uniform random permutations, drawn like the reference (arg-sort of uniform noise). */
 export function randomPermutations(rand: () => number): PatchPermutation {

@@ -1,12 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape } from '../model/backbone';
-import { Adapter, keptSamples, type CommonOptions } from './adapter';
-import { entropyBelow } from './filters';
+import type { CommonOptions } from './adapter';
+import { entropyBelow, keptSamples } from './filters';
+import { WeightedEntropyAdapter } from './weighted-entropy';
 import { MovingAverage } from './moving-average';
 import { FlatLayout } from './flat';
-import { METHOD_DEFAULTS } from './defaults';
+import { REF, TUNED, TUNING_LRS, type Default } from './defaults';
+import { defineMethod } from './method';
+import { selectNormParams } from './params';
 
-const EATA = METHOD_DEFAULTS.eata;
+export const EATA_DEFAULTS = {
+  lr: { value: 1e-4, from: TUNED },
+  marginFraction: { value: 0.4, from: REF('EATA: e_margin = 0.4 · ln C') },
+  dMargin: { value: 0.05, from: `${TUNED}; also the reference's d_margin` },
+  fisherAlpha: { value: 2000, from: REF('EATA: α = 2000') },
+} as const satisfies Record<string, Default>;
+
+const EATA = EATA_DEFAULTS;
 
 export interface EataOptions extends CommonOptions {
   /** e_margin as a fraction of ln C (reference: 0.4). */
@@ -25,7 +35,7 @@ export interface EataOptions extends CommonOptions {
  * entropy weighted by 1/exp(E − e_margin); plus Σ α·F·(θ − θ0)² against
  * forgetting. Backward and step only when some sample survives both filters.
  */
-export class EataAdapter extends Adapter {
+export class EataAdapter extends WeightedEntropyAdapter {
   readonly method = 'eata';
   readonly margin: number;
   readonly dMargin: number;
@@ -56,7 +66,7 @@ export class EataAdapter extends Adapter {
     return entropyBelow(entropies, this.margin);
   }
 
-  protected adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor {
+  protected override adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor {
     const { probs, entropies } = keptSamples(x, logits, keep);
 
     // Redundancy filter, once m exists: |cos(m, p)| < d_margin (cosine as torch: x·y / max(‖x‖‖y‖, 1e-8)).
@@ -150,3 +160,36 @@ export async function estimateFisher(
   sum.dispose();
   return new Map(layout.names.map((name, i) => [name, pieces[i]!]));
 }
+
+export interface EataCreateOptions extends EataOptions {
+  /** Clean in-distribution images to estimate the Fisher from (when `fisher` is not given). */
+  fisherImages?: tf.Tensor4D;
+  /** Images per Fisher batch (default 1: see estimateFisher). */
+  fisherBatchSize?: number;
+}
+
+/** The adapter, with the Fisher estimated from `fisherImages` unless a precomputed `fisher` is given. */
+async function createEata(model: Backbone, options: EataCreateOptions): Promise<EataAdapter> {
+  let fisher = options.fisher;
+  let owned: Map<string, tf.Tensor> | undefined;
+  if (!fisher && options.fisherImages) {
+    const params = selectNormParams(model, { skipLastBlocks: options.skipLastBlocks ?? 0, includeFinalNorm: options.includeFinalNorm ?? true });
+    owned = await estimateFisher(model, params, options.fisherImages, options.fisherBatchSize);
+    fisher = owned;
+  }
+  try {
+    return new EataAdapter(model, { ...options, fisher });
+  } finally {
+    if (owned) for (const t of owned.values()) t.dispose();
+  }
+}
+
+export const eata = defineMethod({
+  name: 'eata',
+  label: 'EATA',
+  defaults: EATA_DEFAULTS,
+  needsSourceStats: false,
+  usesCleanImages: true,
+  create: createEata,
+  searchSpace: TUNING_LRS.flatMap((lr) => [0.05, 0.4].map((dMargin): EataCreateOptions => ({ lr, dMargin }))),
+});

@@ -1,13 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { SourceStats } from '../model/source-stats';
 import { inputAlign, type InputRange } from '../kernels';
-import { METHOD_DEFAULTS } from './defaults';
+import { TUNED, type Default } from './defaults';
+
+/** The input alignment's tail fraction, chosen with sar-align on the extra corruptions. */
+export const INPUT_QUANTILE: Default = { value: 0.05, option: 'inputAlign.quantile', from: TUNED };
 
 export interface InputAlignOptions {
   /**
    * Tail fraction q: an image's pixel mean and standard deviation are kept
    * between the q and 1 − q quantiles of the source images' (default:
-   * METHOD_DEFAULTS['sar-align'].inputQuantile, defaults.ts).
+   * INPUT_QUANTILE, chosen by bench:tune with sar-align).
    */
   quantile?: number;
 }
@@ -34,7 +37,7 @@ export class InputAlignment {
   readonly stdRange: [number, number];
 
   constructor(stats: SourceStats, o: InputAlignOptions = {}) {
-    this.quantile = o.quantile ?? METHOD_DEFAULTS['sar-align'].inputQuantile.value;
+    this.quantile = o.quantile ?? INPUT_QUANTILE.value;
     if (!(this.quantile >= 0 && this.quantile < 0.5)) throw new RangeError(`inputAlign quantile must be in [0, 0.5), got ${this.quantile}`);
     const at = (q: Float32Array, level: number) => q[Math.round(level * 100)]!;
     this.meanRange = [at(stats.inputMeanQuantiles, this.quantile), at(stats.inputMeanQuantiles, 1 - this.quantile)];

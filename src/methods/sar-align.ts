@@ -1,17 +1,27 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone } from '../model/backbone';
-import { SarAdapter, type SarOptions } from './sar';
-import type { MethodName } from './types';
+import { sar, SarAdapter, type SarOptions } from './sar';
 import { meanAlignmentGrad } from './align';
-import { CollapseWatch, type CollapseWatchOptions } from './collapse-watch';
-import { METHOD_DEFAULTS } from './defaults';
+import { COLLAPSE_WATCH_DEFAULTS, CollapseWatch, type CollapseWatchOptions } from './collapse-watch';
+import { TUNED, type Default } from './defaults';
+import { INPUT_QUANTILE } from './input-align';
+import { defineMethod } from './method';
+import { RECENTER_DECAY } from './recenter';
 
-const ALIGN = METHOD_DEFAULTS['sar-align'];
+export const SAR_ALIGN_DEFAULTS = {
+  lr: { value: 1e-3, from: TUNED },
+  alignWeight: { value: 10, from: TUNED },
+  inputQuantile: INPUT_QUANTILE,
+  recenterDecay: RECENTER_DECAY,
+  ...COLLAPSE_WATCH_DEFAULTS,
+} as const satisfies Record<string, Default>;
+
+const ALIGN = SAR_ALIGN_DEFAULTS;
 
 export interface SarAlignOptions extends SarOptions, CollapseWatchOptions {
   /**
    * Weight λ of the feature-alignment term (align.ts) added to both SAR
-   * losses; 0 turns it off. Default: METHOD_DEFAULTS (defaults.ts).
+   * losses; 0 turns it off. Default: SAR_ALIGN_DEFAULTS.
    */
   alignWeight?: number;
 }
@@ -31,7 +41,7 @@ export interface SarAlignOptions extends SarOptions, CollapseWatchOptions {
  * Defaults from `npm run bench:tune` on the extra corruptions (BENCHMARKS.md).
  */
 export class SarAlignAdapter extends SarAdapter {
-  override readonly method: MethodName = 'sar-align';
+  override readonly method: string = 'sar-align';
   readonly alignWeight: number;
   private readonly watch: CollapseWatch;
   /** Σ_d var_src,d: the source feature variance the alignment term is measured in. */
@@ -75,3 +85,20 @@ export class SarAlignAdapter extends SarAdapter {
     this.watch.clear();
   }
 }
+
+export const sarAlign = defineMethod({
+  name: 'sar-align',
+  label: 'SAR + align',
+  defaults: SAR_ALIGN_DEFAULTS,
+  extends: sar,
+  needsSourceStats: true,
+  usesCleanImages: false,
+  create: (model, o: SarAlignOptions) => new SarAlignAdapter(model, o),
+  // SAR's reset threshold stays at its scaled default; the new knobs are lr, the alignment weight and the input
+  // alignment's tail q, and at the middle point the bias-corrected re-centering (recenter.ts).
+  searchSpace: [
+    ...[3e-4, 1e-3, 3e-3].flatMap((lr) => [0, 10].flatMap((alignWeight) => [0.01, 0.02, 0.05].map((quantile): SarAlignOptions => ({ lr, alignWeight, inputAlign: { quantile } })))),
+    { lr: 1e-3, alignWeight: 10, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
+    { lr: 1e-3, alignWeight: 0, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
+  ],
+});

@@ -1,7 +1,9 @@
-import type * as tf from '@tensorflow/tfjs-core';
 import type { Backbone } from '../model/backbone';
 import { Adapter, type CommonOptions } from './adapter';
 import { entropyBelow } from './filters';
+import { defineMethod } from './method';
+
+export type SourceOptions = Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'>;
 
 /**
  * No adaptation: the source model as it was trained (with `recenter`, its
@@ -10,17 +12,23 @@ import { entropyBelow } from './filters';
  */
 export class SourceAdapter extends Adapter {
   readonly method = 'source';
-  protected override readonly adaptsAfterForward = false;
+  readonly margin = 0.4 * this.lnC;
 
-  constructor(model: Backbone, opts: Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'> = {}) {
+  constructor(model: Backbone, opts: SourceOptions = {}) {
     super(model, { skipLastBlocks: model.normUnits, includeFinalNorm: false }, 0, 0.9, opts);
   }
 
   protected firstFilter(entropies: Float32Array): boolean[] {
-    return entropyBelow(entropies, 0.4 * this.lnC);
-  }
-
-  protected override adapt(): tf.Tensor {
-    throw new Error('source never adapts');
+    return entropyBelow(entropies, this.margin);
   }
 }
+
+export const source = defineMethod({
+  name: 'source',
+  label: 'no adaptation',
+  defaults: {},
+  needsSourceStats: false,
+  usesCleanImages: false,
+  create: (model, o: SourceOptions) => new SourceAdapter(model, o),
+  searchSpace: [],
+});

@@ -1,8 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone } from '../model/backbone';
 import { allFinite, entropyLoss, l2Norm } from '../kernels';
-import { Adapter, packStats, type CommonOptions } from './adapter';
-import { METHOD_DEFAULTS } from './defaults';
+import { Adapter, type CommonOptions } from './adapter';
+import { packStats } from './stats';
+import { TUNED, TUNING_LRS, type Default } from './defaults';
+import { defineMethod } from './method';
+
+export const TENT_DEFAULTS = {
+  lr: { value: 1e-4, from: TUNED },
+} as const satisfies Record<string, Default>;
 
 /**
  * Tent (Wang et al., ICLR 2021): one forward, loss = mean entropy of the
@@ -20,13 +26,15 @@ export interface TentOptions extends CommonOptions {
 
 export class TentAdapter extends Adapter {
   readonly method = 'tent';
+  /** Tent has no filter: SAR's E0, for comparison. */
+  readonly margin = 0.4 * this.lnC;
   readonly clipNorm: number;
 
   constructor(model: Backbone, opts: TentOptions = {}) {
     super(
       model,
       { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true },
-      opts.lr ?? METHOD_DEFAULTS.tent.lr.value,
+      opts.lr ?? TENT_DEFAULTS.lr.value,
       opts.momentum,
       opts,
     );
@@ -49,8 +57,14 @@ export class TentAdapter extends Adapter {
     const stats = packStats({ updated: finite, kept: tf.scalar(x.shape[0]), loss, gradNorm, nonFinite: tf.logicalNot(finite) });
     return { logits, stats };
   }
-
-  protected adapt(): tf.Tensor {
-    throw new Error('Tent updates in firstForward');
-  }
 }
+
+export const tent = defineMethod({
+  name: 'tent',
+  label: 'Tent',
+  defaults: TENT_DEFAULTS,
+  needsSourceStats: false,
+  usesCleanImages: false,
+  create: (model, o: TentOptions) => new TentAdapter(model, o),
+  searchSpace: TUNING_LRS.map((lr): TentOptions => ({ lr })),
+});

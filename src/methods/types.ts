@@ -1,5 +1,3 @@
-export type MethodName = 'sar' | 'sar-align' | 'tent' | 'eata' | 'deyo' | 'source';
-
 /** What happened to the model because of one step's samples. */
 export interface UpdateReport {
   /** The step whose samples drove this update. */
@@ -46,23 +44,4 @@ export interface StepResult {
    * is reported with its own step.
    */
   update?: UpdateReport;
-}
-
-export const STATS_LENGTH = 8;
-/** Index of each field in the device-side stats vector. */
-export const S = { updated: 0, kept: 1, loss: 2, lossSecond: 3, gradNorm: 4, ema: 5, reset: 6, nonFinite: 7 } as const;
-
-export function decodeStats(step: number, v: ArrayLike<number>, offset = 0): UpdateReport {
-  const at = (i: number) => v[offset + i]!;
-  return {
-    step,
-    updated: at(S.updated) > 0.5,
-    kept: Math.round(at(S.kept)),
-    loss: at(S.loss),
-    lossSecond: at(S.lossSecond),
-    gradNorm: at(S.gradNorm),
-    ema: at(S.ema),
-    reset: at(S.reset) > 0.5,
-    nonFinite: at(S.nonFinite) > 0.5,
-  };
 }

@@ -3,7 +3,8 @@
 // and the same types serve an engine on the page's own thread.
 import type { BackendChoice, BackendReport } from './backend';
 import type { PixelFrame } from './preprocess';
-import type { MethodName, UpdateReport } from '../methods/types';
+import type { UpdateReport } from '../methods/types';
+import type { MethodName } from '../methods/registry';
 import type { CorruptionRegime } from '../data/corruptions/regime';
 
 export type ModelSource =

@@ -25,7 +25,7 @@ import { ModelFormatError } from '../model/errors';
 import { InvalidInputError } from '../methods/errors';
 import type { Backbone } from '../model/backbone';
 import { ViT } from '../model/vit';
-import { createAdapter, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
+import { createAdapter, methodSpec, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
 import { streamBackbone } from './stream-weights';
 import {
   computeSourceStats,
@@ -228,9 +228,11 @@ export class Engine {
   async setMethod(m: MethodConfig): Promise<MethodInfo> {
     const model = this.requireModel();
     // Checked before the running method is let go, so asking for one the model cannot run changes nothing.
-    if (!this.sourceStats && (m.method === 'sar-align' || m.options?.recenter || m.options?.inputAlign)) {
+    const spec = methodSpec(m.method);
+    const needs = spec.needsSourceStats ? m.method : m.options?.recenter ? 'recenter' : m.options?.inputAlign ? 'inputAlign' : undefined;
+    if (!this.sourceStats && needs) {
       throw new ModelFormatError(
-        `${m.method === 'sar-align' ? 'sar-align' : m.options?.recenter ? 'recenter' : 'inputAlign'} needs the model's source statistics, and ${this.modelName || 'this model'} has none: put ${SOURCE_STATS_FILE} beside model.safetensors (npm run source-stats) or call computeSourceStats with clean images`,
+        `${needs} needs the model's source statistics, and ${this.modelName || 'this model'} has none: put ${SOURCE_STATS_FILE} beside model.safetensors (npm run source-stats) or call computeSourceStats with clean images`,
       );
     }
     // A method that cannot be made (an option out of range) must not cost the one running: keep its adapted
@@ -264,7 +266,7 @@ export class Engine {
       ...(this.sourceStats ? { sourceStats: this.sourceStats } : {}),
     } as AdapterOptions;
     let fisherImages: tf.Tensor4D | undefined;
-    if (m.method === 'eata' && m.fisherImages && m.fisherImages.count > 0) {
+    if (methodSpec(m.method).usesCleanImages && m.fisherImages && m.fisherImages.count > 0) {
       const { imageSize: s, inChannels: ch } = model.config;
       const { pixels, count } = m.fisherImages;
       if (pixels.length !== count * s * s * ch)
@@ -284,13 +286,12 @@ export class Engine {
     adapter.onUpdate = (r) => this.reports.push(r);
     this.adapter = adapter;
     this.methodConfig = m;
-    const margin = (adapter as unknown as { margin?: number }).margin;
     this.methodInfo = {
       method: m.method,
       lr: adapter.lr,
-      margin: typeof margin === 'number' ? margin : 0.4 * adapter.lnC,
+      margin: adapter.margin,
       maxEntropy: adapter.lnC,
-      ...(m.method === 'eata' ? { fisher: (m.fisherImages?.count ?? 0) > 0 } : {}),
+      ...(methodSpec(m.method).usesCleanImages ? { fisher: (m.fisherImages?.count ?? 0) > 0 } : {}),
     };
   }
 
