@@ -464,7 +464,9 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
     const fallback = (wanted.extends?.name ?? 'source') as MethodName;
     config.method = fallback;
     $<HTMLSelectElement>('method').value = fallback;
-    say(`${wanted.label} needs the model's source statistics (source-stats.safetensors beside the weights); this model has none, so ${methodLabel(fallback)} runs.`);
+    say(
+      `${wanted.label} needs the model's source statistics (source-stats.safetensors beside the weights); this model has none, so ${methodLabel(fallback)} runs.`,
+    );
   }
   const spec = METHODS[config.method];
   const tuned = tunedOptions(config.method);
@@ -476,7 +478,8 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
   if (mine !== session) return;
   $<HTMLInputElement>('lr').value = String(methodInfo.lr);
   $<HTMLInputElement>('lr').disabled = !('lr' in spec.defaults);
-  if (spec.usesCleanImages && !methodInfo.fisher) say(`${spec.label} runs without its anti-forgetting (Fisher) term: there are no clean images for this model.`);
+  if (spec.usesCleanImages && !methodInfo.fisher)
+    say(`${spec.label} runs without its anti-forgetting (Fisher) term: there are no clean images for this model.`);
   resetView();
   done = false;
   setState(paused ? 'paused' : 'running');

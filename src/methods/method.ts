@@ -44,6 +44,7 @@ export function checkNumberOptions(spec: MethodSpec, options: object): void {
   const given = options as Record<string, unknown>;
   for (const key of keys) {
     const v = given[key];
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v))) throw new RangeError(`${spec.name}: option ${key} must be a finite number, got ${JSON.stringify(v) ?? String(v)}`);
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v)))
+      throw new RangeError(`${spec.name}: option ${key} must be a finite number, got ${JSON.stringify(v) ?? String(v)}`);
   }
 }

@@ -97,7 +97,9 @@ export const sarAlign = defineMethod({
   // SAR's reset threshold stays at its scaled default; the new knobs are lr, the alignment weight and the input
   // alignment's tail q, and at the middle point the bias-corrected re-centering (recenter.ts).
   searchSpace: [
-    ...[3e-4, 1e-3, 3e-3].flatMap((lr) => [0, 10].flatMap((alignWeight) => [0.01, 0.02, 0.05].map((quantile): SarAlignOptions => ({ lr, alignWeight, inputAlign: { quantile } })))),
+    ...[3e-4, 1e-3, 3e-3].flatMap((lr) =>
+      [0, 10].flatMap((alignWeight) => [0.01, 0.02, 0.05].map((quantile): SarAlignOptions => ({ lr, alignWeight, inputAlign: { quantile } }))),
+    ),
     { lr: 1e-3, alignWeight: 10, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
     { lr: 1e-3, alignWeight: 0, inputAlign: { quantile: 0.02 }, recenter: { biasCorrected: true } },
   ],

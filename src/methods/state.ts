@@ -29,7 +29,11 @@ export async function writeState(tensors: Iterable<readonly [string, tf.Tensor]>
  * other key. Throws StateFormatError naming what is wrong, before the
  * caller changes anything.
  */
-export function readState(bytes: Uint8Array | ArrayBuffer, method: string, expected: ReadonlyMap<string, readonly number[]>): { tensors: Map<string, DecodedTensor>; counters: StateCounters } {
+export function readState(
+  bytes: Uint8Array | ArrayBuffer,
+  method: string,
+  expected: ReadonlyMap<string, readonly number[]>,
+): { tensors: Map<string, DecodedTensor>; counters: StateCounters } {
   let file: ReturnType<typeof readSafetensors>;
   try {
     file = readSafetensors(bytes);

@@ -13,6 +13,7 @@ import type {
   FrameRecords,
   FrameResult,
   InitOptions,
+  MethodCard,
   MethodConfig,
   MethodInfo,
   ModelInfo,
@@ -62,6 +63,10 @@ export class EngineConnection {
 
   init(o: InitOptions): Promise<BackendReport> {
     return this.call('init', o);
+  }
+
+  methods(): Promise<MethodCard[]> {
+    return this.call('methods', undefined);
   }
 
   /** Bytes sources are transferred: the caller's ArrayBuffer is detached afterwards. */

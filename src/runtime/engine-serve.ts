@@ -26,6 +26,7 @@ export function serveEngine(post: (msg: EngineResponse, transfer: Transferable[]
   });
   const handlers: Handler = {
     init: (o) => engine.init({ ...o, ...(o.wasmPaths === undefined && options.wasmPaths !== undefined ? { wasmPaths: options.wasmPaths } : {}) }),
+    methods: () => engine.methods(),
     loadModel: (s) => engine.loadModel(s),
     setMethod: (m) => engine.setMethod(m),
     setLr: (lr) => engine.setLr(lr),

@@ -60,6 +60,20 @@ export interface MethodConfig {
   fisherImages?: { pixels: Float32Array; count: number };
 }
 
+/** What a page needs to offer a method: its registry entry without its code (a page need not load tfjs for it). */
+export interface MethodCard {
+  name: MethodName;
+  label: string;
+  /** Its default learning rate; null: it does not learn. */
+  lr: number | null;
+  /** Whether it needs the model's source statistics. */
+  needsSourceStats: boolean;
+  /** Whether clean images (fisherImages) improve it. */
+  usesCleanImages: boolean;
+  /** The method it extends (what to run instead on a model that lacks what this one needs), or null. */
+  extends: MethodName | null;
+}
+
 export interface MethodInfo {
   method: MethodName;
   lr: number;
@@ -192,6 +206,8 @@ export type EngineEvent =
 /** Every operation: its argument and its result. */
 export interface EngineOps {
   init: { args: InitOptions; result: BackendReport };
+  /** The methods this engine runs, in the registry's order. */
+  methods: { args: undefined; result: MethodCard[] };
   loadModel: { args: ModelSource; result: ModelInfo };
   setMethod: { args: MethodConfig; result: MethodInfo };
   setLr: { args: number; result: number };

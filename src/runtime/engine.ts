@@ -15,6 +15,7 @@ import type {
   FrameResult,
   InitOptions,
   MethodConfig,
+  MethodCard,
   MethodInfo,
   ModelInfo,
   ModelSource,
@@ -25,7 +26,7 @@ import { ModelFormatError } from '../model/errors';
 import { InvalidInputError } from '../methods/errors';
 import type { Backbone } from '../model/backbone';
 import { ViT } from '../model/vit';
-import { createAdapter, methodSpec, type Adapter, type AdapterOptions, type UpdateReport } from '../methods';
+import { createAdapter, METHODS, methodSpec, type Adapter, type AdapterOptions, type MethodName, type UpdateReport } from '../methods';
 import { streamBackbone } from './stream-weights';
 import {
   computeSourceStats,
@@ -139,6 +140,21 @@ export class Engine {
   async whenReady(): Promise<void> {
     if (this.recovery) await this.recovery.catch(() => undefined);
     if (this.broken) throw this.broken;
+  }
+
+  /** The methods it runs (the registry's entries, as a page offers them). */
+  methods(): MethodCard[] {
+    return Object.values(METHODS).map((m) => {
+      const lr = (m.defaults as { lr?: { value: number } }).lr;
+      return {
+        name: m.name,
+        label: m.label,
+        lr: lr ? lr.value : null,
+        needsSourceStats: m.needsSourceStats,
+        usesCleanImages: m.usesCleanImages,
+        extends: (m.extends?.name as MethodName | undefined) ?? null,
+      };
+    });
   }
 
   async loadModel(source: ModelSource): Promise<ModelInfo> {
