@@ -9,7 +9,8 @@ import { randomViTTensors, tinyConfig } from '../src/model/random-vit';
 import { fetchLabeledImages } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { createAdapter, type Adapter } from '../src/methods';
-import { readSourceStats, sourceStatsUrl } from '../src/model/source-stats';
+import { readSourceStats } from '../src/model/source-stats';
+import { modelFiles } from '../src/model/files';
 import { framePath } from './frame-path-page';
 
 export interface StepCostOptions {
@@ -129,7 +130,7 @@ async function stepCost(o: StepCostOptions): Promise<StepCost> {
   const reliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 100, resetThreshold: 0 });
   const unreliable = await createAdapter(model, { method: 'sar', lr: 1e-4, marginFraction: 0 });
   // sar-align's extra work (input alignment, re-centering, the alignment term, the collapse watch), timed beside SAR's.
-  const statsResponse = await fetch(sourceStatsUrl(o.modelUrl));
+  const statsResponse = await fetch(modelFiles(o.modelUrl).sourceStats);
   const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model) : undefined;
   const aligned = sourceStats
     ? [

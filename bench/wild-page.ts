@@ -7,7 +7,8 @@ import { fetchLabeledImages, type LabeledImages } from '../src/data/idx';
 import { labelShiftStream, mixedStream, perCorruptionStream, splitPools, type Stream } from '../src/data/streams';
 import { corrupt } from '../src/data/corruptions';
 import type { CorruptionRegime } from '../src/data/corruptions/regime';
-import { readSourceStats, sourceStatsUrl, type SourceStats } from '../src/model/source-stats';
+import { readSourceStats, type SourceStats } from '../src/model/source-stats';
+import { modelFiles } from '../src/model/files';
 import type { AdapterOptions } from '../src/methods';
 import { runStream, type StreamScore } from './run-stream';
 
@@ -41,7 +42,7 @@ async function prepare(run: WildRun) {
   const model = await loadBackbone(run.modelUrl);
   const data = await fetchLabeledImages(run.dataUrl);
   // The model's source statistics, beside its weights, for the methods that re-centre or align.
-  const statsResponse = await fetch(sourceStatsUrl(run.modelUrl));
+  const statsResponse = await fetch(modelFiles(run.modelUrl).sourceStats);
   const sourceStats = statsResponse.ok ? readSourceStats(new Uint8Array(await statsResponse.arrayBuffer()), model) : undefined;
   loaded = { key, model, data, backend: report.backend, sourceStats };
   return loaded;

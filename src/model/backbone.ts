@@ -40,6 +40,8 @@ export interface BackboneConfig {
   inChannels: number;
   numClasses: number;
   classNames: string[];
+  /** The side of a ViT's patches; absent for a family without them. */
+  patchSize?: number;
 }
 
 export interface Backbone {

@@ -368,7 +368,8 @@ test('loadViT from a Blob and from an ArrayBuffer, with progress', async () => {
   assert.deepEqual(headBias(fromBytes), TINY_HEAD_BIAS);
   fromBytes.dispose();
 
-  await rejectsFormat(loadViT(new Blob([bytes.subarray(0, 100)])), /header length \d+ runs past the end/);
+  // A Blob is streamed: the file ends inside its header.
+  await rejectsFormat(loadViT(new Blob([bytes.subarray(0, 100)])), /ended after 100 bytes, inside the safetensors header/);
 });
 
 test('loadViT from a folder URL reads model.safetensors and config.json, streaming with progress', async () => {

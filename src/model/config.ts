@@ -1,4 +1,6 @@
-import { ModelFormatError } from './errors';
+import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf, type ShapeTable } from './config-json';
+
+export type { ShapeTable };
 
 /** Everything the forward pass needs to know about a ViT, beyond its weights. */
 export interface ViTConfig {
@@ -19,44 +21,7 @@ export interface ViTConfig {
   classNames: string[];
 }
 
-/** Tensor shapes by timm name, as read from a safetensors header. */
-export type ShapeTable = ReadonlyMap<string, readonly number[]>;
-
 const TIMM_HEADS: Record<string, number> = { tiny: 3, small: 6, base: 12, large: 16, huge: 16 };
-
-const fail = (message: string, tensor?: string): never => {
-  throw new ModelFormatError(message, tensor);
-};
-
-/**
- * The shape of a tensor the config is read from: it must have `rank` dimensions,
- * none of them 0 (a zero-size tensor holds no bytes, so its other dimensions
- * would be unchecked by the file size, and no ViT has an empty weight).
- */
-function shapeOf(shapes: ShapeTable, name: string, rank: number): readonly number[] {
-  const s = shapes.get(name);
-  if (s === undefined) return fail('tensor missing from the weights file', name);
-  if (s.length !== rank || s.some((d) => d === 0)) {
-    fail(`expected ${rank} non-zero dimensions, got [${s.join(', ')}]`, name);
-  }
-  return s;
-}
-
-function numberList(v: unknown, what: string): number[] | undefined {
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    return fail(`config ${what} must be a list of numbers, got ${JSON.stringify(v)}`);
-  }
-  return v as number[];
-}
-
-function positiveInt(v: unknown, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-    return fail(`config ${what} must be a positive integer, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
 
 /**
  * Builds the ViT config from the tensor shapes and an optional config.json.
@@ -69,9 +34,8 @@ function positiveInt(v: unknown, what: string): number | undefined {
  * to width / 64, timm's head size for every standard ViT/DeiT.
  */
 export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTConfig {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) return fail('config.json is not an object');
-  const c = json as Record<string, unknown>;
-  const pretrained = (typeof c.pretrained_cfg === 'object' && c.pretrained_cfg !== null ? c.pretrained_cfg : {}) as Record<string, unknown>;
+  const c = configObject(json);
+  const pretrained = pretrainedCfg(c);
 
   const patchShape = shapeOf(shapes, 'patch_embed.proj.weight', 4);
   if (patchShape[2] !== patchShape[3]) {
@@ -110,8 +74,6 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   const poolSetting = c.global_pool ?? (shapes.has('fc_norm.weight') ? 'avg' : 'token');
   if (poolSetting !== 'token' && poolSetting !== 'avg') fail(`config global_pool must be "token" or "avg", got ${JSON.stringify(poolSetting)}`);
   const globalPool = poolSetting as 'token' | 'avg';
-  const mean = numberList(c.mean, 'mean') ?? numberList(pretrained.mean, 'pretrained_cfg.mean') ?? [0.5];
-  const std = numberList(c.std, 'std') ?? numberList(pretrained.std, 'pretrained_cfg.std') ?? [0.5];
   const numClasses = positiveInt(c.num_classes, 'num_classes') ?? head[0]!;
   // Sizes the config gives that the weights also fix must agree before anything is
   // sized from them (a corrupt config could otherwise ask for a billion class names).
@@ -125,11 +87,8 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   if (typeof normEps !== 'number' || !(normEps >= 0) || !Number.isFinite(normEps)) {
     fail(`config norm_eps must be a non-negative number, got ${JSON.stringify(c.norm_eps)}`);
   }
-  const names = c.class_names ?? c.label_names;
-  if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
-    fail('config class_names must be a list of strings');
-  }
-  const classNames = (names as string[] | undefined) ?? Array.from({ length: numClasses }, (_, i) => `class ${i}`);
+  const classNames = classNamesOf(c, numClasses);
+  const { mean, std } = inputNormalization(c, inChannels);
 
   const cfg: ViTConfig = {
     imageSize,
@@ -142,8 +101,8 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
     numClasses,
     normEps: normEps as number,
     pool: globalPool,
-    mean: mean.length === 1 ? Array(inChannels).fill(mean[0]) : mean,
-    std: std.length === 1 ? Array(inChannels).fill(std[0]) : std,
+    mean,
+    std,
     classNames,
   };
   checkConfig(cfg);
@@ -153,13 +112,6 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
 function checkConfig(cfg: ViTConfig): void {
   if (cfg.imageSize % cfg.patchSize !== 0) fail(`image_size ${cfg.imageSize} is not a multiple of patch_size ${cfg.patchSize}`);
   if (cfg.width % cfg.heads !== 0) fail(`embed_dim ${cfg.width} is not divisible by num_heads ${cfg.heads}`);
-  if (cfg.mean.length !== cfg.inChannels || cfg.std.length !== cfg.inChannels) {
-    fail(`mean/std need ${cfg.inChannels} values (one per channel)`);
-  }
-  if (cfg.std.some((s) => s === 0)) fail('std must not contain 0');
-  if (cfg.classNames.length !== cfg.numClasses) {
-    fail(`class_names has ${cfg.classNames.length} names for ${cfg.numClasses} classes`);
-  }
 }
 
 /** The name and shape of every tensor a ViT with this config must have, in forward order. */

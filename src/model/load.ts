@@ -1,20 +1,22 @@
-import { resolveViTConfig, type ViTConfig } from './config';
+// Loading a model: from a URL or a Blob (streamed, safetensors-stream.ts) or
+// from bytes in memory, into whichever family its tensors are
+// (families.ts), with the config from, in order: the caller's, config.json
+// beside a URL model, the file's own metadata, and the tensor shapes.
+import { familyOf } from './families';
 import { ModelFormatError } from './errors';
+import { modelFiles } from './files';
 import { readSafetensors, type DecodedTensor } from './safetensors';
-import { ViT, type ViTOptions } from './vit';
+import { streamSafetensors, type LoadProgress } from './safetensors-stream';
+import { ViT, vitFamily, type ViTOptions } from './vit';
+import { resolveViTConfig } from './config';
 import type { Backbone } from './backbone';
-import { looksLikeResNet, resolveResNetGnConfig, ResNetGN } from './resnet-gn';
+
+export type { LoadProgress };
 
 export type WeightsSource = string | URL | Blob | ArrayBuffer | Uint8Array;
 
-export interface LoadProgress {
-  loadedBytes: number;
-  /** Total bytes when the server says (content-length); otherwise undefined. */
-  totalBytes: number | undefined;
-}
-
-export interface LoadViTOptions extends ViTOptions {
-  /** A config object (ours or timm's) overriding any config.json or file metadata. */
+export interface LoadOptions {
+  /** A config object (ours, timm's or Hugging Face's) overriding any config.json or file metadata. */
   config?: unknown;
   onProgress?: (p: LoadProgress) => void;
   /** fetch to use (tests, auth); defaults to the global fetch. */
@@ -25,91 +27,72 @@ export interface LoadViTOptions extends ViTOptions {
 export const CONFIG_METADATA_KEY = 'wildtta.config';
 
 /**
- * Loads a ViT from timm-layout safetensors.
- *
- * `source` is a folder URL (ending in '/': reads model.safetensors and
- * config.json inside it), a URL of a .safetensors file (config.json beside it
- * is read if present), a File/Blob, or the file's bytes. The config comes from,
- * in order: `options.config`, config.json, the file's own metadata, and the
- * tensor shapes (see resolveViTConfig).
+ * A model of any family the loader knows. `source`: a folder URL (ending in
+ * '/': model.safetensors and config.json inside), the URL of a
+ * .safetensors file (config.json beside it is read if present), a
+ * File/Blob, or the file's bytes. URLs and Blobs are streamed into the
+ * model's tensors.
  */
-export async function loadViT(source: WeightsSource, options: LoadViTOptions = {}): Promise<ViT> {
-  const { bytes, configJson } = await readModelSource(source, options);
-  return vitFromSafetensors(bytes, configJson);
+export async function loadBackbone(source: WeightsSource, options: LoadOptions = {}): Promise<Backbone> {
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+    const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
+    // In memory already: a single report, so progress UIs complete either way.
+    options.onProgress?.({ loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
+    return backboneFromSafetensors(bytes, options.config);
+  }
+  if (source instanceof Blob) {
+    const { tensors, metadata } = await streamSafetensors({ blob: source }, options.onProgress);
+    return backboneFromTensors(tensors, metadata, options.config);
+  }
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const files = modelFiles(source);
+  const [file, config] = await Promise.all([
+    streamSafetensors({ url: files.weights, doFetch }, options.onProgress),
+    options.config === undefined ? fetchOptionalJson(doFetch, files.config) : Promise.resolve(options.config),
+  ]);
+  return backboneFromTensors(file.tensors, file.metadata, config);
 }
 
-/** Bytes in memory as any family's model (a ViT, or a GroupNorm ResNet: see backboneFromTensors). */
+/** loadBackbone for a ViT (a ModelFormatError for any other family). */
+export async function loadViT(source: WeightsSource, options: LoadOptions = {}): Promise<ViT> {
+  return asViT(await loadBackbone(source, options));
+}
+
+/** Bytes in memory as a model of whichever family its tensors are. */
 export function backboneFromSafetensors(bytes: Uint8Array, configJson?: unknown): Backbone {
   const { tensors, metadata } = readSafetensors(bytes);
   return backboneFromTensors(tensors, metadata, configJson);
 }
 
-/** Like loadViT, for any family the loader knows. */
-export async function loadBackbone(source: WeightsSource, options: LoadViTOptions = {}): Promise<Backbone> {
-  const { bytes, configJson } = await readModelSource(source, options);
-  return backboneFromSafetensors(bytes, configJson);
-}
-
-/** The weights' bytes and the config (options.config, else config.json beside a URL model). */
-async function readModelSource(source: WeightsSource, options: LoadViTOptions): Promise<{ bytes: Uint8Array; configJson: unknown }> {
-  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-  let bytes: Uint8Array;
-  let configJson: unknown = options.config;
-  if (typeof source === 'string' || source instanceof URL) {
-    const text = source.toString();
-    const weightsUrl = text.endsWith('.safetensors') ? text : `${text.replace(/\/?$/, '/')}model.safetensors`;
-    const configUrl = weightsUrl.replace(/[^/]*$/, 'config.json');
-    const [weights, config] = await Promise.all([
-      fetchBytes(doFetch, weightsUrl, options.onProgress),
-      configJson === undefined ? fetchOptionalJson(doFetch, configUrl) : Promise.resolve(configJson),
-    ]);
-    bytes = weights;
-    configJson = config;
-  } else {
-    if (source instanceof Uint8Array) bytes = source;
-    else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source);
-    else bytes = new Uint8Array(await source.arrayBuffer());
-    // In memory already (or read in one go): a single report, so progress UIs complete either way.
-    options.onProgress?.({ loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
-  }
-  return { bytes, configJson };
-}
-
-/** Builds a ViT from safetensors bytes and an optional config object. */
-export function vitFromSafetensors(bytes: Uint8Array, configJson?: unknown, options: ViTOptions = {}): ViT {
-  const { tensors, metadata } = readSafetensors(bytes);
-  return vitFromTensors(tensors, metadata, configJson, options);
-}
-
 /**
- * Builds a ViT from decoded tensors: the config is `configJson` if given,
- * else the file's own (metadata["wildtta.config"]), else what the tensor
- * shapes say (see resolveViTConfig).
- */
-export function vitFromTensors(
-  tensors: ReadonlyMap<string, DecodedTensor>,
-  metadata: Readonly<Record<string, string>>,
-  configJson?: unknown,
-  options: ViTOptions = {},
-): ViT {
-  const config = configJson ?? embeddedConfig(metadata);
-  const shapes = new Map([...tensors].map(([k, v]) => [k, v.shape] as const));
-  const cfg: ViTConfig = resolveViTConfig(shapes, config ?? {});
-  checkFinite(tensors);
-  return new ViT(cfg, tensors, options);
-}
-
-/**
- * A model of whichever family the tensors are: a timm ResNet (conv1, layer1…,
- * fc) becomes a GroupNorm ResNet (resnet-gn.ts), anything else is read as a
- * ViT (with the ViT's errors when it is not one either).
+ * Decoded tensors as a model of the family that claims them (families.ts):
+ * the config is `configJson` if given, else the file's own
+ * (metadata["wildtta.config"]), else what the shapes say. Every weight must
+ * be finite.
  */
 export function backboneFromTensors(tensors: ReadonlyMap<string, DecodedTensor>, metadata: Readonly<Record<string, string>>, configJson?: unknown): Backbone {
-  if (!looksLikeResNet(tensors.keys())) return vitFromTensors(tensors, metadata, configJson);
-  const cfg = resolveResNetGnConfig(new Map([...tensors].map(([k, v]) => [k, v.shape] as const)), configJson ?? embeddedConfig(metadata) ?? {});
+  const family = familyOf(new Set(tensors.keys()));
+  const config = family.config(shapesOf(tensors), configJson ?? embeddedConfig(metadata) ?? {});
   checkFinite(tensors);
-  return new ResNetGN(cfg, tensors);
+  return family.build(config, tensors);
 }
+
+/** A ViT from safetensors bytes; `options.trainable: 'all'` makes every weight a variable (training). */
+export function vitFromSafetensors(bytes: Uint8Array, configJson?: unknown, options: ViTOptions = {}): ViT {
+  const { tensors, metadata } = readSafetensors(bytes);
+  if (options.trainable !== 'all') return asViT(backboneFromTensors(tensors, metadata, configJson));
+  const config = resolveViTConfig(shapesOf(tensors), configJson ?? embeddedConfig(metadata) ?? {});
+  checkFinite(tensors);
+  return new ViT(config, tensors, options);
+}
+
+function asViT(model: Backbone): ViT {
+  if (model.family === vitFamily.name) return model as ViT;
+  model.dispose();
+  throw new ModelFormatError(`expected a ViT, the file is a ${model.family} model`);
+}
+
+const shapesOf = (tensors: ReadonlyMap<string, DecodedTensor>) => new Map([...tensors].map(([k, v]) => [k, v.shape] as const));
 
 function embeddedConfig(metadata: Readonly<Record<string, string>>): unknown {
   const text = metadata[CONFIG_METADATA_KEY];
@@ -125,39 +108,8 @@ function embeddedConfig(metadata: Readonly<Record<string, string>>): unknown {
 function checkFinite(tensors: ReadonlyMap<string, DecodedTensor>): void {
   for (const [name, t] of tensors) {
     const v = t.values;
-    for (let i = 0; i < v.length; i++)
-      if (!Number.isFinite(v[i]!)) throw new ModelFormatError(`value ${i} is ${v[i]}: every weight must be a finite number`, name);
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) throw new ModelFormatError(`value ${i} is ${v[i]}: every weight must be a finite number`, name);
   }
-}
-
-async function fetchBytes(doFetch: typeof fetch, url: string, onProgress?: (p: LoadProgress) => void): Promise<Uint8Array> {
-  const res = await doFetch(url);
-  if (!res.ok) throw new ModelFormatError(`could not fetch ${url}: HTTP ${res.status}`);
-  // A missing or malformed content-length (negative, fractional, not a number) is ignored, not trusted.
-  const announced = Number(res.headers.get('content-length') ?? NaN);
-  const total = Number.isSafeInteger(announced) && announced >= 0 ? announced : undefined;
-  if (res.body === null) {
-    const buf = new Uint8Array(await res.arrayBuffer());
-    onProgress?.({ loadedBytes: buf.byteLength, totalBytes: total });
-    return buf;
-  }
-  // Stream into one buffer of the announced size so a large model is not held twice.
-  const reader = res.body.getReader();
-  let out = new Uint8Array(total ?? 1 << 20);
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (loaded + value.byteLength > out.byteLength) {
-      const grown = new Uint8Array(Math.max(out.byteLength * 2, loaded + value.byteLength));
-      grown.set(out.subarray(0, loaded));
-      out = grown;
-    }
-    out.set(value, loaded);
-    loaded += value.byteLength;
-    onProgress?.({ loadedBytes: loaded, totalBytes: total });
-  }
-  return loaded === out.byteLength ? out : out.subarray(0, loaded);
 }
 
 /** A config.json beside the weights: undefined when there is none (404 or no connection). */

@@ -17,7 +17,8 @@ import {
   type ParamLookup,
   type NormSelection,
 } from './backbone';
-import { ModelFormatError } from './errors';
+import { defineFamily } from './family';
+import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
 
 export interface ResNetGnConfig extends BackboneConfig {
@@ -35,30 +36,7 @@ export interface ResNetGnConfig extends BackboneConfig {
   std: number[];
 }
 
-const fail = (message: string, tensor?: string): never => {
-  throw new ModelFormatError(message, tensor);
-};
-
-/** True for the tensors of a timm ResNet (so the loader can tell the family). */
-export function looksLikeResNet(names: Iterable<string>): boolean {
-  const set = new Set(names);
-  return set.has('conv1.weight') && set.has('layer1.0.conv1.weight') && set.has('fc.weight');
-}
-
 const isNorm = (name: string) => /(^|\.)(bn\d|downsample\.1)\.(weight|bias)$/.test(name);
-
-function positiveInt(v: unknown, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) return fail(`config ${what} must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function numbers(v: unknown, what: string): number[] | undefined {
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
-    return fail(`config ${what} must be a list of numbers, got ${JSON.stringify(v)}`);
-  return v as number[];
-}
 
 /**
  * The config from the tensor shapes and timm's config.json (`num_classes`,
@@ -66,15 +44,9 @@ function numbers(v: unknown, what: string): number[] | undefined {
  * GroupNorm default, 32, when absent).
  */
 export function resolveResNetGnConfig(shapes: ReadonlyMap<string, readonly number[]>, json: unknown = {}): ResNetGnConfig {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) return fail('config.json is not an object');
-  const c = json as Record<string, unknown>;
-  const pre = (typeof c.pretrained_cfg === 'object' && c.pretrained_cfg !== null ? c.pretrained_cfg : {}) as Record<string, unknown>;
-  const shape = (name: string, rank: number) => {
-    const s = shapes.get(name);
-    if (s === undefined) return fail('tensor missing from the weights file', name);
-    if (s.length !== rank || s.some((d) => d === 0)) return fail(`expected ${rank} non-zero dimensions, got [${s.join(', ')}]`, name);
-    return s;
-  };
+  const c = configObject(json);
+  const pre = pretrainedCfg(c);
+  const shape = (name: string, rank: number) => shapeOf(shapes, name, rank);
   const stem = shape('conv1.weight', 4);
   if (stem[2] !== 7 || stem[3] !== 7) fail(`expected timm's 7×7 stem, got [${stem.join(', ')}]`, 'conv1.weight');
   const layers: number[] = [];
@@ -87,33 +59,27 @@ export function resolveResNetGnConfig(shapes: ReadonlyMap<string, readonly numbe
   }
   const block = shapes.has('layer1.0.conv3.weight') ? 'bottleneck' : 'basic';
   const fc = shape('fc.weight', 2);
-  const inputSize = numbers(pre.input_size, 'pretrained_cfg.input_size');
+  const inputSize = numberList(pre.input_size, 'pretrained_cfg.input_size');
   const inChannels = stem[1]!;
   if (inputSize && inputSize[0] !== inChannels) fail(`config says ${inputSize[0]} input channels, the weights have ${inChannels}`, 'conv1.weight');
   const numClasses = positiveInt(c.num_classes, 'num_classes') ?? fc[0]!;
   if (numClasses !== fc[0]) fail(`config says ${numClasses} classes, the weights have ${fc[0]}`, 'fc.weight');
-  const mean = numbers(c.mean, 'mean') ?? numbers(pre.mean, 'pretrained_cfg.mean') ?? [0.5];
-  const std = numbers(c.std, 'std') ?? numbers(pre.std, 'pretrained_cfg.std') ?? [0.5];
-  const names = c.class_names ?? c.label_names;
-  if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string') || names.length !== numClasses))
-    fail(`config class_names must be ${numClasses} strings`);
-  const cfg: ResNetGnConfig = {
+  const classNames = classNamesOf(c, numClasses);
+  const { mean, std } = inputNormalization(c, inChannels);
+  return {
     imageSize: positiveInt(c.image_size, 'image_size') ?? positiveInt(inputSize?.[1], 'pretrained_cfg.input_size[1]') ?? 224,
     inChannels,
     numClasses,
-    classNames: (names as string[] | undefined) ?? Array.from({ length: numClasses }, (_, i) => `class ${i}`),
+    classNames,
     block,
     layers,
     stemWidth: stem[0]!,
     widths,
     groups: positiveInt(c.gn_groups ?? c.num_groups, 'gn_groups') ?? 32,
     normEps: typeof c.norm_eps === 'number' ? c.norm_eps : 1e-5,
-    mean: mean.length === 1 ? Array(inChannels).fill(mean[0]) : mean,
-    std: std.length === 1 ? Array(inChannels).fill(std[0]) : std,
+    mean,
+    std,
   };
-  if (cfg.mean.length !== inChannels || cfg.std.length !== inChannels) fail(`mean/std need ${inChannels} values (one per channel)`);
-  if (cfg.std.some((s) => s === 0)) fail('std must not contain 0');
-  return cfg;
 }
 
 interface BlockPlan {
@@ -309,3 +275,11 @@ export class ResNetGN implements Backbone {
     this.filters.clear();
   }
 }
+
+/** The GroupNorm ResNet's entry in the family registry (families.ts). */
+export const resnetGnFamily = defineFamily({
+  name: 'resnet-gn',
+  detect: (names) => names.has('conv1.weight') && names.has('layer1.0.conv1.weight') && names.has('fc.weight'),
+  config: resolveResNetGnConfig,
+  build: (config, tensors) => new ResNetGN(config, tensors),
+});

@@ -2,6 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, ParamLookup } from './backbone';
 import { ModelFormatError } from './errors';
 import { readSafetensors, writeSafetensors } from './safetensors';
+import { modelFiles, SOURCE_STATS_FILE } from './files';
+
+export { SOURCE_STATS_FILE };
 
 /**
  * Source statistics: what a model's features look like on clean
@@ -54,15 +57,10 @@ export interface SourceStats {
 /** Levels of the stored percentiles: 0, 1, …, 100. */
 export const QUANTILE_LEVELS = 101;
 
-export const SOURCE_STATS_FILE = 'source-stats.safetensors';
 
 /** The provenance of statistics made by computeSourceStats when the caller names none. */
 export const givenImagesProvenance = (count: number): string => `${count} images given to computeSourceStats`;
 
-/** Where a model's statistics sit: beside its weights, in the folder URL itself or the .safetensors file's folder. */
-export function sourceStatsUrl(modelUrl: string): string {
-  return `${modelUrl.endsWith('.safetensors') ? modelUrl.replace(/[^/]*$/, '') : modelUrl.replace(/\/?$/, '/')}${SOURCE_STATS_FILE}`;
-}
 export const SOURCE_STATS_METADATA_KEY = 'wildtta.source_stats';
 const FORMAT = 'wildtta-source-stats';
 
@@ -305,4 +303,37 @@ export async function computeSourceStats(model: Backbone, images: tf.Tensor4D, o
     inputMeanQuantiles: percentiles(imageMeans),
     inputStdQuantiles: percentiles(imageStds),
   };
+}
+
+/**
+ * The source statistics that come with a model: the bytes given, the URL
+ * given, else source-stats.safetensors beside a URL model's weights, where
+ * none is no error (false: none at all). Validated against the model; a bad
+ * file, or a given URL that cannot be read, is a ModelFormatError.
+ */
+export async function fetchSourceStats(
+  model: Backbone,
+  given: ArrayBuffer | Uint8Array | string | false | undefined,
+  modelUrl: string | undefined,
+  doFetch: typeof fetch = globalThis.fetch.bind(globalThis),
+): Promise<SourceStats | undefined> {
+  if (given === false) return undefined;
+  if (given instanceof ArrayBuffer || given instanceof Uint8Array) return readSourceStats(given, model);
+  const explicit = typeof given === 'string';
+  if (!explicit && modelUrl === undefined) return undefined;
+  const url = explicit ? given : modelFiles(modelUrl!).sourceStats;
+  let res: Response;
+  try {
+    res = await doFetch(url);
+  } catch (e) {
+    if (explicit) throw new ModelFormatError(`could not fetch source statistics ${url}: ${(e as Error).message}`);
+    return undefined;
+  }
+  if (!res.ok) {
+    if (explicit) throw new ModelFormatError(`could not fetch source statistics ${url}: HTTP ${res.status}`);
+    return undefined;
+  }
+  // A host that answers a missing file with a page (an SPA fallback) has no statistics there; a file that is there is checked.
+  if (!explicit && /^text\/html/i.test(res.headers.get('content-type') ?? '')) return undefined;
+  return readSourceStats(new Uint8Array(await res.arrayBuffer()), model);
 }

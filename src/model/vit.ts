@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as k from '../kernels';
 import type { BlockWeights, EmbedWeights, GradientLayout, Linear } from '../kernels';
 import { makeParams, type Backbone, type BackboneTape, type ParamLookup, type NormSelection } from './backbone';
-import { checkShapes, type ViTConfig } from './config';
+import { checkShapes, resolveViTConfig, type ViTConfig } from './config';
+import { defineFamily } from './family';
 import type { DecodedTensor } from './safetensors';
 import { vitBackward, ViTTape } from './vit-backward';
 import { plainPieces, vitForward, type ViTPieces } from './vit-forward';
@@ -254,3 +255,11 @@ export class ViT implements Backbone {
     if (this.disposed) throw new Error('ViT used after dispose()');
   }
 }
+
+/** The ViT's entry in the family registry (families.ts): the last asked, it reads any file no other family claims. */
+export const vitFamily = defineFamily({
+  name: 'vit',
+  detect: () => true,
+  config: resolveViTConfig,
+  build: (config, tensors) => new ViT(config, tensors),
+});

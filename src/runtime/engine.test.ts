@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 // The umbrella registers tfjs's gradients (EATA's Fisher), as the package's entries do in a browser.
 import * as tf from '@tensorflow/tfjs';
-import { Engine, EngineStateError, withClassNames } from './engine';
+import { Engine, EngineStateError } from './engine';
 import type { FrameInput } from './engine-types';
 import { loadFashionMnist } from '../../tools/fmnist-node';
 
@@ -178,15 +178,6 @@ test('engine: a method that cannot be made leaves the running one, with its adap
   // And it goes on adapting.
   const r = await engine.step(frame(8));
   assert.equal(r.step, 8);
-});
-
-test('withClassNames: Hugging Face id2label becomes label_names; other configs pass through', () => {
-  assert.deepEqual(withClassNames({ id2label: { '1': 'b', '0': 'a' } }), { id2label: { '1': 'b', '0': 'a' }, label_names: ['a', 'b'] });
-  const ours = { class_names: ['x'], id2label: { '0': 'y' } };
-  assert.equal(withClassNames(ours), ours);
-  const gap = { id2label: { '0': 'a', '2': 'c' } };
-  assert.equal(withClassNames(gap), gap);
-  assert.equal(withClassNames(null), null);
 });
 
 test('engine: source statistics come with a model, are validated, and gate sar-align; computeSourceStats makes them', async () => {

@@ -1,21 +1,15 @@
-// Loads a ViT from a URL or a Blob by streaming the safetensors file straight
-// into the per-tensor arrays the model is built from. Nothing holds the whole
+// Reads a safetensors file from a URL or a Blob by streaming it straight
+// into the per-tensor arrays a model is built from. Nothing holds the whole
 // file as one buffer besides those arrays: for a ViT-B/16 (~350 MB) the peak
 // is one copy of the weights plus one network chunk, not the file plus its
 // decoded tensors (what reading the file into memory and parsing it costs).
-import { ModelFormatError } from '../model/errors';
-import { backboneFromTensors, fetchOptionalJson, vitFromTensors, type LoadProgress } from '../model/load';
-import type { Backbone } from '../model/backbone';
-import { decodeTensor, parseSafetensorsHeader, type DecodedTensor, type TensorEntry } from '../model/safetensors';
-import type { ViT } from '../model/vit';
+import { ModelFormatError } from './errors';
+import { decodeTensor, parseSafetensorsHeader, type DecodedTensor, type TensorEntry } from './safetensors';
 
-export interface StreamViTOptions {
-  /** A config object (ours, timm's or Hugging Face's) overriding config.json and the file's metadata. */
-  config?: unknown;
-  onProgress?: (p: LoadProgress) => void;
-  fetch?: typeof fetch;
-  /** Applied to a fetched config.json before it is read (e.g. id2label → class names). */
-  translateConfig?: (json: unknown) => unknown;
+export interface LoadProgress {
+  loadedBytes: number;
+  /** Total bytes when the server says (content-length); otherwise undefined. */
+  totalBytes: number | undefined;
 }
 
 /** The same cap parseSafetensorsHeader applies. */
@@ -23,56 +17,26 @@ const MAX_HEADER_BYTES = 100_000_000;
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
- * `source`: a folder URL (model.safetensors and config.json inside), a
- * .safetensors URL (config.json beside it is read if present), or a
- * File/Blob (its config comes from `options.config` or the file's metadata).
+ * The tensors and metadata of the safetensors file `url` (fetched with
+ * `doFetch`) or `blob`, read as they arrive. `what` names the file in errors.
  */
-export async function streamViT(source: string | URL | Blob, options: StreamViTOptions = {}): Promise<ViT> {
-  const { tensors, metadata, configJson } = await streamTensors(source, options);
-  return vitFromTensors(tensors, metadata, configJson);
-}
-
-/** streamViT for any family the loader knows (a ViT or a GroupNorm ResNet: load.ts's backboneFromTensors). */
-export async function streamBackbone(source: string | URL | Blob, options: StreamViTOptions = {}): Promise<Backbone> {
-  const { tensors, metadata, configJson } = await streamTensors(source, options);
-  return backboneFromTensors(tensors, metadata, configJson);
-}
-
-async function streamTensors(
-  source: string | URL | Blob,
-  options: StreamViTOptions,
-): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string>; configJson: unknown }> {
-  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-  let configJson: unknown = options.config;
+export async function streamSafetensors(
+  source: { url: string; doFetch: typeof fetch } | { blob: Blob },
+  onProgress?: (p: LoadProgress) => void,
+): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string> }> {
+  if ('blob' in source) return readStream(source.blob.stream(), source.blob.size, 'the model file', onProgress);
+  const res = await source.doFetch(source.url);
+  if (!res.ok) throw new ModelFormatError(`could not fetch ${source.url}: HTTP ${res.status}`);
+  // A missing or malformed content-length is ignored, not trusted; the header says how long the file must be.
+  const announced = Number(res.headers.get('content-length') ?? NaN);
+  let total = Number.isSafeInteger(announced) && announced >= 0 ? announced : undefined;
   let body: ReadableStream<Uint8Array>;
-  let total: number | undefined;
-  let what: string;
-  if (typeof source === 'string' || source instanceof URL) {
-    const text = source.toString();
-    const weightsUrl = text.endsWith('.safetensors') ? text : `${text.replace(/\/?$/, '/')}model.safetensors`;
-    const configUrl = weightsUrl.replace(/[^/]*$/, 'config.json');
-    what = weightsUrl;
-    const [res, config] = await Promise.all([
-      doFetch(weightsUrl),
-      configJson === undefined ? fetchOptionalJson(doFetch, configUrl) : Promise.resolve(configJson),
-    ]);
-    if (!res.ok) throw new ModelFormatError(`could not fetch ${weightsUrl}: HTTP ${res.status}`);
-    configJson = config === undefined || options.translateConfig === undefined ? config : options.translateConfig(config);
-    // A missing or malformed content-length is ignored, not trusted; the header says how long the file must be.
-    const announced = Number(res.headers.get('content-length') ?? NaN);
-    total = Number.isSafeInteger(announced) && announced >= 0 ? announced : undefined;
-    if (res.body === null) {
-      const whole = new Uint8Array(await res.arrayBuffer());
-      body = new Blob([whole]).stream();
-      total = whole.byteLength;
-    } else body = res.body;
-  } else {
-    what = 'the model file';
-    body = source.stream();
-    total = source.size;
-  }
-  const { tensors, metadata } = await readStream(body, total, what, options.onProgress);
-  return { tensors, metadata, configJson };
+  if (res.body === null) {
+    const whole = new Uint8Array(await res.arrayBuffer());
+    body = new Blob([whole]).stream();
+    total = whole.byteLength;
+  } else body = res.body;
+  return readStream(body, total, source.url, onProgress);
 }
 
 interface Target {

@@ -1,16 +1,16 @@
-// The streaming loader against the whole-file loader: same weights and config
-// whatever the chunking, F16/BF16 decoded the same, truncated files and bad
-// headers refused with ModelFormatError, progress reported per chunk.
+// The streaming loader (loadBackbone on a URL or a Blob) against the
+// whole-file reader: same weights and config whatever the chunking, F16/BF16
+// decoded the same, truncated files and bad headers refused with
+// ModelFormatError, progress reported per chunk.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { streamViT } from './stream-weights';
-import { vitFromSafetensors } from '../model/load';
-import { ModelFormatError } from '../model/errors';
+import { loadViT, vitFromSafetensors } from './load';
+import { ModelFormatError } from './errors';
 import { mulberry32 } from '../data/random';
-import type { ViT } from '../model/vit';
+import type { ViT } from './vit';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SHIPPED = join(ROOT, 'public', 'models', 'fmnist-vit');
@@ -47,7 +47,7 @@ async function sameWeights(a: ViT, b: ViT): Promise<void> {
   assert.deepEqual(a.config, b.config);
 }
 
-test('stream-weights: the shipped model streamed in random chunks equals the whole-file load, with progress', async () => {
+test('streaming: the shipped model streamed in random chunks equals the whole-file load, with progress', async () => {
   const weights = new Uint8Array(readFileSync(join(SHIPPED, 'model.safetensors')));
   const configText = readFileSync(join(SHIPPED, 'config.json'));
   const reference = vitFromSafetensors(weights, JSON.parse(configText.toString('utf8')));
@@ -56,7 +56,7 @@ test('stream-weights: the shipped model streamed in random chunks equals the who
     [2, false],
   ] as const) {
     const progress: Array<[number, number | undefined]> = [];
-    const model = await streamViT('http://x/models/fmnist-vit/', {
+    const model = await loadViT('http://x/models/fmnist-vit/', {
       fetch: chunkedFetch({ 'model.safetensors': weights, 'config.json': new Uint8Array(configText) }, seed, { contentLength }),
       onProgress: (p) => progress.push([p.loadedBytes, p.totalBytes]),
     });
@@ -69,34 +69,34 @@ test('stream-weights: the shipped model streamed in random chunks equals the who
   reference.dispose();
 });
 
-test('stream-weights: F16 and BF16 files and a Blob source decode like the whole-file reader', async () => {
+test('streaming: F16 and BF16 files and a Blob source decode like the whole-file reader', async () => {
   const config = JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8'));
   for (const file of ['model.f16.safetensors', 'model.bf16.safetensors', 'model.safetensors']) {
     const bytes = new Uint8Array(readFileSync(join(FIXTURE, file)));
     const reference = vitFromSafetensors(bytes, config);
-    const fromUrl = await streamViT(`http://x/m/${file}`, {
+    const fromUrl = await loadViT(`http://x/m/${file}`, {
       fetch: chunkedFetch({ [file]: bytes, 'config.json': new TextEncoder().encode(JSON.stringify(config)) }, 7),
     });
     await sameWeights(fromUrl, reference);
-    const fromBlob = await streamViT(new Blob([bytes]), { config });
+    const fromBlob = await loadViT(new Blob([bytes]), { config });
     await sameWeights(fromBlob, reference);
     for (const m of [reference, fromUrl, fromBlob]) m.dispose();
   }
 });
 
-test('stream-weights: a truncated file, a bad header or a missing file is a ModelFormatError and leaks no tensors', async () => {
+test('streaming: a truncated file, a bad header or a missing file is a ModelFormatError and leaks no tensors', async () => {
   const weights = new Uint8Array(readFileSync(join(SHIPPED, 'model.safetensors')));
   const config = JSON.parse(readFileSync(join(SHIPPED, 'config.json'), 'utf8'));
   const before = tf.memory().numTensors;
   await assert.rejects(
-    streamViT(new Blob([weights.subarray(0, weights.byteLength - 100)]), { config }),
+    loadViT(new Blob([weights.subarray(0, weights.byteLength - 100)]), { config }),
     (e: Error) => e instanceof ModelFormatError && /ended after \d+ bytes; its header needs/.test(e.message),
   );
-  await assert.rejects(streamViT(new Blob([weights.subarray(0, 5)]), { config }), /inside the safetensors header/);
+  await assert.rejects(loadViT(new Blob([weights.subarray(0, 5)]), { config }), /inside the safetensors header/);
   const badHeader = new Uint8Array(16);
   new DataView(badHeader.buffer).setUint32(0, 8, true);
   badHeader.set(new TextEncoder().encode('{"a": 1}'), 8);
-  await assert.rejects(streamViT(new Blob([badHeader]), { config }), ModelFormatError);
-  await assert.rejects(streamViT('http://x/none/', { fetch: chunkedFetch({}, 1) }), /HTTP 404/);
+  await assert.rejects(loadViT(new Blob([badHeader]), { config }), ModelFormatError);
+  await assert.rejects(loadViT('http://x/none/', { fetch: chunkedFetch({}, 1) }), /HTTP 404/);
   assert.equal(tf.memory().numTensors, before);
 });
