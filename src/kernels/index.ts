@@ -4,10 +4,16 @@
 // for webgpu) and the tfjs-ops one (ops/) elsewhere. What each op computes is
 // documented on the Kernels interface (types.ts); docs/contributing.md says
 // how to add one.
-import './ops/table';
-import './host/table';
-import './webgpu/table';
-import { entry } from './registry';
+import { installHost } from './host/table';
+import { opsTable } from './ops/table';
+import { entry, registerFallbacks } from './registry';
+import { installWebgpu } from './webgpu/table';
+
+// Explicit calls, not imports for their side effects: a bundler that takes the package's sideEffects list
+// at its word drops imports of modules whose exports nobody uses.
+registerFallbacks(opsTable);
+installHost();
+installWebgpu();
 
 export type {
   AttentionShape,

@@ -1,7 +1,7 @@
 // Which implementation of an op runs: the current backend's table where it
 // has the op, else the tfjs-ops one (ops/), which every backend can run.
-// A backend folder registers its table as it is imported (host/table.ts for
-// wasm and cpu, webgpu/table.ts for webgpu); index.ts imports them all.
+// index.ts installs the tables: host/table.ts for wasm and cpu,
+// webgpu/table.ts for webgpu, and ops/table.ts for every backend.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Kernels, OpName } from './types';
 

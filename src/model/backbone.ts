@@ -167,3 +167,82 @@ export function makeParams(
     }
   }
 }
+
+/**
+ * A family adapted through autodiff: it writes its forward once, in plain
+ * tfjs ops over the norms' values from a lookup (`run`), and says which
+ * norms its methods adapt (`selectNorms`); the adaptation forward, the
+ * gradient (tf.grads through `run`), evaluation, source-statistics
+ * summaries and disposal come from here. Frozen weights are constants, the
+ * norms' scale/shift variables.
+ */
+export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig> implements Backbone {
+  abstract readonly family: string;
+  abstract readonly headWeightName: string;
+  abstract readonly featureWidth: number;
+  abstract readonly normUnits: number;
+  abstract readonly summaryWidths: readonly number[];
+  readonly params = new Map<string, tf.Tensor>();
+  readonly variables = new Map<string, tf.Variable>();
+  private disposed = false;
+
+  /** `isNorm` tells the norm scale/shift tensors (the variables) from the frozen weights. */
+  constructor(
+    readonly config: C,
+    weights: Iterable<readonly [string, DecodedTensor]>,
+    isNorm: (name: string) => boolean,
+  ) {
+    makeParams(weights, isNorm, this.params, this.variables);
+  }
+
+  readonly param: ParamLookup = (name) => {
+    const t = this.params.get(name);
+    if (t === undefined) throw new Error(`${this.family} has no weight ${name}`);
+    return t;
+  };
+
+  abstract selectNorms(selection: NormSelection): string[];
+
+  /**
+   * Logits and the pooled feature the head reads, the norms' scale/shift
+   * from `norm`; `afterBlock` (when given) gets each block's summary
+   * [B, summaryWidths[l]]. Plain differentiable tfjs ops. Inside tf.tidy.
+   */
+  protected abstract run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D };
+
+  forward(images: tf.Tensor4D, norm: ParamLookup, save = false): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
+    const out = this.checked().run(images, norm);
+    return save ? { ...out, tape: new AutodiffTape(images, norm) } : out;
+  }
+
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    return autodiffGradient((x, n) => this.checked().run(x, n), tape, dLogits, layout, dFeatures);
+  }
+
+  summaries(images: tf.Tensor4D, norm: ParamLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
+    const layers: tf.Tensor2D[] = [];
+    const out = this.checked().run(images, norm, (s) => layers.push(s));
+    return { ...out, layers };
+  }
+
+  logits(images: tf.Tensor4D): tf.Tensor2D {
+    return this.checked().run(images, this.param).logits;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.release();
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+    this.variables.clear();
+  }
+
+  /** Frees the family's own tensors (derived weights); the params are freed by dispose. */
+  protected release(): void {}
+
+  private checked(): this {
+    if (this.disposed) throw new Error(`${this.family} model used after dispose()`);
+    return this;
+  }
+}

@@ -13,7 +13,10 @@ test("class names: ours or timm's list, else Hugging Face's id2label, else numbe
   assert.deepEqual(classNamesOf({ id2label: { '0': 'a', '2': 'c' } }, 2), ['class 0', 'class 1']);
   assert.deepEqual(classNamesOf({ id2label: { '0': 'a', '1': 7 } }, 2), ['class 0', 'class 1']);
   assert.deepEqual(classNamesOf({}, 3), ['class 0', 'class 1', 'class 2']);
-  assert.throws(() => classNamesOf({ id2label: { '0': 'a', '1': 'b' } }, 3), (e: unknown) => e instanceof ModelFormatError && /2 names for 3 classes/.test(e.message));
+  assert.throws(
+    () => classNamesOf({ id2label: { '0': 'a', '1': 'b' } }, 3),
+    (e: unknown) => e instanceof ModelFormatError && /2 names for 3 classes/.test(e.message),
+  );
   assert.throws(() => classNamesOf({ class_names: ['a', 1] }, 2), /must be a list of strings/);
 });
 

@@ -46,10 +46,12 @@ export async function loadBackbone(source: WeightsSource, options: LoadOptions =
   }
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   const files = modelFiles(source);
-  const [file, config] = await Promise.all([
-    streamSafetensors({ url: files.weights, doFetch }, options.onProgress),
+  // Both requests go out together; the config's answer is in before the weights' is read (or refused).
+  const [response, config] = await Promise.all([
+    doFetch(files.weights),
     options.config === undefined ? fetchOptionalJson(doFetch, files.config) : Promise.resolve(options.config),
   ]);
+  const file = await streamSafetensors({ url: files.weights, response }, options.onProgress);
   return backboneFromTensors(file.tensors, file.metadata, config);
 }
 
@@ -108,7 +110,8 @@ function embeddedConfig(metadata: Readonly<Record<string, string>>): unknown {
 function checkFinite(tensors: ReadonlyMap<string, DecodedTensor>): void {
   for (const [name, t] of tensors) {
     const v = t.values;
-    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) throw new ModelFormatError(`value ${i} is ${v[i]}: every weight must be a finite number`, name);
+    for (let i = 0; i < v.length; i++)
+      if (!Number.isFinite(v[i]!)) throw new ModelFormatError(`value ${i} is ${v[i]}: every weight must be a finite number`, name);
   }
 }
 

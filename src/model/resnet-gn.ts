@@ -4,19 +4,9 @@
 // blocks with a downsample.0/.1 shortcut where the shape changes, global
 // average pooling and fc. Every norm is a GroupNorm (timm keeps the bn*
 // names). The forward is plain tfjs ops; there is no hand-written backward:
-// methods adapt it through tf.grads (backbone.ts's autodiffGradient).
+// methods adapt it through tf.grads (backbone.ts's AutodiffBackbone).
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  AutodiffTape,
-  autodiffGradient,
-  makeParams,
-  type Backbone,
-  type BackboneConfig,
-  type BackboneTape,
-  type GradientLayout,
-  type ParamLookup,
-  type NormSelection,
-} from './backbone';
+import { AutodiffBackbone, type BackboneConfig, type NormSelection, type ParamLookup } from './backbone';
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
@@ -137,45 +127,44 @@ export function expectedResNetTensors(cfg: ResNetGnConfig): Array<[string, numbe
   return list;
 }
 
+/** The tensors a ResNet with this config has, checked against the file's: every one there with its shape, no other. */
+function checkResNetTensors(config: ResNetGnConfig, tensors: ReadonlyMap<string, DecodedTensor>): Array<[string, number[]]> {
+  const expected = expectedResNetTensors(config);
+  for (const [name, want] of expected) {
+    const got = tensors.get(name);
+    if (got === undefined) fail('tensor missing from the weights file', name);
+    else if (got.shape.length !== want.length || got.shape.some((d, i) => d !== want[i]))
+      fail(`shape [${got.shape.join(', ')}] does not match the expected [${want.join(', ')}]`, name);
+    if (isNorm(name) && want[0]! % config.groups !== 0) fail(`${want[0]} channels do not split into ${config.groups} GroupNorm groups (gn_groups)`, name);
+  }
+  const known = new Set(expected.map(([n]) => n));
+  for (const name of tensors.keys())
+    if (!known.has(name))
+      fail('this tensor belongs to a ResNet variant wildtta does not implement (timm ResNet with GroupNorm, no stem or attention variants)', name);
+  return expected;
+}
+
 /** A loaded GroupNorm ResNet: convolutions and fc constant, the GroupNorm scale/shift tf.Variables. */
-export class ResNetGN implements Backbone {
+export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   readonly family = 'resnet-gn';
   readonly headWeightName = 'fc.weight';
   readonly featureWidth: number;
-  readonly params = new Map<string, tf.Tensor>();
-  readonly variables = new Map<string, tf.Variable>();
   /** Convolution kernels in tfjs's layout [kh, kw, in, out]. */
   private readonly filters = new Map<string, tf.Tensor4D>();
   private readonly blocks: BlockPlan[];
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
-  private disposed = false;
 
-  constructor(
-    readonly config: ResNetGnConfig,
-    tensors: ReadonlyMap<string, DecodedTensor>,
-  ) {
-    const expected = expectedResNetTensors(config);
-    for (const [name, want] of expected) {
-      const got = tensors.get(name);
-      if (got === undefined) fail('tensor missing from the weights file', name);
-      else if (got.shape.length !== want.length || got.shape.some((d, i) => d !== want[i]))
-        fail(`shape [${got.shape.join(', ')}] does not match the expected [${want.join(', ')}]`, name);
-      if (isNorm(name) && want[0]! % config.groups !== 0) fail(`${want[0]} channels do not split into ${config.groups} GroupNorm groups (gn_groups)`, name);
-    }
-    const known = new Set(expected.map(([n]) => n));
-    for (const name of tensors.keys())
-      if (!known.has(name))
-        fail('this tensor belongs to a ResNet variant wildtta does not implement (timm ResNet with GroupNorm, no stem or attention variants)', name);
+  constructor(config: ResNetGnConfig, tensors: ReadonlyMap<string, DecodedTensor>) {
+    const expected = checkResNetTensors(config, tensors);
+    super(
+      config,
+      expected.map(([name]) => [name, tensors.get(name)!] as const),
+      isNorm,
+    );
     const p = plan(config);
     this.blocks = p.blocks;
     this.featureWidth = p.features;
-    makeParams(
-      expected.map(([name]) => [name, tensors.get(name)!] as const),
-      isNorm,
-      this.params,
-      this.variables,
-    );
     for (const [name, t] of this.params)
       if (t.rank === 4)
         this.filters.set(
@@ -185,12 +174,6 @@ export class ResNetGN implements Backbone {
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
   }
-
-  readonly param = (name: string): tf.Tensor => {
-    const t = this.params.get(name);
-    if (t === undefined) throw new Error(`ResNet has no weight ${name}`);
-    return t;
-  };
 
   /** Stages and the stem: the units skipLastBlocks counts. */
   get normUnits(): number {
@@ -214,14 +197,8 @@ export class ResNetGN implements Backbone {
     return this.blocks.map((b) => b.out);
   }
 
-  summaries(images: tf.Tensor4D, norm: ParamLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
-    const layers: tf.Tensor2D[] = [];
-    const out = this.run(images, norm, (x) => layers.push(tf.mean(x, [1, 2]) as tf.Tensor2D));
-    return { ...out, layers };
-  }
-
-  private run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (x: tf.Tensor4D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
-    if (this.disposed) throw new Error('ResNetGN used after dispose()');
+  /** Each residual block's output, average-pooled, is its summary. */
+  protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
     const { groups: G, normEps: eps } = this.config;
     const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
     const gn = (x: tf.Tensor4D, name: string) => {
@@ -246,32 +223,15 @@ export class ResNetGN implements Backbone {
       }
       const shortcut = b.downsample ? gn(conv(x, `${b.name}.downsample.0`, b.stride, 0), `${b.name}.downsample.1`) : x;
       x = tf.relu(tf.add(y, shortcut));
-      afterBlock?.(x);
+      afterBlock?.(tf.mean(x, [1, 2]) as tf.Tensor2D);
     }
     const features = tf.mean(x, [1, 2]) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(features, this.param('fc.weight'), false, true), this.param('fc.bias')) as tf.Tensor2D;
     return { logits, features };
   }
 
-  forward(images: tf.Tensor4D, norm: ParamLookup, save = false): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
-    const out = this.run(images, norm);
-    return save ? { ...out, tape: new AutodiffTape(images, norm) } : out;
-  }
-
-  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
-    return autodiffGradient((x, n) => this.run(x, n), tape, dLogits, layout, dFeatures);
-  }
-
-  logits(images: tf.Tensor4D): tf.Tensor2D {
-    return this.run(images, this.param).logits;
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const t of [...this.params.values(), ...this.filters.values(), this.inputMean, this.inputStd]) t.dispose();
-    this.params.clear();
-    this.variables.clear();
+  protected override release(): void {
+    for (const t of [...this.filters.values(), this.inputMean, this.inputStd]) t.dispose();
     this.filters.clear();
   }
 }

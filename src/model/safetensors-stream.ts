@@ -17,15 +17,15 @@ const MAX_HEADER_BYTES = 100_000_000;
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
- * The tensors and metadata of the safetensors file `url` (fetched with
- * `doFetch`) or `blob`, read as they arrive. `what` names the file in errors.
+ * The tensors and metadata of a safetensors file, read as they arrive: a
+ * `blob`, or the `response` to a request for `url` (which errors name).
  */
 export async function streamSafetensors(
-  source: { url: string; doFetch: typeof fetch } | { blob: Blob },
+  source: { url: string; response: Response } | { blob: Blob },
   onProgress?: (p: LoadProgress) => void,
 ): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string> }> {
   if ('blob' in source) return readStream(source.blob.stream(), source.blob.size, 'the model file', onProgress);
-  const res = await source.doFetch(source.url);
+  const res = source.response;
   if (!res.ok) throw new ModelFormatError(`could not fetch ${source.url}: HTTP ${res.status}`);
   // A missing or malformed content-length is ignored, not trusted; the header says how long the file must be.
   const announced = Number(res.headers.get('content-length') ?? NaN);

@@ -57,7 +57,6 @@ export interface SourceStats {
 /** Levels of the stored percentiles: 0, 1, …, 100. */
 export const QUANTILE_LEVELS = 101;
 
-
 /** The provenance of statistics made by computeSourceStats when the caller names none. */
 export const givenImagesProvenance = (count: number): string => `${count} images given to computeSourceStats`;
 

@@ -7,7 +7,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendReport } from './backend';
 import { FrameFormatError } from './preprocess';
-import type { BitmapFrameInput, EngineEvent, EngineMemory, FrameInput, FrameRecords, FrameResult, InitOptions, MethodCard, MethodConfig, MethodInfo, ModelInfo, ModelSource } from './engine-types';
+import type {
+  BitmapFrameInput,
+  EngineEvent,
+  EngineMemory,
+  FrameInput,
+  FrameRecords,
+  FrameResult,
+  InitOptions,
+  MethodCard,
+  MethodConfig,
+  MethodInfo,
+  ModelInfo,
+  ModelSource,
+} from './engine-types';
 import { loadBackbone, type LoadProgress } from '../model/load';
 import { ModelFormatError } from '../model/errors';
 import { InvalidInputError } from '../methods/errors';
@@ -141,7 +154,8 @@ export class Engine {
 
   /** A lost device reloads the model from reloadSource: the statistics in use go with it, as bytes. */
   private keepStatsForReload(): void {
-    if (this.reloadSource && this.sourceStats) this.reloadSource = { ...this.reloadSource, sourceStats: writeSourceStats(this.sourceStats).buffer as ArrayBuffer };
+    if (this.reloadSource && this.sourceStats)
+      this.reloadSource = { ...this.reloadSource, sourceStats: writeSourceStats(this.sourceStats).buffer as ArrayBuffer };
   }
 
   async computeSourceStats(a: { pixels: Float32Array; count: number; labels?: number[]; provenance?: string }): Promise<Uint8Array> {
@@ -151,7 +165,8 @@ export class Engine {
     if (a.pixels.length !== a.count * s * s * ch) {
       throw new FrameFormatError(`computeSourceStats: ${a.count} images of ${s}×${s}×${ch} need ${a.count * s * s * ch} values, got ${a.pixels.length}`);
     }
-    for (let i = 0; i < a.pixels.length; i++) if (!Number.isFinite(a.pixels[i]!)) throw new InvalidInputError(`computeSourceStats: pixel ${i} is not a finite number`);
+    for (let i = 0; i < a.pixels.length; i++)
+      if (!Number.isFinite(a.pixels[i]!)) throw new InvalidInputError(`computeSourceStats: pixel ${i} is not a finite number`);
     const images = tf.tensor4d(a.pixels, [a.count, s, s, ch]);
     try {
       // The source model's statistics, not the adapted one's.
@@ -211,7 +226,8 @@ export class Engine {
     if (methodSpec(m.method).usesCleanImages && m.fisherImages && m.fisherImages.count > 0) {
       const { imageSize: s, inChannels: ch } = model.config;
       const { pixels, count } = m.fisherImages;
-      if (pixels.length !== count * s * s * ch) throw new FrameFormatError(`fisherImages: ${count} images of ${s}×${s}×${ch} need ${count * s * s * ch} values, got ${pixels.length}`);
+      if (pixels.length !== count * s * s * ch)
+        throw new FrameFormatError(`fisherImages: ${count} images of ${s}×${s}×${ch} need ${count * s * s * ch} values, got ${pixels.length}`);
       // The Fisher per image (estimateFisher's default), as EATA's reference at the engine's batch size of 1.
       fisherImages = tf.tensor4d(pixels, [count, s, s, ch]);
       (opts as { fisherImages?: tf.Tensor4D }).fisherImages = fisherImages;

@@ -40,7 +40,8 @@ export function prepareFrame(input: FrameInput, cfg: BackboneConfig): PreparedFr
   const clean = tf.tensor4d(pixels, [1, size, size, ch]);
   let corrupted: tf.Tensor4D | undefined;
   try {
-    if (corruption) corrupted = corrupt(clean, corruption.name, corruption.severity, corruption.seed, corruption.regime === undefined ? {} : { regime: corruption.regime });
+    if (corruption)
+      corrupted = corrupt(clean, corruption.name, corruption.severity, corruption.seed, corruption.regime === undefined ? {} : { regime: corruption.regime });
   } catch (e) {
     clean.dispose();
     throw e;

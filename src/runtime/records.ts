@@ -44,6 +44,16 @@ export class RecordRing {
       return out;
     };
     const [frame, step, label, predicted, referenceInput, referenceClean, tag] = COLUMNS.map((_, i) => column(i)) as number[][];
-    return { frame: frame!, step: step!, label: label!, predicted: predicted!, referenceInput: referenceInput!, referenceClean: referenceClean!, tag: tag!, dropped: this.dropped, capacity: this.capacity };
+    return {
+      frame: frame!,
+      step: step!,
+      label: label!,
+      predicted: predicted!,
+      referenceInput: referenceInput!,
+      referenceClean: referenceClean!,
+      tag: tag!,
+      dropped: this.dropped,
+      capacity: this.capacity,
+    };
   }
 }

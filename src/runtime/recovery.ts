@@ -155,13 +155,21 @@ export class DeviceRecovery {
           attempts.push({ backend: b, ok: false, reason: (e as Error).message });
         }
       }
-      if (report === undefined) throw new EngineStateError(`no backend could be started after the device was lost (${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')})`);
+      if (report === undefined)
+        throw new EngineStateError(`no backend could be started after the device was lost (${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')})`);
       const backend = { backend: report.backend, attempts };
       this.watch(backend.backend);
       await this.hooks.restore(backend, snap);
       this.snapshot = snap;
       this.stepsSinceSnapshot = 0;
-      this.hooks.emit({ type: 'recovered', backend: report.backend, previousBackend: previous, restoredStep: snap?.step ?? null, lostSteps, ms: performance.now() - t0 });
+      this.hooks.emit({
+        type: 'recovered',
+        backend: report.backend,
+        previousBackend: previous,
+        restoredStep: snap?.step ?? null,
+        lostSteps,
+        ms: performance.now() - t0,
+      });
     } catch (e) {
       this.broken = e instanceof Error ? e : new Error(String(e));
       this.hooks.emit({ type: 'recoveryFailed', message: this.broken.message });

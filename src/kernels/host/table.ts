@@ -1,6 +1,5 @@
 // The host's table (wasm and cpu): which ops run as host kernels, and how a
-// tensor-level call becomes a kernel call. Importing this module registers
-// the kernels with tfjs and the table with the registry.
+// tensor-level call becomes a kernel call; installHost registers both.
 import * as tf from '@tensorflow/tfjs-core';
 import { vitOps } from '../ops/vit';
 import { kernelCalls, one, runKernel } from '../calls';
@@ -11,8 +10,6 @@ import { composites } from './composites';
 import { FUSED_LINEAR, HOST_BACKENDS, registerHostKernels } from './glue';
 import { updateKernels } from './update-kernels';
 import { vitKernels } from './vit-kernels';
-
-registerHostKernels({ ...vitKernels, ...updateKernels }, { ...composites, ...backwardComposite });
 
 /** One image's attention block with nothing saved: per head, plain 2-D products in one composite kernel. */
 function attentionOne(x: tf.Tensor2D, n: tf.Tensor2D, w: BlockWeights, heads: number): tf.Tensor2D {
@@ -110,4 +107,8 @@ export const hostTable = {
   runBackward: runBackwardOnHost,
 } satisfies Partial<Kernels>;
 
-registerTable(HOST_BACKENDS, hostTable);
+/** Registers the host kernels with tfjs and the table with the registry. */
+export function installHost(): void {
+  registerHostKernels({ ...vitKernels, ...updateKernels }, { ...composites, ...backwardComposite });
+  registerTable(HOST_BACKENDS, hostTable);
+}

@@ -1,11 +1,8 @@
 // Every op in tfjs ops: the implementation any backend runs where its own
 // table lacks the op.
-import { registerFallbacks } from '../registry';
 import type { Kernels } from '../types';
 import { backwardOps } from './backward';
 import { updateOps } from './update';
 import { vitOps } from './vit';
 
 export const opsTable: Kernels = { ...updateOps, ...vitOps, ...backwardOps };
-
-registerFallbacks(opsTable);
