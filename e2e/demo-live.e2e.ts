@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFakeCameraY4m } from '../tools/make-y4m';
 import { REPO_ROOT, assertNoPageErrors, setExtraChromiumArgs, withPage } from './support/browser';
-import { demoMemory, demoState, demoTensorTrace, waitForDemo } from './support/demo';
+import { demoMemory, demoState, demoTensorTrace, waitForDemo } from '../tools/lib/demo';
 
 const FPS = 30;
 const video = writeFakeCameraY4m({ fps: FPS, hold: 3, out: join(REPO_ROOT, 'e2e', '.artifacts', 'fake-camera-30fps.y4m') });
