@@ -19,20 +19,20 @@ setExtraChromiumArgs(['--use-fake-ui-for-media-stream', '--use-fake-device-for-m
 
 /**
  * A second, independent count of the frames the video element hands the page:
- * its own requestVideoFrameCallback chain beside the demo's. presentedFrames
- * is the element's count of frames it composited, callbacks or not.
+ * its own requestVideoFrameCallback chain beside the demo's, called in the same
+ * rendering steps.
  */
 const WATCH_VIDEO = `(() => {
   const v = document.getElementById('video');
-  const w = { callbacks: 0, presented: 0 };
-  const tick = (_now, meta) => { w.callbacks++; w.presented = meta.presentedFrames; v.requestVideoFrameCallback(tick); };
+  const w = { callbacks: 0 };
+  const tick = () => { w.callbacks++; v.requestVideoFrameCallback(tick); };
   v.requestVideoFrameCallback(tick);
   window.__videoWatch = w;
 })()`;
 
 interface Settled {
   state: DemoState;
-  watch: { callbacks: number; presented: number };
+  watch: { callbacks: number };
   at: number;
 }
 
@@ -74,13 +74,8 @@ test(`fake webcam at ${FPS} frames/s, ${CAMERA_FRAMES} frames, comparison on: ev
 
       const offered = end.state.cameraFrames - start.state.cameraFrames;
       const seen = end.watch.callbacks - start.watch.callbacks;
-      const presented = end.watch.presented - start.watch.presented;
       const secs = (end.at - start.at) / 1000;
-      // Frames the element composited while the page's main thread was busy reach no callback, the demo's or
-      // this one's, and the demo counts them nowhere (it could, from presentedFrames): reported, not asserted.
-      t.diagnostic(
-        `${offered} camera frames in ${secs.toFixed(1)} s (${(offered / secs).toFixed(1)}/s); video element: ${seen} callbacks, ${presented} frames presented`,
-      );
+      t.diagnostic(`${offered} camera frames in ${secs.toFixed(1)} s (${(offered / secs).toFixed(1)}/s); the video element's callbacks: ${seen}`);
       // The demo counted every frame its video element handed the page.
       assert.equal(offered, seen, `the video element handed the page ${seen} frames, the demo counted ${offered}`);
       assert.equal(end.state.dropped - start.state.dropped, 0, `${end.state.dropped - start.state.dropped} of ${offered} camera frames dropped`);
