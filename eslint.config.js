@@ -1,6 +1,7 @@
 // `npm run lint`: typescript-eslint over every TypeScript file, the layering
 // of src/ (data flows one way: kernels → model → methods → runtime → api;
-// data feeds both ends), and the project's own rules (no dataSync, no eval).
+// data feeds both ends), the layering around it (tools/ ← bench/ ← e2e/, the
+// demo on src/ alone), and the project's own rules (no dataSync, no eval).
 // Formatting is Prettier's (`npm run format`); this config turns off the
 // rules that would fight it.
 import js from '@eslint/js';
@@ -29,6 +30,19 @@ function layerPatterns(layer) {
   const tree = outside.map((d) => ({ group: [`**/${d}/*`], message: `src/ may not import ${d}/: the product does not depend on its tools.` }));
   return [...above, ...tree];
 }
+
+/** What each folder of tooling (and the demo) may not import. e2e/ may import them all: it tests them. */
+const TOOLING = {
+  tools: ['bench', 'e2e'],
+  bench: ['e2e'],
+  demo: ['bench', 'e2e', 'tools'],
+};
+
+const TOOLING_WHY = {
+  tools: 'tools/ sits under bench/ and e2e/, so a tool runs without them; what they share belongs in tools/lib/.',
+  bench: 'a benchmark runs without the tests; what it shares with them belongs in tools/lib/.',
+  demo: 'the demo is the app, built from src/ alone; the tooling drives it from outside.',
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'public/**', 'test-results/**', '**/*.wasm.ts', 'examples/**/dist/**', '.train*/**', 'artifacts/**'] },
@@ -69,5 +83,16 @@ export default tseslint.config(
     files: ['src/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: outside.map((d) => ({ group: [`**/${d}/*`], message: `src/ may not import ${d}/.` })) }] },
   },
+  // Around src/, one way too: tools/ (with the helpers the others share, tools/lib/) under bench/, both under e2e/,
+  // which may import what it tests. The demo is the app: src/ and nothing of the tooling.
+  ...Object.entries(TOOLING).map(([folder, banned]) => ({
+    files: [`${folder}/**/*.ts`, `${folder}/**/*.mjs`, `${folder}/**/*.js`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: banned.map((d) => ({ group: [`**/${d}/*`, `**/${d}`], message: `${folder}/ may not import ${d}/: ${TOOLING_WHY[folder]}` })) },
+      ],
+    },
+  })),
   prettier,
 );

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { CORRUPTIONS } from '../src/data/corruptions';
 import type { AdapterOptions } from '../src/methods';
-import { shutdown, withPage } from '../e2e/support/session';
+import { shutdown, withPage } from '../tools/lib/session';
 import { loadMethodOptions, runWildBench, scenarioTable, summaryTable } from './wild';
 import type { ChartSpec } from './plot-page';
 import { machineLine, writeSection } from './report';

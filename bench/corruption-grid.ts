@@ -19,7 +19,7 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { shutdown, withPage } from '../e2e/support/session';
+import { shutdown, withPage } from '../tools/lib/session';
 import type { GridOptions, GridResult, GridSource } from './corruption-grid-page';
 import { CORRUPTION_REGIMES, DEFAULT_REGIME, isCorruptionRegime } from '../src/data/corruptions/regime';
 

@@ -20,7 +20,7 @@ import { FASHION_MNIST_CLASSES } from '../src/data/idx';
 import { grayBatch } from '../src/data/images';
 import { perCorruptionStream, splitPools } from '../src/data/streams';
 import type { AdapterOptions } from '../src/methods';
-import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
+import { loadModelFolder, loadTestSplit, nodeSetup } from '../tools/lib/node-env';
 import { machineLine, pct, writeSection } from './report';
 import { runStream } from './run-stream';
 

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CORRUPTIONS } from '../src/data/corruptions';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
-import { shutdown } from '../e2e/support/session';
+import { shutdown } from '../tools/lib/session';
 import { accuracyByCorruption, loadMethodOptions, METHODS, runWildBench, SCENARIOS, summaryTable, type WildRunRecord } from './wild';
 import { machineLine, mean, pct, std, tuningFile, writeSection } from './report';
 

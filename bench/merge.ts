@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CORRUPTIONS } from '../src/data/corruptions';
 import type { AdapterOptions } from '../src/methods';
-import { shutdown } from '../e2e/support/session';
+import { shutdown } from '../tools/lib/session';
 import { METHODS, SCENARIOS, drawPlots, wildTables, writeWildSection, type WildBenchOptions, type WildRunRecord } from './wild';
 import type { CorruptionRegime } from '../src/data/corruptions/regime';
 

@@ -9,7 +9,7 @@
 //   npm run bench:profile -- [--backend wasm|cpu] [--rounds 300]
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
-import { loadViTFolder, loadTestSplit, nodeSetup } from './node-env';
+import { loadViTFolder, loadTestSplit, nodeSetup } from '../tools/lib/node-env';
 import { createAdapter } from '../src/methods';
 import { FlatLayout } from '../src/methods/flat';
 

@@ -22,7 +22,7 @@ import { readSourceStats, SOURCE_STATS_FILE } from '../src/model/source-stats';
 import { labelShiftStream, mixedStream, splitPools } from '../src/data/streams';
 import { METHOD_NAMES, methodSpec, type AdapterOptions } from '../src/methods';
 import { runStream } from './run-stream';
-import { loadModelFolder, loadTestSplit, nodeSetup } from './node-env';
+import { loadModelFolder, loadTestSplit, nodeSetup } from '../tools/lib/node-env';
 import { DEFAULT_MODEL, machineLine, mean, pct, std, tuningFile, writeSection } from './report';
 
 const { values: args } = parseArgs({

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CORRUPTIONS } from '../src/data/corruptions';
 import { METHOD_NAMES, type AdapterOptions } from '../src/methods';
-import { shutdown, withPage, type HarnessPage } from '../e2e/support/session';
+import { shutdown, withPage, type SessionPage } from '../tools/lib/session';
 import type { StreamScore } from './run-stream';
 import type { Scenario, WildRun } from './wild-page';
 import type { ChartSpec } from './plot-page';
@@ -92,7 +92,7 @@ export function loadMethodOptions(file = tuningFile()): Record<string, AdapterOp
   return out;
 }
 
-async function openBench(h: HarnessPage): Promise<void> {
+async function openBench(h: SessionPage): Promise<void> {
   await h.page.waitForFunction('window.wildttaWild !== undefined', undefined, { timeout: 120_000 });
 }
 

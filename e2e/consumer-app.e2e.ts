@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import { startStaticServer, STRICT_CSP, type StaticServer } from '../tools/static-server';
-import { ensureLibBuilt } from './support/lib';
-import { CHROMIUM_ARGS, chromiumExecutable, REPO_ROOT } from './support/session';
+import { ensureLibBuilt } from '../tools/lib/lib-build';
+import { CHROMIUM_ARGS, chromiumExecutable, REPO_ROOT } from '../tools/lib/session';
 
 const TEMPLATE = join(REPO_ROOT, 'examples', 'vite-app');
 const MODEL = join(REPO_ROOT, 'public', 'models', 'fmnist-vit');

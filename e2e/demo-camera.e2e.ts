@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { writeFakeCameraY4m } from '../tools/make-y4m';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import { REPO_ROOT, assertNoPageErrors, setExtraChromiumArgs, withPage } from './support/browser';
-import { artifact, demoState, demoTensorTrace, settledTensorCounts, waitForDemo } from './support/demo';
+import { demoState, demoTensorTrace, settledTensorCounts, waitForDemo } from '../tools/lib/demo';
+import { artifact } from './support/artifacts';
 
 const video = writeFakeCameraY4m();
 setExtraChromiumArgs(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${video.path}`]);

@@ -1,63 +1,92 @@
-// The demo's live loop keeping up (issue 16), asserted on frame counts, not
-// times: a 30 frames/s fake webcam for a minute with the side-by-side
-// comparison on, every frame processed and none dropped; and 10,000 stream
-// frames at "as fast as it adapts" with the engine's tensor count and bytes
-// flat. wasm backend, the default method (SAR + align).
+// The demo's live loop keeping up with a camera (issue 16), asserted on frame
+// counts, not times: 1,800 frames (a minute) of a 30 frames/s fake webcam
+// with the side-by-side comparison on, every frame processed and none
+// dropped. wasm backend, the default method (SAR + align). Its memory over a
+// long run: demo-memory.e2e.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { writeFakeCameraY4m } from '../tools/make-y4m';
 import { REPO_ROOT, assertNoPageErrors, setExtraChromiumArgs, withPage } from './support/browser';
-import { demoMemory, demoState, demoTensorTrace, waitForDemo } from './support/demo';
+import { demoState, waitForDemo, type DemoState } from '../tools/lib/demo';
 
 const FPS = 30;
+/** A minute of the camera, counted in frames: how fast a busy machine delivers them changes the test's length, not its verdict. */
+const CAMERA_FRAMES = FPS * 60;
 const video = writeFakeCameraY4m({ fps: FPS, hold: 3, out: join(REPO_ROOT, 'e2e', '.artifacts', 'fake-camera-30fps.y4m') });
 setExtraChromiumArgs(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${video.path}`]);
 
-test('fake webcam at 30 frames/s for a minute, comparison on: every camera frame processed, none dropped', () =>
+/**
+ * A second, independent count of the frames the video element hands the page:
+ * its own requestVideoFrameCallback chain beside the demo's, called in the same
+ * rendering steps.
+ */
+const WATCH_VIDEO = `(() => {
+  const v = document.getElementById('video');
+  const w = { callbacks: 0 };
+  const tick = () => { w.callbacks++; v.requestVideoFrameCallback(tick); };
+  v.requestVideoFrameCallback(tick);
+  window.__videoWatch = w;
+})()`;
+
+interface Settled {
+  state: DemoState;
+  watch: { callbacks: number };
+  at: number;
+}
+
+/**
+ * Pauses the video element (no new camera frame reaches the page) and waits
+ * until the demo has nothing in flight and nothing parked, so its counters
+ * can be compared exactly: every frame the camera offered is then either
+ * processed, dropped, or lost.
+ */
+async function settle(page: Page): Promise<Settled> {
+  await page.evaluate(`document.getElementById('video').pause()`);
+  let last: DemoState | undefined;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 300));
+    const s = await demoState(page);
+    // Two reads apart with no new camera frame and every submitted frame answered: the gate is empty.
+    if (last && s.cameraFrames === last.cameraFrames && s.frames === s.submitted && last.frames === s.frames) {
+      const watch = (await page.evaluate('({ ...window.__videoWatch })')) as Settled['watch'];
+      return { state: s, watch, at: Date.now() };
+    }
+    if (Date.now() > deadline) throw new Error(`the demo did not settle after the video paused: ${JSON.stringify(s)}`);
+    last = s;
+  }
+}
+
+test(`fake webcam at ${FPS} frames/s, ${CAMERA_FRAMES} frames, comparison on: every camera frame processed, none dropped`, (t) =>
   withPage(
     async ({ page }) => {
       // Past the warm-up (kernels compiled, the first frames in).
-      const start = await waitForDemo(page, 'the camera to run 60 steps', (s) => s.input === 'camera' && s.steps >= 60);
-      assert.equal(start.backend, 'wasm');
-      await page.waitForTimeout(60_000);
-      const end = await demoState(page);
-      const offered = end.cameraFrames - start.cameraFrames;
-      const processed = end.frames - start.frames;
-      // The camera did deliver about 30 frames a second (so the assertion below is about keeping up with that).
-      assert.ok(offered >= 0.8 * FPS * 60, `the fake camera offered only ${offered} frames in 60 s`);
-      assert.equal(end.dropped - start.dropped, 0, `${end.dropped - start.dropped} of ${offered} camera frames dropped`);
-      // Every offered frame was processed, but for the one or two still in flight when the state was read.
-      assert.ok(processed >= offered - 2 && processed <= offered + 2, `${processed} frames processed of ${offered} offered`);
+      const warm = await waitForDemo(page, 'the camera to run 60 steps', (s) => s.input === 'camera' && s.steps >= 60);
+      assert.equal(warm.backend, 'wasm');
+      await page.evaluate(WATCH_VIDEO);
+      const start = await settle(page);
+      await page.evaluate(`document.getElementById('video').play()`);
+      // Ten minutes is 3 frames/s: a camera (or a demo) that slow has stopped, whatever the machine.
+      await waitForDemo(page, `${CAMERA_FRAMES} camera frames`, (s) => s.cameraFrames - start.state.cameraFrames >= CAMERA_FRAMES, 600_000);
+      const end = await settle(page);
+
+      const offered = end.state.cameraFrames - start.state.cameraFrames;
+      const seen = end.watch.callbacks - start.watch.callbacks;
+      const secs = (end.at - start.at) / 1000;
+      t.diagnostic(`${offered} camera frames in ${secs.toFixed(1)} s (${(offered / secs).toFixed(1)}/s); the video element's callbacks: ${seen}`);
+      // The demo counted every frame its video element handed the page.
+      assert.equal(offered, seen, `the video element handed the page ${seen} frames, the demo counted ${offered}`);
+      assert.equal(end.state.dropped - start.state.dropped, 0, `${end.state.dropped - start.state.dropped} of ${offered} camera frames dropped`);
+      // With nothing in flight at either end, the counts are exact: each offered frame was sent to the engine and answered.
+      assert.equal(
+        end.state.submitted - start.state.submitted,
+        offered,
+        `${end.state.submitted - start.state.submitted} frames sent to the engine of ${offered} offered`,
+      );
+      assert.equal(end.state.frames - start.state.frames, offered, `${end.state.frames - start.state.frames} frames processed of ${offered} offered`);
       await assertNoPageErrors();
     },
     { path: `demo/?input=camera&backend=wasm&compare=1` },
-  ));
-
-test('10,000 stream frames at "as fast as it adapts", comparison on: tensor count and bytes flat', () =>
-  withPage(
-    async ({ page }) => {
-      const N = 10_000;
-      const done = await waitForDemo(page, `${N} frames`, (s) => s.state === 'done', 600_000);
-      assert.equal(done.frames, N);
-      // The trace holds the last 5,000 frames: [frame, tensors, update pending, bytes]. A queued update
-      // holds one small tensor, so frames are compared with frames of the same pending state.
-      const trace = await demoTensorTrace(page);
-      assert.ok(trace.length >= 4_900, `only ${trace.length} frames traced`);
-      assert.equal(trace.at(-1)![0], N - 1);
-      for (const pending of [0, 1]) {
-        const rows = trace.filter((t) => t[2] === pending);
-        if (rows.length === 0) continue;
-        const tensors = new Set(rows.map((t) => t[1]));
-        const bytes = new Set(rows.map((t) => t[3]));
-        assert.equal(tensors.size, 1, `tensor counts over frames ${trace[0]![0]}..${N - 1} (pending ${pending}): ${[...tensors].join(', ')}`);
-        assert.equal(bytes.size, 1, `bytes over frames ${trace[0]![0]}..${N - 1} (pending ${pending}): ${[...bytes].join(', ')}`);
-      }
-      // After the final flush nothing is queued: the engine holds what a settled frame held.
-      const settled = trace.filter((t) => t[2] === 0)[0];
-      const m = await demoMemory(page);
-      if (settled) assert.deepEqual([m.numTensors, m.numBytes], [settled[1], settled[3]]);
-      await assertNoPageErrors();
-    },
-    { path: `demo/?input=stream&backend=wasm&compare=1&fps=max&frames=10000&corruption=gaussian_noise&severity=5` },
   ));

@@ -13,7 +13,8 @@ import type { Page } from 'playwright-core';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import type { FrameRecords } from '../src/runtime/engine-types';
 import { REPO_ROOT, assertNoPageErrors, withPage } from './support/browser';
-import { artifact, demoMemory, demoRecords, demoState, demoTensorTrace, settledTensorCounts, waitForDemo } from './support/demo';
+import { demoMemory, demoRecords, demoState, demoTensorTrace, settledTensorCounts, waitForDemo } from '../tools/lib/demo';
+import { artifact } from './support/artifacts';
 
 const FRAMES = 300;
 const labels = loadFashionMnist('t10k', join(REPO_ROOT, 'public', 'data', 'fashion-mnist')).labels;

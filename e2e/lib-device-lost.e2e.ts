@@ -34,7 +34,7 @@ const setup = `(async () => {
 test('WebGPU device destroyed: the engine recovers on webgpu with its adapted state, bit for bit, and a running stream goes on', () =>
   withLibPage('examples/index.html', async (p) => {
     const backend = await p.page.evaluate(setup);
-    assert.equal(backend, 'webgpu', 'this test needs WebGPU (SwiftShader flags in e2e/support/session.ts)');
+    assert.equal(backend, 'webgpu', 'this test needs WebGPU (SwiftShader flags in tools/lib/session.ts)');
 
     // 1. Between frames: lose the device, wait for the rebuild, compare the state.
     const one = (await p.page.evaluate(`(async () => {

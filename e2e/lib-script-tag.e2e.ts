@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { writeFakeCameraY4m } from '../tools/make-y4m';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import { readSafetensors } from '../src/model/safetensors';
-import { REPO_ROOT } from './support/session';
+import { REPO_ROOT } from '../tools/lib/session';
 import { configureLibSession, libServer, LOAD_WILDTTA, newContext, waitForTrue, withLibPage, type LibPage } from './support/lib';
 
 const video = writeFakeCameraY4m();

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { initBackend } from '../src/runtime/backend';
-import { loadModelFolder } from '../bench/node-env';
+import { loadModelFolder } from '../tools/lib/node-env';
 import { grayAccuracy, type AccuracyResult } from '../src/model/evaluate';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import { REPO_ROOT, assertNoPageErrors, withPage } from './support/browser';

@@ -11,8 +11,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { REPO_ROOT, setExtraChromiumArgs, shutdown, withPage } from '../e2e/support/session';
-import { waitForDemo } from '../e2e/support/demo';
+import { REPO_ROOT, setExtraChromiumArgs, shutdown, withPage } from './lib/session';
+import { waitForDemo } from './lib/demo';
 import { writeFakeCameraY4m } from './make-y4m';
 
 const { values: a } = parseArgs({

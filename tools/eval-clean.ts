@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { grayAccuracy } from '../src/model/evaluate';
-import { loadModelFolder, loadTestSplit, nodeSetup } from '../bench/node-env';
+import { loadModelFolder, loadTestSplit, nodeSetup } from './lib/node-env';
 
 const { values: args } = parseArgs({
   options: {

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModelFolder, loadTestSplit, nodeSetup } from '../bench/node-env';
+import { loadModelFolder, loadTestSplit, nodeSetup } from './lib/node-env';
 import { grayBatch } from '../src/data/images';
 import { splitPools } from '../src/data/streams';
 import { computeSourceStats, SOURCE_STATS_FILE, writeSourceStats } from '../src/model/source-stats';

@@ -1,39 +1,14 @@
 // Browser-test support for the library build (dist/wildtta*.js) and its
-// examples: builds the library when its sources are newer than the bundles,
-// serves the repository with the plain static server of `npm run examples`
-// (under a strict CSP unless told otherwise), and opens pages in headless
-// Chromium with the shared flags. Every page records CSP violations in
+// examples: builds the library when its sources are newer than the bundles
+// (tools/lib/lib-build.ts), serves the repository with the plain static
+// server of `npm run examples` (under a strict CSP unless told otherwise),
+// and opens pages in headless Chromium with the shared flags. Every page records CSP violations in
 // window.__cspViolations before any of its own scripts run.
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { after } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS, chromiumExecutable, REPO_ROOT } from './session';
+import { CHROMIUM_ARGS, chromiumExecutable } from '../../tools/lib/session';
+import { ensureLibBuilt } from '../../tools/lib/lib-build';
 import { startStaticServer, STRICT_CSP, type StaticServer } from '../../tools/static-server';
-
-export const LIB_FILES = ['wildtta.js', 'wildtta.iife.js', 'wildtta.worker.js', 'tfjs-backend-wasm-simd.wasm', 'types/index.d.ts'];
-
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (/\.ts$/.test(e.name) && !/\.test\.ts$/.test(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Runs the library build unless every bundle is newer than every source (WILDTTA_LIB_PREBUILT=1 skips the check). */
-export function ensureLibBuilt(): void {
-  if (process.env.WILDTTA_LIB_PREBUILT) return;
-  const dist = join(REPO_ROOT, 'dist');
-  const sources = Math.max(newestSource(join(REPO_ROOT, 'src')), statSync(join(REPO_ROOT, 'vite.lib.config.ts')).mtimeMs);
-  const fresh = LIB_FILES.every((f) => existsSync(join(dist, f)) && statSync(join(dist, f)).mtimeMs > sources);
-  if (fresh) return;
-  const r = spawnSync('npm', ['run', 'build:lib'], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
-  if (r.status !== 0) throw new Error(`npm run build:lib failed:\n${r.stdout}\n${r.stderr}`);
-}
 
 export interface LibPage {
   page: Page;

@@ -3,11 +3,11 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { backboneFromSafetensors, vitFromSafetensors } from '../src/model/load';
-import type { Backbone } from '../src/model/backbone';
-import type { ViT } from '../src/model/vit';
-import type { LabeledImages } from '../src/data/idx';
-import { loadFashionMnist } from '../tools/fmnist-node';
+import { backboneFromSafetensors, vitFromSafetensors } from '../../src/model/load';
+import type { Backbone } from '../../src/model/backbone';
+import type { ViT } from '../../src/model/vit';
+import type { LabeledImages } from '../../src/data/idx';
+import { loadFashionMnist } from '../fmnist-node';
 
 export async function nodeSetup(backend = 'wasm'): Promise<void> {
   await tf.setBackend(backend);

@@ -1,22 +1,12 @@
-// Helpers for the demo page's browser tests (e2e/demo-*.e2e.ts): its state
-// through window.wildttaDemo, waiting on it, and the artifact folder.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+// The demo page seen from Node, for its browser tests (e2e/demo-*.e2e.ts) and
+// the tools that drive it (demo-screenshot.ts): its state through
+// window.wildttaDemo, and waiting on it.
 import type { Page } from 'playwright-core';
 import type { FrameRecords } from '../../src/runtime/engine-types';
 // The state hook's shape is defined once, by the page.
 import type { DemoState } from '../../demo/main';
 
 export type { DemoState };
-import { REPO_ROOT } from './session';
-
-/** Screenshots and other test outputs (gitignored). */
-export const ARTIFACTS = join(REPO_ROOT, 'e2e', '.artifacts');
-
-export function artifact(name: string): string {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  return join(ARTIFACTS, name);
-}
 
 // Strings, not functions: tsx compiles this file with helpers that do not exist in the page.
 export const demoState = (page: Page) => page.evaluate('window.wildttaDemo.state()') as Promise<DemoState>;

@@ -1,9 +1,11 @@
 // One Vite dev server and one headless Chromium, started on first use; shared by
-// the browser tests (through ./browser, which shuts it down after each test file)
-// and the benchmark runners (which call shutdown() themselves).
+// the browser tests (e2e/support/browser.ts adds the test harness and shuts the
+// session down after each test file), the benchmark runners and the tools that
+// drive the demo (which call shutdown() themselves).
 //
-//   import { withPage, assertNoPageErrors } from './support/browser';
-//   test('...', () => withPage(async (h) => { const r = await h.call('smoke', 'webgl'); ... }));
+//   import { withPage, shutdown } from '../tools/lib/session';
+//   await withPage(async ({ page }) => { ... }, { path: 'bench/wild.html' });
+//   await shutdown();
 //
 // Chromium: $CHROMIUM_PATH, else /usr/bin/chromium, else Playwright's own build.
 // Flags per /work/shared/BROWSER.md: WebGPU and WebGL2 on SwiftShader (software
@@ -19,7 +21,6 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContextOptions, type ConsoleMessage, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
-import type { WildttaHarness } from '../harness';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -157,24 +158,30 @@ export async function shutdown(): Promise<void> {
   rmSync(started.cacheDir, { recursive: true, force: true });
 }
 
-/** A page of the harness, with what it logged. */
-export interface HarnessPage {
+/** An open page, with what it logged. */
+export interface SessionPage {
   page: Page;
   /** This page's console errors and uncaught exceptions, in order. */
   errors: string[];
   /** Every console message of this page, "type: text". */
   console: string[];
-  /** Calls window.wildttaHarness[name](...args) in the page and returns its (plain-data) result. */
-  call<K extends keyof WildttaHarness>(name: K, ...args: Parameters<WildttaHarness[K]>): Promise<Awaited<ReturnType<WildttaHarness[K]>>>;
 }
 
 export interface WithPageOptions {
-  /** Page to open, relative to the server root (default the harness). */
-  path?: string;
+  /** Page to open, relative to the server root. */
+  path: string;
   /** Options of the page's browser context (viewport, permissions...). */
   context?: BrowserContextOptions;
   /** A script (source text) run in the page before any of its own scripts. */
   initScript?: string;
+  /** A JavaScript expression, as source text, that must turn true before `fn` runs (the page's hook is installed). */
+  readyWhen?: string;
+  /**
+   * Count a second load of the page as a page error. For pages that never
+   * navigate themselves: a reload there means Vite re-optimised a dependency
+   * mid-run, and whatever the page held is gone.
+   */
+  singleLoad?: boolean;
 }
 
 function describeConsole(msg: ConsoleMessage): string {
@@ -184,12 +191,12 @@ function describeConsole(msg: ConsoleMessage): string {
 }
 
 /**
- * Opens a fresh page (own browser context) on the harness, waits for
- * window.wildttaHarness, runs `fn`, and closes the page. Console errors and
- * page errors are collected on the page and for the whole file (see
+ * Opens `opts.path` in a fresh page (own browser context), waits for
+ * `opts.readyWhen` if given, runs `fn`, and closes the page. Console errors
+ * and page errors are collected on the page and for the whole process (see
  * assertNoPageErrors).
  */
-export async function withPage<T>(fn: (h: HarnessPage) => Promise<T>, opts: WithPageOptions = {}): Promise<T> {
+export async function withPage<T>(fn: (p: SessionPage) => Promise<T>, opts: WithPageOptions): Promise<T> {
   const s = await getSession();
   const context = await s.browser.newContext(opts.context ?? {});
   if (opts.initScript !== undefined) await context.addInitScript({ content: opts.initScript });
@@ -217,7 +224,7 @@ export async function withPage<T>(fn: (h: HarnessPage) => Promise<T>, opts: With
   });
   page.on('framenavigated', (frame) => {
     // Only the first load is expected; a reload (e.g. Vite re-optimizing dependencies) breaks a test.
-    if (opts.path === undefined && frame === page.mainFrame() && loads++ > 0) {
+    if (opts.singleLoad === true && frame === page.mainFrame() && loads++ > 0) {
       const line = `the page navigated again, to ${frame.url()}`;
       errors.push(line);
       s.errors.push(line);
@@ -227,40 +234,29 @@ export async function withPage<T>(fn: (h: HarnessPage) => Promise<T>, opts: With
     errors.push('the page crashed');
     s.errors.push('the page crashed');
   });
-  const h: HarnessPage = {
-    page,
-    errors,
-    console: consoleLines,
-    call: async (name, ...args) => {
-      // A string expression, not a function: the test file is compiled by tsx/esbuild,
-      // whose helpers (e.g. __name) do not exist inside the page.
-      const expr = `window.wildttaHarness[${JSON.stringify(name)}](...${JSON.stringify(args)})`;
-      return page.evaluate(expr) as never;
-    },
-  };
   try {
-    await page.goto(`${s.baseUrl}/${(opts.path ?? 'e2e/harness.html').replace(/^\//, '')}`);
-    if (opts.path === undefined) {
-      await page.waitForFunction('window.wildttaHarness !== undefined', undefined, { timeout: 60_000 }).catch((e: Error) => {
-        throw new Error(`the harness did not start: ${e.message}${errors.length ? `\npage errors:\n${errors.join('\n')}` : ''}`);
+    await page.goto(`${s.baseUrl}/${opts.path.replace(/^\//, '')}`);
+    if (opts.readyWhen !== undefined) {
+      await page.waitForFunction(opts.readyWhen, undefined, { timeout: 60_000 }).catch((e: Error) => {
+        throw new Error(`${opts.path} did not get ready (${opts.readyWhen}): ${e.message}${errors.length ? `\npage errors:\n${errors.join('\n')}` : ''}`);
       });
     }
-    return await fn(h);
+    return await fn({ page, errors, console: consoleLines });
   } finally {
     await context.close().catch(() => undefined);
   }
 }
 
-/** Every console error and uncaught exception seen by any page of this test file so far. */
+/** Every console error and uncaught exception seen by any page of this process so far. */
 export async function pageErrors(): Promise<string[]> {
   if (session === undefined) return [];
   return [...(await session).errors];
 }
 
-/** Throws listing the page errors, if any page of this file logged one. */
 /** WebGPU validation failures that Chromium logs as warnings. */
 const WEBGPU_VALIDATION = /Error while parsing WGSL|Invalid ShaderModule|not present in the bind group layout/;
 
+/** Throws listing the page errors, if any page of this process logged one. */
 export async function assertNoPageErrors(): Promise<void> {
   const errors = await pageErrors();
   if (errors.length > 0) throw new Error(`${errors.length} console/page error(s):\n${errors.join('\n')}`);
