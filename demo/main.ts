@@ -2,17 +2,17 @@
 // adaptation in a Web Worker, with live plots. UI only; the engine
 // (src/runtime/engine*.ts) knows nothing about this page.
 import { EngineClient, EngineClosedError, FrameGate } from '../src/runtime/engine-client';
-import type { FrameResult, MethodInfo, ModelInfo, ModelSource } from '../src/runtime/engine-types';
+import type { FrameResult, MethodCard, MethodInfo, ModelInfo, ModelSource } from '../src/runtime/engine-types';
 import { centerCrop, preprocessFrame, toRGBA, type PixelFrame } from '../src/runtime/preprocess';
 import type { BackendChoice } from '../src/runtime/backend';
-import { METHOD_NAMES, METHODS, type MethodName } from '../src/methods/registry';
+import type { MethodName } from '../src/methods/registry';
 import { fetchLabeledImages, FASHION_MNIST_CLASSES, type LabeledImages } from '../src/data/idx';
 import { splitPools } from '../src/data/streams';
 import { mulberry32, shuffle } from '../src/data/random';
 import { EXTRA_CORRUPTION_NAMES as EXTRA_CORRUPTIONS, TEST_CORRUPTION_NAMES as CORRUPTIONS } from '../src/runtime/corruption-names';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 import { LivePlot, Markers, RollingRate } from './charts';
-import { DEFAULTS, methodLabel, readConfig, tunedOptions, writeConfig, type DemoConfig, type InputKind } from './config';
+import { DEFAULTS, knownMethod, methodChoices, readConfig, tunedOptions, writeConfig, type DemoConfig, type InputKind } from './config';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => {
   const el = document.getElementById(id);
@@ -49,6 +49,10 @@ const config: DemoConfig = readConfig(location.search);
 let client: EngineClient | undefined;
 let modelInfo: ModelInfo | undefined;
 let methodInfo: MethodInfo | undefined;
+/** The methods the engine runs (empty until its worker answers). */
+let cards: MethodCard[] = [];
+/** The current worker's cards, on the page (restart waits for them before it sets a method). */
+let methodsReady: Promise<void> | undefined;
 let modelSource: ModelSource = { kind: 'url', url: config.model ? new URL(config.model, location.href).href : SHIPPED_MODEL };
 /** A dropped file's bytes, kept so a backend switch can load the model again (the engine gets a copy). */
 let modelBytes: { weights: ArrayBuffer; config: unknown; name: string } | undefined;
@@ -191,9 +195,9 @@ function fillControls(): void {
   time.append(opt('cycle', 'cycle through the 15, in turn'), opt('mixed', 'mixed: a random one per frame'));
   corruption.append(test, extra, time);
   $<HTMLSelectElement>('regime').append(...CORRUPTION_REGIMES.map((r) => opt(r, REGIME_LABELS[r])));
-  // The recommended method first, then the registry's order.
-  const methods = [DEFAULTS.method, ...METHOD_NAMES.filter((m) => m !== DEFAULTS.method)];
-  $<HTMLSelectElement>('method').append(...methods.map((m) => opt(m, m === DEFAULTS.method ? `${methodLabel(m)} (recommended)` : methodLabel(m))));
+  // Until the engine's worker sends its methods, the picker holds only the one asked for (the URL's or the default).
+  $<HTMLSelectElement>('method').append(opt(config.method, config.method));
+  $<HTMLSelectElement>('method').disabled = true;
 
   for (const el of document.querySelectorAll<HTMLInputElement>('input[name=input]')) el.checked = el.value === config.input;
   corruption.value = config.corruption;
@@ -201,7 +205,7 @@ function fillControls(): void {
   $<HTMLSelectElement>('regime').value = config.regime;
   $<HTMLInputElement>('cycle').value = String(config.cycle);
   $<HTMLSelectElement>('method').value = config.method;
-  $<HTMLInputElement>('lr').value = String(config.lr ?? tunedOptions(config.method).lr);
+  $<HTMLInputElement>('lr').value = config.lr === null ? '' : String(config.lr);
   $<HTMLInputElement>('compare').checked = config.compare;
   $<HTMLSelectElement>('fps').value = String(config.fps);
   $<HTMLSelectElement>('invert').value = config.invert;
@@ -210,6 +214,28 @@ function fillControls(): void {
   $<HTMLInputElement>('model-url').value = config.model;
   syncControlClasses();
 }
+
+/** Fills the method picker from the engine's cards, and drops a method the engine does not run (a ?method= typo). */
+function setMethodCards(next: MethodCard[]): void {
+  cards = next;
+  const picker = $<HTMLSelectElement>('method');
+  picker.replaceChildren(...methodChoices(cards).map((c) => Object.assign(document.createElement('option'), { value: c.name, textContent: c.text })));
+  picker.disabled = false;
+  config.method = knownMethod(config.method, cards);
+  picker.value = config.method;
+  if (config.lr === null) $<HTMLInputElement>('lr').value = String(tunedOptions(methodCard(config.method)).lr);
+  syncControlClasses();
+}
+
+/** A method's card; config.method is always one of them once the cards are in (knownMethod). */
+function methodCard(method: MethodName): MethodCard {
+  const card = cards.find((c) => c.name === method);
+  if (!card) throw new Error(`the engine runs no method '${method}'`);
+  return card;
+}
+
+/** How the demo names a method. */
+const methodLabel = (method: MethodName): string => cards.find((c) => c.name === method)?.label ?? method;
 
 function syncControlClasses(): void {
   const b = document.body.classList;
@@ -268,7 +294,7 @@ function wireControls(): void {
   $<HTMLSelectElement>('method').addEventListener('change', (e) => {
     config.method = (e.target as HTMLSelectElement).value as MethodName;
     config.lr = null;
-    $<HTMLInputElement>('lr').value = String(tunedOptions(config.method).lr);
+    $<HTMLInputElement>('lr').value = String(tunedOptions(methodCard(config.method)).lr);
     syncControlClasses();
     void guarded(() => restart('method'));
   });
@@ -435,6 +461,10 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
     client?.terminate();
     client = new EngineClient();
     modelInfo = undefined;
+    // Asked once per worker; handled here so that a worker closed before it answers leaves no unhandled rejection.
+    const ready = client.methods().then(setMethodCards);
+    ready.catch(() => undefined);
+    methodsReady = ready;
     $('chip-backend').textContent = '…';
     const report = await client.init({ backend: config.backend });
     if (mine !== session) return;
@@ -457,19 +487,21 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
     }
     if (mine !== session) return;
   }
+  await methodsReady;
+  if (mine !== session) return;
   // A method that needs the model's source statistics (SAR + align) runs the one it extends (SAR) on a model without them
   // (dropped files, a URL with none beside it).
-  const wanted = METHODS[config.method];
+  const wanted = methodCard(config.method);
   if (wanted.needsSourceStats && modelInfo && !modelInfo.sourceStats) {
-    const fallback = (wanted.extends?.name ?? 'source') as MethodName;
+    const fallback = wanted.extends ?? 'source';
     config.method = fallback;
     $<HTMLSelectElement>('method').value = fallback;
     say(
       `${wanted.label} needs the model's source statistics (source-stats.safetensors beside the weights); this model has none, so ${methodLabel(fallback)} runs.`,
     );
   }
-  const spec = METHODS[config.method];
-  const tuned = tunedOptions(config.method);
+  const spec = methodCard(config.method);
+  const tuned = tunedOptions(spec);
   const lr = config.lr ?? tuned.lr;
   const fisher = spec.usesCleanImages ? fisherImages() : undefined;
   methodInfo = await c.setMethod({ method: config.method, lr, options: tuned.options, ...(fisher ? { fisherImages: fisher } : {}) });
@@ -477,7 +509,7 @@ async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promis
   await applyReference();
   if (mine !== session) return;
   $<HTMLInputElement>('lr').value = String(methodInfo.lr);
-  $<HTMLInputElement>('lr').disabled = !('lr' in spec.defaults);
+  $<HTMLInputElement>('lr').disabled = spec.lr === null;
   if (spec.usesCleanImages && !methodInfo.fisher)
     say(`${spec.label} runs without its anti-forgetting (Fisher) term: there are no clean images for this model.`);
   resetView();
