@@ -1,8 +1,9 @@
 // The demo's settings, read from and written back to the URL so a setup can be
 // shared as a link (and so tests can start the page in a known state).
 import type { BackendChoice } from '../src/runtime/backend';
-import { METHOD_NAMES, METHODS, type MethodName } from '../src/methods/registry';
-import type { MethodOptionValue } from '../src/runtime/engine-types';
+// Types only: the registry's code would bring tfjs onto the page's thread (the engine's worker has it and sends its cards).
+import type { MethodName } from '../src/methods/registry';
+import type { MethodCard, MethodOptionValue } from '../src/runtime/engine-types';
 import { CORRUPTION_NAMES } from '../src/runtime/corruption-names';
 import { CORRUPTION_REGIMES, DEFAULT_REGIME, type CorruptionRegime } from '../src/data/corruptions/regime';
 
@@ -19,6 +20,7 @@ export interface DemoConfig {
   regime: CorruptionRegime;
   /** Frames per corruption in 'cycle' mode. */
   cycle: number;
+  /** From the URL unchecked until the engine's cards come (see knownMethod). */
   method: MethodName;
   /** Learning rate; null means the method's tuned default. */
   lr: number | null;
@@ -37,16 +39,12 @@ const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'webgl', 'wasm', '
 
 /**
  * A method's learning rate and options: the library's own defaults (its
- * registry entry, where each says where it came from), so the demo runs
+ * registry entry, sent by the engine as the method's card), so the demo runs
  * what `WildTTA.create({ method })` runs. No adaptation has no learning rate.
  */
-export function tunedOptions(method: MethodName): { lr: number; options: Record<string, MethodOptionValue> } {
-  const defaults = METHODS[method].defaults as { lr?: { value: number } };
-  return { lr: defaults.lr?.value ?? 0, options: {} };
+export function tunedOptions(card: MethodCard): { lr: number; options: Record<string, MethodOptionValue> } {
+  return { lr: card.lr ?? 0, options: {} };
 }
-
-/** How the demo names a method. */
-export const methodLabel = (method: MethodName): string => METHODS[method].label;
 
 export const DEFAULTS: DemoConfig = {
   backend: 'auto',
@@ -65,6 +63,25 @@ export const DEFAULTS: DemoConfig = {
   invert: 'auto',
   seed: 1,
 };
+
+/** The method picker's entries: the recommended method first, then the engine's order. */
+export function methodChoices(cards: readonly MethodCard[]): Array<{ name: MethodName; text: string }> {
+  const first = cards.filter((c) => c.name === DEFAULTS.method);
+  return [...first, ...cards.filter((c) => c.name !== DEFAULTS.method)].map((c) => ({
+    name: c.name,
+    text: c.name === DEFAULTS.method ? `${c.label} (recommended)` : c.label,
+  }));
+}
+
+/**
+ * `method` when the engine runs it, else the default (or, should the engine
+ * not know the default, its first method). A ?method= from the URL can only
+ * be checked here: the page learns the names from the engine's worker.
+ */
+export function knownMethod(method: string, cards: readonly MethodCard[]): MethodName {
+  if (cards.some((c) => c.name === method)) return method as MethodName;
+  return cards.some((c) => c.name === DEFAULTS.method) ? DEFAULTS.method : (cards[0]?.name ?? DEFAULTS.method);
+}
 
 function oneOf<T extends string>(v: string | null, options: readonly T[], fallback: T): T {
   return v !== null && (options as readonly string[]).includes(v) ? (v as T) : fallback;
@@ -90,7 +107,7 @@ export function readConfig(search: string): DemoConfig {
     severity: intIn(p.get('severity'), 1, 5, DEFAULTS.severity),
     regime: oneOf(p.get('regime'), CORRUPTION_REGIMES, DEFAULTS.regime),
     cycle: intIn(p.get('cycle'), 10, 5000, DEFAULTS.cycle),
-    method: oneOf(p.get('method'), METHOD_NAMES, DEFAULTS.method),
+    method: (p.get('method') ?? DEFAULTS.method) as MethodName,
     lr: Number.isFinite(lr) && lr >= 0 ? lr : null,
     compare: p.has('compare') ? p.get('compare') !== '0' : DEFAULTS.compare,
     fps: fps === 'max' ? 'max' : intIn(fps, 1, 120, DEFAULTS.fps as number),
