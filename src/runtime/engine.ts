@@ -325,6 +325,7 @@ export class Engine {
     const frame = prepareFrame(input, model.config);
     const want = { reference: this.reference, preview: Boolean(input.preview) };
     let extras: tf.Tensor | undefined;
+    let result: FrameResult;
     try {
       const tPrepared = performance.now();
       extras = this.source!.extras(frame.clean, frame.input, want);
@@ -332,7 +333,7 @@ export class Engine {
       const tStepped = performance.now();
       const probs = r.probabilities;
       const predicted = r.classes[0]!;
-      const result: FrameResult = {
+      result = {
         step: r.step,
         frame: this.frames++,
         label: frame.label,
@@ -361,15 +362,16 @@ export class Engine {
         referenceClean: result.reference?.clean.predicted ?? -1,
         tag: input.tag ?? -1,
       });
-      const memory = tf.memory();
-      result.numTensors = memory.numTensors;
-      result.numBytes = memory.numBytes;
-      result.ms.total = performance.now() - t0;
-      return result;
     } finally {
       extras?.dispose();
       frame.dispose();
     }
+    // Counted once the frame's own tensors are gone: what the engine holds between frames.
+    const memory = tf.memory();
+    result.numTensors = memory.numTensors;
+    result.numBytes = memory.numBytes;
+    result.ms.total = performance.now() - t0;
+    return result;
   }
 
   getRecords(): FrameRecords {
