@@ -146,7 +146,7 @@ for (const name of fixtures) {
         assert.ok(err <= TORCH_TOL, `cpu logits differ from PyTorch by ${err.toExponential(2)}`);
       }
 
-      // The adaptation path (fast-vit.ts: host kernels, WGSL LayerNorm kernels) at batch 1 and at the fixture's batch.
+      // The adaptation path (the ViT's forward and backward on the kernels: host, WGSL, tfjs ops) at batch 1 and at the fixture's batch.
       for (const batch of [1, cpu.batch]) {
         const ref = batch === cpu.batch ? cpu : await h.call('fixtureLogits', name, 'cpu', batch);
         const refScale = Math.max(...gradNames.map((n) => maxAbs(ref.grads[n]!.values)));

@@ -77,14 +77,11 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
     const a = params(two.before);
     assert.ok(a.size >= 8);
     assert.deepEqual(params(two.after), a, 'adapted scale/shift after recovery differ from those before the loss');
-    // The old model and adapter (~90 tensors here) must be gone. The model's fast path caches a
-    // ones-vector per row count it meets in a backward pass (src/model/fast-vit.ts), so an
-    // update of a new size may add one: allow 2, far below what a leaked model would add.
-    const TOLERANCE = 2;
-    assert.ok(
-      two.tensors - one.tensors <= TOLERANCE && two.tensors >= one.tensors - TOLERANCE,
-      `tensors before the loss ${one.tensors}, after the rebuild ${two.tensors}`,
-    );
+    // The old model and adapter (~90 tensors here) must be gone. The rebuilt engine holds one tensor more than the
+    // first did (128 against 129 here, with the code before the kernel rebuild too; its cause is not found yet), so
+    // allow 1: far below what a leaked model or adapter would add.
+    const TOLERANCE = 1;
+    assert.ok(Math.abs(two.tensors - one.tensors) <= TOLERANCE, `tensors before the loss ${one.tensors}, after the rebuild ${two.tensors}`);
 
     // 2. During a stream: attach to the canvas, destroy the device mid-stream, results keep coming.
     const three = (await p.page.evaluate(`(async () => {

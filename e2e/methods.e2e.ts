@@ -25,7 +25,7 @@ function assertSameRun(cpu: AdaptRunResult, other: AdaptRunResult, label: string
   assert.ok(worst <= 1e-3, `${label}: adapted tensors differ by ${worst}`);
 }
 
-// WebGPU runs the update's WGSL kernels (gpu-kernels.ts), WebGL the tfjs ops they replace; cpu the JavaScript ones.
+// WebGPU runs the update's WGSL kernels (src/kernels/webgpu), WebGL the tfjs ops they replace; cpu the JavaScript ones.
 for (const backend of ['webgpu', 'webgl'] as const) {
   test(`50 SAR steps on ${backend} match the cpu backend to 1e-3`, () =>
     withPage(async (h) => {

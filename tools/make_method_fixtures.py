@@ -3,8 +3,8 @@
 
     /usr/bin/python3 tools/make_method_fixtures.py        (npm run fixtures:methods)
 
-Each method's step is written here from /work/shared/REFERENCE.md and the
-"Our semantics" of the project (no-update when no sample is reliable, reset
+Each method's step is written here from the papers' algorithms (docs/methods.md
+says them in our words) and the project's own semantics (no-update when no sample is reliable, reset
 also zeroes momentum and clears the EMA, ...), in plain torch on float64
 tensors, sharing no code with src/methods. The ViT forward and the fixture
 writer come from tools/make_fixtures.py (an independent torch ViT).

@@ -29,7 +29,7 @@ export interface InputAlignOptions {
  *
  * This is the per-image analogue of what re-estimated batch statistics give
  * a BatchNorm model at its input; it is our own step (the FOA family aligns
- * features; see REFERENCE.md), measured in BENCHMARKS.md.
+ * features; docs/methods.md#sar-align), measured in BENCHMARKS.md.
  */
 export class InputAlignment {
   readonly quantile: number;

@@ -1,5 +1,5 @@
 // Parity of SAR, Tent, EATA and DeYO with an independent PyTorch reference
-// (tools/make_method_fixtures.py, written from REFERENCE.md and our semantics):
+// (tools/make_method_fixtures.py, written from the papers' algorithms and our semantics):
 // 8 batch-size-1 steps per run on a tiny random ViT, compared at every step.
 //
 //   node --import tsx --test src/methods/parity.test.ts
