@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape, NormSelection, ParamLookup } from '../model/backbone';
 import { finiteFlag, pick, softmaxAndEntropy } from '../kernels';
 import { InvalidInputError } from './errors';
+import type { MarginOptions } from './filters';
 import { selectNormParams } from './params';
 import { SgdMomentum } from './sgd';
 import { FlatLayout } from './flat';
@@ -30,6 +31,18 @@ export interface CommonOptions extends NormSelection {
   inputAlign?: boolean | InputAlignOptions;
   /** The model's source statistics (model/source-stats.ts), for `recenter`, `inputAlign` and alignment. */
   sourceStats?: SourceStats;
+}
+
+/** A method's own defaults for the options every method takes: what a caller's options fall back to. */
+export interface MethodBase {
+  lr: number;
+  /** 0.9 unless the method says otherwise. */
+  momentum?: number;
+  includeFinalNorm: boolean;
+  /** Unset: the family's rule for which top blocks to leave alone. */
+  skipLastBlocks?: number;
+  /** The reliable filter's margin as a fraction of ln C; a method without a filter leaves it unset and shows SAR's 0.4. */
+  marginFraction?: number;
 }
 
 /**
@@ -75,16 +88,20 @@ export abstract class Adapter {
 
   constructor(
     readonly model: Backbone,
-    selection: NormSelection,
-    lr: number,
-    momentum = 0.9,
-    features: Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sourceStats'> = {},
+    features: CommonOptions & MarginOptions,
+    base: MethodBase,
   ) {
     if ((features.recenter || features.inputAlign) && !features.sourceStats) {
       throw new TypeError(
         `${features.recenter ? 'recenter' : 'inputAlign'} needs the model's source statistics (sourceStats: computeSourceStats or the source-stats.safetensors beside the model)`,
       );
     }
+    const selection: NormSelection = {
+      skipLastBlocks: features.skipLastBlocks ?? base.skipLastBlocks,
+      includeFinalNorm: features.includeFinalNorm ?? base.includeFinalNorm,
+    };
+    const lr = features.lr ?? base.lr;
+    const momentum = features.momentum ?? base.momentum ?? 0.9;
     this.params = selectNormParams(model, selection);
     for (const [name, p] of this.params) this.source.set(name, tf.clone(p));
     this.layout = new FlatLayout(this.params);
@@ -92,6 +109,7 @@ export abstract class Adapter {
     this.sgd = new SgdMomentum(this.layout.total, lr, momentum);
     this.numClasses = model.config.numClasses;
     this.lnC = Math.log(this.numClasses);
+    this.margin = (features.marginFraction ?? base.marginFraction ?? 0.4) * this.lnC;
     this.recentering = features.recenter
       ? new FeatureRecentering(model, features.sourceStats!, features.recenter === true ? {} : features.recenter)
       : undefined;
@@ -107,7 +125,7 @@ export abstract class Adapter {
   }
 
   /** The entropy margin E0 of the method's reliable filter, nats (a method without one gives SAR's, for comparison). */
-  abstract readonly margin: number;
+  readonly margin: number;
 
   /** Method-specific state tensors (EMA, moving probabilities...) that reset clears and export saves. */
   protected stateTensors(): Map<string, tf.Variable> {

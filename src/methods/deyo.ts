@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape } from '../model/backbone';
 import { mulberry32 } from '../data/random';
 import type { CommonOptions } from './adapter';
-import { entropyBelow, keptSamples } from './filters';
+import { entropyBelow, keptSamples, type MarginOptions } from './filters';
 import { WeightedEntropyAdapter } from './weighted-entropy';
 import { REF, TUNED, TUNING_LRS, type Default } from './defaults';
 import { defineMethod } from './method';
@@ -19,9 +19,7 @@ const DEYO = DEYO_DEFAULTS;
 /** Gives, for each of `count` samples, a permutation p of `patches` grid cells: output cell j shows input cell p[j]. */
 export type PatchPermutation = (count: number, patches: number) => number[][];
 
-export interface DeyoOptions extends CommonOptions {
-  /** Entropy filter margin as a fraction of ln C (reference: 0.5). */
-  marginFraction?: number;
+export interface DeyoOptions extends CommonOptions, MarginOptions {
   /** E0 of the entropy weight exp(E0 − E), as a fraction of ln C (reference: 0.4). */
   weightMarginFraction?: number;
   /** PLPD threshold τ (0.2 in wild settings, 0.3 in mild ones). */
@@ -40,15 +38,13 @@ export interface DeyoOptions extends CommonOptions {
  */
 export class DeyoAdapter extends WeightedEntropyAdapter {
   readonly method = 'deyo';
-  readonly margin: number;
   readonly weightMargin: number;
   readonly plpdThreshold: number;
   readonly grid: number;
   private readonly permutation: PatchPermutation;
 
   constructor(model: Backbone, opts: DeyoOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? DEYO.lr.value, opts.momentum, opts);
-    this.margin = (opts.marginFraction ?? DEYO.marginFraction.value) * this.lnC;
+    super(model, opts, { lr: DEYO.lr.value, marginFraction: DEYO.marginFraction.value, includeFinalNorm: false });
     this.weightMargin = (opts.weightMarginFraction ?? DEYO.weightMarginFraction.value) * this.lnC;
     this.plpdThreshold = opts.plpdThreshold ?? DEYO.plpdThreshold.value;
     this.grid = opts.grid ?? 4;
@@ -82,8 +78,6 @@ export const deyo = defineMethod({
   name: 'deyo',
   label: 'DeYO',
   defaults: DEYO_DEFAULTS,
-  needsSourceStats: false,
-  usesCleanImages: false,
   create: (model, o: DeyoOptions) => new DeyoAdapter(model, o),
   searchSpace: TUNING_LRS.map((lr): DeyoOptions => ({ lr })),
 });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape } from '../model/backbone';
 import type { CommonOptions } from './adapter';
-import { entropyBelow, keptSamples } from './filters';
+import { entropyBelow, keptSamples, type MarginOptions } from './filters';
 import { WeightedEntropyAdapter } from './weighted-entropy';
 import { MovingAverage } from './moving-average';
 import { FlatLayout } from './flat';
@@ -18,9 +18,7 @@ export const EATA_DEFAULTS = {
 
 const EATA = EATA_DEFAULTS;
 
-export interface EataOptions extends CommonOptions {
-  /** e_margin as a fraction of ln C (reference: 0.4). */
-  marginFraction?: number;
+export interface EataOptions extends CommonOptions, MarginOptions {
   /** Redundancy filter: keep a sample when |cos(m, p)| < dMargin (reference: 0.05). */
   dMargin?: number;
   /** Weight α of the anti-forgetting Fisher term (reference: 2000). */
@@ -37,7 +35,6 @@ export interface EataOptions extends CommonOptions {
  */
 export class EataAdapter extends WeightedEntropyAdapter {
   readonly method = 'eata';
-  readonly margin: number;
   readonly dMargin: number;
   readonly fisherAlpha: number;
   /** Diagonal Fisher in the flat layout (flat.ts), when given. */
@@ -46,8 +43,7 @@ export class EataAdapter extends WeightedEntropyAdapter {
   private readonly probsEma: MovingAverage;
 
   constructor(model: Backbone, opts: EataOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true }, opts.lr ?? EATA.lr.value, opts.momentum, opts);
-    this.margin = (opts.marginFraction ?? EATA.marginFraction.value) * this.lnC;
+    super(model, opts, { lr: EATA.lr.value, marginFraction: EATA.marginFraction.value, includeFinalNorm: true, skipLastBlocks: 0 });
     this.dMargin = opts.dMargin ?? EATA.dMargin.value;
     this.fisherAlpha = opts.fisherAlpha ?? EATA.fisherAlpha.value;
     this.probsEma = new MovingAverage([this.numClasses], 0.9);
@@ -188,7 +184,6 @@ export const eata = defineMethod({
   name: 'eata',
   label: 'EATA',
   defaults: EATA_DEFAULTS,
-  needsSourceStats: false,
   usesCleanImages: true,
   create: createEata,
   searchSpace: TUNING_LRS.flatMap((lr) => [0.05, 0.4].map((dMargin): EataCreateOptions => ({ lr, dMargin }))),

@@ -2,6 +2,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { softmaxAndEntropy } from '../kernels';
 
+/** The option of the methods whose first filter is on entropy; each method's defaults say its value and where it came from. */
+export interface MarginOptions {
+  /** The entropy filter's margin (SAR's E0, EATA's e_margin, DeYO's filter) as a fraction of ln C. */
+  marginFraction?: number;
+}
+
 /** Per sample: entropy strictly below the margin (the reliable-sample filter of SAR, EATA and DeYO). */
 export function entropyBelow(entropies: Float32Array, margin: number): boolean[] {
   return Array.from(entropies, (e) => e < margin);

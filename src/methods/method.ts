@@ -25,9 +25,13 @@ export interface MethodSpec<N extends string = string, O extends object = object
   readonly searchSpace: readonly O[];
 }
 
-/** A method's registry entry, typed by its name and options. */
-export function defineMethod<N extends string, O extends object, D extends Defaults>(spec: MethodSpec<N, O, D>): MethodSpec<N, O, D> {
-  return spec;
+type Flags = 'needsSourceStats' | 'usesCleanImages';
+
+/** A method's registry entry, typed by its name and options; the flags default to false. */
+export function defineMethod<N extends string, O extends object, D extends Defaults>(
+  spec: Omit<MethodSpec<N, O, D>, Flags> & Partial<Pick<MethodSpec, Flags>>,
+): MethodSpec<N, O, D> {
+  return { ...spec, needsSourceStats: spec.needsSourceStats ?? false, usesCleanImages: spec.usesCleanImages ?? false };
 }
 
 /**

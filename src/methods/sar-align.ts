@@ -92,7 +92,6 @@ export const sarAlign = defineMethod({
   defaults: SAR_ALIGN_DEFAULTS,
   extends: sar,
   needsSourceStats: true,
-  usesCleanImages: false,
   create: (model, o: SarAlignOptions) => new SarAlignAdapter(model, o),
   // SAR's reset threshold stays at its scaled default; the new knobs are lr, the alignment weight and the input
   // alignment's tail q, and at the middle point the bias-corrected re-centering (recenter.ts).

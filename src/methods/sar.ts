@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape } from '../model/backbone';
 import { allFinite, entropyLoss, l2Norm, pick, samAscent } from '../kernels';
 import { Adapter, type CommonOptions } from './adapter';
-import { entropyBelow, keptRows, scatterKept } from './filters';
+import { entropyBelow, keptRows, scatterKept, type MarginOptions } from './filters';
 import { packStats } from './stats';
 import { MovingAverage } from './moving-average';
 import { REF, TUNED, TUNING_LRS, type Default } from './defaults';
@@ -25,9 +25,7 @@ export const SAR_DEFAULTS = {
 
 const SAR = SAR_DEFAULTS;
 
-export interface SarOptions extends CommonOptions {
-  /** E0 as a fraction of ln C (reference: 0.4). */
-  marginFraction?: number;
+export interface SarOptions extends CommonOptions, MarginOptions {
   /** SAM radius ρ (reference: 0.05, non-adaptive SAM). */
   rho?: number;
   /**
@@ -48,15 +46,13 @@ export interface SarOptions extends CommonOptions {
  */
 export class SarAdapter extends Adapter {
   readonly method: string = 'sar';
-  readonly margin: number;
   readonly rho: number;
   readonly resetThreshold: number;
   readonly emaDecay: number;
   private readonly ema: MovingAverage;
 
   constructor(model: Backbone, opts: SarOptions = {}) {
-    super(model, { skipLastBlocks: opts.skipLastBlocks, includeFinalNorm: opts.includeFinalNorm ?? false }, opts.lr ?? SAR.lr.value, opts.momentum, opts);
-    this.margin = (opts.marginFraction ?? SAR.marginFraction.value) * this.lnC;
+    super(model, opts, { lr: SAR.lr.value, marginFraction: SAR.marginFraction.value, includeFinalNorm: false });
     this.rho = opts.rho ?? SAR.rho.value;
     this.resetThreshold = opts.resetThreshold ?? (SAR.resetThresholdAt1000.value * this.lnC) / Math.log(1000);
     this.emaDecay = opts.emaDecay ?? SAR.emaDecay.value;
@@ -137,8 +133,6 @@ export const sar = defineMethod({
   name: 'sar',
   label: 'SAR',
   defaults: SAR_DEFAULTS,
-  needsSourceStats: false,
-  usesCleanImages: false,
   create: (model, o: SarOptions) => new SarAdapter(model, o),
   // The reset threshold: its scaled default and the paper's absolute 0.2.
   searchSpace: TUNING_LRS.flatMap((lr) => [0.067, 0.2].map((resetThreshold): SarOptions => ({ lr, resetThreshold }))),

@@ -12,10 +12,14 @@ export type SourceOptions = Pick<CommonOptions, 'recenter' | 'inputAlign' | 'sou
  */
 export class SourceAdapter extends Adapter {
   readonly method = 'source';
-  readonly margin = 0.4 * this.lnC;
 
   constructor(model: Backbone, opts: SourceOptions = {}) {
-    super(model, { skipLastBlocks: model.normUnits, includeFinalNorm: false }, 0, 0.9, opts);
+    // Only the feature options pass: nothing adapts, whatever else a caller sends.
+    super(
+      model,
+      { recenter: opts.recenter, inputAlign: opts.inputAlign, sourceStats: opts.sourceStats },
+      { lr: 0, includeFinalNorm: false, skipLastBlocks: model.normUnits },
+    );
   }
 
   protected firstFilter(entropies: Float32Array): boolean[] {
@@ -27,8 +31,6 @@ export const source = defineMethod({
   name: 'source',
   label: 'no adaptation',
   defaults: {},
-  needsSourceStats: false,
-  usesCleanImages: false,
   create: (model, o: SourceOptions) => new SourceAdapter(model, o),
   searchSpace: [],
 });

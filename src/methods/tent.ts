@@ -26,18 +26,10 @@ export interface TentOptions extends CommonOptions {
 
 export class TentAdapter extends Adapter {
   readonly method = 'tent';
-  /** Tent has no filter: SAR's E0, for comparison. */
-  readonly margin = 0.4 * this.lnC;
   readonly clipNorm: number;
 
   constructor(model: Backbone, opts: TentOptions = {}) {
-    super(
-      model,
-      { skipLastBlocks: opts.skipLastBlocks ?? 0, includeFinalNorm: opts.includeFinalNorm ?? true },
-      opts.lr ?? TENT_DEFAULTS.lr.value,
-      opts.momentum,
-      opts,
-    );
+    super(model, opts, { lr: TENT_DEFAULTS.lr.value, includeFinalNorm: true, skipLastBlocks: 0 });
     this.clipNorm = opts.clipNorm ?? Infinity;
   }
 
@@ -63,8 +55,6 @@ export const tent = defineMethod({
   name: 'tent',
   label: 'Tent',
   defaults: TENT_DEFAULTS,
-  needsSourceStats: false,
-  usesCleanImages: false,
   create: (model, o: TentOptions) => new TentAdapter(model, o),
   searchSpace: TUNING_LRS.map((lr): TentOptions => ({ lr })),
 });
