@@ -41,7 +41,7 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
       for (let i = 0; i < 8; i++) await window.tta.classify(window.frame(i));
       const before = Array.from(await window.tta.exportState());
       const tensors = (await window.tta.memory()).numTensors;
-      await window.tta._testing.loseDevice();
+      await window.tta.simulateDeviceLoss();
       const r = await window.tta.classify(window.frame(8)); // waits for the rebuild, then runs
       return { before, tensors, first: { step: r.step, backend: r.backend } }; })()`)) as {
       before: number[];
@@ -65,7 +65,7 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
     const two = (await p.page.evaluate(`(async () => {
       window.events = [];
       const before = Array.from(await window.tta.exportState());
-      await window.tta._testing.loseDevice();
+      await window.tta.simulateDeviceLoss();
       await new Promise((ok) => { const t = setInterval(() => { if (window.events.some((e) => e.type === 'recovered')) { clearInterval(t); ok(); } }, 50); });
       const after = Array.from(await window.tta.exportState());
       // Counted after a step, as the first count was: the model builds some tensors on its first forward.
@@ -91,7 +91,7 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
       const wait = (n) => new Promise((ok) => { const t = setInterval(() => { if (window.results.length >= n) { clearInterval(t); ok(); } }, 50); });
       await wait(6);
       const lostAt = window.results.length;
-      await window.tta._testing.loseDevice();
+      await window.tta.simulateDeviceLoss();
       await wait(lostAt + 6);
       att.stop();
       await window.tta.exportState();
@@ -121,17 +121,17 @@ test('WebGPU device destroyed: the engine recovers on webgpu with its adapted st
     assert.deepEqual(p.errors, [], 'console errors');
   }));
 
-test('loseDevice on a backend without a device says so and changes nothing', () =>
+test('simulateDeviceLoss on a backend without a device says so and changes nothing', () =>
   withLibPage('examples/index.html', async (p) => {
     const r = await p.page.evaluate(`(async () => {
       const WildTTA = await ${LOAD_WILDTTA};
       const tta = await WildTTA.create({ model: '/public/models/fmnist-vit/', backend: 'wasm' });
       let err = '';
-      try { await tta._testing.loseDevice(); } catch (e) { err = e.name + ': ' + e.message; }
+      try { await tta.simulateDeviceLoss(); } catch (e) { err = e.name + ': ' + e.message; }
       const c = document.createElement('canvas'); c.width = c.height = 28;
       const ok = (await tta.classify(c)).backend;
       await tta.dispose();
       return { err, ok }; })()`);
-    assert.deepEqual(r, { err: 'EngineStateError: loseDevice needs the webgpu backend (running wasm)', ok: 'wasm' });
+    assert.deepEqual(r, { err: 'EngineStateError: simulateDeviceLoss needs the webgpu backend (running wasm)', ok: 'wasm' });
     assert.deepEqual(p.errors, []);
   }));

@@ -163,8 +163,6 @@ export class WildTTA {
   private disposed = false;
   private readonly listeners = new Map<keyof WildTTAEvents, Set<(e: never) => void>>();
   private readonly attachments = new Set<{ stop(): void }>();
-  /** Debug hooks for tests; not part of the stable API. */
-  readonly _testing: { loseDevice(): Promise<void> };
 
   private constructor(
     private readonly client: EngineConnection,
@@ -174,7 +172,6 @@ export class WildTTA {
     this.model = init.model;
     this.methodInfo = init.method;
     this.backendName = init.backend;
-    this._testing = { loseDevice: async () => void (await this.call('loseDevice', undefined)) };
     client.onEvent = (e) => this.engineEvent(e);
   }
 
@@ -397,6 +394,16 @@ export class WildTTA {
   async memory(): Promise<{ numTensors: number; numBytes: number }> {
     this.alive('memory');
     return this.call('memory', undefined);
+  }
+
+  /**
+   * Destroys the WebGPU device on purpose, as a driver reset would, so a page
+   * can rehearse its handling of `deviceLost` and `recovered`. Refused with
+   * EngineStateError on a backend without a device.
+   */
+  async simulateDeviceLoss(): Promise<void> {
+    this.alive('simulateDeviceLoss');
+    await this.call('loseDevice', undefined);
   }
 
   /** Subscribes to an event; returns the function that unsubscribes. */

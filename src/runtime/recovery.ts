@@ -102,7 +102,7 @@ export class DeviceRecovery {
 
   /** Test hook: destroys the device, as a GPU reset would. */
   loseDevice(running: string): void {
-    if (this.device === undefined) throw new EngineStateError(`loseDevice needs the webgpu backend (running ${running})`);
+    if (this.device === undefined) throw new EngineStateError(`simulateDeviceLoss needs the webgpu backend (running ${running})`);
     this.device.destroy();
   }
 
