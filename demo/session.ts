@@ -3,6 +3,7 @@
 // and each frame's trip to the engine and back.
 import { EngineClient, EngineClosedError } from '../src/runtime/engine-client';
 import type { FrameResult, ModelSource } from '../src/runtime/engine-types';
+import type { BackendReport } from '../src/runtime/backend';
 import { tunedOptions, type InputKind } from './config';
 import { $, describeError, guarded, say, setState } from './dom';
 import { corruptionFor, fillLabelPicker, fisherImages, releaseCamera, startSource, stopSources, type Captured, type SourceHooks } from './inputs';
@@ -84,9 +85,7 @@ export async function restart(what: 'backend' | 'model' | 'method' | 'session'):
     $('chip-backend').textContent = '…';
     const report = await live.client.init({ backend: config.backend });
     if (mine !== live.session) return;
-    $('chip-backend').textContent = report.backend;
-    const skipped = report.attempts.filter((a) => !a.ok).map((a) => `${a.backend}: ${a.reason}`);
-    $('backend-info').textContent = `Running on ${report.backend}${skipped.length ? ` (skipped ${skipped.join('; ')})` : ''}.`;
+    showBackend(report);
   }
   const c = live.client;
   if (what === 'backend' || what === 'model' || !live.modelInfo) {
@@ -102,6 +101,8 @@ export async function restart(what: 'backend' | 'model' | 'method' | 'session'):
       say(describeError(e), 'error');
     }
     if (mine !== live.session) return;
+    // 'auto' settles on the first model: it may have measured and moved.
+    showBackend(await c.backend());
   }
   await methodsReady;
   if (mine !== live.session) return;
@@ -132,6 +133,12 @@ export async function restart(what: 'backend' | 'model' | 'method' | 'session'):
   live.done = false;
   setState(live.paused ? 'paused' : 'running');
   await startSource(mine, sourceHooks);
+}
+
+/** The backend chip and, beside the picker, which backend runs and why. */
+function showBackend(report: BackendReport): void {
+  $('chip-backend').textContent = report.backend;
+  $('backend-info').textContent = `Running on ${report.backend}: ${report.why}.`;
 }
 
 async function loadModel(c: EngineClient): Promise<void> {

@@ -56,7 +56,10 @@ test('auto picks webgpu in headless Chromium and reports its attempts', () =>
     assert.equal(r.backend, 'webgpu', `auto chose ${r.backend}: ${JSON.stringify(r.attempts)}`);
     assert.equal(r.active, 'webgpu');
     assert.ok(r.attempts.length >= 1, 'the report lists no attempts');
-    assert.deepEqual(r.attempts[0], { backend: 'webgpu', ok: true, reason: 'ok' });
+    const { adapter, software, ...rest } = r.attempts[0]!;
+    assert.deepEqual(rest, { backend: 'webgpu', ok: true, reason: 'ok' });
+    assert.match(adapter ?? '', /swiftshader/i, 'the adapter is not named');
+    assert.equal(software, true, 'SwiftShader not recognised as a software renderer');
     assert.ok(r.adapter !== null, 'navigator.gpu gave no adapter');
   }));
 
@@ -66,7 +69,11 @@ for (const backend of ['webgpu', 'webgl', 'wasm', 'cpu'] as const) {
       const r = await h.call('initBackend', backend);
       assert.equal(r.backend, backend);
       assert.equal(r.active, backend);
-      assert.deepEqual(r.attempts, [{ backend, ok: true, reason: 'ok' }]);
+      assert.deepEqual(
+        r.attempts.map(({ adapter: _, software: __, ...a }) => a),
+        [{ backend, ok: true, reason: 'ok' }],
+      );
+      assert.equal(r.attempts[0]!.software, backend === 'webgpu' || backend === 'webgl' ? true : undefined);
       const s = await h.call('smoke', backend);
       assert.equal(s.backend, backend);
       assert.deepEqual(s.matMul, [19, 22, 43, 50]);

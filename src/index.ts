@@ -29,7 +29,7 @@ export {
   InvalidInputError,
   StateFormatError,
 } from './api/errors';
-export type { BackendChoice, BackendName } from './runtime/backend';
+export type { BackendChoice, BackendName, BackendReport, BackendAttempt, BackendProbe } from './runtime/backend';
 export type { UpdateReport } from './methods/types';
 export type { MethodName } from './methods/registry';
 export type { ModelInfo, MethodInfo } from './runtime/engine-types';

@@ -3,7 +3,7 @@
 // through the worker protocol (engine-types.ts): the worker over
 // postMessage, the page-thread mode through a port that calls the same
 // server (engine-serve.ts) directly, so there is one code path to test.
-import type { BackendChoice } from '../runtime/backend';
+import type { BackendChoice, BackendReport } from '../runtime/backend';
 import { EngineConnection } from '../runtime/engine-port';
 import { serveEngine } from '../runtime/engine-serve';
 import type {
@@ -58,7 +58,14 @@ export interface CreateOptions {
   lr?: number;
   /** Method options passed on as they are (SAR: resetThreshold, marginFraction, rho...). */
   methodOptions?: Record<string, MethodOptionValue>;
-  /** 'auto' (default: webgpu → webgl → wasm → cpu, first that works) or one of them. */
+  /**
+   * 'auto' (default): the backend that runs this model fastest here. Every
+   * backend is started; a WebGPU or WebGL that is a software renderer
+   * (SwiftShader, llvmpipe) is set aside while wasm works; if more than one
+   * is left, each times a few forwards of the model and the fastest wins,
+   * remembered per origin for this model's shapes. `backendReport` says
+   * which and why. Or one of 'webgpu', 'webgl', 'wasm', 'cpu'.
+   */
   backend?: BackendChoice;
   /** Run the engine in a dedicated Web Worker (frames go to it as transferred ImageBitmaps). */
   worker?: boolean;
@@ -159,7 +166,7 @@ export class WildTTA {
   /** The model's input and classes. */
   readonly model: ModelInfo;
   private methodInfo: MethodInfo;
-  private backendName: string;
+  private report: BackendReport;
   private disposed = false;
   private readonly listeners = new Map<keyof WildTTAEvents, Set<(e: never) => void>>();
   private readonly attachments = new Set<{ stop(): void }>();
@@ -167,11 +174,11 @@ export class WildTTA {
   private constructor(
     private readonly client: EngineConnection,
     private readonly options: CreateOptions,
-    init: { model: ModelInfo; method: MethodInfo; backend: string },
+    init: { model: ModelInfo; method: MethodInfo; backend: BackendReport },
   ) {
     this.model = init.model;
     this.methodInfo = init.method;
-    this.backendName = init.backend;
+    this.report = init.backend;
     client.onEvent = (e) => this.engineEvent(e);
   }
 
@@ -185,7 +192,7 @@ export class WildTTA {
     // Events that arrive while create() runs (progress) go to the options' callback; the instance does not exist yet.
     client.onProgress = (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
     try {
-      const report = await client.init({
+      await client.init({
         backend: options.backend ?? 'auto',
         wasmPaths: assets.wasm,
         ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery }),
@@ -196,7 +203,7 @@ export class WildTTA {
         ...(options.lr === undefined ? {} : { lr: options.lr }),
         ...(options.methodOptions === undefined ? {} : { options: options.methodOptions }),
       });
-      const tta = new WildTTA(client, options, { model, method, backend: report.backend });
+      const tta = new WildTTA(client, options, { model, method, backend: await client.backend() });
       client.onProgress = (loadedBytes, totalBytes) => {
         const p = { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null };
         options.onProgress?.(p);
@@ -211,7 +218,12 @@ export class WildTTA {
 
   /** The backend the engine runs on now (it can change when a lost WebGPU device cannot be restarted). */
   get backend(): string {
-    return this.backendName;
+    return this.report.backend;
+  }
+
+  /** The backend, why it was chosen, what else was tried and, when 'auto' measured, each one's time. */
+  get backendReport(): BackendReport {
+    return structuredClone(this.report);
   }
 
   /** The method, its learning rate and entropy margin. */
@@ -452,7 +464,7 @@ export class WildTTA {
   private engineEvent(e: EngineEvent): void {
     if (e.type === 'deviceLost') this.emit('deviceLost', { backend: e.backend, reason: e.reason, message: e.message });
     else if (e.type === 'recovered') {
-      this.backendName = e.backend;
+      this.report = { backend: e.backend as BackendReport['backend'], attempts: [], why: `${e.previousBackend} lost its device; recovered on ${e.backend}` };
       this.emit('recovered', { backend: e.backend, previousBackend: e.previousBackend, restoredStep: e.restoredStep, lostSteps: e.lostSteps, ms: e.ms });
     } else this.emit('error', { error: new Error(`recovery from a lost device failed: ${e.message}`), during: 'recovery' });
   }
@@ -483,7 +495,7 @@ export class WildTTA {
       updates: r.updates,
       ms: r.ms.total,
       numTensors: r.numTensors,
-      backend: this.backendName,
+      backend: this.report.backend,
     };
   }
 }

@@ -34,16 +34,26 @@ export const CONFIG_METADATA_KEY = 'wildtta.config';
  * model's tensors.
  */
 export async function loadBackbone(source: WeightsSource, options: LoadOptions = {}): Promise<Backbone> {
+  return backboneFromFile(await readModelFile(source, options));
+}
+
+/** A model file read and decoded, not yet on any backend: what backboneFromFile builds, as often as asked. */
+export interface ModelFile {
+  tensors: ReadonlyMap<string, DecodedTensor>;
+  metadata: Readonly<Record<string, string>>;
+  /** The config given or found beside the weights (else the file's own, or the shapes', at build). */
+  config: unknown;
+}
+
+/** Reads `source` (as loadBackbone takes it) into memory, decoded, with its config. */
+export async function readModelFile(source: WeightsSource, options: LoadOptions = {}): Promise<ModelFile> {
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
     // In memory already: a single report, so progress UIs complete either way.
     options.onProgress?.({ loadedBytes: bytes.byteLength, totalBytes: bytes.byteLength });
-    return backboneFromSafetensors(bytes, options.config);
+    return { ...readSafetensors(bytes), config: options.config };
   }
-  if (source instanceof Blob) {
-    const { tensors, metadata } = await streamSafetensors({ blob: source }, options.onProgress);
-    return backboneFromTensors(tensors, metadata, options.config);
-  }
+  if (source instanceof Blob) return { ...(await streamSafetensors({ blob: source }, options.onProgress)), config: options.config };
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   const files = modelFiles(source);
   // Both requests go out together; the config's answer is in before the weights' is read (or refused).
@@ -51,8 +61,12 @@ export async function loadBackbone(source: WeightsSource, options: LoadOptions =
     doFetch(files.weights),
     options.config === undefined ? fetchOptionalJson(doFetch, files.config) : Promise.resolve(options.config),
   ]);
-  const file = await streamSafetensors({ url: files.weights, response }, options.onProgress);
-  return backboneFromTensors(file.tensors, file.metadata, config);
+  return { ...(await streamSafetensors({ url: files.weights, response }, options.onProgress)), config };
+}
+
+/** The model in `file`, its tensors on the backend running now. */
+export function backboneFromFile(file: ModelFile): Backbone {
+  return backboneFromTensors(file.tensors, file.metadata, file.config);
 }
 
 /** loadBackbone for a ViT (a ModelFormatError for any other family). */

@@ -18,11 +18,28 @@ export interface BackendAttempt {
   ok: boolean;
   /** Why it was skipped (or 'ok'). */
   reason: string;
+  /** webgpu, webgl: the GPU behind it, as the browser names it. */
+  adapter?: string;
+  /** The adapter is a software renderer (SwiftShader, llvmpipe…): it runs on the CPU. */
+  software?: boolean;
+}
+
+/** One backend's time for a forward of the loaded model, when 'auto' measured them. */
+export interface BackendProbe {
+  backend: BackendName;
+  /** Median of the timed forwards, ms (the first, which compiles, is not among them). */
+  ms: number;
+  /** The first forward, ms: upload and compile. */
+  firstMs: number;
 }
 
 export interface BackendReport {
   backend: BackendName;
   attempts: BackendAttempt[];
+  /** Why this backend, in a sentence a page can show. */
+  why: string;
+  /** 'auto': the candidates' measured times, when it measured (this time or an earlier visit that it remembered). */
+  probes?: BackendProbe[];
   /** wasm: the threads of tfjs-wasm's pool (1 unless the page is cross-origin isolated and more were asked for). */
   wasmThreads?: number;
 }
@@ -71,38 +88,102 @@ export interface InitBackendOptions {
 export const WEBGPU_FLAGS = { WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 64, WEBGPU_CPU_FORWARD: false } as const;
 
 /**
- * Sets a tfjs backend. 'auto' tries WebGPU, WebGL, WASM, then CPU, keeping the
- * first that initializes and computes a small test op correctly; the report
- * says which one was chosen and why each earlier one was skipped.
+ * Sets a tfjs backend: `choice` itself, or for 'auto' the first of WebGPU,
+ * WebGL, WASM and CPU that initializes and computes a small test op
+ * correctly; the report says which one was chosen and why each earlier one
+ * was skipped. 'auto' as the engine runs it surveys every backend first
+ * (surveyBackends) and measures the model on them (auto-backend.ts).
  */
 export async function initBackend(choice: BackendChoice = 'auto', options: InitBackendOptions = {}): Promise<BackendReport> {
-  if (options.wasmPaths !== undefined) {
-    // setWasmPaths takes either a prefix or a per-file map; both must be set before the wasm backend starts.
-    setWasmPaths(options.wasmPaths as string);
-  }
-  const candidates = choice === 'auto' ? autoOrder() : [choice];
+  setPaths(options);
+  const candidates = choice === 'auto' ? AUTO_ORDER : [choice];
   const attempts: BackendAttempt[] = [];
   for (const backend of candidates) {
-    const reason = await tryBackend(backend, options);
-    attempts.push({ backend, ok: reason === 'ok', reason });
-    if (reason === 'ok') return backend === 'wasm' ? { backend, attempts, wasmThreads: getThreadsCount() } : { backend, attempts };
+    const attempt = await tryBackend(backend, options);
+    attempts.push(attempt);
+    if (attempt.ok) return reportFor(backend, attempts, choice === 'auto' ? 'the first backend that works' : 'asked for');
   }
-  const why = attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ');
-  throw new BackendError(`no usable tfjs backend (${why})`, attempts);
+  throw new BackendError(`no usable tfjs backend (${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')})`, attempts);
+}
+
+/** The backend the page's tfjs runs already, if any (ours is the page's in the ES build). */
+export function runningBackend(): BackendName | undefined {
+  const running = tf.engine().backendName as string | undefined;
+  return AUTO_ORDER.find((b) => b === running);
+}
+
+/** The report for `backend`, now running; wasm's says its threads. */
+export function reportFor(backend: BackendName, attempts: BackendAttempt[], why: string, probes?: BackendProbe[]): BackendReport {
+  return {
+    backend,
+    attempts,
+    why,
+    ...(probes === undefined ? {} : { probes }),
+    ...(backend === 'wasm' ? { wasmThreads: getThreadsCount() } : {}),
+  };
 }
 
 /**
- * 'auto' on a page whose tfjs (shared with ours through the ES build's peer
- * dependencies) already runs a backend tries that one first: switching would
- * move every tensor the page holds to another backend on its next use.
+ * Starts every backend there is (WebGPU, WebGL, WASM; CPU only when none of
+ * them works) and says which work and whether a GPU one is a software
+ * renderer. The last one started is left selected.
  */
-function autoOrder(): readonly BackendName[] {
-  const running = tf.engine().backendName as string | undefined;
-  const current = AUTO_ORDER.find((b) => b === running);
-  return current === undefined ? AUTO_ORDER : [current, ...AUTO_ORDER.filter((b) => b !== current)];
+export async function surveyBackends(options: InitBackendOptions = {}): Promise<BackendAttempt[]> {
+  setPaths(options);
+  const attempts: BackendAttempt[] = [];
+  for (const backend of AUTO_ORDER) {
+    if (backend === 'cpu' && attempts.some((a) => a.ok)) break;
+    attempts.push(await tryBackend(backend, options));
+  }
+  if (!attempts.some((a) => a.ok)) throw new BackendError(`no usable tfjs backend (${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')})`, attempts);
+  return attempts;
 }
 
-async function tryBackend(name: BackendName, options: InitBackendOptions): Promise<string> {
+function setPaths(options: InitBackendOptions): void {
+  // setWasmPaths takes either a prefix or a per-file map; both must be set before the wasm backend starts.
+  if (options.wasmPaths !== undefined) setWasmPaths(options.wasmPaths as string);
+}
+
+/** Renderers that draw on the CPU: as fast as the wasm backend at best, usually far slower. */
+const SOFTWARE = /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render|microsoft warp/i;
+
+/** Names the GPU behind the running webgpu or webgl backend, and whether it is a software renderer. */
+async function describeAdapter(name: BackendName): Promise<Pick<BackendAttempt, 'adapter' | 'software'>> {
+  try {
+    if (name === 'webgpu') {
+      const gpu = (globalThis.navigator as unknown as { gpu: { requestAdapter(o: object): Promise<GpuAdapterLike | null> } }).gpu;
+      const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+      if (adapter === null) return {};
+      const info = adapter.info ?? {};
+      const text = [info.vendor, info.architecture, info.device, info.description].filter((v) => v).join(' ');
+      const fallback = info.isFallbackAdapter === true || adapter.isFallbackAdapter === true;
+      return { adapter: text || 'unnamed adapter', software: fallback || SOFTWARE.test(text) };
+    }
+    if (name === 'webgl') {
+      const gl = (tf.backend() as unknown as { gpgpu?: { gl?: WebGLRenderingContext } }).gpgpu?.gl;
+      if (gl === undefined) return {};
+      const ext = gl.getExtension('WEBGL_debug_renderer_info');
+      const text = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER) ?? '');
+      return { adapter: text || 'unnamed renderer', software: SOFTWARE.test(text) };
+    }
+  } catch {
+    // A browser that will not say: treat it as hardware, and let the measurement decide.
+  }
+  return {};
+}
+
+interface GpuAdapterLike {
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+  isFallbackAdapter?: boolean;
+}
+
+async function tryBackend(backend: BackendName, options: InitBackendOptions): Promise<BackendAttempt> {
+  const reason = await startBackend(backend, options);
+  if (reason !== 'ok') return { backend, ok: false, reason };
+  return { backend, ok: true, reason, ...(await describeAdapter(backend)) };
+}
+
+async function startBackend(name: BackendName, options: InitBackendOptions): Promise<string> {
   if (name === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) return 'navigator.gpu is not available';
   if (name === 'webgl' && typeof document === 'undefined' && typeof OffscreenCanvas === 'undefined') return 'no canvas to create a WebGL context';
   if (tf.findBackendFactory(name) === null) return 'backend not registered';

@@ -65,6 +65,11 @@ export class EngineConnection {
     return this.call('init', o);
   }
 
+  /** The backend running now and why it was chosen. */
+  backend(): Promise<BackendReport> {
+    return this.call('backend', undefined);
+  }
+
   methods(): Promise<MethodCard[]> {
     return this.call('methods', undefined);
   }

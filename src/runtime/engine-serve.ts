@@ -27,6 +27,7 @@ export function serveEngine(post: (msg: EngineResponse, transfer: Transferable[]
   const handlers: Handler = {
     init: (o) => engine.init({ ...o, ...(o.wasmPaths === undefined && options.wasmPaths !== undefined ? { wasmPaths: options.wasmPaths } : {}) }),
     methods: () => engine.methods(),
+    backend: () => engine.backendReport(),
     loadModel: (s) => engine.loadModel(s),
     setMethod: (m) => engine.setMethod(m),
     setLr: (lr) => engine.setLr(lr),

@@ -206,6 +206,8 @@ export type EngineEvent =
 /** Every operation: its argument and its result. */
 export interface EngineOps {
   init: { args: InitOptions; result: BackendReport };
+  /** The backend running now and why ('auto' settles it when the first model loads). */
+  backend: { args: undefined; result: BackendReport };
   /** The methods this engine runs, in the registry's order. */
   methods: { args: undefined; result: MethodCard[] };
   loadModel: { args: ModelSource; result: ModelInfo };

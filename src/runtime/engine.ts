@@ -5,7 +5,8 @@
 // (reference.ts), device-loss recovery (recovery.ts), the record of every
 // frame (records.ts), frame checks and corruption (frame-input.ts).
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendReport } from './backend';
+import { initBackend, reportFor, runningBackend, surveyBackends, type BackendReport } from './backend';
+import { chooseByMeasure, planAuto, shapeSignature, soleReason, type AutoPlan } from './auto-backend';
 import { FrameFormatError } from './preprocess';
 import type {
   BitmapFrameInput,
@@ -21,7 +22,7 @@ import type {
   ModelInfo,
   ModelSource,
 } from './engine-types';
-import { loadBackbone, type LoadProgress } from '../model/load';
+import { backboneFromFile, readModelFile, type LoadProgress, type ModelFile } from '../model/load';
 import { ModelFormatError } from '../model/errors';
 import { InvalidInputError } from '../methods/errors';
 import type { Backbone } from '../model/backbone';
@@ -59,6 +60,8 @@ export class Engine {
   private frames = 0;
   private readonly records = new RecordRing();
   private backend: BackendReport | undefined;
+  /** 'auto' with more than one candidate: measured on the first model loaded. */
+  private autoPlan: AutoPlan | undefined;
   private initOptions: InitOptions | undefined;
   /** What a lost device makes us load again: the URL or Blob streamed, with its config and statistics. */
   private reloadSource: ModelSource | undefined;
@@ -79,8 +82,27 @@ export class Engine {
 
   async init(o: InitOptions): Promise<BackendReport> {
     this.initOptions = o;
-    this.backend = await initBackend(o.backend, o.wasmPaths === undefined ? {} : { wasmPaths: o.wasmPaths });
+    const paths = o.wasmPaths === undefined ? {} : { wasmPaths: o.wasmPaths };
+    const running = runningBackend();
+    if (o.backend !== 'auto') this.backend = await initBackend(o.backend, paths);
+    else if (running !== undefined) {
+      // A page whose tfjs (shared through the ES build's peer dependencies) already runs a backend keeps it:
+      // switching would move every tensor the page holds on its next use.
+      this.backend = { ...(await initBackend(running, paths)), why: `the page's tfjs already runs ${running}` };
+    } else {
+      const plan = planAuto(await surveyBackends(paths));
+      const first = plan.candidates[0]!;
+      await tf.setBackend(first);
+      this.autoPlan = plan.candidates.length > 1 ? plan : undefined;
+      this.backend = reportFor(first, plan.attempts, this.autoPlan ? `for now: ${plan.candidates.join(', ')} are timed on the model` : soleReason(plan));
+    }
     this.recovery.watch(this.backend.backend);
+    return this.backend;
+  }
+
+  /** The backend running now and why it was chosen. */
+  backendReport(): BackendReport {
+    if (this.backend === undefined) throw new EngineStateError('no backend yet: call init');
     return this.backend;
   }
 
@@ -104,13 +126,29 @@ export class Engine {
     });
   }
 
+  /** 'auto' with a choice to make: the model timed on each candidate, built for good on the fastest. */
+  private async measureBackends(plan: AutoPlan, file: ModelFile): Promise<Backbone> {
+    try {
+      const { model, report } = await chooseByMeasure(plan, () => backboneFromFile(file), shapeSignature(file.tensors));
+      this.autoPlan = undefined;
+      this.backend = report;
+      this.recovery.watch(report.backend);
+      return model;
+    } catch (e) {
+      // A model that fails to build fails on every backend: back to where it was, ready for another model.
+      await tf.setBackend(this.backend!.backend);
+      throw e;
+    }
+  }
+
   async loadModel(source: ModelSource): Promise<ModelInfo> {
     if (this.backend === undefined) throw new EngineStateError('call init (choose a backend) before loading a model');
     const onProgress = this.options.onProgress;
-    const model = await loadBackbone(source.kind === 'url' ? source.url : source.kind === 'blob' ? source.blob : source.weights, {
+    const file = await readModelFile(source.kind === 'url' ? source.url : source.kind === 'blob' ? source.blob : source.weights, {
       ...(source.kind === 'url' || source.config === undefined ? {} : { config: source.config }),
       ...(onProgress ? { onProgress } : {}),
     });
+    const model = this.autoPlan ? await this.measureBackends(this.autoPlan, file) : backboneFromFile(file);
     let sourceStats: SourceStats | undefined;
     try {
       // Checked before the running model is let go, so a model the engine cannot feed changes nothing.

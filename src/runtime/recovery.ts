@@ -157,7 +157,9 @@ export class DeviceRecovery {
       }
       if (report === undefined)
         throw new EngineStateError(`no backend could be started after the device was lost (${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')})`);
-      const backend = { backend: report.backend, attempts };
+      const why =
+        report.backend === previous ? `${previous} restarted after its device was lost` : `the next backend that works after ${previous} lost its device`;
+      const backend = { ...report, attempts, why };
       this.watch(backend.backend);
       await this.hooks.restore(backend, snap);
       this.snapshot = snap;
