@@ -22,6 +22,15 @@ export function pretrainedCfg(c: Record<string, unknown>): Record<string, unknow
 }
 
 /**
+ * timm's model_args, or an empty object: the keyword arguments a model was
+ * built with where they differ from its architecture name's defaults (a
+ * vit_tiny_patch16_224 built at 32 px with patch 4 says so only there).
+ */
+export function modelArgs(c: Record<string, unknown>): Record<string, unknown> {
+  return (typeof c.model_args === 'object' && c.model_args !== null && !Array.isArray(c.model_args) ? c.model_args : {}) as Record<string, unknown>;
+}
+
+/**
  * The shape of a tensor the config is read from: it must have `rank` dimensions,
  * none of them 0 (a zero-size tensor holds no bytes, so its other dimensions
  * would be unchecked by the file size, and no model has an empty weight).

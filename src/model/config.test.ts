@@ -163,6 +163,28 @@ test('sizes come from the architecture name, then the shapes, when the config is
   assert.equal(resolveViTConfig(vitShapes(TINY_224), { num_heads: 4 }).heads, 4);
 });
 
+test("timm's model_args (a model built with other sizes than its name's) win over the name and pretrained_cfg", () => {
+  // timm.create_model('vit_tiny_patch16_224', img_size=32, patch_size=4, embed_dim=96, depth=4, num_heads=3): the name still says 16 and 224.
+  const shapes = vitShapes({ width: 96, depth: 4, mlp: 384, patch: 4, image: 32, channels: 3, classes: 10 });
+  const json = {
+    architecture: 'vit_tiny_patch16_224',
+    num_classes: 10,
+    model_args: { img_size: [32, 32], patch_size: 4, embed_dim: 96, depth: 4, num_heads: 3 },
+    pretrained_cfg: { input_size: [3, 224, 224] },
+  };
+  const cfg = resolveViTConfig(shapes, json);
+  assert.deepEqual([cfg.imageSize, cfg.patchSize, cfg.width, cfg.depth, cfg.heads], [32, 4, 96, 4, 3]);
+  assert.equal(checkShapes(cfg, shapes), 'norm');
+  // Without them the name's patch (16) and scale word (tiny: 3 heads) are read, and the patch contradicts the weights.
+  assert.equal(resolveViTConfig(shapes, { ...json, model_args: { img_size: 32, num_heads: 2 } }).heads, 2);
+  throwsFormat(
+    () => checkShapes(resolveViTConfig(shapes, { ...json, model_args: undefined }), shapes),
+    /expected \[96, 3, 16, 16\]/,
+    'patch_embed.proj.weight',
+  );
+  throwsFormat(() => resolveViTConfig(shapes, { ...json, model_args: { ...json.model_args, depth: 5 } }), /depth 5 but the weights have 4 blocks/);
+});
+
 test('avg pooling with fc_norm', () => {
   const shapes = vitShapes({ ...TINY_224, finalNorm: 'fc_norm' });
   assert.ok(!shapes.has('norm.weight') && shapes.has('fc_norm.weight'));

@@ -1,4 +1,15 @@
-import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf, type ShapeTable } from './config-json';
+import {
+  classNamesOf,
+  configObject,
+  fail,
+  inputNormalization,
+  modelArgs,
+  numberList,
+  positiveInt,
+  pretrainedCfg,
+  shapeOf,
+  type ShapeTable,
+} from './config-json';
 
 export type { ShapeTable };
 
@@ -29,13 +40,15 @@ const TIMM_HEADS: Record<string, number> = { tiny: 3, small: 6, base: 12, large:
  * Two config flavours are read: ours (`image_size`, `patch_size`, `in_chans`,
  * `embed_dim`, `depth`, `num_heads`, ...) and the one timm publishes beside
  * `model.safetensors` (`architecture`, `num_classes`, `global_pool`,
- * `pretrained_cfg.input_size|mean|std`). Whatever the config leaves out is
+ * `pretrained_cfg.input_size|mean|std`, and `model_args` where the model was
+ * built with other sizes than its name's). Whatever the config leaves out is
  * taken from the shapes (width, depth, MLP size, patch, classes); heads default
  * to width / 64, timm's head size for every standard ViT/DeiT.
  */
 export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTConfig {
   const c = configObject(json);
   const pretrained = pretrainedCfg(c);
+  const args = modelArgs(c);
 
   const patchShape = shapeOf(shapes, 'patch_embed.proj.weight', 4);
   if (patchShape[2] !== patchShape[3]) {
@@ -60,18 +73,31 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
     fail(`config pretrained_cfg.input_size must be [channels, size, size], got ${JSON.stringify(inputSize)}`);
   }
 
+  // model_args come before pretrained_cfg and the name: they are what the model was built with.
   const patchSize =
-    positiveInt(c.patch_size, 'patch_size') ?? positiveInt(archPatch === undefined ? undefined : Number(archPatch), 'architecture patch size') ?? shapePatch;
-  const inChannels = positiveInt(c.in_chans, 'in_chans') ?? positiveInt(inputSize?.[0], 'pretrained_cfg.input_size[0]') ?? shapeChannels;
-  const width = positiveInt(c.embed_dim, 'embed_dim') ?? shapeWidth;
+    positiveInt(c.patch_size, 'patch_size') ??
+    positiveInt(args.patch_size, 'model_args.patch_size') ??
+    positiveInt(archPatch === undefined ? undefined : Number(archPatch), 'architecture patch size') ??
+    shapePatch;
+  const inChannels =
+    positiveInt(c.in_chans, 'in_chans') ??
+    positiveInt(args.in_chans, 'model_args.in_chans') ??
+    positiveInt(inputSize?.[0], 'pretrained_cfg.input_size[0]') ??
+    shapeChannels;
+  const width = positiveInt(c.embed_dim, 'embed_dim') ?? positiveInt(args.embed_dim, 'model_args.embed_dim') ?? shapeWidth;
   const gridFromPos = Math.round(Math.sqrt((pos[1] ?? 1) - 1));
   const imageSize =
     positiveInt(c.image_size, 'image_size') ??
+    positiveInt(squareSide(args.img_size), 'model_args.img_size') ??
     positiveInt(inputSize?.[1], 'pretrained_cfg.input_size[1]') ??
     positiveInt(archSize === undefined ? undefined : Number(archSize), 'architecture image size') ??
     gridFromPos * patchSize;
-  const heads = positiveInt(c.num_heads, 'num_heads') ?? (archScale ? TIMM_HEADS[archScale] : undefined) ?? Math.max(1, Math.round(width / 64));
-  const poolSetting = c.global_pool ?? (shapes.has('fc_norm.weight') ? 'avg' : 'token');
+  const heads =
+    positiveInt(c.num_heads, 'num_heads') ??
+    positiveInt(args.num_heads, 'model_args.num_heads') ??
+    (archScale ? TIMM_HEADS[archScale] : undefined) ??
+    Math.max(1, Math.round(width / 64));
+  const poolSetting = c.global_pool ?? args.global_pool ?? (shapes.has('fc_norm.weight') ? 'avg' : 'token');
   if (poolSetting !== 'token' && poolSetting !== 'avg') fail(`config global_pool must be "token" or "avg", got ${JSON.stringify(poolSetting)}`);
   const globalPool = poolSetting as 'token' | 'avg';
   const numClasses = positiveInt(c.num_classes, 'num_classes') ?? head[0]!;
@@ -81,7 +107,7 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
     fail(`config says ${inChannels} input channels, the weights have ${shapeChannels}`, 'patch_embed.proj.weight');
   }
   if (numClasses !== head[0]) fail(`config says ${numClasses} classes, the weights have ${head[0]}`, 'head.weight');
-  const configDepth = positiveInt(c.depth, 'depth') ?? depth;
+  const configDepth = positiveInt(c.depth, 'depth') ?? positiveInt(args.depth, 'model_args.depth') ?? depth;
   if (configDepth !== depth) fail(`config depth ${configDepth} but the weights have ${depth} blocks`);
   const normEps = c.norm_eps ?? 1e-6;
   if (typeof normEps !== 'number' || !(normEps >= 0) || !Number.isFinite(normEps)) {
@@ -107,6 +133,11 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   };
   checkConfig(cfg);
   return cfg;
+}
+
+/** timm takes img_size as one side or as [height, width]; a square pair is its side. */
+function squareSide(v: unknown): unknown {
+  return Array.isArray(v) && v.length === 2 && v[0] === v[1] ? v[0] : v;
 }
 
 function checkConfig(cfg: ViTConfig): void {
