@@ -1,25 +1,31 @@
 // The package as an app developer meets it: `npm pack` of this repository,
 // then a fresh Vite app in a temporary folder (examples/vite-app is its
-// template, nothing else of this tree) installs the tarball and the tfjs
-// peers, type-checks against the package's types, builds, and is served as
-// static files under the strict CSP. In Chromium it creates the engine on the
-// shipped model, classifies Fashion-MNIST images and adapts on 20 frames, on
-// the page's thread and with `worker: true`; a second page does the same with
-// the script-tag bundle copied out of the installed package.
+// template, nothing else of this tree) set up by the docs' own run=app blocks
+// (tools/lib/doc-blocks.ts): their npm install line (with this tarball and the
+// tfjs versions installed here, so that npm needs no network), their commands
+// that put the model in place. It type-checks against
+// the package's types, builds, and is served as static files under the strict
+// CSP. In Chromium it creates the engine on the shipped model, classifies
+// Fashion-MNIST images and adapts on 20 frames, on the page's thread and with
+// `worker: true`; a second page does the same with the script-tag bundle
+// copied out of the installed package. The docs' run=app modules (README's
+// and the guide's taste of the API) run as written in the built app and
+// under `vite` (dev) with no config; the guide's vite.config.ts for an app that
+// excludes wildtta from pre-bundling gets a dev run of its own.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import { startStaticServer, STRICT_CSP, type StaticServer } from '../tools/static-server';
 import { ensureLibBuilt } from '../tools/lib/lib-build';
+import { blocksToRun, npmInstallPackages, shellCommands, where, type DocBlock } from '../tools/lib/doc-blocks';
 import { CHROMIUM_ARGS, chromiumExecutable, REPO_ROOT } from '../tools/lib/session';
 
 const TEMPLATE = join(REPO_ROOT, 'examples', 'vite-app');
-const MODEL = join(REPO_ROOT, 'public', 'models', 'fmnist-vit');
 const N = 20;
 
 const data = loadFashionMnist('t10k', join(REPO_ROOT, 'public', 'data', 'fashion-mnist'));
@@ -36,6 +42,80 @@ function run(cmd: string, args: string[], cwd: string): string {
 /** The version of a package this repository has installed, so the app's install comes from npm's cache. */
 const installed = (name: string) => (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
+const appBlocks = blocksToRun('app');
+/** The js and ts modules (not files of the app, not commands), each checked by DOC_MODULE_CHECKS. */
+const docModules = appBlocks.filter((b) => b.lang !== 'sh' && b.attrs.file === undefined);
+
+interface DocModuleCheck {
+  /** The module's own names its check reads. */
+  exports: string[];
+  check(page: Page, b: DocBlock): Promise<void>;
+}
+
+/**
+ * README's and the guide's taste of the API: a classified image, save and
+ * restore wired to the page's buttons, a video attached with its results
+ * going to the page's show(). public/page.js provides those (the docs say
+ * they are the page's own).
+ */
+const TASTE: DocModuleCheck = {
+  exports: ['tta', 'r', 'loop'],
+  async check(page, b) {
+    const r = (await page.evaluate(`({ label: window.ns.r.label, top: window.ns.r.top.length, confidence: window.ns.r.confidence })`)) as {
+      label: string;
+      top: number;
+      confidence: number;
+    };
+    assert.ok(r.label.length > 0 && r.top === 5 && r.confidence > 0, `${where(b)}: the image's result ${JSON.stringify(r)}`);
+    await waitFor(page, 'window.shown.length >= 3', 60_000, `${where(b)}: three results of the attached video through show()`);
+    // The handlers the block set, called as a click would, with their promises awaited: then nothing is left running at dispose().
+    await page.evaluate('saveButton.onclick()');
+    await page.evaluate('restoreButton.onclick()');
+    const frames = (await page.evaluate(`(async () => {
+      window.ns.loop.stop();
+      const frames = window.ns.loop.frames;
+      await window.ns.tta.dispose();
+      return frames; })()`)) as number;
+    assert.ok(frames >= 3, `${where(b)}: ${frames} frames classified by the attached loop`);
+  },
+};
+const DOC_MODULE_CHECKS: Record<string, DocModuleCheck> = { taste: TASTE, npm: TASTE };
+
+/** Polls an expression (a string: the page's CSP forbids eval) until it is truthy. */
+async function waitFor(page: Page, expr: string, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await page.evaluate(expr).catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await page.waitForTimeout(200);
+  }
+}
+
+/** Runs a run=app sh block in the app: an npm install of its packages, or a command. */
+function setUpFromDocs(b: DocBlock, tarball: string): void {
+  // A file= block (the guide's vite.config.ts) is an alternative setup: its own test writes it.
+  if (b.lang !== 'sh') return;
+  for (const command of shellCommands(b.code)) {
+    if (command.startsWith('npm install ')) {
+      // The same packages, at the versions this repository installed (npm's cache has them) and this tarball.
+      const specs = npmInstallPackages(command).map((name) => (name === 'wildtta' ? `file:${tarball}` : `${name}@${installed(name)}`));
+      run('npm', ['install', ...specs, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], app);
+      continue;
+    }
+    // The docs write /path/to/wildtta for the reader's clone of this repository.
+    const line = command.replaceAll('/path/to/wildtta', REPO_ROOT);
+    assert.ok(!line.includes('/path/to/'), `${where(b)}: a placeholder the test cannot fill in: ${command}`);
+    run('bash', ['-euc', line], app);
+  }
+}
+
+/** A run=app module as src/snippets/<id>.js, exporting what its check reads; src/main.ts imports it for ?snippet=<id>. */
+function writeDocModule(b: DocBlock): void {
+  const check = DOC_MODULE_CHECKS[b.attrs.id!];
+  assert.ok(check, `${where(b)}: id=${b.attrs.id} has no check in DOC_MODULE_CHECKS`);
+  mkdirSync(join(app, 'src', 'snippets'), { recursive: true });
+  writeFileSync(join(app, 'src', 'snippets', `${b.attrs.id}.js`), `${b.code}export { ${check.exports.join(', ')} };\n`);
+}
+
 let work: string;
 let app: string;
 let server: StaticServer;
@@ -50,14 +130,17 @@ before(async () => {
 
   app = join(work, 'app');
   cpSync(TEMPLATE, app, { recursive: true, filter: (src) => !/[/\\](node_modules|dist)([/\\]|$)/.test(src) });
+  // The app's dependencies are the ones the docs install: the template's own list is dropped.
   const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-  for (const deps of [pkg.dependencies, pkg.devDependencies])
-    for (const name of Object.keys(deps)) deps[name] = name === 'wildtta' ? `file:${tarball}` : installed(name);
+  pkg.dependencies = {};
+  for (const name of Object.keys(pkg.devDependencies)) pkg.devDependencies[name] = installed(name);
   writeFileSync(join(app, 'package.json'), JSON.stringify(pkg, null, 2));
-  run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], app);
+  for (const b of appBlocks) setUpFromDocs(b, tarball);
+  assert.ok(existsSync(join(app, 'node_modules', 'wildtta', 'package.json')), 'no block installed wildtta');
+  assert.ok(existsSync(join(app, 'public', 'models', 'fmnist-vit', 'model.safetensors')), 'no block put the model in public/models/fmnist-vit/');
+  for (const b of docModules) writeDocModule(b);
 
-  // What an app developer adds: their model in public/, and for the script-tag page the package's dist/ copied out.
-  cpSync(MODEL, join(app, 'public', 'models', 'fmnist-vit'), { recursive: true });
+  // What an app developer adds beyond the docs' blocks: for the script-tag page, the package's dist/ copied out.
   mkdirSync(join(app, 'public', 'wildtta'));
   const dist = join(app, 'node_modules', 'wildtta', 'dist');
   for (const f of readdirSync(dist)) if (/\.(js|wasm)$/.test(f)) cpSync(join(dist, f), join(app, 'public', 'wildtta', f));
@@ -121,6 +204,31 @@ function assertAdapted(r: CheckResult, what: string): void {
   assert.ok(correct >= 0.7 * N, `${what}: ${correct}/${N} correct (${r.classes.join(',')} vs ${labels.join(',')})`);
   assert.ok(r.updated >= N / 2, `${what}: only ${r.updated} of ${N} frames updated the model`);
   assert.ok(Math.max(...r.tensors) - Math.min(...r.tensors) <= 2, `${what}: tensor count moved: ${r.tensors.join(',')}`);
+}
+
+/** Opens the app with ?snippet=<id>, which imports the module after public/page.js is ready, then runs its check; the page must stay clean. */
+async function runDocModules(base: string, what: string): Promise<void> {
+  assert.ok(docModules.length >= 1, 'no run=app module in the docs');
+  for (const b of docModules) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console.error: ${m.text()} (${m.location().url})`));
+    page.on('pageerror', (e) => problems.push(`uncaught: ${e.message}`));
+    page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && problems.push(`worker console.error: ${m.text()}`)));
+    try {
+      await page.goto(`${base}/index.html?manual&snippet=${b.attrs.id}`);
+      await waitFor(page, 'window.ns !== undefined || window.nsError !== undefined', 120_000, `${where(b)} (${what})`).catch((e: Error) => {
+        throw new Error(`${e.message}\n${problems.join('\n')}`);
+      });
+      const failed = await page.evaluate('window.nsError');
+      assert.equal(failed, undefined, `${where(b)} failed in the app (${what}): ${failed}\n${problems.join('\n')}`);
+      await DOC_MODULE_CHECKS[b.attrs.id!]!.check(page, b);
+      assert.deepEqual(problems, [], `${where(b)} (${what}): console errors`);
+    } finally {
+      await context.close();
+    }
+  }
 }
 
 test('packed tarball: only the allowed files, at most 2 MB', () => {
@@ -198,6 +306,8 @@ test('Vite app: backend "auto" keeps the backend the app\'s tfjs already runs', 
   assert.equal(r.steps, N - 1);
 });
 
+test("the docs' modules (README's and the guide's taste of the API) run as written in the built app", () => runDocModules(server.baseUrl, 'vite build'));
+
 test('script tag from the installed package, under the strict CSP: page thread and worker adapt on 20 frames', async () => {
   const before = server.requests.length;
   assertAdapted(await check('/script-tag.html', { worker: false }), 'script tag, page thread');
@@ -210,13 +320,15 @@ test('script tag from the installed package, under the strict CSP: page thread a
   );
 });
 
-test("the same app under `vite` (dev server, the template's config): page thread and worker adapt", async () => {
+/** Runs `vite` (dev) in the app, gives fn its address, and stops it (npx and the vite under it: the whole process group). */
+async function withViteDev(fn: (base: string) => Promise<void>): Promise<void> {
   const dev: ChildProcess = spawn('npx', ['vite', '--host', '127.0.0.1', '--port', '0', '--strictPort=false'], {
     cwd: app,
     env: { ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  const exited = new Promise((done) => dev.on('exit', done));
   try {
     const base = await new Promise<string>((ok, fail) => {
       let out = '';
@@ -233,10 +345,36 @@ test("the same app under `vite` (dev server, the template's config): page thread
       dev.stderr!.on('data', take);
       dev.on('exit', (code) => fail(new Error(`vite dev exited (${code}): ${out}`)));
     });
+    await fn(base);
+  } finally {
+    if (dev.pid !== undefined) process.kill(-dev.pid, 'SIGTERM');
+    await exited;
+  }
+}
+
+test("the same app under `vite` (dev server, no config, as the guide says): page thread and worker adapt, the docs' modules run", () =>
+  withViteDev(async (base) => {
     assertAdapted(await check('/', { worker: false }, undefined, base), 'dev server, page thread');
     assertAdapted(await check('/', { worker: true }, undefined, base), 'dev server, worker');
+    await runDocModules(base, 'vite dev');
+  }));
+
+test("the same app under `vite` with the guide's vite.config.ts (wildtta excluded from pre-bundling): page thread and worker adapt", async () => {
+  const files = appBlocks.filter((b) => b.attrs.file !== undefined);
+  assert.deepEqual(
+    files.map((b) => b.attrs.file),
+    ['vite.config.ts'],
+    'the docs give the app one file: its vite.config.ts',
+  );
+  for (const b of files) writeFileSync(join(app, b.attrs.file!), b.code);
+  // The pre-bundle of the run without a config.
+  rmSync(join(app, 'node_modules', '.vite'), { recursive: true, force: true });
+  try {
+    await withViteDev(async (base) => {
+      assertAdapted(await check('/', { worker: false }, undefined, base), `dev server with ${files.map(where).join(', ')}, page thread`);
+      assertAdapted(await check('/', { worker: true }, undefined, base), `dev server with ${files.map(where).join(', ')}, worker`);
+    });
   } finally {
-    // npx and the vite under it: the whole process group.
-    if (dev.pid !== undefined) process.kill(-dev.pid, 'SIGTERM');
+    for (const b of files) rmSync(join(app, b.attrs.file!));
   }
 });

@@ -1,9 +1,11 @@
-// The library as a page author meets it: examples/script-tag.html loads
-// dist/wildtta.iife.js and nothing else, under a strict Content-Security-Policy
+// The library as a page author meets it: the guide's script-tag page (its
+// run=script-tag block, laid out in examples/script-tag/ with the library's
+// files in wildtta/ and the model in models/, as the guide says) loads
+// wildtta.iife.js and nothing else, under a strict Content-Security-Policy
 // (no 'unsafe-eval', no 'unsafe-inline'; 'wasm-unsafe-eval' for WebAssembly),
 // served by the plain static server (no bundler, no dev client). The engine
-// runs on the wasm backend (SwiftShader's WebGPU takes ~0.3 s a step here),
-// on the page's thread and with `worker: true`.
+// runs on the wasm backend (?wasm; SwiftShader's WebGPU takes ~0.3 s a step
+// here), on the page's thread and with `worker: true` (?worker).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -11,8 +13,11 @@ import { writeFakeCameraY4m } from '../tools/make-y4m';
 import { loadFashionMnist } from '../tools/fmnist-node';
 import { readSafetensors } from '../src/model/safetensors';
 import { REPO_ROOT } from '../tools/lib/session';
+import { assembleScriptTagPage } from '../tools/lib/doc-blocks';
 import { configureLibSession, libServer, LOAD_WILDTTA, newContext, waitForTrue, withLibPage, type LibPage } from './support/lib';
 
+assembleScriptTagPage();
+const PAGE = 'examples/script-tag/';
 const video = writeFakeCameraY4m();
 configureLibSession({ args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${video.path}`] });
 
@@ -27,7 +32,14 @@ async function waitForStream(p: LibPage, steps: number): Promise<string> {
   await waitForTrue(p.page, 'window.tta !== undefined', 60_000, 'window.tta').catch(async (e: Error) => {
     throw new Error(`the example did not create an engine: ${e.message}\n${p.errors.join('\n')}\nstatus: ${await p.page.textContent('#status')}`);
   });
-  await waitForTrue(p.page, `(document.getElementById('status').textContent.match(/step (\\d+)/) || [0, -1])[1] >= ${steps}`, 60_000, `${steps} camera steps`);
+  await waitForTrue(
+    p.page,
+    `(document.getElementById('status').textContent.match(/step (\\d+)/) || [0, -1])[1] >= ${steps}`,
+    60_000,
+    `${steps} camera steps`,
+  ).catch(async (e: Error) => {
+    throw new Error(`${e.message}; the page's status line says "${await p.page.textContent('#status')}"\n${p.errors.join('\n')}`);
+  });
   return (await p.page.textContent('#status')) ?? '';
 }
 
@@ -68,14 +80,14 @@ async function assertClean(p: LibPage): Promise<void> {
 }
 
 test('script-tag example under a strict CSP: engine on the page thread, images classified, fake camera attached, tensors flat, clear errors', () =>
-  withLibPage('examples/script-tag.html?backend=wasm', async (p) => {
+  withLibPage(`${PAGE}?wasm`, async (p) => {
     const status = await waitForStream(p, 5);
     assert.match(status, /\(\d+%\) · step \d+ · wasm$/);
     // The page loaded the one bundle and nothing from elsewhere.
     const scripts = (await p.page.evaluate(
       `performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((n) => /\\.(js|mjs)$/.test(n))`,
     )) as string[];
-    assert.deepEqual([...new Set(scripts)], ['/dist/wildtta.iife.js']);
+    assert.deepEqual([...new Set(scripts)], [`/${PAGE}wildtta/wildtta.iife.js`]);
     const server = await libServer();
     assert.ok(!server.requests.some((r) => r.includes('wildtta.worker.js')), 'no worker without worker: true');
 
@@ -129,12 +141,12 @@ test('script-tag example under a strict CSP: engine on the page thread, images c
     await assertClean(p);
   }));
 
-test('script-tag example with worker: true: same API, frames go to dist/wildtta.worker.js, results come back', () =>
-  withLibPage('examples/script-tag.html?backend=wasm&worker', async (p) => {
+test("script-tag example with worker: true: same API, frames go to wildtta.worker.js beside the page's script, results come back", () =>
+  withLibPage(`${PAGE}?wasm&worker`, async (p) => {
     const status = await waitForStream(p, 5);
     assert.match(status, /step \d+ · wasm$/);
     const server = await libServer();
-    assert.ok(server.requests.includes('/dist/wildtta.worker.js'), 'the worker bundle was loaded');
+    assert.ok(server.requests.includes(`/${PAGE}wildtta/wildtta.worker.js`), 'the worker bundle was loaded beside the script');
     assert.equal(p.page.workers().length, 1, 'one dedicated worker');
     await checkClassifies(p, 12);
     // The page's own bitmap is not consumed by the transfer (the library sends its own crop).
@@ -162,7 +174,7 @@ test('save, reload, restore: the adapted scale/shift come back bit for bit (page
     const exported = `(async () => Array.from(await window.tta.exportState()))()`;
     for (const mode of ['', '&worker']) {
       const saved = await withLibPage(
-        `examples/script-tag.html?backend=wasm${mode}`,
+        `${PAGE}?wasm${mode}`,
         async (p) => {
           await waitForStream(p, 1);
           // Stop the camera loop so nothing adapts between save and export.
@@ -175,7 +187,7 @@ test('save, reload, restore: the adapted scale/shift come back bit for bit (page
         { context },
       );
       const restored = await withLibPage(
-        `examples/script-tag.html?backend=wasm${mode}`,
+        `${PAGE}?wasm${mode}`,
         async (p) => {
           await waitForStream(p, 1);
           await p.page.evaluate(`document.getElementById('video').srcObject.getTracks().forEach((t) => t.stop())`);

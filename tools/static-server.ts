@@ -5,7 +5,8 @@
 // page's inline scripts are allowed by their SHA-256 hashes (never
 // 'unsafe-inline' or 'unsafe-eval').
 //
-//   npm run examples            → http://127.0.0.1:8080/examples/
+//   npm run examples            → http://127.0.0.1:8080/examples/ (first lays out
+//                                 the guide's script-tag page in examples/script-tag/)
 //   npm run examples -- --csp   the same under a strict CSP
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { createServer, type Server } from 'node:http';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { assembleScriptTagPage } from './lib/doc-blocks';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -124,6 +126,7 @@ export function startStaticServer(options: StaticServerOptions = {}): Promise<St
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { port: { type: 'string', default: '8080' }, csp: { type: 'boolean', default: false } } });
   if (!existsSync(join(REPO_ROOT, 'dist', 'wildtta.iife.js'))) console.warn('dist/wildtta.iife.js is missing: run npm run build:lib first');
+  assembleScriptTagPage();
   const s = await startStaticServer({ port: Number(values.port), ...(values.csp ? { csp: STRICT_CSP } : {}) });
   console.log(`serving ${REPO_ROOT} at ${s.baseUrl}/examples/${values.csp ? ' (strict CSP)' : ''}`);
 }

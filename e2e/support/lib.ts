@@ -25,17 +25,17 @@ interface LibSession {
 }
 
 let session: Promise<LibSession> | undefined;
-let settings: { csp: boolean; args: readonly string[] } = { csp: true, args: [] };
+let settings: { csp: boolean; args: readonly string[]; root?: string } = { csp: true, args: [] };
 
-/** Call before the first page: extra Chromium switches (a fake camera) and whether pages get the strict CSP (default yes). */
-export function configureLibSession(s: { csp?: boolean; args?: readonly string[] }): void {
+/** Call before the first page: extra Chromium switches (a fake camera), whether pages get the strict CSP (default yes), the served folder (default the repository). */
+export function configureLibSession(s: { csp?: boolean; args?: readonly string[]; root?: string }): void {
   if (session !== undefined) throw new Error('configureLibSession: the session is already running');
-  settings = { csp: s.csp ?? true, args: s.args ?? [] };
+  settings = { csp: s.csp ?? true, args: s.args ?? [], root: s.root };
 }
 
 async function start(): Promise<LibSession> {
   ensureLibBuilt();
-  const server = await startStaticServer(settings.csp ? { csp: STRICT_CSP } : {});
+  const server = await startStaticServer({ csp: settings.csp ? STRICT_CSP : undefined, root: settings.root });
   try {
     const executablePath = chromiumExecutable();
     const browser = await chromium.launch({
