@@ -6,9 +6,10 @@ import { EXTRA_CORRUPTION_NAMES as EXTRA_CORRUPTIONS, TEST_CORRUPTION_NAMES as C
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 import { tunedOptions, type DemoConfig, type InputKind } from './config';
 import { $, guarded, say } from './dom';
-import { setCameraLabel } from './inputs';
+import { setCameraLabel } from './camera';
 import { methodCard } from './methods';
-import { applyReference, manualReset, modelKindOf, modelSource, restart, setPaused, SHIPPED_CHOICES, switchInput, useModelFiles, useModelUrl } from './session';
+import { modelKindOf, modelSource, SHIPPED_CHOICES } from './model';
+import { applyReference, manualReset, restart, setPaused, switchInput, useModelFiles, useModelUrl } from './session';
 import { config, live, syncControlClasses } from './state';
 
 export function fillControls(): void {

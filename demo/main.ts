@@ -3,15 +3,16 @@
 // (src/runtime/engine*.ts) knows nothing about this page.
 //
 // The page's modules, each importing only those above it, so data flows one
-// way: config (the settings and the URL), dom, charts, state (what they
-// share), methods (the engine's method cards), inputs (camera, labeled
-// stream), view (charts, scores, panels), session (the engine, its restarts,
-// each frame's trip), controls, and this file, which starts them and offers
-// the test and scripting hook. A lower module that must reach up (a failed
+// way: config (the settings and the URL), dom, ring and charts, state (what
+// they share), methods (the engine's method cards), camera and inputs (the
+// webcam, the labeled stream), view (charts, scores, panels), model (loading
+// one), session (the engine, its restarts, each frame's trip), controls, and
+// this file, which starts them and offers the test and scripting hook. A lower module that must reach up (a failed
 // camera restarts the session) is handed a function by the one above.
 import { DEFAULTS } from './config';
 import { $, guarded, say } from './dom';
-import { cameraFrameCount, cameraGate, loadStreamImages } from './inputs';
+import { cameraFrameCount, cameraGate } from './camera';
+import { loadStreamImages } from './inputs';
 import { restart, resetTiming, timing } from './session';
 import { config, live } from './state';
 import { chartRenders, charts, render, tensorTrace } from './view';

@@ -2,71 +2,22 @@
 // changed by restart() for what changed (backend, model, method, session),
 // and each frame's trip to the engine and back.
 import { EngineClient, EngineClosedError } from '../src/runtime/engine-client';
-import type { FrameResult, ModelSource } from '../src/runtime/engine-types';
+import type { FrameResult } from '../src/runtime/engine-types';
 import { tunedOptions, type InputKind } from './config';
+import { releaseCamera, stopSources, type Captured, type SourceHooks } from './camera';
 import { $, describeError, guarded, say, setState } from './dom';
-import { corruptionFor, fillLabelPicker, fisherImages, releaseCamera, startSource, stopSources, type Captured, type SourceHooks } from './inputs';
+import { corruptionFor, fisherImages, startSource } from './inputs';
 import { methodCard, methodLabel, setMethodCards } from './methods';
+import { backToLoaded, chooseModelFiles, chooseModelUrl, loadModel } from './model';
 import { config, live, syncControlClasses } from './state';
 import { allCharts, charts, markers, resetView, showLater, takeResult, takeUpdates } from './view';
-
-const BASE = import.meta.env.BASE_URL;
-const SHIPPED_MODEL = new URL(`${BASE}models/fmnist-vit/`, location.href).href;
-/** The second shipped model, the GroupNorm ResNet: a model URL like any other (so ?model= shares it), with its own entry in the picker. */
-const SHIPPED_RESNET_PATH = `${BASE}models/fmnist-resnet-gn/`;
-const SHIPPED_RESNET = new URL(SHIPPED_RESNET_PATH, location.href).href;
-/** The picker's shipped entries: each one's value of config.model ('' is the ViT) and its URL. */
-export const SHIPPED_CHOICES: Record<string, { model: string; url: string }> = {
-  shipped: { model: '', url: SHIPPED_MODEL },
-  'shipped-resnet': { model: SHIPPED_RESNET_PATH, url: SHIPPED_RESNET },
-};
-/** The picker's entry for a model from the page's config. */
-export const modelKindOf = (model: string) => Object.entries(SHIPPED_CHOICES).find(([, c]) => c.model === model)?.[0] ?? 'url';
 
 /** The model-input preview is read back from the engine at most this often (ms). */
 const PREVIEW_MS = 66;
 
 /** The current worker's cards, on the page (restart waits for them before it sets a method). */
 let methodsReady: Promise<void> | undefined;
-export let modelSource: ModelSource = { kind: 'url', url: config.model ? new URL(config.model, location.href).href : SHIPPED_MODEL };
-/** A dropped file's bytes, kept so a backend switch can load the model again (the engine gets a copy). */
-let modelBytes: { weights: ArrayBuffer; config: unknown; name: string } | undefined;
-/** The model the engine holds, to go back to when another fails to load. */
-let loaded: { source: ModelSource; bytes: typeof modelBytes; url: string; info: string } | undefined;
-
 let lastPreviewAt = 0;
-
-export async function useModelFiles(files: File[]): Promise<void> {
-  const weights = files.find((f) => f.name.endsWith('.safetensors'));
-  const cfg = files.find((f) => f.name.endsWith('.json'));
-  if (!weights) {
-    say('Drop a .safetensors file (timm layout), with its config.json if it has one.', 'error');
-    return;
-  }
-  let parsed: unknown;
-  if (cfg) {
-    try {
-      parsed = JSON.parse(await cfg.text());
-    } catch (e) {
-      say(`${cfg.name} is not valid JSON: ${(e as Error).message}`, 'error');
-      return;
-    }
-  }
-  modelBytes = { weights: await weights.arrayBuffer(), config: parsed, name: weights.name };
-  modelSource = { kind: 'bytes', weights: modelBytes.weights, config: parsed, name: weights.name };
-  config.model = '';
-  syncControlClasses();
-  await restart('model');
-}
-
-/** Loads the model at `url` (`model` is how the page's URL names it). */
-export async function useModelUrl(model: string, url: string): Promise<void> {
-  config.model = model;
-  modelSource = { kind: 'url', url };
-  modelBytes = undefined;
-  syncControlClasses();
-  await restart('model');
-}
 
 /** Starts or updates the engine for what changed: a new worker for a backend, a new model, a new method, or only a new session. */
 export async function restart(what: 'backend' | 'model' | 'method' | 'session'): Promise<void> {
@@ -94,12 +45,7 @@ export async function restart(what: 'backend' | 'model' | 'method' | 'session'):
       await loadModel(c);
     } catch (e) {
       // A model that fails to load leaves the engine with the one it had: go on with that.
-      if (what !== 'model' || !loaded || !live.modelInfo) throw e;
-      ({ source: modelSource, bytes: modelBytes, url: config.model } = loaded);
-      $<HTMLSelectElement>('model-kind').value = modelBytes ? 'files' : modelKindOf(config.model);
-      syncControlClasses();
-      $('model-info').textContent = loaded.info;
-      say(describeError(e), 'error');
+      if (what !== 'model' || !backToLoaded(e)) throw e;
     }
     if (mine !== live.session) return;
   }
@@ -134,44 +80,6 @@ export async function restart(what: 'backend' | 'model' | 'method' | 'session'):
   await startSource(mine, sourceHooks);
 }
 
-async function loadModel(c: EngineClient): Promise<void> {
-  const progress = $<HTMLProgressElement>('model-progress');
-  progress.hidden = false;
-  progress.removeAttribute('value');
-  $('model-info').textContent = 'Loading the model…';
-  c.onProgress = (loaded, total) => {
-    if (total) progress.value = loaded / total;
-    $('model-info').textContent = `Loading the model… ${mb(loaded)}${total ? ` of ${mb(total)}` : ''}`;
-  };
-  const source: ModelSource = modelBytes
-    ? { kind: 'bytes', weights: modelBytes.weights.slice(0), config: modelBytes.config, name: modelBytes.name }
-    : modelSource;
-  try {
-    live.modelInfo = await c.loadModel(source);
-  } finally {
-    progress.hidden = true;
-    c.onProgress = undefined;
-  }
-  const m = live.modelInfo;
-  const name =
-    m.name === SHIPPED_MODEL
-      ? 'Shipped Fashion-MNIST ViT'
-      : m.name === SHIPPED_RESNET
-        ? 'Shipped Fashion-MNIST GroupNorm ResNet'
-        : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
-  const shape = m.family === 'vit' ? `ViT, patch ${m.patchSize}, width ${m.width}, depth ${m.depth}` : `${m.family}, feature width ${m.width}`;
-  const info = `${name}: ${m.imageSize}×${m.imageSize}×${m.inChannels} input, ${shape}, ${m.numClasses} classes, ${formatCount(m.parameters)} weights.`;
-  $('model-info').textContent = info;
-  loaded = { source: modelSource, bytes: modelBytes, url: config.model, info };
-  fillLabelPicker();
-  for (const id of ['clean-canvas', 'input-canvas']) {
-    const cv = $<HTMLCanvasElement>(id);
-    cv.width = m.imageSize;
-    cv.height = m.imageSize;
-  }
-  $('clean-note').textContent = `crop · ${m.inChannels === 1 ? 'gray' : 'RGB'} · ${m.imageSize}×${m.imageSize}`;
-}
-
 function needReference(): boolean {
   return config.compare || config.input === 'camera';
 }
@@ -190,6 +98,16 @@ export async function manualReset(): Promise<void> {
   live.stats.manualResets++;
   markers.add(Math.max(live.stats.frames - 1, 0), true);
   allCharts.forEach((c) => c.touch());
+}
+
+export async function useModelFiles(files: File[]): Promise<void> {
+  if (await chooseModelFiles(files)) await restart('model');
+}
+
+/** Loads the model at `url` (`model` is how the page's URL names it). */
+export async function useModelUrl(model: string, url: string): Promise<void> {
+  chooseModelUrl(model, url);
+  await restart('model');
 }
 
 export function setPaused(p: boolean): void {
@@ -276,11 +194,6 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
     }
   }
   return true;
-}
-
-const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-function formatCount(n: number): string {
-  return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)}k` : String(n);
 }
 
 const sourceHooks: SourceHooks = { process: processFrame, restart, switchInput };

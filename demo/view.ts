@@ -2,9 +2,10 @@
 // top bar's figures, fed by the session's results and redrawn at most every
 // REDRAW_MS (never from inside a step).
 import type { FrameResult } from '../src/runtime/engine-types';
-import { LivePlot, Markers, RollingRate } from './charts';
+import { LivePlot, Markers } from './charts';
+import { RollingRate } from './ring';
 import { $, drawPixels } from './dom';
-import { cameraGate } from './inputs';
+import { cameraGate } from './camera';
 import { methodLabel } from './methods';
 import { config, freshStats, live, streamLabelsApply } from './state';
 
