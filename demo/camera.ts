@@ -4,7 +4,7 @@
 import { FrameGate } from '../src/runtime/engine-client';
 import { centerCrop, preprocessFrame } from '../src/runtime/preprocess';
 import type { InputKind } from './config';
-import { $, describeError, say } from './dom';
+import { $, describeError, drawImage, say } from './dom';
 import { config, live } from './state';
 
 /** The true class of what the camera shows, as the viewer set it (keys 0–9), or null. */
@@ -29,6 +29,9 @@ export function fillLabelPicker(): void {
   sel.value = cameraLabel === null ? '' : String(cameraLabel);
 }
 
+/** The class the viewer says the camera shows, or null. */
+export const currentCameraLabel = (): number | null => cameraLabel;
+
 export function setCameraLabel(label: number | null): void {
   cameraLabel = label !== null && live.modelInfo && label < live.modelInfo.numClasses ? label : null;
   $<HTMLSelectElement>('label').value = cameraLabel === null ? '' : String(cameraLabel);
@@ -46,7 +49,7 @@ export interface Captured {
   pixels: Float32Array;
   label: number | null;
   tag: number;
-  /** Draws the frame's source panel, when it is the one on screen. */
+  /** Draws the frame's source panel when the frame's result is the one on screen (so the panel shows what the model classified). */
   showSource?: () => void;
 }
 
@@ -112,6 +115,9 @@ export async function openCamera(hooks: SourceHooks): Promise<boolean> {
     return false;
   }
   placeCropBox();
+  // Until the first result the panel shows nothing, not the last stream image.
+  const panel = $<HTMLCanvasElement>('source-canvas');
+  panel.getContext('2d')!.clearRect(0, 0, panel.width, panel.height);
   return true;
 }
 
@@ -152,7 +158,13 @@ function captureCamera(): Captured | undefined {
     { size: live.modelInfo.imageSize, channels: live.modelInfo.inChannels, invert },
   );
   const note = `crop · ${live.modelInfo.inChannels === 1 ? 'gray' : 'RGB'} · ${live.modelInfo.imageSize}×${live.modelInfo.imageSize}${r.inverted ? ' · inverted' : ''}`;
-  return { pixels: r.pixels, label: cameraLabel, tag: cameraFrameCount, showSource: () => ($('clean-note').textContent = note) };
+  // The camera panel shows this captured frame, not the live video: on a slow backend the video is seconds
+  // ahead of the result beside it.
+  const showSource = () => {
+    drawImage('source-canvas', img);
+    $('clean-note').textContent = note;
+  };
+  return { pixels: r.pixels, label: cameraLabel, tag: cameraFrameCount, showSource };
 }
 
 export function runCamera(mine: number, hooks: SourceHooks): void {

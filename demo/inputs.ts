@@ -9,7 +9,7 @@ import { mulberry32, shuffle } from '../src/data/random';
 import { TEST_CORRUPTION_NAMES as CORRUPTIONS } from '../src/runtime/corruption-names';
 import type { CorruptionRegime } from '../src/data/corruptions/regime';
 import { openCamera, runCamera, type SourceHooks } from './camera';
-import { $, drawPixels } from './dom';
+import { $, drawPixels, progressShown, showProgress } from './dom';
 import { config, live, streamLabelsApply, syncControlClasses } from './state';
 
 const DATA_URL = `${import.meta.env.BASE_URL}data/fashion-mnist/`;
@@ -58,11 +58,18 @@ export function corruptionFor(n: number): { name: string; severity: number; seed
   return { name, severity: config.severity, seed: frameSeed(n), regime: config.regime };
 }
 
+/** What the page waits for once the model is in: the backend compiles its kernels on the first frame. */
+export const FIRST_STEP = 'Compiling the kernels and running the first step…';
+
 export async function startSource(mine: number, hooks: SourceHooks): Promise<void> {
   if (live.paused || live.done || mine !== live.session) return;
   if (config.input === 'camera') {
+    // A new engine's first step waits for the camera too (its permission prompt, its first picture).
+    const loading = progressShown();
+    if (loading) showProgress('Opening the camera…');
     const ok = await openCamera(hooks);
     if (mine !== live.session) return;
+    if (loading) showProgress(FIRST_STEP);
     if (!ok) {
       // Fall back to the labeled stream; the message from openCamera says why.
       config.input = 'stream';

@@ -4,7 +4,7 @@
 import type { EngineClient } from '../src/runtime/engine-client';
 import type { ModelSource } from '../src/runtime/engine-types';
 import { fillLabelPicker } from './camera';
-import { $, describeError, say } from './dom';
+import { $, describeError, say, showProgress } from './dom';
 import { config, live, syncControlClasses } from './state';
 
 const BASE = import.meta.env.BASE_URL;
@@ -69,15 +69,18 @@ export function backToLoaded(e: unknown): boolean {
   return true;
 }
 
-/** Loads the chosen model into the engine, showing the download's progress. */
+/** Loads the chosen model into the engine, showing the download's progress in the side panel and over the image panels. */
 export async function loadModel(c: EngineClient): Promise<void> {
   const progress = $<HTMLProgressElement>('model-progress');
   progress.hidden = false;
   progress.removeAttribute('value');
   $('model-info').textContent = 'Loading the model…';
+  showProgress('Downloading the model…');
   c.onProgress = (loaded, total) => {
     if (total) progress.value = loaded / total;
-    $('model-info').textContent = `Loading the model… ${mb(loaded)}${total ? ` of ${mb(total)}` : ''}`;
+    const text = `${mb(loaded)}${total ? ` of ${mb(total)}` : ''}`;
+    $('model-info').textContent = `Loading the model… ${text}`;
+    showProgress(`Downloading the model… ${text}`, total ? loaded / total : undefined);
   };
   const source: ModelSource = modelBytes
     ? { kind: 'bytes', weights: modelBytes.weights.slice(0), config: modelBytes.config, name: modelBytes.name }

@@ -5,12 +5,13 @@ import { EngineClient, EngineClosedError } from '../src/runtime/engine-client';
 import type { FrameResult } from '../src/runtime/engine-types';
 import { tunedOptions, type InputKind } from './config';
 import { releaseCamera, stopSources, type Captured, type SourceHooks } from './camera';
-import { $, describeError, guarded, say, setState } from './dom';
-import { corruptionFor, fisherImages, startSource } from './inputs';
+import { $, describeError, guarded, say, setState, showProgress, unsay } from './dom';
+import { corruptionFor, FIRST_STEP, fisherImages, startSource } from './inputs';
 import { methodCard, methodLabel, setMethodCards } from './methods';
 import { backToLoaded, chooseModelFiles, chooseModelUrl, loadModel } from './model';
-import { config, live, syncControlClasses } from './state';
-import { allCharts, charts, markers, resetView, showLater, takeResult, takeUpdates } from './view';
+import { markers } from './scores';
+import { config, live, showReference, syncControlClasses } from './state';
+import { allCharts, charts, newMethodSegment, resetView, showLater, takeResult, takeUpdates } from './view';
 
 /** The model-input preview is read back from the engine at most this often (ms). */
 const PREVIEW_MS = 66;
@@ -25,6 +26,7 @@ export async function restart(what: 'backend' | 'model' | 'method' | 'session'):
   stopSources();
   setState('loading');
   if (what === 'backend' || !live.client) {
+    showProgress(`Starting the engine (${config.backend === 'auto' ? 'choosing a backend' : config.backend})…`);
     live.client?.terminate();
     live.client = new EngineClient();
     live.modelInfo = undefined;
@@ -48,55 +50,60 @@ export async function restart(what: 'backend' | 'model' | 'method' | 'session'):
       if (what !== 'model' || !backToLoaded(e)) throw e;
     }
     if (mine !== live.session) return;
+    showProgress(FIRST_STEP);
   }
   await methodsReady;
   if (mine !== live.session) return;
   // A method that needs the model's source statistics (SAR + align) runs the one it extends (SAR) on a model without them
-  // (dropped files, a URL with none beside it).
+  // (dropped files, a URL with none beside it). The choice stays the viewer's: the next model with statistics runs it.
   const wanted = methodCard(config.method);
-  if (wanted.needsSourceStats && live.modelInfo && !live.modelInfo.sourceStats) {
-    const fallback = wanted.extends ?? 'source';
-    config.method = fallback;
-    $<HTMLSelectElement>('method').value = fallback;
+  const lacking = wanted.needsSourceStats && live.modelInfo !== undefined && !live.modelInfo.sourceStats;
+  live.method = lacking ? (wanted.extends ?? 'source') : config.method;
+  $<HTMLSelectElement>('method').value = live.method;
+  if (lacking) {
     say(
-      `${wanted.label} needs the model's source statistics (source-stats.safetensors beside the weights); this model has none, so ${methodLabel(fallback)} runs.`,
+      `${wanted.label} needs the model's source statistics (source-stats.safetensors beside the weights); this model has none, so ${methodLabel(live.method)} runs.`,
+      'info',
+      'fallback',
     );
-  }
-  const spec = methodCard(config.method);
+  } else unsay('fallback');
+  const spec = methodCard(live.method);
   const tuned = tunedOptions(spec);
   const lr = config.lr ?? tuned.lr;
   const fisher = spec.usesCleanImages ? fisherImages() : undefined;
-  live.methodInfo = await c.setMethod({ method: config.method, lr, options: tuned.options, ...(fisher ? { fisherImages: fisher } : {}) });
+  live.methodInfo = await c.setMethod({ method: live.method, lr, options: tuned.options, ...(fisher ? { fisherImages: fisher } : {}) });
   await c.clearRecords();
   await applyReference();
   if (mine !== live.session) return;
   $<HTMLInputElement>('lr').value = String(live.methodInfo.lr);
   $<HTMLInputElement>('lr').disabled = spec.lr === null;
   if (spec.usesCleanImages && !live.methodInfo.fisher)
-    say(`${spec.label} runs without its anti-forgetting (Fisher) term: there are no clean images for this model.`);
-  resetView();
+    say(`${spec.label} runs without its anti-forgetting (Fisher) term: there are no clean images for this model.`, 'info', 'fisher');
+  else unsay('fisher');
+  if (what === 'method') newMethodSegment();
+  else resetView();
   live.done = false;
   setState(live.paused ? 'paused' : 'running');
   await startSource(mine, sourceHooks);
 }
 
+/** The engine runs the no-adaptation model beside the method when the page shows it, and for the camera's agreement figure. */
 function needReference(): boolean {
-  return config.compare || config.input === 'camera';
+  return showReference() || config.input === 'camera';
 }
 
 export async function applyReference(): Promise<void> {
   if (live.client) await live.client.setReference(needReference());
-  charts.acc.setShown(1, config.compare);
-  charts.entropy.setShown(0, config.compare);
-  $('pred-ref').hidden = !config.compare;
-  $('acc-reference-row').hidden = !config.compare;
+  charts.acc.setShown('reference', showReference());
+  charts.entropy.setShown('reference', showReference());
+  $('pred-ref').hidden = !showReference();
 }
 
 export async function manualReset(): Promise<void> {
   if (!live.client) return;
   await live.client.reset();
-  live.stats.manualResets++;
-  markers.add(Math.max(live.stats.frames - 1, 0), true);
+  live.score.manualResets++;
+  markers.add(Math.max(live.stats.frames - 1, 0), 'manual');
   allCharts.forEach((c) => c.touch());
 }
 
@@ -148,6 +155,8 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
   const m = live.modelInfo;
   if (!c || !m) return false;
   const n = live.stats.submitted++;
+  // The segment the frame is sent in: a change while it is in flight must not score it in the next one.
+  const segment = live.segment.id;
   const corruption = corruptionFor(n);
   const now = performance.now();
   // With the reference on, the preview shares its read, so it costs nothing to take every frame.
@@ -172,7 +181,7 @@ async function processFrame(frame: Captured, mine: number): Promise<boolean> {
   }
   if (mine !== live.session) return false;
   const tBack = performance.now();
-  takeResult(res);
+  takeResult(res, segment);
   if (res.preview && clean) {
     // The three images and the prediction on screen all belong to this frame; they are drawn with the
     // next animation frame (render), so drawing never holds up a step.
