@@ -54,9 +54,14 @@ export default defineConfig({
   root: '.',
   plugins: [rootToDemo, crossOriginIsolation],
   publicDir: 'public',
-  // Imported only by the engine's workers (src/index.ts says why), which the dependency scan does not
-  // reach: found at run time instead, it would re-bundle the dependencies and reload the page.
-  optimizeDeps: { include: ['@tensorflow/tfjs-core/dist/register_all_gradients'] },
+  optimizeDeps: {
+    // The scan starts from these, not only from build's input (the demo page): the page's main thread never
+    // loads tfjs, and the scan does not follow `new Worker(new URL(...))`, so the engine worker's
+    // dependencies would be found once the page runs, re-bundled, and the page reloaded mid-load.
+    entries: ['demo/index.html', 'src/runtime/engine-worker.ts'],
+    // Imported only by the engine's workers (src/index.ts says why).
+    include: ['@tensorflow/tfjs-core/dist/register_all_gradients'],
+  },
   server: { host: '127.0.0.1', port: 5173, strictPort: false },
   build: {
     outDir: 'dist/app',

@@ -1,85 +1,22 @@
-// Live uPlot charts over fixed-size ring buffers: an hour-long session keeps
-// the last `capacity` points per chart and nothing more, and a redraw costs
-// the same at minute one and at minute sixty.
+// Live uPlot charts over fixed-size ring buffers (ring.ts), with vertical
+// markers (resets, segments) and lines that must stay visible over dense dots.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { Ring } from './ring';
 
-/** x plus k columns of y, oldest overwritten first. NaN marks "no value" (a gap). */
-export class Ring {
-  private readonly xs: Float64Array;
-  private readonly ys: Float64Array[];
-  private start = 0;
-  private size = 0;
-
-  constructor(
-    readonly capacity: number,
-    columns: number,
-  ) {
-    this.xs = new Float64Array(capacity);
-    this.ys = Array.from({ length: columns }, () => new Float64Array(capacity));
-  }
-
-  get length(): number {
-    return this.size;
-  }
-
-  push(x: number, values: ReadonlyArray<number | null | undefined>): void {
-    const at = (this.start + this.size) % this.capacity;
-    this.xs[at] = x;
-    for (let c = 0; c < this.ys.length; c++) {
-      const v = values[c];
-      this.ys[c]![at] = v === null || v === undefined ? NaN : v;
-    }
-    if (this.size < this.capacity) this.size++;
-    else this.start = (this.start + 1) % this.capacity;
-  }
-
-  /** Changes the newest value of column `c` at `x` (a late value, e.g. a gradient norm reported one step later). */
-  set(x: number, c: number, value: number): boolean {
-    for (let i = this.size - 1; i >= 0 && i >= this.size - 8; i--) {
-      const at = (this.start + i) % this.capacity;
-      if (this.xs[at] === x) {
-        this.ys[c]![at] = value;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  clear(): void {
-    this.start = 0;
-    this.size = 0;
-  }
-
-  /** Oldest first, gaps as null (uPlot's gap marker). */
-  aligned(): uPlot.AlignedData {
-    const x = new Array<number>(this.size);
-    const cols = this.ys.map(() => new Array<number | null>(this.size));
-    for (let i = 0; i < this.size; i++) {
-      const at = (this.start + i) % this.capacity;
-      x[i] = this.xs[at]!;
-      for (let c = 0; c < cols.length; c++) {
-        const v = this.ys[c]![at]!;
-        cols[c]![i] = Number.isNaN(v) ? null : v;
-      }
-    }
-    return [x, ...cols] as uPlot.AlignedData;
-  }
-
-  /** Number of non-gap values in column c. */
-  count(c: number): number {
-    let n = 0;
-    for (let i = 0; i < this.size; i++) if (!Number.isNaN(this.ys[c]![(this.start + i) % this.capacity]!)) n++;
-    return n;
-  }
+/** A reset (by the method, or by hand) or the start of a scored segment (labeled with its number). */
+export interface Marker {
+  x: number;
+  kind: 'reset' | 'manual' | 'segment';
+  label?: string;
 }
 
-/** Bounded list of x positions where a reset happened. */
+/** Bounded list of marker positions, shared by every chart. */
 export class Markers {
-  readonly items: Array<{ x: number; manual: boolean }> = [];
+  readonly items: Marker[] = [];
   constructor(private readonly capacity = 200) {}
-  add(x: number, manual: boolean): void {
-    this.items.push({ x, manual });
+  add(x: number, kind: Marker['kind'], label?: string): void {
+    this.items.push(label === undefined ? { x, kind } : { x, kind, label });
     if (this.items.length > this.capacity) this.items.shift();
   }
   clear(): void {
@@ -88,6 +25,8 @@ export class Markers {
 }
 
 export interface SeriesSpec {
+  /** What the series is (e.g. 'adapted', 'reference'): the page finds it by this, whatever its label says. */
+  key: string;
   label: string;
   stroke: string;
   width?: number;
@@ -96,6 +35,8 @@ export interface SeriesSpec {
   dots?: boolean;
   /** Connect across gaps. */
   spanGaps?: boolean;
+  /** Drawn last, on a white casing: a threshold line that dense dots must not hide. */
+  onTop?: boolean;
 }
 
 export interface LivePlotSpec {
@@ -110,14 +51,17 @@ export interface LivePlotSpec {
   markers: Markers;
 }
 
+const MARKER_COLOURS: Record<Marker['kind'], string> = { reset: '#dc2626', manual: '#dc2626', segment: '#334155' };
+
 export class LivePlot {
   readonly ring: Ring;
   readonly plot: uPlot;
+  /** The markers the last redraw painted (inside the plot area), for the page's test hook. */
+  drawn: Marker[] = [];
   private dirty = false;
 
   constructor(readonly spec: LivePlotSpec) {
     this.ring = new Ring(spec.capacity ?? 1200, spec.series.length);
-    const markers = spec.markers;
     const yRange = spec.yRange;
     const opts: uPlot.Options = {
       width: Math.max(200, spec.el.clientWidth),
@@ -142,32 +86,83 @@ export class LivePlot {
           ...(s.dash ? { dash: s.dash } : {}),
           spanGaps: s.spanGaps ?? false,
           points: s.dots ? { show: true, size: 5, width: 0, fill: s.stroke, stroke: s.stroke } : { show: false },
-          ...(s.dots ? { paths: () => null } : {}),
+          // Dots only, or drawn by drawOnTop after every series.
+          ...(s.dots || s.onTop ? { paths: () => null } : {}),
         })),
       ],
-      hooks: {
-        draw: [
-          (u) => {
-            if (markers.items.length === 0) return;
-            const { ctx, bbox } = u;
-            ctx.save();
-            ctx.lineWidth = Math.max(1, devicePixelRatio);
-            for (const m of markers.items) {
-              const px = u.valToPos(m.x, 'x', true);
-              if (px < bbox.left || px > bbox.left + bbox.width) continue;
-              ctx.strokeStyle = '#dc2626';
-              ctx.setLineDash(m.manual ? [4 * devicePixelRatio, 3 * devicePixelRatio] : []);
-              ctx.beginPath();
-              ctx.moveTo(Math.round(px) + 0.5, bbox.top);
-              ctx.lineTo(Math.round(px) + 0.5, bbox.top + bbox.height);
-              ctx.stroke();
-            }
-            ctx.restore();
-          },
-        ],
-      },
+      hooks: { draw: [(u) => this.drawMarkers(u), (u) => this.drawOnTop(u)] },
     };
     this.plot = new uPlot(opts, this.ring.aligned(), spec.el);
+    // Each legend row is tagged with its series' key once, in uPlot's order, so that renaming or hiding
+    // one never depends on its text (two series may carry the same label for a while).
+    const rows = [...spec.el.querySelectorAll<HTMLElement>('.u-legend .u-series')];
+    const offset = rows.length - spec.series.length;
+    spec.series.forEach((s, i) => {
+      const row = rows[i + offset];
+      if (row) row.dataset.series = s.key;
+    });
+  }
+
+  private drawMarkers(u: uPlot): void {
+    const { ctx, bbox } = u;
+    const dpr = devicePixelRatio;
+    this.drawn = [];
+    ctx.save();
+    ctx.lineWidth = Math.max(1, dpr);
+    ctx.font = `${Math.round(10 * dpr)}px system-ui`;
+    ctx.textBaseline = 'top';
+    for (const m of this.spec.markers.items) {
+      const px = u.valToPos(m.x, 'x', true);
+      if (!(px >= bbox.left && px <= bbox.left + bbox.width)) continue;
+      this.drawn.push(m);
+      const at = Math.round(px) + 0.5;
+      ctx.strokeStyle = ctx.fillStyle = MARKER_COLOURS[m.kind];
+      ctx.setLineDash(m.kind === 'manual' ? [4 * dpr, 3 * dpr] : m.kind === 'segment' ? [2 * dpr, 2 * dpr] : []);
+      ctx.beginPath();
+      ctx.moveTo(at, bbox.top);
+      ctx.lineTo(at, bbox.top + bbox.height);
+      ctx.stroke();
+      if (m.label !== undefined) ctx.fillText(m.label, at + 2 * dpr, bbox.top + dpr);
+    }
+    ctx.restore();
+  }
+
+  private drawOnTop(u: uPlot): void {
+    const { ctx, bbox } = u;
+    const dpr = devicePixelRatio;
+    this.spec.series.forEach((s, i) => {
+      if (!s.onTop || !u.series[i + 1]?.show) return;
+      const xs = u.data[0];
+      const ys = u.data[i + 1]!;
+      const path = new Path2D();
+      let open = false;
+      for (let j = 0; j < xs.length; j++) {
+        const v = ys[j];
+        if (v === null || v === undefined) {
+          open = open && (s.spanGaps ?? false);
+          continue;
+        }
+        const px = u.valToPos(xs[j]!, 'x', true);
+        const py = u.valToPos(v, 'y', true);
+        if (open) path.lineTo(px, py);
+        else path.moveTo(px, py);
+        open = true;
+      }
+      const width = (s.width ?? 1.5) * dpr;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+      ctx.clip();
+      ctx.lineJoin = 'round';
+      ctx.strokeStyle = '#fff';
+      ctx.lineWidth = width + 3 * dpr;
+      ctx.stroke(path);
+      ctx.strokeStyle = s.stroke;
+      ctx.lineWidth = width;
+      ctx.setLineDash((s.dash ?? []).map((d) => d * dpr));
+      ctx.stroke(path);
+      ctx.restore();
+    });
   }
 
   push(x: number, values: ReadonlyArray<number | null | undefined>): void {
@@ -175,8 +170,8 @@ export class LivePlot {
     this.dirty = true;
   }
 
-  set(x: number, c: number, value: number): void {
-    if (this.ring.set(x, c, value)) this.dirty = true;
+  set(x: number, key: string, value: number): void {
+    if (this.ring.set(x, this.index(key), value)) this.dirty = true;
   }
 
   touch(): void {
@@ -201,61 +196,34 @@ export class LivePlot {
     if (w !== this.plot.width) this.plot.setSize({ width: w, height: this.plot.height });
   }
 
+  /** Non-gap values of a series. */
+  count(key: string): number {
+    return this.ring.count(this.index(key));
+  }
+
   /** Shows or hides a series, legend entry included (the page decides, not legend clicks). */
-  setShown(series: number, show: boolean): void {
-    this.plot.setSeries(series + 1, { show });
-    const row = this.legendRow(series);
+  setShown(key: string, show: boolean): void {
+    this.plot.setSeries(this.index(key) + 1, { show });
+    const row = this.legendRow(key);
     if (row) row.style.display = show ? '' : 'none';
   }
 
-  private legendRow(series: number): HTMLElement | undefined {
-    const label = String(this.plot.series[series + 1]?.label ?? '');
-    for (const cell of this.spec.el.querySelectorAll<HTMLElement>('.u-legend .u-series .u-label')) {
-      if (cell.textContent === label) return cell.closest<HTMLElement>('.u-series') ?? undefined;
-    }
-    return undefined;
-  }
-
-  setLabel(series: number, label: string): void {
-    const s = this.plot.series[series + 1];
+  setLabel(key: string, label: string): void {
+    const s = this.plot.series[this.index(key) + 1];
     if (!s || s.label === label) return;
-    const before = String(s.label);
     s.label = label;
-    // uPlot writes legend labels once; change the text of the matching entry in place.
-    for (const cell of this.spec.el.querySelectorAll('.u-legend .u-series .u-label')) {
-      if (cell.textContent === before) {
-        cell.textContent = label;
-        break;
-      }
-    }
+    // uPlot writes legend labels once; change the entry's text in place.
+    const cell = this.legendRow(key)?.querySelector('.u-label');
+    if (cell) cell.textContent = label;
   }
-}
 
-/** A fixed-length window of booleans (as 0/1) with its running sum. */
-export class RollingRate {
-  private readonly buf: Uint8Array;
-  private start = 0;
-  private size = 0;
-  private sum = 0;
-  constructor(readonly window: number) {
-    this.buf = new Uint8Array(window);
+  private index(key: string): number {
+    const i = this.spec.series.findIndex((s) => s.key === key);
+    if (i < 0) throw new Error(`chart "${this.spec.yLabel}" has no series '${key}'`);
+    return i;
   }
-  push(ok: boolean): number {
-    const v = ok ? 1 : 0;
-    if (this.size === this.window) {
-      this.sum -= this.buf[this.start]!;
-      this.buf[this.start] = v;
-      this.start = (this.start + 1) % this.window;
-    } else {
-      this.buf[(this.start + this.size) % this.window] = v;
-      this.size++;
-    }
-    this.sum += v;
-    return this.sum / this.size;
-  }
-  clear(): void {
-    this.start = 0;
-    this.size = 0;
-    this.sum = 0;
+
+  private legendRow(key: string): HTMLElement | null {
+    return this.spec.el.querySelector<HTMLElement>(`.u-legend .u-series[data-series="${key}"]`);
   }
 }

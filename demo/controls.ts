@@ -6,9 +6,11 @@ import { EXTRA_CORRUPTION_NAMES as EXTRA_CORRUPTIONS, TEST_CORRUPTION_NAMES as C
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 import { tunedOptions, type DemoConfig, type InputKind } from './config';
 import { $, guarded, say } from './dom';
-import { setCameraLabel } from './inputs';
+import { setCameraLabel } from './camera';
 import { methodCard } from './methods';
-import { applyReference, manualReset, modelKindOf, modelSource, restart, setPaused, SHIPPED_CHOICES, switchInput, useModelFiles, useModelUrl } from './session';
+import { modelKindOf, modelSource, SHIPPED_CHOICES } from './model';
+import { startSegment } from './scores';
+import { applyReference, manualReset, restart, setPaused, switchInput, useModelFiles, useModelUrl } from './session';
 import { config, live, syncControlClasses } from './state';
 
 export function fillControls(): void {
@@ -50,18 +52,16 @@ export function wireControls(): void {
       if (el.checked) void switchInput(el.value as InputKind, true);
     });
   }
-  $<HTMLSelectElement>('corruption').addEventListener('change', (e) => {
-    config.corruption = (e.target as HTMLSelectElement).value;
+  // A new shift is scored as a new segment from the next frame on (the method's change restarts the session: below).
+  const shift = <K extends 'corruption' | 'severity' | 'regime'>(key: K, value: DemoConfig[K]) => {
+    if (config[key] === value) return;
+    config[key] = value;
     syncControlClasses();
-  });
-  $<HTMLInputElement>('severity').addEventListener('input', (e) => {
-    config.severity = Number((e.target as HTMLInputElement).value);
-    syncControlClasses();
-  });
-  $<HTMLSelectElement>('regime').addEventListener('change', (e) => {
-    config.regime = (e.target as HTMLSelectElement).value as CorruptionRegime;
-    syncControlClasses();
-  });
+    if (live.modelInfo) startSegment(false);
+  };
+  $<HTMLSelectElement>('corruption').addEventListener('change', (e) => shift('corruption', (e.target as HTMLSelectElement).value));
+  $<HTMLInputElement>('severity').addEventListener('input', (e) => shift('severity', Number((e.target as HTMLInputElement).value)));
+  $<HTMLSelectElement>('regime').addEventListener('change', (e) => shift('regime', (e.target as HTMLSelectElement).value as CorruptionRegime));
   $<HTMLInputElement>('cycle').addEventListener('change', (e) => {
     const v = Number((e.target as HTMLInputElement).value);
     if (Number.isInteger(v) && v >= 10) config.cycle = v;

@@ -9,9 +9,19 @@ import { $ } from './dom';
 
 export const config: DemoConfig = readConfig(location.search);
 
+/** The session's counters: frames sent and answered since the engine, model, input or session last changed. */
 export interface Stats {
   submitted: number;
   frames: number;
+  lastStep: number;
+}
+export const freshStats = (): Stats => ({ submitted: 0, frames: 0, lastStep: -1 });
+
+/**
+ * The scores of the current segment: a change of corruption, severity, regime
+ * or method starts a new one, so that no score mixes two shifts or two methods.
+ */
+export interface Score {
   labeled: number;
   correct: number;
   refLabeled: number;
@@ -21,11 +31,8 @@ export interface Stats {
   updates: number;
   autoResets: number;
   manualResets: number;
-  lastStep: number;
 }
-export const freshStats = (): Stats => ({
-  submitted: 0,
-  frames: 0,
+export const freshScore = (): Score => ({
   labeled: 0,
   correct: 0,
   refLabeled: 0,
@@ -35,7 +42,6 @@ export const freshStats = (): Stats => ({
   updates: 0,
   autoResets: 0,
   manualResets: 0,
-  lastStep: -1,
 });
 
 /** The engine and what it runs, and the session's state: one object, so that the modules that set them and those that read them share it. */
@@ -43,12 +49,25 @@ export const live = {
   client: undefined as EngineClient | undefined,
   modelInfo: undefined as ModelInfo | undefined,
   methodInfo: undefined as MethodInfo | undefined,
+  /** The method running: the one chosen (config.method), or the one it extends on a model that lacks what it needs. */
+  method: config.method,
   /** Bumped whenever the engine, model, method or input changes: results of an older session are ignored. */
   session: 0,
   paused: false,
   done: false,
   stats: freshStats(),
+  score: freshScore(),
+  /**
+   * The scored segment: `id` tells every segment apart (a frame is scored only in the one it was sent in), `n` is
+   * its number in the session, then its name, and the chart x of its first scored frame (null until then).
+   */
+  segment: { id: 0, n: 1, label: '', firstX: null as number | null },
 };
+
+/** Whether the no-adaptation run shows beside the method: asked for, and not the same method twice. */
+export function showReference(): boolean {
+  return config.compare && live.method !== 'source';
+}
 
 /** The labeled stream's labels are Fashion-MNIST's; they mean something only to a 10-class Fashion-MNIST model. */
 export function streamLabelsApply(): boolean {

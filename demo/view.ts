@@ -1,24 +1,17 @@
-// The view: the four live charts, the scores, the prediction panel and the
-// top bar's figures, fed by the session's results and redrawn at most every
-// REDRAW_MS (never from inside a step).
+// The view: the four live charts, the prediction panel and the top bar's
+// figures (the scores: scores.ts), fed by the session's results and redrawn
+// at most every REDRAW_MS (never from inside a step).
 import type { FrameResult } from '../src/runtime/engine-types';
-import { LivePlot, Markers, RollingRate } from './charts';
-import { $, drawPixels } from './dom';
-import { cameraGate } from './inputs';
+import { LivePlot } from './charts';
+import { $, drawPixels, hideProgress, progressShown } from './dom';
+import { cameraGate, currentCameraLabel } from './camera';
 import { methodLabel } from './methods';
-import { config, freshStats, live, streamLabelsApply } from './state';
-
-/** Rolling window of the accuracy and reliable-fraction plots, in frames. */
-const WINDOW = 50;
+import { markers, renderScores, scoreResult, scoreUpdate, startSegment, WINDOW } from './scores';
+import { config, freshStats, live, showReference, streamLabelsApply } from './state';
 
 /** Chart redraws at most this often (ms): 20 per second. */
 const REDRAW_MS = 50;
 
-export const markers = new Markers();
-const accRate = new RollingRate(WINDOW);
-const refAccRate = new RollingRate(WINDOW);
-const agreeRate = new RollingRate(WINDOW);
-const reliableRate = new RollingRate(WINDOW);
 const stepToFrame = new Map<number, number>();
 const resultTimes: number[] = [];
 /** [frame, numTensors, pending, numBytes] after each step, bounded; for the leak check. */
@@ -49,9 +42,9 @@ export const charts = {
     yRange: [0, 100],
     markers,
     series: [
-      { label: 'adapted', stroke: '#2563eb', width: 2 },
-      { label: 'no adaptation', stroke: '#8a94a6', width: 1.5 },
-      { label: 'agreement with no-adapt (clean frame)', stroke: '#0d9488', width: 1.5 },
+      { key: 'adapted', label: 'adapted', stroke: '#2563eb', width: 2 },
+      { key: 'reference', label: 'no adaptation', stroke: '#8a94a6', width: 1.5 },
+      { key: 'agreement', label: 'agreement with no-adapt (clean frame)', stroke: '#0d9488', width: 1.5 },
     ],
   }),
   entropy: new LivePlot({
@@ -61,10 +54,10 @@ export const charts = {
     yRange: (_min, max) => [0, Math.max(max, live.methodInfo?.maxEntropy ?? 2.3) * 1.02],
     markers,
     series: [
-      // No-adapt first, so the adapted model's dots are drawn on top.
-      { label: 'no adaptation', stroke: '#c3cad6', dots: true },
-      { label: 'adapted', stroke: '#2563eb', dots: true },
-      { label: 'E0 margin', stroke: '#d97706', dash: [6, 4], width: 1.5, spanGaps: true },
+      // No-adapt first, so the adapted model's dots are drawn over them; E0 goes over both.
+      { key: 'reference', label: 'no adaptation', stroke: '#c3cad6', dots: true },
+      { key: 'adapted', label: 'adapted', stroke: '#2563eb', dots: true },
+      { key: 'margin', label: 'E0 margin', stroke: '#d97706', dash: [6, 4], width: 2, spanGaps: true, onTop: true },
     ],
   }),
   grad: new LivePlot({
@@ -73,7 +66,7 @@ export const charts = {
     yLabel: '‖∇‖₂',
     yRange: (_min, max) => [0, max > 0 ? max * 1.1 : 1],
     markers,
-    series: [{ label: 'gradient norm of an update', stroke: '#7c3aed', dots: true }],
+    series: [{ key: 'grad', label: 'gradient norm of an update', stroke: '#7c3aed', dots: true }],
   }),
   reliable: new LivePlot({
     el: $('chart-reliable'),
@@ -81,7 +74,7 @@ export const charts = {
     yLabel: 'reliable (%)',
     yRange: [0, 100],
     markers,
-    series: [{ label: 'reliable frames, last 50', stroke: '#16a34a', width: 2 }],
+    series: [{ key: 'reliable', label: `reliable frames, last ${WINDOW}`, stroke: '#16a34a', width: 2 }],
   }),
 };
 export const allCharts = Object.values(charts);
@@ -89,10 +82,12 @@ new ResizeObserver(() => allCharts.forEach((c) => c.resize())).observe(document.
 
 // ---------------------------------------------------------------- results
 
-export function takeResult(r: FrameResult): void {
-  live.stats.frames++;
+/** Takes in the result of a frame sent during segment `segmentId` (live.segment.id). */
+export function takeResult(r: FrameResult, segmentId: number): void {
+  // Charts count the session's frames: the engine's own count starts over with each method.
+  const x = live.stats.frames++;
   live.stats.lastStep = r.step;
-  stepToFrame.set(r.step, r.frame);
+  stepToFrame.set(r.step, x);
   if (stepToFrame.size > 256) stepToFrame.delete(stepToFrame.keys().next().value!);
   const t = performance.now();
   resultTimes.push(t);
@@ -103,72 +98,71 @@ export function takeResult(r: FrameResult): void {
   tensorTrace.push([r.frame, r.numTensors, r.pending ? 1 : 0, r.numBytes]);
   if (tensorTrace.length > 5000) tensorTrace.shift();
 
-  let acc: number | null = null;
-  let refAcc: number | null = null;
-  let agree: number | null = null;
-  if (r.label !== null) {
-    live.stats.labeled++;
-    const ok = r.predicted === r.label;
-    if (ok) live.stats.correct++;
-    acc = 100 * accRate.push(ok);
-    if (r.reference) {
-      live.stats.refLabeled++;
-      const refOk = r.reference.input.predicted === r.label;
-      if (refOk) live.stats.refCorrect++;
-      refAcc = 100 * refAccRate.push(refOk);
-    }
-  } else if (r.reference) {
-    live.stats.agreeTotal++;
-    const same = r.predicted === r.reference.clean.predicted;
-    if (same) live.stats.agree++;
-    agree = 100 * agreeRate.push(same);
-  }
-  const reliable = 100 * reliableRate.push(r.reliable);
-  charts.acc.push(r.frame, [acc, refAcc, agree]);
-  charts.entropy.push(r.frame, [config.compare ? (r.reference?.input.entropy ?? null) : null, r.entropy, live.methodInfo?.margin ?? null]);
-  charts.grad.push(r.frame, [null]);
-  charts.reliable.push(r.frame, [reliable]);
+  const s = scoreResult(r, x, segmentId);
+  charts.acc.push(x, [s.acc, s.refAcc, s.agree]);
+  charts.entropy.push(x, [showReference() ? (r.reference?.input.entropy ?? null) : null, r.entropy, live.methodInfo?.margin ?? null]);
+  charts.grad.push(x, [null]);
+  charts.reliable.push(x, [s.reliable]);
   takeUpdates(r.updates);
 }
 
 export function takeUpdates(reports: FrameResult['updates']): void {
   for (const u of reports) {
-    if (u.updated) live.stats.updates++;
     const x = stepToFrame.get(u.step);
     if (x === undefined) continue;
-    if (u.kept > 0 && Number.isFinite(u.gradNorm)) charts.grad.set(x, 0, u.gradNorm);
+    scoreUpdate(u, x);
+    if (u.kept > 0 && Number.isFinite(u.gradNorm)) charts.grad.set(x, 'grad', u.gradNorm);
     if (u.reset) {
-      live.stats.autoResets++;
-      markers.add(x, false);
+      markers.add(x, 'reset');
       allCharts.forEach((c) => c.touch());
     }
   }
 }
 
+/** Names the method running wherever the page shows it. */
+function showMethod(): void {
+  const name = methodLabel(live.method);
+  $('pred-method').textContent = name;
+  const labeled = config.input === 'stream' ? streamLabelsApply() : true;
+  $('acc-method-name').textContent = `${name} accuracy${labeled ? '' : ' (no labels)'}`;
+  charts.acc.setLabel('adapted', name);
+  charts.entropy.setLabel('adapted', name);
+  charts.acc.setShown('agreement', config.input === 'camera');
+}
+
+/** A new session: scores, charts and markers from zero, segment 1. */
 export function resetView(): void {
   live.stats = freshStats();
   shown = undefined;
   pendingImages = undefined;
-  markers.clear();
-  for (const r of [accRate, refAccRate, agreeRate, reliableRate]) r.clear();
   stepToFrame.clear();
   resultTimes.length = 0;
   tensorTrace.length = 0;
   stepMs = NaN;
   frameMs = NaN;
   allCharts.forEach((c) => c.clear());
-  $('pred-method').textContent = methodLabel(config.method);
-  const labeled = config.input === 'stream' ? streamLabelsApply() : true;
-  $('acc-method-name').textContent = `${methodLabel(config.method)} accuracy${labeled ? '' : ' (no labels)'}`;
-  $('acc-caption').textContent = config.input === 'camera' ? '(%, last 50 frames; no label set: agreement instead)' : '(% of the last 50 labeled frames)';
-  charts.acc.setLabel(0, methodLabel(config.method));
-  charts.entropy.setLabel(1, methodLabel(config.method));
-  charts.acc.setShown(2, config.input === 'camera');
+  startSegment(true);
+  showMethod();
+}
+
+/** A new method in the same session: its steps count from zero, and a new segment starts; the charts go on. */
+export function newMethodSegment(): void {
+  live.stats.lastStep = -1;
+  stepToFrame.clear();
+  startSegment(false);
+  showMethod();
+}
+
+/** The accuracy chart's caption: what it scores against, as it is now (a label key changes it). */
+function accCaption(): string {
+  if (config.input !== 'camera') return `(% of the last ${WINDOW} labeled frames)`;
+  const label = currentCameraLabel();
+  return label === null
+    ? `(%, last ${WINDOW} frames; no label set: agreement instead)`
+    : `(% of the last ${WINDOW} labeled frames; label set: ${className(label)})`;
 }
 
 // ---------------------------------------------------------------- rendering
-
-const pct = (num: number, den: number) => (den > 0 ? `${((100 * num) / den).toFixed(1)}% (${num}/${den})` : '–');
 
 function className(i: number): string {
   return live.modelInfo?.classNames[i] ?? `class ${i}`;
@@ -188,20 +182,9 @@ export function render(now: number): void {
   $('chip-dropped').textContent = config.input === 'camera' ? String(cameraGate?.dropped ?? 0) : '0 (stream waits)';
   $('chip-tensors').textContent = Number.isNaN(numTensors) ? '–' : String(numTensors);
 
-  const accEl = $('acc-method');
-  accEl.textContent = pct(live.stats.correct, live.stats.labeled);
-  accEl.dataset.correct = String(live.stats.correct);
-  accEl.dataset.total = String(live.stats.labeled);
-  const refEl = $('acc-reference');
-  refEl.textContent = pct(live.stats.refCorrect, live.stats.refLabeled);
-  refEl.dataset.correct = String(live.stats.refCorrect);
-  refEl.dataset.total = String(live.stats.refLabeled);
-  const agreeEl = $('agree');
-  $('agree-row').hidden = live.stats.agreeTotal === 0;
-  agreeEl.textContent = pct(live.stats.agree, live.stats.agreeTotal);
-  agreeEl.dataset.agree = String(live.stats.agree);
-  agreeEl.dataset.total = String(live.stats.agreeTotal);
-  $('updates').textContent = `${live.stats.updates} · ${live.stats.autoResets}${live.stats.manualResets ? ` + ${live.stats.manualResets} by hand` : ''}`;
+  renderScores();
+  const caption = accCaption();
+  if ($('acc-caption').textContent !== caption) $('acc-caption').textContent = caption;
 
   const images = pendingImages;
   if (images && live.modelInfo) {
@@ -212,6 +195,8 @@ export function render(now: number): void {
   }
   const r = shown;
   if (r) {
+    // The load status gives way to the first prediction, in the same redraw.
+    if (progressShown()) hideProgress();
     $('pred-class').textContent = className(r.predicted);
     $('pred-conf').textContent = `${(100 * r.confidence).toFixed(0)}%`;
     $('pred-entropy').textContent = r.entropy.toFixed(2);

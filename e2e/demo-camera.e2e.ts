@@ -61,6 +61,10 @@ test('demo with the fake webcam: camera frames shown and preprocessed, SAR adapt
       await page.keyboard.press('1');
       await waitForDemo(page, 'labeled camera frames', (s) => s.labeled >= 3, 30_000);
       assert.equal(await page.locator('#true-label').textContent(), 'Trouser');
+      // The accuracy chart's caption says what it now scores against (it said "no label set" until a new session).
+      const caption = (await page.locator('#acc-caption').textContent()) ?? '';
+      assert.doesNotMatch(caption, /no label set/, `the caption after a label key: ${caption}`);
+      assert.match(caption, /Trouser/, `the caption after a label key: ${caption}`);
 
       // Bad frames get typed errors and the engine goes on.
       const errors = (await page.evaluate(`(async () => {
@@ -84,4 +88,58 @@ test('demo with the fake webcam: camera frames shown and preprocessed, SAR adapt
       await assertNoPageErrors();
     },
     { path: 'demo/?backend=wasm&corruption=gaussian_noise&severity=3', context: { viewport: { width: 1280, height: 720 } } },
+  ));
+
+// A slow backend, made so on purpose: every message from the engine's worker reaches the page 1.5 s late,
+// while the fake camera moves to its next image every 0.5 s.
+const SLOW_ENGINE = `(() => {
+  const W = window.Worker;
+  window.Worker = class extends W {
+    set onmessage(h) { super.onmessage = h && ((e) => setTimeout(() => h.call(this, e), 1500)); }
+    get onmessage() { return super.onmessage; }
+  };
+})()`;
+
+/**
+ * What the camera panel and the model-input panel show, as 28×28 gray: the
+ * panel's topmost element at its centre (the live video, or a canvas over
+ * it), center-cropped and shrunk as the page's preprocessing does, and the
+ * preprocessed frame beside it.
+ */
+const PANELS = `(() => {
+  const view = document.getElementById('source-view').getBoundingClientRect();
+  const top = document.elementFromPoint(view.left + view.width / 2, view.top + view.height / 2);
+  const w = top.videoWidth || top.width, h = top.videoHeight || top.height;
+  const side = Math.min(w, h);
+  const c = document.createElement('canvas'); c.width = 28; c.height = 28;
+  const g = c.getContext('2d');
+  g.drawImage(top, (w - side) / 2, (h - side) / 2, side, side, 0, 0, 28, 28);
+  const gray = (cv) => { const d = cv.getContext('2d').getImageData(0, 0, 28, 28).data; const o = []; for (let i = 0; i < d.length; i += 4) o.push((d[i] + d[i + 1] + d[i + 2]) / 3); return o; };
+  return { shown: top.id, camera: gray(c), model: gray(document.getElementById('clean-canvas')) };
+})()`;
+
+test('demo with the fake webcam on a slow engine: the camera panel shows the frame the model classified, not the live one', (t) =>
+  withPage(
+    async ({ page }) => {
+      await waitForDemo(page, 'the camera to run 5 steps', (s) => s.input === 'camera' && s.steps >= 5);
+      const data = loadFashionMnist('t10k', join(REPO_ROOT, 'public', 'data', 'fashion-mnist'));
+      const px = data.height * data.width;
+      const nearest = (img: number[]) =>
+        video.indices
+          .map((idx) => ({ idx, mad: img.reduce((a, v, i) => a + Math.abs(v - data.images[idx * px + i]!), 0) / px }))
+          .sort((a, b) => a.mad - b.mad)[0]!;
+      const seen: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const p = (await page.evaluate(PANELS)) as { shown: string; camera: number[]; model: number[] };
+        const cam = nearest(p.camera);
+        const model = nearest(p.model);
+        seen.push(`${p.shown}: camera #${cam.idx} (${cam.mad.toFixed(1)}), model #${model.idx} (${model.mad.toFixed(1)})`);
+        await page.waitForTimeout(400);
+      }
+      t.diagnostic(seen.join('; '));
+      const differ = seen.filter((l) => !/camera (#\d+) .*model \1 /.test(l));
+      assert.deepEqual(differ, [], `the camera panel and the model's input showed different images:\n${seen.join('\n')}`);
+      await assertNoPageErrors();
+    },
+    { path: 'demo/?backend=wasm&corruption=none', initScript: SLOW_ENGINE, context: { viewport: { width: 1280, height: 720 } } },
   ));

@@ -53,7 +53,11 @@ const CHECKS: Record<string, Check> = {
   'backend-report': {
     exports: ['tta', 'backend', 'why'],
     async check(p, b) {
-      const r = (await p.page.evaluate('({ backend: window.ns.backend, why: window.ns.why, now: window.ns.tta.backend })')) as Record<string, string>;
+      const r = (await p.page.evaluate('({ backend: window.ns.backend, why: window.ns.why, now: window.ns.tta.backend })')) as {
+        backend: string;
+        why: string;
+        now: string;
+      };
       const comment = b.code.split('\n').find((l) => l.includes('console.log('))!;
       const promised = /"(\w+): (.*?) …"/.exec(comment);
       assert.ok(promised, `${where(b)}: no "backend: why …" in the comment`);
