@@ -14,21 +14,12 @@ import { expectedTensors, viTConfigJson, type ViTConfig } from './config';
 import { ModelFormatError } from './errors';
 import { CONFIG_METADATA_KEY, vitFromSafetensors } from './load';
 import { parseSafetensorsHeader, writeSafetensors } from './safetensors';
+import { rawFile } from '../../tools/lib/raw-safetensors';
 
 const enc = new TextEncoder();
 
 // This file is also the fuzz worker's module (see the bottom); only the main thread declares tests.
 const test: typeof nodeTest = isMainThread ? nodeTest : ((() => undefined) as unknown as typeof nodeTest);
-
-/** A file with the given header text (no padding) followed by `data`. */
-function rawFile(header: string | object, data: Uint8Array | number[] = []): Uint8Array {
-  const json = enc.encode(typeof header === 'string' ? header : JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length + data.length);
-  new DataView(out.buffer).setUint32(0, json.length, true);
-  out.set(json, 8);
-  out.set(data, 8 + json.length);
-  return out;
-}
 
 const FUZZ_SEED = 20240601;
 

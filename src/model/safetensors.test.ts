@@ -4,18 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ModelFormatError } from './errors';
 import { decodeTensor, halfToFloat, parseSafetensorsHeader, readSafetensors, writeSafetensors } from './safetensors';
-
-const enc = new TextEncoder();
-
-/** A file with the given header text (no padding) followed by `data`. */
-function rawFile(header: string | object, data: Uint8Array | number[] = []): Uint8Array {
-  const json = enc.encode(typeof header === 'string' ? header : JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length + data.length);
-  new DataView(out.buffer).setUint32(0, json.length, true);
-  out.set(json, 8);
-  out.set(data, 8 + json.length);
-  return out;
-}
+import { rawFile } from '../../tools/lib/raw-safetensors';
 
 /** Asserts `fn` throws a ModelFormatError whose message matches and whose `tensor` is as given. */
 function throwsFormat(fn: () => unknown, message: RegExp, tensor?: string): void {
