@@ -144,6 +144,43 @@ function checkResNetTensors(config: ResNetGnConfig, tensors: ReadonlyMap<string,
   return expected;
 }
 
+/**
+ * GroupNorm over [B, H, W, C] in G groups, then scale and shift, as one
+ * differentiable op. The forward is the one tf.moments gives (the same
+ * values: mean, then the mean squared deviation from it); the backward is
+ * GroupNorm's closed form, with x̂ the normalized input and σ⁻¹ its
+ * group's inverse deviation, dŷ = dy·γ:
+ *
+ *   dγ = Σ_{b,h,w} dy·x̂,  dβ = Σ_{b,h,w} dy,
+ *   dx = σ⁻¹ (dŷ − mean_g(dŷ) − x̂ · mean_g(dŷ·x̂))   (means over each group's H, W, C/G)
+ *
+ * about a dozen kernels where autodiff of the plain ops ran about fifty. It
+ * also answers dx where x does not depend on the adapted norms (the stem's),
+ * which autodiff would skip: a few kernels on the smallest input.
+ */
+function groupNormOp(G: number, eps: number): (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D {
+  return tf.customGrad((x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [B, H, W, C] = x.shape as [number, number, number, number];
+    const grouped = tf.reshape(x, [B, H, W, G, C / G]);
+    const deviation = tf.sub(grouped, tf.mean(grouped, [1, 2, 4], true));
+    const inv = tf.rsqrt(tf.add(tf.mean(tf.square(deviation), [1, 2, 4], true), eps));
+    const normed = tf.mul(deviation, inv);
+    save([normed, inv, scale]);
+    const value = tf.add(tf.mul(tf.reshape(normed, [B, H, W, C]), scale), shift) as tf.Tensor4D;
+    const gradFunc = (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+      const [xhat, invStd, gamma] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const dyGrouped = tf.reshape(dy, [B, H, W, G, C / G]);
+      const dScale = tf.sum(tf.mul(dy, tf.reshape(xhat, [B, H, W, C])), [0, 1, 2]);
+      const dShift = tf.sum(dy, [0, 1, 2]);
+      const dNormed = tf.mul(dyGrouped, tf.reshape(gamma, [G, C / G]));
+      const centred = tf.sub(dNormed, tf.mean(dNormed, [1, 2, 4], true));
+      const dx = tf.mul(tf.sub(centred, tf.mul(xhat, tf.mean(tf.mul(dNormed, xhat), [1, 2, 4], true))), invStd);
+      return [tf.reshape(dx, [B, H, W, C]), dScale, dShift];
+    };
+    return { value, gradFunc };
+  }) as (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D;
+}
+
 /** A loaded GroupNorm ResNet: convolutions and fc constant, the GroupNorm scale/shift tf.Variables. */
 export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   readonly family = 'resnet-gn';
@@ -154,6 +191,13 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   private readonly blocks: BlockPlan[];
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
+  /**
+   * GroupNorm with its backward written out (groupNormOp). tf.grads through
+   * the plain ops (reshape, moments, their broadcasts) ran about four
+   * backward kernels per forward kernel, each a few µs of fixed cost on
+   * wasm at this model's sizes: most of a reliable step went there.
+   */
+  private readonly groupNorm: (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D;
 
   constructor(config: ResNetGnConfig, tensors: ReadonlyMap<string, DecodedTensor>) {
     const expected = checkResNetTensors(config, tensors);
@@ -173,6 +217,7 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
         );
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
+    this.groupNorm = groupNormOp(config.groups, config.normEps);
   }
 
   /** Stages and the stem: the units skipLastBlocks counts. */
@@ -199,15 +244,8 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
 
   /** Each residual block's output, average-pooled, is its summary. */
   protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
-    const { groups: G, normEps: eps } = this.config;
     const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
-    const gn = (x: tf.Tensor4D, name: string) => {
-      const [B, H, W, C] = x.shape;
-      const grouped = tf.reshape(x, [B, H, W, G, C / G]);
-      const { mean, variance } = tf.moments(grouped, [1, 2, 4], true);
-      const normed = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, eps))), [B, H, W, C]);
-      return tf.add(tf.mul(normed, norm(`${name}.weight`)), norm(`${name}.bias`)) as tf.Tensor4D;
-    };
+    const gn = (x: tf.Tensor4D, name: string) => this.groupNorm(x, norm(`${name}.weight`), norm(`${name}.bias`));
     let x = tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
     x = tf.relu(gn(conv(x, 'conv1', 2, 3), 'bn1'));
     x = tf.maxPool(x, 3, 2, 1);
