@@ -70,6 +70,10 @@ export class SarAlignAdapter extends SarAdapter {
     return meanAlignmentGrad(this.recentering, this.sourceVariance, this.alignWeight, rowWeights);
   }
 
+  protected override get hasFeatureLoss(): boolean {
+    return this.alignWeight !== 0 && this.recentering !== undefined;
+  }
+
   protected override collapsed(classes: Int32Array, entropies: Float32Array): boolean {
     return this.watch.observe(classes, entropies);
   }

@@ -3,6 +3,7 @@ import type { Backbone, BackboneTape } from '../model/backbone';
 import { allFinite, entropyLoss, l2Norm, pick, samAscent } from '../kernels';
 import { Adapter, type CommonOptions } from './adapter';
 import { entropyBelow, keptRows, scatterKept, type MarginOptions } from './filters';
+import { float32Margin, ReliableRate, reliableShare, SpeculatedTape } from './speculate';
 import { packStats } from './stats';
 import { MovingAverage } from './moving-average';
 import { REF, TUNED, TUNING_LRS, type Default } from './defaults';
@@ -50,6 +51,8 @@ export class SarAdapter extends Adapter {
   readonly resetThreshold: number;
   readonly emaDecay: number;
   private readonly ema: MovingAverage;
+  /** When to take the first gradient with the prediction's forward (speculate.ts); only for a model with forwardGradient. */
+  private readonly reliableRate = new ReliableRate();
 
   constructor(model: Backbone, opts: SarOptions = {}) {
     super(model, opts, { lr: SAR.lr.value, marginFraction: SAR.marginFraction.value, includeFinalNorm: false });
@@ -61,14 +64,47 @@ export class SarAdapter extends Adapter {
 
   // Step 2: the reliable filter, E < E0.
   protected firstFilter(entropies: Float32Array): boolean[] {
-    return entropyBelow(entropies, this.margin);
+    const reliable = entropyBelow(entropies, this.margin);
+    this.reliableRate.observe(reliable.includes(true));
+    return reliable;
+  }
+
+  /**
+   * Step 1, and for a family whose gradient would re-run the forward
+   * (Backbone.forwardGradient: autodiff), step 3's g taken in the same pass
+   * while recent frames were mostly reliable (speculate.ts): the reliable
+   * filter and Loss1's weights on the device, so g is the one step 3 would
+   * compute after the read, and wasted if no sample passes.
+   */
+  protected override firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; tape?: BackboneTape } {
+    if (!this.model.forwardGradient || !this.reliableRate.speculate) return super.firstForward(x);
+    const recentering = this.recentering;
+    // The prediction is re-centred with the estimate before this frame; the observation of it comes before the loss, as in step 3.
+    const offset = recentering ? tf.clone(recentering.offset) : undefined;
+    const margin32 = float32Margin(this.margin);
+    const out = this.model.forwardGradient(
+      x,
+      this.model.param,
+      this.layout,
+      (raw, features) => {
+        const logits = recentering ? recentering.apply(raw) : raw;
+        recentering?.observe(features, logits);
+        const share = reliableShare(logits, margin32);
+        return { dLogits: entropyLoss(logits, { weights: share }).dLogits, dFeatures: this.featureGrad(share) };
+      },
+      this.hasFeatureLoss,
+    );
+    const tape = new SpeculatedTape(out.tape, out.gradient);
+    tape.keep();
+    return { logits: offset ? (tf.add(out.logits, offset) as tf.Tensor2D) : out.logits, tape };
   }
 
   protected override adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[], tape: BackboneTape): tf.Tensor {
-    // Step 3: Loss1 = mean entropy of the kept samples; g = ∇θ Loss1, from the prediction's own forward.
+    // Step 3: Loss1 = mean entropy of the kept samples; g = ∇θ Loss1, from the prediction's own forward (or taken with it).
     const share = scatterKept(tf.fill([keep.length], 1 / keep.length) as tf.Tensor1D, keep, logits.shape[0]);
     const { loss: loss1, dLogits: dLoss1 } = entropyLoss(logits, { weights: share });
-    const g1 = this.flatGrad(tape, dLoss1, this.featureGrad(share));
+    const g1 = tape instanceof SpeculatedTape ? tape.gradient : this.flatGrad(tape, dLoss1, this.featureGrad(share));
+    const firstTape = tape instanceof SpeculatedTape ? tape.inner : tape;
 
     // Step 4: SAM ascent θ + ε, ε = ρ·g/(‖g‖ + 1e-12). θ itself stays in the variables.
     const theta = this.theta();
@@ -76,14 +112,33 @@ export class SarAdapter extends Adapter {
     const pieces = this.layout.split(ascended);
     const atAscent = (name: string) => pieces.get(name) ?? this.model.param(name);
 
-    // Step 5: second forward at θ+ε; keep E2 < E0; Loss2 = mean of those.
-    const second = this.forwardAt(keptRows(x, keep), atAscent, true, keep.length === x.shape[0] ? tape : undefined);
+    // Step 5: second forward at θ+ε; keep E2 < E0; Loss2 = mean of those. Step 6's g2 = ∇θ Loss2 at θ+ε with it, where the family takes both in one pass.
+    const x2 = keptRows(x, keep);
+    let second: { logits: tf.Tensor2D; tape?: BackboneTape };
+    let g2: tf.Tensor1D | undefined;
+    if (this.model.forwardGradient) {
+      const recentering = this.recentering;
+      const out = this.model.forwardGradient(
+        x2,
+        atAscent,
+        this.layout,
+        (raw) => ({
+          dLogits: entropyLoss(recentering ? recentering.apply(raw) : raw, { margin: this.margin, mean: true }).dLogits,
+          dFeatures: this.featureGrad(keep.length),
+        }),
+        this.hasFeatureLoss,
+      );
+      second = { logits: recentering ? recentering.apply(out.logits) : out.logits };
+      g2 = out.gradient;
+    } else {
+      second = this.forwardAt(x2, atAscent, true, keep.length === x.shape[0] ? firstTape : undefined);
+    }
     const { loss: loss2, count: count2, dLogits: dLoss2 } = entropyLoss(second.logits, { margin: this.margin, mean: true });
     const anyKept2 = tf.greater(count2, 0);
     const meanKept2 = pick(anyKept2, loss2, tf.scalar(NaN)); // NaN when nothing is kept
 
-    // Step 6: g2 = ∇θ Loss2 at θ+ε; back at θ, SGD-momentum with g2, only if something was kept and all is finite.
-    const g2 = this.flatGrad(second.tape!, dLoss2, this.featureGrad(keep.length));
+    // Step 6: back at θ, SGD-momentum with g2, only if something was kept and all is finite.
+    g2 ??= this.flatGrad(second.tape!, dLoss2, this.featureGrad(keep.length));
     const finite = allFinite(loss1, gradNorm, loss2, l2Norm(g2));
     const gate = tf.logicalAnd(finite, anyKept2);
     const stepped = this.sgd.step(theta, g2, gate);
@@ -115,6 +170,11 @@ export class SarAdapter extends Adapter {
    */
   protected featureGrad(_rowWeights: tf.Tensor1D | number): tf.Tensor2D | undefined {
     return undefined;
+  }
+
+  /** Whether featureGrad gives a term (what a one-pass forward and gradient must know before the loss is built). */
+  protected get hasFeatureLoss(): boolean {
+    return false;
   }
 
   protected override stateTensors(): Map<string, tf.Variable> {

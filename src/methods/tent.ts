@@ -38,16 +38,28 @@ export class TentAdapter extends Adapter {
   }
 
   protected override firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats: tf.Tensor } {
-    const { logits, features, tape } = this.forwardAt(x, this.model.param, true);
+    const { logits, features, gradient } = this.forwardAndGradient(x);
     this.recentering?.observe(features, logits);
-    const { loss, dLogits } = entropyLoss(logits, { mean: true });
-    let g = this.flatGrad(tape!, dLogits);
+    const { loss } = entropyLoss(logits, { mean: true });
+    let g = gradient;
     const gradNorm = l2Norm(g);
     const finite = allFinite(loss, gradNorm);
     if (Number.isFinite(this.clipNorm)) g = tf.mul(g, tf.minimum(1, tf.div(this.clipNorm, tf.add(gradNorm, 1e-12)))) as tf.Tensor1D;
     this.writeParams(this.sgd.step(this.theta(), g, finite));
     const stats = packStats({ updated: finite, kept: tf.scalar(x.shape[0]), loss, gradNorm, nonFinite: tf.logicalNot(finite) });
     return { logits, stats };
+  }
+
+  /** The (re-centred) logits, features and the gradient of the mean entropy: in one pass where the family has one (autodiff), else forward then backward. */
+  private forwardAndGradient(x: tf.Tensor4D): { logits: tf.Tensor2D; features: tf.Tensor2D; gradient: tf.Tensor1D } {
+    const recentering = this.recentering;
+    const centred = (raw: tf.Tensor2D) => (recentering ? recentering.apply(raw) : raw);
+    if (this.model.forwardGradient) {
+      const out = this.model.forwardGradient(x, this.model.param, this.layout, (raw) => ({ dLogits: entropyLoss(centred(raw), { mean: true }).dLogits }));
+      return { logits: centred(out.logits), features: out.features, gradient: out.gradient };
+    }
+    const { logits, features, tape } = this.forwardAt(x, this.model.param, true);
+    return { logits, features, gradient: this.flatGrad(tape!, entropyLoss(logits, { mean: true }).dLogits) };
   }
 }
 

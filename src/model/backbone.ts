@@ -22,6 +22,17 @@ export interface BackboneTape {
   dispose(): void;
 }
 
+/** dLoss/dlogits (and dLoss/dfeatures) of a loss, from a forward's logits and features. */
+export type LossGradient = (logits: tf.Tensor2D, features: tf.Tensor2D) => { dLogits: tf.Tensor2D; dFeatures?: tf.Tensor2D | undefined };
+
+/** What `forwardGradient` gives: the forward's outputs, the loss's gradient, and the forward's tape. */
+export interface ForwardGradient {
+  logits: tf.Tensor2D;
+  features: tf.Tensor2D;
+  gradient: tf.Tensor1D;
+  tape: BackboneTape;
+}
+
 /** Which norm parameters a method adapts (the family's "skip the top" rule where unset). */
 export interface NormSelection {
   /**
@@ -80,6 +91,16 @@ export interface Backbone {
    */
   gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D;
   /**
+   * A forward and, in the same pass, the gradient (laid out as `layout`) of
+   * a loss whose dLoss/dlogits (and dLoss/dfeatures) `loss` computes from
+   * this forward's own outputs, taken as constants. Autodiff families have
+   * it: their `gradient` re-runs the forward, this does not. A family with a
+   * saved-activation backward (the ViT) leaves it out. The tape is the
+   * forward's, for a `gradient` of another loss. `withFeatures`: the loss
+   * has a term on the features (`loss` gives dFeatures). Inside tf.tidy.
+   */
+  forwardGradient?(images: tf.Tensor4D, norm: ParamLookup, layout: GradientLayout, loss: LossGradient, withFeatures?: boolean): ForwardGradient;
+  /**
    * Widths of the per-block summaries `summaries` gives, in forward order
    * (ViT: each block's class token, all of the model's width; ResNet: each
    * residual block's output, average-pooled, its channel count).
@@ -115,6 +136,76 @@ export class AutodiffTape implements BackboneTape {
   keep(): void {}
 
   dispose(): void {}
+}
+
+/**
+ * Σ dLogits·logits (+ Σ dFeatures·features) as one op, with dLogits (and
+ * dFeatures) from `loss` on the op's own inputs: constants to the tape, as
+ * a hand-written backward's dLogits are, since what runs inside a custom
+ * gradient's forward is not recorded. (A stop-gradient on the logits alone
+ * would leave the loss's own ops on the tape, for the engine to push zeros
+ * back through.) Its gradient is dLogits (and dFeatures) times the incoming
+ * dy, 1 here: the same numbers tf.grads gives for the sum of products.
+ */
+function lossSurrogate(loss: LossGradient, withFeatures: boolean): (logits: tf.Tensor2D, features: tf.Tensor2D) => tf.Scalar {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const logits = args[0] as tf.Tensor2D;
+    const features = (withFeatures ? args[1] : undefined) as tf.Tensor2D | undefined;
+    const save = args.at(-1) as tf.GradSaveFunc;
+    const { dLogits, dFeatures } = loss(logits, features!);
+    if (dFeatures && !withFeatures) throw new Error('forwardGradient: the loss gave dFeatures, but withFeatures was not set');
+    const grads = withFeatures ? [dLogits, dFeatures ?? tf.zerosLike(features!)] : [dLogits];
+    save(grads);
+    const value = grads.map((d, i) => tf.sum(tf.mul(args[i] as tf.Tensor, d))).reduce((a, b) => tf.add(a, b)) as tf.Scalar;
+    return { value, gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => saved.map((d) => tf.mul(dy, d)) };
+  });
+  return (logits, features) => (withFeatures ? op(logits, features) : op(logits)) as tf.Scalar;
+}
+
+type PlainForward = (images: tf.Tensor4D, norm: ParamLookup) => { logits: tf.Tensor2D; features: tf.Tensor2D };
+
+/**
+ * The forward at `images` and `norm`, and dLoss/d(norms in `layout`) by
+ * tf.grads of Σ dLogits·logits (+ Σ dFeatures·features), where `loss` makes
+ * dLogits (and dFeatures) from the same forward's outputs (lossSurrogate):
+ * one forward and one backward, the same numbers as a forward followed by
+ * `autodiffGradient` with those dLogits. `withFeatures` false: the loss
+ * gives no dFeatures, and the features get none of it.
+ */
+export function autodiffForwardGradient(
+  forward: PlainForward,
+  images: tf.Tensor4D,
+  norm: ParamLookup,
+  layout: GradientLayout,
+  loss: LossGradient,
+  withFeatures = false,
+): ForwardGradient {
+  const tape = new AutodiffTape(images, norm);
+  const names = layout.names;
+  if (names.length === 0) {
+    const out = forward(images, norm);
+    const { dLogits, dFeatures } = loss(out.logits, out.features);
+    tf.dispose([dLogits, dFeatures ?? []]);
+    return { ...out, gradient: tf.zeros([0]), tape };
+  }
+  const index = new Map(names.map((n, i) => [n, i]));
+  const surrogate = lossSurrogate(loss, withFeatures);
+  // tf.grads disposes everything its function made but the loss; the outputs are kept through it, then handed to the caller's scope.
+  let kept: tf.Tensor[] = [];
+  try {
+    const grads = tf.grads((...values: tf.Tensor[]) => {
+      const out = forward(images, (n) => {
+        const i = index.get(n);
+        return i === undefined ? norm(n) : values[i]!;
+      });
+      kept = [tf.keep(out.logits), tf.keep(out.features)];
+      return surrogate(out.logits, out.features);
+    })(names.map((n) => norm(n)));
+    const gradient = concatByLayout(new Map(names.map((n, i) => [n, grads[i]!])), layout);
+    return { logits: tf.clone(kept[0]!) as tf.Tensor2D, features: tf.clone(kept[1]!) as tf.Tensor2D, gradient, tape };
+  } finally {
+    tf.dispose(kept);
+  }
 }
 
 /**
@@ -213,6 +304,10 @@ export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig
   forward(images: tf.Tensor4D, norm: ParamLookup, save = false): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
     const out = this.checked().run(images, norm);
     return save ? { ...out, tape: new AutodiffTape(images, norm) } : out;
+  }
+
+  forwardGradient(images: tf.Tensor4D, norm: ParamLookup, layout: GradientLayout, loss: LossGradient, withFeatures = false): ForwardGradient {
+    return autodiffForwardGradient((x, n) => this.checked().run(x, n), images, norm, layout, loss, withFeatures);
   }
 
   gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {

@@ -159,7 +159,8 @@ function checkResNetTensors(config: ResNetGnConfig, tensors: ReadonlyMap<string,
  * which autodiff would skip: a few kernels on the smallest input.
  */
 function groupNormOp(G: number, eps: number): (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D {
-  return tf.customGrad((x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, save: tf.GradSaveFunc) => {
+  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [x, scale, shift, save] = args as [tf.Tensor4D, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const [B, H, W, C] = x.shape as [number, number, number, number];
     const grouped = tf.reshape(x, [B, H, W, G, C / G]);
     const deviation = tf.sub(grouped, tf.mean(grouped, [1, 2, 4], true));
