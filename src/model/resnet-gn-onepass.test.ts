@@ -1,0 +1,105 @@
+// The autodiff families' one-pass forward and gradient (Backbone.forwardGradient)
+// against the path it replaces (a forward, then tf.grads re-running it): the
+// same adapted values step by step for each method that uses it, with SAR's
+// speculated first gradient on and off; and tensors flat over reliable,
+// unreliable and switching steps and resets.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { loadBackbone } from './load';
+import type { Backbone } from './backbone';
+import { createAdapter, type AdapterOptions } from '../methods';
+import type { Adapter } from '../methods/adapter';
+import { computeSourceStats } from './source-stats';
+
+const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn', 'basic-gray28');
+const load = () =>
+  loadBackbone(new Uint8Array(readFileSync(join(DIR, 'model.safetensors'))), { config: JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) });
+
+/** The same model without forwardGradient: every gradient re-runs the forward, as before it existed. */
+function withoutOnePass(model: Backbone): Backbone {
+  Object.defineProperty(model, 'forwardGradient', { value: undefined });
+  return model;
+}
+
+/** Moves the adapter's reliable-filter margin (E0) between steps: above ln C every sample passes, at 0 none does. */
+const setMargin = (a: Adapter, m: number) => Object.defineProperty(a, 'margin', { value: m, configurable: true });
+
+const frames = (n: number, seed: number, batch = 1) =>
+  Array.from({ length: n }, (_, i) => tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', seed + i) as tf.Tensor4D);
+
+for (const method of ['sar', 'tent', 'sar-align'] as const) {
+  test(`${method} on the GroupNorm ResNet: one pass per gradient adapts to the same values as a forward and a re-run`, async () => {
+    await tf.setBackend('cpu');
+    const fast = await load();
+    const slow = withoutOnePass(await load());
+    assert.ok(fast.forwardGradient && !slow.forwardGradient);
+    const clean = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const sourceStats = method === 'sar-align' ? await computeSourceStats(fast, clean) : undefined;
+    clean.dispose();
+    // Batches of 3 where E0 lets some samples through and not others (the mask on the device must be the CPU's filter).
+    const options = { method, lr: 1e-2, resetThreshold: 0, sourceStats } as AdapterOptions;
+    const adapters = await Promise.all([createAdapter(fast, options), createAdapter(slow, options)]);
+    const xs = frames(8, 70, 3);
+    try {
+      for (const [i, x] of xs.entries()) {
+        // All pass, then none (speculation wasted, then off), all (back on), E0 between the samples' entropies (1.95-2.0 here), all.
+        const results = await Promise.all(
+          adapters.map(async (a) => {
+            if (method !== 'tent') setMargin(a, i === 2 || i === 3 ? 0 : i === 5 ? 1.98 : 100);
+            const r = await a.step(x);
+            await a.flush();
+            return r;
+          }),
+        );
+        assert.deepEqual(results[0]!.reliable, results[1]!.reliable, `step ${i}: filters differ`);
+        if (method === 'sar' && i === 5) assert.deepEqual(results[0]!.reliable, [true, false, true], 'the mixed batch is not mixed');
+        assert.deepEqual(results[0]!.probabilities, results[1]!.probabilities, `step ${i}: predictions differ`);
+        const [a, b] = await Promise.all(adapters.map((ad) => Promise.all([...ad.params.values()].map((p) => p.data()))));
+        a!.forEach((v, k) => {
+          let worst = 0;
+          for (let j = 0; j < v.length; j++) worst = Math.max(worst, Math.abs(v[j]! - b![k]![j]!));
+          // Autodiff of the same function at the same point, the loss's dLogits the same tensors: the same float operations.
+          assert.equal(worst, 0, `step ${i}: adapted values differ by ${worst}`);
+        });
+      }
+    } finally {
+      xs.forEach((x) => x.dispose());
+      adapters.forEach((a) => a.dispose());
+      fast.dispose();
+      slow.dispose();
+    }
+  });
+}
+
+test('SAR on the GroupNorm ResNet: tensors flat over reliable, unreliable and switching steps, resets and warmup', async () => {
+  await tf.setBackend('cpu');
+  const model = await load();
+  const adapter = await createAdapter(model, { method: 'sar', lr: 1e-2, resetThreshold: 0 });
+  const xs = frames(4, 90);
+  const run = async (margins: number[]) => {
+    for (const [i, m] of margins.entries()) {
+      setMargin(adapter, m);
+      await adapter.step(xs[i % xs.length]!);
+    }
+    await adapter.flush();
+  };
+  try {
+    await adapter.warmup();
+    await run([100, 0, 100]);
+    const tensors = tf.memory().numTensors;
+    // A reliable run (speculating), its end (wasted speculation), an unreliable run (no speculation), a restart; a reset midway.
+    await run([100, 100, 100, 0, 0, 0, 0, 0, 100, 100, 100, 100, 100, 0]);
+    adapter.reset();
+    await run([0, 100, 0, 100]);
+    await adapter.warmup();
+    assert.equal(tf.memory().numTensors, tensors, 'tensor count after the steps');
+    assert.ok(adapter.updateCount > 0, 'no update');
+  } finally {
+    xs.forEach((x) => x.dispose());
+    adapter.dispose();
+    model.dispose();
+  }
+});
