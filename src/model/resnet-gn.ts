@@ -10,6 +10,7 @@ import { AutodiffBackbone, type BackboneConfig, type NormSelection, type ParamLo
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
+import { addRelu, convNoFilterGrad, groupNormOp, type GroupNormFn } from './resnet-ops';
 
 export interface ResNetGnConfig extends BackboneConfig {
   block: 'basic' | 'bottleneck';
@@ -144,44 +145,6 @@ function checkResNetTensors(config: ResNetGnConfig, tensors: ReadonlyMap<string,
   return expected;
 }
 
-/**
- * GroupNorm over [B, H, W, C] in G groups, then scale and shift, as one
- * differentiable op. The forward is the one tf.moments gives (the same
- * values: mean, then the mean squared deviation from it); the backward is
- * GroupNorm's closed form, with x̂ the normalized input and σ⁻¹ its
- * group's inverse deviation, dŷ = dy·γ:
- *
- *   dγ = Σ_{b,h,w} dy·x̂,  dβ = Σ_{b,h,w} dy,
- *   dx = σ⁻¹ (dŷ − mean_g(dŷ) − x̂ · mean_g(dŷ·x̂))   (means over each group's H, W, C/G)
- *
- * about a dozen kernels where autodiff of the plain ops ran about fifty. It
- * also answers dx where x does not depend on the adapted norms (the stem's),
- * which autodiff would skip: a few kernels on the smallest input.
- */
-function groupNormOp(G: number, eps: number): (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D {
-  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [x, scale, shift, save] = args as [tf.Tensor4D, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [B, H, W, C] = x.shape as [number, number, number, number];
-    const grouped = tf.reshape(x, [B, H, W, G, C / G]);
-    const deviation = tf.sub(grouped, tf.mean(grouped, [1, 2, 4], true));
-    const inv = tf.rsqrt(tf.add(tf.mean(tf.square(deviation), [1, 2, 4], true), eps));
-    const normed = tf.mul(deviation, inv);
-    save([normed, inv, scale]);
-    const value = tf.add(tf.mul(tf.reshape(normed, [B, H, W, C]), scale), shift) as tf.Tensor4D;
-    const gradFunc = (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-      const [xhat, invStd, gamma] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-      const dyGrouped = tf.reshape(dy, [B, H, W, G, C / G]);
-      const dScale = tf.sum(tf.mul(dy, tf.reshape(xhat, [B, H, W, C])), [0, 1, 2]);
-      const dShift = tf.sum(dy, [0, 1, 2]);
-      const dNormed = tf.mul(dyGrouped, tf.reshape(gamma, [G, C / G]));
-      const centred = tf.sub(dNormed, tf.mean(dNormed, [1, 2, 4], true));
-      const dx = tf.mul(tf.sub(centred, tf.mul(xhat, tf.mean(tf.mul(dNormed, xhat), [1, 2, 4], true))), invStd);
-      return [tf.reshape(dx, [B, H, W, C]), dScale, dShift];
-    };
-    return { value, gradFunc };
-  }) as (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D;
-}
-
 /** A loaded GroupNorm ResNet: convolutions and fc constant, the GroupNorm scale/shift tf.Variables. */
 export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   readonly family = 'resnet-gn';
@@ -192,13 +155,11 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   private readonly blocks: BlockPlan[];
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
-  /**
-   * GroupNorm with its backward written out (groupNormOp). tf.grads through
-   * the plain ops (reshape, moments, their broadcasts) ran about four
-   * backward kernels per forward kernel, each a few µs of fixed cost on
-   * wasm at this model's sizes: most of a reliable step went there.
-   */
-  private readonly groupNorm: (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D;
+  /** GroupNorm (and the ReLU after it) as single ops with their backward written out (resnet-ops.ts): most of an adaptation step's kernels went to autodiff of the plain ops. */
+  private readonly groupNorm: GroupNormFn;
+  private readonly groupNormRelu: GroupNormFn;
+  /** The stem's: its input is the image's, never a function of an adapted norm, so its backward stops at the scale/shift. */
+  private readonly stemNormRelu: GroupNormFn;
 
   constructor(config: ResNetGnConfig, tensors: ReadonlyMap<string, DecodedTensor>) {
     const expected = checkResNetTensors(config, tensors);
@@ -218,7 +179,9 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
         );
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
-    this.groupNorm = groupNormOp(config.groups, config.normEps);
+    this.groupNorm = groupNormOp(config.groups, config.normEps, { relu: false, inputGrad: true });
+    this.groupNormRelu = groupNormOp(config.groups, config.normEps, { relu: true, inputGrad: true });
+    this.stemNormRelu = groupNormOp(config.groups, config.normEps, { relu: true, inputGrad: false });
   }
 
   /** Stages and the stem: the units skipLastBlocks counts. */
@@ -245,23 +208,24 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
 
   /** Each residual block's output, average-pooled, is its summary. */
   protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
-    const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
+    const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => convNoFilterGrad(x, this.filters.get(`${name}.weight`)!, stride, pad);
     const gn = (x: tf.Tensor4D, name: string) => this.groupNorm(x, norm(`${name}.weight`), norm(`${name}.bias`));
+    const gnRelu = (x: tf.Tensor4D, name: string) => this.groupNormRelu(x, norm(`${name}.weight`), norm(`${name}.bias`));
     let x = tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
-    x = tf.relu(gn(conv(x, 'conv1', 2, 3), 'bn1'));
+    x = this.stemNormRelu(conv(x, 'conv1', 2, 3), norm('bn1.weight'), norm('bn1.bias'));
     x = tf.maxPool(x, 3, 2, 1);
     for (const b of this.blocks) {
       let y: tf.Tensor4D;
       if (this.config.block === 'basic') {
-        y = tf.relu(gn(conv(x, `${b.name}.conv1`, b.stride, 1), `${b.name}.bn1`));
+        y = gnRelu(conv(x, `${b.name}.conv1`, b.stride, 1), `${b.name}.bn1`);
         y = gn(conv(y, `${b.name}.conv2`, 1, 1), `${b.name}.bn2`);
       } else {
-        y = tf.relu(gn(conv(x, `${b.name}.conv1`, 1, 0), `${b.name}.bn1`));
-        y = tf.relu(gn(conv(y, `${b.name}.conv2`, b.stride, 1), `${b.name}.bn2`));
+        y = gnRelu(conv(x, `${b.name}.conv1`, 1, 0), `${b.name}.bn1`);
+        y = gnRelu(conv(y, `${b.name}.conv2`, b.stride, 1), `${b.name}.bn2`);
         y = gn(conv(y, `${b.name}.conv3`, 1, 0), `${b.name}.bn3`);
       }
       const shortcut = b.downsample ? gn(conv(x, `${b.name}.downsample.0`, b.stride, 0), `${b.name}.downsample.1`) : x;
-      x = tf.relu(tf.add(y, shortcut));
+      x = addRelu(y, shortcut);
       afterBlock?.(tf.mean(x, [1, 2]) as tf.Tensor2D);
     }
     const features = tf.mean(x, [1, 2]) as tf.Tensor2D;

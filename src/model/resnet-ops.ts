@@ -1,0 +1,84 @@
+// The GroupNorm ResNet's differentiable pieces as single tfjs ops with their
+// backward written out (tf.customGrad), for adaptation through tf.grads.
+// Autodiff of the plain ops records every kernel on the tape, copies each
+// kernel's saved inputs (a conv's filter, every step) and runs a backward of
+// four to five kernels per forward kernel; at this model's sizes each kernel
+// costs a few µs of fixed overhead on wasm, so that was most of a reliable
+// SAR step. Each op computes the same forward values as the plain ops, and
+// gradients only for what can depend on the adapted norms: never a filter.
+import * as tf from '@tensorflow/tfjs-core';
+
+export type GroupNormFn = (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D;
+
+/**
+ * tf.conv2d with a frozen filter: its gradient is the input's only (the
+ * same conv2DBackpropInput tfjs's own gradient runs). Nothing is saved: the
+ * filter is the model's, alive as long as it is.
+ */
+export function convNoFilterGrad(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
+  const shape = x.shape;
+  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+    value: tf.conv2d(args[0] as tf.Tensor4D, filter, stride, pad),
+    gradFunc: (dy: tf.Tensor4D) => tf.conv2dTranspose(dy, filter, shape, stride, pad),
+  }))(x) as tf.Tensor4D;
+}
+
+/** relu(y + shortcut): both get dy where the output is positive, as tfjs's Add and Relu gradients give. */
+export function addRelu(y: tf.Tensor4D, shortcut: tf.Tensor4D): tf.Tensor4D {
+  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const value = tf.relu(tf.add(args[0] as tf.Tensor4D, args[1] as tf.Tensor4D)) as tf.Tensor4D;
+    (args[2] as tf.GradSaveFunc)([value]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const d = tf.mul(dy, tf.step(saved[0]!));
+        // Two tensors, not one twice: the engine may dispose one input's gradient as it adds to it.
+        return [d, tf.reshape(d, d.shape)];
+      },
+    };
+  })(y, shortcut) as tf.Tensor4D;
+}
+
+/**
+ * GroupNorm over [B, H, W, C] in G groups, then scale and shift (then ReLU
+ * where `relu`), as one op. The forward is the one tf.moments gives (the
+ * same values: mean, then the mean squared deviation from it); the backward
+ * is GroupNorm's closed form, with x̂ the normalized input and σ⁻¹ its
+ * group's inverse deviation, dŷ = dy·γ (dy masked by the ReLU first):
+ *
+ *   dγ = Σ_{b,h,w} dy·x̂,  dβ = Σ_{b,h,w} dy,
+ *   dx = σ⁻¹ (dŷ − mean_g(dŷ) − x̂ · mean_g(dŷ·x̂))   (means over each group's H, W, C/G)
+ *
+ * about fifteen kernels where autodiff of the plain ops ran about fifty.
+ * `inputGrad` false: x never depends on an adapted value (the stem's), so
+ * dx is zeros, which the engine drops. The scale is read in the backward
+ * from the caller's tensor, alive until the gradient is taken.
+ */
+export function groupNormOp(G: number, eps: number, o: { relu: boolean; inputGrad: boolean }): GroupNormFn {
+  return (x, scale, shift) =>
+    tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const input = args[0] as tf.Tensor4D;
+      const save = args[3] as tf.GradSaveFunc;
+      const [B, H, W, C] = input.shape;
+      const grouped = tf.reshape(input, [B, H, W, G, C / G]);
+      const deviation = tf.sub(grouped, tf.mean(grouped, [1, 2, 4], true));
+      const inv = tf.rsqrt(tf.add(tf.mean(tf.square(deviation), [1, 2, 4], true), eps));
+      const normed = tf.reshape(tf.mul(deviation, inv), [B, H, W, C]);
+      const affine = tf.add(tf.mul(normed, scale), shift) as tf.Tensor4D;
+      const value = o.relu ? (tf.relu(affine) as tf.Tensor4D) : affine;
+      save(o.relu ? [normed, inv, value] : [normed, inv]);
+      const gradFunc = (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [xhat, invStd] = saved as [tf.Tensor4D, tf.Tensor];
+        const d = o.relu ? tf.mul(dy, tf.step(saved[2]!)) : dy;
+        const dScale = tf.sum(tf.mul(d, xhat), [0, 1, 2]);
+        const dShift = tf.sum(d, [0, 1, 2]);
+        if (!o.inputGrad) return [tf.zerosLike(input), dScale, dShift];
+        const dNormed = tf.reshape(tf.mul(d, scale), [B, H, W, G, C / G]);
+        const xhatGrouped = tf.reshape(xhat, [B, H, W, G, C / G]);
+        const centred = tf.sub(dNormed, tf.mean(dNormed, [1, 2, 4], true));
+        const dx = tf.mul(tf.sub(centred, tf.mul(xhatGrouped, tf.mean(tf.mul(dNormed, xhatGrouped), [1, 2, 4], true))), invStd);
+        return [tf.reshape(dx, [B, H, W, C]), dScale, dShift];
+      };
+      return { value, gradFunc };
+    })(x, scale, shift) as tf.Tensor4D;
+}
