@@ -10,7 +10,7 @@ import { AutodiffBackbone, type BackboneConfig, type NormSelection, type ParamLo
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
-import { addRelu, convNoFilterGrad, groupNormOp, type GroupNormFn } from './resnet-ops';
+import { addRelu, convNoFilterGrad, flipFilter, groupNormOp, type GroupNormFn } from './resnet-ops';
 
 export interface ResNetGnConfig extends BackboneConfig {
   block: 'basic' | 'bottleneck';
@@ -152,6 +152,8 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   readonly featureWidth: number;
   /** Convolution kernels in tfjs's layout [kh, kw, in, out]. */
   private readonly filters = new Map<string, tf.Tensor4D>();
+  /** Stride-1 filters flipped for their input gradient (flipFilter), made at a model's first backward: inference never pays their memory. */
+  private readonly flipped = new Map<string, tf.Tensor4D>();
   private readonly blocks: BlockPlan[];
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
@@ -208,7 +210,10 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
 
   /** Each residual block's output, average-pooled, is its summary. */
   protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
-    const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => convNoFilterGrad(x, this.filters.get(`${name}.weight`)!, stride, pad);
+    const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => {
+      const filter = this.filters.get(`${name}.weight`)!;
+      return convNoFilterGrad(x, filter, stride, pad, () => this.flippedFilter(`${name}.weight`, filter));
+    };
     const gn = (x: tf.Tensor4D, name: string) => this.groupNorm(x, norm(`${name}.weight`), norm(`${name}.bias`));
     const gnRelu = (x: tf.Tensor4D, name: string) => this.groupNormRelu(x, norm(`${name}.weight`), norm(`${name}.bias`));
     let x = tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
@@ -233,9 +238,16 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
     return { logits, features };
   }
 
+  private flippedFilter(name: string, filter: tf.Tensor4D): tf.Tensor4D {
+    let f = this.flipped.get(name);
+    if (f === undefined) this.flipped.set(name, (f = tf.keep(flipFilter(filter))));
+    return f;
+  }
+
   protected override release(): void {
-    for (const t of [...this.filters.values(), this.inputMean, this.inputStd]) t.dispose();
+    for (const t of [...this.filters.values(), ...this.flipped.values(), this.inputMean, this.inputStd]) t.dispose();
     this.filters.clear();
+    this.flipped.clear();
   }
 }
 
