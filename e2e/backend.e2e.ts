@@ -119,6 +119,7 @@ for (const name of ['basic-gray28', 'bottleneck-rgb32']) {
         assert.equal(r.numTensorsAfter, r.numTensorsBefore, `${backend}: tensors leaked`);
         assert.ok(r.logitError <= 1e-3 * Math.max(1, r.logitScale), `${backend}: logits off by ${r.logitError}`);
         assert.ok(r.gradError <= 1e-3 * r.gradScale + 1e-6, `${backend}: GroupNorm gradients off by ${r.gradError} (largest ${r.gradScale})`);
+        assert.ok(r.onePassGradError <= 1e-3 * r.gradScale + 1e-6, `${backend}: forwardGradient's gradients off by ${r.onePassGradError}`);
       }
     }));
 }

@@ -357,7 +357,18 @@ const harness = {
   async resnetFixture(
     name: string,
     backend: BackendName,
-  ): Promise<Counted<{ backend: string; family: string; logitError: number; logitScale: number; gradError: number; gradScale: number; norms: number }>> {
+  ): Promise<
+    Counted<{
+      backend: string;
+      family: string;
+      logitError: number;
+      logitScale: number;
+      gradError: number;
+      onePassGradError: number;
+      gradScale: number;
+      norms: number;
+    }>
+  > {
     await use(backend);
     return counted(async () => {
       const base = `/e2e/fixtures/resnet-gn/${encodeURIComponent(name)}/`;
@@ -367,12 +378,15 @@ const harness = {
       const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
       try {
         const layout = new FlatLayout(model.variables);
-        const [logits, flat] = tf.tidy(() => {
+        const dEntropy = (l: tf.Tensor2D) => tf.div(entropyWithGrad(l).grad, l.shape[0]) as tf.Tensor2D;
+        const [logits, flat, onePass] = tf.tidy(() => {
           const { logits: l, tape } = model.forward(x, model.param, true);
-          return [l, model.gradient(tape!, tf.div(entropyWithGrad(l).grad, l.shape[0]) as tf.Tensor2D, layout)];
+          // The same gradient taken with its forward (forwardGradient: what SAR and Tent use on an autodiff family).
+          const fused = model.forwardGradient!(x, model.param, layout, (lg) => ({ dLogits: dEntropy(lg) }));
+          return [l, model.gradient(tape!, dEntropy(l), layout), fused.gradient];
         });
-        const [gotLogits, gotGrad] = await Promise.all([logits.data(), flat.data()]);
-        tf.dispose([logits, flat]);
+        const [gotLogits, gotGrad, gotOnePass] = await Promise.all([logits.data(), flat.data(), onePass.data()]);
+        tf.dispose([logits, flat, onePass]);
         const worst = (a: ArrayLike<number>, b: ArrayLike<number>, offset = 0) => {
           let m = 0;
           for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[offset + i]! - b[i]!));
@@ -381,10 +395,12 @@ const harness = {
         const scale = (v: ArrayLike<number>) => Array.from(v).reduce((m, y) => Math.max(m, Math.abs(y)), 0);
         const wantLogits = expected.get('logits')!.values;
         let gradError = 0;
+        let onePassGradError = 0;
         let gradScale = 0;
         layout.names.forEach((n, i) => {
           const want = expected.get(`grad.${n}`)!.values;
           gradError = Math.max(gradError, worst(gotGrad, want, layout.offsets[i]!));
+          onePassGradError = Math.max(onePassGradError, worst(gotOnePass, want, layout.offsets[i]!));
           gradScale = Math.max(gradScale, scale(want));
         });
         return {
@@ -393,6 +409,7 @@ const harness = {
           logitError: worst(gotLogits, wantLogits),
           logitScale: scale(wantLogits),
           gradError,
+          onePassGradError,
           gradScale,
           norms: layout.names.length,
         };
