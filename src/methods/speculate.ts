@@ -64,13 +64,15 @@ export class SpeculatedTape implements BackboneTape {
  * The bet, for a forward F and a backward K: speculating saves a forward on
  * a reliable frame and wastes a backward on an unreliable one, so it pays
  * while the rate p of reliable frames is above K/(F + K). For the GroupNorm
- * ResNet on wasm K ≈ 1.5·F (bench/profile-autodiff.ts), so p above about
- * 0.6. Frames come in runs (a scene, a corruption), so the recent rate
- * predicts the next frame: with decay 0.75 a reliable run's end costs three
- * wasted backwards before speculation stops, and one reliable frame in an
- * unreliable run does not restart it (0.25 < 0.6) — two in a row do.
- * The rate starts at 1: a stream starts as the source model sees it, mostly
- * reliable in every benchmark here.
+ * ResNet on wasm K ≈ 1.4·F (bench/profile-autodiff.ts), so p above about
+ * 0.58. Frames come in runs (a scene, a corruption), so the recent rate
+ * predicts the next frame: with decay 0.75 and threshold 0.6, a reliable
+ * run's end wastes two backwards before speculation stops, and after a long
+ * unreliable run it restarts on the fifth frame of a reliable one (rate
+ * 0.68 after four): an odd reliable frame does not restart it. The rate
+ * starts at 1: a stream starts as the source model sees it, mostly reliable
+ * in every benchmark here. Decided on the CPU from the step's one read; a
+ * mask on the device instead would pay the backward on every frame.
  */
 export class ReliableRate {
   static readonly DECAY = 0.75;

@@ -13,6 +13,7 @@ import type { Backbone } from './backbone';
 import { createAdapter, type AdapterOptions } from '../methods';
 import type { Adapter } from '../methods/adapter';
 import { computeSourceStats } from './source-stats';
+import { float32Margin, ReliableRate } from '../methods/speculate';
 
 const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn', 'basic-gray28');
 const load = () =>
@@ -102,4 +103,30 @@ test('SAR on the GroupNorm ResNet: tensors flat over reliable, unreliable and sw
     adapter.dispose();
     model.dispose();
   }
+});
+
+test("speculation's margin and schedule: the device's float32 filter is the CPU's; two wasted backwards at a reliable run's end, a restart on a reliable run's fifth frame", () => {
+  for (const m of [0.4 * Math.log(10), 0.4 * Math.log(1000), 100 * Math.log(10), 1e-9, 0, -0.3]) {
+    const m32 = float32Margin(m);
+    assert.equal(Math.fround(m32), m32, `${m}: not a float32`);
+    assert.ok(m32 >= m, `${m}: below the margin`);
+    // No float32 between the margin and it: e < m ⇔ e < m32 for every float32 e.
+    const below = new Float32Array([m32]);
+    const bits = new Int32Array(below.buffer);
+    bits[0]! += m32 > 0 ? -1 : m32 < 0 ? 1 : 0;
+    if (m32 !== 0) assert.ok(below[0]! < m, `${m}: a float32 (${below[0]}) lies between`);
+  }
+  const rate = new ReliableRate();
+  const plan = (frames: boolean[]) =>
+    frames.map((reliable) => {
+      const s = rate.speculate;
+      rate.observe(reliable);
+      return s;
+    });
+  assert.deepEqual(plan([true, true, false, false, false, false]), [true, true, true, true, false, false]);
+  assert.deepEqual(plan(Array(20).fill(false)).at(-1), false);
+  // An odd reliable frame in an unreliable run does not restart it; a reliable run does, on its fifth frame.
+  assert.deepEqual(plan([true, false, false]), [false, false, false]);
+  plan(Array(20).fill(false));
+  assert.deepEqual(plan([true, true, true, true, true]), [false, false, false, false, true]);
 });
