@@ -10,7 +10,11 @@ import { join, resolve } from 'node:path';
 /** Where tools/fetch-lavapipe.sh leaves a lavapipe that Dawn accepts (Debian 12's Mesa 22 lacks a feature Dawn needs). */
 export const LAVAPIPE_ICD = resolve('artifacts/lavapipe/lvp_icd.json');
 /** Where NVIDIA's container toolkit puts its Vulkan ICD; the Vulkan loader does not always look there. */
-export const NVIDIA_ICDS = ['/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json', '/usr/share/vulkan/icd.d/nvidia_icd.json', '/etc/vulkan/icd.d/nvidia_icd.json'];
+export const NVIDIA_ICDS = [
+  '/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json',
+  '/usr/share/vulkan/icd.d/nvidia_icd.json',
+  '/etc/vulkan/icd.d/nvidia_icd.json',
+];
 
 export interface AdapterInfo {
   vendor: string;
