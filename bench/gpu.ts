@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     const med = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1] ?? Number.NaN;
     console.log(
       `${size} on webgpu: inference ${med(gpu.inferenceMs).toFixed(1)} ms, SAR step ${med(gpu.sarStepMs).toFixed(1)} ms (first ${gpu.firstStepMs.toFixed(0)} ms); ` +
-        `per step ${JSON.stringify(gpu.perStep)}; tensors ${gpu.memory.tensors.join(',')}; GPU bytes ${gpu.memory.gpuBytes.join(',')} (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+        `per step ${JSON.stringify(gpu.perStep)}; tensors ${gpu.memory.tensors.join(',')}; GPU bytes ${gpu.memory.gpuBytes.join(',')}; ${gpu.tensorsLeft} tensors left after dispose (${((performance.now() - t) / 1000).toFixed(1)} s)`,
     );
     report.runs.push(stripValues(gpu));
     if (reference !== 'none') {

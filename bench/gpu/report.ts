@@ -40,7 +40,9 @@ export function formatReport(r: GpuBenchReport): string {
     );
   }
   lines.push('');
-  lines.push(`What one SAR step (step + flush, every sample reliable) asks of the device, mean of the timed steps:`);
+  lines.push(
+    `What one SAR step (step + flush, every sample reliable) asks of the device, the last timed step (a dispatch is one compute dispatch, a read one GPU→CPU map, a buffer one createBuffer):`,
+  );
   lines.push('');
   lines.push(`| model | ${COUNTS.join(' | ')} |`);
   lines.push(`| --- | ${COUNTS.map(() => '---').join(' | ')} |`);

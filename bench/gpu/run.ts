@@ -16,7 +16,7 @@ import { ViT } from '../../src/model/vit';
 import { randomViTTensors, tinyConfig } from '../../src/model/random-vit';
 import { syntheticImages } from '../../src/model/make-model';
 import { WEBGPU_FLAGS } from '../../src/runtime/backend';
-import { counts, resetCounts, snapshotCounts, type DeviceCounts } from './dawn';
+import { resetCounts, snapshotCounts, type DeviceCounts } from './dawn';
 
 /** The sizes bench:gpu knows: random-weight ViTs in timm's layout, and the two shipped models. */
 export const SIZES: Record<string, { what: string; vit?: { image: number; patch: number; width: number; depth: number; heads: number; classes: number } }> = {
@@ -97,10 +97,14 @@ export interface RunResult {
   updates: number;
   inferenceMs: number[];
   sarStepMs: number[];
+  /** Tensors still alive after the model and adapter were disposed (0 = none left behind). */
+  tensorsLeft?: number;
   /** Tensor count and GPU bytes after each timed step (flat = no leak). */
   memory: Memory;
-  /** webgpu: what one SAR step (step + flush) asked of the device, mean of the timed steps. */
+  /** webgpu: what one SAR step (step + flush) asked of the device: the last timed step's (the first may still fill tfjs's buffer pool). */
   perStep?: DeviceCounts;
+  /** The same for every timed step. */
+  perStepAll?: DeviceCounts[];
   /** webgpu with timestamp queries: the GPU time of one step's kernels by tf.profile, and its top kernels. */
   kernelTime?: { totalMs: number; kernels: number; top: Array<{ name: string; n: number; ms: number }> };
 }
@@ -111,6 +115,7 @@ export async function runSize(o: RunOptions): Promise<RunResult> {
   if (o.backend === 'webgpu') for (const [flag, value] of Object.entries(WEBGPU_FLAGS)) tf.env().set(flag, value);
   if (!(await tf.setBackend(o.backend))) throw new Error(`tfjs backend ${o.backend} did not start`);
   await tf.ready();
+  const tensorsAtStart = tf.memory().numTensors;
   const t0 = performance.now();
   const model = buildModel(o);
   const buildMs = performance.now() - t0;
@@ -150,11 +155,13 @@ export async function runSize(o: RunOptions): Promise<RunResult> {
   }
   const sarStepMs: number[] = [];
   const memory: Memory = { tensors: [], gpuBytes: [] };
-  resetCounts();
+  const perStepAll: DeviceCounts[] = [];
   for (let i = 0; i < o.steps; i++) {
+    resetCounts();
     t = performance.now();
     await step(i);
     sarStepMs.push(performance.now() - t);
+    perStepAll.push(snapshotCounts());
     const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
     memory.tensors.push(m.numTensors);
     memory.gpuBytes.push(m.numBytesInGPU ?? null);
@@ -176,8 +183,8 @@ export async function runSize(o: RunOptions): Promise<RunResult> {
     memory,
   };
   if (o.backend === 'webgpu' && o.steps > 0) {
-    const c = snapshotCounts();
-    result.perStep = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / o.steps])) as unknown as DeviceCounts;
+    result.perStep = perStepAll.at(-1)!;
+    result.perStepAll = perStepAll;
     // tf.profile times each kernel with timestamp queries where the device has them (tfjs asks for the feature).
     const p = await tf.profile(() => step(0));
     const byName = new Map<string, { n: number; ms: number }>();
@@ -196,6 +203,7 @@ export async function runSize(o: RunOptions): Promise<RunResult> {
   sar.dispose();
   model.dispose();
   for (const f of frames) f.dispose();
+  result.tensorsLeft = tf.memory().numTensors - tensorsAtStart;
   return result;
 }
 
@@ -233,5 +241,3 @@ export function parity(gpu: RunResult, ref: RunResult, steps: number): Parity {
     steps,
   };
 }
-
-export const deviceCounts = counts;
