@@ -19,7 +19,7 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 export type Uniforms = Array<{ type: 'float32'; data: number[] }>;
 
 export interface GpuBackend {
-  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: 'float32', uniforms?: Uniforms): tf.TensorInfo;
+  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: 'float32' | 'bool', uniforms?: Uniforms): tf.TensorInfo;
   disposeData(dataId: object): void;
 }
 

@@ -1,13 +1,13 @@
-// WebGPU's table: the ops it runs as WGSL kernels (kernels.ts, mlp.ts). Everything
+// WebGPU's table: the ops it runs as WGSL kernels (kernels.ts, fused.ts). Everything
 // else (the products, attention's forward) runs as tfjs ops on the GPU.
 import { kernelCalls } from '../calls';
 import { registerTable } from '../registry';
 import { registerGpuKernels } from './kernels';
-import { gpuMlp, registerGelu } from './mlp';
+import { fusedCalls, registerFused } from './fused';
 
 /** Registers the WGSL kernels with tfjs and the table with the registry. */
 export function installWebgpu(): void {
   registerGpuKernels();
-  registerGelu();
-  registerTable(['webgpu'], { ...kernelCalls, ...gpuMlp });
+  registerFused();
+  registerTable(['webgpu'], { ...kernelCalls, ...fusedCalls });
 }

@@ -4,6 +4,10 @@ import { vitOps } from '../ops/vit';
 import type { Kernels } from '../types';
 import { program, type GpuBackend } from './kernels';
 
+// WebGPU kernels for what tfjs ops would do with constants made from JS
+// values (scalar tensors uploaded on every call): the MLP's GELU and the
+// float → bool conversion.
+
 /**
  * The MLP's GELU on WebGPU. In tfjs ops, a·Φ(a) with Φ(a) = ½(1 + erf(a/√2))
  * is five dispatches (mul, erf, add, mul, mul), and its three constants are
@@ -32,17 +36,36 @@ function gelu(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { save:
   return attrs.save ? [h, run('cdf', 'result[index] = wildtta_cdf(A[index]);')] : [h];
 }
 
-export function registerGelu(): void {
-  if (tf.getKernel('WildttaGelu', 'webgpu')) return;
-  tf.registerKernel({
-    kernelName: 'WildttaGelu',
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => gelu(inputs, backend as unknown as GpuBackend, attrs as unknown as { save: boolean }),
-  });
+/**
+ * x ≠ 0 as a bool tensor. tf.cast(x, 'bool') on tfjs's WebGPU backend is
+ * notEqual(x, 0) with the 0 a scalar made from a JS array, so an upload each
+ * call; here the comparison is in the shader (a bool tensor is i32 there).
+ */
+function truthy(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
+  const { x } = inputs as Record<string, tf.TensorInfo>;
+  const n = tf.util.sizeFromShape(x!.shape);
+  return [backend.runWebGPUProgram(program(`truthy_${n}`, ['X'], x!.shape, n, 'result[index] = select(0, 1, f32(X[index]) != 0.0);'), [x!], 'bool')];
 }
 
-/** The webgpu table's MLP forward: the products as tfjs ops, GELU as the kernel above. */
-export const gpuMlp: Pick<Kernels, 'mlp'> = {
+export function registerFused(): void {
+  const kernels: Array<[string, (inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: never) => tf.TensorInfo[]]> = [
+    ['WildttaGelu', gelu],
+    ['WildttaTruthy', truthy],
+  ];
+  for (const [kernelName, fn] of kernels) {
+    if (tf.getKernel(kernelName, 'webgpu')) continue;
+    tf.registerKernel({
+      kernelName,
+      backendName: 'webgpu',
+      kernelFunc: ({ inputs, backend, attrs }) => fn(inputs, backend as unknown as GpuBackend, attrs as never),
+    });
+  }
+}
+
+/** The webgpu table's entries for the kernels above (the MLP's products stay tfjs ops). */
+export const fusedCalls: Pick<Kernels, 'mlp' | 'truthy'> = {
+  truthy: (x) => runKernel('WildttaTruthy', { x })[0]!,
+
   mlp(x, n, w, save) {
     const a = vitOps.linear(n, w.fc1);
     const [h, cdf] = runKernel('WildttaGelu', { a }, { save });
