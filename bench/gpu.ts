@@ -13,12 +13,12 @@
 //                        [--lavapipe] [--torch auto|no] [--json FILE] [--write]
 //   npm run bench:gpu:pack      the same as a folder that runs on a machine without a registry
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeAdapter, installDawn } from './gpu/dawn';
-import { formatReport, type GpuBenchReport } from './gpu/report';
+import { formatCompare, formatReport, type GpuBenchReport } from './gpu/report';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     json: { type: 'string', default: 'artifacts/bench-gpu.json' },
     'models-dir': { type: 'string', default: process.env.WILDTTA_MODELS_DIR ?? 'public/models' },
     write: { type: 'boolean', default: false },
+    compare: { type: 'string' },
+    'compare-label': { type: 'string', default: 'an earlier run' },
   },
 });
 
@@ -68,7 +70,7 @@ async function main(): Promise<void> {
     machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()}-${arch()}, Node ${process.version}`,
     tfjs: tf.version.tfjs,
     adapter,
-    options: { sizes, steps, inferences, depth: depth ?? null, batch, seed, parity: reference, paritySteps },
+    options: { sizes, steps, inferences, depth: depth ?? null, batch, seed, parity: reference, paritySteps, lavapipe: args.lavapipe },
     runs: [],
     parity: [],
     torch: [],
@@ -100,12 +102,25 @@ async function main(): Promise<void> {
   console.log(`wrote ${args.json}`);
   const md = formatReport(report);
   console.log(`\n${md}`);
+  // --compare: this run's per-step counts against an earlier run's JSON (the profile before and after a change).
+  const compared = args.compare ? formatCompare(JSON.parse(readFileSync(args.compare, 'utf8')) as GpuBenchReport, report, args['compare-label']) : undefined;
+  if (compared) console.log(`\n${compared}`);
   if (args.write) {
     const { writeSection } = await import('./report');
-    writeSection('bench:gpu', md);
-    console.log('wrote the bench:gpu section of BENCHMARKS.md');
+    const section = compared ? 'bench:gpu profile' : 'bench:gpu';
+    const heading = compared
+      ? '## What a WebGPU SAR step asks of the device (`npm run bench:gpu -- --compare`)'
+      : '## WebGPU in Node on Dawn (`npm run bench:gpu`)';
+    writeSection(section, `${heading}\n\n${compared ? `\`npm run bench:gpu -- ${cliOf(report)} --compare …\`\n\n${compared}` : md}`);
+    console.log(`wrote the ${section} section of BENCHMARKS.md`);
   }
 }
+
+/** The command line of a run, as its report states it. */
+const cliOf = (r: GpuBenchReport) =>
+  formatReport(r)
+    .split('`')[1]!
+    .replace(/^npm run bench:gpu -- /, '');
 
 /** The run without its value arrays (kept in memory for parity only). */
 function stripValues<T extends { logits: number[]; adaptedValues: number[]; sourceValues: number[] }>(r: T) {

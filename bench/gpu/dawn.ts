@@ -5,7 +5,7 @@
 // wrapping Dawn's prototypes, so the counts do not depend on tfjs internals.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 /** Where tools/fetch-lavapipe.sh leaves a lavapipe that Dawn accepts (Debian 12's Mesa 22 lacks a feature Dawn needs). */
 export const LAVAPIPE_ICD = resolve('artifacts/lavapipe/lvp_icd.json');
@@ -147,5 +147,5 @@ export async function installDawn(o: { lavapipe?: boolean } = {}): Promise<Adapt
 
 export function describeAdapter(a: AdapterInfo): string {
   const name = [a.vendor, a.architecture, a.device, a.description].filter((s) => s).join(' / ') || 'unnamed adapter';
-  return `${name}${a.isFallbackAdapter ? ' (fallback adapter)' : ''}${a.software ? ' [software: timings meaningless]' : ''}${a.icd ? ` via ${a.icd}` : ''}`;
+  return `${name}${a.isFallbackAdapter ? ' (fallback adapter)' : ''}${a.software ? ' [software: timings meaningless]' : ''}${a.icd ? ` via ${a.icd.startsWith(process.cwd()) ? relative(process.cwd(), a.icd) : a.icd}` : ''}`;
 }

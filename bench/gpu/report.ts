@@ -70,10 +70,40 @@ export function formatReport(r: GpuBenchReport): string {
   return lines.join('\n');
 }
 
+/**
+ * What a step asks of the device, `before` (an earlier run's JSON, same
+ * options) against `after`, per model: the profile printout of BENCHMARKS.md's
+ * "bench:gpu profile" section.
+ */
+export function formatCompare(before: GpuBenchReport, after: GpuBenchReport, beforeLabel: string): string {
+  const keys: Array<keyof DeviceCounts> = ['dispatches', 'submits', 'pipelines', 'buffers', 'writeBuffers', 'reads'];
+  const lines = [
+    `Per SAR step (step + flush, batch 1, every sample reliable; the last of the timed steps), before (${beforeLabel}) → after (this run). Adapter: ${describeAdapter(after.adapter)}. A dispatch is one compute dispatch; buffers are createBuffer calls (tfjs reuses freed buffers: a new one per step is an upload from JS values, with its own staging buffer and a break in the compute pass); writeBuffers are tfjs's uniform writes, one per dispatch; reads are GPU→CPU maps (the prediction's read and the flush's).`,
+    '',
+    `| model | blocks | ${keys.join(' | ')} |`,
+    `| --- | --- | ${keys.map(() => '---').join(' | ')} |`,
+  ];
+  for (const run of after.runs) {
+    const old = before.runs.find((r) => r.size === run.size && r.depth === run.depth);
+    if (!old?.perStep || !run.perStep) continue;
+    lines.push(`| ${run.size} | ${run.depth ?? '–'} | ${keys.map((k) => `${fmtCount(old.perStep![k])} → ${fmtCount(run.perStep![k])}`).join(' | ')} |`);
+  }
+  for (const run of after.runs.filter((r) => r.kernelTime)) {
+    const top = run.kernelTime!.top.slice(0, 6).map((k) => `${k.name} ${k.n}× ${ms(k.ms)} ms`);
+    lines.push(
+      '',
+      `${run.size}${run.depth ? ` (${run.depth} blocks)` : ''}, GPU time of one step's ${run.kernelTime!.kernels} kernels by tf.profile: ${ms(run.kernelTime!.totalMs)} ms; most: ${top.join(', ')}.`,
+    );
+  }
+  return lines.join('\n');
+}
+
 const fmtCount = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(1));
 
 function cli(o: Record<string, unknown>): string {
-  const parts = [`--sizes ${(o.sizes as string[]).join(',')}`, `--steps ${String(o.steps)}`];
+  const parts = [...(o.lavapipe ? ['--lavapipe'] : []), `--sizes ${(o.sizes as string[]).join(',')}`, `--steps ${String(o.steps)}`];
   if (o.depth !== null) parts.push(`--depth ${String(o.depth)}`);
+  if (o.inferences !== o.steps) parts.push(`--inferences ${String(o.inferences)}`);
+  if (o.parity !== 'wasm') parts.push(`--parity ${String(o.parity)}`);
   return parts.join(' ');
 }

@@ -154,6 +154,8 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   private readonly blocks: BlockPlan[];
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
+  /** GroupNorm's ε as a tensor: a JS number given to tf.add is a new scalar (on WebGPU an upload) in every norm of every forward. */
+  private readonly eps: tf.Scalar;
 
   constructor(config: ResNetGnConfig, tensors: ReadonlyMap<string, DecodedTensor>) {
     const expected = checkResNetTensors(config, tensors);
@@ -173,6 +175,7 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
         );
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
+    this.eps = tf.scalar(config.normEps);
   }
 
   /** Stages and the stem: the units skipLastBlocks counts. */
@@ -199,7 +202,8 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
 
   /** Each residual block's output, average-pooled, is its summary. */
   protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
-    const { groups: G, normEps: eps } = this.config;
+    const { groups: G } = this.config;
+    const eps = this.eps;
     const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
     const gn = (x: tf.Tensor4D, name: string) => {
       const [B, H, W, C] = x.shape;
@@ -231,7 +235,7 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   }
 
   protected override release(): void {
-    for (const t of [...this.filters.values(), this.inputMean, this.inputStd]) t.dispose();
+    for (const t of [...this.filters.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
     this.filters.clear();
   }
 }
