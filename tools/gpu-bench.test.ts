@@ -28,6 +28,7 @@ interface Report {
     perStepAll: Array<Record<string, number>>;
   }>;
   parity: Array<{ size: string; logitsRel: number; updateRel: number }>;
+  torch: Array<{ size: string; skipped?: string; sarReliableMs?: number }>;
 }
 
 function needLavapipe(): void {
@@ -104,5 +105,9 @@ test('bench:gpu:pack: the folder is at most 64 MiB and run.sh runs it through th
   });
   assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
   assert.match(run.stdout, new RegExp(`^node: ${PACK}/\\.unpacked/node \\(v\\d+`, 'm'));
-  checkReport(JSON.parse(readFileSync(join(PACK, 'results/bench-gpu.json'), 'utf8')) as Report, ['tiny']);
+  const report = JSON.parse(readFileSync(join(PACK, 'results/bench-gpu.json'), 'utf8')) as Report;
+  checkReport(report, ['tiny']);
+  // PyTorch ran from the packed script, or said why not (here: no torch, or no CUDA device).
+  assert.equal(report.torch.length, 1);
+  assert.ok(report.torch[0]!.skipped ? /torch|CUDA/.test(report.torch[0]!.skipped) : report.torch[0]!.sarReliableMs! > 0, JSON.stringify(report.torch));
 });
