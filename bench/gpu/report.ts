@@ -47,6 +47,12 @@ export function formatReport(r: GpuBenchReport): string {
   lines.push(`| model | ${COUNTS.join(' | ')} |`);
   lines.push(`| --- | ${COUNTS.map(() => '---').join(' | ')} |`);
   for (const run of r.runs) if (run.perStep) lines.push(`| ${run.size} | ${COUNTS.map((k) => fmtCount(run.perStep![k])).join(' | ')} |`);
+  const stream = r.runs.filter((run) => run.perStreamStep).map((run) => `${run.size} ${run.perStreamStep!.reads}`);
+  if (stream.length > 0)
+    lines.push(
+      '',
+      `GPU→CPU reads of a step in a stream (step() without flush(): the update's stats come back with the next prediction): ${stream.join(', ')}.`,
+    );
   if (r.parity.length > 0) {
     lines.push('');
     lines.push(`Parity with tfjs-${r.parity[0]!.reference} in the same process (same seed, same frames):`);

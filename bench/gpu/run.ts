@@ -103,6 +103,8 @@ export interface RunResult {
   memory: Memory;
   /** webgpu: what one SAR step (step + flush) asked of the device: the last timed step's (the first may still fill tfjs's buffer pool). */
   perStep?: DeviceCounts;
+  /** A step of a stream (step() without flush(), whose update is read with the next step's prediction). */
+  perStreamStep?: DeviceCounts;
   /** The same for every timed step. */
   perStepAll?: DeviceCounts[];
   /** webgpu with timestamp queries: the GPU time of one step's kernels by tf.profile, and its top kernels. */
@@ -185,6 +187,12 @@ export async function runSize(o: RunOptions): Promise<RunResult> {
   if (o.backend === 'webgpu' && o.steps > 0) {
     result.perStep = perStepAll.at(-1)!;
     result.perStepAll = perStepAll;
+    // A page streaming frames calls step() alone: the update's stats come back in the next step's read.
+    await sar.step(frames[0]!);
+    resetCounts();
+    await sar.step(frames[1]!);
+    result.perStreamStep = snapshotCounts();
+    await sar.flush();
     // tf.profile times each kernel with timestamp queries where the device has them (tfjs asks for the feature).
     const p = await tf.profile(() => step(0));
     const byName = new Map<string, { n: number; ms: number }>();
