@@ -3,6 +3,7 @@
 // outputs: a backend table takes these entries for the ops it has kernels for.
 import * as tf from '@tensorflow/tfjs-core';
 import { vitOps } from './ops/vit';
+import { entry } from './registry';
 import type { Kernels } from './types';
 
 /** Runs a registered kernel by name on the current backend; always returns the outputs as a list. */
@@ -12,6 +13,9 @@ export function runKernel(name: string, inputs: Record<string, tf.Tensor>, attrs
 }
 
 export const one = (name: string, inputs: Record<string, tf.Tensor>, attrs?: Record<string, unknown>) => runKernel(name, inputs, attrs)[0]!;
+
+// The backend's own float → bool: on WebGPU a kernel, where tf.cast would upload a 0.
+const truthy = entry('truthy');
 
 /** Inputs named x, x1, x2… (WildttaAllFinite's). */
 const numbered = (ts: readonly tf.Tensor[]) => Object.fromEntries(ts.map((t, i) => [i === 0 ? 'x' : `x${i}`, t]));
@@ -42,7 +46,7 @@ export const kernelCalls = {
     return one('WildttaScalars', inputs, { fallback }) as tf.Tensor1D;
   },
 
-  allFinite: (...scalars) => tf.cast(tf.reshape(one('WildttaAllFinite', numbered(scalars)), []), 'bool'),
+  allFinite: (...scalars) => truthy(tf.reshape(one('WildttaAllFinite', numbered(scalars)), [])),
 
   entropyLoss(logits, { weights, margin, mean = false }) {
     const [, loss, count, dLogits] = runKernel(

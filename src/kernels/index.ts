@@ -43,6 +43,7 @@ export const movingAverage = entry('movingAverage');
 export const pick = entry('pick');
 export const packScalars = entry('packScalars');
 export const allFinite = entry('allFinite');
+export const truthy = entry('truthy');
 export const finiteFlag = entry('finiteFlag');
 export const splitFlat = entry('splitFlat');
 

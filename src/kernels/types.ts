@@ -159,6 +159,8 @@ export interface Kernels {
   pick<T extends tf.Tensor>(when: tf.Tensor, a: T, b: T): T;
   /** Scalars (any dtype) as one float vector; an absent one is its entry in `fallback`. */
   packScalars(values: ReadonlyArray<tf.Tensor | undefined>, fallback: readonly number[]): tf.Tensor1D;
+  /** x ≠ 0 as a bool tensor of x's shape (tf.cast(x, 'bool')). */
+  truthy(x: tf.Tensor): tf.Tensor;
   /** True (boolean scalar) when every given scalar is finite. */
   allFinite(...scalars: tf.Tensor[]): tf.Tensor;
   /** [1] when every value of x is finite, else [0] (float32). */

@@ -85,6 +85,8 @@ export abstract class Adapter {
   private pending: { step: number; stats: tf.Tensor } | null = null;
   private undelivered: UpdateReport | undefined;
   private disposed = false;
+  /** Scalars the update reads every step, made once (constant()). */
+  private readonly constants = new Map<number, tf.Scalar>();
 
   constructor(
     readonly model: Backbone,
@@ -126,6 +128,21 @@ export abstract class Adapter {
 
   /** The entropy margin E0 of the method's reliable filter, nats (a method without one gives SAR's, for comparison). */
   readonly margin: number;
+
+  /**
+   * A scalar tensor of `value`, made once and kept until dispose(). An op
+   * given a JS number makes a new tensor of it on every call: on WebGPU an
+   * upload in the middle of the step, with a staging buffer of its own and a
+   * break in the compute pass.
+   */
+  protected constant(value: number): tf.Scalar {
+    let c = this.constants.get(value);
+    if (c === undefined) {
+      c = tf.keep(tf.scalar(value));
+      this.constants.set(value, c);
+    }
+    return c;
+  }
 
   /** Method-specific state tensors (EMA, moving probabilities...) that reset clears and export saves. */
   protected stateTensors(): Map<string, tf.Variable> {
@@ -467,6 +484,8 @@ export abstract class Adapter {
     this.sourceFlat.dispose();
     this.sgd.dispose();
     for (const t of this.stateTensors().values()) t.dispose();
+    for (const c of this.constants.values()) c.dispose();
+    this.constants.clear();
     this.recentering?.dispose();
   }
 

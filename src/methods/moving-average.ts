@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { movingAverage, pick } from '../kernels';
+import { movingAverage, pick, truthy } from '../kernels';
 
 /**
  * A moving average kept on the device, as SAR keeps Loss2's (for its reset)
@@ -26,11 +26,12 @@ export class MovingAverage {
     const { value, has } = movingAverage(this.value, this.has, x, gate, this.decay);
     this.value.assign(value);
     this.has.assign(has);
-    return { value, has: tf.cast(has, 'bool') };
+    return { value, has: truthy(has) };
   }
 
   /** Forgets the average where `when` (boolean scalar) holds, always when undefined. */
   clear(when?: tf.Tensor): void {
-    tf.tidy(() => this.has.assign(when === undefined ? tf.scalar(0) : pick(when, tf.scalar(0), this.has as tf.Scalar)));
+    // zerosLike, not tf.scalar(0): a fill on the device rather than an upload on every step (SAR clears where its reset holds).
+    tf.tidy(() => this.has.assign(when === undefined ? tf.zerosLike(this.has) : pick(when, tf.zerosLike(this.has) as tf.Tensor, this.has as tf.Tensor)));
   }
 }

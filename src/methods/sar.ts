@@ -134,8 +134,8 @@ export class SarAdapter extends Adapter {
       second = this.forwardAt(x2, atAscent, true, keep.length === x.shape[0] ? firstTape : undefined);
     }
     const { loss: loss2, count: count2, dLogits: dLoss2 } = entropyLoss(second.logits, { margin: this.margin, mean: true });
-    const anyKept2 = tf.greater(count2, 0);
-    const meanKept2 = pick(anyKept2, loss2, tf.scalar(NaN)); // NaN when nothing is kept
+    const anyKept2 = tf.greater(count2, this.constant(0));
+    const meanKept2 = pick(anyKept2, loss2, this.constant(NaN)); // NaN when nothing is kept
 
     // Step 6: back at θ, SGD-momentum with g2, only if something was kept and all is finite.
     g2 ??= this.flatGrad(second.tape!, dLoss2, this.featureGrad(keep.length));
@@ -145,10 +145,10 @@ export class SarAdapter extends Adapter {
 
     // Step 5 (cont.): ema ← Loss2 the first time, then 0.9·ema + 0.1·Loss2 (when the update happens).
     const { value: ema, has: hasEma } = this.ema.update(loss2, gate);
-    const emaNow = pick(hasEma, ema, tf.scalar(NaN));
+    const emaNow = pick(hasEma, ema, this.constant(NaN));
 
     // Step 7: model recovery when the EMA says the model is collapsing.
-    const reset = tf.logicalAnd(hasEma, tf.less(ema, this.resetThreshold));
+    const reset = tf.logicalAnd(hasEma, tf.less(ema, this.constant(this.resetThreshold)));
     this.writeParams(this.resetWhere(reset, stepped));
 
     return packStats({

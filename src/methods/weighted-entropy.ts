@@ -24,8 +24,8 @@ export abstract class WeightedEntropyAdapter extends Adapter {
     kept: tf.Tensor,
     extra?: (theta: tf.Tensor1D) => { value: tf.Tensor; grad: tf.Tensor1D },
   ): tf.Tensor {
-    const anyKept = tf.greater(kept, 0);
-    const w = tf.div(scatterKept(weights, keep, logits.shape[0]), tf.maximum(kept, 1)) as tf.Tensor1D;
+    const anyKept = tf.greater(kept, this.constant(0));
+    const w = tf.div(scatterKept(weights, keep, logits.shape[0]), tf.maximum(kept, this.constant(1))) as tf.Tensor1D;
     const entropy = entropyLoss(logits, { weights: w });
     let loss: tf.Tensor = entropy.loss;
     let g = this.flatGrad(tape, entropy.dLogits);
@@ -39,6 +39,6 @@ export abstract class WeightedEntropyAdapter extends Adapter {
     const finite = allFinite(loss, gradNorm);
     const gate = tf.logicalAnd(finite, anyKept);
     this.writeParams(this.sgd.step(theta, g, gate));
-    return packStats({ updated: gate, kept, loss: pick(anyKept, loss, tf.scalar(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
+    return packStats({ updated: gate, kept, loss: pick(anyKept, loss, this.constant(NaN)), gradNorm, nonFinite: tf.logicalNot(finite) });
   }
 }

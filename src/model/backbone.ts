@@ -321,7 +321,8 @@ export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig
   }
 
   logits(images: tf.Tensor4D): tf.Tensor2D {
-    return this.checked().run(images, this.param).logits;
+    // In tidy: called outside one, the forward's intermediates would outlive it.
+    return tf.tidy(() => this.checked().run(images, this.param).logits);
   }
 
   dispose(): void {

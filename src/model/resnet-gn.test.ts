@@ -216,3 +216,20 @@ test("the shipped Fashion-MNIST GroupNorm ResNet: loads with its source statisti
     model.dispose();
   }
 });
+
+test('logits() outside tf.tidy leaves only its result (the caller owns it)', async () => {
+  await tf.setBackend('cpu');
+  const f = fixture(FIXTURES[0]!);
+  const model = await loadBackbone(f.model, { config: f.config });
+  const inputs = f.expected.get('inputs')!;
+  const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+  try {
+    const before = tf.memory().numTensors;
+    const logits = model.logits(x);
+    assert.equal(tf.memory().numTensors, before + 1, 'the forward left intermediates behind');
+    logits.dispose();
+  } finally {
+    x.dispose();
+    model.dispose();
+  }
+});

@@ -162,6 +162,7 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   private readonly groupNormRelu: GroupNormFn;
   /** The stem's: its input is the image's, never a function of an adapted norm, so its backward stops at the scale/shift. */
   private readonly stemNormRelu: GroupNormFn;
+  private readonly eps: tf.Scalar;
 
   constructor(config: ResNetGnConfig, tensors: ReadonlyMap<string, DecodedTensor>) {
     const expected = checkResNetTensors(config, tensors);
@@ -181,9 +182,10 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
         );
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
-    this.groupNorm = groupNormOp(config.groups, config.normEps, { relu: false, inputGrad: true });
-    this.groupNormRelu = groupNormOp(config.groups, config.normEps, { relu: true, inputGrad: true });
-    this.stemNormRelu = groupNormOp(config.groups, config.normEps, { relu: true, inputGrad: false });
+    this.eps = tf.scalar(config.normEps);
+    this.groupNorm = groupNormOp(config.groups, this.eps, { relu: false, inputGrad: true });
+    this.groupNormRelu = groupNormOp(config.groups, this.eps, { relu: true, inputGrad: true });
+    this.stemNormRelu = groupNormOp(config.groups, this.eps, { relu: true, inputGrad: false });
   }
 
   /** Stages and the stem: the units skipLastBlocks counts. */
@@ -245,7 +247,7 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   }
 
   protected override release(): void {
-    for (const t of [...this.filters.values(), ...this.flipped.values(), this.inputMean, this.inputStd]) t.dispose();
+    for (const t of [...this.filters.values(), ...this.flipped.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
     this.filters.clear();
     this.flipped.clear();
   }

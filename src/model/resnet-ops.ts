@@ -65,9 +65,11 @@ export function addRelu(y: tf.Tensor4D, shortcut: tf.Tensor4D): tf.Tensor4D {
  * about fifteen kernels where autodiff of the plain ops ran about fifty.
  * `inputGrad` false: x never depends on an adapted value (the stem's), so
  * dx is zeros, which the engine drops. The scale is read in the backward
- * from the caller's tensor, alive until the gradient is taken.
+ * from the caller's tensor, alive until the gradient is taken. ε is the
+ * caller's tensor too: a JS number given to tf.add is a new scalar (on WebGPU
+ * an upload) in every norm of every forward.
  */
-export function groupNormOp(G: number, eps: number, o: { relu: boolean; inputGrad: boolean }): GroupNormFn {
+export function groupNormOp(G: number, eps: tf.Scalar, o: { relu: boolean; inputGrad: boolean }): GroupNormFn {
   return (x, scale, shift) =>
     tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const input = args[0] as tf.Tensor4D;

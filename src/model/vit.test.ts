@@ -161,3 +161,20 @@ test('1,000 inferences inside tf.tidy leak no tensors', () => {
     model.dispose();
   }
 });
+
+test('logits() outside tf.tidy leaves only its result (the caller owns it)', () => {
+  const name = LOW_PRECISION.fixture;
+  const model = loadModel(name);
+  const all = get(loadExpected(name), 'inputs');
+  const [, H, W, C] = all.shape as [number, number, number, number];
+  const one = tf.tensor4d(all.values.subarray(0, H * W * C), [1, H, W, C]);
+  try {
+    const before = tf.memory().numTensors;
+    const logits = model.logits(one);
+    assert.equal(tf.memory().numTensors, before + 1, 'the forward left intermediates behind');
+    logits.dispose();
+  } finally {
+    one.dispose();
+    model.dispose();
+  }
+});

@@ -193,7 +193,8 @@ export class ViT implements Backbone {
   /** Plain logits for images [B, H, W, C] in [0, 1] at the model's parameters (evaluation, autodiff). The caller owns the result. */
   logits(images: tf.Tensor4D): tf.Tensor2D {
     this.assertAlive();
-    return vitForward(this.config, this.finalNorm, plainPieces(this.config, this.param), images).logits;
+    // In tidy: called outside one (evaluation, a benchmark's inference), the forward's intermediates would outlive it.
+    return tf.tidy(() => vitForward(this.config, this.finalNorm, plainPieces(this.config, this.param), images).logits);
   }
 
   summaries(images: tf.Tensor4D, norm: ParamLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {

@@ -65,6 +65,8 @@ export const updateOps = {
     ) as tf.Tensor1D;
   },
 
+  truthy: (x) => tf.cast(x, 'bool'),
+
   allFinite(...scalars) {
     return tf.all(tf.isFinite(tf.stack(scalars.map((s) => tf.reshape(s, [])))));
   },

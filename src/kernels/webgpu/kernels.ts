@@ -16,17 +16,17 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
  */
 
 /** Values a shader reads from its uniforms rather than having them compiled in (tfjs's ProgramUniform). */
-type Uniforms = Array<{ type: 'float32'; data: number[] }>;
+export type Uniforms = Array<{ type: 'float32'; data: number[] }>;
 
-interface GpuBackend {
-  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: 'float32', uniforms?: Uniforms): tf.TensorInfo;
+export interface GpuBackend {
+  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: 'float32' | 'bool', uniforms?: Uniforms): tf.TensorInfo;
   disposeData(dataId: object): void;
 }
 
 const WORKGROUP = 64;
 
 /** A program over `threads` threads, one per row or column, with the sizes compiled in. */
-function program(key: string, variableNames: string[], outputShape: number[], threads: number, body: string, prelude = ''): WebGPUProgram {
+export function program(key: string, variableNames: string[], outputShape: number[], threads: number, body: string, prelude = ''): WebGPUProgram {
   return {
     variableNames,
     outputShape,
@@ -46,7 +46,7 @@ function program(key: string, variableNames: string[], outputShape: number[], th
   };
 }
 
-const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
+export const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
 
 /** WGSL statements leaving the mean and the sum of squared deviations of row `index` of X [R, D] in mean and v. */
 const rowMoments = (D: number) => `
