@@ -7,7 +7,7 @@ import { selectNormParams } from './params';
 import { SgdMomentum } from './sgd';
 import { FlatLayout } from './flat';
 import { decodeStats, STATS_LENGTH } from './stats';
-import { readState, writeState } from './state';
+import { fingerprintOf, readState, writeState } from './state';
 import type { StepResult, UpdateReport } from './types';
 import { FeatureRecentering, type RecenterOptions } from './recenter';
 import { InputAlignment, type InputAlignOptions } from './input-align';
@@ -418,20 +418,24 @@ export abstract class Adapter {
         ...this.layout.names.map((name, i): [string, tf.Tensor] => [`momentum.${name}`, momentum[i]!]),
         ...[...this.savedState()].map(([name, t]): [string, tf.Tensor] => [`state.${name}`, t]),
       ];
-      return await writeState(tensors, this.method, { steps: this.stepCount, updates: this.updateCount, resets: this.resetCount });
+      return await writeState(tensors, this.method, { steps: this.stepCount, updates: this.updateCount, resets: this.resetCount }, fingerprintOf(this.model));
     } finally {
       tf.dispose(momentum);
     }
   }
 
-  /** Restores a state written by exportState (same method, same adapted tensors); a bad one changes nothing. */
+  /**
+   * Restores a state written by exportState (same method, same model, same
+   * adapted tensors, finite values: state.ts); a bad one throws
+   * StateFormatError and changes nothing.
+   */
   importState(bytes: Uint8Array | ArrayBuffer): void {
     this.assertAlive();
     const expected = new Map<string, readonly number[]>();
     for (const [name, p] of this.params) expected.set(`param.${name}`, p.shape);
     this.layout.names.forEach((name, i) => expected.set(`momentum.${name}`, this.layout.shapes[i]!));
     for (const [name, t] of this.savedState()) expected.set(`state.${name}`, t.shape);
-    const { tensors, counters } = readState(bytes, this.method, expected);
+    const { tensors, counters } = readState(bytes, this.method, expected, fingerprintOf(this.model));
     this.pending?.stats.dispose();
     this.pending = null;
     const fromFile = (key: string) => {
