@@ -28,6 +28,7 @@ export {
   ModelFormatError,
   InvalidInputError,
   StateFormatError,
+  NonFiniteOutputError,
 } from './api/errors';
 export type { BackendChoice, BackendName, BackendReport, BackendAttempt, BackendProbe } from './runtime/backend';
 export type { UpdateReport } from './methods/types';

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape, NormSelection, ParamLookup } from '../model/backbone';
 import { finiteFlag, pick, softmaxAndEntropy } from '../kernels';
-import { InvalidInputError } from './errors';
+import { InvalidInputError, NonFiniteOutputError } from './errors';
+import { LastFinite } from './last-finite';
 import type { MarginOptions } from './filters';
 import { selectNormParams } from './params';
 import { SgdMomentum } from './sgd';
@@ -83,6 +84,8 @@ export abstract class Adapter {
   /** Per-frame input alignment, when the options ask for it. */
   protected readonly inputAlignment: InputAlignment | undefined;
   private pending: { step: number; stats: tf.Tensor } | null = null;
+  /** The adapted state that last gave finite outputs, to go back to when a frame's are not. */
+  private readonly lastFinite = new LastFinite();
   private undelivered: UpdateReport | undefined;
   private disposed = false;
 
@@ -231,6 +234,7 @@ export abstract class Adapter {
       const pending = this.pending;
       let immediate = false;
       const packed = tf.tidy(() => {
+        this.lastFinite.take({ theta: this.theta(), momentum: this.sgd.buffer, state: this.savedState() });
         const first = this.firstForward(x);
         tape = first.tape;
         logits = tf.keep(first.logits);
@@ -253,6 +257,7 @@ export abstract class Adapter {
       }
       // Tent's update was gated on finiteness on the device, so a bad input changed nothing.
       if (host[B * C + B]! < 0.5) throw new InvalidInputError('input contains NaN or infinite pixel values');
+      this.checkOutputs(host, B, C);
       const step = this.stepCount++;
       if (immediate) this.deliver(decodeStats(step, host, offset));
 
@@ -282,6 +287,50 @@ export abstract class Adapter {
       if (x !== checked) x.dispose();
       if (checked !== input) checked.dispose();
     }
+  }
+
+  /**
+   * The step's read says whether the forward's outputs were finite: if so,
+   * the state it ran at becomes the one to go back to; if not, that one is
+   * put back (on the device, no read) and the frame fails with
+   * NonFiniteOutputError. Tent's own update was already gated on finiteness.
+   */
+  private checkOutputs(host: Float32Array, B: number, C: number): void {
+    let bad = 0;
+    let first = -1;
+    for (let i = 0; i < B * C + B; i++) {
+      if (!Number.isFinite(host[i]!)) {
+        bad++;
+        if (first < 0) first = i;
+      }
+    }
+    if (bad === 0) {
+      this.lastFinite.confirm();
+      return;
+    }
+    const last = this.lastFinite.last;
+    tf.tidy(() => {
+      if (last === undefined) {
+        for (const [name, p] of this.params) p.assign(this.source.get(name)!);
+        this.clearState();
+      } else {
+        this.writeParams(last.theta as tf.Tensor as tf.Tensor1D);
+        for (const [name, t] of this.savedState()) t.assign(last.state.get(name)!);
+        this.recentering?.refreshOffset();
+      }
+    });
+    if (last === undefined) this.sgd.clear();
+    else this.sgd.buffer.assign(last.momentum as tf.Tensor1D);
+    const what =
+      first < B * C
+        ? `probability of class ${first % C} (sample ${Math.floor(first / C)}) is ${host[first]}`
+        : `entropy of sample ${first - B * C} is ${host[first]}`;
+    const cause = `${bad} of the ${B * C + B} probabilities and entropies are not finite; the first: the ${what}`;
+    throw new NonFiniteOutputError(
+      `step ${this.stepCount}: the model's outputs are not finite (${cause}); the adapted state went back to ${last ? 'the last one with finite outputs' : "the source model's"}`,
+      this.stepCount,
+      cause,
+    );
   }
 
   /**
@@ -329,6 +378,7 @@ export abstract class Adapter {
     let tape: BackboneTape | undefined;
     try {
       const out = tf.tidy(() => {
+        this.lastFinite.take({ theta: this.theta(), momentum: this.sgd.buffer, state: this.savedState() });
         const x = this.inputAlignment ? this.inputAlignment.apply(blank) : blank;
         const first = this.firstForward(x);
         tape = first.tape;
@@ -383,6 +433,7 @@ export abstract class Adapter {
 
   /** θ back to the source values, momentum zeroed, method state cleared, counted as a reset: what both resets share. */
   private restoreSource(): void {
+    this.lastFinite.forget();
     tf.tidy(() => {
       for (const [name, p] of this.params) p.assign(this.source.get(name)!);
       this.clearState();
@@ -448,6 +499,7 @@ export abstract class Adapter {
       this.recentering?.refreshOffset();
       this.sgd.buffer.assign(this.layout.concat(new Map(this.layout.names.map((n) => [n, fromFile(`momentum.${n}`)]))));
     });
+    this.lastFinite.forget();
     this.stepCount = counters.steps;
     this.updateCount = counters.updates;
     this.resetCount = counters.resets;
@@ -470,6 +522,7 @@ export abstract class Adapter {
     this.source.clear();
     this.sourceFlat.dispose();
     this.sgd.dispose();
+    this.lastFinite.dispose();
     for (const t of this.stateTensors().values()) t.dispose();
     this.recentering?.dispose();
   }

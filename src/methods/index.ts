@@ -28,5 +28,5 @@ export { TentAdapter } from './tent';
 export { EataAdapter, estimateFisher } from './eata';
 export { DeyoAdapter } from './deyo';
 export { SourceAdapter } from './source';
-export { InvalidInputError, StateFormatError } from './errors';
+export { InvalidInputError, NonFiniteOutputError, StateFormatError } from './errors';
 export type { StepResult, UpdateReport } from './types';
