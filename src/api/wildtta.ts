@@ -38,8 +38,9 @@ export interface Progress {
 export interface CreateOptions {
   /**
    * A folder URL (model.safetensors and config.json inside), a .safetensors
-   * URL, a File/Blob, or the file's bytes (an ArrayBuffer given with
-   * `worker: true` is transferred to the worker, so it is empty afterwards).
+   * URL, a File/Blob, or the file's bytes. An ArrayBuffer given with
+   * `worker: true` is transferred to the worker, so it is empty afterwards
+   * (no copy of a large model); a Uint8Array is copied and stays usable.
    * URLs resolve against the page's address.
    */
   model: string | URL | Blob | ArrayBuffer | Uint8Array;
@@ -80,7 +81,7 @@ export interface CreateOptions {
   assetsUrl?: string;
   /** On WebGPU, copy the adapted state to CPU memory every this many steps (default 20) for recovery from a lost device. */
   snapshotEvery?: number;
-  /** Model download progress. */
+  /** Model download progress. An exception it throws is reported as uncaught and does not stop the load. */
   onProgress?: (p: Progress) => void;
 }
 
@@ -190,7 +191,8 @@ export class WildTTA {
     const port = options.worker ? new Worker(assets.worker, { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
     const client = new EngineConnection(port);
     // Events that arrive while create() runs (progress) go to the options' callback; the instance does not exist yet.
-    client.onProgress = (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
+    client.onProgress = (loadedBytes, totalBytes) =>
+      callerCallback(options.onProgress, { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
     try {
       await client.init({
         backend: options.backend ?? 'auto',
@@ -206,7 +208,7 @@ export class WildTTA {
       const tta = new WildTTA(client, options, { model, method, backend: await client.backend() });
       client.onProgress = (loadedBytes, totalBytes) => {
         const p = { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null };
-        options.onProgress?.(p);
+        callerCallback(options.onProgress, p);
         tta.emit('progress', p);
       };
       return tta;
@@ -471,14 +473,7 @@ export class WildTTA {
 
   private emit<K extends keyof WildTTAEvents>(type: K, e: WildTTAEvents[K]): void {
     for (const l of this.listeners.get(type) ?? []) {
-      try {
-        (l as Listener<K>)(e);
-      } catch (err) {
-        // A listener's bug is the page's, not the engine's: report it without stopping the others.
-        setTimeout(() => {
-          throw err;
-        });
-      }
+      callerCallback(l as Listener<K>, e);
     }
   }
 
@@ -497,6 +492,24 @@ export class WildTTA {
       numTensors: r.numTensors,
       backend: this.report.backend,
     };
+  }
+}
+
+/**
+ * Calls a page's callback (a listener, onProgress): its bug is the page's,
+ * not the engine's, so it is reported (as an uncaught error, where the
+ * page's error handlers and the console see it) without stopping the load or
+ * the other listeners.
+ */
+function callerCallback<T>(fn: ((e: T) => void) | undefined, e: T): void {
+  try {
+    fn?.(e);
+  } catch (err) {
+    if (typeof reportError === 'function') reportError(err);
+    else
+      setTimeout(() => {
+        throw err;
+      });
   }
 }
 
@@ -522,9 +535,7 @@ function modelOnly(o: CreateOptions): ModelSource {
   }
   if (typeof Blob !== 'undefined' && m instanceof Blob) return { kind: 'blob', blob: m, ...config, ...(m instanceof File ? { name: m.name } : {}) };
   if (m instanceof ArrayBuffer) return { kind: 'bytes', weights: m, ...config };
-  if (m instanceof Uint8Array) {
-    const whole = m.byteOffset === 0 && m.byteLength === m.buffer.byteLength && m.buffer instanceof ArrayBuffer;
-    return { kind: 'bytes', weights: whole ? (m.buffer as ArrayBuffer) : (m.slice().buffer as ArrayBuffer), ...config };
-  }
+  // A copy, so the caller's array is not emptied by the transfer to a worker (ArrayBuffers are transferred, as documented).
+  if (m instanceof Uint8Array) return { kind: 'bytes', weights: m.slice().buffer as ArrayBuffer, ...config };
   throw new SourceError(`model must be a URL, a File/Blob, an ArrayBuffer or a Uint8Array; got ${m === null ? 'null' : typeof m}`);
 }

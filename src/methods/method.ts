@@ -5,6 +5,7 @@
 import type { Backbone } from '../model/backbone';
 import type { Adapter } from './adapter';
 import type { Defaults } from './defaults';
+import { showValue } from '../model/errors';
 
 export interface MethodSpec<N extends string = string, O extends object = object, D extends Defaults = Defaults> {
   /** The name callers pass as `method`. */
@@ -49,6 +50,6 @@ export function checkNumberOptions(spec: MethodSpec, options: object): void {
   for (const key of keys) {
     const v = given[key];
     if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v)))
-      throw new RangeError(`${spec.name}: option ${key} must be a finite number, got ${JSON.stringify(v) ?? String(v)}`);
+      throw new RangeError(`${spec.name}: option ${key} must be a finite number, got ${showValue(v)}`);
   }
 }

@@ -14,23 +14,18 @@ export class ModelFormatError extends Error {
 }
 
 /**
- * A value as a message shows it. JSON.stringify writes NaN and ±Infinity as
- * null, which hides exactly what a message about a bad number must say.
+ * A value as a message shows it: JSON, except that NaN and ±Infinity are
+ * written as such. JSON.stringify writes them as null, which hides exactly
+ * what a message about a bad number must say.
  */
 export function showValue(v: unknown): string {
-  if (typeof v === 'number') return Object.is(v, -0) ? '-0' : String(v);
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') return String(v);
   if (typeof v === 'bigint') return `${v}n`;
-  if (v === undefined || typeof v === 'function' || typeof v === 'symbol') return String(v);
-  if (Array.isArray(v)) return `[${v.map(showValue).join(', ')}]`;
-  if (v !== null && typeof v === 'object') {
-    try {
-      return `{${Object.entries(v)
-        .map(([k, x]) => `${k}: ${showValue(x)}`)
-        .join(', ')}}`;
-    } catch {
-      return Object.prototype.toString.call(v);
-    }
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(v, (_key, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? `\u0000${x}\u0000` : x));
+  } catch {
+    text = undefined;
   }
-  return String(v);
+  return text === undefined ? String(v) : text.replace(/"\\u0000(NaN|-?Infinity)\\u0000"/g, '$1');
 }
