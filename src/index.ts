@@ -29,6 +29,7 @@ export {
   InvalidInputError,
   StateFormatError,
   NonFiniteOutputError,
+  WorkerError,
 } from './api/errors';
 export type { BackendChoice, BackendName, BackendReport, BackendAttempt, BackendProbe } from './runtime/backend';
 export type { UpdateReport } from './methods/types';

@@ -28,6 +28,17 @@ export class StorageError extends WildTTAError {
   override name = 'StorageError';
 }
 
+/** The engine worker (worker: true) did not start or did not answer in time; `url` is the script's. */
+export class WorkerError extends WildTTAError {
+  override name = 'WorkerError';
+  constructor(
+    message: string,
+    readonly url: string,
+  ) {
+    super(message);
+  }
+}
+
 const REVIVE: Record<string, (message: string) => Error> = {
   ModelFormatError: (m) => new ModelFormatError(m),
   InvalidInputError: (m) => new InvalidInputError(m),

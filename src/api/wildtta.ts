@@ -4,7 +4,7 @@
 // postMessage, the page-thread mode through a port that calls the same
 // server (engine-serve.ts) directly, so there is one code path to test.
 import type { BackendChoice, BackendReport } from '../runtime/backend';
-import { EngineConnection } from '../runtime/engine-port';
+import { EngineClosedError, EngineConnection } from '../runtime/engine-port';
 import { serveEngine } from '../runtime/engine-serve';
 import type {
   EngineEvent,
@@ -23,7 +23,8 @@ import type { UpdateReport } from '../methods/types';
 import type { MethodName } from '../methods/registry';
 import { libraryAssets } from './assets';
 import { givenImagesProvenance } from '../model/source-stats';
-import { DisposedError, revive, SourceError } from './errors';
+import { DisposedError, revive, SourceError, WorkerError } from './errors';
+import { checkCreateOptions, DEFAULT_WORKER_TIMEOUT_MS } from './options';
 import { prepareFrame, type ImageSource } from './sources';
 import { deleteState, getState, putState } from './store';
 
@@ -70,6 +71,13 @@ export interface CreateOptions {
   backend?: BackendChoice;
   /** Run the engine in a dedicated Web Worker (frames go to it as transferred ImageBitmaps). */
   worker?: boolean;
+  /**
+   * With `worker: true`: how long the worker may take to answer its first
+   * message (default 30,000 ms) before create() rejects with a WorkerError
+   * naming its URL. A worker script that does not load (a 404) rejects at
+   * once, also naming it.
+   */
+  workerTimeoutMs?: number;
   /** Invert intensities before the model (true, false, or 'auto': when the border is bright). Default false. */
   invert?: InvertMode;
   /** Side of the centered square taken from each frame, as a fraction of its short side (default 1). */
@@ -187,6 +195,7 @@ export class WildTTA {
   static async create(options: CreateOptions): Promise<WildTTA> {
     if (options === null || typeof options !== 'object' || options.model === undefined)
       throw new TypeError('WildTTA.create needs options with a model (a URL, File/Blob or bytes)');
+    checkCreateOptions(options as unknown as Record<string, unknown>);
     const assets = libraryAssets(options.assetsUrl);
     const port = options.worker ? new Worker(assets.worker, { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
     const client = new EngineConnection(port);
@@ -194,6 +203,7 @@ export class WildTTA {
     client.onProgress = (loadedBytes, totalBytes) =>
       callerCallback(options.onProgress, { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
     try {
+      if (options.worker) await handshake(client, assets.worker.href, options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
       await client.init({
         backend: options.backend ?? 'auto',
         wasmPaths: assets.wasm,
@@ -492,6 +502,35 @@ export class WildTTA {
       numTensors: r.numTensors,
       backend: this.report.backend,
     };
+  }
+}
+
+/**
+ * The worker's first answer (to a request any engine answers at once), or
+ * a WorkerError naming its URL: one that never answers (a server that sends
+ * an HTML page for the script, a stalled download) would otherwise leave
+ * create() pending forever, and one that does not load says only "error".
+ */
+async function handshake(client: EngineConnection, url: string, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    if (Number.isFinite(timeoutMs))
+      timer = setTimeout(
+        () =>
+          reject(
+            new WorkerError(`the engine worker ${url} did not answer within ${timeoutMs} ms (is it served there? set assetsUrl, or workerTimeoutMs)`, url),
+          ),
+        timeoutMs,
+      );
+  });
+  try {
+    await Promise.race([client.methods(), late]);
+  } catch (e) {
+    if (e instanceof EngineClosedError)
+      throw new WorkerError(`the engine worker ${url} did not start (not found, not JavaScript, or it threw while loading): ${e.message}`, url);
+    throw e;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -8,6 +8,8 @@ import { ViT } from '../model/vit';
 import { readSafetensors } from '../model/safetensors';
 import { randomViTTensors, tinyConfig } from '../model/random-vit';
 import { createAdapter, NonFiniteOutputError, type Adapter, type AdapterOptions } from './index';
+import { methodSpec } from './registry';
+import { optionSchema } from './method';
 
 await tf.setBackend('cpu');
 
@@ -28,7 +30,9 @@ function diverge(a: Adapter): void {
 for (const method of ['sar', 'tent', 'eata', 'deyo'] as const) {
   test(`${method}: non-finite outputs throw NonFiniteOutputError and put back the last state with finite outputs`, async () => {
     const model = new ViT(cfg, weights);
-    const a = await createAdapter(model, { method, lr: 0.05, marginFraction: 100, plpdThreshold: 0 } as AdapterOptions);
+    const bag = { lr: 0.05, marginFraction: 100, plpdThreshold: 0 };
+    const takes = optionSchema(methodSpec(method));
+    const a = await createAdapter(model, { method, ...Object.fromEntries(Object.entries(bag).filter(([k]) => k in takes)) } as AdapterOptions);
     try {
       let lastGood = new Map<string, number[]>();
       for (let i = 0; i < 12; i++) {
