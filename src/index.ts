@@ -30,6 +30,7 @@ export {
   StateFormatError,
   NonFiniteOutputError,
   WorkerError,
+  DownloadError,
 } from './api/errors';
 export type { BackendChoice, BackendName, BackendReport, BackendAttempt, BackendProbe } from './runtime/backend';
 export type { UpdateReport } from './methods/types';

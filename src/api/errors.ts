@@ -5,7 +5,7 @@ import { BackendError } from '../runtime/backend';
 import { EngineError } from '../runtime/engine-port';
 import { EngineStateError } from '../runtime/engine';
 import { FrameFormatError } from '../runtime/preprocess';
-import { ModelFormatError } from '../model/errors';
+import { DownloadError, ModelFormatError } from '../model/errors';
 import { InvalidInputError, NonFiniteOutputError, StateFormatError } from '../methods/errors';
 
 /** Base class of the errors this API adds. */
@@ -41,6 +41,7 @@ export class WorkerError extends WildTTAError {
 
 const REVIVE: Record<string, (message: string) => Error> = {
   ModelFormatError: (m) => new ModelFormatError(m),
+  DownloadError: (m) => new DownloadError(m, '', ''),
   InvalidInputError: (m) => new InvalidInputError(m),
   StateFormatError: (m) => new StateFormatError(m),
   FrameFormatError: (m) => new FrameFormatError(m),
@@ -63,5 +64,15 @@ export function revive(e: unknown): unknown {
   return Object.assign(make(e.remote.message), e.remote.detail ?? {});
 }
 
-export { BackendError, EngineError, EngineStateError, FrameFormatError, ModelFormatError, InvalidInputError, NonFiniteOutputError, StateFormatError };
+export {
+  BackendError,
+  DownloadError,
+  EngineError,
+  EngineStateError,
+  FrameFormatError,
+  ModelFormatError,
+  InvalidInputError,
+  NonFiniteOutputError,
+  StateFormatError,
+};
 export { EngineClosedError } from '../runtime/engine-port';

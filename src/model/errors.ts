@@ -4,13 +4,38 @@
  * describe the weights. `tensor` names the offending tensor when there is one.
  */
 export class ModelFormatError extends Error {
-  override readonly name = 'ModelFormatError';
+  override readonly name: string = 'ModelFormatError';
   constructor(
     message: string,
     readonly tensor?: string,
   ) {
     super(tensor === undefined ? message : `${tensor}: ${message}`);
   }
+}
+
+/**
+ * A file (the weights, config.json, source statistics) that could not be
+ * downloaded: the network failed, the server answered with an HTTP error,
+ * or the download stopped part way. `url` is the file's, `cause` what went
+ * wrong (the browser's message, or `HTTP <status>`). A ModelFormatError, so
+ * code that catches those catches these too.
+ */
+export class DownloadError extends ModelFormatError {
+  override readonly name: string = 'DownloadError';
+  constructor(
+    message: string,
+    readonly url: string,
+    override readonly cause: string,
+    /** The HTTP status, when the server answered. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A rejected fetch or read as words: a TypeError's message ("Failed to fetch"), or whatever it was. */
+export function failureText(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 
 /**
