@@ -77,6 +77,17 @@ test('a worker that never answers, or does not load, rejects create() naming its
   }
 });
 
+test("classify's own invert option is checked too", async () => {
+  const tta = await WildTTA.create({ ...base, model: modelBytes() });
+  try {
+    const frame = { shape: [28, 28, 1], data: async () => new Float32Array(784).fill(0.5) };
+    await assert.rejects(tta.classify(frame, { invert: 'no' as never }), /classify: option invert must be true, false or 'auto', got "no"/);
+    assert.equal((await tta.classify(frame, { invert: 'auto' })).step, 0);
+  } finally {
+    await tta.dispose();
+  }
+});
+
 test('create() options are checked at the door: unknown keys with the nearest name, types and ranges', async () => {
   const bad: Array<[Record<string, unknown>, RegExp]> = [
     [{ workr: true }, /unknown option 'workr'; did you mean 'worker'\?/],

@@ -23,6 +23,7 @@ import type { UpdateReport } from '../methods/types';
 import type { MethodName } from '../methods/registry';
 import { libraryAssets } from './assets';
 import { givenImagesProvenance } from '../model/source-stats';
+import { showValue } from '../model/errors';
 import { DisposedError, revive, SourceError, WorkerError } from './errors';
 import { checkCreateOptions, DEFAULT_WORKER_TIMEOUT_MS } from './options';
 import { prepareFrame, type ImageSource } from './sources';
@@ -257,6 +258,8 @@ export class WildTTA {
    */
   async classify(source: ImageSource, options: ClassifyOptions = {}): Promise<Classification> {
     this.alive('classify');
+    if (options.invert !== undefined && typeof options.invert !== 'boolean' && options.invert !== 'auto')
+      throw new RangeError(`classify: option invert must be true, false or 'auto', got ${showValue(options.invert)}`);
     const cropFraction = options.cropFraction ?? this.options.cropFraction ?? 1;
     const { prepared, cropped } = await prepareFrame(source, this.model.imageSize, cropFraction);
     this.alive('classify');
