@@ -114,13 +114,20 @@ test('script-tag example under a strict CSP: engine on the page thread, images c
       const c = document.createElement('canvas'); c.width = c.height = 28;
       await tryIt(() => window.tta.classify(c));
       await tryIt(() => WildTTA.create({ model: '../public/models/none/', backend: 'wasm' }));
+      await tryIt(() => WildTTA.create({ model: '../public/models/none/', backend: 'wasm', invert: 'no' }));
+      await tryIt(() => window.tta.classify({ shape: [28, 28, 1], data: async () => new Float32Array(28 * 28).fill(200) }));
+      try { await WildTTA.create({ model: '../public/models/none/', backend: 'wasm' }); } catch (e) { out.push(String(e instanceof WildTTA.ModelFormatError && e instanceof WildTTA.DownloadError && e.status)); }
       return out; })()`)) as string[];
     assert.match(errs[0]!, /^SourceError: cannot classify string/);
     assert.equal(errs[1], 'ok', 'ImageData bytes clamp NaN to 0: a valid (black) frame');
     assert.match(errs[2]!, /^SourceError: a tensor source must be \[H, W, C\]/);
     assert.match(errs[3]!, /^StorageError: no saved state under "never-saved"/);
     assert.equal(errs[4], 'ok');
-    assert.match(errs[5]!, /^ModelFormatError: could not fetch .*none\/model\.safetensors: HTTP 404/);
+    // A DownloadError is a ModelFormatError, with the URL and the status.
+    assert.match(errs[5]!, /^DownloadError: could not fetch .*none\/model\.safetensors: HTTP 404/);
+    assert.match(errs[6]!, /^RangeError: WildTTA.create: option invert must be true, false or 'auto', got "no"/);
+    assert.match(errs[7]!, /^FrameFormatError: pixel value 0 is 200, outside \[0, 1\]/);
+    assert.equal(errs[8], '404');
     // The browser logs the 404s of that missing model: those are expected.
     p.errors.splice(0, p.errors.length, ...p.errors.filter((e) => !/404.*\(.*\/public\/models\/none\//.test(e)));
 
@@ -159,6 +166,15 @@ test("script-tag example with worker: true: same API, frames go to wildtta.worke
     const errs = (await p.page.evaluate(`(async () => {
       try { await window.tta.importState(new Uint8Array([1, 2, 3])); return 'ok'; } catch (e) { return e.name + ' ' + (e instanceof WildTTA.StateFormatError); } })()`)) as string;
     assert.equal(errs, 'StateFormatError true', 'errors from the worker keep their class');
+    // A worker script that is not there: WorkerError naming its URL, not a bare 'error'.
+    const missing = (await p.page.evaluate(`(async () => {
+      try { await WildTTA.create({ model: '../public/models/fmnist-vit/', backend: 'wasm', worker: true, assetsUrl: '/nowhere/' }); return 'ok'; }
+      catch (e) { return e.name + ' ' + (e instanceof WildTTA.WorkerError) + ' ' + e.url + ' ' + e.message; } })()`)) as string;
+    assert.match(
+      missing,
+      /^WorkerError true http:\/\/[^ ]+\/nowhere\/wildtta\.worker\.js the engine worker http:\/\/\S+\/nowhere\/wildtta\.worker\.js did not start/,
+    );
+    p.errors.splice(0, p.errors.length, ...p.errors.filter((e) => !/nowhere\/wildtta\.worker\.js/.test(e)));
     await p.page.evaluate('window.tta.dispose()');
     await assertClean(p);
   }));

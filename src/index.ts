@@ -28,6 +28,9 @@ export {
   ModelFormatError,
   InvalidInputError,
   StateFormatError,
+  NonFiniteOutputError,
+  WorkerError,
+  DownloadError,
 } from './api/errors';
 export type { BackendChoice, BackendName, BackendReport, BackendAttempt, BackendProbe } from './runtime/backend';
 export type { UpdateReport } from './methods/types';

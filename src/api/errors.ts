@@ -5,8 +5,8 @@ import { BackendError } from '../runtime/backend';
 import { EngineError } from '../runtime/engine-port';
 import { EngineStateError } from '../runtime/engine';
 import { FrameFormatError } from '../runtime/preprocess';
-import { ModelFormatError } from '../model/errors';
-import { InvalidInputError, StateFormatError } from '../methods/errors';
+import { DownloadError, ModelFormatError } from '../model/errors';
+import { InvalidInputError, NonFiniteOutputError, StateFormatError } from '../methods/errors';
 
 /** Base class of the errors this API adds. */
 export class WildTTAError extends Error {
@@ -28,23 +28,51 @@ export class StorageError extends WildTTAError {
   override name = 'StorageError';
 }
 
+/** The engine worker (worker: true) did not start or did not answer in time; `url` is the script's. */
+export class WorkerError extends WildTTAError {
+  override name = 'WorkerError';
+  constructor(
+    message: string,
+    readonly url: string,
+  ) {
+    super(message);
+  }
+}
+
 const REVIVE: Record<string, (message: string) => Error> = {
   ModelFormatError: (m) => new ModelFormatError(m),
+  DownloadError: (m) => new DownloadError(m, '', ''),
   InvalidInputError: (m) => new InvalidInputError(m),
   StateFormatError: (m) => new StateFormatError(m),
   FrameFormatError: (m) => new FrameFormatError(m),
   EngineStateError: (m) => new EngineStateError(m),
   BackendError: (m) => new BackendError(m, []),
+  NonFiniteOutputError: (m) => new NonFiniteOutputError(m, -1, ''),
   RangeError: (m) => new RangeError(m),
   TypeError: (m) => new TypeError(m),
 };
 
-/** The engine's error as its own class (EngineError when the name is not one of ours). */
+/**
+ * The engine's error as its own class (EngineError when the name is not one
+ * of ours), with the fields it carried across (BackendError's attempts...).
+ */
 export function revive(e: unknown): unknown {
   if (!(e instanceof EngineError)) return e;
   const make = REVIVE[e.remote.name];
-  return make ? make(e.remote.message) : e;
+  if (!make) return e;
+  // Made from the message alone (which has ModelFormatError's tensor in it already), then given the fields.
+  return Object.assign(make(e.remote.message), e.remote.detail ?? {});
 }
 
-export { BackendError, EngineError, EngineStateError, FrameFormatError, ModelFormatError, InvalidInputError, StateFormatError };
+export {
+  BackendError,
+  DownloadError,
+  EngineError,
+  EngineStateError,
+  FrameFormatError,
+  ModelFormatError,
+  InvalidInputError,
+  NonFiniteOutputError,
+  StateFormatError,
+};
 export { EngineClosedError } from '../runtime/engine-port';

@@ -4,7 +4,7 @@
 // postMessage, the page-thread mode through a port that calls the same
 // server (engine-serve.ts) directly, so there is one code path to test.
 import type { BackendChoice, BackendReport } from '../runtime/backend';
-import { EngineConnection } from '../runtime/engine-port';
+import { EngineClosedError, EngineConnection } from '../runtime/engine-port';
 import { serveEngine } from '../runtime/engine-serve';
 import type {
   EngineEvent,
@@ -23,7 +23,9 @@ import type { UpdateReport } from '../methods/types';
 import type { MethodName } from '../methods/registry';
 import { libraryAssets } from './assets';
 import { givenImagesProvenance } from '../model/source-stats';
-import { DisposedError, revive, SourceError } from './errors';
+import { showValue } from '../model/errors';
+import { DisposedError, revive, SourceError, WorkerError } from './errors';
+import { checkCreateOptions, DEFAULT_WORKER_TIMEOUT_MS } from './options';
 import { prepareFrame, type ImageSource } from './sources';
 import { deleteState, getState, putState } from './store';
 
@@ -38,8 +40,9 @@ export interface Progress {
 export interface CreateOptions {
   /**
    * A folder URL (model.safetensors and config.json inside), a .safetensors
-   * URL, a File/Blob, or the file's bytes (an ArrayBuffer given with
-   * `worker: true` is transferred to the worker, so it is empty afterwards).
+   * URL, a File/Blob, or the file's bytes. An ArrayBuffer given with
+   * `worker: true` is transferred to the worker, so it is empty afterwards
+   * (no copy of a large model); a Uint8Array is copied and stays usable.
    * URLs resolve against the page's address.
    */
   model: string | URL | Blob | ArrayBuffer | Uint8Array;
@@ -69,6 +72,13 @@ export interface CreateOptions {
   backend?: BackendChoice;
   /** Run the engine in a dedicated Web Worker (frames go to it as transferred ImageBitmaps). */
   worker?: boolean;
+  /**
+   * With `worker: true`: how long the worker may take to answer its first
+   * message (default 30,000 ms) before create() rejects with a WorkerError
+   * naming its URL. A worker script that does not load (a 404) rejects at
+   * once, also naming it.
+   */
+  workerTimeoutMs?: number;
   /** Invert intensities before the model (true, false, or 'auto': when the border is bright). Default false. */
   invert?: InvertMode;
   /** Side of the centered square taken from each frame, as a fraction of its short side (default 1). */
@@ -80,7 +90,7 @@ export interface CreateOptions {
   assetsUrl?: string;
   /** On WebGPU, copy the adapted state to CPU memory every this many steps (default 20) for recovery from a lost device. */
   snapshotEvery?: number;
-  /** Model download progress. */
+  /** Model download progress. An exception it throws is reported as uncaught and does not stop the load. */
   onProgress?: (p: Progress) => void;
 }
 
@@ -186,12 +196,15 @@ export class WildTTA {
   static async create(options: CreateOptions): Promise<WildTTA> {
     if (options === null || typeof options !== 'object' || options.model === undefined)
       throw new TypeError('WildTTA.create needs options with a model (a URL, File/Blob or bytes)');
+    checkCreateOptions(options as unknown as Record<string, unknown>);
     const assets = libraryAssets(options.assetsUrl);
     const port = options.worker ? new Worker(assets.worker, { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
     const client = new EngineConnection(port);
     // Events that arrive while create() runs (progress) go to the options' callback; the instance does not exist yet.
-    client.onProgress = (loadedBytes, totalBytes) => options.onProgress?.({ loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
+    client.onProgress = (loadedBytes, totalBytes) =>
+      callerCallback(options.onProgress, { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
     try {
+      if (options.worker) await handshake(client, assets.worker.href, options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
       await client.init({
         backend: options.backend ?? 'auto',
         wasmPaths: assets.wasm,
@@ -206,7 +219,7 @@ export class WildTTA {
       const tta = new WildTTA(client, options, { model, method, backend: await client.backend() });
       client.onProgress = (loadedBytes, totalBytes) => {
         const p = { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null };
-        options.onProgress?.(p);
+        callerCallback(options.onProgress, p);
         tta.emit('progress', p);
       };
       return tta;
@@ -245,6 +258,8 @@ export class WildTTA {
    */
   async classify(source: ImageSource, options: ClassifyOptions = {}): Promise<Classification> {
     this.alive('classify');
+    if (options.invert !== undefined && typeof options.invert !== 'boolean' && options.invert !== 'auto')
+      throw new RangeError(`classify: option invert must be true, false or 'auto', got ${showValue(options.invert)}`);
     const cropFraction = options.cropFraction ?? this.options.cropFraction ?? 1;
     const { prepared, cropped } = await prepareFrame(source, this.model.imageSize, cropFraction);
     this.alive('classify');
@@ -471,14 +486,7 @@ export class WildTTA {
 
   private emit<K extends keyof WildTTAEvents>(type: K, e: WildTTAEvents[K]): void {
     for (const l of this.listeners.get(type) ?? []) {
-      try {
-        (l as Listener<K>)(e);
-      } catch (err) {
-        // A listener's bug is the page's, not the engine's: report it without stopping the others.
-        setTimeout(() => {
-          throw err;
-        });
-      }
+      callerCallback(l as Listener<K>, e);
     }
   }
 
@@ -497,6 +505,53 @@ export class WildTTA {
       numTensors: r.numTensors,
       backend: this.report.backend,
     };
+  }
+}
+
+/**
+ * The worker's first answer (to a request any engine answers at once), or
+ * a WorkerError naming its URL: one that never answers (a server that sends
+ * an HTML page for the script, a stalled download) would otherwise leave
+ * create() pending forever, and one that does not load says only "error".
+ */
+async function handshake(client: EngineConnection, url: string, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    if (Number.isFinite(timeoutMs))
+      timer = setTimeout(
+        () =>
+          reject(
+            new WorkerError(`the engine worker ${url} did not answer within ${timeoutMs} ms (is it served there? set assetsUrl, or workerTimeoutMs)`, url),
+          ),
+        timeoutMs,
+      );
+  });
+  try {
+    await Promise.race([client.methods(), late]);
+  } catch (e) {
+    if (e instanceof EngineClosedError)
+      throw new WorkerError(`the engine worker ${url} did not start (not found, not JavaScript, or it threw while loading): ${e.message}`, url);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Calls a page's callback (a listener, onProgress): its bug is the page's,
+ * not the engine's, so it is reported (as an uncaught error, where the
+ * page's error handlers and the console see it) without stopping the load or
+ * the other listeners.
+ */
+function callerCallback<T>(fn: ((e: T) => void) | undefined, e: T): void {
+  try {
+    fn?.(e);
+  } catch (err) {
+    if (typeof reportError === 'function') reportError(err);
+    else
+      setTimeout(() => {
+        throw err;
+      });
   }
 }
 
@@ -522,9 +577,7 @@ function modelOnly(o: CreateOptions): ModelSource {
   }
   if (typeof Blob !== 'undefined' && m instanceof Blob) return { kind: 'blob', blob: m, ...config, ...(m instanceof File ? { name: m.name } : {}) };
   if (m instanceof ArrayBuffer) return { kind: 'bytes', weights: m, ...config };
-  if (m instanceof Uint8Array) {
-    const whole = m.byteOffset === 0 && m.byteLength === m.buffer.byteLength && m.buffer instanceof ArrayBuffer;
-    return { kind: 'bytes', weights: whole ? (m.buffer as ArrayBuffer) : (m.slice().buffer as ArrayBuffer), ...config };
-  }
+  // A copy, so the caller's array is not emptied by the transfer to a worker (ArrayBuffers are transferred, as documented).
+  if (m instanceof Uint8Array) return { kind: 'bytes', weights: m.slice().buffer as ArrayBuffer, ...config };
   throw new SourceError(`model must be a URL, a File/Blob, an ArrayBuffer or a Uint8Array; got ${m === null ? 'null' : typeof m}`);
 }

@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape, NormSelection, ParamLookup } from '../model/backbone';
 import { finiteFlag, pick, softmaxAndEntropy } from '../kernels';
-import { InvalidInputError } from './errors';
+import { InvalidInputError, NonFiniteOutputError } from './errors';
+import { LastFinite } from './last-finite';
 import type { MarginOptions } from './filters';
 import { selectNormParams } from './params';
 import { SgdMomentum } from './sgd';
 import { FlatLayout } from './flat';
 import { decodeStats, STATS_LENGTH } from './stats';
-import { readState, writeState } from './state';
+import { fingerprintOf, readState, writeState } from './state';
 import type { StepResult, UpdateReport } from './types';
 import { FeatureRecentering, type RecenterOptions } from './recenter';
 import { InputAlignment, type InputAlignOptions } from './input-align';
@@ -83,6 +84,8 @@ export abstract class Adapter {
   /** Per-frame input alignment, when the options ask for it. */
   protected readonly inputAlignment: InputAlignment | undefined;
   private pending: { step: number; stats: tf.Tensor } | null = null;
+  /** The adapted state that last gave finite outputs, to go back to when a frame's are not. */
+  private readonly lastFinite = new LastFinite();
   private undelivered: UpdateReport | undefined;
   private disposed = false;
   /** Scalars the update reads every step, made once (constant()). */
@@ -248,6 +251,7 @@ export abstract class Adapter {
       const pending = this.pending;
       let immediate = false;
       const packed = tf.tidy(() => {
+        this.lastFinite.take({ theta: this.theta(), momentum: this.sgd.buffer, state: this.savedState() });
         const first = this.firstForward(x);
         tape = first.tape;
         logits = tf.keep(first.logits);
@@ -270,6 +274,7 @@ export abstract class Adapter {
       }
       // Tent's update was gated on finiteness on the device, so a bad input changed nothing.
       if (host[B * C + B]! < 0.5) throw new InvalidInputError('input contains NaN or infinite pixel values');
+      this.checkOutputs(host, B, C);
       const step = this.stepCount++;
       if (immediate) this.deliver(decodeStats(step, host, offset));
 
@@ -299,6 +304,50 @@ export abstract class Adapter {
       if (x !== checked) x.dispose();
       if (checked !== input) checked.dispose();
     }
+  }
+
+  /**
+   * The step's read says whether the forward's outputs were finite: if so,
+   * the state it ran at becomes the one to go back to; if not, that one is
+   * put back (on the device, no read) and the frame fails with
+   * NonFiniteOutputError. Tent's own update was already gated on finiteness.
+   */
+  private checkOutputs(host: Float32Array, B: number, C: number): void {
+    let bad = 0;
+    let first = -1;
+    for (let i = 0; i < B * C + B; i++) {
+      if (!Number.isFinite(host[i]!)) {
+        bad++;
+        if (first < 0) first = i;
+      }
+    }
+    if (bad === 0) {
+      this.lastFinite.confirm();
+      return;
+    }
+    const last = this.lastFinite.last;
+    tf.tidy(() => {
+      if (last === undefined) {
+        for (const [name, p] of this.params) p.assign(this.source.get(name)!);
+        this.clearState();
+      } else {
+        this.writeParams(last.theta as tf.Tensor as tf.Tensor1D);
+        for (const [name, t] of this.savedState()) t.assign(last.state.get(name)!);
+        this.recentering?.refreshOffset();
+      }
+    });
+    if (last === undefined) this.sgd.clear();
+    else this.sgd.buffer.assign(last.momentum as tf.Tensor1D);
+    const what =
+      first < B * C
+        ? `probability of class ${first % C} (sample ${Math.floor(first / C)}) is ${host[first]}`
+        : `entropy of sample ${first - B * C} is ${host[first]}`;
+    const cause = `${bad} of the ${B * C + B} probabilities and entropies are not finite; the first: the ${what}`;
+    throw new NonFiniteOutputError(
+      `step ${this.stepCount}: the model's outputs are not finite (${cause}); the adapted state went back to ${last ? 'the last one with finite outputs' : "the source model's"}`,
+      this.stepCount,
+      cause,
+    );
   }
 
   /**
@@ -346,6 +395,7 @@ export abstract class Adapter {
     let tape: BackboneTape | undefined;
     try {
       const out = tf.tidy(() => {
+        this.lastFinite.take({ theta: this.theta(), momentum: this.sgd.buffer, state: this.savedState() });
         const x = this.inputAlignment ? this.inputAlignment.apply(blank) : blank;
         const first = this.firstForward(x);
         tape = first.tape;
@@ -400,6 +450,7 @@ export abstract class Adapter {
 
   /** θ back to the source values, momentum zeroed, method state cleared, counted as a reset: what both resets share. */
   private restoreSource(): void {
+    this.lastFinite.forget();
     tf.tidy(() => {
       for (const [name, p] of this.params) p.assign(this.source.get(name)!);
       this.clearState();
@@ -435,20 +486,24 @@ export abstract class Adapter {
         ...this.layout.names.map((name, i): [string, tf.Tensor] => [`momentum.${name}`, momentum[i]!]),
         ...[...this.savedState()].map(([name, t]): [string, tf.Tensor] => [`state.${name}`, t]),
       ];
-      return await writeState(tensors, this.method, { steps: this.stepCount, updates: this.updateCount, resets: this.resetCount });
+      return await writeState(tensors, this.method, { steps: this.stepCount, updates: this.updateCount, resets: this.resetCount }, fingerprintOf(this.model));
     } finally {
       tf.dispose(momentum);
     }
   }
 
-  /** Restores a state written by exportState (same method, same adapted tensors); a bad one changes nothing. */
+  /**
+   * Restores a state written by exportState (same method, same model, same
+   * adapted tensors, finite values: state.ts); a bad one throws
+   * StateFormatError and changes nothing.
+   */
   importState(bytes: Uint8Array | ArrayBuffer): void {
     this.assertAlive();
     const expected = new Map<string, readonly number[]>();
     for (const [name, p] of this.params) expected.set(`param.${name}`, p.shape);
     this.layout.names.forEach((name, i) => expected.set(`momentum.${name}`, this.layout.shapes[i]!));
     for (const [name, t] of this.savedState()) expected.set(`state.${name}`, t.shape);
-    const { tensors, counters } = readState(bytes, this.method, expected);
+    const { tensors, counters } = readState(bytes, this.method, expected, fingerprintOf(this.model));
     this.pending?.stats.dispose();
     this.pending = null;
     const fromFile = (key: string) => {
@@ -461,6 +516,7 @@ export abstract class Adapter {
       this.recentering?.refreshOffset();
       this.sgd.buffer.assign(this.layout.concat(new Map(this.layout.names.map((n) => [n, fromFile(`momentum.${n}`)]))));
     });
+    this.lastFinite.forget();
     this.stepCount = counters.steps;
     this.updateCount = counters.updates;
     this.resetCount = counters.resets;
@@ -483,6 +539,7 @@ export abstract class Adapter {
     this.source.clear();
     this.sourceFlat.dispose();
     this.sgd.dispose();
+    this.lastFinite.dispose();
     for (const t of this.stateTensors().values()) t.dispose();
     for (const c of this.constants.values()) c.dispose();
     this.constants.clear();

@@ -3,6 +3,7 @@ import type { Backbone, BackboneTape } from '../model/backbone';
 import { mulberry32 } from '../data/random';
 import type { CommonOptions } from './adapter';
 import { entropyBelow, keptSamples, type MarginOptions } from './filters';
+import { MARGIN_OPTIONS } from './options';
 import { WeightedEntropyAdapter } from './weighted-entropy';
 import { REF, TUNED, TUNING_LRS, type Default } from './defaults';
 import { defineMethod } from './method';
@@ -78,6 +79,15 @@ export const deyo = defineMethod({
   name: 'deyo',
   label: 'DeYO',
   defaults: DEYO_DEFAULTS,
+  options: {
+    ...MARGIN_OPTIONS,
+    weightMarginFraction: { type: 'number', min: 0 },
+    // Any number: a negative one keeps every sample (an ablation).
+    plpdThreshold: { type: 'number' },
+    grid: { type: 'number', min: 1, integer: true },
+    patchPermutation: { type: 'code', what: 'a function' },
+    seed: { type: 'number', integer: true },
+  },
   create: (model, o: DeyoOptions) => new DeyoAdapter(model, o),
   searchSpace: TUNING_LRS.map((lr): DeyoOptions => ({ lr })),
 });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneTape } from '../model/backbone';
 import type { CommonOptions } from './adapter';
 import { entropyBelow, keptSamples, type MarginOptions } from './filters';
+import { MARGIN_OPTIONS } from './options';
 import { WeightedEntropyAdapter } from './weighted-entropy';
 import { MovingAverage } from './moving-average';
 import { FlatLayout } from './flat';
@@ -184,6 +185,14 @@ export const eata = defineMethod({
   name: 'eata',
   label: 'EATA',
   defaults: EATA_DEFAULTS,
+  options: {
+    ...MARGIN_OPTIONS,
+    dMargin: { type: 'number', min: 0 },
+    fisherAlpha: { type: 'number', min: 0 },
+    fisher: { type: 'code', what: 'Fisher tensors' },
+    fisherImages: { type: 'code', what: 'a tensor of clean images' },
+    fisherBatchSize: { type: 'number', min: 1, integer: true },
+  },
   usesCleanImages: true,
   create: createEata,
   searchSpace: TUNING_LRS.flatMap((lr) => [0.05, 0.4].map((dMargin): EataCreateOptions => ({ lr, dMargin }))),

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone } from '../model/backbone';
 import type { Adapter } from './adapter';
-import { checkNumberOptions } from './method';
+import { checkMethodOptions } from './method';
 import { methodSpec, type AdapterOptions } from './registry';
 
 /**
@@ -12,7 +12,7 @@ import { methodSpec, type AdapterOptions } from './registry';
  */
 export async function createAdapter(model: Backbone, options: AdapterOptions & { warmup?: boolean }): Promise<Adapter> {
   const spec = methodSpec(options.method);
-  checkNumberOptions(spec, options);
+  checkMethodOptions(spec, options);
   const adapter = await spec.create(model, options);
   // GPU backends compile a pipeline per kernel shape on first use: do it now, not on the first frames.
   if (options.warmup ?? ['webgpu', 'webgl'].includes(tf.getBackend())) await adapter.warmup();
@@ -28,5 +28,5 @@ export { TentAdapter } from './tent';
 export { EataAdapter, estimateFisher } from './eata';
 export { DeyoAdapter } from './deyo';
 export { SourceAdapter } from './source';
-export { InvalidInputError, StateFormatError } from './errors';
+export { InvalidInputError, NonFiniteOutputError, StateFormatError } from './errors';
 export type { StepResult, UpdateReport } from './types';

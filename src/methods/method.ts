@@ -5,6 +5,7 @@
 import type { Backbone } from '../model/backbone';
 import type { Adapter } from './adapter';
 import type { Defaults } from './defaults';
+import { checkOptions, SHARED_OPTIONS, type OptionRule, type OptionSchema } from './options';
 
 export interface MethodSpec<N extends string = string, O extends object = object, D extends Defaults = Defaults> {
   /** The name callers pass as `method`. */
@@ -13,13 +14,15 @@ export interface MethodSpec<N extends string = string, O extends object = object
   readonly label: string;
   /** Its defaults, each with where it came from. */
   readonly defaults: D;
+  /** The options it takes beyond the shared ones (options.ts), with their types and ranges. */
+  readonly options: OptionSchema;
   /** A method whose options this one also takes (sar-align takes SAR's). */
   readonly extends?: MethodSpec;
   /** Whether it needs the model's source statistics (sourceStats). */
   readonly needsSourceStats: boolean;
   /** Whether clean in-distribution images (fisherImages) improve it: EATA's anti-forgetting term. */
   readonly usesCleanImages: boolean;
-  /** The adapter for `model` with `options` (already checked: every number option finite). */
+  /** The adapter for `model` with `options` (already checked against `options`). */
   create(model: Backbone, options: O): Adapter | Promise<Adapter>;
   /** The configurations bench:tune tries on the 4 extra corruptions (none: nothing to tune). */
   readonly searchSpace: readonly O[];
@@ -35,20 +38,17 @@ export function defineMethod<N extends string, O extends object, D extends Defau
 }
 
 /**
- * Every number-valued option of the method (its defaults, and those of the
- * method it extends, and the shared lr, momentum and skipLastBlocks) must be
- * a finite number when given: a string or a NaN would otherwise run silently
- * wrong (a NaN learning rate, a SAM radius of "far").
+ * Checks `options` against what `spec` declares (its own options, those of
+ * the method it extends, the shared ones): unknown keys, wrong types and
+ * values out of range are refused before anything is built.
  */
-export function checkNumberOptions(spec: MethodSpec, options: object): void {
-  const keys = new Set(['lr', 'momentum', 'skipLastBlocks']);
-  for (let s: MethodSpec | undefined = spec; s; s = s.extends) {
-    for (const [key, d] of Object.entries(s.defaults)) if (typeof d.value === 'number' && !(d.option ?? '').includes('.')) keys.add(d.option ?? key);
-  }
-  const given = options as Record<string, unknown>;
-  for (const key of keys) {
-    const v = given[key];
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v)))
-      throw new RangeError(`${spec.name}: option ${key} must be a finite number, got ${JSON.stringify(v) ?? String(v)}`);
-  }
+export function checkMethodOptions(spec: MethodSpec, options: object): void {
+  checkOptions(spec.name, optionSchema(spec), options);
+}
+
+/** Every option `spec` takes: the shared ones, its own, and those of the method it extends. */
+export function optionSchema(spec: MethodSpec): OptionSchema {
+  const schema: Record<string, OptionRule> = { ...SHARED_OPTIONS };
+  for (let s: MethodSpec | undefined = spec; s; s = s.extends) for (const [k, r] of Object.entries(s.options)) schema[k] ??= r;
+  return schema;
 }

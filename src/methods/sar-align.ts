@@ -94,6 +94,13 @@ export const sarAlign = defineMethod({
   name: 'sar-align',
   label: 'SAR + align',
   defaults: SAR_ALIGN_DEFAULTS,
+  options: {
+    alignWeight: { type: 'number', min: 0 },
+    oneClassShare: { type: 'number', above: 0, max: 1 },
+    highEntropyFraction: { type: 'number', above: 0, max: 1 },
+    collapseDecay: { type: 'number', min: 0, below: 1 },
+    collapseWarmup: { type: 'number', min: 0, integer: true },
+  },
   extends: sar,
   needsSourceStats: true,
   create: (model, o: SarAlignOptions) => new SarAlignAdapter(model, o),

@@ -4,6 +4,7 @@ import { allFinite, entropyLoss, l2Norm, pick, samAscent } from '../kernels';
 import { Adapter, type CommonOptions } from './adapter';
 import { entropyBelow, keptRows, scatterKept, type MarginOptions } from './filters';
 import { float32Margin, ReliableRate, reliableShare, SpeculatedTape } from './speculate';
+import { MARGIN_OPTIONS } from './options';
 import { packStats } from './stats';
 import { MovingAverage } from './moving-average';
 import { REF, TUNED, TUNING_LRS, type Default } from './defaults';
@@ -193,6 +194,14 @@ export const sar = defineMethod({
   name: 'sar',
   label: 'SAR',
   defaults: SAR_DEFAULTS,
+  options: {
+    ...MARGIN_OPTIONS,
+    // 0: no SAM (an ablation).
+    rho: { type: 'number', min: 0 },
+    // Any number: a negative one turns the recovery off (an ablation).
+    resetThreshold: { type: 'number' },
+    emaDecay: { type: 'number', min: 0, below: 1 },
+  },
   create: (model, o: SarOptions) => new SarAdapter(model, o),
   // The reset threshold: its scaled default and the paper's absolute 0.2.
   searchSpace: TUNING_LRS.flatMap((lr) => [0.067, 0.2].map((resetThreshold): SarOptions => ({ lr, resetThreshold }))),

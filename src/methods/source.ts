@@ -31,6 +31,7 @@ export const source = defineMethod({
   name: 'source',
   label: 'no adaptation',
   defaults: {},
+  options: {},
   create: (model, o: SourceOptions) => new SourceAdapter(model, o),
   searchSpace: [],
 });

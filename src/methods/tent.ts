@@ -67,6 +67,8 @@ export const tent = defineMethod({
   name: 'tent',
   label: 'Tent',
   defaults: TENT_DEFAULTS,
+  // Infinity: no clipping.
+  options: { clipNorm: { type: 'number', above: 0, infinite: true } },
   create: (model, o: TentOptions) => new TentAdapter(model, o),
   searchSpace: TUNING_LRS.map((lr): TentOptions => ({ lr })),
 });

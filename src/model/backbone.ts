@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { concatByLayout, type GradientLayout } from '../kernels';
 import type { DecodedTensor } from './safetensors';
+import { hashWeights } from './fingerprint';
 
 export type { GradientLayout };
 
@@ -69,6 +70,8 @@ export interface Backbone {
   readonly variables: ReadonlyMap<string, tf.Variable>;
   /** Every weight by timm name (the variables among them). */
   readonly params: ReadonlyMap<string, tf.Tensor>;
+  /** A hash of the weights as loaded (fingerprint.ts): what a saved adaptation state checks it belongs to. */
+  readonly weightsHash: string;
   /** One weight by timm name; throws for a name the model lacks. */
   param(name: string): tf.Tensor;
   /** Names of the norm parameters `selection` adapts, in forward order. */
@@ -239,14 +242,17 @@ export function autodiffGradient(
 /**
  * Each decoded weight as a tfjs tensor into `params`: a tf.Variable (also put
  * in `variables`) where `trainable(name)` holds, a constant elsewhere.
+ * Returns the weights' hash (fingerprint.ts), taken while their values are
+ * still on the CPU.
  */
 export function makeParams(
   entries: Iterable<readonly [string, DecodedTensor]>,
   trainable: (name: string) => boolean,
   params: Map<string, tf.Tensor>,
   variables: Map<string, tf.Variable>,
-): void {
-  for (const [name, t] of entries) {
+): string {
+  const all = [...entries];
+  for (const [name, t] of all) {
     const value = tf.tensor(t.values, t.shape, 'float32');
     if (trainable(name)) {
       const v = tf.variable(value, true);
@@ -257,6 +263,7 @@ export function makeParams(
       params.set(name, value);
     }
   }
+  return hashWeights(all);
 }
 
 /**
@@ -275,6 +282,7 @@ export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig
   abstract readonly summaryWidths: readonly number[];
   readonly params = new Map<string, tf.Tensor>();
   readonly variables = new Map<string, tf.Variable>();
+  readonly weightsHash: string;
   private disposed = false;
 
   /** `isNorm` tells the norm scale/shift tensors (the variables) from the frozen weights. */
@@ -283,7 +291,7 @@ export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig
     weights: Iterable<readonly [string, DecodedTensor]>,
     isNorm: (name: string) => boolean,
   ) {
-    makeParams(weights, isNorm, this.params, this.variables);
+    this.weightsHash = makeParams(weights, isNorm, this.params, this.variables);
   }
 
   readonly param: ParamLookup = (name) => {

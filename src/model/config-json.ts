@@ -1,7 +1,7 @@
 // Reading a config.json, whoever wrote it (ours, timm's, Hugging Face's):
 // what every family's config reader shares. Everything wrong is a
 // ModelFormatError naming the key or the tensor.
-import { ModelFormatError } from './errors';
+import { ModelFormatError, showValue } from './errors';
 
 /** Tensor shapes by timm name, as read from a safetensors header. */
 export type ShapeTable = ReadonlyMap<string, readonly number[]>;
@@ -45,7 +45,7 @@ export function shapeOf(shapes: ShapeTable, name: string, rank: number): readonl
 export function numberList(v: unknown, what: string): number[] | undefined {
   if (v === undefined) return undefined;
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    return fail(`config ${what} must be a list of numbers, got ${JSON.stringify(v)}`);
+    return fail(`config ${what} must be a list of numbers, got ${showValue(v)}`);
   }
   return v as number[];
 }
@@ -53,7 +53,7 @@ export function numberList(v: unknown, what: string): number[] | undefined {
 export function positiveInt(v: unknown, what: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-    return fail(`config ${what} must be a positive integer, got ${JSON.stringify(v)}`);
+    return fail(`config ${what} must be a positive integer, got ${showValue(v)}`);
   }
   return v;
 }

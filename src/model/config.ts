@@ -10,6 +10,7 @@ import {
   shapeOf,
   type ShapeTable,
 } from './config-json';
+import { showValue } from './errors';
 
 export type { ShapeTable };
 
@@ -70,7 +71,7 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   const archScale = /^(?:vit|deit\d*)_(tiny|small|base|large|huge)/.exec(arch)?.[1];
   const inputSize = numberList(pretrained.input_size, 'pretrained_cfg.input_size');
   if (inputSize !== undefined && (inputSize.length !== 3 || inputSize[1] !== inputSize[2])) {
-    fail(`config pretrained_cfg.input_size must be [channels, size, size], got ${JSON.stringify(inputSize)}`);
+    fail(`config pretrained_cfg.input_size must be [channels, size, size], got ${showValue(inputSize)}`);
   }
 
   // model_args come before pretrained_cfg and the name: they are what the model was built with.
@@ -98,7 +99,7 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
     (archScale ? TIMM_HEADS[archScale] : undefined) ??
     Math.max(1, Math.round(width / 64));
   const poolSetting = c.global_pool ?? args.global_pool ?? (shapes.has('fc_norm.weight') ? 'avg' : 'token');
-  if (poolSetting !== 'token' && poolSetting !== 'avg') fail(`config global_pool must be "token" or "avg", got ${JSON.stringify(poolSetting)}`);
+  if (poolSetting !== 'token' && poolSetting !== 'avg') fail(`config global_pool must be "token" or "avg", got ${showValue(poolSetting)}`);
   const globalPool = poolSetting as 'token' | 'avg';
   const numClasses = positiveInt(c.num_classes, 'num_classes') ?? head[0]!;
   // Sizes the config gives that the weights also fix must agree before anything is
@@ -111,7 +112,7 @@ export function resolveViTConfig(shapes: ShapeTable, json: unknown = {}): ViTCon
   if (configDepth !== depth) fail(`config depth ${configDepth} but the weights have ${depth} blocks`);
   const normEps = c.norm_eps ?? 1e-6;
   if (typeof normEps !== 'number' || !(normEps >= 0) || !Number.isFinite(normEps)) {
-    fail(`config norm_eps must be a non-negative number, got ${JSON.stringify(c.norm_eps)}`);
+    fail(`config norm_eps must be a non-negative number, got ${showValue(c.norm_eps)}`);
   }
   const classNames = classNamesOf(c, numClasses);
   const { mean, std } = inputNormalization(c, inChannels);

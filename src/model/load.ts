@@ -3,7 +3,7 @@
 // (families.ts), with the config from, in order: the caller's, config.json
 // beside a URL model, the file's own metadata, and the tensor shapes.
 import { familyOf } from './families';
-import { ModelFormatError } from './errors';
+import { DownloadError, failureText, ModelFormatError } from './errors';
 import { modelFiles } from './files';
 import { readSafetensors, type DecodedTensor } from './safetensors';
 import { streamSafetensors, type LoadProgress } from './safetensors-stream';
@@ -58,7 +58,9 @@ export async function readModelFile(source: WeightsSource, options: LoadOptions 
   const files = modelFiles(source);
   // Both requests go out together; the config's answer is in before the weights' is read (or refused).
   const [response, config] = await Promise.all([
-    doFetch(files.weights),
+    doFetch(files.weights).catch((e: unknown) => {
+      throw new DownloadError(`could not fetch ${files.weights}: ${failureText(e)}`, files.weights, failureText(e));
+    }),
     options.config === undefined ? fetchOptionalJson(doFetch, files.config) : Promise.resolve(options.config),
   ]);
   return { ...(await streamSafetensors({ url: files.weights, response }, options.onProgress)), config };
@@ -138,7 +140,7 @@ export async function fetchOptionalJson(doFetch: typeof fetch, url: string): Pro
     return undefined;
   }
   if (res.status === 404) return undefined;
-  if (!res.ok) throw new ModelFormatError(`could not fetch ${url}: HTTP ${res.status}`);
+  if (!res.ok) throw new DownloadError(`could not fetch ${url}: HTTP ${res.status}`, url, `HTTP ${res.status}`, res.status);
   try {
     return await res.json();
   } catch (e) {

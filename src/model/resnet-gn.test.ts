@@ -15,6 +15,8 @@ import { ResNetGN } from './resnet-gn';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../kernels';
 import { createAdapter, type AdapterOptions } from '../methods';
+import { methodSpec } from '../methods/registry';
+import { optionSchema } from '../methods/method';
 import { computeSourceStats, readSourceStats } from './source-stats';
 import { grayAccuracy } from './evaluate';
 import { loadFashionMnist } from '../../tools/fmnist-node';
@@ -158,12 +160,12 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
     clean.dispose();
     const options = {
       method,
-      lr: 1e-2,
-      marginFraction: method === 'eata' ? 1 : 100,
-      resetThreshold: 0,
-      plpdThreshold: -1,
-      dMargin: 1,
-      sourceStats,
+      // Each method takes only its own options.
+      ...Object.fromEntries(
+        Object.entries({ lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1, sourceStats }).filter(
+          ([k]) => k in optionSchema(methodSpec(method)),
+        ),
+      ),
     } as AdapterOptions;
     const adapter = await createAdapter(model, options);
     try {

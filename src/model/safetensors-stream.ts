@@ -3,8 +3,8 @@
 // file as one buffer besides those arrays: for a ViT-B/16 (~350 MB) the peak
 // is one copy of the weights plus one network chunk, not the file plus its
 // decoded tensors (what reading the file into memory and parsing it costs).
-import { ModelFormatError } from './errors';
-import { decodeTensor, parseSafetensorsHeader, type DecodedTensor, type TensorEntry } from './safetensors';
+import { DownloadError, failureText, ModelFormatError } from './errors';
+import { decodeTensor, MAX_HEADER_BYTES, parseSafetensorsHeader, type DecodedTensor, type TensorEntry } from './safetensors';
 
 export interface LoadProgress {
   loadedBytes: number;
@@ -12,8 +12,6 @@ export interface LoadProgress {
   totalBytes: number | undefined;
 }
 
-/** The same cap parseSafetensorsHeader applies. */
-const MAX_HEADER_BYTES = 100_000_000;
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
@@ -26,17 +24,21 @@ export async function streamSafetensors(
 ): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string> }> {
   if ('blob' in source) return readStream(source.blob.stream(), source.blob.size, 'the model file', onProgress);
   const res = source.response;
-  if (!res.ok) throw new ModelFormatError(`could not fetch ${source.url}: HTTP ${res.status}`);
+  if (!res.ok) throw new DownloadError(`could not fetch ${source.url}: HTTP ${res.status}`, source.url, `HTTP ${res.status}`, res.status);
   // A missing or malformed content-length is ignored, not trusted; the header says how long the file must be.
   const announced = Number(res.headers.get('content-length') ?? NaN);
   let total = Number.isSafeInteger(announced) && announced >= 0 ? announced : undefined;
   let body: ReadableStream<Uint8Array>;
   if (res.body === null) {
-    const whole = new Uint8Array(await res.arrayBuffer());
+    const whole = new Uint8Array(
+      await res.arrayBuffer().catch((e: unknown) => {
+        throw new DownloadError(`${source.url} stopped downloading: ${failureText(e)}`, source.url, failureText(e));
+      }),
+    );
     body = new Blob([whole]).stream();
     total = whole.byteLength;
   } else body = res.body;
-  return readStream(body, total, source.url, onProgress);
+  return readStream(body, total, source.url, onProgress, source.url);
 }
 
 interface Target {
@@ -52,6 +54,7 @@ async function readStream(
   total: number | undefined,
   what: string,
   onProgress?: (p: LoadProgress) => void,
+  url?: string,
 ): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string> }> {
   const reader = body.getReader();
   let loaded = 0;
@@ -62,7 +65,15 @@ async function readStream(
       pending = undefined;
       return p;
     }
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      // A connection lost part way: the browser rejects with a bare TypeError.
+      if (url === undefined) throw e;
+      throw new DownloadError(`${url} stopped downloading after ${loaded} bytes: ${failureText(e)}`, url, failureText(e));
+    }
+    const { done, value } = chunk;
     if (done) return undefined;
     loaded += value.byteLength;
     onProgress?.({ loadedBytes: loaded, totalBytes: total });

@@ -1,4 +1,4 @@
-import { ModelFormatError } from './errors';
+import { ModelFormatError, showValue } from './errors';
 
 /** Element sizes of the safetensors dtypes we can turn into float32. */
 const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2, F64: 8 } as const;
@@ -7,8 +7,18 @@ export type SafetensorsDtype = keyof typeof DTYPE_BYTES;
 /** Every dtype the format defines; a known one we cannot read gets a precise message. */
 const KNOWN_UNSUPPORTED = new Set(['BOOL', 'U8', 'I8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'F8_E4M3', 'F8_E5M2']);
 
-/** The largest header we accept; the reference implementation uses the same bound. */
-const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Bounds on what a header may ask of us, set by what real models need. A
+ * header entry is about 100 bytes of JSON; ViT-B/16 has ~150 tensors,
+ * ConvNeXt-L ~350, ViT-g/14 ~650, so 10,000 tensors is 15 times the largest
+ * and its entries take ~1 MB. Metadata can be larger (our config with
+ * ImageNet-21k's 21,843 class names is ~0.5 MB), so the header may take 16
+ * MiB, ten times both together. The reference implementation allows 100 MB;
+ * a file that would need more is not a vision model this library runs, and
+ * JSON.parse of a huge header is what a malicious file would aim at.
+ */
+export const MAX_HEADER_BYTES = 16 * 1024 * 1024;
+export const MAX_TENSORS = 10_000;
 
 export interface TensorEntry {
   dtype: SafetensorsDtype;
@@ -71,6 +81,13 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileBytes: numbe
     return fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('header JSON is not an object');
+  const count = Object.keys(json as object).filter((k) => k !== '__metadata__').length;
+  if (count > MAX_TENSORS) fail(`header lists ${count} tensors; at most ${MAX_TENSORS} are read (the largest vision models have under 1,000)`);
+  const duplicate = duplicateKey(text);
+  if (duplicate !== undefined)
+    fail(
+      `header names ${showValue(duplicate.key)} twice${duplicate.path ? ` in ${duplicate.path}` : ''}: safetensors forbids duplicate names, and which one is meant cannot be told`,
+    );
 
   const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
@@ -92,6 +109,47 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileBytes: numbe
     }
   }
   return { tensors, metadata, dataStart };
+}
+
+/**
+ * The first key that appears twice in one object of `text` (valid JSON),
+ * which JSON.parse silently resolves to the last. One pass, tracking only
+ * the objects open at the current depth.
+ */
+export function duplicateKey(text: string): { key: string; path: string } | undefined {
+  const stack: Array<{ keys: Set<string> | undefined; expectKey: boolean; name: string }> = [];
+  let lastKey = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top?.keys !== undefined && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key))
+          return {
+            key,
+            path: stack
+              .slice(1)
+              .map((s) => s.name)
+              .join('.'),
+          };
+        top.keys.add(key);
+        top.expectKey = false;
+        lastKey = key;
+      }
+      i = j;
+    } else if (c === '{' || c === '[') {
+      stack.push({ keys: c === '{' ? new Set() : undefined, expectKey: c === '{', name: lastKey });
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+    } else if (c === ',') {
+      const top = stack[stack.length - 1];
+      if (top?.keys !== undefined) top.expectKey = true;
+    }
+  }
+  return undefined;
 }
 
 function parseMetadata(raw: unknown): Record<string, string> {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, ParamLookup } from './backbone';
-import { ModelFormatError } from './errors';
+import { DownloadError, failureText, ModelFormatError } from './errors';
 import { readSafetensors, writeSafetensors } from './safetensors';
 import { modelFiles, SOURCE_STATS_FILE } from './files';
 
@@ -325,11 +325,11 @@ export async function fetchSourceStats(
   try {
     res = await doFetch(url);
   } catch (e) {
-    if (explicit) throw new ModelFormatError(`could not fetch source statistics ${url}: ${(e as Error).message}`);
+    if (explicit) throw new DownloadError(`could not fetch source statistics ${url}: ${failureText(e)}`, url, failureText(e));
     return undefined;
   }
   if (!res.ok) {
-    if (explicit) throw new ModelFormatError(`could not fetch source statistics ${url}: HTTP ${res.status}`);
+    if (explicit) throw new DownloadError(`could not fetch source statistics ${url}: HTTP ${res.status}`, url, `HTTP ${res.status}`, res.status);
     return undefined;
   }
   // A host that answers a missing file with a page (an SPA fallback) has no statistics there; a file that is there is checked.

@@ -139,6 +139,7 @@ export class ViT implements Backbone {
   readonly params = new Map<string, tf.Tensor>();
   /** The LayerNorm scale/shift variables in forward order (or every weight with trainable: 'all'). */
   readonly variables = new Map<string, tf.Variable>();
+  readonly weightsHash: string;
   private disposed = false;
   private prepared: Prepared | undefined;
   private readonly trainAll: boolean;
@@ -152,7 +153,7 @@ export class ViT implements Backbone {
     this.finalNorm = checkShapes(config, shapes);
     const trainAll = options.trainable === 'all';
     this.trainAll = trainAll;
-    makeParams(tensors, (name) => trainAll || isNormParam(name), this.params, this.variables);
+    this.weightsHash = makeParams(tensors, (name) => trainAll || isNormParam(name), this.params, this.variables);
   }
 
   readonly param: ParamLookup = (name) => {

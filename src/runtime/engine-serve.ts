@@ -4,7 +4,7 @@
 // same function on the page's own thread when no worker is asked for, so both
 // run exactly the same code.
 import { Engine } from './engine';
-import type { EngineOps, EngineRequest, EngineResponse, FrameResult } from './engine-types';
+import type { EngineOps, EngineRequest, EngineResponse, FrameResult, SerializedError } from './engine-types';
 
 export interface ServeOptions {
   /** Where the wasm binaries are when an init request names none. */
@@ -63,10 +63,28 @@ export function serveEngine(post: (msg: EngineResponse, transfer: Transferable[]
         if (op === 'exportState' || op === 'computeSourceStats') transfer.push((value as Uint8Array).buffer);
         post({ id, ok: true, value }, transfer);
       } catch (err) {
-        const error = err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
-        post({ id, ok: false, error }, []);
+        post({ id, ok: false, error: serializeError(err) }, []);
       }
     });
   };
   return { handle, engine };
+}
+
+/**
+ * An error as it crosses to the page: name, message, and its own fields that
+ * structured cloning keeps, so the page's copy has BackendError's attempts
+ * and NonFiniteOutputError's cause, not only the message.
+ */
+export function serializeError(err: unknown): SerializedError {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err) };
+  const detail: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(err)) {
+    if (key === 'name' || key === 'message' || key === 'stack') continue;
+    try {
+      detail[key] = structuredClone(value);
+    } catch {
+      // A field that cannot cross (a function, a DOM object) stays behind; the message still says what happened.
+    }
+  }
+  return Object.keys(detail).length > 0 ? { name: err.name, message: err.message, detail } : { name: err.name, message: err.message };
 }

@@ -247,6 +247,8 @@ export interface EngineRequest<K extends EngineOp = EngineOp> {
 export interface SerializedError {
   name: string;
   message: string;
+  /** The error's own fields that survive structured cloning (BackendError's attempts, NonFiniteOutputError's step and cause...). */
+  detail?: Record<string, unknown>;
 }
 
 export type EngineResponse =

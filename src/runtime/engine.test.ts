@@ -124,6 +124,13 @@ test('engine: bad frames are rejected with typed errors, and the engine goes on'
       /regime 'imagenet224' \(known: imagenet64, cifar\)/,
     ],
     [{ label: 10 }, 'FrameFormatError', /label must be an integer class in 0..9/],
+    // Issue 25: 0-255 values given as [0, 1], and a normalized image's negative values.
+    [
+      { frame: { data: new Float32Array(784).fill(200), width: 28, height: 28, channels: 1, maxValue: 1 } },
+      'FrameFormatError',
+      /pixel value 0 is 200, outside \[0, 1\]/,
+    ],
+    [{ frame: { data: new Float32Array(784).fill(-0.5), width: 28, height: 28, channels: 1, maxValue: 1 } }, 'FrameFormatError', /outside \[0, 1\]/],
   ];
   for (const [patch, name, message] of bad) {
     await assert.rejects(engine.step(frame(1, patch)), (e: Error) => e.name === name && message.test(e.message));

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { corrupt, isCorruptionName, isCorruptionRegime, CORRUPTION_REGIMES } from '../data/corruptions';
 import type { BackboneConfig } from '../model/backbone';
 import type { CorruptionSpec, FrameInput } from './engine-types';
-import { checkFrame, FrameFormatError, preprocessFrame } from './preprocess';
+import { checkFrame, FrameFormatError, preprocessFrame, type PixelFrame } from './preprocess';
 
 export interface PreparedFrame {
   clean: tf.Tensor4D;
@@ -28,6 +28,7 @@ export function prepareFrame(input: FrameInput, cfg: BackboneConfig): PreparedFr
   const f = input.frame;
   if (f === null || typeof f !== 'object') throw new FrameFormatError('frame is missing');
   checkFrame(f);
+  checkRange(f);
   const ready = f.width === size && f.height === size && f.channels === ch && f.maxValue === 1 && !input.invert && (input.cropFraction ?? 1) === 1;
   const pixels = ready
     ? Float32Array.from(f.data)
@@ -56,6 +57,30 @@ export function prepareFrame(input: FrameInput, cfg: BackboneConfig): PreparedFr
       clean.dispose();
     },
   };
+}
+
+/**
+ * Values outside [0, maxValue] (a tensor of 0-255 values given as [0, 1], a
+ * normalized image with negative values) would run, silently wrong: refused.
+ * Bytes cannot be out of range, so only other arrays are read. A rounding
+ * error's worth beyond the ends (1e-4 of the range) passes. NaN and
+ * infinities are left to the adapter's check (InvalidInputError), which
+ * covers every input.
+ */
+function checkRange(f: PixelFrame): void {
+  const data = f.data;
+  if (data instanceof Uint8Array || data instanceof Uint8ClampedArray) return;
+  const max = f.maxValue ?? 255;
+  if (!(Number.isFinite(max) && max > 0)) throw new FrameFormatError(`frame maxValue must be a positive number, got ${max}`);
+  const slack = max * 1e-4;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (Number.isFinite(v) && (v < -slack || v > max + slack)) {
+      throw new FrameFormatError(
+        `pixel value ${i} is ${v}, outside [0, ${max}]: ${max === 1 ? 'tensors and float frames take values in [0, 1] (divide 0-255 values by 255)' : `this frame's values must be in [0, ${max}]`}`,
+      );
+    }
+  }
 }
 
 function checkCorruption(c: CorruptionSpec): void {
