@@ -6,6 +6,7 @@ import { EngineError } from '../runtime/engine-port';
 import { EngineStateError } from '../runtime/engine';
 import { FrameFormatError } from '../runtime/preprocess';
 import { ModelFormatError } from '../model/errors';
+import { HubIdError } from '../model/hub';
 import { InvalidInputError, StateFormatError } from '../methods/errors';
 
 /** Base class of the errors this API adds. */
@@ -46,5 +47,5 @@ export function revive(e: unknown): unknown {
   return make ? make(e.remote.message) : e;
 }
 
-export { BackendError, EngineError, EngineStateError, FrameFormatError, ModelFormatError, InvalidInputError, StateFormatError };
+export { BackendError, EngineError, EngineStateError, FrameFormatError, ModelFormatError, HubIdError, InvalidInputError, StateFormatError };
 export { EngineClosedError } from '../runtime/engine-port';

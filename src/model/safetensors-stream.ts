@@ -10,6 +10,8 @@ export interface LoadProgress {
   loadedBytes: number;
   /** Total bytes when the server says (content-length); otherwise undefined. */
   totalBytes: number | undefined;
+  /** Set by the loader: the file is read from the download cache (download-cache.ts), not the network. */
+  fromCache?: boolean;
 }
 
 /** The same cap parseSafetensorsHeader applies. */
