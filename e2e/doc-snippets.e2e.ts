@@ -85,6 +85,15 @@ const CHECKS: Record<string, Check> = {
       assert.ok(r.correct >= 8, `${where(b)}: ${r.correct}/12 correct with sar-align on the page's statistics`);
     },
   },
+  // docs/models.md: a hub id against the page's own server laid out as the hub (/wildtta/fmnist-vit/resolve/main/), and clearCache's count.
+  'hub-mirror': {
+    exports: ['tta', 'removed'],
+    async check(p, b) {
+      const r = (await p.page.evaluate('({ classes: window.ns.tta.model.numClasses, removed: window.ns.removed })')) as { classes: number; removed: number };
+      assert.equal(r.classes, 10, where(b));
+      assert.equal(r.removed, 3, `${where(b)}: entries clearCache() removed`);
+    },
+  },
 };
 
 /** The page: the bundle, the page's own images and labels, the models under /models/, and each block as /snippets/<id>.js. */
@@ -96,6 +105,9 @@ function layOutSite(blocks: DocBlock[]): void {
   const vit = join(REPO_ROOT, 'public', 'models', 'fmnist-vit');
   // docs/models.md's "your own model" is the shipped ViT under another name.
   for (const name of ['fmnist-vit', 'my-vit']) symlinkSync(relative(join(SITE, 'models'), vit), join(SITE, 'models', name), 'dir');
+  // docs/models.md's hub mirror: the hub's layout, /<org>/<name>/resolve/<revision>/.
+  mkdirSync(join(SITE, 'wildtta', 'fmnist-vit', 'resolve'), { recursive: true });
+  symlinkSync(relative(join(SITE, 'wildtta', 'fmnist-vit', 'resolve'), vit), join(SITE, 'wildtta', 'fmnist-vit', 'resolve', 'main'), 'dir');
 
   const data = loadFashionMnist('t10k', join(REPO_ROOT, 'public', 'data', 'fashion-mnist'));
   const px = data.width * data.height;

@@ -26,6 +26,7 @@ export {
   EngineStateError,
   FrameFormatError,
   ModelFormatError,
+  HubIdError,
   InvalidInputError,
   StateFormatError,
   NonFiniteOutputError,
@@ -42,4 +43,5 @@ export type { ModelInfo, MethodInfo } from './runtime/engine-types';
 import { WildTTA as Cls } from './api/wildtta';
 export const create: typeof Cls.create = (options) => Cls.create(options);
 export const forget: typeof Cls.forget = (key) => Cls.forget(key);
+export const clearCache: typeof Cls.clearCache = () => Cls.clearCache();
 export const version = '0.2.0';

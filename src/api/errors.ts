@@ -6,6 +6,7 @@ import { EngineError } from '../runtime/engine-port';
 import { EngineStateError } from '../runtime/engine';
 import { FrameFormatError } from '../runtime/preprocess';
 import { DownloadError, ModelFormatError } from '../model/errors';
+import { HubIdError } from '../model/hub';
 import { InvalidInputError, NonFiniteOutputError, StateFormatError } from '../methods/errors';
 
 /** Base class of the errors this API adds. */
@@ -70,6 +71,7 @@ export {
   EngineError,
   EngineStateError,
   FrameFormatError,
+  HubIdError,
   ModelFormatError,
   InvalidInputError,
   NonFiniteOutputError,

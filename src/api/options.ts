@@ -13,6 +13,9 @@ export const DEFAULT_WORKER_TIMEOUT_MS = 30_000;
 
 const KEYS = [
   'model',
+  'revision',
+  'hubUrl',
+  'cache',
   'config',
   'sourceStats',
   'method',
@@ -53,6 +56,9 @@ export function checkCreateOptions(o: Record<string, unknown>): void {
   if (given('config') && !isObject(o.config)) refuse('config', 'an object (config.json)', o.config);
   if (given('backend') && !['auto', ...AUTO_ORDER].includes(o.backend as string))
     refuse('backend', `one of 'auto', ${AUTO_ORDER.map((b) => `'${b}'`).join(', ')}`, o.backend);
+  if (given('cache') && typeof o.cache !== 'boolean') refuse('cache', 'true or false', o.cache);
+  if (given('revision') && typeof o.revision !== 'string') refuse('revision', 'a branch, tag or commit sha (a string)', o.revision);
+  if (given('hubUrl') && typeof o.hubUrl !== 'string') refuse('hubUrl', "the hub's address (a string)", o.hubUrl);
   if (given('worker') && typeof o.worker !== 'boolean') refuse('worker', 'true or false', o.worker);
   if (given('workerTimeoutMs') && !(typeof o.workerTimeoutMs === 'number' && o.workerTimeoutMs > 0 && !Number.isNaN(o.workerTimeoutMs)))
     refuse('workerTimeoutMs', 'a number of milliseconds > 0 (Infinity: wait forever)', o.workerTimeoutMs);

@@ -24,6 +24,8 @@ import type { MethodName } from '../methods/registry';
 import { libraryAssets } from './assets';
 import { givenImagesProvenance } from '../model/source-stats';
 import { showValue } from '../model/errors';
+import { clearDownloadCache } from '../model/download-cache';
+import { isHubId, resolveHubModel } from '../model/hub';
 import { DisposedError, revive, SourceError, WorkerError } from './errors';
 import { checkCreateOptions, DEFAULT_WORKER_TIMEOUT_MS } from './options';
 import { prepareFrame, type ImageSource } from './sources';
@@ -35,17 +37,38 @@ export interface Progress {
   totalBytes: number | null;
   /** loadedBytes / totalBytes, or null. */
   fraction: number | null;
+  /** The weights are read from the download cache, not the network (see `cache`). */
+  fromCache: boolean;
 }
 
 export interface CreateOptions {
   /**
    * A folder URL (model.safetensors and config.json inside), a .safetensors
-   * URL, a File/Blob, or the file's bytes. An ArrayBuffer given with
+   * URL, a hub id `hf:org/name` (a Hugging Face model repository: its
+   * model.safetensors and config.json at `revision` on `hubUrl`), a
+   * File/Blob, or the file's bytes. An ArrayBuffer given with
    * `worker: true` is transferred to the worker, so it is empty afterwards
    * (no copy of a large model); a Uint8Array is copied and stays usable.
-   * URLs resolve against the page's address.
+   * URLs resolve against the page's address. A malformed hub id is a HubIdError.
    */
   model: string | URL | Blob | ArrayBuffer | Uint8Array;
+  /**
+   * Hub ids only: a branch, tag or commit sha (default 'main'). At a commit
+   * sha the files cannot change, so a cached copy is used without asking the hub.
+   */
+  revision?: string;
+  /** Hub ids only: the hub's address, e.g. a mirror (default 'https://huggingface.co'). */
+  hubUrl?: string;
+  /**
+   * Keep the files of a URL or hub model in the browser's Cache Storage
+   * ('wildtta-models-v1'), so the next create() reads them from disk: a hub
+   * id at a commit sha is used as cached; anything else is revalidated with
+   * one conditional request (ETag or Last-Modified; 304 → the cached copy),
+   * and used as cached when offline. Default true; false: always the network.
+   * `WildTTA.clearCache()` empties it. Silently off where the browser has no
+   * Cache Storage (an insecure or opaque origin).
+   */
+  cache?: boolean;
   /** config.json as an object, for a Blob or bytes without embedded metadata. */
   config?: object;
   /**
@@ -195,14 +218,15 @@ export class WildTTA {
   /** Loads the model on the chosen backend (on this thread or in a worker) and sets up the method. */
   static async create(options: CreateOptions): Promise<WildTTA> {
     if (options === null || typeof options !== 'object' || options.model === undefined)
-      throw new TypeError('WildTTA.create needs options with a model (a URL, File/Blob or bytes)');
+      throw new TypeError('WildTTA.create needs options with a model (a URL, hub id, File/Blob or bytes)');
     checkCreateOptions(options as unknown as Record<string, unknown>);
+    // Before any backend starts: a malformed hub id or source fails at once.
+    const source = modelSource(options);
     const assets = libraryAssets(options.assetsUrl);
     const port = options.worker ? new Worker(assets.worker, { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
     const client = new EngineConnection(port);
     // Events that arrive while create() runs (progress) go to the options' callback; the instance does not exist yet.
-    client.onProgress = (loadedBytes, totalBytes) =>
-      callerCallback(options.onProgress, { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null });
+    client.onProgress = (loadedBytes, totalBytes, fromCache) => callerCallback(options.onProgress, progress(loadedBytes, totalBytes, fromCache));
     try {
       if (options.worker) await handshake(client, assets.worker.href, options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
       await client.init({
@@ -210,15 +234,15 @@ export class WildTTA {
         wasmPaths: assets.wasm,
         ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery }),
       });
-      const model = await client.loadModel(modelSource(options));
+      const model = await client.loadModel(source);
       const method = await client.setMethod({
         method: options.method ?? 'sar',
         ...(options.lr === undefined ? {} : { lr: options.lr }),
         ...(options.methodOptions === undefined ? {} : { options: options.methodOptions }),
       });
       const tta = new WildTTA(client, options, { model, method, backend: await client.backend() });
-      client.onProgress = (loadedBytes, totalBytes) => {
-        const p = { loadedBytes, totalBytes, fraction: totalBytes ? loadedBytes / totalBytes : null };
+      client.onProgress = (loadedBytes, totalBytes, fromCache) => {
+        const p = progress(loadedBytes, totalBytes, fromCache);
         callerCallback(options.onProgress, p);
         tta.emit('progress', p);
       };
@@ -417,6 +441,15 @@ export class WildTTA {
     await deleteState(key);
   }
 
+  /**
+   * Empties the download cache (the model files `cache` kept); resolves to
+   * the number of files removed (0 where the browser has no Cache Storage).
+   * The next create() of a URL or hub model fetches it again.
+   */
+  static clearCache(): Promise<number> {
+    return clearDownloadCache();
+  }
+
   /** tfjs tensors and bytes the engine holds. */
   async memory(): Promise<{ numTensors: number; numBytes: number }> {
     this.alive('memory');
@@ -568,12 +601,29 @@ function modelSource(o: CreateOptions): ModelSource {
   return { ...modelOnly(o), ...stats };
 }
 
+const progress = (loadedBytes: number, totalBytes: number | null, fromCache: boolean): Progress => ({
+  loadedBytes,
+  totalBytes,
+  fraction: totalBytes ? loadedBytes / totalBytes : null,
+  fromCache,
+});
+
 function modelOnly(o: CreateOptions): ModelSource {
   const m = o.model;
   const config = o.config === undefined ? {} : { config: o.config };
+  const hub = (typeof m === 'string' || m instanceof URL) && isHubId(m.toString());
+  if (!hub && (o.revision !== undefined || o.hubUrl !== undefined)) throw new SourceError('revision and hubUrl apply to a hub id (model: "hf:org/name") only');
+  if (hub) {
+    // Resolved here, on the page, so the engine (on this thread or in a worker) sees a plain URL either way.
+    const r = resolveHubModel(m.toString(), {
+      ...(o.revision === undefined ? {} : { revision: o.revision }),
+      ...(o.hubUrl === undefined ? {} : { hubUrl: o.hubUrl }),
+    });
+    return { kind: 'url', url: r.files.weights, cache: o.cache === false ? false : r.immutable ? 'immutable' : 'revalidate' };
+  }
   if (typeof m === 'string' || m instanceof URL) {
     // Absolute, so a worker (whose own address is the worker script's) fetches the same file.
-    return { kind: 'url', url: new URL(m, typeof location === 'undefined' ? undefined : location.href).href };
+    return { kind: 'url', url: new URL(m, typeof location === 'undefined' ? undefined : location.href).href, cache: o.cache === false ? false : 'revalidate' };
   }
   if (typeof Blob !== 'undefined' && m instanceof Blob) return { kind: 'blob', blob: m, ...config, ...(m instanceof File ? { name: m.name } : {}) };
   if (m instanceof ArrayBuffer) return { kind: 'bytes', weights: m, ...config };

@@ -5,6 +5,7 @@
 import { familyOf } from './families';
 import { DownloadError, failureText, ModelFormatError } from './errors';
 import { modelFiles } from './files';
+import { downloadCache, readThroughCache, type CachePolicy } from './download-cache';
 import { readSafetensors, type DecodedTensor } from './safetensors';
 import { streamSafetensors, type LoadProgress } from './safetensors-stream';
 import { ViT, vitFamily, type ViTOptions } from './vit';
@@ -21,6 +22,8 @@ export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
   /** fetch to use (tests, auth); defaults to the global fetch. */
   fetch?: typeof fetch;
+  /** Keep a URL model's files in Cache Storage (download-cache.ts): how a cached copy is trusted. Default false (no cache). */
+  cache?: CachePolicy;
 }
 
 /** The metadata key under which we embed our config.json in a safetensors file. */
@@ -54,16 +57,27 @@ export async function readModelFile(source: WeightsSource, options: LoadOptions 
     return { ...readSafetensors(bytes), config: options.config };
   }
   if (source instanceof Blob) return { ...(await streamSafetensors({ blob: source }, options.onProgress)), config: options.config };
-  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const rawFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  // A network failure is a bare TypeError with no URL: every fetch here names what it was fetching.
+  const doFetch = ((input: RequestInfo | URL, init?: RequestInit) =>
+    rawFetch(input, init).catch((e: unknown) => {
+      const url = input instanceof Request ? input.url : String(input);
+      throw new DownloadError(`could not fetch ${url}: ${failureText(e)}`, url, failureText(e));
+    })) as typeof fetch;
+  const cache = downloadCache(options.cache ?? false, doFetch);
   const files = modelFiles(source);
   // Both requests go out together; the config's answer is in before the weights' is read (or refused).
-  const [response, config] = await Promise.all([
-    doFetch(files.weights).catch((e: unknown) => {
-      throw new DownloadError(`could not fetch ${files.weights}: ${failureText(e)}`, files.weights, failureText(e));
+  const [weights, config] = await Promise.all([
+    readThroughCache(cache, files.weights, async ({ response, fromCache }) => {
+      const onProgress = options.onProgress;
+      const file = await streamSafetensors({ url: files.weights, response }, onProgress && ((p) => onProgress({ ...p, fromCache })));
+      // A cached copy is checked here, not only at build, so one with a damaged value is fetched again rather than kept.
+      if (fromCache) checkFinite(file.tensors);
+      return file;
     }),
-    options.config === undefined ? fetchOptionalJson(doFetch, files.config) : Promise.resolve(options.config),
+    options.config === undefined ? fetchOptionalJson(cache.fetchFn, files.config) : Promise.resolve(options.config),
   ]);
-  return { ...(await streamSafetensors({ url: files.weights, response }, options.onProgress)), config };
+  return { ...weights, config };
 }
 
 /** The model in `file`, its tensors on the backend running now. */

@@ -10,6 +10,8 @@ export interface LoadProgress {
   loadedBytes: number;
   /** Total bytes when the server says (content-length); otherwise undefined. */
   totalBytes: number | undefined;
+  /** Set by the loader: the file is read from the download cache (download-cache.ts), not the network. */
+  fromCache?: boolean;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

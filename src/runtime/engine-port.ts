@@ -40,7 +40,7 @@ export class EngineConnection {
   private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private closed = false;
   /** Download progress of loadModel with a URL. */
-  onProgress?: (loadedBytes: number, totalBytes: number | null) => void;
+  onProgress?: (loadedBytes: number, totalBytes: number | null, fromCache: boolean) => void;
   /** Device loss and recovery in the worker. */
   onEvent?: (e: EngineEvent) => void;
 
@@ -131,7 +131,7 @@ export class EngineConnection {
 
   private receive(msg: EngineResponse): void {
     if ('event' in msg) {
-      if (msg.event === 'progress') this.onProgress?.(msg.loadedBytes, msg.totalBytes);
+      if (msg.event === 'progress') this.onProgress?.(msg.loadedBytes, msg.totalBytes, msg.fromCache);
       else if (msg.event === 'engine') this.onEvent?.(msg.data);
       return;
     }

@@ -21,7 +21,7 @@ type Handler = { [K in keyof EngineOps]: (args: EngineOps[K]['args']) => EngineO
 
 export function serveEngine(post: (msg: EngineResponse, transfer: Transferable[]) => void, options: ServeOptions = {}): EngineServer {
   const engine = new Engine({
-    onProgress: (p) => post({ event: 'progress', loadedBytes: p.loadedBytes, totalBytes: p.totalBytes ?? null }, []),
+    onProgress: (p) => post({ event: 'progress', loadedBytes: p.loadedBytes, totalBytes: p.totalBytes ?? null, fromCache: p.fromCache ?? false }, []),
     onEvent: (data) => post({ event: 'engine', data }, []),
   });
   const handlers: Handler = {

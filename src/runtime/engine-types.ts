@@ -6,11 +6,17 @@ import type { PixelFrame } from './preprocess';
 import type { UpdateReport } from '../methods/types';
 import type { MethodName } from '../methods/registry';
 import type { CorruptionRegime } from '../data/corruptions/regime';
+import type { CachePolicy } from '../model/download-cache';
 
 export type ModelSource =
   /** A folder URL (model.safetensors + config.json inside) or a .safetensors URL. */
   (
-    | { kind: 'url'; url: string }
+    | {
+        kind: 'url';
+        url: string;
+        /** How the download cache trusts a cached copy (model/download-cache.ts); default 'revalidate', false: no cache. */
+        cache?: CachePolicy;
+      }
     /** The bytes of a model.safetensors file, and its config.json parsed, if given. */
     | { kind: 'bytes'; weights: ArrayBuffer; config?: unknown; name?: string }
     /** A File/Blob of a model.safetensors (streamed, not read whole), and its config.json parsed, if given. */
@@ -254,6 +260,6 @@ export interface SerializedError {
 export type EngineResponse =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: SerializedError }
-  | { event: 'progress'; loadedBytes: number; totalBytes: number | null }
+  | { event: 'progress'; loadedBytes: number; totalBytes: number | null; fromCache: boolean }
   | { event: 'update'; report: UpdateReport }
   | { event: 'engine'; data: EngineEvent };

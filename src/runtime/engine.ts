@@ -24,6 +24,7 @@ import type {
 } from './engine-types';
 import { backboneFromFile, readModelFile, type LoadProgress, type ModelFile } from '../model/load';
 import { ModelFormatError } from '../model/errors';
+import { downloadCache } from '../model/download-cache';
 import { InvalidInputError } from '../methods/errors';
 import type { Backbone } from '../model/backbone';
 import { createAdapter, METHODS, methodSpec, type Adapter, type AdapterOptions, type MethodName, type UpdateReport } from '../methods';
@@ -144,9 +145,12 @@ export class Engine {
   async loadModel(source: ModelSource): Promise<ModelInfo> {
     if (this.backend === undefined) throw new EngineStateError('call init (choose a backend) before loading a model');
     const onProgress = this.options.onProgress;
+    // A URL model's files go through the download cache, here on whichever thread the engine runs.
+    const cache = downloadCache(source.kind === 'url' ? (source.cache ?? 'revalidate') : false);
     const file = await readModelFile(source.kind === 'url' ? source.url : source.kind === 'blob' ? source.blob : source.weights, {
       ...(source.kind === 'url' || source.config === undefined ? {} : { config: source.config }),
       ...(onProgress ? { onProgress } : {}),
+      ...(source.kind === 'url' ? { cache: source.cache ?? 'revalidate' } : {}),
     });
     const model = this.autoPlan ? await this.measureBackends(this.autoPlan, file) : backboneFromFile(file);
     let sourceStats: SourceStats | undefined;
@@ -154,7 +158,7 @@ export class Engine {
       // Checked before the running model is let go, so a model the engine cannot feed changes nothing.
       const c = model.config;
       if (c.inChannels !== 1 && c.inChannels !== 3) throw new ModelFormatError(`models with ${c.inChannels} input channels are not supported (1 or 3)`);
-      sourceStats = await fetchSourceStats(model, source.sourceStats, source.kind === 'url' ? source.url : undefined);
+      sourceStats = await fetchSourceStats(model, source.sourceStats, source.kind === 'url' ? source.url : undefined, cache.fetchFn);
     } catch (e) {
       model.dispose();
       throw e;
