@@ -408,7 +408,7 @@ test('loadViT from a folder URL reads model.safetensors and config.json, streami
   model.dispose();
   assert.equal(progress.length, Math.ceil(bytes.length / 1000));
   assert.ok(progress.every((p, i) => p.totalBytes === bytes.length && (i === 0 || p.loadedBytes > progress[i - 1]!.loadedBytes)));
-  assert.deepEqual(progress.at(-1), { loadedBytes: bytes.length, totalBytes: bytes.length });
+  assert.deepEqual(progress.at(-1), { loadedBytes: bytes.length, totalBytes: bytes.length, fromCache: false });
 
   // A folder URL without the trailing slash, as a URL object.
   const again = await loadViT(new URL('https://models.test/tiny'), { fetch: server.fetch });
