@@ -7,7 +7,7 @@
 // so nothing here needs to be in git.
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { makeTestModel, testModelSpec } from '../../src/model/make-model';
 import { resolveViTConfig } from '../../src/model/config';
 import { resolveResNetGnConfig } from '../../src/model/resnet-gn';
@@ -49,6 +49,10 @@ export interface PreparedModel {
   spec: Record<string, unknown> & { family: string; imageSize: number; inChannels: number; numClasses: number };
   parameters: number;
   onnx: string;
+  /** The ONNX file relative to the repository root. */
+  onnxRel: string;
+  /** The architecture file tools/sizes_torch.py reads (--spec). */
+  specFile: string;
   torchCheck: number[];
 }
 
@@ -128,7 +132,7 @@ export async function prepareModel(key: string, root = SIZES_CACHE, log: (s: str
     writeFileSync(checkFile, `${JSON.stringify(out.check)}\n`);
     log(`${key}: exported ${onnx} from PyTorch ${String(out.torch)} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const rel = (p: string) => p.slice(REPO_ROOT.length + 1);
+  const rel = (p: string) => relative(REPO_ROOT, p);
   return {
     key,
     entry,
@@ -137,6 +141,8 @@ export async function prepareModel(key: string, root = SIZES_CACHE, log: (s: str
     spec,
     parameters,
     onnx,
+    onnxRel: rel(onnx),
+    specFile,
     torchCheck: JSON.parse(readFileSync(checkFile, 'utf8')) as number[],
   };
 }
