@@ -35,7 +35,14 @@ const { values: args } = parseArgs({
  * with both ResNets takes about 15 minutes on the 2-core build machine: a
  * ViT-B/16 round is several seconds, a ResNet-50-GN one (autodiff) longer.
  */
-const ROUNDS: Record<string, number> = { tiny: 20, 'rn-tiny': 20, 'rn-fmnist': 20, ti: 12, s: 8, b: 4, rn50: 4 };
+const ROUNDS: Record<string, number> = { tiny: 20, 'rn-tiny': 20, 'rn-fmnist': 20, ti: 12, s: 8, b: 4, rn50: 3 };
+/**
+ * PyTorch's rounds and warm-up rounds per model. Debian's python3-torch is
+ * built with the reference BLAS (BLAS_INFO=generic: about 6 GFLOP/s a core
+ * here), so a ViT-B/16 SAR step takes it most of a minute: the big models get
+ * fewer rounds and no warm-up (eager PyTorch compiles nothing on first call).
+ */
+const TORCH_ROUNDS: Record<string, [rounds: number, warmup: number]> = { ti: [6, 1], s: [3, 0], b: [2, 0], rn50: [3, 1] };
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -112,9 +119,10 @@ async function main(): Promise<void> {
       );
     }
     // PyTorch after the page rows of the same model, 1 thread and all (the same rounds).
+    const torchRounds = TORCH_ROUNDS[key] ?? [rounds, 1];
     if (!args['no-torch']) {
       process.stdout.write(`${m.entry.label}, PyTorch: `);
-      const t = runTorch(['--model', m.dir, '--spec', m.specFile, '--time', '--rounds', String(rounds), '--warmup', '1']);
+      const t = runTorch(['--model', m.dir, '--spec', m.specFile, '--time', '--rounds', String(torchRounds[0]), '--warmup', String(torchRounds[1])]);
       const times = t.threads as Record<string, TorchTimes>;
       for (const row of mine) row.torch = times[String(row.threads)] ?? (row.threads > 1 ? times[String(t.cpus)] : undefined);
       console.log(
@@ -196,7 +204,14 @@ Random seeded weights in timm's layout (\`npm run make-model\`, seed 0: ViT-Ti/1
       .filter(([k]) => run.keys.includes(k))
       .map(([k, n]) => `${SIZES[k]!.label} ${n}`)
       .join(', ')}.
-- PyTorch: ${torchVersion}, eager, on the CPU, run after the page rows of each model: inference under \`no_grad\` and the paper's SAR step (\`tools/time_torch.py\`'s) adapting the same norms, in the same number of rounds of one each, with 1 thread and with all (\`torch.set_num_threads\`).
+- PyTorch: ${torchVersion}, eager, on the CPU, run after the page rows of each model: inference under \`no_grad\` and the paper's SAR step (\`tools/time_torch.py\`'s) adapting the same norms, with 1 thread and with all (\`torch.set_num_threads\`), in rounds of one each (${Object.entries(
+      TORCH_ROUNDS,
+    )
+      .filter(([k]) => run.keys.includes(k))
+      .map(([k, [n, w]]) => `${SIZES[k]!.label} ${n} after ${w} warm-up`)
+      .join(
+        ', ',
+      )}; others as in the page). This build uses the reference BLAS (\`BLAS_INFO=generic\` in \`torch.__config__.show()\`, about 6 GFLOP/s a core here), not OpenBLAS or MKL: its times are what Debian's package does on this machine, not what PyTorch can do.
 - Times are medians (min–max) over the rounds; "SAR ÷ inference" and "wildtta ÷ ORT" are medians of the per-round ratios; "wildtta ÷ PyTorch" divides the medians of the two runs.
 
 ${table}
