@@ -7,6 +7,7 @@
 //
 //   npm run bench:step -- [--backends webgpu,webgl,wasm,wasm-threads,cpu] [--iterations 30] [--warmup 5] [--no-torch] [--no-write]
 //                         [--frame-backends wasm,webgpu] [--no-frame]
+//   npm run bench:step -- --sizes ti,s,b [--resnets rn-fmnist,rn50] [--threads 1,all]   (bench/sizes.ts)
 //   npm run bench:step -- --vit-b16 [--steps 2] [--inferences 1] [--vit-backend webgpu] [--vit-depth 12]
 //
 // 'wasm' is the one-thread engine; 'wasm-threads' serves the page
@@ -28,6 +29,12 @@ import { ensureLibBuilt } from '../tools/lib/lib-build';
 import type { BackboneStepCost, StepCost, VitB16Cost } from './step-page';
 import type { FramePathCost, FramePathOptions } from './frame-path-page';
 import { machineLine, writeSection } from './report';
+
+// `--sizes ti,s,b`: the real-size rows beside ONNX Runtime Web and PyTorch (issue 24), a run of their own.
+if (process.argv.slice(2).some((a) => a === '--sizes' || a.startsWith('--sizes='))) {
+  await import('./sizes');
+  process.exit(process.exitCode ?? 0);
+}
 
 const { values: args } = parseArgs({
   options: {
