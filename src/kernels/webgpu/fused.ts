@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { runKernel } from '../calls';
 import { vitOps } from '../ops/vit';
 import type { Kernels } from '../types';
-import { program, type GpuBackend } from './kernels';
+import { program, registerWebgpu, type GpuBackend } from './kernels';
 
 // WebGPU kernels for what tfjs ops would do with constants made from JS
 // values (scalar tensors uploaded on every call): the MLP's GELU and the
@@ -48,18 +48,10 @@ function truthy(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorIn
 }
 
 export function registerFused(): void {
-  const kernels: Array<[string, (inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: never) => tf.TensorInfo[]]> = [
+  registerWebgpu([
     ['WildttaGelu', gelu],
     ['WildttaTruthy', truthy],
-  ];
-  for (const [kernelName, fn] of kernels) {
-    if (tf.getKernel(kernelName, 'webgpu')) continue;
-    tf.registerKernel({
-      kernelName,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend, attrs }) => fn(inputs, backend as unknown as GpuBackend, attrs as never),
-    });
-  }
+  ]);
 }
 
 /** The webgpu table's entries for the kernels above (the MLP's products stay tfjs ops). */

@@ -529,7 +529,7 @@ function entropyLoss(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: 
 
 /** Registers the kernels for the webgpu backend (a name already registered is left alone). */
 export function registerGpuKernels(): void {
-  const kernels: Array<[string, (i: tf.NamedTensorInfoMap, b: GpuBackend, a: never) => tf.TensorInfo[]]> = [
+  const kernels: Array<[string, GpuKernel]> = [
     ['WildttaLayerNorm', layerNorm],
     ['WildttaLayerNormGrad', layerNormGrad],
     ['WildttaGeluGrad', geluGrad],
@@ -544,6 +544,14 @@ export function registerGpuKernels(): void {
     ['WildttaScalars', scalars],
     ['WildttaEntropyLoss', entropyLoss],
   ];
+  registerWebgpu(kernels);
+}
+
+/** A WebGPU kernel as written here: its inputs, the backend, its attributes. */
+export type GpuKernel = (inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: never) => tf.TensorInfo[];
+
+/** Registers each named kernel for the webgpu backend, leaving a name already registered alone. */
+export function registerWebgpu(kernels: ReadonlyArray<readonly [string, GpuKernel]>): void {
   for (const [kernelName, fn] of kernels) {
     if (tf.getKernel(kernelName, 'webgpu')) continue;
     tf.registerKernel({
