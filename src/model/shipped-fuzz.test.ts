@@ -27,6 +27,12 @@ const CASES = Number(process.env.WILDTTA_FUZZ_CASES ?? 4000);
 const BASE_SEED = Number(process.env.WILDTTA_FUZZ_SEED ?? 25_08);
 /** A case is a hang if it takes longer than this (the largest file is 1.2 MB; a good load takes ~50 ms on 2 cores). */
 const CASE_MS = 3_000;
+/**
+ * A case that never returns (a synchronous loop) cannot be timed from inside;
+ * node:test's timeout ends the test instead, at about 20 times the time the
+ * cases take here (~2 ms each).
+ */
+const TEST_MS = 60_000 + 40 * CASES;
 
 /** xorshift32: a few lines, seeded, so a failing case replays from its seed alone. */
 function prng(seed: number): () => number {
@@ -76,7 +82,8 @@ function editHeader(r: Rand, header: string): { text: string; what: string } {
     what = `${name}.dtype=${String(e.dtype)}`;
   } else if (k === 1 || k === 2) {
     const field = k === 1 ? 'shape' : 'data_offsets';
-    const arr = [...(e[field] as unknown[])];
+    // An earlier edit of this case may have made the field a non-array.
+    const arr = Array.isArray(e[field]) ? [...(e[field] as unknown[])] : [];
     if (r() < 0.7 && arr.length > 0) arr[int(r, arr.length)] = pick(r, ODD);
     else if (r() < 0.5) arr.push(pick(r, ODD));
     else arr.pop();
@@ -193,7 +200,13 @@ async function fuzz(
   let refused = 0;
   for (let i = 0; i < count; i++) {
     const seed = (BASE_SEED * 1_000_003 + i * 7919 + label.length) >>> 0;
-    const { bytes, what } = mutate(prng(seed), base);
+    let m: ReturnType<typeof mutate>;
+    try {
+      m = mutate(prng(seed), base);
+    } catch (e) {
+      throw new Error(`${label} seed ${seed}: the mutator itself failed`, { cause: e });
+    }
+    const { bytes, what } = m;
     const tensors = tf.memory().numTensors;
     const t0 = performance.now();
     try {
@@ -221,7 +234,7 @@ const json = (p: string) => JSON.parse(readFileSync(new URL(`../../public/models
 const share = (f: number) => Math.max(1, Math.round(CASES * f));
 
 for (const dir of ['fmnist-vit', 'fmnist-resnet-gn']) {
-  test(`fuzz ${dir}: mutated model and source statistics load or throw ModelFormatError, leak nothing`, { timeout: 600_000 }, async (t) => {
+  test(`fuzz ${dir}: mutated model and source statistics load or throw ModelFormatError, leak nothing`, { timeout: TEST_MS }, async (t) => {
     const modelBytes = read(`${dir}/model.safetensors`);
     const config = json(`${dir}/config.json`);
     const model = backboneFromSafetensors(modelBytes, config);
@@ -236,7 +249,7 @@ for (const dir of ['fmnist-vit', 'fmnist-resnet-gn']) {
   });
 }
 
-test('fuzz an exported state: a mutated one is imported or refused with StateFormatError, a refused one changes nothing', { timeout: 600_000 }, async (t) => {
+test('fuzz an exported state: a mutated one is imported or refused with StateFormatError, a refused one changes nothing', { timeout: TEST_MS }, async (t) => {
   const cfg = tinyConfig();
   const model: Backbone = new ViT(cfg, randomViTTensors(cfg, 7));
   const a = await createAdapter(model, { method: 'sar', lr: 0.05 });
@@ -265,4 +278,24 @@ test('fuzz an exported state: a mutated one is imported or refused with StateFor
     a.dispose();
     model.dispose();
   }
+});
+
+test('the harness itself fails a case that throws an untyped error, leaks a tensor or hangs, naming its seed', async () => {
+  const base = read('fmnist-vit/source-stats.safetensors');
+  await assert.rejects(
+    fuzz('self', 1, base, () => {
+      throw new TypeError('inside a parser');
+    }),
+    /self seed \d+ \(.*\): untyped TypeError: inside a parser/,
+  );
+  let leaked: tf.Tensor | undefined;
+  await assert.rejects(
+    fuzz('self', 1, base, () => void (leaked = tf.scalar(1))),
+    /self seed \d+ \(.*\) leaked tensors/,
+  );
+  leaked?.dispose();
+  await assert.rejects(
+    fuzz('self', 1, base, () => new Promise((r) => setTimeout(r, CASE_MS + 50))),
+    /self seed \d+ \(.*\) took \d+ ms/,
+  );
 });
