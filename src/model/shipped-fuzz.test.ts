@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { backboneFromSafetensors } from './load';
+import { backboneFromFile, backboneFromSafetensors, readModelFile } from './load';
 import { readSourceStats } from './source-stats';
 import { ModelFormatError } from './errors';
 import { ViT } from './vit';
@@ -187,6 +187,16 @@ function mutate(r: Rand, file: Uint8Array): { bytes: Uint8Array; what: string } 
   return { bytes: join(enc.encode(text), data), what: what.join('; ') };
 }
 
+/** How `f` ended: loaded, or the error it threw. */
+async function outcome(f: () => unknown): Promise<{ ok: boolean; error?: unknown; what: string }> {
+  try {
+    await f();
+    return { ok: true, what: 'loaded' };
+  } catch (e) {
+    return { ok: false, error: e, what: `${(e as Error)?.name}: ${(e as Error)?.message}` };
+  }
+}
+
 const typed = (e: unknown) => e instanceof ModelFormatError || e instanceof StateFormatError;
 
 /** Runs `count` seeded cases of `target`; returns how many loaded and were refused, failing with the seed. */
@@ -239,7 +249,16 @@ for (const dir of ['fmnist-vit', 'fmnist-resnet-gn']) {
     const config = json(`${dir}/config.json`);
     const model = backboneFromSafetensors(modelBytes, config);
     try {
-      const m = await fuzz(`${dir}/model`, share(0.2), modelBytes, (b) => backboneFromSafetensors(b, config).dispose());
+      const m = await fuzz(`${dir}/model`, share(0.2), modelBytes, async (b) => {
+        // Two parsers read weights: in-memory bytes (safetensors.ts) and a streamed File/Blob or URL
+        // (safetensors-stream.ts). Both get the same file and must give the same answer.
+        const inMemory = outcome(() => backboneFromSafetensors(b, config).dispose());
+        const streamed = await outcome(async () => backboneFromFile(await readModelFile(new Blob([b as BlobPart]), { config })).dispose());
+        const sync = await inMemory;
+        if (sync.ok !== streamed.ok) assert.fail(`in memory ${sync.what}, streamed ${streamed.what}`);
+        if (!sync.ok) throw sync.error;
+        if (!streamed.ok) throw streamed.error;
+      });
       const s = await fuzz(`${dir}/stats`, share(0.15), read(`${dir}/source-stats.safetensors`), (b) => void readSourceStats(b, model));
       t.diagnostic(`${dir} model: ${m.loaded} loaded, ${m.refused} refused; stats: ${s.loaded} loaded, ${s.refused} refused`);
       assert.ok(m.refused > 0 && s.refused > 0, 'the fuzz reaches the refusals');
