@@ -180,6 +180,32 @@ test("script-tag example with worker: true: same API, frames go to wildtta.worke
     await assertClean(p);
   }));
 
+test('two instances on one page: page-thread wasm and worker: true cpu side by side, each on its own backend; a page-thread cpu one is refused', () =>
+  withLibPage(`${PAGE}?wasm`, async (p) => {
+    await waitForStream(p, 1);
+    const got = (await p.page.evaluate(`(async () => {
+      const id = new ImageData(28, 28);
+      // tfjs has one backend per thread: a worker has its own, so cpu there leaves the page's wasm alone.
+      const w = await WildTTA.create({ model: 'models/fmnist-vit/', backend: 'cpu', worker: true });
+      const out = { worker: w.backend, page: window.tta.backend };
+      for (let i = 0; i < 3; i++) { out['w' + i] = (await w.classify(id)).backend; out['p' + i] = (await window.tta.classify(id)).backend; }
+      try { await WildTTA.create({ model: 'models/fmnist-vit/', backend: 'cpu' }); out.refused = 'created'; }
+      catch (e) { out.refused = e.name + ' ' + (e instanceof WildTTA.BackendError) + ' ' + (e instanceof WildTTA.BackendInUseError) + ' ' + e.message; }
+      out.after = (await window.tta.classify(id)).backend;
+      await w.dispose();
+      return out; })()`)) as Record<string, string>;
+    assert.equal(got.worker, 'cpu');
+    assert.equal(got.page, 'wasm');
+    for (let i = 0; i < 3; i++) {
+      assert.equal(got[`w${i}`], 'cpu', 'the worker instance ran on its own backend');
+      assert.equal(got[`p${i}`], 'wasm', "the page's instance stayed on wasm");
+    }
+    assert.match(got.refused!, /^BackendInUseError true true backend cpu was asked for, but .* runs on wasm.*worker: true/);
+    assert.equal(got.after, 'wasm');
+    await p.page.evaluate('window.tta.dispose()');
+    await assertClean(p);
+  }));
+
 test('save, reload, restore: the adapted scale/shift come back bit for bit (page thread and worker)', async () => {
   const context = await newContext();
   try {

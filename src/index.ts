@@ -21,6 +21,7 @@ export {
   SourceError,
   StorageError,
   BackendError,
+  BackendInUseError,
   EngineError,
   EngineClosedError,
   EngineStateError,

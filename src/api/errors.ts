@@ -2,6 +2,7 @@
 // classes after crossing the worker boundary (where only name and message
 // survive), so `instanceof` works the same with and without `worker: true`.
 import { BackendError } from '../runtime/backend';
+import { BackendInUseError } from './page-backend';
 import { EngineError } from '../runtime/engine-port';
 import { EngineStateError } from '../runtime/engine';
 import { FrameFormatError } from '../runtime/preprocess';
@@ -67,6 +68,7 @@ export function revive(e: unknown): unknown {
 
 export {
   BackendError,
+  BackendInUseError,
   DownloadError,
   EngineError,
   EngineStateError,

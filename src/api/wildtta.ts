@@ -29,6 +29,7 @@ import { callerCallback, handshake, modelSource, progress, type Progress } from 
 import { checkCreateOptions, DEFAULT_WORKER_TIMEOUT_MS } from './options';
 import { prepareFrame, type ImageSource } from './sources';
 import { deleteState, getState, putState } from './store';
+import { claimPageBackend, type BackendClaim } from './page-backend';
 
 export type { Progress } from './create-parts';
 
@@ -199,6 +200,8 @@ export class WildTTA {
     private readonly client: EngineConnection,
     private readonly options: CreateOptions,
     init: { model: ModelInfo; method: MethodInfo; backend: BackendReport },
+    /** Page-thread instances only: this instance's hold on the page's tfjs backend (page-backend.ts). */
+    private readonly claim: BackendClaim | undefined,
   ) {
     this.model = init.model;
     this.methodInfo = init.method;
@@ -214,24 +217,31 @@ export class WildTTA {
     // Before any backend starts: a malformed hub id or source fails at once.
     const source = modelSource(options);
     const assets = libraryAssets(options.assetsUrl);
+    // Refused here, before the engine calls tf.setBackend, so a live page-thread instance is left on its backend.
+    const claim = options.worker ? undefined : claimPageBackend(options.backend ?? 'auto');
     const port = options.worker ? new Worker(assets.worker, { name: 'wildtta' }) : (new LocalPort() as unknown as Worker);
     const client = new EngineConnection(port);
     // Events that arrive while create() runs (progress) go to the options' callback; the instance does not exist yet.
     client.onProgress = (loadedBytes, totalBytes, fromCache) => callerCallback(options.onProgress, progress(loadedBytes, totalBytes, fromCache));
     try {
       if (options.worker) await handshake(client, assets.worker.href, options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
-      await client.init({
+      const chosen = await client.init({
         backend: options.backend ?? 'auto',
         wasmPaths: assets.wasm,
         ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery }),
       });
+      // 'auto' has chosen: a page-thread instance created meanwhile is checked against it.
+      if (claim) claim.backend = chosen.backend;
       const model = await client.loadModel(source);
       const method = await client.setMethod({
         method: options.method ?? 'sar',
         ...(options.lr === undefined ? {} : { lr: options.lr }),
         ...(options.methodOptions === undefined ? {} : { options: options.methodOptions }),
       });
-      const tta = new WildTTA(client, options, { model, method, backend: await client.backend() });
+      const backend = await client.backend();
+      // 'auto' with several candidates times them on the model and settles on one only now.
+      if (claim) claim.backend = backend.backend;
+      const tta = new WildTTA(client, options, { model, method, backend }, claim);
       client.onProgress = (loadedBytes, totalBytes, fromCache) => {
         const p = progress(loadedBytes, totalBytes, fromCache);
         callerCallback(options.onProgress, p);
@@ -240,6 +250,7 @@ export class WildTTA {
       return tta;
     } catch (e) {
       client.terminate();
+      claim?.release();
       throw revive(e);
     }
   }
@@ -480,6 +491,7 @@ export class WildTTA {
       // Already gone (a crashed worker): nothing left to free.
     }
     this.client.terminate();
+    this.claim?.release();
     this.listeners.clear();
   }
 
@@ -504,6 +516,8 @@ export class WildTTA {
     if (e.type === 'deviceLost') this.emit('deviceLost', { backend: e.backend, reason: e.reason, message: e.message });
     else if (e.type === 'recovered') {
       this.report = { backend: e.backend as BackendReport['backend'], attempts: [], why: `${e.previousBackend} lost its device; recovered on ${e.backend}` };
+      // The page's tfjs moved with it, so the claim does too.
+      if (this.claim) this.claim.backend = e.backend;
       this.emit('recovered', { backend: e.backend, previousBackend: e.previousBackend, restoredStep: e.restoredStep, lostSteps: e.lostSteps, ms: e.ms });
     } else this.emit('error', { error: new Error(`recovery from a lost device failed: ${e.message}`), during: 'recovery' });
   }

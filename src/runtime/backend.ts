@@ -45,7 +45,8 @@ export interface BackendReport {
 }
 
 export class BackendError extends Error {
-  override readonly name = 'BackendError';
+  // string, not the literal, so that BackendInUseError (api/page-backend.ts) can name itself.
+  override readonly name: string = 'BackendError';
   constructor(
     message: string,
     readonly attempts: BackendAttempt[],
