@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { loadModelFolder, nodeSetup } from '../tools/lib/node-env';
 import { createAdapter } from '../src/methods';
 import type { Adapter } from '../src/methods/adapter';
+import { kernelTotals } from './kernel-profile';
 
 const { values: args } = parseArgs({
   options: {
@@ -86,14 +87,8 @@ for (const name of Object.keys(phases))
   console.log(`${name.padEnd(32)} ${median(wall[name]!).toFixed(2).padStart(8)} ms  ${median(ratio[name]!).toFixed(2).padStart(6)}× inference`);
 
 const profile = await tf.profile(stepper(reliable));
-const byName = new Map<string, { n: number; ms: number }>();
-for (const k of profile.kernels) {
-  const e = byName.get(k.name) ?? { n: 0, ms: 0 };
-  e.n++;
-  e.ms += Number(k.kernelTimeMs) || 0;
-  byName.set(k.name, e);
-}
-const total = [...byName.values()].reduce((a, e) => a + e.ms, 0);
+const totals = kernelTotals(profile);
+const total = totals.reduce((a, [, e]) => a + e.ms, 0);
 console.log(`\nkernels of one reliable SAR step by total time (tf.profile, ${profile.kernels.length} kernels, ${total.toFixed(2)} ms):`);
-for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 18))
+for (const [name, e] of totals.slice(0, 18))
   console.log(`  ${name.padEnd(28)} ${String(e.n).padStart(4)} × ${((1000 * e.ms) / e.n).toFixed(1).padStart(7)} µs = ${e.ms.toFixed(2)} ms`);

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { loadViTFolder, loadTestSplit, nodeSetup } from '../tools/lib/node-env';
 import { createAdapter } from '../src/methods';
 import { FlatLayout } from '../src/methods/flat';
+import { kernelTotals } from './kernel-profile';
 
 const { values: args } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, rounds: { type: 'string', default: '300' } } });
 await nodeSetup(args.backend);
@@ -92,13 +93,7 @@ const profile = await tf.profile(async () => {
   await sar.step(x);
   await sar.flush();
 });
-const byName = new Map<string, { n: number; ms: number }>();
-for (const k of profile.kernels) {
-  const e = byName.get(k.name) ?? { n: 0, ms: 0 };
-  e.n++;
-  e.ms += Number(k.kernelTimeMs) || 0;
-  byName.set(k.name, e);
-}
+const totals = kernelTotals(profile);
 console.log('\nkernels of one SAR step by total time (tf.profile; its own timing adds overhead):');
-for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15))
+for (const [name, e] of totals.slice(0, 15))
   console.log(`  ${name.padEnd(24)} ${String(e.n).padStart(4)} × ${((1000 * e.ms) / e.n).toFixed(1).padStart(6)} µs = ${e.ms.toFixed(2)} ms`);

@@ -142,12 +142,17 @@ for (const tag of LOW_PRECISION.tags) {
   });
 }
 
-test('1,000 inferences inside tf.tidy leak no tensors', () => {
+/** The low-precision fixture's model and its first input image (the caller disposes both). */
+function modelAndOneImage(): { model: ReturnType<typeof loadModel>; one: tf.Tensor4D } {
   const name = LOW_PRECISION.fixture;
   const model = loadModel(name);
   const all = get(loadExpected(name), 'inputs');
   const [, H, W, C] = all.shape as [number, number, number, number];
-  const one = tf.tensor4d(all.values.subarray(0, H * W * C), [1, H, W, C]);
+  return { model, one: tf.tensor4d(all.values.subarray(0, H * W * C), [1, H, W, C]) };
+}
+
+test('1,000 inferences inside tf.tidy leak no tensors', () => {
+  const { model, one } = modelAndOneImage();
   try {
     const before = tf.memory().numTensors;
     for (let i = 0; i < 1000; i++) {
@@ -163,11 +168,7 @@ test('1,000 inferences inside tf.tidy leak no tensors', () => {
 });
 
 test('logits() outside tf.tidy leaves only its result (the caller owns it)', () => {
-  const name = LOW_PRECISION.fixture;
-  const model = loadModel(name);
-  const all = get(loadExpected(name), 'inputs');
-  const [, H, W, C] = all.shape as [number, number, number, number];
-  const one = tf.tensor4d(all.values.subarray(0, H * W * C), [1, H, W, C]);
+  const { model, one } = modelAndOneImage();
   try {
     const before = tf.memory().numTensors;
     const logits = model.logits(one);
