@@ -95,23 +95,17 @@ export function downloadCache(policy: CachePolicy, doFetch: typeof fetch = globa
  * kept, and its error thrown.
  */
 export async function readThroughCache<T>(cache: DownloadCache, url: string, read: (f: Fetched) => Promise<T>): Promise<T> {
-  const first = await cache.fetch(url);
-  try {
-    const value = await read(first);
-    await cache.settle(url);
-    return value;
-  } catch (e) {
-    await cache.discard(url);
-    if (!first.fromCache) throw e;
-  }
-  const again = await cache.fetch(url);
-  try {
-    const value = await read(again);
-    await cache.settle(url);
-    return value;
-  } catch (e) {
-    await cache.discard(url);
-    throw e;
+  // At most two reads: a refused cached copy earns one fetch from the network, a refused network copy none.
+  for (let retried = false; ; retried = true) {
+    const fetched = await cache.fetch(url);
+    try {
+      const value = await read(fetched);
+      await cache.settle(url);
+      return value;
+    } catch (e) {
+      await cache.discard(url);
+      if (retried || !fetched.fromCache) throw e;
+    }
   }
 }
 
