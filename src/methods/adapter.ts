@@ -326,18 +326,15 @@ export abstract class Adapter {
       return;
     }
     const last = this.lastFinite.last;
-    tf.tidy(() => {
-      if (last === undefined) {
-        for (const [name, p] of this.params) p.assign(this.source.get(name)!);
-        this.clearState();
-      } else {
+    if (last === undefined) this.putSourceBack();
+    else {
+      tf.tidy(() => {
         this.writeParams(last.theta as tf.Tensor as tf.Tensor1D);
         for (const [name, t] of this.savedState()) t.assign(last.state.get(name)!);
         this.recentering?.refreshOffset();
-      }
-    });
-    if (last === undefined) this.sgd.clear();
-    else this.sgd.buffer.assign(last.momentum as tf.Tensor1D);
+      });
+      this.sgd.buffer.assign(last.momentum as tf.Tensor1D);
+    }
     const what =
       first < B * C
         ? `probability of class ${first % C} (sample ${Math.floor(first / C)}) is ${host[first]}`
@@ -451,12 +448,17 @@ export abstract class Adapter {
   /** θ back to the source values, momentum zeroed, method state cleared, counted as a reset: what both resets share. */
   private restoreSource(): void {
     this.lastFinite.forget();
+    this.putSourceBack();
+    this.resetCount++;
+  }
+
+  /** θ to the source values, momentum zeroed, method state cleared (a reset, or a non-finite frame with no finite state to go back to). */
+  private putSourceBack(): void {
     tf.tidy(() => {
       for (const [name, p] of this.params) p.assign(this.source.get(name)!);
       this.clearState();
     });
     this.sgd.clear();
-    this.resetCount++;
   }
 
   /**
