@@ -9,7 +9,8 @@ import { runBackwardOnTensors } from '../ops/backward';
 import type { BackwardArgs, BackwardWalk, GradOps, Linear } from '../types';
 import { composites } from './composites';
 import { runKernel } from '../calls';
-import { call, runComposite, type Composite } from './glue';
+import { call, product, runComposite, type Composite } from './glue';
+import { packedBackward } from './packed';
 import { vitKernels } from './vit-kernels';
 
 /** [W_head; I_D], [classes + D, D]: dL/dpooled = [dLogits, dFeatures]·[W_head; I] in one product. Kept with the Linear. */
@@ -20,6 +21,19 @@ function headWithIdentity(head: Linear): tf.Tensor2D {
     head.derived.set('withIdentity', t);
   }
   return t;
+}
+
+/** Where packedBackward keeps a Linear's packed weight (made before the walk: no tensor can be made inside a kernel). */
+const PACKED = 'gemm:out-in';
+
+/** The packed weights that exist, by the names a composite takes. */
+function packedOf(linears: Record<string, Linear>): Record<string, tf.TensorInfo> {
+  const out: Record<string, tf.TensorInfo> = {};
+  for (const [name, l] of Object.entries(linears)) {
+    const p = l.derived.get(PACKED);
+    if (p) out[name] = p;
+  }
+  return out;
 }
 
 /** The walk's host kernel; its attrs carry the walk and its arguments (tfjs hands attrs to the kernel untouched). */
@@ -64,7 +78,8 @@ export const backwardComposite = {
         const w = blocks[block]!;
         const ra = onClassRows ? classRows(a) : a;
         const rc = onClassRows ? classRows(cdf) : cdf;
-        const [dm] = runComposite(composites.WildttaMlpGrad, host, { dy, w2: w.fc2.w, a: ra, cdf: rc, w1: w.fc1.w }, {}, made);
+        const inputs = { dy, w2: w.fc2.w, a: ra, cdf: rc, w1: w.fc1.w, ...packedOf({ p2: w.fc2, p1: w.fc1 }) };
+        const [dm] = runComposite(composites.WildttaMlpGrad, host, inputs, {}, made);
         if (onClassRows) free(ra, rc);
         return dm!;
       },
@@ -73,14 +88,15 @@ export const backwardComposite = {
         const w = blocks[block]!;
         if (onClassRows) {
           // Attention's gradient from the class token's row: outer products per head.
-          const dO = made(host.matMul(dy, w.proj.w));
+          const dO = made(product(host, dy, w.proj.w, w.proj.derived.get(PACKED)));
           const [dqkv] = made(call(vitKernels.WildttaClassAttentionGrad, host, [dO, saved.qkv], { heads: H }));
-          const dh = made(host.matMul(dqkv!, w.qkv.w));
+          const dh = made(product(host, dqkv!, w.qkv.w, w.qkv.derived.get(PACKED)));
           free(dO, dqkv);
           return dh;
         }
         const ps = Object.fromEntries(saved.p.map((p, h) => [`p${h}`, p]));
-        return runComposite(composites.WildttaAttentionGrad, host, { dy, wo: w.proj.w, wqkv: w.qkv.w, qkv: saved.qkv, ...ps }, { heads: H }, made)[0]!;
+        const inputs = { dy, wo: w.proj.w, wqkv: w.qkv.w, qkv: saved.qkv, ...ps, ...packedOf({ pwo: w.proj, pwqkv: w.qkv }) };
+        return runComposite(composites.WildttaAttentionGrad, host, inputs, { heads: H }, made)[0]!;
       },
       padClassRows: (t) =>
         spread(t, (src, dst, D) => {
@@ -102,6 +118,7 @@ export const backwardComposite = {
 /** runBackward on the host: the walk in one engine call at batch 1, as tensor ops (class rows first) otherwise. */
 export function runBackwardOnHost(args: BackwardArgs, walk: BackwardWalk): tf.Tensor1D {
   if (args.shape.batch !== 1) return runBackwardOnTensors(args, walk, true);
+  for (const b of args.blocks) for (const l of [b.qkv, b.proj, b.fc1, b.fc2]) packedBackward(l);
   const { dLogits, dFeatures } = args;
   // dPooled = dLogits·W_head + dFeatures as one product of [dLogits, dFeatures] with [W_head; I].
   const inputs = dFeatures ? { dLogits: tf.concat([dLogits, dFeatures], 1), headW: headWithIdentity(args.head) } : { dLogits, headW: args.head.w };

@@ -3,7 +3,7 @@
 // typed arrays, its own kernels on raw tensor infos, and registration with
 // tfjs so that each kernel is one engine call like tfjs's own.
 import * as tf from '@tensorflow/tfjs-core';
-import { simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd';
+import { gemmFor, simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd';
 
 export type Shape = number[];
 export type Attrs = Record<string, unknown>;
@@ -53,6 +53,13 @@ export function useSimdKernels(enabled: boolean): void {
   simdEnabled = enabled;
 }
 
+let gemmEnabled = true;
+
+/** Whether gemm.wat may take the frozen weights' products where it runs (default yes; a benchmark compares both in one run). */
+export function useGemm(enabled: boolean): void {
+  gemmEnabled = enabled;
+}
+
 /** Whether the SIMD kernels may run on this host. */
 export const simdOn = (host: Host): host is Host & { simd: SimdKernels } => simdEnabled && host.simd !== null;
 
@@ -70,6 +77,18 @@ export interface Host {
   linear(x: tf.TensorInfo, w: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo;
   /** Any of the backend's own kernels with one output, on tensor infos. */
   kernel(name: string, inputs: Record<string, tf.TensorInfo>, attrs?: Record<string, unknown>): tf.TensorInfo;
+  /** gemm.wat's a·B (+ bias) for a [R, K] and B packed as [N/8, K, 8] (packColumns): on tfjs-wasm's single-threaded SIMD build only, else null. */
+  gemm: ((a: tf.TensorInfo, packed: tf.TensorInfo, bias?: tf.TensorInfo) => tf.TensorInfo) | null;
+}
+
+/**
+ * a·B (+ bias) by gemm.wat where the host has it, SIMD is on and B comes
+ * packed; else the backend's product of a and `b`, B in the layout it reads
+ * ([K, N] for a plain product, [1, K, N] with a bias).
+ */
+export function product(host: Host, a: tf.TensorInfo, b: tf.TensorInfo, packed?: tf.TensorInfo, bias?: tf.TensorInfo): tf.TensorInfo {
+  if (packed && host.gemm && simdEnabled && gemmEnabled) return host.gemm(a, packed, bias);
+  return bias ? host.linear(a, b, bias) : host.matMul(a, b);
 }
 
 const PLAIN_PRODUCT = { transposeA: false, transposeB: false };
@@ -107,15 +126,31 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
   };
   const wasm = backend as unknown as WasmLike;
   if (typeof wasm.typedArrayFromHeap === 'function') {
+    const memory = tfjsWasmMemory(backend);
+    const make = (shape: Shape) => wasm.makeOutput(shape, 'float32');
+    const offset = (info: tf.TensorInfo) => wasm.dataIdMap.get(info.dataId)!.memoryOffset;
+    const g = gemmFor(memory);
+    const gemm = g
+      ? (a: tf.TensorInfo, packed: tf.TensorInfo, bias?: tf.TensorInfo) => {
+          const [R, K] = a.shape as [number, number];
+          const N = packed.shape[0]! * packed.shape[2]!;
+          if (packed.shape[1] !== K || packed.shape[2] !== 8)
+            throw new Error(`gemm: a [${a.shape.join(', ')}] and a packed weight [${packed.shape.join(', ')}] do not fit`);
+          const c = make([R, N]);
+          g(offset(a), offset(packed), bias ? offset(bias) : 0, offset(c), R, N, K);
+          return c;
+        }
+      : null;
     return {
       backend,
       matMul,
       linear,
       kernel,
-      simd: simdKernelsFor(tfjsWasmMemory(backend)),
-      make: (shape) => wasm.makeOutput(shape, 'float32'),
+      gemm,
+      simd: simdKernelsFor(memory),
+      make,
       values: (info) => wasm.typedArrayFromHeap(info),
-      offset: (info) => wasm.dataIdMap.get(info.dataId)!.memoryOffset,
+      offset,
     };
   }
   const cpu = backend as unknown as CpuLike;
@@ -124,6 +159,7 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
     matMul,
     linear,
     kernel,
+    gemm: null,
     simd: null,
     make: (shape) => cpu.makeTensorInfo(shape, 'float32', new Float32Array(size(shape))),
     values: (info) => cpu.data.get(info.dataId).values as Float32Array,

@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { headsGrad, softmaxEntropy } from '..';
 import { runKernel } from '../calls';
 import { useSimdKernels } from './glue';
+import { packedBackward, packedForward } from './packed';
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   assert.deepEqual(a.shape, b.shape);
@@ -259,6 +260,43 @@ for (const [backend, simd] of [
         close(mlp[2]!, tf.mul(tf.add(tf.erf(tf.mul(pre, Math.SQRT1_2)), 1), 0.5), 'kept Φ(a)');
       }
     });
+  });
+
+  test(`${label}: gemm.wat's products of packed weights match the backend's (6-row tiles and the rows past them, with and without a bias); weights are packed only where it runs`, async () => {
+    await setBackend(backend);
+    const runs = backend === 'wasm' && simd;
+    // 13 rows: two tiles of 6 and one row past them; widths 16 and 24, two and three panels of 8.
+    const [rows, width, hidden] = [13, 16, 24];
+    const linear = (w: tf.Tensor2D, b: tf.Tensor1D) => ({ w, b, derived: new Map<string, tf.Tensor>() });
+    const fc1 = linear(rnd([hidden, width], 50) as tf.Tensor2D, rnd([hidden], 51) as tf.Tensor1D);
+    const fc2 = linear(rnd([width, hidden], 52) as tf.Tensor2D, rnd([width], 53) as tf.Tensor1D);
+    const before = tf.memory().numTensors;
+    const p1 = packedForward(fc1);
+    const p2 = packedForward(fc2);
+    const g1 = packedBackward(fc1);
+    const g2 = packedBackward(fc2);
+    assert.equal(p1 !== undefined && p2 !== undefined && g1 !== undefined && g2 !== undefined, runs, 'packed exactly where gemm.wat runs');
+    assert.equal(tf.memory().numTensors, before + (runs ? 4 : 0), 'the packed weights and nothing else are kept');
+    assert.equal(packedForward(fc1), p1, 'packed once per Linear');
+    if (runs) assert.deepEqual(p1!.shape, [hidden / 8, width, 8]);
+    tf.tidy(() => {
+      const x = rnd([rows, width], 54);
+      const n = rnd([rows, width], 55);
+      const weights = { w1: tf.expandDims(tf.transpose(fc1.w), 0), b1: fc1.b, w2: tf.expandDims(tf.transpose(fc2.w), 0), b2: fc2.b };
+      const packed = runs ? { p1: p1!, p2: p2! } : {};
+      const [plain, a, cdf] = runKernel('WildttaMlp', { x, n, ...weights }, { save: true });
+      const [viaGemm] = runKernel('WildttaMlp', { x, n, ...weights, ...packed }, { save: false });
+      close(viaGemm!, plain!, 'MLP block through gemm.wat');
+      // The backward's products: dy·W₂ and da·W₁ with PyTorch's [out, in] weights, packed.
+      const dy = rnd([rows, width], 56);
+      const ref = tf.matMul(
+        tf.mul(tf.matMul(dy, fc2.w), tf.add(cdf!, tf.mul(tf.mul(a!, tf.exp(tf.mul(tf.square(a!), -0.5))), 1 / Math.sqrt(2 * Math.PI)))),
+        fc1.w,
+      );
+      const [grad] = runKernel('WildttaMlpGrad', { dy, w2: fc2.w, a: a!, cdf: cdf!, w1: fc1.w, ...(runs ? { p2: g2!, p1: g1! } : {}) });
+      close(grad!, ref, 'MLP backward through gemm.wat');
+    });
+    tf.dispose([fc1.w, fc1.b, fc2.w, fc2.b, ...fc1.derived.values(), ...fc2.derived.values()]);
   });
 
   test(`${label}: every N-th row, matrices side by side, and the finiteness flag`, async () => {

@@ -1,4 +1,4 @@
-import { SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
+import { GEMM_WASM, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
 
 /**
  * The SIMD kernels of simd-kernels.wat, instantiated on tfjs-wasm's own
@@ -70,4 +70,31 @@ export function simdKernelsFor(memory: WebAssembly.Memory | undefined): SimdKern
   }
   byMemory.set(memory, kernels);
   return kernels;
+}
+
+/** gemm.wat's product: c [M, N] = a [M, K]·b (+ bias), b packed as [N/8, K, 8] (packColumns), bias 0 for none. */
+export type Gemm = (a: number, b: number, bias: number, c: number, M: number, N: number, K: number) => void;
+
+const gemmByMemory = new WeakMap<WebAssembly.Memory, Gemm | null>();
+
+/**
+ * gemm.wat on this memory, or null: where there is no SIMD, and on a shared
+ * memory, which is tfjs-wasm's threaded build, whose XNNPACK spreads a
+ * product over its threads where this one runs on one.
+ */
+export function gemmFor(memory: WebAssembly.Memory | undefined): Gemm | null {
+  if (!memory || (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer)) return null;
+  const known = gemmByMemory.get(memory);
+  if (known !== undefined) return known;
+  const module = compile(GEMM_WASM);
+  let gemm: Gemm | null = null;
+  if (module) {
+    try {
+      gemm = (new WebAssembly.Instance(module, { env: { memory } }).exports as { gemm: Gemm }).gemm;
+    } catch {
+      gemm = null;
+    }
+  }
+  gemmByMemory.set(memory, gemm);
+  return gemm;
 }

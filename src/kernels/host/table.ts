@@ -10,10 +10,21 @@ import { composites } from './composites';
 import { FUSED_LINEAR, HOST_BACKENDS, registerHostKernels } from './glue';
 import { updateKernels } from './update-kernels';
 import { vitKernels } from './vit-kernels';
+import { packedForward } from './packed';
+
+/** Named packed weights for a composite's inputs: those that exist (gemm.wat runs and the shape fits), the others left out. */
+function packs(entries: Record<string, tf.Tensor | undefined>): Record<string, tf.Tensor> {
+  return Object.fromEntries(Object.entries(entries).filter((e): e is [string, tf.Tensor] => e[1] !== undefined));
+}
+
+/** WildttaAttention's weights: the host's [1, in, out] ones, and packed where gemm.wat runs. */
+function attentionWeights(w: BlockWeights): Record<string, tf.Tensor> {
+  return { wqkv: w.qkv.wT!, bqkv: w.qkv.b, wo: w.proj.wT!, bo: w.proj.b, ...packs({ pqkv: packedForward(w.qkv), po: packedForward(w.proj) }) };
+}
 
 /** One image's attention block with nothing saved: per head, plain 2-D products in one composite kernel. */
 function attentionOne(x: tf.Tensor2D, n: tf.Tensor2D, w: BlockWeights, heads: number): tf.Tensor2D {
-  return one('WildttaAttention', { x, n, wqkv: w.qkv.wT!, bqkv: w.qkv.b, wo: w.proj.wT!, bo: w.proj.b }, { heads, save: false }) as tf.Tensor2D;
+  return one('WildttaAttention', { x, n, ...attentionWeights(w) }, { heads, save: false }) as tf.Tensor2D;
 }
 
 // WebGPU registers the same kernels but headsGrad (the host keeps XNNPACK's batched products, faster than a loop).
@@ -69,7 +80,7 @@ export const hostTable = {
     if (!w.qkv.wT || !w.proj.wT) return vitOps.attention(x, n, w, shape);
     if (B === 1) {
       if (!save) return { x1: attentionOne(x, n, w, heads) };
-      const outs = runKernel('WildttaAttention', { x, n, wqkv: w.qkv.wT, bqkv: w.qkv.b, wo: w.proj.wT, bo: w.proj.b }, { heads, save }) as tf.Tensor2D[];
+      const outs = runKernel('WildttaAttention', { x, n, ...attentionWeights(w) }, { heads, save }) as tf.Tensor2D[];
       return { x1: outs[0]!, saved: { kind: 'perhead', qkv: outs[1]!, p: outs.slice(2) } };
     }
     if (!save) {
@@ -85,7 +96,8 @@ export const hostTable = {
 
   mlp(x, n, w, save) {
     if (!w.fc1.wT || !w.fc2.wT) return vitOps.mlp(x, n, w);
-    const [x2, a, cdf] = runKernel('WildttaMlp', { x, n, w1: w.fc1.wT, b1: w.fc1.b, w2: w.fc2.wT, b2: w.fc2.b }, { save }) as tf.Tensor2D[];
+    const weights = { w1: w.fc1.wT, b1: w.fc1.b, w2: w.fc2.wT, b2: w.fc2.b, ...packs({ p1: packedForward(w.fc1), p2: packedForward(w.fc2) }) };
+    const [x2, a, cdf] = runKernel('WildttaMlp', { x, n, ...weights }, { save }) as tf.Tensor2D[];
     return { x2: x2!, a, cdf };
   },
 
