@@ -9,8 +9,11 @@
 ;; Why not tfjs-wasm's product (XNNPACK): on one thread a whole step runs
 ;; about 1.1× faster with this one, at the shipped model's size and at
 ;; ViT-S/16's (`npm run bench:profile -- --compare-gemm`, docs/speed.md).
-;; Plain SIMD multiply and add, not the relaxed fused multiply-add, so that
-;; every engine gives the same bits.
+;; Written with plain SIMD multiply and add. `npm run build:simd` also makes
+;; a variant with the relaxed fused multiply-add (one instruction, one
+;; rounding, where the processor has FMA), which runs where the engine has
+;; relaxed SIMD: there a product's last bits may differ from the plain
+;; variant's, as between two BLAS builds (simd.test.ts holds the two to 1e-5).
 ;;
 ;; Built with simd-kernels.wat by `npm run build:simd`; a module of its own,
 ;; loaded only on tfjs-wasm's single-threaded builds (simd.ts).

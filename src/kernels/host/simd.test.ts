@@ -7,19 +7,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { assembleSimdKernels } from '../../../tools/build-simd';
-import { SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
+import { GEMM_RELAXED_WASM, GEMM_WASM, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
 import { SYNC_COMPILE_LIMIT, simdKernelsFor, tfjsWasmMemory } from './simd';
 
 test('simd-kernels.wasm.ts is what simd-kernels.wat assembles to (npm run build:simd)', async () => {
   assert.equal(readFileSync(join(import.meta.dirname, 'simd-kernels.wasm.ts'), 'utf8'), await assembleSimdKernels());
 });
 
-test('both variants of the module are under the size a page may compile synchronously', () => {
-  for (const base64 of [SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED]) {
+test('both variants of the module, and both of gemm.wat, are under the size a page may compile synchronously', () => {
+  for (const base64 of [SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED, GEMM_WASM, GEMM_RELAXED_WASM]) {
     const bytes = atob(base64).length;
     assert.ok(bytes > 0 && bytes < SYNC_COMPILE_LIMIT, `${bytes} bytes`);
   }
@@ -44,4 +45,36 @@ test("the kernels instantiate on tfjs-wasm's memory, once per memory, and on a s
   assert.deepEqual([...heap.subarray(16, 22)], [1, 2, 3, 4, 5, 6]);
   assert.deepEqual([...heap.subarray(32, 38)], [1, 4, 2, 5, 3, 6]);
   await tf.setBackend('cpu');
+});
+
+test('gemm.wat and its relaxed multiply-add variant agree with a float64 product (the relaxed one in a Node that has relaxed SIMD)', () => {
+  // This Node runs the relaxed variant only behind a flag: a child process with it checks both, printing the largest errors.
+  const script = `
+    import { gemmFor, relaxedGemm } from './src/kernels/host/simd.ts';
+    const memory = new WebAssembly.Memory({ initial: 64 });
+    const [M, K, N] = [13, 37, 24];
+    const heap = new Float32Array(memory.buffer);
+    const A = 64, B = A + 4 * M * K, bias = B + 4 * K * N, C = bias + 4 * N;
+    let seed = 7;
+    for (let i = A / 4; i < C / 4; i++) heap[i] = ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5;
+    const errors = [];
+    for (const plain of [true, false]) {
+      gemmFor(memory, plain)(A, B, bias, C, M, N, K);
+      let worst = 0;
+      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+        let s = heap[bias / 4 + j];
+        for (let k = 0; k < K; k++) s += heap[A / 4 + i * K + k] * heap[B / 4 + (j >> 3) * K * 8 + k * 8 + (j & 7)];
+        worst = Math.max(worst, Math.abs(s - heap[C / 4 + i * N + j]));
+      }
+      errors.push(worst);
+    }
+    console.log(JSON.stringify({ relaxed: relaxedGemm(), errors }));`;
+  const run = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: join(import.meta.dirname, '..', '..', '..'),
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const { relaxed, errors } = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { relaxed: boolean; errors: number[] };
+  assert.ok(relaxed, 'the relaxed variant did not compile under --experimental-wasm-relaxed-simd');
+  for (const e of errors) assert.ok(e < 1e-5, `off by ${e}`);
 });

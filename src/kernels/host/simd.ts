@@ -1,4 +1,4 @@
-import { GEMM_WASM, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
+import { GEMM_RELAXED_WASM, GEMM_WASM, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
 
 /**
  * The SIMD kernels of simd-kernels.wat, instantiated on tfjs-wasm's own
@@ -80,13 +80,15 @@ const gemmByMemory = new WeakMap<WebAssembly.Memory, Gemm | null>();
 /**
  * gemm.wat on this memory, or null: where there is no SIMD, and on a shared
  * memory, which is tfjs-wasm's threaded build, whose XNNPACK spreads a
- * product over its threads where this one runs on one.
+ * product over its threads where this one runs on one. Its relaxed
+ * multiply-add variant where the engine has relaxed SIMD (Chromium since
+ * 114; Node 20 only with --experimental-wasm-relaxed-simd), unless `plain`.
  */
-export function gemmFor(memory: WebAssembly.Memory | undefined): Gemm | null {
+export function gemmFor(memory: WebAssembly.Memory | undefined, plain = false): Gemm | null {
   if (!memory || (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer)) return null;
-  const known = gemmByMemory.get(memory);
+  const known = plain ? undefined : gemmByMemory.get(memory);
   if (known !== undefined) return known;
-  const module = compile(GEMM_WASM);
+  const module = (plain ? null : compile(GEMM_RELAXED_WASM)) ?? compile(GEMM_WASM);
   let gemm: Gemm | null = null;
   if (module) {
     try {
@@ -95,6 +97,9 @@ export function gemmFor(memory: WebAssembly.Memory | undefined): Gemm | null {
       gemm = null;
     }
   }
-  gemmByMemory.set(memory, gemm);
+  if (!plain) gemmByMemory.set(memory, gemm);
   return gemm;
 }
+
+/** Whether this engine runs gemm.wat's relaxed multiply-add variant (where gemm.wat runs at all). */
+export const relaxedGemm = (): boolean => compile(GEMM_RELAXED_WASM) !== null;
