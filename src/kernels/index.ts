@@ -24,6 +24,7 @@ export type {
   EmbedWeights,
   GradOps,
   GradientLayout,
+  GroupNormAttrs,
   InputRange,
   Kernels,
   Linear,
@@ -72,3 +73,7 @@ export const softmaxBackward = entry('softmaxBackward');
 export const headsMerge = entry('headsMerge');
 export const classRows = entry('classRows');
 export const runBackward = entry('runBackward');
+
+// A convolutional network's norm.
+export const groupNorm = entry('groupNorm');
+export const groupNormGrad = entry('groupNormGrad');

@@ -228,6 +228,32 @@ export interface Kernels {
   classRows(x: tf.Tensor2D, tokens: number): tf.Tensor2D;
   /** Runs a model's backward walk (see GradOps) and returns the adapted norms' gradients laid out as args.layout. */
   runBackward(args: BackwardArgs, walk: BackwardWalk): tf.Tensor1D;
+
+  // A convolutional network's norm (the GroupNorm ResNet's, through autodiff: model/resnet-ops.ts).
+  /**
+   * GroupNorm of x [B, H, W, C] in `groups` groups, then scale and shift [C]
+   * (then ReLU where `relu`): y, x̂ and each group's inverse deviation
+   * [B, groups], what groupNormGrad takes. `eps` as a number and as the
+   * caller's kept scalar (a backend that adds it as a tensor uses that one).
+   */
+  groupNorm(x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor, o: GroupNormAttrs): { y: tf.Tensor4D; xhat: tf.Tensor4D; inv: tf.Tensor2D };
+  /** dscale, dshift and, with inputGrad, dL/dx of groupNorm, from its x̂, inverse deviations and (with relu) its output y. */
+  groupNormGrad(
+    dy: tf.Tensor4D,
+    xhat: tf.Tensor4D,
+    inv: tf.Tensor2D,
+    scale: tf.Tensor,
+    y: tf.Tensor4D | undefined,
+    o: { groups: number; inputGrad: boolean },
+  ): { dScale: tf.Tensor1D; dShift: tf.Tensor1D; dx?: tf.Tensor4D };
+}
+
+/** groupNorm's settings. */
+export interface GroupNormAttrs {
+  groups: number;
+  eps: number;
+  epsTensor: tf.Scalar;
+  relu: boolean;
 }
 
 export type OpName = keyof Kernels;

@@ -183,9 +183,9 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
     this.eps = tf.scalar(config.normEps);
-    this.groupNorm = groupNormOp(config.groups, this.eps, { relu: false, inputGrad: true });
-    this.groupNormRelu = groupNormOp(config.groups, this.eps, { relu: true, inputGrad: true });
-    this.stemNormRelu = groupNormOp(config.groups, this.eps, { relu: true, inputGrad: false });
+    this.groupNorm = groupNormOp(config.groups, { value: config.normEps, tensor: this.eps }, { relu: false, inputGrad: true });
+    this.groupNormRelu = groupNormOp(config.groups, { value: config.normEps, tensor: this.eps }, { relu: true, inputGrad: true });
+    this.stemNormRelu = groupNormOp(config.groups, { value: config.normEps, tensor: this.eps }, { relu: true, inputGrad: false });
   }
 
   /** Stages and the stem: the units skipLastBlocks counts. */

@@ -7,6 +7,7 @@
 // SAR step. Each op computes the same forward values as the plain ops, and
 // gradients only for what can depend on the adapted norms: never a filter.
 import * as tf from '@tensorflow/tfjs-core';
+import { groupNorm, groupNormGrad } from '../kernels';
 
 export type GroupNormFn = (x: tf.Tensor4D, scale: tf.Tensor, shift: tf.Tensor) => tf.Tensor4D;
 
@@ -54,46 +55,32 @@ export function addRelu(y: tf.Tensor4D, shortcut: tf.Tensor4D): tf.Tensor4D {
 
 /**
  * GroupNorm over [B, H, W, C] in G groups, then scale and shift (then ReLU
- * where `relu`), as one op. The forward is the one tf.moments gives (the
- * same values: mean, then the mean squared deviation from it); the backward
- * is GroupNorm's closed form, with x̂ the normalized input and σ⁻¹ its
- * group's inverse deviation, dŷ = dy·γ (dy masked by the ReLU first):
+ * where `relu`), as one op: the kernels' groupNorm (one host kernel on wasm
+ * and cpu, tfjs ops elsewhere) and its closed-form backward, groupNormGrad:
  *
  *   dγ = Σ_{b,h,w} dy·x̂,  dβ = Σ_{b,h,w} dy,
  *   dx = σ⁻¹ (dŷ − mean_g(dŷ) − x̂ · mean_g(dŷ·x̂))   (means over each group's H, W, C/G)
  *
- * about fifteen kernels where autodiff of the plain ops ran about fifty.
- * `inputGrad` false: x never depends on an adapted value (the stem's), so
- * dx is zeros, which the engine drops. The scale is read in the backward
- * from the caller's tensor, alive until the gradient is taken. ε is the
- * caller's tensor too: a JS number given to tf.add is a new scalar (on WebGPU
- * an upload) in every norm of every forward.
+ * with x̂ the normalized input, σ⁻¹ its group's inverse deviation and dŷ =
+ * dy·γ (dy masked by the ReLU first). `inputGrad` false: x never depends on
+ * an adapted value (the stem's), so dx is zeros, which the engine drops. The
+ * scale is read in the backward from the caller's tensor, alive until the
+ * gradient is taken. ε comes as a number and as the caller's tensor: a JS number given to
+ * tf.add is a new scalar (on WebGPU an upload) in every norm of every forward.
  */
-export function groupNormOp(G: number, eps: tf.Scalar, o: { relu: boolean; inputGrad: boolean }): GroupNormFn {
+export function groupNormOp(G: number, eps: { value: number; tensor: tf.Scalar }, o: { relu: boolean; inputGrad: boolean }): GroupNormFn {
+  const attrs = { groups: G, eps: eps.value, epsTensor: eps.tensor, relu: o.relu };
   return (x, scale, shift) =>
     tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const input = args[0] as tf.Tensor4D;
       const save = args[3] as tf.GradSaveFunc;
-      const [B, H, W, C] = input.shape;
-      const grouped = tf.reshape(input, [B, H, W, G, C / G]);
-      const deviation = tf.sub(grouped, tf.mean(grouped, [1, 2, 4], true));
-      const inv = tf.rsqrt(tf.add(tf.mean(tf.square(deviation), [1, 2, 4], true), eps));
-      const normed = tf.reshape(tf.mul(deviation, inv), [B, H, W, C]);
-      const affine = tf.add(tf.mul(normed, scale), shift) as tf.Tensor4D;
-      const value = o.relu ? (tf.relu(affine) as tf.Tensor4D) : affine;
-      save(o.relu ? [normed, inv, value] : [normed, inv]);
+      const { y, xhat, inv } = groupNorm(input, scale, shift, attrs);
+      save(o.relu ? [xhat, inv, y] : [xhat, inv]);
       const gradFunc = (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [xhat, invStd] = saved as [tf.Tensor4D, tf.Tensor];
-        const d = o.relu ? tf.mul(dy, tf.step(saved[2]!)) : dy;
-        const dScale = tf.sum(tf.mul(d, xhat), [0, 1, 2]);
-        const dShift = tf.sum(d, [0, 1, 2]);
-        if (!o.inputGrad) return [tf.zerosLike(input), dScale, dShift];
-        const dNormed = tf.reshape(tf.mul(d, scale), [B, H, W, G, C / G]);
-        const xhatGrouped = tf.reshape(xhat, [B, H, W, G, C / G]);
-        const centred = tf.sub(dNormed, tf.mean(dNormed, [1, 2, 4], true));
-        const dx = tf.mul(tf.sub(centred, tf.mul(xhatGrouped, tf.mean(tf.mul(dNormed, xhatGrouped), [1, 2, 4], true))), invStd);
-        return [tf.reshape(dx, [B, H, W, C]), dScale, dShift];
+        const [sXhat, sInv, sY] = saved as [tf.Tensor4D, tf.Tensor2D, tf.Tensor4D | undefined];
+        const { dScale, dShift, dx } = groupNormGrad(dy, sXhat, sInv, scale, sY, { groups: G, inputGrad: o.inputGrad });
+        return [dx ?? tf.zerosLike(input), dScale, dShift];
       };
-      return { value, gradFunc };
+      return { value: y, gradFunc };
     })(x, scale, shift) as tf.Tensor4D;
 }

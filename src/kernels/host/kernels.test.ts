@@ -11,6 +11,8 @@ import { headsGrad, softmaxEntropy } from '..';
 import { runKernel } from '../calls';
 import { useSimdKernels } from './glue';
 import { packedBackward, packedForward } from './packed';
+import { normOps } from '../ops/norm';
+import { groupNorm, groupNormGrad } from '..';
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   assert.deepEqual(a.shape, b.shape);
@@ -283,7 +285,7 @@ for (const [backend, simd] of [
       const x = rnd([rows, width], 54);
       const n = rnd([rows, width], 55);
       const weights = { w1: tf.expandDims(tf.transpose(fc1.w), 0), b1: fc1.b, w2: tf.expandDims(tf.transpose(fc2.w), 0), b2: fc2.b };
-      const packed = runs ? { p1: p1!, p2: p2! } : {};
+      const packed: Record<string, tf.Tensor> = runs ? { p1: p1!, p2: p2! } : {};
       const [plain, a, cdf] = runKernel('WildttaMlp', { x, n, ...weights }, { save: true });
       const [viaGemm] = runKernel('WildttaMlp', { x, n, ...weights, ...packed }, { save: false });
       close(viaGemm!, plain!, 'MLP block through gemm.wat');
@@ -297,6 +299,36 @@ for (const [backend, simd] of [
       close(grad!, ref, 'MLP backward through gemm.wat');
     });
     tf.dispose([fc1.w, fc1.b, fc2.w, fc2.b, ...fc1.derived.values(), ...fc2.derived.values()]);
+  });
+
+  test(`${label}: GroupNorm's kernels (forward, backward through the ReLU or not, with and without dx) match the tfjs ops and leave only their outputs`, async () => {
+    await setBackend(backend);
+    tf.tidy(() => {
+      // 2 images, 3×5 positions, 12 channels in 4 groups; scale and shift away from 1 and 0, so that the ReLU cuts.
+      const x = tf.add(tf.mul(rnd([2, 3, 5, 12], 60), 2), 0.5) as tf.Tensor4D;
+      const scale = tf.add(rnd([12], 61), 1);
+      const shift = rnd([12], 62);
+      const eps = 1e-5;
+      const dy = rnd([2, 3, 5, 12], 63) as tf.Tensor4D;
+      for (const relu of [false, true]) {
+        const o = { groups: 4, eps, epsTensor: tf.scalar(eps), relu };
+        const ids = tf.backend().numDataIds();
+        const got = groupNorm(x, scale, shift, o);
+        assert.equal(tf.backend().numDataIds(), ids + 3, 'the forward leaves y, x̂ and σ⁻¹');
+        const want = normOps.groupNorm(x, scale, shift, o);
+        close(got.y, want.y, `GroupNorm (relu ${relu})`);
+        close(got.xhat, want.xhat, 'x̂');
+        close(got.inv, want.inv, 'σ⁻¹');
+        for (const inputGrad of [true, false]) {
+          const a = groupNormGrad(dy, got.xhat, got.inv, scale, relu ? got.y : undefined, { groups: 4, inputGrad });
+          const b = normOps.groupNormGrad(dy, want.xhat, want.inv, scale, relu ? want.y : undefined, { groups: 4, inputGrad });
+          close(a.dScale, b.dScale, `dscale (relu ${relu})`);
+          close(a.dShift, b.dShift, `dshift (relu ${relu})`);
+          assert.equal(a.dx === undefined, !inputGrad);
+          if (inputGrad) close(a.dx!, b.dx!, `dx (relu ${relu})`);
+        }
+      }
+    });
   });
 
   test(`${label}: every N-th row, matrices side by side, and the finiteness flag`, async () => {

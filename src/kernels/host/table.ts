@@ -10,6 +10,7 @@ import { composites } from './composites';
 import { FUSED_LINEAR, HOST_BACKENDS, registerHostKernels } from './glue';
 import { updateKernels } from './update-kernels';
 import { vitKernels } from './vit-kernels';
+import { normKernels } from './norm-kernels';
 import { packedForward } from './packed';
 
 /** Named packed weights for a composite's inputs: those that exist (gemm.wat runs and the shape fits), the others left out. */
@@ -117,10 +118,20 @@ export const hostTable = {
   classRows: (x, every) => one('WildttaEveryNthRow', { x }, { every }) as tf.Tensor2D,
 
   runBackward: runBackwardOnHost,
+
+  groupNorm(x, scale, shift, { groups, eps, relu }) {
+    const [y, xhat, inv] = runKernel('WildttaGroupNorm', { x, scale, shift }, { groups, eps, relu });
+    return { y: y as tf.Tensor4D, xhat: xhat as tf.Tensor4D, inv: inv as tf.Tensor2D };
+  },
+
+  groupNormGrad(dy, xhat, inv, scale, y, { groups, inputGrad }) {
+    const [dScale, dShift, dx] = runKernel('WildttaGroupNormGrad', { dy, xhat, inv, scale, ...(y ? { y } : {}) }, { groups, inputGrad });
+    return { dScale: dScale as tf.Tensor1D, dShift: dShift as tf.Tensor1D, dx: dx as tf.Tensor4D | undefined };
+  },
 } satisfies Partial<Kernels>;
 
 /** Registers the host kernels with tfjs and the table with the registry. */
 export function installHost(): void {
-  registerHostKernels({ ...vitKernels, ...updateKernels }, { ...composites, ...backwardComposite });
+  registerHostKernels({ ...vitKernels, ...updateKernels, ...normKernels }, { ...composites, ...backwardComposite });
   registerTable(HOST_BACKENDS, hostTable);
 }

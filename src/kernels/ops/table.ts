@@ -2,7 +2,8 @@
 // table lacks the op.
 import type { Kernels } from '../types';
 import { backwardOps } from './backward';
+import { normOps } from './norm';
 import { updateOps } from './update';
 import { vitOps } from './vit';
 
-export const opsTable: Kernels = { ...updateOps, ...vitOps, ...backwardOps };
+export const opsTable: Kernels = { ...updateOps, ...vitOps, ...backwardOps, ...normOps };
