@@ -59,7 +59,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
         // The batch-mean entropy's gradient with respect to every LayerNorm scale/shift (head.norm's too).
         const layout = new FlatLayout(model.variables);
         const dEntropy = (l: tf.Tensor2D) => tf.div(entropyWithGrad(l).grad, l.shape[0]) as tf.Tensor2D;
-        const gradients = () =>
+        const gradients = (): [tf.Tensor, tf.Tensor] =>
           tf.tidy(() => {
             const { logits: l, tape } = model.forward(x, model.param, true);
             const fused = model.forwardGradient!(x, model.param, layout, (lg) => ({ dLogits: dEntropy(lg) }));
