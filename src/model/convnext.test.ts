@@ -142,7 +142,7 @@ test('the loader validates a ConvNeXt: missing, misshapen, unknown, GRN and non-
     /missing/,
   );
   rejects(
-    variant((m) => m.set('stages.0.blocks.0.mlp.fc1.weight', { shape: [32, 8, 1, 1], values: new Float32Array(256) })),
+    variant((m) => m.set('stages.0.blocks.0.mlp.fc1.weight', { shape: [32, 9], values: new Float32Array(288) })),
     f.config,
     'stages.0.blocks.0.mlp.fc1.weight',
     /does not match/,
@@ -267,6 +267,29 @@ test(
     }
   },
 );
+
+test("timm's conv_mlp layout (the MLP's weights [out, in, 1, 1], as convnext_atto … _nano store them) loads and gives the same logits", async () => {
+  await tf.setBackend('cpu');
+  const f = fixture('gray28-patch2');
+  const { tensors, metadata } = readSafetensors(f.model);
+  const asConv = new Map([...tensors].map(([n, t]) => [n, /\.mlp\.fc\d\.weight$/.test(n) ? { shape: [...t.shape, 1, 1], values: t.values } : t] as const));
+  const inputs = f.expected.get('inputs')!;
+  const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+  const plain = backboneFromTensors(tensors, metadata, f.config);
+  const conv = backboneFromTensors(asConv, metadata, { ...f.config, model_args: { conv_mlp: true } });
+  try {
+    const [a, b] = await Promise.all([plain.logits(x).data(), conv.logits(x).data()]);
+    assert.deepEqual(b, a);
+    assert.throws(
+      () => backboneFromTensors(asConv, metadata, { ...f.config, model_args: { conv_mlp: false } }),
+      (e: unknown) => e instanceof ModelFormatError && /conv_mlp/.test(e.message),
+    );
+  } finally {
+    tf.dispose(x);
+    plain.dispose();
+    conv.dispose();
+  }
+});
 
 test('logits() outside tf.tidy leaves only its result (the caller owns it)', async () => {
   await tf.setBackend('cpu');

@@ -5,7 +5,9 @@
 // block a depthwise convolution (conv_dw), a channels-last LayerNorm (norm),
 // an MLP with exact GELU (mlp.fc1, mlp.fc2) and a layer scale (gamma) on the
 // residual branch; then global average pooling, a LayerNorm (head.norm) and
-// head.fc. A CNN whose every norm is a LayerNorm: batch-agnostic like the ViT
+// head.fc. timm's conv_mlp variant (convnext_atto … _nano: the MLP as 1×1
+// convolutions after a LayerNorm2d) computes the same sums and is read too,
+// its [4C, C, 1, 1] weights as [4C, C]. A CNN whose every norm is a LayerNorm: batch-agnostic like the ViT
 // and the GroupNorm ResNet. The forward is plain tfjs ops and customGrad ops
 // (convnext-ops.ts); methods adapt it through tf.grads (backbone.ts's
 // AutodiffBackbone). ConvNeXt-V2 (GRN, no layer scale) is not implemented.
@@ -37,6 +39,8 @@ export interface ConvNeXtConfig extends BackboneConfig {
   dims: number[];
   /** Each stage's depthwise kernel (timm's kernel_sizes, 7 unless told). */
   kernels: number[];
+  /** The MLP stored as 1×1 convolutions (timm's conv_mlp): the same sums, weights [out, in, 1, 1]. */
+  convMlp: boolean;
   normEps: number;
   /** Per-channel input normalization (x − mean) / std, x in [0, 1]. */
   mean: number[];
@@ -64,7 +68,6 @@ export function resolveConvNeXtConfig(shapes: ShapeTable, json: unknown = {}): C
     if (isGrn(name)) fail("ConvNeXt-V2's Global Response Norm (GRN) is not supported: wildtta implements ConvNeXt V1 (layer scale, no GRN)", name);
   if (args.stem_type !== undefined && args.stem_type !== 'patch')
     fail(`model_args.stem_type ${JSON.stringify(args.stem_type)} is not supported: wildtta implements timm's patch stem only`);
-  if (args.conv_mlp === true) fail('model_args.conv_mlp is not supported: wildtta implements the channels-last MLP (mlp.fc1/fc2 as Linear layers)');
   const shape = (name: string, rank: number) => shapeOf(shapes, name, rank);
   const stem = shape('stem.0.weight', 4);
   if (stem[2] !== stem[3]) fail(`expected a square patch stem, got [${stem.join(', ')}]`, 'stem.0.weight');
@@ -89,6 +92,10 @@ export function resolveConvNeXtConfig(shapes: ShapeTable, json: unknown = {}): C
   };
   agree('depths', depths);
   agree('dims', dims);
+  const fc1 = shapes.get('stages.0.blocks.0.mlp.fc1.weight');
+  const convMlp = fc1?.length === 4;
+  if (typeof args.conv_mlp === 'boolean' && args.conv_mlp !== convMlp)
+    fail(`model_args.conv_mlp is ${args.conv_mlp}, the weights' MLP is ${convMlp ? '1×1 convolutions' : 'Linear layers'}`, 'stages.0.blocks.0.mlp.fc1.weight');
   const fc = shape('head.fc.weight', 2);
   const inputSize = numberList(pre.input_size, 'pretrained_cfg.input_size');
   const inChannels = stem[1]!;
@@ -107,6 +114,7 @@ export function resolveConvNeXtConfig(shapes: ShapeTable, json: unknown = {}): C
     depths,
     dims,
     kernels,
+    convMlp,
     normEps: (eps as number | undefined) ?? 1e-6,
     mean,
     std,
@@ -131,7 +139,9 @@ export function expectedConvNeXtTensors(cfg: ConvNeXtConfig): Array<[string, num
       const b = `stages.${s}.blocks.${i}`;
       list.push([`${b}.conv_dw.weight`, [C, 1, k, k]], [`${b}.conv_dw.bias`, [C]]);
       norm(`${b}.norm`, C);
-      list.push([`${b}.mlp.fc1.weight`, [4 * C, C]], [`${b}.mlp.fc1.bias`, [4 * C]], [`${b}.mlp.fc2.weight`, [C, 4 * C]], [`${b}.mlp.fc2.bias`, [C]]);
+      const pointwise = cfg.convMlp ? [1, 1] : [];
+      list.push([`${b}.mlp.fc1.weight`, [4 * C, C, ...pointwise]], [`${b}.mlp.fc1.bias`, [4 * C]]);
+      list.push([`${b}.mlp.fc2.weight`, [C, 4 * C, ...pointwise]], [`${b}.mlp.fc2.bias`, [C]]);
       list.push([`${b}.gamma`, [C]]);
     }
   });
@@ -153,7 +163,7 @@ function checkConvNeXtTensors(config: ConvNeXtConfig, tensors: ReadonlyMap<strin
   for (const name of tensors.keys())
     if (!known.has(name))
       fail(
-        'this tensor belongs to a ConvNeXt variant wildtta does not implement (timm ConvNeXt V1: patch stem, Linear MLP, layer scale, no GRN, no pre-logits layer)',
+        'this tensor belongs to a ConvNeXt variant wildtta does not implement (timm ConvNeXt V1: patch stem, layer scale, no GRN, no pre-logits layer)',
         name,
       );
   return expected;
@@ -166,6 +176,8 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
   readonly featureWidth: number;
   /** Convolution kernels in tfjs's layouts: [kh, kw, in, out], depthwise [kh, kw, C, 1]. */
   private readonly filters = new Map<string, tf.Tensor4D>();
+  /** The MLP's weights as [out, in] (a conv_mlp file's [out, in, 1, 1] reshaped: the same memory). */
+  private readonly linears = new Map<string, tf.Tensor2D>();
   /** Depthwise filters turned 180° for their input gradient, made at a model's first backward: inference never pays their memory. */
   private readonly flipped = new Map<string, tf.Tensor4D>();
   private readonly inputMean: tf.Tensor1D;
@@ -184,7 +196,8 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     );
     this.featureWidth = config.dims.at(-1)!;
     for (const [name, t] of this.params)
-      if (t.rank === 4)
+      if (/\.mlp\.fc\d\.weight$/.test(name)) this.linears.set(name, t.reshape([t.shape[0]!, t.shape[1]!]));
+      else if (t.rank === 4)
         this.filters.set(
           name,
           tf.tidy(() => tf.transpose(t, name.endsWith('.conv_dw.weight') ? [2, 3, 0, 1] : [2, 3, 1, 0]) as tf.Tensor4D),
@@ -230,7 +243,8 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     const conv = (x: tf.Tensor4D, name: string, stride: number) =>
       tf.add(convNoFilterGrad(x, this.filters.get(`${name}.weight`)!, stride, 0), p(`${name}.bias`)) as tf.Tensor4D;
     const ln = <T extends tf.Tensor>(x: T, name: string, op = this.layerNorm) => op(x, norm(`${name}.weight`), norm(`${name}.bias`));
-    const linear = (x: tf.Tensor2D, name: string) => tf.add(tf.matMul(x, p(`${name}.weight`), false, true), p(`${name}.bias`)) as tf.Tensor2D;
+    const linear = (x: tf.Tensor2D, name: string) =>
+      tf.add(tf.matMul(x, this.linears.get(`${name}.weight`) ?? p(`${name}.weight`), false, true), p(`${name}.bias`)) as tf.Tensor2D;
     let x = tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
     x = ln(conv(x, 'stem.0', this.config.patch), 'stem.1', this.stemNorm);
     this.config.depths.forEach((n, s) => {
@@ -259,9 +273,10 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
   }
 
   protected override release(): void {
-    for (const t of [...this.filters.values(), ...this.flipped.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
+    for (const t of [...this.filters.values(), ...this.flipped.values(), ...this.linears.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
     this.filters.clear();
     this.flipped.clear();
+    this.linears.clear();
   }
 }
 
