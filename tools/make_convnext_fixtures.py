@@ -21,11 +21,18 @@ Output, for each fixture, in e2e/fixtures/convnext/<name>/:
                         grad.<name> for every LayerNorm weight/bias = gradient of
                         the batch mean of -sum(p log p), p = softmax(logits)
 
+And, where public/models/fmnist-convnext/ exists (npm run train:convnext),
+e2e/fixtures/convnext/shipped-check.safetensors: the shipped model's logits
+(float64, stored F32) on the first 16 Fashion-MNIST test images (inputs
+[16,28,28,1] in [0,1], logits [16,10]), through this file's Linear forward,
+not the training script's 1x1-convolution one.
+
 Deterministic: a fixed seed per fixture and no GPU.
 """
 import json
 import math
 import os
+import struct
 import sys
 
 import numpy as np
@@ -180,10 +187,52 @@ def build(cfg):
           f" (ln C {math.log(cfg['classes']):.3f}), |logits| max {np.abs(out['logits']).max():.2f}, |grad| max per tensor {gmin:.3g}..{gmax:.3g}")
 
 
+def read_safetensors(path):
+    """name -> float32 array, for F32 files such as the ones write_safetensors makes."""
+    with open(path, 'rb') as f:
+        raw = f.read()
+    (n,) = struct.unpack('<Q', raw[:8])
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == '__metadata__':
+            continue
+        assert e['dtype'] == 'F32', (name, e['dtype'])
+        a, b = e['data_offsets']
+        out[name] = np.frombuffer(raw, dtype='<f4', count=(b - a) // 4, offset=8 + n + a).reshape(e['shape'])
+    return out
+
+
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'public', 'models', 'fmnist-convnext')
+
+
+def shipped_check(data='/usr/share/datasets/fashion-mnist', count=16):
+    from train_resnet_gn import load  # the same reader the training used
+    if not os.path.exists(os.path.join(SHIPPED, 'model.safetensors')):
+        print('no public/models/fmnist-convnext: skipped its check (npm run train:convnext)')
+        return
+    with open(os.path.join(SHIPPED, 'config.json')) as f:
+        c = json.load(f)
+    weights = read_safetensors(os.path.join(SHIPPED, 'model.safetensors'))
+    args = c['model_args']
+    cfg = dict(patch=args['patch_size'], kernel=args['kernel_sizes'], depths=args['depths'], dims=args['dims'],
+               mean=c['pretrained_cfg']['mean'], std=c['pretrained_cfg']['std'])
+    images, _ = load(data, 't10k')
+    inputs = images[:count].numpy()
+    w = {k: torch.from_numpy(v.astype(np.float64)) for k, v in weights.items()}
+    with torch.no_grad():
+        logits = logits_of(cfg, w, torch.from_numpy(inputs.astype(np.float64)))
+    out = {'inputs': inputs, 'logits': logits.numpy().astype(np.float32)}
+    write_safetensors(os.path.join(ROOT, 'shipped-check.safetensors'), out,
+                      metadata={'generator': 'tools/make_convnext_fixtures.py', 'model': 'public/models/fmnist-convnext'})
+    print(f'shipped-check: the shipped model on {count} test images, |logits| max {np.abs(out["logits"]).max():.2f}')
+
+
 def main():
     torch.set_grad_enabled(True)
     for cfg in FIXTURES:
         build(cfg)
+    shipped_check()
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@
 // through the Backbone interface; and the shipped Fashion-MNIST model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -247,26 +247,32 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align', 'recenter', 's
 
 const SHIPPED = join(import.meta.dirname, '..', '..', 'public', 'models', 'fmnist-convnext');
 
-test(
-  "the shipped Fashion-MNIST ConvNeXt: loads with its source statistics, and tfjs (wasm) gives PyTorch's clean test accuracy",
-  { skip: existsSync(join(SHIPPED, 'source-stats.safetensors')) ? false : 'no public/models/fmnist-convnext yet (npm run train:convnext)' },
-  async () => {
-    await tf.setBackend('wasm');
-    const config = JSON.parse(readFileSync(join(SHIPPED, 'config.json'), 'utf8')) as { training: { cleanTestAccuracy: number } };
-    const model = await loadBackbone(new Uint8Array(readFileSync(join(SHIPPED, 'model.safetensors'))), { config });
-    try {
-      assert.equal(model.family, 'convnext');
-      const stats = readSourceStats(new Uint8Array(readFileSync(join(SHIPPED, 'source-stats.safetensors'))), model);
-      assert.deepEqual(stats.layerWidths, [16, 32, 64, 128]);
-      const test = loadFashionMnist('t10k', join(import.meta.dirname, '..', '..', 'public', 'data', 'fashion-mnist'));
-      const acc = await grayAccuracy(model, test.images, test.labels, { batch: 500 });
-      // PyTorch's figure from training (tools/train_convnext.py), on all 10,000 images; float32 on both sides.
-      assert.ok(Math.abs(acc.accuracy - config.training.cleanTestAccuracy) <= 0.0005, `tfjs ${acc.accuracy} vs PyTorch ${config.training.cleanTestAccuracy}`);
-    } finally {
-      model.dispose();
-    }
-  },
-);
+test("the shipped Fashion-MNIST ConvNeXt: loads with its source statistics, and tfjs (wasm) gives PyTorch's logits and clean test accuracy", async (t) => {
+  await tf.setBackend('wasm');
+  const config = JSON.parse(readFileSync(join(SHIPPED, 'config.json'), 'utf8')) as { training: { cleanTestAccuracy: number } };
+  const model = await loadBackbone(new Uint8Array(readFileSync(join(SHIPPED, 'model.safetensors'))), { config });
+  try {
+    assert.equal(model.family, 'convnext');
+    const stats = readSourceStats(new Uint8Array(readFileSync(join(SHIPPED, 'source-stats.safetensors'))), model);
+    assert.deepEqual(stats.layerWidths, [16, 32, 64, 128]);
+    // PyTorch's logits on the first 16 test images (tools/make_convnext_fixtures.py, float64).
+    const check = readSafetensors(new Uint8Array(readFileSync(join(DIR, 'shipped-check.safetensors')))).tensors;
+    const inputs = check.get('inputs')!;
+    const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+    const logits = model.logits(x);
+    const want = check.get('logits')!.values;
+    const err = maxDiff(await logits.data(), want);
+    tf.dispose([x, logits]);
+    t.diagnostic(`max |Δ| logits against PyTorch ${err.toExponential(2)} (largest ${maxAbs(want).toFixed(2)})`);
+    assert.ok(err <= 1e-4 * Math.max(1, maxAbs(want)), `logits off by ${err}`);
+    const test = loadFashionMnist('t10k', join(import.meta.dirname, '..', '..', 'public', 'data', 'fashion-mnist'));
+    const acc = await grayAccuracy(model, test.images, test.labels, { batch: 500 });
+    // PyTorch's figure from training (tools/train_convnext.py), on all 10,000 images; float32 on both sides.
+    assert.ok(Math.abs(acc.accuracy - config.training.cleanTestAccuracy) <= 0.0005, `tfjs ${acc.accuracy} vs PyTorch ${config.training.cleanTestAccuracy}`);
+  } finally {
+    model.dispose();
+  }
+});
 
 test("timm's conv_mlp layout (the MLP's weights [out, in, 1, 1], as convnext_atto … _nano store them) loads and gives the same logits", async () => {
   await tf.setBackend('cpu');
