@@ -116,12 +116,15 @@ const FAMILY_FIXTURES = [
 
 for (const f of FAMILY_FIXTURES) {
   for (const name of f.names) {
-    test(`${f.label} ${name}: logits and ${f.norm}-affine gradients (autodiff) match PyTorch on webgpu, webgl, wasm and cpu`, () =>
+    test(`${f.label} ${name}: logits and ${f.norm}-affine gradients (autodiff) match PyTorch on webgpu, webgl, wasm and cpu`, (t) =>
       withPage(async (h) => {
         for (const backend of ['webgpu', 'webgl', 'wasm', 'cpu'] as const) {
           const r = await h.call('familyFixture', f.folder, name, backend);
           assert.equal(r.backend, backend);
           assert.equal(r.family, f.family);
+          t.diagnostic(
+            `${backend}: max |Δ| logits ${r.logitError.toExponential(2)}, gradients ${r.gradError.toExponential(2)}, one pass ${r.onePassGradError.toExponential(2)}`,
+          );
           assert.ok(r.norms > 0);
           assert.equal(r.numTensorsAfter, r.numTensorsBefore, `${backend}: tensors leaked`);
           assert.ok(r.logitError <= 1e-3 * Math.max(1, r.logitScale), `${backend}: logits off by ${r.logitError}`);
