@@ -196,7 +196,7 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     );
     this.featureWidth = config.dims.at(-1)!;
     for (const [name, t] of this.params)
-      if (/\.mlp\.fc\d\.weight$/.test(name)) this.linears.set(name, t.reshape([t.shape[0]!, t.shape[1]!]));
+      if (/\.mlp\.fc\d\.weight$/.test(name)) this.linears.set(name, tf.reshape(t, [t.shape[0]!, t.shape[1]!]));
       else if (t.rank === 4)
         this.filters.set(
           name,
