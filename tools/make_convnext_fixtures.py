@@ -124,8 +124,9 @@ def logits_of(cfg, w, images, mlp_as_conv=False):
     x = (images.permute(0, 3, 1, 2) - mean) / std
     x = F.conv2d(x, w['stem.0.weight'], w['stem.0.bias'], stride=cfg['patch'])
     x = ln2d(x, w, 'stem.1')
-    k = cfg['kernel']
-    for s, (n, c) in enumerate(zip(cfg['depths'], cfg['dims'])):
+    # One depthwise kernel for every stage, or one per stage (timm's kernel_sizes takes either).
+    kernels = cfg['kernel'] if isinstance(cfg['kernel'], (list, tuple)) else [cfg['kernel']] * len(cfg['depths'])
+    for s, (n, c, k) in enumerate(zip(cfg['depths'], cfg['dims'], kernels)):
         if s > 0:
             x = ln2d(x, w, f'stages.{s}.downsample.0')
             x = F.conv2d(x, w[f'stages.{s}.downsample.1.weight'], w[f'stages.{s}.downsample.1.bias'], stride=2)
