@@ -26,6 +26,7 @@ import {
   shapeOf,
   type ShapeTable,
 } from './config-json';
+import { showValue } from './errors';
 import type { DecodedTensor } from './safetensors';
 import { convNoFilterGrad } from './resnet-ops';
 import { depthwiseNoFilterGrad, geluExact, layerNormOp, type LayerNormFn } from './convnext-ops';
@@ -67,7 +68,7 @@ export function resolveConvNeXtConfig(shapes: ShapeTable, json: unknown = {}): C
   for (const name of shapes.keys())
     if (isGrn(name)) fail("ConvNeXt-V2's Global Response Norm (GRN) is not supported: wildtta implements ConvNeXt V1 (layer scale, no GRN)", name);
   if (args.stem_type !== undefined && args.stem_type !== 'patch')
-    fail(`model_args.stem_type ${JSON.stringify(args.stem_type)} is not supported: wildtta implements timm's patch stem only`);
+    fail(`model_args.stem_type ${showValue(args.stem_type)} is not supported: wildtta implements timm's patch stem only`);
   const shape = (name: string, rank: number) => shapeOf(shapes, name, rank);
   const stem = shape('stem.0.weight', 4);
   if (stem[2] !== stem[3]) fail(`expected a square patch stem, got [${stem.join(', ')}]`, 'stem.0.weight');
@@ -103,9 +104,10 @@ export function resolveConvNeXtConfig(shapes: ShapeTable, json: unknown = {}): C
   const numClasses = positiveInt(c.num_classes, 'num_classes') ?? fc[0]!;
   if (numClasses !== fc[0]) fail(`config says ${numClasses} classes, the weights have ${fc[0]}`, 'head.fc.weight');
   const eps = c.norm_eps ?? args.norm_eps;
-  if (eps !== undefined && (typeof eps !== 'number' || !(eps > 0))) fail(`config norm_eps must be a positive number, got ${JSON.stringify(eps)}`);
+  if (eps !== undefined && (typeof eps !== 'number' || !(eps > 0))) fail(`config norm_eps must be a positive number, got ${showValue(eps)}`);
   const { mean, std } = inputNormalization(c, inChannels);
   return {
+    // 224: timm's ImageNet ConvNeXts' input, where the config names none.
     imageSize: positiveInt(c.image_size, 'image_size') ?? positiveInt(inputSize?.[1], 'pretrained_cfg.input_size[1]') ?? 224,
     inChannels,
     numClasses,
