@@ -1,15 +1,20 @@
-// The paper's GroupNorm-vs-LayerNorm comparison on our two shipped models:
-// the LayerNorm ViT (public/models/fmnist-vit) and the GroupNorm ResNet
-// (public/models/fmnist-resnet-gn), both trained on Fashion-MNIST, run through
-// the same wild benchmark (same streams, seeds, corruptions, backend), each
-// with the hyperparameters its own tuning chose on the 4 extra corruptions.
+// The paper's GroupNorm-vs-LayerNorm comparison on our three shipped models:
+// the LayerNorm ViT (public/models/fmnist-vit), the GroupNorm ResNet
+// (public/models/fmnist-resnet-gn) and the LayerNorm CNN, a ConvNeXt
+// (public/models/fmnist-convnext), which tells the norm from the
+// architecture; all trained on Fashion-MNIST, run through the same wild
+// benchmark (same streams, seeds, corruptions, backend), each with the
+// hyperparameters its own tuning chose on the 4 extra corruptions (a model
+// without a tuning record, bench/results/tuning-<model>.json, runs each
+// method's defaults, which were tuned on the ViT).
 //
 //   npm run bench:gn-vs-ln -- [--seeds 1,2,3] [--per-corruption 100] [--severity 5] [--regime imagenet64]
 //                             [--backend wasm] [--parallel 2] [--methods source,recenter,tent,eata,sar,deyo,sar-align] [--resume] [--no-write] [--models fmnist-vit]
 //
 // Records go to bench/results/gn-vs-ln-<regime>/<model>/; the section
-// bench:gn-vs-ln of BENCHMARKS.md gets both models' tables and the paired
-// differences the paper's claims are about.
+// bench:gn-vs-ln of BENCHMARKS.md gets every model's tables, the paired
+// differences the paper's claims are about, and SAR's gain compared between
+// families.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CORRUPTIONS } from '../src/data/corruptions';
@@ -22,6 +27,7 @@ import { machineLine, mean, pct, std, tuningFile, writeSection } from './report'
 const MODELS = [
   { folder: 'fmnist-vit', label: 'ViT (LayerNorm)' },
   { folder: 'fmnist-resnet-gn', label: 'ResNet (GroupNorm)' },
+  { folder: 'fmnist-convnext', label: 'ConvNeXt (LayerNorm CNN)' },
 ].map((m) => ({ ...m, options: loadMethodOptions(tuningFile(m.folder)) }));
 
 const { values: a } = parseArgs({
@@ -35,7 +41,7 @@ const { values: a } = parseArgs({
     methods: { type: 'string', default: METHODS.join(',') },
     resume: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
-    // Run only these models' jobs (their records stay for a later --resume of both); the section needs both.
+    // Run only these models' jobs (their records stay for a later --resume of all); the section needs all.
     models: { type: 'string' },
   },
 });
@@ -46,13 +52,21 @@ const seeds = a.seeds.split(',').map(Number);
 const methods = a.methods.split(',');
 const corruptions = [...CORRUPTIONS];
 
+/** One run's accuracy averaged over the corruptions (NaN where there is no record). */
+function average(records: WildRunRecord[], scenario: string, m: string, seed: number): number {
+  const r = records.find((x) => x.scenario === scenario && x.method === m && x.seed === seed);
+  return r ? accuracyByCorruption(r, corruptions).average : NaN;
+}
+
 /** Per seed, a's average minus b's over the corruptions, for one scenario. */
 function pairedDiffs(records: WildRunRecord[], scenario: string, ma: string, mb: string): number[] {
-  const avg = (m: string, seed: number) => {
-    const r = records.find((x) => x.scenario === scenario && x.method === m && x.seed === seed);
-    return r ? accuracyByCorruption(r, corruptions).average : NaN;
-  };
-  return seeds.map((s) => avg(ma, s) - avg(mb, s)).filter((d) => Number.isFinite(d));
+  return seeds.map((s) => average(records, scenario, ma, s) - average(records, scenario, mb, s)).filter((d) => Number.isFinite(d));
+}
+
+/** Per seed, model a's gain of method m over no adaptation minus model b's, for one scenario: the same streams and seeds, so paired by seed. */
+function familyDiffs(ra: WildRunRecord[], rb: WildRunRecord[], scenario: string, m: string): number[] {
+  const gain = (r: WildRunRecord[], s: number) => average(r, scenario, m, s) - average(r, scenario, 'source', s);
+  return seeds.map((s) => gain(ra, s) - gain(rb, s)).filter((d) => Number.isFinite(d));
 }
 
 /** "+1.2 ± 0.4 (gain)" / "(tie)": a mean difference inside its spread over seeds is a tie. */
@@ -113,28 +127,42 @@ const claims = (['label-shift', 'mixed', 'per-corruption'] as const)
   })
   .join('\n\n');
 
+// SAR's (and sar-align's) gain over no adaptation compared between families, each pair once: the norm (ResNet vs ConvNeXt) and the architecture (ViT vs ConvNeXt).
+const pairs = MODELS.flatMap((ma, i) => MODELS.slice(i + 1).map((mb) => [ma, mb] as const));
+const families = (['label-shift', 'mixed', 'per-corruption'] as const)
+  .map((scenario) => {
+    const rows = pairs.map(
+      ([ma, mb]) =>
+        `| ${ma.label} − ${mb.label} | ${verdict(familyDiffs(recordsOf(ma.folder), recordsOf(mb.folder), scenario, 'sar'))} | ${verdict(familyDiffs(recordsOf(ma.folder), recordsOf(mb.folder), scenario, 'sar-align'))} |`,
+    );
+    return `**${scenario}**, gain over no adapt, one family's minus another's, paired by seed (points):\n\n| families | SAR gain difference | sar-align gain difference |\n|---|---|---|\n${rows.join('\n')}`;
+  })
+  .join('\n\n');
+
 const tables = MODELS.map(
   (m) =>
     `### ${m.label}: averages over the 15 corruptions (Δ against no adaptation, paired by seed)\n\n${summaryTable(recordsOf(m.folder), SCENARIOS, methods, corruptions)}`,
 ).join('\n\n');
 
 if (a['no-write'] || only) {
-  console.log(`\n${tables}\n\n${claims}`);
+  console.log(`\n${tables}\n\n${claims}\n\n${families}`);
   process.exit(0);
 }
 const command = `npm run bench:gn-vs-ln -- --seeds ${seeds.join(',')} --per-corruption ${a['per-corruption']} --severity ${a.severity} --regime ${regime} --backend ${a.backend} --parallel ${a.parallel}${a.methods === METHODS.join(',') ? '' : ` --methods ${a.methods}`}`;
 writeSection(
   'bench:gn-vs-ln',
-  `## GroupNorm ResNet against LayerNorm ViT (\`npm run bench:gn-vs-ln\`)
+  `## GroupNorm ResNet against LayerNorm ViT and ConvNeXt (\`npm run bench:gn-vs-ln\`)
 
 Command: \`${command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
 Backend: ${backendUsed} in headless Chromium. Machine: ${machineLine(browser)}.
-The SAR paper's two batch-agnostic families on the same streams: ${REGIME_LABELS[regime]}, severity ${a.severity}, batch size 1, ${a['per-corruption']} images per corruption, seeds ${seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds. Each model's hyperparameters were chosen by its own \`npm run bench:tune\` on the 4 extra corruptions only. The ResNet adapts through autodiff (tf.grads), the ViT through its hand-written backward.
+The SAR paper's two batch-agnostic families, and a LayerNorm CNN (ConvNeXt) that tells the norm from the architecture, on the same streams: ${REGIME_LABELS[regime]}, severity ${a.severity}, batch size 1, ${a['per-corruption']} images per corruption, seeds ${seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds. Each model's hyperparameters were chosen by its own \`npm run bench:tune\` on the 4 extra corruptions only. The ResNet and the ConvNeXt adapt through autodiff (tf.grads), the ViT through its hand-written backward. A model without its own tuning record runs each method's defaults (tuned on the ViT).
 ${about}
 
 ${tables}
 
 ${claims}
+
+${families}
 
 "Tie" means the mean difference is within its std over seeds, under a tenth of a point, or from one seed only. The paper's figures for comparison (ImageNet-C level 5, online imbalanced label shift, as the SAR paper reports them): ResNet-50-GN no adapt 30.6, Tent 22.0, EATA 31.6, SAR 37.2 ± 0.6; ViT-B/16 29.9, 47.3, 49.9, 58.0 ± 0.5.`,
 );

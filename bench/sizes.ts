@@ -8,7 +8,8 @@
 //   npm run bench:step -- --sizes ti,s,b [--resnets rn-fmnist,rn50] [--threads 1,all] [--rounds-scale 1] [--no-torch] [--no-write]
 //
 // Sizes and ResNets are the keys of tools/lib/sizes-models.ts (tiny, ti, s, b,
-// rn-tiny, rn-fmnist, rn50). Models, their ONNX exports and PyTorch's parity
+// rn-tiny, rn-fmnist, rn50; --resnets takes the ConvNeXts too: cn-tiny,
+// cn-fmnist, cn-atto). Models, their ONNX exports and PyTorch's parity
 // logits are generated on first use into .bench-cache/sizes/ (git-ignored).
 // bench/step.ts hands `--sizes` over to this file.
 import { cpus, loadavg } from 'node:os';
@@ -35,14 +36,14 @@ const { values: args } = parseArgs({
  * with both ResNets takes about 15 minutes on the 2-core build machine: a
  * ViT-B/16 round is several seconds, a ResNet-50-GN one (autodiff) longer.
  */
-const ROUNDS: Record<string, number> = { tiny: 20, 'rn-tiny': 20, 'rn-fmnist': 20, ti: 12, s: 8, b: 4, rn50: 3 };
+const ROUNDS: Record<string, number> = { tiny: 20, 'rn-tiny': 20, 'rn-fmnist': 20, 'cn-tiny': 20, 'cn-fmnist': 20, ti: 12, s: 8, b: 4, rn50: 3, 'cn-atto': 6 };
 /**
  * PyTorch's rounds and warm-up rounds per model. Debian's python3-torch is
  * built with the reference BLAS (BLAS_INFO=generic: about 6 GFLOP/s a core
  * here), so a ViT-B/16 SAR step takes it most of a minute: the big models get
  * fewer rounds and no warm-up (eager PyTorch compiles nothing on first call).
  */
-const TORCH_ROUNDS: Record<string, [rounds: number, warmup: number]> = { ti: [6, 1], s: [3, 0], b: [2, 0], rn50: [3, 1] };
+const TORCH_ROUNDS: Record<string, [rounds: number, warmup: number]> = { ti: [6, 1], s: [3, 0], b: [2, 0], rn50: [3, 1], 'cn-atto': [3, 1] };
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -194,9 +195,9 @@ function report(rows: Row[], run: { loadBefore: string; loadAfter: string; brows
 
 ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${run.minutes.toFixed(1)} minutes for the whole run. Machine: ${machineLine(run.browser)}; ${run.loadBefore} at the start, ${run.loadAfter.replace(/ on .*/, '')} at the end (other jobs share the cores: the "load" column is the 1-minute load average when the row finished; absolute times move with it, the per-round ratios much less).
 
-Random seeded weights in timm's layout (\`npm run make-model\`, seed 0: ViT-Ti/16, ViT-S/16, ViT-B/16 at 224 px with 1,000 classes; ResNet-50 with GroupNorm, 32 groups, at 224 px) and the shipped Fashion-MNIST GroupNorm ResNet (\`public/models/fmnist-resnet-gn\`, 28 px), batch size 1. The three engines run one network: \`tools/sizes_torch.py\` builds it in PyTorch from the same safetensors file and the architecture wildtta's loader resolved (the plain-PyTorch ViT of \`tools/time_torch.py\`, the GroupNorm ResNet of \`tools/make_resnet_fixtures.py\`) and exports it to ONNX (opset 17, \`torch.onnx.export\`); their logits on one image agree (table below; \`npm test -- sizes-parity\` checks the same on the tiny sizes).
+Random seeded weights in timm's layout (\`npm run make-model\`, seed 0: ViT-Ti/16, ViT-S/16, ViT-B/16 at 224 px with 1,000 classes; ResNet-50 with GroupNorm, 32 groups, at 224 px) and the shipped Fashion-MNIST GroupNorm ResNet (\`public/models/fmnist-resnet-gn\`, 28 px), batch size 1. The three engines run one network: \`tools/sizes_torch.py\` builds it in PyTorch from the same safetensors file and the architecture wildtta's loader resolved (the plain-PyTorch ViT of \`tools/time_torch.py\`, the GroupNorm ResNet of \`tools/make_resnet_fixtures.py\`, the ConvNeXt of \`tools/make_convnext_fixtures.py\`) and exports it to ONNX (opset 17, \`torch.onnx.export\`); their logits on one image agree (table below; \`npm test -- sizes-parity\` checks the same on the tiny sizes).
 
-- wildtta: tfjs-wasm with SIMD in headless Chromium (binary ${c0.wasmBinary}); "inference" is the source adapter's step (forward, softmax, entropy, the read); a SAR step is the whole step on a reliable sample (forward and backward, the SAM ascent, a second forward and backward, the update; a ViT's hand-written backward through the LayerNorms of all blocks but the last quarter, a ResNet's GroupNorms of the stem and layer1-3 through autodiff, \`tf.grads\`), each until its update is read.
+- wildtta: tfjs-wasm with SIMD in headless Chromium (binary ${c0.wasmBinary}); "inference" is the source adapter's step (forward, softmax, entropy, the read); a SAR step is the whole step on a reliable sample (forward and backward, the SAM ascent, a second forward and backward, the update; a ViT's hand-written backward through the LayerNorms of all blocks but the last quarter, a ResNet's GroupNorms of the stem and layer1-3 and a ConvNeXt's LayerNorms of the stem and every stage but the last through autodiff, \`tf.grads\`), each until its update is read.
 - ONNX Runtime Web ${c0.ortVersion}, its wasm build in the same page (graph optimisation 'all', thread pool not spinning between runs), inference and the read of the logits.
 - Each round runs one wildtta inference, one wildtta SAR step and one ONNX Runtime inference, the order turning each round, after one warm-up round; "threads" > 1: the page was served cross-origin isolated and both engines were given that many threads. Rounds per model (fewer for the big ones, so that the whole run fits about 15 minutes here): ${Object.entries(
       ROUNDS,

@@ -309,14 +309,20 @@ async function stepTable(): Promise<void> {
     if (name === lastWasm) timeTorch();
   }
   const frames = args['no-frame'] ? [] : await frameRows();
-  // A second family (issue 17): the shipped GroupNorm ResNet, adapted through autodiff, on wasm.
-  let resnet: BackboneStepCost | undefined;
-  try {
-    const o = { backend: 'wasm', modelUrl: '/models/fmnist-resnet-gn/', warmup: Number(args.warmup), iterations: Number(args.iterations) };
-    resnet = (await inPage((page) => page.evaluate(`window.wildttaBench.backboneCost(${JSON.stringify(o)})`) as Promise<BackboneStepCost>, false)).value;
-    console.log(`GroupNorm ResNet (wasm): inference ${f2(resnet.inferenceMs)} ms, SAR reliable ${f2(resnet.sarReliableMs)} ms (${f2(resnet.reliableRatio)}×)`);
-  } catch (e) {
-    console.log(`GroupNorm ResNet: skipped (${(e as Error).message.split('\n')[0]})`);
+  // The other families (issues 17, 26): the shipped GroupNorm ResNet and ConvNeXt, adapted through autodiff, on wasm.
+  const autodiffRows: Array<BackboneStepCost & { label: string }> = [];
+  for (const m of [
+    { label: 'GroupNorm ResNet', folder: 'fmnist-resnet-gn' },
+    { label: 'ConvNeXt', folder: 'fmnist-convnext' },
+  ]) {
+    try {
+      const o = { backend: 'wasm', modelUrl: `/models/${m.folder}/`, warmup: Number(args.warmup), iterations: Number(args.iterations) };
+      const r = (await inPage((page) => page.evaluate(`window.wildttaBench.backboneCost(${JSON.stringify(o)})`) as Promise<BackboneStepCost>, false)).value;
+      autodiffRows.push({ ...r, label: m.label });
+      console.log(`${m.label} (wasm): inference ${f2(r.inferenceMs)} ms, SAR reliable ${f2(r.sarReliableMs)} ms (${f2(r.reliableRatio)}×)`);
+    } catch (e) {
+      console.log(`${m.label}: skipped (${(e as Error).message.split('\n')[0]})`);
+    }
   }
   await shutdown();
   const frameText = frameSection(frames);
@@ -424,14 +430,14 @@ ${table}
 ${alignTable ? `\nsar-align (issue 14: input alignment, feature re-centering, the alignment term and the collapse watch on top of SAR) in the same rounds; "÷ SAR" is the median of the per-round ratios to SAR's step of the same kind:\n\n${alignTable}\n` : ''}
 ${frameText.text}
 ${
-  resnet
-    ? `### A second family: GroupNorm ResNet (issue 17)
+  autodiffRows.length > 0
+    ? `### Other families: GroupNorm ResNet (issue 17) and ConvNeXt (issue 26)
 
-The shipped Fashion-MNIST ResNet (\`public/models/fmnist-resnet-gn/\`, timm's resnet layout: a 7×7 stem of 16 channels, four stages of one basic block with 16, 32, 64 and 128 channels, GroupNorm with 8 groups, 28×28 gray input, 10 classes, 309,178 parameters), ${resnet.adapted} GroupNorm tensors adapted (the stem and layer1-3; layer4 skipped as SAR's reference skips it), through autodiff (\`tf.grads\`: no hand-written backward), on ${resnet.backend}, in the same rounds as above (median of ${args.iterations} rounds of one inference and one reliable step, each until its update is read):
+The shipped Fashion-MNIST ResNet (\`public/models/fmnist-resnet-gn/\`, timm's resnet layout: a 7×7 stem of 16 channels, four stages of one basic block with 16, 32, 64 and 128 channels, GroupNorm with 8 groups, 28×28 gray input, 10 classes, 309,178 parameters; the stem's and layer1-3's GroupNorms adapted, layer4 skipped as SAR's reference skips it) and ConvNeXt (\`public/models/fmnist-convnext/\`, timm's convnext layout: a 2×2 patch stem, four stages of one block with 16, 32, 64 and 128 channels, 7×7 depthwise convolutions, every norm a LayerNorm; the stem's and the first three stages' LayerNorms adapted, the last stage and head.norm skipped), through autodiff (\`tf.grads\`: no hand-written backward), in the same rounds as above (median of ${args.iterations} rounds of one inference and one reliable step, each until its update is read):
 
-| family | backend | inference (ms) | SAR step, reliable (ms) | × inference | tensors before → after |
-|---|---|---|---|---|---|
-| ${resnet.family} | ${resnet.backend} | ${f2(resnet.inferenceMs)} | ${f2(resnet.sarReliableMs)} | ${f2(resnet.reliableRatio)}× | ${resnet.memory.tensorsBefore} → ${resnet.memory.tensorsAfter} |
+| model | family | backend | norm tensors adapted | inference (ms) | SAR step, reliable (ms) | × inference | tensors before → after |
+|---|---|---|---|---|---|---|---|
+${autodiffRows.map((r) => `| ${r.label} | ${r.family} | ${r.backend} | ${r.adapted} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${r.memory.tensorsBefore} → ${r.memory.tensorsAfter} |`).join('\n')}
 
 Autodiff runs the forward again under \`tf.grads\` for each gradient (twice in a SAR step): the ratio is what a family pays before it has a fast path of its own.
 `

@@ -12,10 +12,14 @@ const SHIPPED_MODEL = new URL(`${BASE}models/fmnist-vit/`, location.href).href;
 /** The second shipped model, the GroupNorm ResNet: a model URL like any other (so ?model= shares it), with its own entry in the picker. */
 const SHIPPED_RESNET_PATH = `${BASE}models/fmnist-resnet-gn/`;
 const SHIPPED_RESNET = new URL(SHIPPED_RESNET_PATH, location.href).href;
+/** The third, the ConvNeXt (a LayerNorm CNN), likewise. */
+const SHIPPED_CONVNEXT_PATH = `${BASE}models/fmnist-convnext/`;
+const SHIPPED_CONVNEXT = new URL(SHIPPED_CONVNEXT_PATH, location.href).href;
 /** The picker's shipped entries: each one's value of config.model ('' is the ViT) and its URL. */
 export const SHIPPED_CHOICES: Record<string, { model: string; url: string }> = {
   shipped: { model: '', url: SHIPPED_MODEL },
   'shipped-resnet': { model: SHIPPED_RESNET_PATH, url: SHIPPED_RESNET },
+  'shipped-convnext': { model: SHIPPED_CONVNEXT_PATH, url: SHIPPED_CONVNEXT },
 };
 /** The picker's entry for a model from the page's config. */
 export const modelKindOf = (model: string) => Object.entries(SHIPPED_CHOICES).find(([, c]) => c.model === model)?.[0] ?? 'url';
@@ -97,7 +101,9 @@ export async function loadModel(c: EngineClient): Promise<void> {
       ? 'Shipped Fashion-MNIST ViT'
       : m.name === SHIPPED_RESNET
         ? 'Shipped Fashion-MNIST GroupNorm ResNet'
-        : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
+        : m.name === SHIPPED_CONVNEXT
+          ? 'Shipped Fashion-MNIST ConvNeXt'
+          : m.name.replace(/^.*\/(?=[^/]+\/?$)/, '');
   const shape = m.family === 'vit' ? `ViT, patch ${m.patchSize}, width ${m.width}, depth ${m.depth}` : `${m.family}, feature width ${m.width}`;
   const info = `${name}: ${m.imageSize}×${m.imageSize}×${m.inChannels} input, ${shape}, ${m.numClasses} classes, ${formatCount(m.parameters)} weights.`;
   $('model-info').textContent = info;

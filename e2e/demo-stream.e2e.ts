@@ -154,7 +154,7 @@ test(`demo defaults, ${FRAMES} labeled frames of gaussian noise 5: the default m
   await assertNoPageErrors();
 });
 
-test('demo model picker: dropped files load with their class names, a URL loads, a broken file leaves the running model', () =>
+test('demo model picker: dropped files load with their class names, a URL loads, a broken file leaves the running model, the shipped ResNet and ConvNeXt load', () =>
   withPage(
     async ({ page }) => {
       const modelDir = join(REPO_ROOT, 'public', 'models', 'fmnist-vit');
@@ -212,6 +212,14 @@ test('demo model picker: dropped files load with their class names, a URL loads,
       );
       assert.ok(resnetClasses.includes((await page.locator('#pred-class').textContent()) ?? ''), "the prediction is one of the ResNet's classes");
       assert.match(page.url(), /model=%2Fmodels%2Ffmnist-resnet-gn%2F/, 'the page URL names the ResNet');
+
+      // The third, the ConvNeXt, from the picker too; sar-align stays chosen (it has its statistics).
+      const onResnet = await demoState(page);
+      await page.selectOption('#model-kind', 'shipped-convnext');
+      await waitForDemo(page, 'the shipped ConvNeXt to run', (s) => s.state === 'running' && s.session > onResnet.session && s.labeled >= 5);
+      assert.match((await page.locator('#model-info').textContent()) ?? '', /^Shipped Fashion-MNIST ConvNeXt: 28×28×1 input, convnext/);
+      assert.equal(await page.locator('#method').inputValue(), 'sar-align', 'the demo fell back from sar-align on the ConvNeXt');
+      assert.match(page.url(), /model=%2Fmodels%2Ffmnist-convnext%2F/, 'the page URL names the ConvNeXt');
       await assertNoPageErrors();
     },
     { path: 'demo/?backend=wasm&input=stream&fps=20', context: { viewport: { width: 1280, height: 720 } } },

@@ -349,12 +349,14 @@ const harness = {
   },
 
   /**
-   * A GroupNorm ResNet fixture (e2e/fixtures/resnet-gn/<name>, PyTorch's
-   * figures): its logits and the batch-mean entropy's gradient with respect
-   * to every GroupNorm scale/shift (through autodiff) on `backend`, as the
-   * largest errors against PyTorch's, and those figures' own scale.
+   * A fixture of an autodiff family (e2e/fixtures/<folder>/<name>, PyTorch's
+   * figures: 'resnet-gn' or 'convnext'): its logits and the batch-mean
+   * entropy's gradient with respect to every norm scale/shift (through
+   * autodiff) on `backend`, as the largest errors against PyTorch's, and
+   * those figures' own scale.
    */
-  async resnetFixture(
+  async familyFixture(
+    folder: 'resnet-gn' | 'convnext',
     name: string,
     backend: BackendName,
   ): Promise<
@@ -371,7 +373,7 @@ const harness = {
   > {
     await use(backend);
     return counted(async () => {
-      const base = `/e2e/fixtures/resnet-gn/${encodeURIComponent(name)}/`;
+      const base = `/e2e/fixtures/${folder}/${encodeURIComponent(name)}/`;
       const expected = readSafetensors(await fetchBytes(`${base}expected.safetensors`)).tensors;
       const inputs = expected.get('inputs')!;
       const model = await loadBackbone(base);

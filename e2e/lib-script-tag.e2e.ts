@@ -329,13 +329,18 @@ test('computeSourceStats on your own images: model.sourceStats says so, and the 
     await assertClean(p);
   }));
 
-test('the shipped GroupNorm ResNet through the public API (script tag, page thread and worker): loads with its source statistics, classifies, adapts with sar-align', () =>
-  withLibPage('examples/index.html', async (p) => {
-    const r = (await p.page.evaluate(`(async () => {
+// The shipped autodiff families: the library's own tfjs-core build (no chained ops, its gradients registered by the library) runs them.
+for (const m of [
+  { folder: 'fmnist-resnet-gn', family: 'resnet-gn', label: 'GroupNorm ResNet' },
+  { folder: 'fmnist-convnext', family: 'convnext', label: 'ConvNeXt' },
+]) {
+  test(`the shipped ${m.label} through the public API (script tag, page thread and worker): loads with its source statistics, classifies, adapts with sar-align`, () =>
+    withLibPage('examples/index.html', async (p) => {
+      const r = (await p.page.evaluate(`(async () => {
       const WildTTA = await ${LOAD_WILDTTA};
       const out = [];
       for (const worker of [false, true]) {
-        const tta = await WildTTA.create({ model: '/public/models/fmnist-resnet-gn/', backend: 'wasm', method: 'sar-align', lr: 0.01, methodOptions: { marginFraction: 100, resetThreshold: 0 }, worker });
+        const tta = await WildTTA.create({ model: '/public/models/${m.folder}/', backend: 'wasm', method: 'sar-align', lr: 0.01, methodOptions: { marginFraction: 100, resetThreshold: 0 }, worker });
         const c = document.createElement('canvas'); c.width = c.height = 56;
         const g = c.getContext('2d');
         let updated = 0, last;
@@ -344,24 +349,25 @@ test('the shipped GroupNorm ResNet through the public API (script tag, page thre
         await tta.dispose();
       }
       return out; })()`)) as Array<{
-      worker: boolean;
-      family: string;
-      classes: number;
-      stats: { count: number } | null;
-      method: string;
-      step: number;
-      updated: number;
-    }>;
-    for (const x of r) {
-      assert.equal(x.family, 'resnet-gn', `worker ${x.worker}`);
-      assert.equal(x.stats?.count, 1000, `worker ${x.worker}: the statistics beside the weights`);
-      assert.equal(x.method, 'sar-align');
-      assert.equal(x.classes, 10);
-      assert.equal(x.step, 5);
-      assert.ok(x.updated >= 3, `worker ${x.worker}: ${x.updated} updates in 6 frames`);
-    }
-    await assertClean(p);
-  }));
+        worker: boolean;
+        family: string;
+        classes: number;
+        stats: { count: number } | null;
+        method: string;
+        step: number;
+        updated: number;
+      }>;
+      for (const x of r) {
+        assert.equal(x.family, m.family, `worker ${x.worker}`);
+        assert.equal(x.stats?.count, 1000, `worker ${x.worker}: the statistics beside the weights`);
+        assert.equal(x.method, 'sar-align');
+        assert.equal(x.classes, 10);
+        assert.equal(x.step, 5);
+        assert.ok(x.updated >= 3, `worker ${x.worker}: ${x.updated} updates in 6 frames`);
+      }
+      await assertClean(p);
+    }));
+}
 
 test('CSP check can fail: an eval on the same policy is reported as a violation', () =>
   withLibPage('examples/index.html', async (p) => {

@@ -41,7 +41,7 @@ test('the folder the command writes holds the bytes makeTestModel gives for the 
 
 test('a bad argument exits with status 2, what is wrong, and the usage', () => {
   const cases: Array<[string[], RegExp]> = [
-    [['--family', 'vgg', '--size', 'tiny', '--out', 'x'], /unknown family "vgg": choose one of vit, resnet-gn/],
+    [['--family', 'vgg', '--size', 'tiny', '--out', 'x'], /unknown family "vgg": choose one of vit, resnet-gn, convnext/],
     [['--family', 'vit', '--size', 'large', '--out', 'x'], /unknown size "large" for vit: choose one of tiny, ti, s, b/],
     [['--family', 'vit', '--size', 'tiny'], /--family, --size and --out are required/],
     [['--family', 'vit', '--size', 'tiny', '--out', 'x', '--seed', 'one'], /--seed must be a non-negative integer, got "one"/],
@@ -51,7 +51,7 @@ test('a bad argument exits with status 2, what is wrong, and the usage', () => {
     const r = cli(...args);
     assert.equal(r.status, 2, `${args.join(' ')}: status ${r.status}\n${r.stderr}`);
     assert.match(r.stderr, message, args.join(' '));
-    assert.match(r.stderr, /usage: npm run make-model -- --family vit\|resnet-gn --size SIZE --out FOLDER/);
+    assert.match(r.stderr, /usage: npm run make-model -- --family vit\|resnet-gn\|convnext --size SIZE --out FOLDER/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }
 });

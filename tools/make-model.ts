@@ -6,7 +6,8 @@
 //
 // Families and sizes: vit tiny|ti|s|b (ti, s, b: timm's ViT-Ti/16, ViT-S/16,
 // ViT-B/16 at 224 px, 1,000 classes), resnet-gn tiny|50 (50: timm's
-// resnet50_gn). The same arguments write the same bytes.
+// resnet50_gn), convnext tiny|atto (atto: timm's convnext_atto). The same
+// arguments write the same bytes.
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

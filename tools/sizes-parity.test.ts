@@ -1,5 +1,5 @@
 // The real-size benchmark's three engines compute one function (bench/sizes.ts):
-// for the tiny ViT and the tiny GroupNorm ResNet that make-model writes, the
+// for the tiny ViT, GroupNorm ResNet and ConvNeXt that make-model writes, the
 // PyTorch definition (tools/sizes_torch.py), its ONNX export run by ONNX
 // Runtime Web's wasm build, and wildtta's loader on the wasm backend give the
 // same logits on the parity image. A loader or exporter that read one tensor
@@ -20,7 +20,7 @@ import { parityImage, toNchw } from './lib/parity-image';
 const TOLERANCE = 2e-3;
 const noTorch = torchAvailable();
 
-for (const key of ['tiny', 'rn-tiny']) {
+for (const key of ['tiny', 'rn-tiny', 'cn-tiny']) {
   test(`${key}: PyTorch, ONNX Runtime Web and wildtta agree on the logits`, { skip: noTorch, timeout: 60_000 }, async () => {
     const root = mkdtempSync(join(tmpdir(), 'wildtta-sizes-'));
     try {

@@ -10,8 +10,9 @@ wildtta's loader resolved it from that folder (bench/sizes.ts writes it), so
 that this side builds the same network rather than guessing it again from
 timm's names. The networks are the plain-PyTorch definitions the fixtures
 already use, with no code shared with the TypeScript models: the ViT of
-tools/time_torch.py and the GroupNorm ResNet forward of
-tools/make_resnet_fixtures.py, both in float32 with the file's weights.
+tools/time_torch.py, the GroupNorm ResNet forward of
+tools/make_resnet_fixtures.py and the ConvNeXt forward of
+tools/make_convnext_fixtures.py, all in float32 with the file's weights.
 
 --onnx    exports the network with torch.onnx.export (TorchScript exporter,
           opset 17: LayerNormalization is one node there), input `pixels`
@@ -19,7 +20,8 @@ tools/make_resnet_fixtures.py, both in float32 with the file's weights.
 --time    times, with 1 thread and with all threads, an inference (no_grad
           forward, softmax entropy, .item()) and the paper's SAR step on a
           reliable sample (tools/time_torch.py's SAR, the norms wildtta adapts:
-          a ViT's blocks but the last quarter, a ResNet's stem and layer1-3),
+          a ViT's blocks but the last quarter, a ResNet's stem and layer1-3,
+          a ConvNeXt's stem and every stage but the last),
           --rounds rounds of one each after --warmup, the order turning.
 
 Prints one JSON object: torch's version, `check` (the logits of the
@@ -37,6 +39,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from time_torch import SAR, ViT, read_safetensors, softmax_entropy, timed  # noqa: E402
 from make_resnet_fixtures import logits_of, norm_names  # noqa: E402
+import make_convnext_fixtures as convnext  # noqa: E402
 
 
 def check_image(size, channels):
@@ -46,12 +49,13 @@ def check_image(size, channels):
     return nhwc.permute(0, 3, 1, 2).contiguous()
 
 
-class ResNetGN(torch.nn.Module):
-    """make_resnet_fixtures' forward over parameters, NCHW in (it wants NHWC, so a transpose each way, both cheap)."""
+class Functional(torch.nn.Module):
+    """A fixtures' forward (make_resnet_fixtures', make_convnext_fixtures') over parameters, NCHW in (it wants NHWC, so a transpose each way, both cheap)."""
 
-    def __init__(self, cfg, weights):
+    def __init__(self, cfg, weights, forward=logits_of):
         super().__init__()
         self.cfg = cfg
+        self.logits_of = forward
         self.names = list(weights)
         self.p = torch.nn.ParameterDict({k.replace(".", "__"): torch.nn.Parameter(v, requires_grad=False) for k, v in weights.items()})
 
@@ -59,7 +63,7 @@ class ResNetGN(torch.nn.Module):
         return self.p[name.replace(".", "__")]
 
     def forward(self, x):
-        return logits_of(self.cfg, {n: self.w(n) for n in self.names}, x.permute(0, 2, 3, 1))
+        return self.logits_of(self.cfg, {n: self.w(n) for n in self.names}, x.permute(0, 2, 3, 1))
 
 
 def build(spec, weights):
@@ -94,9 +98,20 @@ def build(spec, weights):
             "stem": spec["stemWidth"],
             "widths": spec["widths"],
         }
-        model = ResNetGN(cfg, weights)
+        model = Functional(cfg, weights)
         # SAR's reference leaves the last stage alone; wildtta's ResNet adapter does the same.
         adapted = [n for n in norm_names(weights) if not n.startswith("layer4.")]
+        return model, adapted
+    if spec["family"] == "convnext":
+        if abs(spec["normEps"] - convnext.EPS) > 1e-12:
+            raise SystemExit(f"make_convnext_fixtures' forward has LayerNorm eps {convnext.EPS}, the model says {spec['normEps']}")
+        # A conv_mlp file's [out, in, 1, 1] MLP weights are the Linear layers' [out, in].
+        weights = {k: v.reshape(v.shape[0], v.shape[1]) if ".mlp.fc" in k and v.dim() == 4 else v for k, v in weights.items()}
+        cfg = {"patch": spec["patch"], "kernel": spec["kernels"], "depths": spec["depths"], "dims": spec["dims"], "mean": spec["mean"], "std": spec["std"]}
+        model = Functional(cfg, weights, convnext.logits_of)
+        # wildtta's ConvNeXt rule: the stem's and every stage's LayerNorms but the last stage's; head.norm only for Tent/EATA.
+        last = len(spec["depths"]) - 1
+        adapted = [n for n in weights if convnext.is_norm(n) and not n.startswith((f"stages.{last}.", "head.norm."))]
         return model, adapted
     raise SystemExit(f"unknown family {spec['family']}")
 

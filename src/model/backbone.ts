@@ -38,12 +38,12 @@ export interface ForwardGradient {
 export interface NormSelection {
   /**
    * How many of the last units keep their norms frozen: ViT blocks, ResNet
-   * stages. Default: the family's rule (ViT: the last quarter of the blocks,
-   * as SAR's reference skips blocks 9-11 of ViT-B; ResNet: the last stage,
-   * as it skips layer4).
+   * and ConvNeXt stages. Default: the family's rule (ViT: the last quarter
+   * of the blocks, as SAR's reference skips blocks 9-11 of ViT-B; ResNet:
+   * the last stage, as it skips layer4; ConvNeXt: the last stage likewise).
    */
   skipLastBlocks?: number;
-  /** Whether a final norm after the last unit adapts (the ViT's norm / fc_norm). SAR: no. Tent/EATA: yes. */
+  /** Whether a final norm after the last unit adapts (the ViT's norm / fc_norm, the ConvNeXt's head.norm). SAR: no. Tent/EATA: yes. */
   includeFinalNorm?: boolean;
 }
 

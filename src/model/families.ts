@@ -3,6 +3,7 @@
 // the methods see only the Backbone it builds. Adding a family is its own
 // file (a Backbone and a Family) and one line here (docs/contributing.md).
 import type { Family } from './family';
+import { convNeXtFamily } from './convnext';
 import { resnetGnFamily } from './resnet-gn';
 import { vitFamily } from './vit';
 
@@ -11,6 +12,7 @@ export type { Family };
 /** The families in the order they are asked. */
 export const FAMILIES: readonly Family[] = [
   resnetGnFamily,
+  convNeXtFamily,
   // The ViT last: a file no other family claims is read as one, and its checks say what it lacks.
   vitFamily,
 ];

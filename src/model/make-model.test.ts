@@ -15,6 +15,7 @@ import { CONFIG_FILE, SOURCE_STATS_FILE, WEIGHTS_FILE } from './files';
 import { loadBackbone } from './load';
 import { makeTestModel, syntheticImages, testModelSpec, TEST_MODEL_SIZES } from './make-model';
 import { expectedResNetTensors, resolveResNetGnConfig } from './resnet-gn';
+import { expectedConvNeXtTensors, resolveConvNeXtConfig } from './convnext';
 import { fetchSourceStats } from './source-stats';
 
 // wasm, as the tools run: ViT-Ti's forward and the SAR steps take a fraction of the cpu backend's time.
@@ -115,7 +116,14 @@ test('ViT-Ti/16 (timm vit_tiny_patch16_224) is made, loads and gives finite logi
 
 test("timm's sizes have timm's tensor names, shapes and parameter counts (checked from the shapes alone)", () => {
   // timm's own counts for these architectures at 1,000 classes.
-  const timm: Record<string, number> = { 'vit ti': 5_717_416, 'vit s': 22_050_664, 'vit b': 86_567_656, 'resnet-gn 50': 25_557_032 };
+  // convnext_atto: timm lists 3.7 M; this is the sum over its tensors' shapes.
+  const timm: Record<string, number> = {
+    'vit ti': 5_717_416,
+    'vit s': 22_050_664,
+    'vit b': 86_567_656,
+    'resnet-gn 50': 25_557_032,
+    'convnext atto': 3_695_520,
+  };
   const dims: Record<string, number[]> = { ti: [192, 12, 3, 768], s: [384, 12, 6, 1536], b: [768, 12, 12, 3072] };
   for (const [key, parameters] of Object.entries(timm)) {
     const [family, size] = key.split(' ') as [string, string];
@@ -128,6 +136,14 @@ test("timm's sizes have timm's tensor names, shapes and parameter counts (checke
       assert.deepEqual([cfg.width, cfg.depth, cfg.heads, cfg.mlpHidden], dims[size], key);
       assert.equal(checkShapes(cfg, shapes), 'norm');
       assert.match(spec.architecture, new RegExp(`^vit_${{ ti: 'tiny', s: 'small', b: 'base' }[size]}_patch16_224$`));
+    } else if (family === 'convnext') {
+      const cfg = resolveConvNeXtConfig(shapes, spec.configJson);
+      assert.deepEqual(
+        [cfg.depths, cfg.dims, cfg.patch, cfg.kernels, cfg.convMlp, cfg.imageSize],
+        [[2, 2, 6, 2], [40, 80, 160, 320], 4, [7, 7, 7, 7], true, 224],
+      );
+      assert.deepEqual(expectedConvNeXtTensors(cfg), spec.tensors);
+      assert.deepEqual(shapes.get('stages.3.blocks.1.mlp.fc2.weight'), [320, 1280, 1, 1]);
     } else {
       const cfg = resolveResNetGnConfig(shapes, spec.configJson);
       assert.deepEqual([cfg.block, cfg.layers, cfg.widths, cfg.groups, cfg.imageSize], ['bottleneck', [3, 4, 6, 3], [64, 128, 256, 512], 32, 224]);
@@ -148,7 +164,7 @@ test('the same seed gives the same bytes; another seed other weights', async () 
 });
 
 test('an unknown family or size, or a bad seed or image count, is refused saying what there is', async () => {
-  assert.throws(() => testModelSpec('vgg', 'tiny'), { name: 'RangeError', message: 'unknown family "vgg": choose one of vit, resnet-gn' });
+  assert.throws(() => testModelSpec('vgg', 'tiny'), { name: 'RangeError', message: 'unknown family "vgg": choose one of vit, resnet-gn, convnext' });
   assert.throws(() => testModelSpec('vit', 'l'), { name: 'RangeError', message: 'unknown size "l" for vit: choose one of tiny, ti, s, b' });
   assert.throws(() => testModelSpec('resnet-gn', 'b'), /unknown size "b" for resnet-gn: choose one of tiny, 50/);
   // Not an own key of the table.

@@ -9,6 +9,7 @@ import { expectedTensors, type ViTConfig } from './config';
 import { CONFIG_FILE, SOURCE_STATS_FILE, WEIGHTS_FILE } from './files';
 import { backboneFromTensors } from './load';
 import { expectedResNetTensors, type ResNetGnConfig } from './resnet-gn';
+import { expectedConvNeXtTensors, type ConvNeXtConfig } from './convnext';
 import { writeSafetensors, type DecodedTensor } from './safetensors';
 import { computeSourceStats, writeSourceStats } from './source-stats';
 
@@ -16,6 +17,7 @@ import { computeSourceStats, writeSourceStats } from './source-stats';
 export const TEST_MODEL_SIZES = {
   vit: ['tiny', 'ti', 's', 'b'],
   'resnet-gn': ['tiny', '50'],
+  convnext: ['tiny', 'atto'],
 } as const;
 
 export type TestModelFamily = keyof typeof TEST_MODEL_SIZES;
@@ -142,6 +144,51 @@ const RESNET_SIZES: Record<(typeof TEST_MODEL_SIZES)['resnet-gn'][number], ResNe
   },
 };
 
+interface ConvNeXtSize {
+  architecture: string;
+  description: string;
+  modelArgs?: Record<string, unknown>;
+  config: Omit<ConvNeXtConfig, 'classNames' | 'normEps'>;
+}
+
+const CONVNEXT_SIZES: Record<(typeof TEST_MODEL_SIZES)['convnext'][number], ConvNeXtSize> = {
+  // The shipped fmnist-convnext's shape in colour at 32 px; timm's name with the model_args it was built with.
+  tiny: {
+    architecture: 'convnext_atto',
+    description: '32×32×3, 2×2 stem, stages of 1-1-1-1 blocks of 16-128 channels, 10 classes',
+    modelArgs: { depths: [1, 1, 1, 1], dims: [16, 32, 64, 128], patch_size: 2 },
+    config: {
+      imageSize: 32,
+      inChannels: 3,
+      numClasses: 10,
+      patch: 2,
+      depths: [1, 1, 1, 1],
+      dims: [16, 32, 64, 128],
+      kernels: [7, 7, 7, 7],
+      convMlp: false,
+      mean: HALF,
+      std: HALF,
+    },
+  },
+  atto: {
+    architecture: 'convnext_atto',
+    // timm builds its atto … nano with conv_mlp: the MLP as 1×1 convolutions.
+    description: 'ConvNeXt-Atto (timm), 224×224×3, 1,000 classes',
+    config: {
+      imageSize: 224,
+      inChannels: 3,
+      numClasses: 1000,
+      patch: 4,
+      depths: [2, 2, 6, 2],
+      dims: [40, 80, 160, 320],
+      kernels: [7, 7, 7, 7],
+      convMlp: true,
+      mean: IMAGENET_MEAN,
+      std: IMAGENET_STD,
+    },
+  },
+};
+
 const count = (tensors: Array<[string, number[]]>) => tensors.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
 
 /** The spec of a family's size; anything else is a RangeError that lists what there is. */
@@ -149,7 +196,9 @@ export function testModelSpec(family: string, size: string): TestModelSpec {
   if (!Object.hasOwn(TEST_MODEL_SIZES, family)) throw new RangeError(`unknown family "${family}": choose one of ${Object.keys(TEST_MODEL_SIZES).join(', ')}`);
   const sizes: readonly string[] = TEST_MODEL_SIZES[family as TestModelFamily];
   if (!sizes.includes(size)) throw new RangeError(`unknown size "${size}" for ${family}: choose one of ${sizes.join(', ')}`);
-  return family === 'vit' ? vitSpec(size, VIT_SIZES[size as keyof typeof VIT_SIZES]) : resnetSpec(size, RESNET_SIZES[size as keyof typeof RESNET_SIZES]);
+  if (family === 'vit') return vitSpec(size, VIT_SIZES[size as keyof typeof VIT_SIZES]);
+  if (family === 'convnext') return convNeXtSpec(size, CONVNEXT_SIZES[size as keyof typeof CONVNEXT_SIZES]);
+  return resnetSpec(size, RESNET_SIZES[size as keyof typeof RESNET_SIZES]);
 }
 
 function vitSpec(size: string, s: ViTSize): TestModelSpec {
@@ -239,6 +288,41 @@ function resnetSpec(size: string, s: ResNetSize): TestModelSpec {
   };
 }
 
+function convNeXtSpec(size: string, s: ConvNeXtSize): TestModelSpec {
+  const c = s.config;
+  const tensors = expectedConvNeXtTensors({ ...c, classNames: [], normEps: 1e-6 });
+  const configJson = {
+    architecture: s.architecture,
+    num_classes: c.numClasses,
+    num_features: c.dims.at(-1),
+    global_pool: 'avg',
+    ...(s.modelArgs ? { model_args: s.modelArgs } : {}),
+    pretrained_cfg: {
+      input_size: [c.inChannels, c.imageSize, c.imageSize],
+      interpolation: 'bicubic',
+      crop_pct: 0.95,
+      crop_mode: 'center',
+      mean: c.mean,
+      std: c.std,
+      num_classes: c.numClasses,
+      first_conv: 'stem.0',
+      classifier: 'head.fc',
+    },
+  };
+  return {
+    family: 'convnext',
+    size,
+    architecture: s.architecture,
+    description: s.description,
+    imageSize: c.imageSize,
+    inChannels: c.inChannels,
+    numClasses: c.numClasses,
+    tensors,
+    parameters: count(tensors),
+    configJson,
+  };
+}
+
 /** Seeded standard normals (Box-Muller over mulberry32). */
 function normals(seed: number): () => number {
   const rand = mulberry32(seed);
@@ -259,15 +343,24 @@ function normals(seed: number): () => number {
 /**
  * How a tensor starts, after timm's own initializations: Linear layers
  * truncated normal with std 0.02, every norm's scale 1 and shift 0, biases 0,
- * ResNet convolutions He-normal over their fan-out. Two exceptions keep a
+ * ResNet convolutions He-normal over their fan-out, ConvNeXt convolutions
+ * truncated normal with std 0.02 as its Linear layers. Three exceptions keep a
  * random model's outputs from being degenerate: the ViT's patch embedding
  * has LeCun's 1/√fan-in (timm's 'jax' scheme) so the image, not the position
- * table, dominates the tokens at every size; and the head is scaled up
+ * table, dominates the tokens at every size; a ConvNeXt's layer scales are
+ * 1, not timm's 1e-6, as a trained model's grow (at 1e-6 each block would
+ * pass its input through and its norm get no gradient); and the head is scaled up
  * (HEAD_SCALE) so the predictions range from sure to unsure and the
  * methods' filters find frames to adapt on.
  */
 function initStd(family: TestModelFamily, name: string, shape: number[]): number | { constant: number } {
   const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  if (family === 'convnext') {
+    // Its downsample.1 is a convolution, not the ResNet's norm of that name.
+    if (/^(stem\.1|stages\.\d+\.downsample\.0|.*\.norm)\.weight$/.test(name) || name.endsWith('.gamma')) return { constant: 1 };
+    if (name.endsWith('.bias')) return { constant: 0 };
+    return name === 'head.fc.weight' ? HEAD_SCALE / Math.sqrt(fanIn) : 0.02;
+  }
   if (/(^|\.)(norm\d?|bn\d|downsample\.1)\.weight$/.test(name)) return { constant: 1 };
   if (name.endsWith('.bias')) return { constant: 0 };
   if (name === 'head.weight' || name === 'fc.weight') return HEAD_SCALE / Math.sqrt(fanIn);

@@ -243,7 +243,7 @@ const json = (p: string) => JSON.parse(readFileSync(new URL(`../../public/models
 // the state the ones with the most hand-written checks.
 const share = (f: number) => Math.max(1, Math.round(CASES * f));
 
-for (const dir of ['fmnist-vit', 'fmnist-resnet-gn']) {
+for (const dir of ['fmnist-vit', 'fmnist-resnet-gn', 'fmnist-convnext']) {
   test(`fuzz ${dir}: mutated model and source statistics load or throw ModelFormatError, leak nothing`, { timeout: TEST_MS }, async (t) => {
     const modelBytes = read(`${dir}/model.safetensors`);
     const config = json(`${dir}/config.json`);

@@ -36,7 +36,7 @@ export interface ModelInfo {
   inChannels: 1 | 3;
   numClasses: number;
   classNames: string[];
-  /** 'vit' or 'resnet-gn' (model/backbone.ts). */
+  /** 'vit', 'resnet-gn' or 'convnext' (model/backbone.ts). */
   family: string;
   /** The ViT's patch side; 0 for a family without patches. */
   patchSize: number;

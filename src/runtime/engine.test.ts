@@ -233,53 +233,59 @@ test('engine: source statistics come with a model, are validated, and gate sar-a
   e.dispose();
 });
 
-test('engine: a GroupNorm ResNet loads, adapts with SAR (autodiff) and runs the side-by-side reference; its own source statistics run sar-align, a bad file is refused clearly', async () => {
-  const dir = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn', 'basic-gray28');
-  const weights = readFileSync(join(dir, 'model.safetensors'));
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  const e = new Engine();
-  try {
-    await e.init({ backend: 'wasm' });
-    const bytes = () => weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
-    const info = await e.loadModel({ kind: 'bytes', weights: bytes(), config });
-    assert.deepEqual([info.family, info.imageSize, info.inChannels, info.numClasses, info.patchSize, info.sourceStats], ['resnet-gn', 28, 1, 10, 0, null]);
-    await e.setMethod({ method: 'sar', lr: 1e-2, options: { marginFraction: 100, resetThreshold: 0 } });
-    e.setReference(true);
-    const results = [];
-    for (let i = 0; i < 8; i++) results.push(await e.step(frame(i)));
-    const late = await e.flush();
-    assert.ok(
-      [...results.flatMap((r) => r.updates), ...late].some((u) => u.updated),
-      'no update in 8 frames',
-    );
-    // Before the first update the adapted model is the source: its prediction is the reference's.
-    assert.equal(results[0]!.predicted, results[0]!.reference!.input.predicted);
-    assert.ok(Math.abs(results[0]!.confidence - results[0]!.reference!.input.confidence) < 1e-5);
-    await assert.rejects(
-      e.setMethod({ method: 'sar-align' }),
-      (err: unknown) => err instanceof Error && err.name === 'ModelFormatError' && /source statistics/.test(err.message),
-    );
-    await assert.rejects(
-      e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: new ArrayBuffer(8) }),
-      (err: unknown) => err instanceof Error && err.name === 'ModelFormatError',
-    );
-    // The running model and method are still there after the refusals.
-    assert.equal((await e.step(frame(9))).step, 8);
-    // Statistics made from the ResNet's own blocks let it run sar-align, and load with it.
-    const pixels = new Float32Array(20 * 784);
-    for (let i = 0; i < pixels.length; i++) pixels[i] = ((i * 7919) % 997) / 997;
-    const stats = await e.computeSourceStats({ pixels, count: 20 });
-    const sar = await e.setMethod({ method: 'sar-align' });
-    assert.equal(sar.method, 'sar-align');
-    for (let i = 0; i < 6; i++) assert.ok(Number.isFinite((await e.step(frame(20 + i))).confidence));
-    const again = await e.loadModel({
-      kind: 'bytes',
-      weights: bytes(),
-      config,
-      sourceStats: stats.buffer.slice(stats.byteOffset, stats.byteOffset + stats.byteLength) as ArrayBuffer,
-    });
-    assert.deepEqual(again.sourceStats, { count: 20, provenance: '20 images given to computeSourceStats' });
-  } finally {
-    e.dispose();
-  }
-});
+// The autodiff families, through the engine as the page and the worker use it.
+for (const f of [
+  { label: 'a GroupNorm ResNet', family: 'resnet-gn', fixture: 'resnet-gn/basic-gray28' },
+  { label: 'a ConvNeXt', family: 'convnext', fixture: 'convnext/gray28-patch2' },
+]) {
+  test(`engine: ${f.label} loads, adapts with SAR (autodiff) and runs the side-by-side reference; its own source statistics run sar-align, a bad file is refused clearly`, async () => {
+    const dir = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', ...f.fixture.split('/'));
+    const weights = readFileSync(join(dir, 'model.safetensors'));
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const e = new Engine();
+    try {
+      await e.init({ backend: 'wasm' });
+      const bytes = () => weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
+      const info = await e.loadModel({ kind: 'bytes', weights: bytes(), config });
+      assert.deepEqual([info.family, info.imageSize, info.inChannels, info.numClasses, info.patchSize, info.sourceStats], [f.family, 28, 1, 10, 0, null]);
+      await e.setMethod({ method: 'sar', lr: 1e-2, options: { marginFraction: 100, resetThreshold: 0 } });
+      e.setReference(true);
+      const results = [];
+      for (let i = 0; i < 8; i++) results.push(await e.step(frame(i)));
+      const late = await e.flush();
+      assert.ok(
+        [...results.flatMap((r) => r.updates), ...late].some((u) => u.updated),
+        'no update in 8 frames',
+      );
+      // Before the first update the adapted model is the source: its prediction is the reference's.
+      assert.equal(results[0]!.predicted, results[0]!.reference!.input.predicted);
+      assert.ok(Math.abs(results[0]!.confidence - results[0]!.reference!.input.confidence) < 1e-5);
+      await assert.rejects(
+        e.setMethod({ method: 'sar-align' }),
+        (err: unknown) => err instanceof Error && err.name === 'ModelFormatError' && /source statistics/.test(err.message),
+      );
+      await assert.rejects(
+        e.loadModel({ kind: 'bytes', weights: bytes(), config, sourceStats: new ArrayBuffer(8) }),
+        (err: unknown) => err instanceof Error && err.name === 'ModelFormatError',
+      );
+      // The running model and method are still there after the refusals.
+      assert.equal((await e.step(frame(9))).step, 8);
+      // Statistics made from the model's own blocks let it run sar-align, and load with it.
+      const pixels = new Float32Array(20 * 784);
+      for (let i = 0; i < pixels.length; i++) pixels[i] = ((i * 7919) % 997) / 997;
+      const stats = await e.computeSourceStats({ pixels, count: 20 });
+      const sar = await e.setMethod({ method: 'sar-align' });
+      assert.equal(sar.method, 'sar-align');
+      for (let i = 0; i < 6; i++) assert.ok(Number.isFinite((await e.step(frame(20 + i))).confidence));
+      const again = await e.loadModel({
+        kind: 'bytes',
+        weights: bytes(),
+        config,
+        sourceStats: stats.buffer.slice(stats.byteOffset, stats.byteOffset + stats.byteLength) as ArrayBuffer,
+      });
+      assert.deepEqual(again.sourceStats, { count: 20, provenance: '20 images given to computeSourceStats' });
+    } finally {
+      e.dispose();
+    }
+  });
+}

@@ -11,6 +11,7 @@ import { join, relative, resolve } from 'node:path';
 import { makeTestModel, testModelSpec } from '../../src/model/make-model';
 import { resolveViTConfig } from '../../src/model/config';
 import { resolveResNetGnConfig } from '../../src/model/resnet-gn';
+import { resolveConvNeXtConfig } from '../../src/model/convnext';
 import { parseSafetensorsHeader } from '../../src/model/safetensors';
 import { REPO_ROOT } from './session';
 
@@ -21,9 +22,9 @@ export const SIZES_CACHE = resolve(REPO_ROOT, '.bench-cache', 'sizes');
 export interface SizeEntry {
   /** What the table calls it. */
   label: string;
-  family: 'vit' | 'resnet-gn';
+  family: 'vit' | 'resnet-gn' | 'convnext';
   /** A make-model size (random weights, seed 0), or a folder in the repository. */
-  make?: { family: 'vit' | 'resnet-gn'; size: string };
+  make?: { family: 'vit' | 'resnet-gn' | 'convnext'; size: string };
   folder?: string;
 }
 
@@ -36,6 +37,9 @@ export const SIZES: Record<string, SizeEntry> = {
   'rn-tiny': { label: 'GN ResNet tiny (32 px)', family: 'resnet-gn', make: { family: 'resnet-gn', size: 'tiny' } },
   'rn-fmnist': { label: 'GN ResNet, shipped (fmnist-resnet-gn, 28 px)', family: 'resnet-gn', folder: 'public/models/fmnist-resnet-gn' },
   rn50: { label: 'ResNet-50-GN', family: 'resnet-gn', make: { family: 'resnet-gn', size: '50' } },
+  'cn-tiny': { label: 'ConvNeXt tiny (32 px)', family: 'convnext', make: { family: 'convnext', size: 'tiny' } },
+  'cn-fmnist': { label: 'ConvNeXt, shipped (fmnist-convnext, 28 px)', family: 'convnext', folder: 'public/models/fmnist-convnext' },
+  'cn-atto': { label: 'ConvNeXt-Atto', family: 'convnext', make: { family: 'convnext', size: 'atto' } },
 };
 
 /** A prepared model: its folder, the architecture as our loader resolves it, the ONNX file and PyTorch's parity logits. */
@@ -77,7 +81,8 @@ function shapesOf(file: string): Map<string, number[]> {
 export function resolvedSpec(dir: string, family: SizeEntry['family']): { spec: PreparedModel['spec']; parameters: number } {
   const shapes = shapesOf(join(dir, 'model.safetensors'));
   const json: unknown = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  const cfg = family === 'vit' ? resolveViTConfig(shapes, json) : resolveResNetGnConfig(shapes, json);
+  const cfg =
+    family === 'vit' ? resolveViTConfig(shapes, json) : family === 'convnext' ? resolveConvNeXtConfig(shapes, json) : resolveResNetGnConfig(shapes, json);
   const { classNames: _names, ...rest } = cfg;
   let parameters = 0;
   for (const s of shapes.values()) parameters += s.reduce((a, b) => a * b, 1);

@@ -1,0 +1,315 @@
+// The ConvNeXt family against PyTorch (tools/make_convnext_fixtures.py,
+// e2e/fixtures/convnext/): logits and LayerNorm-affine gradients on the cpu
+// and wasm backends, by both autodiff paths (gradient and forwardGradient);
+// its norm selection; the loader's validation; every method adapting it
+// through the Backbone interface; and the shipped Fashion-MNIST model.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { readSafetensors, writeSafetensors } from './safetensors';
+import { backboneFromTensors, loadBackbone } from './load';
+import { ModelFormatError } from './errors';
+import { ConvNeXt } from './convnext';
+import { familyOf } from './families';
+import { FlatLayout } from '../methods/flat';
+import { entropyWithGrad } from '../kernels';
+import { createAdapter, type AdapterOptions } from '../methods';
+import { methodSpec } from '../methods/registry';
+import { optionSchema } from '../methods/method';
+import { computeSourceStats, readSourceStats } from './source-stats';
+import { grayAccuracy } from './evaluate';
+import { loadFashionMnist } from '../../tools/fmnist-node';
+
+const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'convnext');
+const FIXTURES = ['gray28-patch2', 'rgb32-patch4'];
+
+function fixture(name: string) {
+  const model = new Uint8Array(readFileSync(join(DIR, name, 'model.safetensors')));
+  const config = JSON.parse(readFileSync(join(DIR, name, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const expected = readSafetensors(new Uint8Array(readFileSync(join(DIR, name, 'expected.safetensors')))).tensors;
+  return { model, config, expected };
+}
+
+const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  for (const name of FIXTURES) {
+    test(`${name} on ${backend}: logits and LayerNorm-affine gradients (both autodiff paths) match PyTorch`, async (t) => {
+      await tf.setBackend(backend);
+      const f = fixture(name);
+      const model = await loadBackbone(f.model, { config: f.config });
+      assert.ok(model instanceof ConvNeXt, `loaded as ${model.family}`);
+      const inputs = f.expected.get('inputs')!;
+      const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+      try {
+        const logits = model.logits(x);
+        const wantLogits = f.expected.get('logits')!.values;
+        const err = maxDiff(await logits.data(), wantLogits);
+        logits.dispose();
+        assert.ok(err <= 1e-4 * Math.max(1, maxAbs(wantLogits)), `logits off by ${err}`);
+        // The batch-mean entropy's gradient with respect to every LayerNorm scale/shift (head.norm's too).
+        const layout = new FlatLayout(model.variables);
+        const dEntropy = (l: tf.Tensor2D) => tf.div(entropyWithGrad(l).grad, l.shape[0]) as tf.Tensor2D;
+        const gradients = (): [tf.Tensor, tf.Tensor] =>
+          tf.tidy(() => {
+            const { logits: l, tape } = model.forward(x, model.param, true);
+            const fused = model.forwardGradient!(x, model.param, layout, (lg) => ({ dLogits: dEntropy(lg) }));
+            return [model.gradient(tape!, dEntropy(l), layout), fused.gradient];
+          });
+        // The first backward makes the flipped depthwise filters the model keeps; the count is taken after it.
+        tf.dispose(gradients());
+        const tensors = tf.memory().numTensors;
+        const [flat, onePass] = gradients();
+        const [got, gotOnePass] = await Promise.all([flat.data(), onePass.data()]);
+        tf.dispose([flat, onePass]);
+        assert.equal(tf.memory().numTensors, tensors, 'tensors leaked');
+        let worst = 0;
+        layout.names.forEach((n, i) => {
+          const want = f.expected.get(`grad.${n}`)!.values;
+          for (const [what, all] of [
+            ['gradient', got],
+            ['forwardGradient', gotOnePass],
+          ] as const) {
+            const e = maxDiff(all.subarray(layout.offsets[i]!, layout.offsets[i]! + want.length), want);
+            worst = Math.max(worst, e);
+            assert.ok(e <= 1e-4 * Math.max(1e-2, maxAbs(want)) + 1e-6, `${n} (${what}): off by ${e} (largest ${maxAbs(want)})`);
+          }
+        });
+        assert.equal(layout.names.length, [...f.expected.keys()].filter((k) => k.startsWith('grad.')).length, 'every LayerNorm has a reference gradient');
+        t.diagnostic(`max |Δ| logits ${err.toExponential(2)}, gradients ${worst.toExponential(2)}`);
+      } finally {
+        x.dispose();
+        model.dispose();
+      }
+    });
+  }
+}
+
+test('the family registry reads a ConvNeXt file as a ConvNeXt, not as a ViT', () => {
+  const names = new Set(readSafetensors(fixture('gray28-patch2').model).tensors.keys());
+  assert.equal(familyOf(names).name, 'convnext');
+});
+
+test('norm selection: the stem and every stage but the last by default; head.norm only with includeFinalNorm; skipLastBlocks counts stages', async () => {
+  await tf.setBackend('cpu');
+  const f = fixture('gray28-patch2');
+  const model = await loadBackbone(f.model, { config: f.config });
+  try {
+    const unit = (n: string) => (n.startsWith('head.') ? 'head' : (/^stages\.(\d+)\./.exec(n)?.[1] ?? 'stem'));
+    assert.equal(model.normUnits, 5);
+    assert.deepEqual([...new Set(model.selectNorms({}).map(unit))], ['stem', '0', '1', '2']);
+    assert.deepEqual([...new Set(model.selectNorms({ includeFinalNorm: true }).map(unit))], ['stem', '0', '1', '2', 'head']);
+    assert.deepEqual([...new Set(model.selectNorms({ skipLastBlocks: 0 }).map(unit))], ['stem', '0', '1', '2', '3']);
+    assert.deepEqual(model.selectNorms({ skipLastBlocks: model.normUnits }), []);
+    // The third stage's downsample norm is adapted with its blocks; the fourth's is skipped with them.
+    assert.ok(model.selectNorms({}).includes('stages.2.downsample.0.weight'));
+    assert.ok(!model.selectNorms({}).includes('stages.3.downsample.0.weight'));
+    assert.throws(() => model.selectNorms({ skipLastBlocks: 6 }), RangeError);
+    assert.deepEqual(model.summaryWidths, [8, 16, 16, 16, 32]);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('the loader validates a ConvNeXt: missing, misshapen, unknown, GRN and non-finite tensors, classes, model_args', async () => {
+  await tf.setBackend('cpu');
+  const f = fixture('gray28-patch2');
+  const { tensors, metadata } = readSafetensors(f.model);
+  const variant = (edit: (m: Map<string, { shape: number[]; values: Float32Array }>) => void) => {
+    const m = new Map([...tensors].map(([n, t]) => [n, { shape: t.shape, values: t.values.slice() }]));
+    edit(m);
+    return readSafetensors(new Uint8Array(writeSafetensors([...m], metadata))).tensors;
+  };
+  const rejects = (t: ReturnType<typeof variant>, config: object, tensor: string | undefined, pattern: RegExp) =>
+    assert.throws(
+      () => backboneFromTensors(t, metadata, config),
+      (e: unknown) => e instanceof ModelFormatError && e.tensor === tensor && pattern.test(e.message),
+      String(pattern),
+    );
+  rejects(
+    variant((m) => m.delete('stages.1.blocks.1.gamma')),
+    f.config,
+    'stages.1.blocks.1.gamma',
+    /missing/,
+  );
+  rejects(
+    variant((m) => m.set('stages.0.blocks.0.mlp.fc1.weight', { shape: [32, 9], values: new Float32Array(288) })),
+    f.config,
+    'stages.0.blocks.0.mlp.fc1.weight',
+    /does not match/,
+  );
+  rejects(
+    variant((m) => m.set('head.pre_logits.fc.weight', { shape: [32, 32], values: new Float32Array(1024) })),
+    f.config,
+    'head.pre_logits.fc.weight',
+    /variant/,
+  );
+  rejects(
+    variant((m) => m.set('stages.0.blocks.0.mlp.grn.weight', { shape: [32], values: new Float32Array(32) })),
+    f.config,
+    'stages.0.blocks.0.mlp.grn.weight',
+    /GRN/,
+  );
+  rejects(
+    variant((m) => (m.get('stages.2.blocks.0.norm.bias')!.values[1] = Infinity)),
+    f.config,
+    'stages.2.blocks.0.norm.bias',
+    /value 1 is/,
+  );
+  rejects(
+    variant(() => undefined),
+    { ...f.config, num_classes: 7 },
+    'head.fc.weight',
+    /classes/,
+  );
+  rejects(
+    variant(() => undefined),
+    { ...f.config, model_args: { depths: [3, 3, 9, 3] } },
+    undefined,
+    /model_args.depths/,
+  );
+  rejects(
+    variant(() => undefined),
+    { ...f.config, model_args: { stem_type: 'overlap' } },
+    undefined,
+    /stem_type/,
+  );
+  // The file as it is loads.
+  backboneFromTensors(tensors, metadata, f.config).dispose();
+});
+
+// Every method the benchmark runs ('recenter' is source with feature re-centering), through the Backbone interface only.
+for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align', 'recenter', 'source'] as const) {
+  test(`${method} runs on the ConvNeXt: ${method === 'source' || method === 'recenter' ? 'predictions' : 'updates, a finite loss'}, tensors flat`, async () => {
+    await tf.setBackend('cpu');
+    const f = fixture('gray28-patch2');
+    const model = await loadBackbone(f.model, { config: f.config });
+    const clean = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const sourceStats = method === 'sar-align' || method === 'recenter' ? await computeSourceStats(model, clean) : undefined;
+    clean.dispose();
+    const name = method === 'recenter' ? 'source' : method;
+    const options = {
+      method: name,
+      ...(method === 'recenter' ? { recenter: true } : {}),
+      // Each method takes only its own options; every sample reliable (EATA's margin near ln C).
+      ...Object.fromEntries(
+        Object.entries({ lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1, sourceStats }).filter(
+          ([k]) => k in optionSchema(methodSpec(name)),
+        ),
+      ),
+    } as AdapterOptions;
+    const adapter = await createAdapter(model, options);
+    try {
+      const adapts = method !== 'source' && method !== 'recenter';
+      assert.equal(adapter.params.size > 0, adapts, 'what it adapts');
+      const before = await Promise.all([...adapter.params.values()].map((p) => p.data()));
+      const frames = [0, 1, 2, 3, 4, 5].map((i) => tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 30 + i) as tf.Tensor4D);
+      const reports: Array<{ updated: boolean; loss: number }> = [];
+      adapter.onUpdate = (u) => reports.push(u);
+      const first = await adapter.step(frames[0]!);
+      assert.ok(first.probabilities.every(Number.isFinite), 'prediction not finite');
+      await adapter.flush();
+      const tensors = tf.memory().numTensors;
+      for (const x of frames.slice(1)) await adapter.step(x);
+      await adapter.flush();
+      assert.equal(tf.memory().numTensors, tensors, 'tensor count after 5 steps');
+      if (adapts) {
+        assert.ok(
+          reports.some((u) => u.updated),
+          `${method}: no update in 6 steps`,
+        );
+        assert.ok(
+          reports.filter((u) => u.updated).every((u) => Number.isFinite(u.loss)),
+          'loss not finite',
+        );
+        const after = await Promise.all([...adapter.params.values()].map((p) => p.data()));
+        assert.ok(
+          after.some((a, i) => maxDiff(a, before[i]!) > 0),
+          'the LayerNorm scale/shift did not move',
+        );
+      }
+      frames.forEach((x) => x.dispose());
+    } finally {
+      adapter.dispose();
+      model.dispose();
+    }
+  });
+}
+
+const SHIPPED = join(import.meta.dirname, '..', '..', 'public', 'models', 'fmnist-convnext');
+
+test("the shipped Fashion-MNIST ConvNeXt: loads with its source statistics, and tfjs (wasm) gives PyTorch's logits and clean test accuracy", async (t) => {
+  await tf.setBackend('wasm');
+  const config = JSON.parse(readFileSync(join(SHIPPED, 'config.json'), 'utf8')) as { training: { cleanTestAccuracy: number } };
+  const model = await loadBackbone(new Uint8Array(readFileSync(join(SHIPPED, 'model.safetensors'))), { config });
+  try {
+    assert.equal(model.family, 'convnext');
+    const stats = readSourceStats(new Uint8Array(readFileSync(join(SHIPPED, 'source-stats.safetensors'))), model);
+    assert.deepEqual(stats.layerWidths, [16, 32, 64, 128]);
+    // PyTorch's logits on the first 16 test images (tools/make_convnext_fixtures.py, float64).
+    const check = readSafetensors(new Uint8Array(readFileSync(join(DIR, 'shipped-check.safetensors')))).tensors;
+    const inputs = check.get('inputs')!;
+    const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+    const logits = model.logits(x);
+    const want = check.get('logits')!.values;
+    const err = maxDiff(await logits.data(), want);
+    tf.dispose([x, logits]);
+    t.diagnostic(`max |Δ| logits against PyTorch ${err.toExponential(2)} (largest ${maxAbs(want).toFixed(2)})`);
+    assert.ok(err <= 1e-4 * Math.max(1, maxAbs(want)), `logits off by ${err}`);
+    const test = loadFashionMnist('t10k', join(import.meta.dirname, '..', '..', 'public', 'data', 'fashion-mnist'));
+    const acc = await grayAccuracy(model, test.images, test.labels, { batch: 500 });
+    // PyTorch's figure from training (tools/train_convnext.py), on all 10,000 images; float32 on both sides.
+    assert.ok(Math.abs(acc.accuracy - config.training.cleanTestAccuracy) <= 0.0005, `tfjs ${acc.accuracy} vs PyTorch ${config.training.cleanTestAccuracy}`);
+  } finally {
+    model.dispose();
+  }
+});
+
+test("timm's conv_mlp layout (the MLP's weights [out, in, 1, 1], as convnext_atto … _nano store them) loads and gives the same logits", async () => {
+  await tf.setBackend('cpu');
+  const f = fixture('gray28-patch2');
+  const { tensors, metadata } = readSafetensors(f.model);
+  const asConv = new Map([...tensors].map(([n, t]) => [n, /\.mlp\.fc\d\.weight$/.test(n) ? { shape: [...t.shape, 1, 1], values: t.values } : t] as const));
+  const inputs = f.expected.get('inputs')!;
+  const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+  const plain = backboneFromTensors(tensors, metadata, f.config);
+  const conv = backboneFromTensors(asConv, metadata, { ...f.config, model_args: { conv_mlp: true } });
+  try {
+    const [a, b] = await Promise.all([plain.logits(x).data(), conv.logits(x).data()]);
+    assert.deepEqual(b, a);
+    assert.throws(
+      () => backboneFromTensors(asConv, metadata, { ...f.config, model_args: { conv_mlp: false } }),
+      (e: unknown) => e instanceof ModelFormatError && /conv_mlp/.test(e.message),
+    );
+  } finally {
+    tf.dispose(x);
+    plain.dispose();
+    conv.dispose();
+  }
+});
+
+test('logits() outside tf.tidy leaves only its result (the caller owns it)', async () => {
+  await tf.setBackend('cpu');
+  const f = fixture(FIXTURES[0]!);
+  const model = await loadBackbone(f.model, { config: f.config });
+  const inputs = f.expected.get('inputs')!;
+  const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+  try {
+    const before = tf.memory().numTensors;
+    const logits = model.logits(x);
+    assert.equal(tf.memory().numTensors, before + 1, 'the forward left intermediates behind');
+    logits.dispose();
+  } finally {
+    x.dispose();
+    model.dispose();
+  }
+});
