@@ -4,46 +4,57 @@
 // autodiff of the plain ops, no saved copies of frozen weights, and gradients
 // only for what can depend on the adapted norms (never a filter).
 import * as tf from '@tensorflow/tfjs-core';
+import { layerNorm, layerNormGrad, type LnSaved } from '../kernels';
 
 export type LayerNormFn = <T extends tf.Tensor>(x: T, scale: tf.Tensor, shift: tf.Tensor) => T;
 
 /**
  * LayerNorm over the last axis (a channels-last map's channels, or a pooled
  * vector's), then scale and shift, as one op: timm's LayerNorm2d and its
- * blocks' channels-last LayerNorm are both this on an NHWC map. The forward
- * is tf.moments' (the mean, then the mean squared deviation from it, as
- * PyTorch's layer_norm); the backward is the closed form, x̂ the normalized
- * input, σ⁻¹ each row's inverse deviation, dx̂ = dy·γ:
+ * blocks' channels-last LayerNorm are both this on an NHWC map. Forward and
+ * backward are the kernels' layerNorm and layerNormGrad on the rows (one
+ * host kernel each on wasm and cpu, as the ViT's; tfjs ops elsewhere): the
+ * mean, then the mean squared deviation from it, as PyTorch's layer_norm,
+ * and the closed-form backward, x̂ the normalized input, σ⁻¹ each row's
+ * inverse deviation, dx̂ = dy·γ:
  *
  *   dγ = Σ_rows dy·x̂,  dβ = Σ_rows dy,  dx = σ⁻¹ (dx̂ − mean(dx̂) − x̂ · mean(dx̂·x̂))
  *
  * `inputGrad` false: x never depends on an adapted value (the stem's norm
  * reads the image's convolution), so dx is zeros, which the engine drops.
- * ε is the caller's tensor: a JS number would be a new scalar in every norm
- * of every forward.
  */
-export function layerNormOp(eps: tf.Scalar, o: { inputGrad: boolean }): LayerNormFn {
+export function layerNormOp(eps: number, o: { inputGrad: boolean }): LayerNormFn {
   return <T extends tf.Tensor>(x: T, scale: tf.Tensor, shift: tf.Tensor) =>
     tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const input = args[0] as tf.Tensor;
       const save = args[3] as tf.GradSaveFunc;
-      const deviation = tf.sub(input, tf.mean(input, -1, true));
-      const inv = tf.rsqrt(tf.add(tf.mean(tf.square(deviation), -1, true), eps));
-      const normed = tf.mul(deviation, inv);
-      save([normed, inv]);
-      const rows = Array.from({ length: input.rank - 1 }, (_, i) => i);
-      const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xhat, invStd] = saved as [tf.Tensor, tf.Tensor];
-        const dScale = tf.sum(tf.mul(dy, xhat), rows);
-        const dShift = tf.sum(dy, rows);
-        if (!o.inputGrad) return [tf.zerosLike(input), dScale, dShift];
-        const dNormed = tf.mul(dy, scale);
-        const centred = tf.sub(dNormed, tf.mean(dNormed, -1, true));
-        const dx = tf.mul(tf.sub(centred, tf.mul(xhat, tf.mean(tf.mul(dNormed, xhat), -1, true))), invStd);
-        return [dx, dScale, dShift];
+      const D = input.shape[input.rank - 1]!;
+      const rows = tf.reshape(input, [-1, D]) as tf.Tensor2D;
+      const { y, saved } = layerNorm(rows, scale, shift, eps, true);
+      // What the backend's kernel kept: the rows and their statistics (host), or x̂ and σ⁻¹ (tfjs ops).
+      const kind = saved!.kind;
+      save(saved!.kind === 'stats' ? [saved!.x, saved!.stats] : [saved!.xhat, saved!.rstd]);
+      const gradFunc = (dy: tf.Tensor, kept: tf.Tensor[]) => {
+        const [a, b] = kept as [tf.Tensor2D, tf.Tensor2D];
+        const tape: LnSaved = kind === 'stats' ? { kind, x: a, stats: b, gamma: scale } : { kind, xhat: a, rstd: b, gamma: scale };
+        const { dGamma, dBeta, dx } = layerNormGrad(tf.reshape(dy, [-1, D]) as tf.Tensor2D, tape, o.inputGrad);
+        return [dx ? tf.reshape(dx, input.shape) : tf.zerosLike(input), dGamma, dBeta];
       };
-      return { value: tf.add(tf.mul(normed, scale), shift), gradFunc };
+      return { value: tf.reshape(y, input.shape), gradFunc };
     })(x, scale, shift) as T;
+}
+
+/**
+ * x·Wᵀ + b for a frozen Linear, x [R, in], with the input's gradient only:
+ * the forward reads W as [in, out] (`wT`) and the backward dy·W as [out,
+ * in] (`w`), so that neither product needs tfjs's transpose flag, which
+ * takes tfjs-wasm off XNNPACK's fast path (several times slower).
+ */
+export function linearNoWeightGrad(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+    value: tf.add(tf.matMul(args[0] as tf.Tensor2D, wT), bias) as tf.Tensor2D,
+    gradFunc: (dy: tf.Tensor2D) => tf.matMul(dy, w),
+  }))(x) as tf.Tensor2D;
 }
 
 /**

@@ -28,8 +28,8 @@ import {
 } from './config-json';
 import { showValue } from './errors';
 import type { DecodedTensor } from './safetensors';
-import { convNoFilterGrad } from './resnet-ops';
-import { depthwiseNoFilterGrad, geluExact, layerNormOp, type LayerNormFn } from './convnext-ops';
+import { convNoFilterGrad, flipFilter } from './resnet-ops';
+import { depthwiseNoFilterGrad, geluExact, layerNormOp, linearNoWeightGrad, type LayerNormFn } from './convnext-ops';
 
 export interface ConvNeXtConfig extends BackboneConfig {
   /** The stem's kernel and stride (timm's patch_size: 4 for its ImageNet models). */
@@ -180,11 +180,12 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
   private readonly filters = new Map<string, tf.Tensor4D>();
   /** The MLP's weights as [out, in] (a conv_mlp file's [out, in, 1, 1] reshaped: the same memory). */
   private readonly linears = new Map<string, tf.Tensor2D>();
+  /** The same transposed, [in, out]: the forward's layout (linearNoWeightGrad). */
+  private readonly linearsT = new Map<string, tf.Tensor2D>();
   /** Depthwise filters turned 180° for their input gradient, made at a model's first backward: inference never pays their memory. */
   private readonly flipped = new Map<string, tf.Tensor4D>();
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
-  private readonly eps: tf.Scalar;
   private readonly layerNorm: LayerNormFn;
   /** The stem's: its input is the image's convolution, never a function of an adapted norm. */
   private readonly stemNorm: LayerNormFn;
@@ -198,17 +199,19 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     );
     this.featureWidth = config.dims.at(-1)!;
     for (const [name, t] of this.params)
-      if (/\.mlp\.fc\d\.weight$/.test(name)) this.linears.set(name, tf.reshape(t, [t.shape[0]!, t.shape[1]!]));
-      else if (t.rank === 4)
+      if (/\.mlp\.fc\d\.weight$/.test(name)) {
+        const w = tf.reshape(t, [t.shape[0]!, t.shape[1]!]) as tf.Tensor2D;
+        this.linears.set(name, w);
+        this.linearsT.set(name, tf.transpose(w));
+      } else if (t.rank === 4)
         this.filters.set(
           name,
           tf.tidy(() => tf.transpose(t, name.endsWith('.conv_dw.weight') ? [2, 3, 0, 1] : [2, 3, 1, 0]) as tf.Tensor4D),
         );
     this.inputMean = tf.tensor1d(config.mean);
     this.inputStd = tf.tensor1d(config.std);
-    this.eps = tf.scalar(config.normEps);
-    this.layerNorm = layerNormOp(this.eps, { inputGrad: true });
-    this.stemNorm = layerNormOp(this.eps, { inputGrad: false });
+    this.layerNorm = layerNormOp(config.normEps, { inputGrad: true });
+    this.stemNorm = layerNormOp(config.normEps, { inputGrad: false });
   }
 
   /** Stages and the stem: the units skipLastBlocks counts. */
@@ -242,11 +245,20 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
   /** Each block's output, average-pooled, is its summary; the features are the pooled map after head.norm, what head.fc reads. */
   protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
     const p = this.param;
-    const conv = (x: tf.Tensor4D, name: string, stride: number) =>
-      tf.add(convNoFilterGrad(x, this.filters.get(`${name}.weight`)!, stride, 0), p(`${name}.bias`)) as tf.Tensor4D;
+    const conv = (x: tf.Tensor4D, name: string, stride: number) => {
+      const filter = this.filters.get(`${name}.weight`)!;
+      return tf.add(
+        convNoFilterGrad(x, filter, stride, 0, () => this.flippedConv(`${name}.weight`, filter)),
+        p(`${name}.bias`),
+      ) as tf.Tensor4D;
+    };
     const ln = <T extends tf.Tensor>(x: T, name: string, op = this.layerNorm) => op(x, norm(`${name}.weight`), norm(`${name}.bias`));
-    const linear = (x: tf.Tensor2D, name: string) =>
-      tf.add(tf.matMul(x, this.linears.get(`${name}.weight`) ?? p(`${name}.weight`), false, true), p(`${name}.bias`)) as tf.Tensor2D;
+    const linear = (x: tf.Tensor2D, name: string) => {
+      const w = this.linears.get(`${name}.weight`);
+      // The MLP's products without the transpose flag; the head's (one row) as it is.
+      if (w) return linearNoWeightGrad(x, w, this.linearsT.get(`${name}.weight`)!, p(`${name}.bias`));
+      return tf.add(tf.matMul(x, p(`${name}.weight`), false, true), p(`${name}.bias`)) as tf.Tensor2D;
+    };
     let x = tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
     x = ln(conv(x, 'stem.0', this.config.patch), 'stem.1', this.stemNorm);
     this.config.depths.forEach((n, s) => {
@@ -274,11 +286,21 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     return f;
   }
 
+  /** A stride-2 conv's (the downsamples') filter flipped for its input gradient (flipFilter), made at the first backward. */
+  private flippedConv(name: string, filter: tf.Tensor4D): tf.Tensor4D {
+    const key = `${name}:conv`;
+    let f = this.flipped.get(key);
+    if (f === undefined) this.flipped.set(key, (f = tf.keep(flipFilter(filter))));
+    return f;
+  }
+
   protected override release(): void {
-    for (const t of [...this.filters.values(), ...this.flipped.values(), ...this.linears.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
+    for (const t of [...this.filters.values(), ...this.flipped.values(), ...this.linears.values(), ...this.linearsT.values(), this.inputMean, this.inputStd])
+      t.dispose();
     this.filters.clear();
     this.flipped.clear();
     this.linears.clear();
+    this.linearsT.clear();
   }
 }
 
