@@ -90,7 +90,7 @@ for (const name of args.models.split(',')) {
           if (r.classes[0] === item.label) correct++;
           // The watch restarts after any reset; its rules look only after the warmup.
           since = r.update?.reset ? 0 : since + 1;
-          if (since >= warmup) lowest = Math.min(lowest, adapter.sourceAgreement);
+          if (since >= warmup && Number.isFinite(adapter.sourceAgreement)) lowest = Math.min(lowest, adapter.sourceAgreement);
         }
         await adapter.flush();
         const frames = seg.end - seg.start;
