@@ -57,7 +57,7 @@ const variants: Record<string, AdapterOptions> = {
   // Without re-centering there is no stream estimate, so the alignment term goes too.
   'sar-align w/o re-centering': { ...align, recenter: false },
   'sar-align w/o alignment term': { ...align, alignWeight: 0 },
-  'sar-align w/o collapse watch': { ...align, oneClassShare: 1, highEntropyFraction: 1 },
+  'sar-align w/o collapse watch': { ...align, oneClassShare: 1, highEntropyFraction: 1, agreementFloor: 0 },
   'sar-align w/o SAR updates (lr 0)': { ...align, lr: 0 },
   'input alignment only': { method: 'source', inputAlign: align.inputAlign ?? true },
   're-centering only': { method: 'source', recenter: align.recenter ?? true },

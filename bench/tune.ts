@@ -17,6 +17,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXTRA_CORRUPTIONS, corrupt } from '../src/data/corruptions';
+import { assertNotStress } from '../src/data/stress';
+import { tuningCorruptions } from '../tools/lib/tune-corruptions';
 import { resolveRegime } from '../src/data/corruptions/regime';
 import { readSourceStats, SOURCE_STATS_FILE } from '../src/model/source-stats';
 import { labelShiftStream, mixedStream, splitPools } from '../src/data/streams';
@@ -35,6 +37,9 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     methods: { type: 'string' },
+    // Both refused by tuningCorruptions unless they name extra corruptions: a flag is accepted only to say no in words.
+    corruptions: { type: 'string' },
+    stress: { type: 'boolean', default: false },
   },
 });
 
@@ -61,6 +66,8 @@ const shippedViT = modelName === DEFAULT_MODEL;
 const outFile = args.out ?? tuningFile(modelName);
 
 async function main(): Promise<void> {
+  // First, before anything loads: the stress family and the test corruptions are refused here.
+  const corruptions = tuningCorruptions(args.corruptions, args.stress);
   await nodeSetup('wasm');
   const model = loadModelFolder(args.model);
   const statsFile = join(args.model, SOURCE_STATS_FILE);
@@ -69,11 +76,13 @@ async function main(): Promise<void> {
   const pools = splitPools(data.labels, model.config.numClasses);
   const regime = resolveRegime(args.regime);
   const seeds = args.seeds.split(',').map(Number);
-  const base = { corruptions: [...EXTRA_CORRUPTIONS], severity: Number(args.severity), perCorruption: Number(args['per-corruption']) };
+  const base = { corruptions, severity: Number(args.severity), perCorruption: Number(args['per-corruption']) };
   const streams = seeds.map((seed) => ({
     mixed: mixedStream(data.labels, pools.evaluation, { ...base, seed }),
     'label-shift': labelShiftStream(data.labels, pools.evaluation, { ...base, seed, numClasses: model.config.numClasses }),
   }));
+  // And again on every stream built, whatever built it.
+  for (const pair of streams) for (const stream of Object.values(pair)) assertNotStress(new Set(stream.items.map((i) => i.corruption)), 'bench:tune');
   const corruptAt = (x: Parameters<typeof corrupt>[0], name: string, severity: number, seed: number) => corrupt(x as never, name, severity, seed, { regime });
   const evaluate = async (options: AdapterOptions): Promise<Row> => {
     const mixed: number[] = [];
@@ -116,7 +125,7 @@ async function main(): Promise<void> {
     console.log(`chosen for ${method}: ${JSON.stringify(best.options)}`);
   }
   mkdirSync('bench/results', { recursive: true });
-  const command = `npm run bench:tune -- --per-corruption ${base.perCorruption} --severity ${base.severity} --seeds ${seeds.join(',')} --regime ${regime} --methods ${methods.join(',')}${shippedViT ? '' : ` --model ${args.model}`}`;
+  const command = `npm run bench:tune -- --per-corruption ${base.perCorruption} --severity ${base.severity} --seeds ${seeds.join(',')} --regime ${regime} --methods ${methods.join(',')}${args.corruptions ? ` --corruptions ${base.corruptions.join(',')}` : ''}${shippedViT ? '' : ` --model ${args.model}`}`;
   // The rows kept from an earlier run of the same regime keep its command beside this one.
   const commands = [...(previous.regime === regime ? ((previous as { commands?: string[] }).commands ?? []).filter((c) => c !== command) : []), command];
   const record = { ...base, model: args.model, seeds, regime, baseline, recentred, results, chosen, chosenAt, commands, date: new Date().toISOString() };
@@ -147,7 +156,7 @@ async function main(): Promise<void> {
       `## Hyperparameter choice${shippedViT ? '' : ` for ${modelName}`} (\`npm run bench:tune${shippedViT ? '' : ` -- --model ${args.model}`}\`)
 
 Commands (each adds its methods' rows to the same record): ${commands.map((c) => `\`${c}\``).join(', ')}; last run ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, tfjs wasm backend (one thread). Machine: ${machineLine()}.
-Only the 4 extra corruptions (${EXTRA_CORRUPTIONS.join(', ')}) are looked at, regime ${regime}, severity ${base.severity}, ${base.perCorruption} images each (${4 * base.perCorruption} a stream), seeds ${seeds.join(', ')}, in the mixed stream and in the online imbalanced label-shift stream; the 15 test corruptions are never used here. The configuration with the best mean of the two (averaged over seeds; ± is the std over seeds of the per-seed mean) is chosen and saved in ${outFile}, which \`npm run bench\`${shippedViT ? ' and the demo read' : ' reads for this model'}; one whose mean is within the spread of the chosen one is marked as a tie.
+Only the extra corruptions (${base.corruptions.join(', ')}${base.corruptions.length < EXTRA_CORRUPTIONS.length ? ` of the 4: ${EXTRA_CORRUPTIONS.join(', ')}` : ''}) are looked at, never the stress family, regime ${regime}, severity ${base.severity}, ${base.perCorruption} images each (${base.corruptions.length * base.perCorruption} a stream), seeds ${seeds.join(', ')}, in the mixed stream and in the online imbalanced label-shift stream; the 15 test corruptions are never used here. The configuration with the best mean of the two (averaged over seeds; ± is the std over seeds of the per-seed mean) is chosen and saved in ${outFile}, which \`npm run bench\`${shippedViT ? ' and the demo read' : ' reads for this model'}; one whose mean is within the spread of the chosen one is marked as a tie.
 No adaptation on these streams: mixed ${pct(baseline.mixed)}%, label shift ${pct(baseline.labelShift)}%, mean ${pct(baseline.mean)} ± ${pct(baseline.std)}.${extra}
 
 Methods whose choice was made at another regime (kept from an earlier run, not rerun here): ${

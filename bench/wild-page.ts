@@ -5,7 +5,7 @@ import { loadBackbone } from '../src/model/load';
 import type { Backbone } from '../src/model/backbone';
 import { fetchLabeledImages, type LabeledImages } from '../src/data/idx';
 import { labelShiftStream, mixedStream, perCorruptionStream, splitPools, type Stream } from '../src/data/streams';
-import { corrupt } from '../src/data/corruptions';
+import { corruptOrStress } from '../src/data/stress';
 import type { CorruptionRegime } from '../src/data/corruptions/regime';
 import { readSourceStats, type SourceStats } from '../src/model/source-stats';
 import { modelFiles } from '../src/model/files';
@@ -69,7 +69,8 @@ async function runWild(run: WildRun): Promise<StreamScore & { backend: string }>
     images: data,
     stream,
     method: run.method,
-    corrupt: (x, name, severity, seed) => corrupt(x, name, severity, seed, { regime: run.regime ?? 'imagenet64' }),
+    // A stress stream's name (rot90, hflip+fog) is its transform; any other, an ordinary corruption.
+    corrupt: (x, name, severity, seed) => corruptOrStress(x, name, severity, seed, { regime: run.regime ?? 'imagenet64' }),
     ...(sourceStats ? { sourceStats } : {}),
     cleanIndices: clean,
     fisherCount: run.fisherCount,

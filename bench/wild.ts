@@ -4,6 +4,15 @@
 //   npm run bench -- [--quick] [--backend wasm|webgpu|webgl] [--seeds 1,2,3] [--parallel 2] [--resume]
 //                    [--scenarios per-corruption,mixed,label-shift] [--methods source,tent,eata,sar,deyo]
 //                    [--per-corruption 300] [--severity 5] [--no-write] [--model fmnist-vit|fmnist-resnet-gn]
+//                    [--stress]
+//
+// --stress runs the stress family (src/data/stress.ts: quarter turns and
+// flips, never used for tuning) in place of the 15 test corruptions, by
+// default the mixed and label-shift scenarios with source, sar and sar-align,
+// into bench/results/stress-<regime>[-<model>]/ and its own section of
+// BENCHMARKS.md (bench:wild:stress[:<model>]). The method entry
+// sar-align-no-agreement is sar-align with its agreement rule off
+// (agreementFloor 0), for a before/after of that rule.
 //
 // --model names a folder of public/models/ (default the shipped ViT). Another
 // model reads its own tuning (bench/results/tuning-<model>.json), writes its
@@ -24,6 +33,7 @@ import type { Scenario, WildRun } from './wild-page';
 import type { ChartSpec } from './plot-page';
 import { DEFAULT_MODEL, machineLine, mean, pct, std, tuningFile, writeSection } from './report';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
+import { STRESS_STREAMS, STRESS_TRANSFORMS } from '../src/data/stress';
 
 /** Benchmark entries: the methods (the registry's order), plus `recenter` after no adaptation (no adaptation with re-centred features, sar-align's forward-only part). */
 export const METHODS: readonly string[] = ['source', 'recenter', ...METHOD_NAMES.filter((m) => m !== 'source')];
@@ -39,6 +49,8 @@ export interface WildBenchOptions {
   severity: number;
   /** Corruption constants (default imagenet64). */
   regime?: CorruptionRegime;
+  /** `corruptions` are the stress family's streams (src/data/stress.ts): its own report section. */
+  stress?: boolean;
   outDir: string;
   /** Folder of public/models/ (default the shipped ViT, fmnist-vit). */
   model?: string;
@@ -89,6 +101,8 @@ export function loadMethodOptions(file = tuningFile()): Record<string, AdapterOp
     : {};
   const out: Record<string, AdapterOptions> = {};
   for (const m of METHODS) out[m] = m === 'recenter' ? { method: 'source', recenter: true } : (chosen[m] ?? ({ method: m } as AdapterOptions));
+  // Not in the default list: sar-align as it was before its agreement rule (issue 25 item 7), for a before/after.
+  out['sar-align-no-agreement'] = { ...out['sar-align']!, agreementFloor: 0 } as AdapterOptions;
   return out;
 }
 
@@ -324,6 +338,7 @@ function parseCli() {
       resume: { type: 'boolean', default: false },
       shard: { type: 'string' },
       model: { type: 'string', default: DEFAULT_MODEL },
+      stress: { type: 'boolean', default: false },
     },
   });
   return values;
@@ -336,19 +351,21 @@ async function main(): Promise<void> {
   if (!CORRUPTION_REGIMES.includes(regime)) throw new RangeError(`--regime must be one of ${CORRUPTION_REGIMES.join(', ')}, got ${a.regime}`);
   const model = a.model.replace(/^public\/models\//, '').replace(/\/$/, '');
   const suffix = model === DEFAULT_MODEL ? '' : `-${model}`;
+  const stress = a.stress;
   const o: WildBenchOptions = {
     regime,
     model,
+    stress,
     backend: a.backend as WildBenchOptions['backend'],
     seeds: (a.seeds ?? (quick ? '1' : '1,2,3')).split(',').map(Number),
-    scenarios: (a.scenarios ?? (quick ? 'mixed' : SCENARIOS.join(','))).split(',') as Scenario[],
-    methods: (a.methods ?? METHODS.join(',')).split(','),
-    corruptions: [...CORRUPTIONS],
+    scenarios: (a.scenarios ?? (quick ? 'mixed' : stress ? 'mixed,label-shift' : SCENARIOS.join(','))).split(',') as Scenario[],
+    methods: (a.methods ?? (stress ? 'source,sar,sar-align' : METHODS.join(','))).split(','),
+    corruptions: stress ? [...STRESS_STREAMS] : [...CORRUPTIONS],
     perCorruption: Number(a['per-corruption'] ?? (quick ? '40' : '300')),
     severity: Number(a.severity),
-    outDir: a.out ?? (quick ? `bench/results/quick-${regime}${suffix}` : `bench/results/${regime}${suffix}`),
+    outDir: a.out ?? `bench/results/${quick ? 'quick-' : ''}${stress ? 'stress-' : ''}${regime}${suffix}`,
     methodOptions: loadMethodOptions(tuningFile(model)),
-    plots: !quick,
+    plots: !quick && !stress,
     parallel: Number(a.parallel),
     resume: a.resume,
   };
@@ -366,7 +383,7 @@ async function main(): Promise<void> {
     return;
   }
   if (!quick && !a['no-write']) {
-    const command = `npm run bench -- --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${suffix ? ` --model ${model}` : ''}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}`;
+    const command = `npm run bench -- ${stress ? '--stress ' : ''}--scenarios ${o.scenarios.join(',')} --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${suffix ? ` --model ${model}` : ''}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}`;
     writeWildSection(records, o, { command, seconds, backend, browser });
   }
 }
@@ -388,6 +405,36 @@ export function wildTables(records: WildRunRecord[], o: Pick<WildBenchOptions, '
   ].join('\n\n');
 }
 
+/**
+ * Each adapting method's worst stream: per scenario and stream (corruption),
+ * its accuracy minus no adaptation's on the same seed's stream, the lowest
+ * over seeds, and the stream where the lowest of all falls. The stress
+ * family's check (issue 25 item 7: sar-align ≥ no adaptation − 2 points on
+ * every stream).
+ */
+export function worstStreamTable(records: WildRunRecord[], scenarios: readonly Scenario[], methods: string[], corruptions: string[]): string {
+  const rows = methods
+    .filter((m) => m !== 'source')
+    .map((m) => {
+      const cells = scenarios.map((scenario) => {
+        let worst: { d: number; where: string } | undefined;
+        for (const r of records.filter((x) => x.scenario === scenario && x.method === m)) {
+          const base = records.find((x) => x.scenario === scenario && x.method === 'source' && x.seed === r.seed);
+          if (!base) continue;
+          const mine = accuracyByCorruption(r, corruptions).per;
+          const theirs = accuracyByCorruption(base, corruptions).per;
+          for (const c of corruptions) {
+            const d = (mine[c] ?? NaN) - (theirs[c] ?? NaN);
+            if (Number.isFinite(d) && (!worst || d < worst.d)) worst = { d, where: `${c}, seed ${r.seed}` };
+          }
+        }
+        return worst ? `${worst.d >= 0 ? '+' : ''}${pct(worst.d)} (${worst.where})` : '–';
+      });
+      return `| ${m} | ${cells.join(' | ')} |`;
+    });
+  return [`| method | ${scenarios.join(' | ')} |`, `|---|${scenarios.map(() => '---').join('|')}|`, ...rows].join('\n');
+}
+
 /** Writes the regime's bench:wild section of BENCHMARKS.md from the records (one run, or merged slices). */
 export function writeWildSection(
   records: WildRunRecord[],
@@ -401,6 +448,24 @@ export function writeWildSection(
   const tuned = tunedAt(tuningFile(model));
   const opts = o.methods.map((m) => `\`${JSON.stringify(o.methodOptions[m])}\``).join(', ');
   const dir = o.outDir.replace(/\/$/, '');
+  if (o.stress) {
+    writeSection(
+      `bench:wild:stress${other ? `:${model}` : ''}`,
+      `## Stress family${other ? ` of ${model}` : ''}: quarter turns and flips, never used for tuning (\`npm run bench -- --stress${other ? ` --model ${model}` : ''}\`)
+
+Command: \`${meta.command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
+Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
+${other ? `Model public/models/${model}/` : 'Shipped model'}, the shipped Fashion-MNIST test split turned or mirrored (${STRESS_TRANSFORMS.join(', ')}: exact pixel permutations, src/data/stress.ts; no corruption on top), batch size 1, ${o.perCorruption} images per stream (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds. No hyperparameter was chosen on these streams (bench:tune refuses them); the method options are the ones tuned on the 4 extra corruptions: ${opts}.
+
+### Worst stream against no adaptation (points; the lowest over streams and seeds, paired by seed)
+
+${worstStreamTable(records, o.scenarios, o.methods, o.corruptions)}
+
+${wildTables(records, o)}`,
+    );
+    console.log('wrote the bench:wild:stress section of BENCHMARKS.md');
+    return;
+  }
   writeSection(
     `${regime === 'imagenet64' ? 'bench:wild' : `bench:wild:${regime}`}${other ? `:${model}` : ''}`,
     `## Wild benchmark${other ? ` of ${model}` : ''}, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}${other ? ` --model ${model}` : ''}\`)

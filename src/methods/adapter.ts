@@ -250,8 +250,12 @@ export abstract class Adapter {
       const C = this.numClasses;
       const pending = this.pending;
       let immediate = false;
+      let readoutSize = 0;
       const packed = tf.tidy(() => {
         this.lastFinite.take({ theta: this.theta(), momentum: this.sgd.buffer, state: this.savedState() });
+        // Before the first forward, so that it sees the frame as the prediction does (a re-centering estimate without it).
+        const readout = this.readout?.(x);
+        readoutSize = readout?.size ?? 0;
         const first = this.firstForward(x);
         tape = first.tape;
         logits = tf.keep(first.logits);
@@ -260,6 +264,7 @@ export abstract class Adapter {
         const parts = [tf.reshape(probabilities, [-1]), entropies, finiteFlag(checked)];
         if (pending) parts.push(pending.stats);
         if (first.stats) parts.push(first.stats);
+        if (readout) parts.push(tf.reshape(readout, [-1]));
         if (alongside) parts.push(tf.reshape(alongside, [-1]));
         return tf.concat(parts);
       });
@@ -288,7 +293,9 @@ export abstract class Adapter {
       }
       const reliable = this.firstFilter(entropies, probabilities);
       // A method's CPU-side collapse check, from this very read. The frame's forward was the collapsed model's: after the reset it drives no update.
-      const recovered = this.collapsed(classes, entropies);
+      const readoutEnd = host.length - (alongside?.size ?? 0);
+      const readout = readoutSize > 0 ? host.slice(readoutEnd - readoutSize, readoutEnd) : undefined;
+      const recovered = this.collapsed(classes, entropies, readout);
       if (recovered) this.recover(step);
       const keep = reliable.flatMap((r, i) => (r ? [i] : []));
       const adapting = this.adaptsAfterForward && keep.length > 0 && !immediate && !recovered;
@@ -349,12 +356,24 @@ export abstract class Adapter {
 
   /**
    * A method's own collapse check on the CPU, from what the step's one read
-   * brought back (predicted classes, entropies); true resets the model to
-   * the source before this step's update. None by default.
+   * brought back (predicted classes, entropies, and the method's `readout`
+   * if it has one); true resets the model to the source before this step's
+   * update. None by default.
    */
-  protected collapsed(_classes: Int32Array, _entropies: Float32Array): boolean {
+  protected collapsed(_classes: Int32Array, _entropies: Float32Array, _readout?: Float32Array): boolean {
     return false;
   }
+
+  /**
+   * Values a method wants back from each step for its collapse check (sar-align:
+   * the source model's class for each frame), computed on the device from the
+   * frame the forwards see and carried in the step's one read, not a read of
+   * their own. Inside tf.tidy.
+   */
+  protected readout?(x: tf.Tensor4D): tf.Tensor | undefined;
+
+  /** The source model's parameters: the adapted norms as they were when the adapter was made, every other weight the model's own. */
+  protected readonly sourceParam: ParamLookup = (name) => this.source.get(name) ?? this.model.param(name);
 
   /**
    * Model recovery decided on the CPU: θ back to the source, momentum zeroed,

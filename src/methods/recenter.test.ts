@@ -11,8 +11,10 @@ import { randomViTTensors, tinyConfig } from '../model/random-vit';
 import { computeSourceStats, type SourceStats } from '../model/source-stats';
 import { createAdapter } from './index';
 import { OPS_ONLY_BACKEND, registerOpsOnlyBackend } from '../kernels/testing';
-import { CollapseWatch } from './collapse-watch';
+import { CollapseWatch, CollapseWatch as Watch } from './collapse-watch';
 import { FeatureRecentering } from './recenter';
+import type { SarAlignAdapter } from './sar-align';
+import { transform } from '../data/stress';
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -141,6 +143,12 @@ test('sar-align refuses to start without source statistics, with a message that 
 
 test('the collapse watch fires on one class for hundreds of frames and on high entropy, not on label-shift blocks', () => {
   const C = 10;
+  // These two rules only: the agreement rule (which needs the source's classes) has its own test below.
+  const CollapseWatch = class extends Watch {
+    constructor(numClasses: number, o: ConstructorParameters<typeof Watch>[1] = {}) {
+      super(numClasses, { agreementFloor: 0, ...o });
+    }
+  };
   const low = new Float32Array([0.1]);
   const oneClass = new CollapseWatch(C);
   let fired = -1;
@@ -227,4 +235,75 @@ test('a collapse seen on the CPU resets the model, and that frame drives no upda
   assert.equal(a.resetCount, 2);
   a.dispose();
   model.dispose();
+});
+
+test('agreement rule: norms driven away from the source’s predictions on rotated frames, which no other rule resets, are reset; without the rule they are not', async () => {
+  const { model, stats } = await setup();
+  // Rotated frames (the stress family's rot90), and every other recovery off: SAR's entropy-EMA reset (e_m = 0),
+  // the one-class and the high-entropy rules (1), and learning (lr 0), so that only the injected drift moves θ.
+  const frames = Array.from({ length: 24 }, (_, i) => tf.tidy(() => transform(shifted(i), 'rot90')));
+  const run = async (agreementFloor: number) => {
+    const a = (await createAdapter(model, {
+      method: 'sar-align',
+      sourceStats: stats,
+      lr: 0,
+      resetThreshold: 0,
+      oneClassShare: 1,
+      highEntropyFraction: 1,
+      collapseDecay: 0.8,
+      collapseWarmup: 8,
+      agreementFloor,
+    })) as SarAlignAdapter;
+    const source = [...a.params.values()].map((p) => Array.from(p.dataSync()));
+    let reads = 0;
+    const data = tf.Tensor.prototype.data;
+    for (const [i, x] of frames.entries()) {
+      // The synthetic collapse: after two frames the adapted norms jump far from the source's (scales flipped and
+      // tripled, shifts moved), as a run of bad updates would leave them.
+      if (i === 2) tf.tidy(() => [...a.params.values()].forEach((p, k) => p.assign(tf.add(tf.mul(p, -3), tf.randomNormal(p.shape, 0, 1, 'float32', k)))));
+      tf.Tensor.prototype.data = function (this: tf.Tensor) {
+        reads++;
+        return data.call(this);
+      } as typeof data;
+      try {
+        await a.step(x);
+      } finally {
+        tf.Tensor.prototype.data = data;
+      }
+    }
+    const theta = [...a.params.values()].map((p) => Array.from(p.dataSync()));
+    const out = { resets: a.resetCount, agreement: a.sourceAgreement, atSource: JSON.stringify(theta) === JSON.stringify(source), reads };
+    a.dispose();
+    return out;
+  };
+  const watched = await run(Number.MIN_VALUE);
+  assert.ok(watched.agreement < 0.5, `the drift is real: the adapted model agrees with the source on ${watched.agreement} of recent frames`);
+  assert.equal(watched.reads, frames.length, 'the source classes ride in the step’s one read');
+  const off = await run(0);
+  assert.equal(off.resets, 0, 'no other rule resets it');
+  assert.equal(off.atSource, false);
+  const on = await run(0.8);
+  assert.ok(on.resets >= 1, 'the agreement rule resets the drifted model');
+  assert.equal(on.atSource, true, 'and puts the source norms back');
+  tf.dispose(frames);
+  model.dispose();
+});
+
+test('the collapse watch: the agreement rule fires only below its floor, after the warm-up, and needs the source classes', () => {
+  const w = new CollapseWatch(10, { oneClassShare: 1, highEntropyFraction: 1, collapseDecay: 0.9, collapseWarmup: 5, agreementFloor: 0.8 });
+  const classes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const e = new Array(10).fill(1);
+  // Agreeing on every frame never fires.
+  assert.equal(w.observe(classes, e, classes), false);
+  assert.ok(Math.abs(w.sourceAgreement - 1) < 1e-12);
+  // Then disagreeing on every frame: fires once the moving agreement is below 0.8, and restarts.
+  const other = classes.map((c) => (c + 1) % 10);
+  let fired = -1;
+  for (let t = 0; t < 10 && fired < 0; t++) if (w.observe([classes[t]!], [1], [other[t]!])) fired = t;
+  // 10 agreeing frames then k disagreeing: 0.9^k · (1 − 0.9^10) / (1 − 0.9^(10+k)) is 0.85 at k = 1, 0.74 at k = 2.
+  assert.equal(fired, 1);
+  assert.ok(Number.isNaN(w.sourceAgreement), 'restarted');
+  assert.throws(() => w.observe(classes, e), /source model's classes/);
+  const off = new CollapseWatch(10, { agreementFloor: 0 });
+  assert.equal(off.observe(classes, e), false);
 });

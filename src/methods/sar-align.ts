@@ -36,8 +36,9 @@ export interface SarAlignOptions extends SarOptions, CollapseWatchOptions {
  * 3. SAR's reliable, sharpness-aware entropy minimization (sar.ts, steps
  *    2-7 unchanged), both of its losses plus a term that pulls the stream's
  *    feature mean toward the source's through the adapted norms (align.ts);
- * 4. recovery: SAR's low-entropy rule, and a watch for a one-class or a
- *    high-entropy collapse (collapse-watch.ts), which SAR's rule misses.
+ * 4. recovery: SAR's low-entropy rule, and a watch (collapse-watch.ts) for
+ *    what that rule misses: a one-class or a high-entropy collapse, and
+ *    predictions that drift away from the source model's on the same frames.
  * Defaults from `npm run bench:tune` on the extra corruptions (BENCHMARKS.md).
  */
 export class SarAlignAdapter extends SarAdapter {
@@ -62,6 +63,7 @@ export class SarAlignAdapter extends SarAdapter {
       highEntropyFraction: opts.highEntropyFraction ?? ALIGN.highEntropyFraction.value,
       collapseDecay: opts.collapseDecay ?? ALIGN.collapseDecay.value,
       collapseWarmup: opts.collapseWarmup ?? ALIGN.collapseWarmup.value,
+      agreementFloor: opts.agreementFloor ?? ALIGN.agreementFloor.value,
     });
   }
 
@@ -74,8 +76,25 @@ export class SarAlignAdapter extends SarAdapter {
     return this.alignWeight !== 0 && this.recentering !== undefined;
   }
 
-  protected override collapsed(classes: Int32Array, entropies: Float32Array): boolean {
-    return this.watch.observe(classes, entropies);
+  /**
+   * The source model's class for each frame, for the watch's agreement rule:
+   * the same aligned frame and the same re-centering as the prediction, only
+   * the norms at their source values, so that the agreement measures what the
+   * updates alone have done (1 until the first update). One forward more per
+   * frame, with no tape; its B numbers ride in the step's one read.
+   */
+  protected override readout(x: tf.Tensor4D): tf.Tensor | undefined {
+    if (!this.watch.watchesAgreement) return undefined;
+    return tf.cast(tf.argMax(this.forwardAt(x, this.sourceParam).logits, 1), 'float32');
+  }
+
+  protected override collapsed(classes: Int32Array, entropies: Float32Array, sourceClasses?: Float32Array): boolean {
+    return this.watch.observe(classes, entropies, sourceClasses);
+  }
+
+  /** The collapse watch's moving agreement with the source (NaN before the first frame or with the rule off). */
+  get sourceAgreement(): number {
+    return this.watch.watchesAgreement ? this.watch.sourceAgreement : NaN;
   }
 
   override reset(): void {
@@ -100,6 +119,7 @@ export const sarAlign = defineMethod({
     highEntropyFraction: { type: 'number', above: 0, max: 1 },
     collapseDecay: { type: 'number', min: 0, below: 1 },
     collapseWarmup: { type: 'number', min: 0, integer: true },
+    agreementFloor: { type: 'number', min: 0, below: 1 },
   },
   extends: sar,
   needsSourceStats: true,
