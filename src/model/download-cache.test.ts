@@ -171,3 +171,16 @@ function nanAtEnd(b: Uint8Array): Uint8Array {
   new DataView(out.buffer).setFloat32(out.byteLength - 4, NaN, true);
   return out;
 }
+
+test('a load resolves only once every file it read is in the cache (a slow write of config.json included), so a clearCache() right after it finds them all', async () => {
+  const store = installCaches();
+  const put = store.put.bind(store);
+  // config.json's write takes longer than the whole load: without the wait, the load would resolve before it lands.
+  store.put = async (req, res) => {
+    if (String(req).endsWith('config.json')) await new Promise((r) => setTimeout(r, 200));
+    return put(req, res);
+  };
+  await load(hubServer());
+  assert.deepEqual([...store.entries.keys()].sort(), [`${BASE}config.json`, `${BASE}model.safetensors`]);
+  assert.equal(await clearDownloadCache(), 2);
+});

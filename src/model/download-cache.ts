@@ -37,6 +37,13 @@ export interface DownloadCache {
   settle(url: string): Promise<void>;
   /** Deletes the cached copy of `url` (one that failed validation). */
   discard(url: string): Promise<void>;
+  /**
+   * Waits until every copy being stored is written (or failed to be). A
+   * file read through `fetchFn` (config.json, the source statistics) would
+   * otherwise still be on its way into the cache when create() resolves, and
+   * a clearCache() right after it could miss it.
+   */
+  settleAll(): Promise<void>;
 }
 
 /** A cache over `doFetch` with `policy`; with policy false, or no Cache Storage here, a plain fetch. */
@@ -79,6 +86,9 @@ export function downloadCache(policy: CachePolicy, doFetch: typeof fetch = globa
     fetchFn: ((input: RequestInfo | URL) => fetchCached(input instanceof Request ? input.url : String(input)).then((f) => f.response)) as typeof fetch,
     settle: async (url) => {
       await writes.get(url);
+    },
+    settleAll: async () => {
+      await Promise.all(writes.values());
     },
     discard: async (url) => {
       await writes.get(url);

@@ -77,6 +77,7 @@ export async function readModelFile(source: WeightsSource, options: LoadOptions 
     }),
     options.config === undefined ? fetchOptionalJson(cache.fetchFn, files.config) : Promise.resolve(options.config),
   ]);
+  await cache.settleAll();
   return { ...weights, config };
 }
 

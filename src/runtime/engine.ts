@@ -159,6 +159,7 @@ export class Engine {
       const c = model.config;
       if (c.inChannels !== 1 && c.inChannels !== 3) throw new ModelFormatError(`models with ${c.inChannels} input channels are not supported (1 or 3)`);
       sourceStats = await fetchSourceStats(model, source.sourceStats, source.kind === 'url' ? source.url : undefined, cache.fetchFn);
+      await cache.settleAll();
     } catch (e) {
       model.dispose();
       throw e;
