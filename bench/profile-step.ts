@@ -44,11 +44,6 @@ const layout = new FlatLayout(sar.params);
 const dLogits = tf.randomNormal([1, model.config.numClasses], 0, 1, 'float32', 1) as tf.Tensor2D;
 
 if (args['compare-gemm']) {
-  const timedStep = async (fn: () => Promise<unknown>) => {
-    const t = performance.now();
-    await fn();
-    return performance.now() - t;
-  };
   const steps = {
     'no-adapt step': () => source.step(x),
     'SAR step (reliable)': async () => {
@@ -64,7 +59,7 @@ if (args['compare-gemm']) {
       // The order turns each round, so that neither setting always runs on a warm cache.
       for (const gemm of r % 2 ? [false, true] : [true, false]) {
         useGemm(gemm);
-        const ms = await timedStep(fn);
+        const [ms] = await timed(fn);
         if (r > 0) (times[`${name}, ${gemm ? 'gemm.wat' : 'backend'}`] ??= []).push(ms);
         pair[gemm ? 0 : 1] = ms;
       }

@@ -10,7 +10,7 @@ import type { BackwardArgs, BackwardWalk, GradOps, Linear } from '../types';
 import { composites } from './composites';
 import { runKernel } from '../calls';
 import { call, product, runComposite, type Composite } from './glue';
-import { packedBackward } from './packed';
+import { PACKED_BACKWARD as PACKED, packedBackward } from './packed';
 import { vitKernels } from './vit-kernels';
 
 /** [W_head; I_D], [classes + D, D]: dL/dpooled = [dLogits, dFeatures]·[W_head; I] in one product. Kept with the Linear. */
@@ -22,9 +22,6 @@ function headWithIdentity(head: Linear): tf.Tensor2D {
   }
   return t;
 }
-
-/** Where packedBackward keeps a Linear's packed weight (made before the walk: no tensor can be made inside a kernel). */
-const PACKED = 'gemm:out-in';
 
 /** The packed weights that exist, by the names a composite takes. */
 function packedOf(linears: Record<string, Linear>): Record<string, tf.TensorInfo> {

@@ -35,5 +35,8 @@ function derivedPack(l: Linear, key: string, source: () => tf.Tensor2D): tf.Tens
 /** x·Wᵀ's weight, [in, out], packed (undefined where gemm.wat does not run or out % 8 ≠ 0). */
 export const packedForward = (l: Linear) => derivedPack(l, 'gemm:in-out', () => tf.transpose(l.w));
 
+/** Where packedBackward keeps a Linear's packed weight: the backward's walk reads it there, as no tensor can be made inside a kernel. */
+export const PACKED_BACKWARD = 'gemm:out-in';
+
 /** dy·W's weight, [out, in], packed (undefined where gemm.wat does not run or in % 8 ≠ 0). */
-export const packedBackward = (l: Linear) => derivedPack(l, 'gemm:out-in', () => l.w); // backward.ts reads it by this key
+export const packedBackward = (l: Linear) => derivedPack(l, PACKED_BACKWARD, () => l.w);
