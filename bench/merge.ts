@@ -2,7 +2,10 @@
 // one slice per machine, each writing its records) into the same report one
 // unsharded run writes: the BENCHMARKS.md section and the plots.
 //
-//   npm run bench:merge -- [--dir bench/results/imagenet64] [--no-write]
+//   npm run bench:merge -- [--dir bench/results/imagenet64] [--stress] [--no-write]
+//
+// --stress: the records are the stress family's (`npm run bench -- --stress`),
+// written to that family's section.
 //
 // The slices' record files are copied into one folder first (a CI job's
 // artifacts, for example); a job that appears twice, or records of two
@@ -11,8 +14,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CORRUPTIONS } from '../src/data/corruptions';
+import { STRESS_STREAMS } from '../src/data/stress';
 import type { AdapterOptions } from '../src/methods';
 import { shutdown } from '../tools/lib/session';
+import { DEFAULT_MODEL } from './report';
 import { METHODS, SCENARIOS, drawPlots, wildTables, writeWildSection, type WildBenchOptions, type WildRunRecord } from './wild';
 import type { CorruptionRegime } from '../src/data/corruptions/regime';
 
@@ -41,7 +46,7 @@ export function readRecords(dir: string): WildRunRecord[] {
 }
 
 /** The benchmark options the records were run with, as far as the report needs them. */
-export function optionsOf(records: WildRunRecord[], dir: string): WildBenchOptions {
+export function optionsOf(records: WildRunRecord[], dir: string, stress = false): WildBenchOptions {
   const order = (xs: string[], known: readonly string[]) => [...known.filter((k) => xs.includes(k)), ...xs.filter((x) => !known.includes(x)).sort()];
   const methods = order([...new Set(records.map((r) => r.method))], METHODS);
   const one = records.find((r) => r.scenario !== 'label-shift') ?? records[0]!;
@@ -51,32 +56,42 @@ export function optionsOf(records: WildRunRecord[], dir: string): WildBenchOptio
     seeds: [...new Set(records.map((r) => r.seed))].sort((a, b) => a - b),
     scenarios: order([...new Set(records.map((r) => r.scenario))], SCENARIOS) as WildBenchOptions['scenarios'],
     methods,
-    corruptions: [...CORRUPTIONS],
+    corruptions: stress ? [...STRESS_STREAMS] : [...CORRUPTIONS],
+    stress,
+    model: records[0]!.model,
     perCorruption,
     severity: 5,
     outDir: dir,
     methodOptions: Object.fromEntries(methods.map((m) => [m, records.find((r) => r.method === m)!.options])) as Record<string, AdapterOptions>,
-    plots: true,
+    plots: !stress,
   };
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   const { values: a } = parseArgs({
-    options: { dir: { type: 'string', default: 'bench/results/imagenet64' }, 'no-write': { type: 'boolean', default: false } },
+    options: {
+      dir: { type: 'string', default: 'bench/results/imagenet64' },
+      stress: { type: 'boolean', default: false },
+      'no-write': { type: 'boolean', default: false },
+    },
   });
   const records = readRecords(a.dir);
-  const o = optionsOf(records, a.dir);
+  const o = optionsOf(records, a.dir, a.stress);
   console.log(
     `${records.length} records: ${o.scenarios.join(', ')} × ${o.methods.join(', ')} × seeds ${o.seeds.join(', ')}, ${o.perCorruption} per corruption, ${o.regime}`,
   );
   console.log(`\n${wildTables(records, o)}`);
   if (!a['no-write']) {
-    await drawPlots(records, o);
-    await shutdown();
+    if (o.plots) {
+      await drawPlots(records, o);
+      await shutdown();
+    }
     const backends = [...new Set(records.map((r) => r.backend))].join(', ');
     const seconds = records.reduce((t, r) => t + r.score.ms / 1000, 0);
-    const command = `npm run bench -- --regime ${o.regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --shard i/n (each slice), then npm run bench:merge -- --dir ${a.dir}`;
+    const model = o.model && o.model !== DEFAULT_MODEL ? ` --model ${o.model}` : '';
+    const run = `npm run bench -- ${o.stress ? `--stress --scenarios ${o.scenarios.join(',')} ` : ''}--regime ${o.regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption}${model}`;
+    const command = `${run} (whole, or --shard i/n on each machine), then npm run bench:merge -- --dir ${a.dir}${o.stress ? ' --stress' : ''}`;
     writeWildSection(records, o, { command, seconds, backend: backends, browser: '' });
-    console.log("wrote the bench:wild section of BENCHMARKS.md (the time is the runs' own, summed over slices)");
+    console.log(`wrote the bench:wild${o.stress ? ':stress' : ''} section of BENCHMARKS.md (the time is the runs' own, summed over slices)`);
   }
 }

@@ -406,33 +406,72 @@ export function wildTables(records: WildRunRecord[], o: Pick<WildBenchOptions, '
 }
 
 /**
- * Each adapting method's worst stream: per scenario and stream (corruption),
- * its accuracy minus no adaptation's on the same seed's stream, the lowest
- * over seeds, and the stream where the lowest of all falls. The stress
- * family's check (issue 25 item 7: sar-align ≥ no adaptation − 2 points on
- * every stream).
+ * An adapting method's accuracy minus no adaptation's on the same seed's
+ * stream, per stream (corruption) of one scenario: the paired differences the
+ * stress family's check reads (issue 25 item 7: sar-align ≥ no adaptation − 2
+ * points on every stream). Seeds without a no-adaptation run are left out.
  */
+export function pairedDeltas(
+  records: WildRunRecord[],
+  scenario: Scenario,
+  method: string,
+  corruptions: string[],
+): Map<string, Array<{ seed: number; d: number }>> {
+  const out = new Map<string, Array<{ seed: number; d: number }>>(corruptions.map((c) => [c, []]));
+  for (const r of records.filter((x) => x.scenario === scenario && x.method === method).sort((a, b) => a.seed - b.seed)) {
+    const base = records.find((x) => x.scenario === scenario && x.method === 'source' && x.seed === r.seed);
+    if (!base) continue;
+    const mine = accuracyByCorruption(r, corruptions).per;
+    const theirs = accuracyByCorruption(base, corruptions).per;
+    for (const c of corruptions) {
+      const d = (mine[c] ?? NaN) - (theirs[c] ?? NaN);
+      if (Number.isFinite(d)) out.get(c)!.push({ seed: r.seed, d });
+    }
+  }
+  return out;
+}
+
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${pct(x)}`;
+
+/** Each adapting method's worst stream: the lowest paired difference over streams and seeds, and where it falls. */
 export function worstStreamTable(records: WildRunRecord[], scenarios: readonly Scenario[], methods: string[], corruptions: string[]): string {
   const rows = methods
     .filter((m) => m !== 'source')
     .map((m) => {
       const cells = scenarios.map((scenario) => {
         let worst: { d: number; where: string } | undefined;
-        for (const r of records.filter((x) => x.scenario === scenario && x.method === m)) {
-          const base = records.find((x) => x.scenario === scenario && x.method === 'source' && x.seed === r.seed);
-          if (!base) continue;
-          const mine = accuracyByCorruption(r, corruptions).per;
-          const theirs = accuracyByCorruption(base, corruptions).per;
-          for (const c of corruptions) {
-            const d = (mine[c] ?? NaN) - (theirs[c] ?? NaN);
-            if (Number.isFinite(d) && (!worst || d < worst.d)) worst = { d, where: `${c}, seed ${r.seed}` };
-          }
+        for (const [c, ds] of pairedDeltas(records, scenario, m, corruptions)) {
+          for (const { seed, d } of ds) if (!worst || d < worst.d) worst = { d, where: `${c}, seed ${seed}` };
         }
-        return worst ? `${worst.d >= 0 ? '+' : ''}${pct(worst.d)} (${worst.where})` : '–';
+        return worst ? `${signed(worst.d)} (${worst.where})` : '–';
       });
       return `| ${m} | ${cells.join(' | ')} |`;
     });
   return [`| method | ${scenarios.join(' | ')} |`, `|---|${scenarios.map(() => '---').join('|')}|`, ...rows].join('\n');
+}
+
+/**
+ * Per scenario and stream, each adapting method's paired difference from no
+ * adaptation: mean ± std over seeds, then the lowest seed's. The last column
+ * is the method's lowest mean over the streams.
+ */
+export function streamDeltaTable(records: WildRunRecord[], scenarios: readonly Scenario[], methods: string[], corruptions: string[]): string {
+  const rows: string[] = [];
+  for (const scenario of scenarios) {
+    for (const m of methods.filter((x) => x !== 'source')) {
+      const deltas = pairedDeltas(records, scenario, m, corruptions);
+      let lowest: { d: number; c: string } | undefined;
+      const cells = corruptions.map((c) => {
+        const ds = deltas.get(c)!.map((x) => x.d);
+        if (ds.length === 0) return '–';
+        const avg = mean(ds);
+        if (!lowest || avg < lowest.d) lowest = { d: avg, c };
+        return `${signed(avg)}${ds.length > 1 ? ` ± ${pct(std(ds))}` : ''} (${signed(Math.min(...ds))})`;
+      });
+      rows.push(`| ${scenario} | ${m} | ${cells.join(' | ')} | ${lowest ? `**${signed(lowest.d)}** (${lowest.c})` : '–'} |`);
+    }
+  }
+  return [`| scenario | method | ${corruptions.join(' | ')} | lowest mean |`, `|---|---|${corruptions.map(() => '---').join('|')}|---|`, ...rows].join('\n');
 }
 
 /** Writes the regime's bench:wild section of BENCHMARKS.md from the records (one run, or merged slices). */
@@ -456,6 +495,10 @@ export function writeWildSection(
 Command: \`${meta.command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
 Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
 ${other ? `Model public/models/${model}/` : 'Shipped model'}, the shipped Fashion-MNIST test split turned or mirrored (${STRESS_TRANSFORMS.join(', ')}: exact pixel permutations, src/data/stress.ts; no corruption on top), batch size 1, ${o.perCorruption} images per stream (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds. No hyperparameter was chosen on these streams (bench:tune refuses them); the method options are the ones tuned on the 4 extra corruptions: ${opts}.
+
+### Each stream against no adaptation (points, paired by seed: mean ± std over seeds, then the lowest seed in brackets)
+
+${streamDeltaTable(records, o.scenarios, o.methods, o.corruptions)}
 
 ### Worst stream against no adaptation (points; the lowest over streams and seeds, paired by seed)
 
