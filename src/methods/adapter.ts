@@ -211,6 +211,7 @@ export abstract class Adapter {
 
   /** Writes a flat vector back into the model's variables. Inside tf.tidy. */
   protected writeParams(flat: tf.Tensor1D): void {
+    this.moved = true;
     const pieces = this.layout.split(flat);
     for (const [name, p] of this.params) p.assign(pieces.get(name)!);
   }
@@ -372,6 +373,18 @@ export abstract class Adapter {
    */
   protected readout?(x: tf.Tensor4D): tf.Tensor | undefined;
 
+  /**
+   * False while θ is known to be the source's (from the start, and after each
+   * reset) and true once anything may have written it (an update, even one
+   * the device then skipped; an import). What lets sar-align skip its source
+   * forward while the two models are the same model.
+   */
+  private moved = false;
+
+  protected get movedFromSource(): boolean {
+    return this.moved;
+  }
+
   /** The source model's parameters: the adapted norms as they were when the adapter was made, every other weight the model's own. */
   protected readonly sourceParam: ParamLookup = (name) => this.source.get(name) ?? this.model.param(name);
 
@@ -404,7 +417,7 @@ export abstract class Adapter {
   private async warmupNow(): Promise<void> {
     this.assertAlive();
     const saved = await this.exportStateNow();
-    const { onUpdate, undelivered } = this;
+    const { onUpdate, undelivered, moved } = this;
     this.onUpdate = undefined;
     const { imageSize: S, inChannels: C } = this.model.config;
     const blank = tf.zeros([1, S, S, C]) as tf.Tensor4D;
@@ -435,6 +448,8 @@ export abstract class Adapter {
       tape?.dispose();
       blank.dispose();
       this.importState(saved);
+      // Everything is as it was, θ included.
+      this.moved = moved;
       this.onUpdate = onUpdate;
       this.undelivered = undelivered;
     }
@@ -478,6 +493,7 @@ export abstract class Adapter {
       this.clearState();
     });
     this.sgd.clear();
+    this.moved = false;
   }
 
   /**
@@ -538,6 +554,7 @@ export abstract class Adapter {
       this.sgd.buffer.assign(this.layout.concat(new Map(this.layout.names.map((n) => [n, fromFile(`momentum.${n}`)]))));
     });
     this.lastFinite.forget();
+    this.moved = true;
     this.stepCount = counters.steps;
     this.updateCount = counters.updates;
     this.resetCount = counters.resets;

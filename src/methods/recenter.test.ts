@@ -237,6 +237,65 @@ test('a collapse seen on the CPU resets the model, and that frame drives no upda
   model.dispose();
 });
 
+/** Moves θ far from the source through writeParams, the path every update takes. */
+function injectDrift(a: SarAlignAdapter, seed = 2): void {
+  const inner = a as unknown as { theta(): tf.Tensor1D; writeParams(flat: tf.Tensor1D): void };
+  tf.tidy(() => {
+    const theta = inner.theta();
+    inner.writeParams(tf.add(tf.mul(theta, -3), tf.randomNormal(theta.shape, 0, 1, 'float32', seed)));
+  });
+}
+
+test('agreement rule: no source forward while θ is the source’s (before the first update, after a reset), one a frame once it has moved', async () => {
+  const { model, stats } = await setup();
+  const a = (await createAdapter(model, {
+    method: 'sar-align',
+    sourceStats: stats,
+    lr: 0,
+    resetThreshold: 0,
+    // No frame passes the reliable filter: nothing but injectDrift moves θ, and SAR runs no forward of its own.
+    marginFraction: 1e-9,
+    oneClassShare: 1,
+    highEntropyFraction: 1,
+    collapseWarmup: 1000,
+    agreementFloor: 0.8,
+  })) as SarAlignAdapter;
+  let forwards = 0;
+  const forward = model.forward.bind(model);
+  model.forward = ((...args: Parameters<typeof forward>) => {
+    forwards++;
+    return forward(...args);
+  }) as typeof model.forward;
+  const perFrame = async (n: number) => {
+    const before = forwards;
+    for (let i = 0; i < n; i++) {
+      const x = shifted(i);
+      const r = await a.step(x);
+      x.dispose();
+      assert.equal(r.adapting, false);
+    }
+    return (forwards - before) / n;
+  };
+  try {
+    assert.equal(await perFrame(3), 1, 'at the source: the prediction’s forward only');
+    assert.ok(Math.abs(a.sourceAgreement - 1) < 1e-12, `and the source’s classes are the prediction’s: ${a.sourceAgreement}`);
+    injectDrift(a);
+    assert.equal(await perFrame(3), 2, 'moved: the source’s forward as well');
+    assert.ok(a.sourceAgreement < 1 - 1e-6, `the drift shows: ${a.sourceAgreement}`);
+    a.reset();
+    assert.equal(await perFrame(2), 1, 'after a reset, at the source again');
+    injectDrift(a);
+    const state = await a.exportState();
+    a.reset();
+    a.importState(state);
+    assert.equal(await perFrame(1), 2, 'an imported state may be anywhere: the source’s forward runs');
+  } finally {
+    model.forward = forward;
+    a.dispose();
+    model.dispose();
+  }
+});
+
 test('agreement rule: norms driven away from the source’s predictions on rotated frames, which no other rule resets, are reset; without the rule they are not', async () => {
   const { model, stats } = await setup();
   // Rotated frames (the stress family's rot90), and every other recovery off: SAR's entropy-EMA reset (e_m = 0),
@@ -259,8 +318,8 @@ test('agreement rule: norms driven away from the source’s predictions on rotat
     const data = tf.Tensor.prototype.data;
     for (const [i, x] of frames.entries()) {
       // The synthetic collapse: after two frames the adapted norms jump far from the source's (scales flipped and
-      // tripled, shifts moved), as a run of bad updates would leave them.
-      if (i === 2) tf.tidy(() => [...a.params.values()].forEach((p, k) => p.assign(tf.add(tf.mul(p, -3), tf.randomNormal(p.shape, 0, 1, 'float32', k)))));
+      // tripled, shifts moved), as a run of bad updates would leave them, and through the path every update takes.
+      if (i === 2) injectDrift(a);
       tf.Tensor.prototype.data = function (this: tf.Tensor) {
         reads++;
         return data.call(this);

@@ -80,16 +80,18 @@ export class SarAlignAdapter extends SarAdapter {
    * The source model's class for each frame, for the watch's agreement rule:
    * the same aligned frame and the same re-centering as the prediction, only
    * the norms at their source values, so that the agreement measures what the
-   * updates alone have done (1 until the first update). One forward more per
-   * frame, with no tape; its B numbers ride in the step's one read.
+   * updates alone have done. One forward more per frame, with no tape; its B
+   * numbers ride in the step's one read. None while θ is the source's (before
+   * the first update and after each reset): the two forwards would be the
+   * same, and collapsed() takes the prediction's own classes instead.
    */
   protected override readout(x: tf.Tensor4D): tf.Tensor | undefined {
-    if (!this.watch.watchesAgreement) return undefined;
+    if (!this.watch.watchesAgreement || !this.movedFromSource) return undefined;
     return tf.cast(tf.argMax(this.forwardAt(x, this.sourceParam).logits, 1), 'float32');
   }
 
   protected override collapsed(classes: Int32Array, entropies: Float32Array, sourceClasses?: Float32Array): boolean {
-    return this.watch.observe(classes, entropies, sourceClasses);
+    return this.watch.observe(classes, entropies, this.watch.watchesAgreement ? (sourceClasses ?? classes) : undefined);
   }
 
   /** The collapse watch's moving agreement with the source (NaN before the first frame or with the rule off). */
