@@ -28,7 +28,8 @@ import {
 } from './config-json';
 import { showValue } from './errors';
 import type { DecodedTensor } from './safetensors';
-import { convNoFilterGrad, flipFilter } from './resnet-ops';
+import { convNoFilterGrad } from './resnet-ops';
+import { DerivedFilters } from './conv-grad';
 import { depthwiseNoFilterGrad, geluExact, layerNormOp, linearNoWeightGrad, type LayerNormFn } from './convnext-ops';
 
 export interface ConvNeXtConfig extends BackboneConfig {
@@ -182,8 +183,8 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
   private readonly linears = new Map<string, tf.Tensor2D>();
   /** The same transposed, [in, out]: the forward's layout (linearNoWeightGrad). */
   private readonly linearsT = new Map<string, tf.Tensor2D>();
-  /** Depthwise filters turned 180° for their input gradient, made at a model's first backward: inference never pays their memory. */
-  private readonly flipped = new Map<string, tf.Tensor4D>();
+  /** Filters as the input gradients read them (depthwise ones turned 180°, the downsamples' split by phase: conv-grad.ts), made at the first backward. */
+  private readonly derived = new DerivedFilters();
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
   private readonly layerNorm: LayerNormFn;
@@ -247,10 +248,7 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     const p = this.param;
     const conv = (x: tf.Tensor4D, name: string, stride: number) => {
       const filter = this.filters.get(`${name}.weight`)!;
-      return tf.add(
-        convNoFilterGrad(x, filter, stride, 0, () => this.flippedConv(`${name}.weight`, filter)),
-        p(`${name}.bias`),
-      ) as tf.Tensor4D;
+      return tf.add(convNoFilterGrad(x, filter, stride, 0, { filters: this.derived, key: `${name}.weight` }), p(`${name}.bias`)) as tf.Tensor4D;
     };
     const ln = <T extends tf.Tensor>(x: T, name: string, op = this.layerNorm) => op(x, norm(`${name}.weight`), norm(`${name}.bias`));
     const linear = (x: tf.Tensor2D, name: string) => {
@@ -268,7 +266,7 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
         const b = `stages.${s}.blocks.${i}`;
         const [B, H, W, C] = x.shape;
         const dw = depthwiseNoFilterGrad(x, this.filters.get(`${b}.conv_dw.weight`)!, p(`${b}.conv_dw.bias`), (k - 1) / 2, () =>
-          this.flippedFilter(`${b}.conv_dw.weight`),
+          this.derived.get(`${b}.conv_dw.weight:reversed`, () => tf.reverse(this.filters.get(`${b}.conv_dw.weight`)!, [0, 1])),
         );
         const rows = tf.reshape(ln(dw, `${b}.norm`), [B * H * W, C]) as tf.Tensor2D;
         const branch = tf.mul(linear(geluExact(linear(rows, `${b}.mlp.fc1`)), `${b}.mlp.fc2`), p(`${b}.gamma`));
@@ -280,25 +278,10 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     return { logits: linear(features, 'head.fc'), features };
   }
 
-  private flippedFilter(name: string): tf.Tensor4D {
-    let f = this.flipped.get(name);
-    if (f === undefined) this.flipped.set(name, (f = tf.keep(tf.tidy(() => tf.reverse(this.filters.get(name)!, [0, 1]) as tf.Tensor4D))));
-    return f;
-  }
-
-  /** A stride-2 conv's (the downsamples') filter flipped for its input gradient (flipFilter), made at the first backward. */
-  private flippedConv(name: string, filter: tf.Tensor4D): tf.Tensor4D {
-    const key = `${name}:conv`;
-    let f = this.flipped.get(key);
-    if (f === undefined) this.flipped.set(key, (f = tf.keep(flipFilter(filter))));
-    return f;
-  }
-
   protected override release(): void {
-    for (const t of [...this.filters.values(), ...this.flipped.values(), ...this.linears.values(), ...this.linearsT.values(), this.inputMean, this.inputStd])
-      t.dispose();
+    for (const t of [...this.filters.values(), ...this.linears.values(), ...this.linearsT.values(), this.inputMean, this.inputStd]) t.dispose();
     this.filters.clear();
-    this.flipped.clear();
+    this.derived.dispose();
     this.linears.clear();
     this.linearsT.clear();
   }

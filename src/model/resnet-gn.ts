@@ -10,7 +10,8 @@ import { AutodiffBackbone, type BackboneConfig, type NormSelection, type ParamLo
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
-import { addRelu, convNoFilterGrad, flipFilter, groupNormOp, type GroupNormFn } from './resnet-ops';
+import { addRelu, convNoFilterGrad, groupNormOp, type GroupNormFn } from './resnet-ops';
+import { DerivedFilters } from './conv-grad';
 
 export interface ResNetGnConfig extends BackboneConfig {
   block: 'basic' | 'bottleneck';
@@ -152,8 +153,8 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   readonly featureWidth: number;
   /** Convolution kernels in tfjs's layout [kh, kw, in, out]. */
   private readonly filters = new Map<string, tf.Tensor4D>();
-  /** Stride-1 filters flipped for their input gradient (flipFilter), made at a model's first backward: inference never pays their memory. */
-  private readonly flipped = new Map<string, tf.Tensor4D>();
+  /** The convs' filters as their input gradients read them (conv-grad.ts), made at the first backward. */
+  private readonly derived = new DerivedFilters();
   private readonly blocks: BlockPlan[];
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
@@ -214,7 +215,7 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
     const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => {
       const filter = this.filters.get(`${name}.weight`)!;
-      return convNoFilterGrad(x, filter, stride, pad, () => this.flippedFilter(`${name}.weight`, filter));
+      return convNoFilterGrad(x, filter, stride, pad, { filters: this.derived, key: `${name}.weight` });
     };
     const gn = (x: tf.Tensor4D, name: string) => this.groupNorm(x, norm(`${name}.weight`), norm(`${name}.bias`));
     const gnRelu = (x: tf.Tensor4D, name: string) => this.groupNormRelu(x, norm(`${name}.weight`), norm(`${name}.bias`));
@@ -240,16 +241,10 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
     return { logits, features };
   }
 
-  private flippedFilter(name: string, filter: tf.Tensor4D): tf.Tensor4D {
-    let f = this.flipped.get(name);
-    if (f === undefined) this.flipped.set(name, (f = tf.keep(flipFilter(filter))));
-    return f;
-  }
-
   protected override release(): void {
-    for (const t of [...this.filters.values(), ...this.flipped.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
+    for (const t of [...this.filters.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
     this.filters.clear();
-    this.flipped.clear();
+    this.derived.dispose();
   }
 }
 
