@@ -34,7 +34,7 @@ for (const backend of ['cpu', 'wasm']) {
     for (const [i, [kh, kw, s, p, H, W]] of CASES.entries()) {
       tf.tidy(() => {
         const w = tf.randomNormal([kh, kw, 3, 5], 0, 1, 'float32', i) as tf.Tensor4D;
-        const x = [2, H, W, 3] as const;
+        const x: [number, number, number, number] = [2, H, W, 3];
         const y = tf.conv2d(tf.zeros(x) as tf.Tensor4D, w, s, p);
         const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 100 + i) as tf.Tensor4D;
         const want = tf.conv2dTranspose(dy, w, x, s, p);
@@ -57,7 +57,7 @@ test('through tf.grad: convNoFilterGrad with derived filters gives tfjs’s own 
   tf.tidy(() => {
     const w = tf.randomNormal([3, 3, 4, 6], 0, 1, 'float32', 7) as tf.Tensor4D;
     const x = tf.randomNormal([1, 9, 9, 4], 0, 1, 'float32', 8) as tf.Tensor4D;
-    const loss = (f: (x: tf.Tensor4D) => tf.Tensor4D) => (v: tf.Tensor4D) => tf.sum(tf.square(f(v)));
+    const loss = (f: (x: tf.Tensor4D) => tf.Tensor4D) => (v: tf.Tensor) => tf.sum(tf.square(f(v as tf.Tensor4D)));
     const ours = tf.grad(loss((v) => convNoFilterGrad(v, w, 2, 1, { filters, key: 'w' })))(x);
     const theirs = tf.grad(loss((v) => tf.conv2d(v, w, 2, 1)))(x);
     assert.ok(tf.max(tf.abs(tf.sub(ours, theirs))).dataSync()[0]! < 1e-4);

@@ -8,9 +8,20 @@ import type { HostKernel } from './glue';
 function geometry(shape: number[], groups: number) {
   const [B, H, W, C] = shape as [number, number, number, number];
   const per = C / groups;
-  return { B, P: H * W, C, G: groups, per, count: H * W * per };
+  const group = Int32Array.from({ length: C }, (_, c) => Math.floor(c / per));
+  return { B, P: H * W, C, G: groups, group, count: H * W * per };
 }
 
+/** Per-channel sums folded into their groups. */
+function toGroups(perChannel: Float64Array, group: Int32Array, out: Float64Array): Float64Array {
+  out.fill(0);
+  for (let c = 0; c < perChannel.length; c++) out[group[c]!]! += perChannel[c]!;
+  return out;
+}
+
+// The loops run channel-fastest over NHWC memory with per-channel sums and
+// coefficients: no division, group lookup or closure per element (what made
+// these kernels a quarter of a ResNet-50 step at 224 px).
 export const normKernels = {
   /**
    * y = x̂·scale + shift (then ReLU), x̂ = (x − mean)·σ⁻¹ per image and group,
@@ -21,27 +32,39 @@ export const normKernels = {
     inputs: ['x', 'scale', 'shift'],
     outputs: ([x], { groups }) => [x!, x!, [x![0]!, groups as number]],
     compute([x, scale, shift], [y, xhat, inv], [shape], { groups, eps, relu }) {
-      const { B, P, C, G, per, count } = geometry(shape!, groups as number);
-      const sum = new Float64Array(G);
+      const { B, P, C, G, group, count } = geometry(shape!, groups as number);
+      const perChannel = new Float64Array(C);
+      const sums = new Float64Array(G);
+      const mean = new Float64Array(C);
+      const invC = new Float64Array(C);
+      const a = new Float64Array(C);
+      const b0 = new Float64Array(C);
       for (let b = 0; b < B; b++) {
         const base = b * P * C;
-        sum.fill(0);
-        for (let p = 0, o = base; p < P; p++) for (let c = 0; c < C; c++, o++) sum[(c / per) | 0]! += x![o]!;
-        const mean = sum.map((s) => s / count);
-        sum.fill(0);
-        for (let p = 0, o = base; p < P; p++)
-          for (let c = 0; c < C; c++, o++) {
-            const d = x![o]! - mean[(c / per) | 0]!;
-            sum[(c / per) | 0]! += d * d;
+        const end = base + P * C;
+        perChannel.fill(0);
+        for (let o = base; o < end; o += C) for (let c = 0; c < C; c++) perChannel[c]! += x![o + c]!;
+        toGroups(perChannel, group, sums);
+        for (let c = 0; c < C; c++) mean[c] = sums[group[c]!]! / count;
+        perChannel.fill(0);
+        for (let o = base; o < end; o += C)
+          for (let c = 0; c < C; c++) {
+            const d = x![o + c]! - mean[c]!;
+            perChannel[c]! += d * d;
           }
-        for (let g = 0; g < G; g++) inv![b * G + g] = 1 / Math.sqrt(sum[g]! / count + (eps as number));
-        for (let p = 0, o = base; p < P; p++)
-          for (let c = 0; c < C; c++, o++) {
-            const g = (c / per) | 0;
-            const h = (x![o]! - mean[g]!) * inv![b * G + g]!;
-            xhat![o] = h;
-            const v = h * scale![c]! + shift![c]!;
-            y![o] = relu && v < 0 ? 0 : v;
+        toGroups(perChannel, group, sums);
+        for (let g = 0; g < G; g++) inv![b * G + g] = 1 / Math.sqrt(sums[g]! / count + (eps as number));
+        for (let c = 0; c < C; c++) {
+          invC[c] = inv![b * G + group[c]!]!;
+          a[c] = invC[c]! * scale![c]!;
+          b0[c] = shift![c]! - mean[c]! * a[c]!;
+        }
+        for (let o = base; o < end; o += C)
+          for (let c = 0; c < C; c++) {
+            const v = x![o + c]!;
+            xhat![o + c] = (v - mean[c]!) * invC[c]!;
+            const out = v * a[c]! + b0[c]!;
+            y![o + c] = relu && out < 0 ? 0 : out;
           }
       }
     },
@@ -57,32 +80,52 @@ export const normKernels = {
     inputs: ['dy', 'xhat', 'inv', 'scale', 'y?'],
     outputs: ([dy], { inputGrad }) => (inputGrad ? [[dy![3]!], [dy![3]!], dy!] : [[dy![3]!], [dy![3]!]]),
     compute([dy, xhat, inv, scale, y], [dScale, dShift, dx], [shape], { groups, inputGrad }) {
-      const { B, P, C, G, per, count } = geometry(shape!, groups as number);
+      const { B, P, C, G, group, count } = geometry(shape!, groups as number);
       const masked = y!.length > 0;
-      const grad = (o: number) => (masked && !(y![o]! > 0) ? 0 : dy![o]!);
       const ds = new Float64Array(C);
       const db = new Float64Array(C);
+      // This image's Σ dy·x̂ and Σ dy per channel; the image's share of ds and db, and of the groups' means.
+      const imgDs = new Float64Array(C);
+      const imgDb = new Float64Array(C);
       const m1 = new Float64Array(G);
       const m2 = new Float64Array(G);
+      const k0 = new Float64Array(C);
+      const k1 = new Float64Array(C);
+      const k2 = new Float64Array(C);
       for (let b = 0; b < B; b++) {
         const base = b * P * C;
-        m1.fill(0);
-        m2.fill(0);
-        for (let p = 0, o = base; p < P; p++)
-          for (let c = 0; c < C; c++, o++) {
-            const d = grad(o);
-            const h = xhat![o]!;
-            ds[c]! += d * h;
-            db[c]! += d;
-            const dh = d * scale![c]!;
-            m1[(c / per) | 0]! += dh;
-            m2[(c / per) | 0]! += dh * h;
+        const end = base + P * C;
+        imgDs.fill(0);
+        imgDb.fill(0);
+        for (let o = base; o < end; o += C)
+          for (let c = 0; c < C; c++) {
+            const i = o + c;
+            const d = masked && !(y![i]! > 0) ? 0 : dy![i]!;
+            imgDs[c]! += d * xhat![i]!;
+            imgDb[c]! += d;
           }
+        for (let c = 0; c < C; c++) {
+          ds[c]! += imgDs[c]!;
+          db[c]! += imgDb[c]!;
+          // Σ dx̂ = scale·Σ dy and Σ dx̂·x̂ = scale·Σ dy·x̂, per channel, then per group.
+          imgDb[c] = imgDb[c]! * scale![c]!;
+          imgDs[c] = imgDs[c]! * scale![c]!;
+        }
         if (!inputGrad) continue;
-        for (let p = 0, o = base; p < P; p++)
-          for (let c = 0; c < C; c++, o++) {
-            const g = (c / per) | 0;
-            dx![o] = inv![b * G + g]! * (grad(o) * scale![c]! - m1[g]! / count - xhat![o]! * (m2[g]! / count));
+        toGroups(imgDb, group, m1);
+        toGroups(imgDs, group, m2);
+        for (let c = 0; c < C; c++) {
+          const g = group[c]!;
+          const s = inv![b * G + g]!;
+          k0[c] = s * scale![c]!;
+          k1[c] = (s * m1[g]!) / count;
+          k2[c] = (s * m2[g]!) / count;
+        }
+        for (let o = base; o < end; o += C)
+          for (let c = 0; c < C; c++) {
+            const i = o + c;
+            const d = masked && !(y![i]! > 0) ? 0 : dy![i]!;
+            dx![i] = d * k0[c]! - k1[c]! - xhat![i]! * k2[c]!;
           }
       }
       dScale!.set(ds);
