@@ -8,9 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { readSafetensors, writeSafetensors } from './safetensors';
 import { backboneFromTensors, loadBackbone } from './load';
-import { ModelFormatError } from './errors';
 import { ResNetGN } from './resnet-gn';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../kernels';
@@ -20,24 +18,12 @@ import { optionSchema } from '../methods/method';
 import { computeSourceStats, readSourceStats } from './source-stats';
 import { grayAccuracy } from './evaluate';
 import { loadFashionMnist } from '../../tools/fmnist-node';
+import { assertLogitsLeaveOnlyResult, fixtureReader, inputTensor, maxAbs, maxDiff, tensorVariants } from './testing';
 
 const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn');
 const FIXTURES = ['basic-gray28', 'bottleneck-rgb32'];
 
-function fixture(name: string) {
-  const model = new Uint8Array(readFileSync(join(DIR, name, 'model.safetensors')));
-  const config = JSON.parse(readFileSync(join(DIR, name, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const expected = readSafetensors(new Uint8Array(readFileSync(join(DIR, name, 'expected.safetensors')))).tensors;
-  return { model, config, expected };
-}
-
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
+const fixture = fixtureReader(DIR);
 
 for (const backend of ['cpu', 'wasm'] as const) {
   for (const name of FIXTURES) {
@@ -46,8 +32,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const f = fixture(name);
       const model = await loadBackbone(f.model, { config: f.config });
       assert.ok(model instanceof ResNetGN, `loaded as ${model.family}`);
-      const inputs = f.expected.get('inputs')!;
-      const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+      const x = inputTensor(f.expected);
       try {
         const logits = tf.tidy(() => model.logits(x));
         const wantLogits = f.expected.get('logits')!.values;
@@ -96,18 +81,7 @@ test('norm selection: the stem and every stage but the last by default (SAR skip
 test('the loader validates a ResNet as it does a ViT: missing, misshapen, unknown and non-finite tensors, groups, classes', async () => {
   await tf.setBackend('cpu');
   const f = fixture('basic-gray28');
-  const { tensors, metadata } = readSafetensors(f.model);
-  const variant = (edit: (m: Map<string, { shape: number[]; values: Float32Array }>) => void) => {
-    const m = new Map([...tensors].map(([n, t]) => [n, { shape: t.shape, values: t.values.slice() }]));
-    edit(m);
-    return readSafetensors(new Uint8Array(writeSafetensors([...m], metadata))).tensors;
-  };
-  const rejects = (t: ReturnType<typeof variant>, config: object, tensor: string | undefined, pattern: RegExp) =>
-    assert.throws(
-      () => backboneFromTensors(t, metadata, config),
-      (e: unknown) => e instanceof ModelFormatError && e.tensor === tensor && pattern.test(e.message),
-      String(pattern),
-    );
+  const { tensors, metadata, variant, rejects } = tensorVariants(f.model);
   rejects(
     variant((m) => m.delete('layer2.0.bn1.bias')),
     f.config,
@@ -221,17 +195,5 @@ test("the shipped Fashion-MNIST GroupNorm ResNet: loads with its source statisti
 
 test('logits() outside tf.tidy leaves only its result (the caller owns it)', async () => {
   await tf.setBackend('cpu');
-  const f = fixture(FIXTURES[0]!);
-  const model = await loadBackbone(f.model, { config: f.config });
-  const inputs = f.expected.get('inputs')!;
-  const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
-  try {
-    const before = tf.memory().numTensors;
-    const logits = model.logits(x);
-    assert.equal(tf.memory().numTensors, before + 1, 'the forward left intermediates behind');
-    logits.dispose();
-  } finally {
-    x.dispose();
-    model.dispose();
-  }
+  await assertLogitsLeaveOnlyResult(fixture(FIXTURES[0]!));
 });
