@@ -17,8 +17,7 @@ import { familyOf } from './families';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../kernels';
 import { createAdapter, type AdapterOptions } from '../methods';
-import { methodSpec } from '../methods/registry';
-import { optionSchema } from '../methods/method';
+import { assertAdaptsOnSixFrames, everySampleOptions } from '../methods/testing';
 import { computeSourceStats, readSourceStats } from './source-stats';
 import { grayAccuracy } from './evaluate';
 import { loadFashionMnist } from '../../tools/fmnist-node';
@@ -176,44 +175,13 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align', 'recenter', 's
     const options = {
       method: name,
       ...(method === 'recenter' ? { recenter: true } : {}),
-      // Each method takes only its own options; every sample reliable (EATA's margin near ln C).
-      ...Object.fromEntries(
-        Object.entries({ lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1, sourceStats }).filter(
-          ([k]) => k in optionSchema(methodSpec(name)),
-        ),
-      ),
+      ...everySampleOptions(name, sourceStats),
     } as AdapterOptions;
     const adapter = await createAdapter(model, options);
     try {
       const adapts = method !== 'source' && method !== 'recenter';
       assert.equal(adapter.params.size > 0, adapts, 'what it adapts');
-      const before = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-      const frames = [0, 1, 2, 3, 4, 5].map((i) => tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 30 + i) as tf.Tensor4D);
-      const reports: Array<{ updated: boolean; loss: number }> = [];
-      adapter.onUpdate = (u) => reports.push(u);
-      const first = await adapter.step(frames[0]!);
-      assert.ok(first.probabilities.every(Number.isFinite), 'prediction not finite');
-      await adapter.flush();
-      const tensors = tf.memory().numTensors;
-      for (const x of frames.slice(1)) await adapter.step(x);
-      await adapter.flush();
-      assert.equal(tf.memory().numTensors, tensors, 'tensor count after 5 steps');
-      if (adapts) {
-        assert.ok(
-          reports.some((u) => u.updated),
-          `${method}: no update in 6 steps`,
-        );
-        assert.ok(
-          reports.filter((u) => u.updated).every((u) => Number.isFinite(u.loss)),
-          'loss not finite',
-        );
-        const after = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-        assert.ok(
-          after.some((a, i) => maxDiff(a, before[i]!) > 0),
-          'the LayerNorm scale/shift did not move',
-        );
-      }
-      frames.forEach((x) => x.dispose());
+      await assertAdaptsOnSixFrames(adapter, method, adapts, 'LayerNorm scale/shift');
     } finally {
       adapter.dispose();
       model.dispose();

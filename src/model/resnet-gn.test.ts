@@ -13,8 +13,7 @@ import { ResNetGN } from './resnet-gn';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../kernels';
 import { createAdapter, type AdapterOptions } from '../methods';
-import { methodSpec } from '../methods/registry';
-import { optionSchema } from '../methods/method';
+import { assertAdaptsOnSixFrames, everySampleOptions } from '../methods/testing';
 import { computeSourceStats, readSourceStats } from './source-stats';
 import { grayAccuracy } from './evaluate';
 import { loadFashionMnist } from '../../tools/fmnist-node';
@@ -127,47 +126,18 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
     await tf.setBackend('cpu');
     const f = fixture('basic-gray28');
     const model = await loadBackbone(f.model, { config: f.config });
-    // Every sample reliable (EATA's weights exp(e_margin − E) need a margin near ln C, not far above it).
     // sar-align's statistics from the model's own blocks, on other random images than the stream's.
     const clean = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
     const sourceStats = method === 'sar-align' ? await computeSourceStats(model, clean) : undefined;
     clean.dispose();
     const options = {
       method,
-      // Each method takes only its own options.
-      ...Object.fromEntries(
-        Object.entries({ lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1, sourceStats }).filter(
-          ([k]) => k in optionSchema(methodSpec(method)),
-        ),
-      ),
+      ...everySampleOptions(method, sourceStats),
     } as AdapterOptions;
     const adapter = await createAdapter(model, options);
     try {
       assert.ok(adapter.params.size > 0, 'nothing to adapt');
-      const before = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-      const frames = [0, 1, 2, 3, 4, 5].map((i) => tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 30 + i) as tf.Tensor4D);
-      const reports: Array<{ updated: boolean; loss: number }> = [];
-      adapter.onUpdate = (u) => reports.push(u);
-      await adapter.step(frames[0]!);
-      await adapter.flush();
-      const tensors = tf.memory().numTensors;
-      for (const x of frames.slice(1)) await adapter.step(x);
-      await adapter.flush();
-      assert.equal(tf.memory().numTensors, tensors, 'tensor count after 5 steps');
-      assert.ok(
-        reports.some((u) => u.updated),
-        `${method}: no update in 6 steps`,
-      );
-      assert.ok(
-        reports.filter((u) => u.updated).every((u) => Number.isFinite(u.loss)),
-        'loss not finite',
-      );
-      const after = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-      assert.ok(
-        after.some((a, i) => maxDiff(a, before[i]!) > 0),
-        'the GroupNorm scale/shift did not move',
-      );
-      frames.forEach((x) => x.dispose());
+      await assertAdaptsOnSixFrames(adapter, method, true, 'GroupNorm scale/shift');
     } finally {
       adapter.dispose();
       model.dispose();
