@@ -4,7 +4,7 @@ import type { BackendChoice } from '../src/runtime/backend';
 // Types only: the registry's code would bring tfjs onto the page's thread (the engine's worker has it and sends its cards).
 import type { MethodName } from '../src/methods/registry';
 import type { MethodCard, MethodOptionValue } from '../src/runtime/engine-types';
-import { CORRUPTION_NAMES } from '../src/runtime/corruption-names';
+import { ALL_CORRUPTIONS } from '../src/data/corruptions/names';
 import { CORRUPTION_REGIMES, DEFAULT_REGIME, type CorruptionRegime } from '../src/data/corruptions/regime';
 
 export type InputKind = 'camera' | 'stream';
@@ -101,7 +101,8 @@ export function readConfig(search: string): DemoConfig {
     backend: oneOf(p.get('backend'), BACKENDS, DEFAULTS.backend),
     input: oneOf(p.get('input'), ['camera', 'stream'] as const, DEFAULTS.input),
     corruption:
-      corruption !== null && (corruption === 'none' || corruption === 'cycle' || corruption === 'mixed' || CORRUPTION_NAMES.includes(corruption))
+      corruption !== null &&
+      (corruption === 'none' || corruption === 'cycle' || corruption === 'mixed' || (ALL_CORRUPTIONS as readonly string[]).includes(corruption))
         ? corruption
         : DEFAULTS.corruption,
     severity: intIn(p.get('severity'), 1, 5, DEFAULTS.severity),

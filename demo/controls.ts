@@ -2,7 +2,7 @@
 // written to the settings (and so to the URL) and handed to the session.
 import type { BackendChoice } from '../src/runtime/backend';
 import type { MethodName } from '../src/methods/registry';
-import { EXTRA_CORRUPTION_NAMES as EXTRA_CORRUPTIONS, TEST_CORRUPTION_NAMES as CORRUPTIONS } from '../src/runtime/corruption-names';
+import { CORRUPTIONS, EXTRA_CORRUPTIONS } from '../src/data/corruptions/names';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 import { tunedOptions, type DemoConfig, type InputKind } from './config';
 import { $, guarded, say } from './dom';

@@ -6,7 +6,7 @@ import { preprocessFrame, type PixelFrame } from '../src/runtime/preprocess';
 import { fetchLabeledImages, FASHION_MNIST_CLASSES, type LabeledImages } from '../src/data/idx';
 import { splitPools } from '../src/data/streams';
 import { mulberry32, shuffle } from '../src/data/random';
-import { TEST_CORRUPTION_NAMES as CORRUPTIONS } from '../src/runtime/corruption-names';
+import { CORRUPTIONS } from '../src/data/corruptions/names';
 import type { CorruptionRegime } from '../src/data/corruptions/regime';
 import { openCamera, runCamera, type SourceHooks } from './camera';
 import { $, drawPixels, progressShown, showProgress } from './dom';

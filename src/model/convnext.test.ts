@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { readSafetensors, writeSafetensors } from './safetensors';
+import { readSafetensors } from './safetensors';
 import { backboneFromTensors, loadBackbone } from './load';
 import { ModelFormatError } from './errors';
 import { ConvNeXt } from './convnext';
@@ -17,29 +17,16 @@ import { familyOf } from './families';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../kernels';
 import { createAdapter, type AdapterOptions } from '../methods';
-import { methodSpec } from '../methods/registry';
-import { optionSchema } from '../methods/method';
+import { assertAdaptsOnSixFrames, everySampleOptions } from '../methods/testing';
 import { computeSourceStats, readSourceStats } from './source-stats';
 import { grayAccuracy } from './evaluate';
 import { loadFashionMnist } from '../../tools/fmnist-node';
+import { assertLogitsLeaveOnlyResult, fixtureReader, inputTensor, maxAbs, maxDiff, tensorVariants } from './testing';
 
 const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'convnext');
 const FIXTURES = ['gray28-patch2', 'rgb32-patch4'];
 
-function fixture(name: string) {
-  const model = new Uint8Array(readFileSync(join(DIR, name, 'model.safetensors')));
-  const config = JSON.parse(readFileSync(join(DIR, name, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const expected = readSafetensors(new Uint8Array(readFileSync(join(DIR, name, 'expected.safetensors')))).tensors;
-  return { model, config, expected };
-}
-
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
+const fixture = fixtureReader(DIR);
 
 for (const backend of ['cpu', 'wasm'] as const) {
   for (const name of FIXTURES) {
@@ -48,8 +35,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const f = fixture(name);
       const model = await loadBackbone(f.model, { config: f.config });
       assert.ok(model instanceof ConvNeXt, `loaded as ${model.family}`);
-      const inputs = f.expected.get('inputs')!;
-      const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+      const x = inputTensor(f.expected);
       try {
         const logits = model.logits(x);
         const wantLogits = f.expected.get('logits')!.values;
@@ -123,18 +109,7 @@ test('norm selection: the stem and every stage but the last by default; head.nor
 test('the loader validates a ConvNeXt: missing, misshapen, unknown, GRN and non-finite tensors, classes, model_args', async () => {
   await tf.setBackend('cpu');
   const f = fixture('gray28-patch2');
-  const { tensors, metadata } = readSafetensors(f.model);
-  const variant = (edit: (m: Map<string, { shape: number[]; values: Float32Array }>) => void) => {
-    const m = new Map([...tensors].map(([n, t]) => [n, { shape: t.shape, values: t.values.slice() }]));
-    edit(m);
-    return readSafetensors(new Uint8Array(writeSafetensors([...m], metadata))).tensors;
-  };
-  const rejects = (t: ReturnType<typeof variant>, config: object, tensor: string | undefined, pattern: RegExp) =>
-    assert.throws(
-      () => backboneFromTensors(t, metadata, config),
-      (e: unknown) => e instanceof ModelFormatError && e.tensor === tensor && pattern.test(e.message),
-      String(pattern),
-    );
+  const { tensors, metadata, variant, rejects } = tensorVariants(f.model);
   rejects(
     variant((m) => m.delete('stages.1.blocks.1.gamma')),
     f.config,
@@ -200,44 +175,13 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align', 'recenter', 's
     const options = {
       method: name,
       ...(method === 'recenter' ? { recenter: true } : {}),
-      // Each method takes only its own options; every sample reliable (EATA's margin near ln C).
-      ...Object.fromEntries(
-        Object.entries({ lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1, sourceStats }).filter(
-          ([k]) => k in optionSchema(methodSpec(name)),
-        ),
-      ),
+      ...everySampleOptions(name, sourceStats),
     } as AdapterOptions;
     const adapter = await createAdapter(model, options);
     try {
       const adapts = method !== 'source' && method !== 'recenter';
       assert.equal(adapter.params.size > 0, adapts, 'what it adapts');
-      const before = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-      const frames = [0, 1, 2, 3, 4, 5].map((i) => tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 30 + i) as tf.Tensor4D);
-      const reports: Array<{ updated: boolean; loss: number }> = [];
-      adapter.onUpdate = (u) => reports.push(u);
-      const first = await adapter.step(frames[0]!);
-      assert.ok(first.probabilities.every(Number.isFinite), 'prediction not finite');
-      await adapter.flush();
-      const tensors = tf.memory().numTensors;
-      for (const x of frames.slice(1)) await adapter.step(x);
-      await adapter.flush();
-      assert.equal(tf.memory().numTensors, tensors, 'tensor count after 5 steps');
-      if (adapts) {
-        assert.ok(
-          reports.some((u) => u.updated),
-          `${method}: no update in 6 steps`,
-        );
-        assert.ok(
-          reports.filter((u) => u.updated).every((u) => Number.isFinite(u.loss)),
-          'loss not finite',
-        );
-        const after = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-        assert.ok(
-          after.some((a, i) => maxDiff(a, before[i]!) > 0),
-          'the LayerNorm scale/shift did not move',
-        );
-      }
-      frames.forEach((x) => x.dispose());
+      await assertAdaptsOnSixFrames(adapter, method, adapts, 'LayerNorm scale/shift');
     } finally {
       adapter.dispose();
       model.dispose();
@@ -257,8 +201,7 @@ test("the shipped Fashion-MNIST ConvNeXt: loads with its source statistics, and 
     assert.deepEqual(stats.layerWidths, [16, 32, 64, 128]);
     // PyTorch's logits on the first 16 test images (tools/make_convnext_fixtures.py, float64).
     const check = readSafetensors(new Uint8Array(readFileSync(join(DIR, 'shipped-check.safetensors')))).tensors;
-    const inputs = check.get('inputs')!;
-    const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+    const x = inputTensor(check);
     const logits = model.logits(x);
     const want = check.get('logits')!.values;
     const err = maxDiff(await logits.data(), want);
@@ -279,8 +222,7 @@ test("timm's conv_mlp layout (the MLP's weights [out, in, 1, 1], as convnext_att
   const f = fixture('gray28-patch2');
   const { tensors, metadata } = readSafetensors(f.model);
   const asConv = new Map([...tensors].map(([n, t]) => [n, /\.mlp\.fc\d\.weight$/.test(n) ? { shape: [...t.shape, 1, 1], values: t.values } : t] as const));
-  const inputs = f.expected.get('inputs')!;
-  const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+  const x = inputTensor(f.expected);
   const plain = backboneFromTensors(tensors, metadata, f.config);
   const conv = backboneFromTensors(asConv, metadata, { ...f.config, model_args: { conv_mlp: true } });
   try {
@@ -299,17 +241,5 @@ test("timm's conv_mlp layout (the MLP's weights [out, in, 1, 1], as convnext_att
 
 test('logits() outside tf.tidy leaves only its result (the caller owns it)', async () => {
   await tf.setBackend('cpu');
-  const f = fixture(FIXTURES[0]!);
-  const model = await loadBackbone(f.model, { config: f.config });
-  const inputs = f.expected.get('inputs')!;
-  const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
-  try {
-    const before = tf.memory().numTensors;
-    const logits = model.logits(x);
-    assert.equal(tf.memory().numTensors, before + 1, 'the forward left intermediates behind');
-    logits.dispose();
-  } finally {
-    x.dispose();
-    model.dispose();
-  }
+  await assertLogitsLeaveOnlyResult(fixture(FIXTURES[0]!));
 });

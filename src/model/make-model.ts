@@ -255,48 +255,45 @@ function resnetSpec(size: string, s: ResNetSize): TestModelSpec {
   const c = s.config;
   const tensors = expectedResNetTensors({ ...c, classNames: [], normEps: 1e-5 });
   const features = tensors.find(([n]) => n === 'fc.weight')![1][1]!;
-  const configJson = {
-    architecture: s.architecture,
-    num_classes: c.numClasses,
+  const top = {
     num_features: features,
     global_pool: 'avg',
     // Not timm's: its GroupNorm count, which the weights cannot tell (timm's default is 32).
     gn_groups: c.groups,
-    pretrained_cfg: {
-      input_size: [c.inChannels, c.imageSize, c.imageSize],
-      interpolation: 'bicubic',
-      crop_pct: 0.95,
-      crop_mode: 'center',
-      mean: c.mean,
-      std: c.std,
-      num_classes: c.numClasses,
-      first_conv: 'conv1',
-      classifier: 'fc',
-    },
   };
-  return {
-    family: 'resnet-gn',
-    size,
-    architecture: s.architecture,
-    description: s.description,
-    imageSize: c.imageSize,
-    inChannels: c.inChannels,
-    numClasses: c.numClasses,
-    tensors,
-    parameters: count(tensors),
-    configJson,
-  };
+  return convSpec('resnet-gn', size, s, tensors, top, { first_conv: 'conv1', classifier: 'fc' });
 }
 
 function convNeXtSpec(size: string, s: ConvNeXtSize): TestModelSpec {
   const c = s.config;
   const tensors = expectedConvNeXtTensors({ ...c, classNames: [], normEps: 1e-6 });
-  const configJson = {
-    architecture: s.architecture,
-    num_classes: c.numClasses,
+  const top = {
     num_features: c.dims.at(-1),
     global_pool: 'avg',
     ...(s.modelArgs ? { model_args: s.modelArgs } : {}),
+  };
+  return convSpec('convnext', size, s, tensors, top, { first_conv: 'stem.0', classifier: 'head.fc' });
+}
+
+/**
+ * The two convolutional families write timm's config.json alike but for
+ * `top` (the keys between num_classes and pretrained_cfg) and the names of
+ * their first convolution and classifier; the keys keep timm's order, so a
+ * seed still gives the same bytes.
+ */
+function convSpec(
+  family: 'resnet-gn' | 'convnext',
+  size: string,
+  s: { architecture: string; description: string; config: { imageSize: number; inChannels: number; numClasses: number; mean: number[]; std: number[] } },
+  tensors: Array<[string, number[]]>,
+  top: Record<string, unknown>,
+  layers: { first_conv: string; classifier: string },
+): TestModelSpec {
+  const c = s.config;
+  const configJson = {
+    architecture: s.architecture,
+    num_classes: c.numClasses,
+    ...top,
     pretrained_cfg: {
       input_size: [c.inChannels, c.imageSize, c.imageSize],
       interpolation: 'bicubic',
@@ -305,12 +302,11 @@ function convNeXtSpec(size: string, s: ConvNeXtSize): TestModelSpec {
       mean: c.mean,
       std: c.std,
       num_classes: c.numClasses,
-      first_conv: 'stem.0',
-      classifier: 'head.fc',
+      ...layers,
     },
   };
   return {
-    family: 'convnext',
+    family,
     size,
     architecture: s.architecture,
     description: s.description,

@@ -8,36 +8,21 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { readSafetensors, writeSafetensors } from './safetensors';
 import { backboneFromTensors, loadBackbone } from './load';
-import { ModelFormatError } from './errors';
 import { ResNetGN } from './resnet-gn';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../kernels';
 import { createAdapter, type AdapterOptions } from '../methods';
-import { methodSpec } from '../methods/registry';
-import { optionSchema } from '../methods/method';
+import { assertAdaptsOnSixFrames, everySampleOptions } from '../methods/testing';
 import { computeSourceStats, readSourceStats } from './source-stats';
 import { grayAccuracy } from './evaluate';
 import { loadFashionMnist } from '../../tools/fmnist-node';
+import { assertLogitsLeaveOnlyResult, fixtureReader, inputTensor, maxAbs, maxDiff, tensorVariants } from './testing';
 
 const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn');
 const FIXTURES = ['basic-gray28', 'bottleneck-rgb32'];
 
-function fixture(name: string) {
-  const model = new Uint8Array(readFileSync(join(DIR, name, 'model.safetensors')));
-  const config = JSON.parse(readFileSync(join(DIR, name, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const expected = readSafetensors(new Uint8Array(readFileSync(join(DIR, name, 'expected.safetensors')))).tensors;
-  return { model, config, expected };
-}
-
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
+const fixture = fixtureReader(DIR);
 
 for (const backend of ['cpu', 'wasm'] as const) {
   for (const name of FIXTURES) {
@@ -46,8 +31,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const f = fixture(name);
       const model = await loadBackbone(f.model, { config: f.config });
       assert.ok(model instanceof ResNetGN, `loaded as ${model.family}`);
-      const inputs = f.expected.get('inputs')!;
-      const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
+      const x = inputTensor(f.expected);
       try {
         const logits = tf.tidy(() => model.logits(x));
         const wantLogits = f.expected.get('logits')!.values;
@@ -96,18 +80,7 @@ test('norm selection: the stem and every stage but the last by default (SAR skip
 test('the loader validates a ResNet as it does a ViT: missing, misshapen, unknown and non-finite tensors, groups, classes', async () => {
   await tf.setBackend('cpu');
   const f = fixture('basic-gray28');
-  const { tensors, metadata } = readSafetensors(f.model);
-  const variant = (edit: (m: Map<string, { shape: number[]; values: Float32Array }>) => void) => {
-    const m = new Map([...tensors].map(([n, t]) => [n, { shape: t.shape, values: t.values.slice() }]));
-    edit(m);
-    return readSafetensors(new Uint8Array(writeSafetensors([...m], metadata))).tensors;
-  };
-  const rejects = (t: ReturnType<typeof variant>, config: object, tensor: string | undefined, pattern: RegExp) =>
-    assert.throws(
-      () => backboneFromTensors(t, metadata, config),
-      (e: unknown) => e instanceof ModelFormatError && e.tensor === tensor && pattern.test(e.message),
-      String(pattern),
-    );
+  const { tensors, metadata, variant, rejects } = tensorVariants(f.model);
   rejects(
     variant((m) => m.delete('layer2.0.bn1.bias')),
     f.config,
@@ -153,47 +126,18 @@ for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
     await tf.setBackend('cpu');
     const f = fixture('basic-gray28');
     const model = await loadBackbone(f.model, { config: f.config });
-    // Every sample reliable (EATA's weights exp(e_margin − E) need a margin near ln C, not far above it).
     // sar-align's statistics from the model's own blocks, on other random images than the stream's.
     const clean = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
     const sourceStats = method === 'sar-align' ? await computeSourceStats(model, clean) : undefined;
     clean.dispose();
     const options = {
       method,
-      // Each method takes only its own options.
-      ...Object.fromEntries(
-        Object.entries({ lr: 1e-2, marginFraction: method === 'eata' ? 1 : 100, resetThreshold: 0, plpdThreshold: -1, dMargin: 1, sourceStats }).filter(
-          ([k]) => k in optionSchema(methodSpec(method)),
-        ),
-      ),
+      ...everySampleOptions(method, sourceStats),
     } as AdapterOptions;
     const adapter = await createAdapter(model, options);
     try {
       assert.ok(adapter.params.size > 0, 'nothing to adapt');
-      const before = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-      const frames = [0, 1, 2, 3, 4, 5].map((i) => tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 30 + i) as tf.Tensor4D);
-      const reports: Array<{ updated: boolean; loss: number }> = [];
-      adapter.onUpdate = (u) => reports.push(u);
-      await adapter.step(frames[0]!);
-      await adapter.flush();
-      const tensors = tf.memory().numTensors;
-      for (const x of frames.slice(1)) await adapter.step(x);
-      await adapter.flush();
-      assert.equal(tf.memory().numTensors, tensors, 'tensor count after 5 steps');
-      assert.ok(
-        reports.some((u) => u.updated),
-        `${method}: no update in 6 steps`,
-      );
-      assert.ok(
-        reports.filter((u) => u.updated).every((u) => Number.isFinite(u.loss)),
-        'loss not finite',
-      );
-      const after = await Promise.all([...adapter.params.values()].map((p) => p.data()));
-      assert.ok(
-        after.some((a, i) => maxDiff(a, before[i]!) > 0),
-        'the GroupNorm scale/shift did not move',
-      );
-      frames.forEach((x) => x.dispose());
+      await assertAdaptsOnSixFrames(adapter, method, true, 'GroupNorm scale/shift');
     } finally {
       adapter.dispose();
       model.dispose();
@@ -221,17 +165,5 @@ test("the shipped Fashion-MNIST GroupNorm ResNet: loads with its source statisti
 
 test('logits() outside tf.tidy leaves only its result (the caller owns it)', async () => {
   await tf.setBackend('cpu');
-  const f = fixture(FIXTURES[0]!);
-  const model = await loadBackbone(f.model, { config: f.config });
-  const inputs = f.expected.get('inputs')!;
-  const x = tf.tensor4d(inputs.values, inputs.shape as [number, number, number, number]);
-  try {
-    const before = tf.memory().numTensors;
-    const logits = model.logits(x);
-    assert.equal(tf.memory().numTensors, before + 1, 'the forward left intermediates behind');
-    logits.dispose();
-  } finally {
-    x.dispose();
-    model.dispose();
-  }
+  await assertLogitsLeaveOnlyResult(fixture(FIXTURES[0]!));
 });

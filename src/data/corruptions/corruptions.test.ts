@@ -84,6 +84,8 @@ const gray = picture(28, 28, 1);
 const colour = picture(48, 64, 3);
 const fmnist = fashion(1);
 
+// Restated on purpose, not imported from names.ts: the order is the benchmark's and each
+// corruption's random stream (its salt is its index), so a reordering or rename must fail here.
 test('the lists: 15 test corruptions in the benchmark order, 4 extra ones, no overlap', () => {
   assert.deepEqual(
     [...CORRUPTIONS],

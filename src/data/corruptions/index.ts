@@ -51,38 +51,11 @@ import { brightness, contrast, elasticTransform, pixelate, saturate } from './di
 import { jpegCompression } from './jpeg';
 import { gaussianNoise, impulseNoise, shotNoise, speckleNoise } from './noise';
 import { fog, frost, snow, spatter } from './weather';
+import { ALL_CORRUPTIONS, type CorruptionName } from './names';
 
 export { jpegRoundTrip, lumaTable, chromaTable } from './jpeg';
+export { ALL_CORRUPTIONS, CORRUPTIONS, EXTRA_CORRUPTIONS, type CorruptionName, type ExtraCorruptionName, type TestCorruptionName } from './names';
 export { CORRUPTION_REGIMES, DEFAULT_REGIME, REFERENCE_SIDE, REGIME_LABELS, isCorruptionRegime, resolveRegime, type CorruptionRegime } from './regime';
-
-/** The 15 test corruptions, in the benchmark's order. */
-export const CORRUPTIONS = [
-  'gaussian_noise',
-  'shot_noise',
-  'impulse_noise',
-  'defocus_blur',
-  'glass_blur',
-  'motion_blur',
-  'zoom_blur',
-  'snow',
-  'frost',
-  'fog',
-  'brightness',
-  'contrast',
-  'elastic_transform',
-  'pixelate',
-  'jpeg_compression',
-] as const;
-
-/** The 4 held-out corruptions, for choosing hyperparameters only. */
-export const EXTRA_CORRUPTIONS = ['speckle_noise', 'gaussian_blur', 'spatter', 'saturate'] as const;
-
-export type TestCorruptionName = (typeof CORRUPTIONS)[number];
-export type ExtraCorruptionName = (typeof EXTRA_CORRUPTIONS)[number];
-export type CorruptionName = TestCorruptionName | ExtraCorruptionName;
-
-/** All 19, test ones first. */
-export const ALL_CORRUPTIONS: readonly CorruptionName[] = [...CORRUPTIONS, ...EXTRA_CORRUPTIONS];
 
 /** Corruptions whose result depends on the seed. */
 export const RANDOM_CORRUPTIONS: ReadonlySet<CorruptionName> = new Set<CorruptionName>([
