@@ -8,6 +8,8 @@
 //   npm run bench:agreement -- [--models fmnist-vit,fmnist-resnet-gn] [--seeds 100,101,102] [--per-corruption 250]
 //                              [--scenarios mixed,label-shift] [--floor F] [--out bench/results/agreement.json]
 //
+// --scenarios also takes per-corruption (each corruption its own stream).
+//
 // --floor runs sar-align with that agreementFloor (0: the rule off) instead
 // of watching only, to see what the rule does to accuracy on these streams.
 // Writes bench/results/agreement.json (or --out), with each segment's
@@ -19,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { EXTRA_CORRUPTIONS, corrupt } from '../src/data/corruptions';
 import { grayBatch } from '../src/data/images';
 import { assertNotStress } from '../src/data/stress';
-import { labelShiftStream, mixedStream, splitPools } from '../src/data/streams';
+import { labelShiftStream, mixedStream, perCorruptionStream, splitPools } from '../src/data/streams';
 import { createAdapter, type AdapterOptions } from '../src/methods';
 import { COLLAPSE_WATCH_DEFAULTS } from '../src/methods/collapse-watch';
 import type { SarAlignAdapter } from '../src/methods/sar-align';
@@ -70,6 +72,7 @@ for (const name of args.models.split(',')) {
   for (const seed of seeds) {
     const o = { corruptions, severity: 5, perCorruption, seed };
     const streams = {
+      'per-corruption': () => perCorruptionStream(data.labels, pools.evaluation, o),
       mixed: () => mixedStream(data.labels, pools.evaluation, o),
       'label-shift': () => labelShiftStream(data.labels, pools.evaluation, { ...o, numClasses: 10 }),
     };
