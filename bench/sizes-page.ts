@@ -5,6 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-web/wasm';
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
+import { gemmThreadsNow } from '../src/kernels';
+import { useGemm } from '../src/kernels/host/glue';
 import { initBackend } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadBackbone } from '../src/model/load';
@@ -23,6 +25,8 @@ export interface SizeCostOptions {
 
 export interface SizeCost {
   threads: number | null;
+  /** Threads gemm.wat's products ran on during the timed rounds (0: tfjs-wasm's XNNPACK products). */
+  gemmThreads: number;
   ortThreads: number;
   ortVersion: string;
   crossOriginIsolated: boolean;
@@ -102,6 +106,7 @@ async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
   const tensorsAfter = tf.memory().numTensors;
   const result: SizeCost = {
     threads: report.wasmThreads ?? null,
+    gemmThreads: gemmThreadsNow(),
     ortThreads: ort.env.wasm.numThreads,
     ortVersion: ort.env.versions.web ?? '',
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
@@ -124,4 +129,67 @@ async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
   return result;
 }
 
-(window as unknown as { wildttaSizes: unknown }).wildttaSizes = { sizeCost };
+export interface GemmAbOptions {
+  modelUrl: string;
+  threads: number;
+  rounds: number;
+}
+
+export interface GemmAb {
+  threads: number | null;
+  /** Threads gemm.wat ran on in its rounds. */
+  gemmThreads: number;
+  wasmBinary: string;
+  /** Per round, ms, with gemm.wat's products and with tfjs-wasm's (XNNPACK's). */
+  inference: { gemm: number[]; xnnpack: number[] };
+  sar: { gemm: number[]; xnnpack: number[] };
+}
+
+/**
+ * wildtta alone, its frozen weights' products by gemm.wat and by XNNPACK in
+ * alternating rounds (the order turning), inference and a reliable SAR step
+ * each: on the threaded build, gemm.wat on the pool of gemm-pool.ts.
+ */
+async function gemmAb(o: GemmAbOptions): Promise<GemmAb> {
+  const report = await initBackend('wasm', { wasmPaths: WASM_PATHS, wasmThreads: o.threads });
+  const model = await loadBackbone(o.modelUrl);
+  const { imageSize: S, inChannels: C } = model.config;
+  const frames = Array.from({ length: 4 }, (_, i) => tf.randomUniform([1, S, S, C], 0, 1, 'float32', 70 + i) as tf.Tensor4D);
+  const source = await createAdapter(model, { method: 'source' });
+  const sar = await createAdapter(model, { method: 'sar', lr: 1e-5, marginFraction: 100, resetThreshold: 0 });
+  let n = 0;
+  const time = async (a: Adapter) => {
+    const t0 = performance.now();
+    await a.step(frames[n++ % frames.length]!);
+    await a.flush();
+    return performance.now() - t0;
+  };
+  const out: GemmAb = { threads: report.wasmThreads ?? null, gemmThreads: 0, wasmBinary: '', inference: { gemm: [], xnnpack: [] }, sar: { gemm: [], xnnpack: [] } };
+  for (let r = 0; r <= o.rounds; r++) {
+    for (const gemm of r % 2 ? [true, false] : [false, true]) {
+      useGemm(gemm);
+      const key = gemm ? 'gemm' : 'xnnpack';
+      const [i, s] = [await time(source), await time(sar)];
+      if (gemm) out.gemmThreads = gemmThreadsNow();
+      // Round 0 warms up both ways (and packs the weights).
+      if (r > 0) {
+        out.inference[key].push(i);
+        out.sar[key].push(s);
+      }
+    }
+  }
+  useGemm(true);
+  out.wasmBinary = performance
+    .getEntriesByType('resource')
+    .map((e) => new URL(e.name))
+    .filter((u) => u.pathname.endsWith('.wasm') && !u.searchParams.has('import'))
+    .map((u) => u.pathname.split('/').pop()!)
+    .join(', ');
+  source.dispose();
+  sar.dispose();
+  frames.forEach((f) => f.dispose());
+  model.dispose();
+  return out;
+}
+
+(window as unknown as { wildttaSizes: unknown }).wildttaSizes = { sizeCost, gemmAb };

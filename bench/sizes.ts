@@ -116,7 +116,7 @@ async function main(): Promise<void> {
       const c = r.cost;
       console.log(
         `wildtta inference ${spread(c.inferenceMs)} ms, SAR step ${spread(c.sarMs)} ms (${median(ratios(c.sarMs, c.inferenceMs)).toFixed(2)}×), ORT ${spread(c.ortMs)} ms; ` +
-          `threads ${c.threads}/${c.ortThreads}, ${c.wasmBinary}; load ${row.load}`,
+          `threads ${c.threads}/${c.ortThreads} (gemm.wat ${c.gemmThreads}), ${c.wasmBinary}; load ${row.load}`,
       );
     }
     // PyTorch after the page rows of the same model, 1 thread and all (the same rounds).

@@ -6,7 +6,8 @@ import { initBackend, type BackendReport } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import '../src/kernels';
 import { runKernel } from '../src/kernels/calls';
-import { useSimdKernels } from '../src/kernels/host/glue';
+import { hostOf, product, useSimdKernels } from '../src/kernels/host/glue';
+import { packColumns, packedBackward, packedForward } from '../src/kernels/host/packed';
 import { simdKernelsFor, tfjsWasmMemory } from '../src/kernels/host/simd';
 
 export interface ThreadsProbe {
@@ -24,6 +25,8 @@ export interface ThreadsProbe {
   simdKernels: boolean;
   /** Largest |difference| of a LayerNorm and GELU through those kernels against their JavaScript loops. */
   simdError: number;
+  /** Threads gemm.wat's products use right after the backend started (glue's Host.gemmThreads). */
+  gemmThreads: number;
 }
 
 /** initBackend('wasm', { wasmThreads }) and what came of it. */
@@ -70,6 +73,7 @@ export async function probeWasmThreads(wasmThreads: number): Promise<ThreadsProb
   let simdError = 0;
   withSimd.forEach((v, i) => (simdError = Math.max(simdError, Math.abs(v - withLoops[i]!))));
   return {
+    gemmThreads: hostOf(tf.backend(), tf.getBackend()).gemmThreads(),
     simdKernels,
     simdError,
     isolated: globalThis.crossOriginIsolated === true,
@@ -80,4 +84,134 @@ export async function probeWasmThreads(wasmThreads: number): Promise<ThreadsProb
     binaries,
     matMulError,
   };
+}
+
+export interface ThreadedGemmProbe {
+  /** hostOf(...).gemmThreads() right after the backend started, and once it reached 2 (or 10 s passed). */
+  threadsAtStart: number;
+  threadsLater: number;
+  msToStart: number;
+  /** Largest |difference| from XNNPACK's product, and the columns our worker computed, per case. */
+  cases: { name: string; error: number; workerColumns: number }[];
+  /** The errors thrown by products with pointers outside the memory: every thread's, then only the worker's. */
+  trapped: string[];
+  /** Largest |difference| from XNNPACK's product of the next product on the pool. */
+  errorAfterTraps: number;
+  /** An MLP block of ViT-S/16's size, forward and backward, through packed weights against the unpacked path. */
+  mlpError: number;
+  tensorsBefore: number;
+  tensorsAfter: number;
+}
+
+/** In a page whose backend probeWasmThreads(2) started: gemm.wat on two threads, against XNNPACK's products. */
+export async function probeThreadedGemm(): Promise<ThreadedGemmProbe> {
+  const host = hostOf(tf.backend(), tf.getBackend());
+  const threadsAtStart = host.gemmThreads();
+  const t0 = performance.now();
+  while (host.gemmThreads() < 2 && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+  const threadsLater = host.gemmThreads();
+  const msToStart = performance.now() - t0;
+  const tensorsBefore = tf.memory().numTensors;
+  const rnd = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed);
+  const pool = host.gemmPool;
+  const cases: ThreadedGemmProbe['cases'] = [];
+  // ViT-S/16's qkv product (197 rows: 32 tiles of 6 and 5 rows past them), one column panel more than a split in
+  // halves would give evenly, and a product small enough to stay on the caller's thread.
+  for (const [name, R, K, N, bias] of [
+    ['197×384·384×1152 + bias', 197, 384, 1152, true],
+    ['197×384·384×1160', 197, 384, 1160, false],
+    ['13×16·16×24 (stays on one thread)', 13, 16, 24, true],
+  ] as const) {
+    const columnsBefore = pool?.workerColumns ?? 0;
+    const error = tf.tidy(() => {
+      const a = rnd([R, K], 1);
+      const w = rnd([K, N], 2);
+      const b = bias ? rnd([N], 3) : undefined;
+      const packed = packColumns(w as tf.Tensor2D);
+      const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as tf.TensorInfo;
+      const out = product(host, info(a), info(w), info(packed), b ? info(b) : undefined);
+      const got = tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor2D;
+      const want = b ? tf.add(tf.matMul(a, w), b) : tf.matMul(a, w);
+      return tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]!;
+    });
+    cases.push({ name, error, workerColumns: (pool?.workerColumns ?? 0) - columnsBefore });
+  }
+  // Hostile pointers. Every chunk outside the memory: the caller's own trap is what is thrown. Then only the later
+  // chunks: B placed so that its first 72 panels are the memory's last bytes (read, never written) and the rest
+  // lie past its end.
+  const trapped: string[] = [];
+  try {
+    pool!.run(0x7ffffff0, 0x7ffffff0, 0, 0x7ffffff0, 197, 1152, 384);
+  } catch (e) {
+    trapped.push((e as Error).message);
+  }
+  tf.tidy(() => {
+    const a = rnd([1, 1024], 11);
+    const c = tf.zeros([1, 1152]);
+    const offset = (t: tf.Tensor) => (tf.backend() as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } }).dataIdMap.get(t.dataId)!.memoryOffset;
+    const end = tfjsWasmMemory(tf.backend())!.buffer.byteLength;
+    try {
+      pool!.run(offset(a), end - 72 * 1024 * 32, 0, offset(c), 1, 1152, 1024);
+    } catch (e) {
+      trapped.push((e as Error).message);
+    }
+  });
+  // And the pool still computes right after both.
+  const after = tf.tidy(() => {
+    const a = rnd([197, 384], 1);
+    const w = rnd([384, 1152], 2) as tf.Tensor2D;
+    const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as tf.TensorInfo;
+    const got = tf.engine().makeTensorFromTensorInfo(product(host, info(a), info(w), info(packColumns(w))));
+    return tf.max(tf.abs(tf.sub(got, tf.matMul(a, w)))).dataSync()[0]!;
+  });
+  const linear = (w: tf.Tensor2D, b: tf.Tensor1D) => ({ w, b, derived: new Map<string, tf.Tensor>() });
+  const fc1 = linear(rnd([1536, 384], 4) as tf.Tensor2D, rnd([1536], 5) as tf.Tensor1D);
+  const fc2 = linear(rnd([384, 1536], 6) as tf.Tensor2D, rnd([384], 7) as tf.Tensor1D);
+  const mlpError = tf.tidy(() => {
+    const x = rnd([197, 384], 8);
+    const n = rnd([197, 384], 9);
+    const dy = rnd([197, 384], 10);
+    const weights = { w1: tf.expandDims(tf.transpose(fc1.w), 0), b1: fc1.b, w2: tf.expandDims(tf.transpose(fc2.w), 0), b2: fc2.b };
+    const packed = { p1: packedForward(fc1)!, p2: packedForward(fc2)! };
+    const backward = { p2: packedBackward(fc2)!, p1: packedBackward(fc1)! };
+    const [plain, a, cdf] = runKernel('WildttaMlp', { x, n, ...weights }, { save: true });
+    const [viaGemm] = runKernel('WildttaMlp', { x, n, ...weights, ...packed }, { save: false });
+    const [gradPlain] = runKernel('WildttaMlpGrad', { dy, w2: fc2.w, a: a!, cdf: cdf!, w1: fc1.w });
+    const [gradGemm] = runKernel('WildttaMlpGrad', { dy, w2: fc2.w, a: a!, cdf: cdf!, w1: fc1.w, ...backward });
+    const scale = (t: tf.Tensor) => tf.max(tf.abs(t)).dataSync()[0]!;
+    const rel = (u: tf.Tensor, v: tf.Tensor) => tf.max(tf.abs(tf.sub(u, v))).dataSync()[0]! / Math.max(1, scale(v));
+    return Math.max(rel(viaGemm!, plain!), rel(gradGemm!, gradPlain!));
+  });
+  tf.dispose([fc1.w, fc1.b, fc2.w, fc2.b, ...fc1.derived.values(), ...fc2.derived.values()]);
+  return { threadsAtStart, threadsLater, msToStart, cases, trapped, errorAfterTraps: after, mlpError, tensorsBefore, tensorsAfter: tf.memory().numTensors };
+}
+
+/** Median ms of `reps` products [R, K]·[K, N] three ways, alternating: XNNPACK's, gemm.wat on the pool, gemm.wat on the caller's thread. */
+export async function timeProducts(R: number, K: number, N: number, reps: number): Promise<Record<string, number>> {
+  const host = hostOf(tf.backend(), tf.getBackend());
+  const a = tf.randomUniform([R, K], -1, 1, 'float32', 1);
+  const w = tf.randomUniform([K, N], -1, 1, 'float32', 2) as tf.Tensor2D;
+  const packed = packColumns(w);
+  const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as tf.TensorInfo;
+  const pool = host.gemmPool!;
+  const ways: Record<string, () => void> = {
+    xnnpack: () => tf.engine().disposeTensor(tf.engine().makeTensorFromTensorInfo(host.matMul(info(a), info(w)))),
+    pool: () => tf.engine().disposeTensor(tf.engine().makeTensorFromTensorInfo(product(host, info(a), info(w), info(packed)))),
+    single: () => {
+      const keep = (pool as unknown as { failure: string | null }).failure;
+      (pool as unknown as { failure: string | null }).failure = 'x';
+      tf.engine().disposeTensor(tf.engine().makeTensorFromTensorInfo(product(host, info(a), info(w), info(packed))));
+      (pool as unknown as { failure: string | null }).failure = keep;
+    },
+  };
+  const times: Record<string, number[]> = { xnnpack: [], pool: [], single: [] };
+  for (let r = 0; r < reps; r++)
+    for (const k of Object.keys(ways)) {
+      const t0 = performance.now();
+      ways[k]!();
+      times[k]!.push(performance.now() - t0);
+    }
+  tf.dispose([a, w, packed]);
+  const med = (v: number[]) => v.sort((x, y) => x - y)[v.length >> 1]!;
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, med(v)]));
 }

@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { assertNoPageErrors, withPage } from './support/browser';
-import type { ThreadsProbe } from './wasm-threads-page';
+import type { ThreadedGemmProbe, ThreadsProbe } from './wasm-threads-page';
 
 /** The harness page, cross-origin isolated (`?isolate`: the dev server adds COOP/COEP) or not. */
 async function harness<T>(isolated: boolean, fn: (page: Page) => Promise<T>): Promise<T> {
@@ -45,6 +45,26 @@ test('isolated page: wasmThreads 2 runs the threaded binary on 2 threads and com
     assert.equal(r.ownHardwareConcurrency, false, 'navigator keeps an own hardwareConcurrency property');
   }));
 
+test("isolated page, 2 threads: gemm.wat's products run on the caller's thread and one worker of ours, each on its own columns, equal to XNNPACK's", () =>
+  harness(true, async (page) => {
+    await probe(page);
+    const r = (await page.evaluate(`import('/e2e/wasm-threads-page.ts').then((m) => m.probeThreadedGemm())`)) as ThreadedGemmProbe;
+    assert.equal(r.threadsLater, 2, `gemm.wat runs on ${r.threadsLater} thread(s) ${Math.round(r.msToStart)} ms after the backend started`);
+    const [even, odd, small] = r.cases;
+    // The threads claim chunks of columns as they come: the worker computed some of them, not all.
+    for (const [c, N] of [[even!, 1152], [odd!, 1160]] as const)
+      assert.ok(c.workerColumns > 0 && c.workerColumns < N && c.workerColumns % 8 === 0, `${c.name}: the worker computed ${c.workerColumns} columns`);
+    assert.equal(small!.workerColumns, 0, small!.name);
+    for (const c of r.cases) assert.ok(c.error < 1e-3, `${c.name}: off XNNPACK's product by ${c.error}`);
+    assert.equal(r.trapped.length, 2, `products with pointers outside the memory threw ${r.trapped.length} time(s) of 2`);
+    assert.match(r.trapped[0]!, /out of bounds/i, 'the caller\'s own trap');
+    // Which thread meets the chunks past the memory's end depends on who claims them; either error names it.
+    assert.match(r.trapped[1]!, /out of bounds|gemm worker trapped on a \[1, 1024\]·\[1024, 1152\] product/, 'the second trap');
+    assert.ok(r.errorAfterTraps < 1e-3, `the product after the traps off XNNPACK's by ${r.errorAfterTraps}`);
+    assert.ok(r.mlpError < 1e-5, `MLP block through the threaded gemm.wat off the unpacked path by ${r.mlpError} (relative)`);
+    assert.equal(r.tensorsAfter, r.tensorsBefore, 'tensors left behind');
+  }));
+
 test('page not isolated: wasmThreads 2 runs the SIMD binary on 1 thread', () =>
   harness(false, async (page) => {
     const r = await probe(page);
@@ -52,6 +72,7 @@ test('page not isolated: wasmThreads 2 runs the SIMD binary on 1 thread', () =>
     assert.deepEqual(r.report.attempts, [{ backend: 'wasm', ok: true, reason: 'ok' }]);
     assert.deepEqual(r.binaries, ['tfjs-backend-wasm-simd.wasm']);
     assert.equal(r.report.wasmThreads, 1);
+    assert.equal(r.gemmThreads, 1, "gemm.wat does not take the frozen weights' products on the single-threaded build");
     assert.ok(r.matMulError < 1e-3, `matMul off by ${r.matMulError}`);
     assert.equal(r.simdKernels, true, 'the SIMD host kernels did not load');
     assert.ok(r.simdError < 1e-5, `SIMD kernels off their JavaScript loops by ${r.simdError}`);

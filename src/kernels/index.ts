@@ -33,6 +33,7 @@ export type {
   RecenterState,
 } from './types';
 export { hasOwnKernel } from './registry';
+export { gemmThreadsNow, startGemmThreads } from './host/glue';
 export { disposeLinear, savedTensors } from './ops/vit';
 export { softmaxEntropy, l2Norm, recenterShift } from './ops/update';
 export { concatByLayout } from './ops/backward';

@@ -6,6 +6,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { gemmThreadsNow, startGemmThreads } from '../kernels';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -42,6 +43,12 @@ export interface BackendReport {
   probes?: BackendProbe[];
   /** wasm: the threads of tfjs-wasm's pool (1 unless the page is cross-origin isolated and more were asked for). */
   wasmThreads?: number;
+  /**
+   * wasm: the threads our product kernel for frozen weights runs on (as many
+   * as wasmThreads once its workers have started; 0 where it cannot run and
+   * tfjs-wasm's own products serve).
+   */
+  gemmThreads?: number;
 }
 
 export class BackendError extends Error {
@@ -120,7 +127,7 @@ export function reportFor(backend: BackendName, attempts: BackendAttempt[], why:
     attempts,
     why,
     ...(probes === undefined ? {} : { probes }),
-    ...(backend === 'wasm' ? { wasmThreads: getThreadsCount() } : {}),
+    ...(backend === 'wasm' ? { wasmThreads: getThreadsCount(), gemmThreads: gemmThreadsNow() } : {}),
   };
 }
 
@@ -199,11 +206,15 @@ async function startBackend(name: BackendName, options: InitBackendOptions): Pro
   } catch (e) {
     return `failed to initialize: ${(e as Error).message}`;
   }
+  let verdict: string;
   try {
-    return await selfTest();
+    verdict = await selfTest();
   } catch (e) {
     return `test op threw: ${(e as Error).message}`;
   }
+  // The threaded build's product workers start now, while the model loads, not on its first frames.
+  if (name === 'wasm' && verdict === 'ok') await startGemmThreads();
+  return verdict;
 }
 
 /**

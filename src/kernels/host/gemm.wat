@@ -16,12 +16,15 @@
 ;; variant's, as between two BLAS builds (simd.test.ts holds the two to 1e-5).
 ;;
 ;; Built with simd-kernels.wat by `npm run build:simd`; a module of its own,
-;; loaded only on tfjs-wasm's single-threaded builds (simd.ts).
+;; on a memory of its own kind or on the threaded build's shared one (simd.ts).
+;; There, gemm-pool.ts runs one call per thread, each on its own columns
+;; [j0, j1) of C: the threads write disjoint parts and read what is frozen.
 (module
   (import "env" "memory" (memory 1))
 
-  ;; gemm(a, b, bias, c, M, N, K): bias [N] or 0 for none; N % 8 = 0, K ≥ 1.
-  (func (export "gemm") (param $a i32) (param $b i32) (param $bias i32) (param $c i32) (param $M i32) (param $N i32) (param $K i32)
+  ;; gemm(a, b, bias, c, M, N, K, j0, j1): columns j0 ≤ j < j1 of C only;
+  ;; bias [N] or 0 for none; N, j0 and j1 multiples of 8, K ≥ 1.
+  (func (export "gemm") (param $a i32) (param $b i32) (param $bias i32) (param $c i32) (param $M i32) (param $N i32) (param $K i32) (param $j0 i32) (param $j1 i32)
     (local $lda i32) (local $ldc i32) (local $panel i32)
     (local $i i32) (local $j i32) (local $k i32) (local $ap i32) (local $bq i32) (local $cp i32)
     (local $z0 v128) (local $z1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
@@ -29,8 +32,11 @@
     (local.set $lda (i32.shl (local.get $K) (i32.const 2)))
     (local.set $ldc (i32.shl (local.get $N) (i32.const 2)))
     (local.set $panel (i32.shl (local.get $K) (i32.const 5)))
+    ;; Panel j0/8 starts j0/8 panels of K×8 values into b.
+    (local.set $j (local.get $j0))
+    (local.set $b (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $j0) (i32.const 3)) (local.get $panel))))
     (block $done (loop $panels
-      (br_if $done (i32.ge_u (local.get $j) (local.get $N)))
+      (br_if $done (i32.ge_u (local.get $j) (local.get $j1)))
       ;; Each sum starts at the bias of its column.
       (local.set $z0 (v128.const i32x4 0 0 0 0))
       (local.set $z1 (v128.const i32x4 0 0 0 0))

@@ -3,7 +3,8 @@
 // typed arrays, its own kernels on raw tensor infos, and registration with
 // tfjs so that each kernel is one engine call like tfjs's own.
 import * as tf from '@tensorflow/tfjs-core';
-import { gemmFor, simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd';
+import { GemmPool } from './gemm-pool';
+import { gemmFor, gemmModule, simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd';
 
 export type Shape = number[];
 export type Attrs = Record<string, unknown>;
@@ -31,6 +32,24 @@ interface WasmLike {
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
   // Not declared public by tfjs-wasm, but what typedArrayFromHeap itself reads.
   dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
+  // The module's own count of XNNPACK's threads (what getThreadsCount() returns).
+  wasm?: { tfjs?: { getThreadsCount?(): number } };
+}
+
+/**
+ * How gemm.wat runs on this memory. A memory of its own: on one thread. The
+ * threaded build's shared memory, with one thread: on it. With more: on a
+ * GemmPool of as many threads as XNNPACK has, counted only once its workers
+ * have started, since one thread alone would be slower than XNNPACK's many.
+ */
+function threadedGemm(memory: WebAssembly.Memory | undefined, g: ReturnType<typeof gemmFor>, xnnThreads: number): { pool: GemmPool | null; threads: () => number } {
+  const shared = memory !== undefined && typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  if (!g || !shared || xnnThreads <= 1) return { pool: null, threads: () => 1 };
+  const module = gemmModule(true);
+  const canSpawn = typeof Worker !== 'undefined' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  if (!module || !canSpawn) return { pool: null, threads: () => 0 };
+  const pool = new GemmPool(g, module, memory, xnnThreads - 1);
+  return { pool, threads: () => (pool.ready ? pool.threads : 0) };
 }
 interface CpuLike {
   data: { get(id: object): { values: unknown } };
@@ -77,8 +96,17 @@ export interface Host {
   linear(x: tf.TensorInfo, w: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo;
   /** Any of the backend's own kernels with one output, on tensor infos. */
   kernel(name: string, inputs: Record<string, tf.TensorInfo>, attrs?: Record<string, unknown>): tf.TensorInfo;
-  /** gemm.wat's a·B (+ bias) for a [R, K] and B packed as [N/8, K, 8] (packColumns): on tfjs-wasm's single-threaded SIMD build only, else null. */
+  /** gemm.wat's a·B (+ bias) for a [R, K] and B packed as [N/8, K, 8] (packColumns): on tfjs-wasm's SIMD builds, else null. */
   gemm: ((a: tf.TensorInfo, packed: tf.TensorInfo, bias?: tf.TensorInfo) => tf.TensorInfo) | null;
+  /**
+   * Threads gemm.wat runs on now: 1 on a single-threaded build; on the
+   * threaded one, the caller's and our started workers (gemm-pool.ts), or
+   * 0 while they cannot match XNNPACK's threads (not started, or not
+   * possible here), when weights are not packed and XNNPACK serves.
+   */
+  gemmThreads(): number;
+  /** The workers gemm.wat shares columns with on the threaded build, where there are any. */
+  gemmPool: GemmPool | null;
 }
 
 /**
@@ -130,6 +158,7 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
     const make = (shape: Shape) => wasm.makeOutput(shape, 'float32');
     const offset = (info: tf.TensorInfo) => wasm.dataIdMap.get(info.dataId)!.memoryOffset;
     const g = gemmFor(memory);
+    const threaded = threadedGemm(memory, g, wasm.wasm?.tfjs?.getThreadsCount?.() ?? 1);
     const gemm = g
       ? (a: tf.TensorInfo, packed: tf.TensorInfo, bias?: tf.TensorInfo) => {
           const [R, K] = a.shape as [number, number];
@@ -137,7 +166,9 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
           if (packed.shape[1] !== K || packed.shape[2] !== 8)
             throw new Error(`gemm: a [${a.shape.join(', ')}] and a packed weight [${packed.shape.join(', ')}] do not fit`);
           const c = make([R, N]);
-          g(offset(a), offset(packed), bias ? offset(bias) : 0, offset(c), R, N, K);
+          const args = [offset(a), offset(packed), bias ? offset(bias) : 0, offset(c), R, N, K] as const;
+          if (threaded.pool) threaded.pool.run(...args);
+          else g(...args, 0, N);
           return c;
         }
       : null;
@@ -147,6 +178,8 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
       linear,
       kernel,
       gemm,
+      gemmThreads: g ? threaded.threads : () => 0,
+      gemmPool: threaded.pool,
       simd: simdKernelsFor(memory),
       make,
       values: (info) => wasm.typedArrayFromHeap(info),
@@ -160,6 +193,8 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
     linear,
     kernel,
     gemm: null,
+    gemmThreads: () => 0,
+    gemmPool: null,
     simd: null,
     make: (shape) => cpu.makeTensorInfo(shape, 'float32', new Float32Array(size(shape))),
     values: (info) => cpu.data.get(info.dataId).values as Float32Array,
@@ -256,4 +291,25 @@ export function registerHostKernels(plain: Record<string, HostKernel>, composite
       tf.registerKernel({ kernelName: name, backendName, kernelFunc });
     }
   }
+}
+
+/**
+ * On the wasm backend now running, starts what gemm.wat needs (the threaded
+ * build's workers) and waits up to `timeoutMs` for them; resolves to the
+ * threads its products then run on (0: XNNPACK's serve; elsewhere 0).
+ */
+export async function startGemmThreads(timeoutMs = 3000): Promise<number> {
+  const name = tf.getBackend();
+  if (name !== 'wasm') return 0;
+  const host = hostOf(tf.backend(), name);
+  const pool = host.gemmPool;
+  const start = Date.now();
+  while (pool && !pool.ready && pool.problem === null && Date.now() - start < timeoutMs) await new Promise((r) => setTimeout(r, 10));
+  return host.gemmThreads();
+}
+
+/** The threads gemm.wat's products run on now, on the backend now running (0 off wasm, or while XNNPACK serves). */
+export function gemmThreadsNow(): number {
+  const name = tf.getBackend();
+  return name === 'wasm' ? hostOf(tf.backend(), name).gemmThreads() : 0;
 }

@@ -1,8 +1,9 @@
 // The frozen weights in gemm.wat's layout, made once per Linear on first use
 // and kept with it (Linear.derived, freed by disposeLinear): the forward's
 // [in, out] and the backward's [out, in], each cut into panels of 8
-// columns. Only where gemm.wat runs (tfjs-wasm's single-threaded SIMD
-// build): elsewhere no copy is made and the backend's products serve.
+// columns. Only where gemm.wat runs (tfjs-wasm's SIMD builds; on the
+// threaded one once its workers have started): elsewhere no copy is made
+// and the backend's products serve.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Linear } from '../types';
 import { hostOf, simdOn } from './glue';
@@ -17,7 +18,7 @@ export function packColumns(b: tf.Tensor2D): tf.Tensor3D {
 export function gemmRuns(): boolean {
   if (tf.getBackend() !== 'wasm') return false;
   const host = hostOf(tf.backend(), tf.getBackend());
-  return host.gemm !== null && simdOn(host);
+  return host.gemm !== null && host.gemmThreads() > 0 && simdOn(host);
 }
 
 function derivedPack(l: Linear, key: string, source: () => tf.Tensor2D): tf.Tensor3D | undefined {

@@ -12,15 +12,22 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { assembleSimdKernels } from '../../../tools/build-simd';
-import { GEMM_RELAXED_WASM, GEMM_WASM, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
+import {
+  GEMM_RELAXED_WASM,
+  GEMM_RELAXED_WASM_SHARED,
+  GEMM_WASM,
+  GEMM_WASM_SHARED,
+  SIMD_KERNELS_WASM,
+  SIMD_KERNELS_WASM_SHARED,
+} from './simd-kernels.wasm';
 import { SYNC_COMPILE_LIMIT, simdKernelsFor, tfjsWasmMemory } from './simd';
 
 test('simd-kernels.wasm.ts is what simd-kernels.wat assembles to (npm run build:simd)', async () => {
   assert.equal(readFileSync(join(import.meta.dirname, 'simd-kernels.wasm.ts'), 'utf8'), await assembleSimdKernels());
 });
 
-test('both variants of the module, and both of gemm.wat, are under the size a page may compile synchronously', () => {
-  for (const base64 of [SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED, GEMM_WASM, GEMM_RELAXED_WASM]) {
+test('both variants of the module, and all four of gemm.wat, are under the size a page may compile synchronously', () => {
+  for (const base64 of [SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED, GEMM_WASM, GEMM_RELAXED_WASM, GEMM_WASM_SHARED, GEMM_RELAXED_WASM_SHARED]) {
     const bytes = atob(base64).length;
     assert.ok(bytes > 0 && bytes < SYNC_COMPILE_LIMIT, `${bytes} bytes`);
   }
@@ -47,26 +54,35 @@ test("the kernels instantiate on tfjs-wasm's memory, once per memory, and on a s
   await tf.setBackend('cpu');
 });
 
-test('gemm.wat and its relaxed multiply-add variant agree with a float64 product (the relaxed one in a Node that has relaxed SIMD)', () => {
+test('gemm.wat and its relaxed multiply-add variant agree with a float64 product, whole or column range by column range, on either kind of memory (the relaxed one in a Node that has relaxed SIMD)', () => {
   // This Node runs the relaxed variant only behind a flag: a child process with it checks both, printing the largest errors.
+  // Ranges: the threads of gemm-pool.ts each compute C's columns [j0, j1) into the same C; a range that wrote
+  // outside its columns would overwrite a sentinel, one that missed some would leave it.
   const script = `
     import { gemmFor, relaxedGemm } from './src/kernels/host/simd.ts';
-    const memory = new WebAssembly.Memory({ initial: 64 });
-    const [M, K, N] = [13, 37, 24];
-    const heap = new Float32Array(memory.buffer);
-    const A = 64, B = A + 4 * M * K, bias = B + 4 * K * N, C = bias + 4 * N;
-    let seed = 7;
-    for (let i = A / 4; i < C / 4; i++) heap[i] = ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5;
     const errors = [];
-    for (const plain of [true, false]) {
-      gemmFor(memory, plain)(A, B, bias, C, M, N, K);
-      let worst = 0;
-      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
-        let s = heap[bias / 4 + j];
-        for (let k = 0; k < K; k++) s += heap[A / 4 + i * K + k] * heap[B / 4 + (j >> 3) * K * 8 + k * 8 + (j & 7)];
-        worst = Math.max(worst, Math.abs(s - heap[C / 4 + i * N + j]));
+    for (const shared of [false, true]) {
+      const memory = new WebAssembly.Memory(shared ? { initial: 64, maximum: 64, shared: true } : { initial: 64 });
+      const [M, K, N] = [13, 37, 40];
+      const heap = new Float32Array(memory.buffer);
+      const A = 64, B = A + 4 * M * K, bias = B + 4 * K * N, C = bias + 4 * N;
+      let seed = 7;
+      for (let i = A / 4; i < C / 4; i++) heap[i] = ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5;
+      for (const plain of [true, false]) {
+        for (const edges of [[0, N], [0, 16, 24, 40], [0, 8, 16, 24, 32, 40]]) {
+          heap.fill(NaN, C / 4, C / 4 + M * N + 8);
+          for (let p = 0; p + 1 < edges.length; p++) gemmFor(memory, plain)(A, B, bias, C, M, N, K, edges[p], edges[p + 1]);
+          let worst = 0;
+          for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+            let s = heap[bias / 4 + j];
+            for (let k = 0; k < K; k++) s += heap[A / 4 + i * K + k] * heap[B / 4 + (j >> 3) * K * 8 + k * 8 + (j & 7)];
+            const e = Math.abs(s - heap[C / 4 + i * N + j]);
+            worst = e <= worst ? worst : Number.isNaN(e) ? Infinity : e;
+          }
+          for (let i = C / 4 + M * N; i < C / 4 + M * N + 8; i++) if (!Number.isNaN(heap[i])) worst = Infinity;
+          errors.push(worst);
+        }
       }
-      errors.push(worst);
     }
     console.log(JSON.stringify({ relaxed: relaxedGemm(), errors }));`;
   const run = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--import', 'tsx', '--input-type=module', '-e', script], {
@@ -76,5 +92,6 @@ test('gemm.wat and its relaxed multiply-add variant agree with a float64 product
   assert.equal(run.status, 0, run.stderr);
   const { relaxed, errors } = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { relaxed: boolean; errors: number[] };
   assert.ok(relaxed, 'the relaxed variant did not compile under --experimental-wasm-relaxed-simd');
+  assert.equal(errors.length, 12);
   for (const e of errors) assert.ok(e < 1e-5, `off by ${e}`);
 });

@@ -1,4 +1,11 @@
-import { GEMM_RELAXED_WASM, GEMM_WASM, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
+import {
+  GEMM_RELAXED_WASM,
+  GEMM_RELAXED_WASM_SHARED,
+  GEMM_WASM,
+  GEMM_WASM_SHARED,
+  SIMD_KERNELS_WASM,
+  SIMD_KERNELS_WASM_SHARED,
+} from './simd-kernels.wasm';
 
 /**
  * The SIMD kernels of simd-kernels.wat, instantiated on tfjs-wasm's own
@@ -35,6 +42,8 @@ export function tfjsWasmMemory(backend: unknown): WebAssembly.Memory | undefined
   return module?.asm?.memory ?? module?.wasmMemory;
 }
 
+const isShared = (memory: WebAssembly.Memory) => typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+
 const compiled = new Map<string, WebAssembly.Module | null>();
 
 function compile(base64: string): WebAssembly.Module | null {
@@ -58,8 +67,7 @@ export function simdKernelsFor(memory: WebAssembly.Memory | undefined): SimdKern
   if (!memory) return null;
   const known = byMemory.get(memory);
   if (known !== undefined) return known;
-  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  const module = compile(shared ? SIMD_KERNELS_WASM_SHARED : SIMD_KERNELS_WASM);
+  const module = compile(isShared(memory) ? SIMD_KERNELS_WASM_SHARED : SIMD_KERNELS_WASM);
   let kernels: SimdKernels | null = null;
   if (module) {
     try {
@@ -72,23 +80,32 @@ export function simdKernelsFor(memory: WebAssembly.Memory | undefined): SimdKern
   return kernels;
 }
 
-/** gemm.wat's product: c [M, N] = a [M, K]·b (+ bias), b packed as [N/8, K, 8] (packColumns), bias 0 for none. */
-export type Gemm = (a: number, b: number, bias: number, c: number, M: number, N: number, K: number) => void;
+/**
+ * gemm.wat's product: columns j0 ≤ j < j1 of c [M, N] = a [M, K]·b (+ bias),
+ * b packed as [N/8, K, 8] (packColumns), bias 0 for none; N, j0, j1
+ * multiples of 8.
+ */
+export type Gemm = (a: number, b: number, bias: number, c: number, M: number, N: number, K: number, j0: number, j1: number) => void;
 
 const gemmByMemory = new WeakMap<WebAssembly.Memory, Gemm | null>();
 
 /**
- * gemm.wat on this memory, or null: where there is no SIMD, and on a shared
- * memory, which is tfjs-wasm's threaded build, whose XNNPACK spreads a
- * product over its threads where this one runs on one. Its relaxed
- * multiply-add variant where the engine has relaxed SIMD (Chromium since
- * 114; Node 20 only with --experimental-wasm-relaxed-simd), unless `plain`.
+ * gemm.wat's compiled module for a memory of this kind (shared: tfjs-wasm's
+ * threaded build), or null where there is no SIMD: the relaxed multiply-add
+ * variant where the engine has relaxed SIMD (Chromium since 114; Node 20
+ * only with --experimental-wasm-relaxed-simd), unless `plain`.
  */
+export function gemmModule(shared: boolean, plain = false): WebAssembly.Module | null {
+  const relaxed = plain ? null : compile(shared ? GEMM_RELAXED_WASM_SHARED : GEMM_RELAXED_WASM);
+  return relaxed ?? compile(shared ? GEMM_WASM_SHARED : GEMM_WASM);
+}
+
+/** gemm.wat on this memory (shared or not), or null where there is no SIMD. */
 export function gemmFor(memory: WebAssembly.Memory | undefined, plain = false): Gemm | null {
-  if (!memory || (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer)) return null;
+  if (!memory) return null;
   const known = plain ? undefined : gemmByMemory.get(memory);
   if (known !== undefined) return known;
-  const module = (plain ? null : compile(GEMM_RELAXED_WASM)) ?? compile(GEMM_WASM);
+  const module = gemmModule(isShared(memory), plain);
   let gemm: Gemm | null = null;
   if (module) {
     try {
