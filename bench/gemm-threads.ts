@@ -37,7 +37,9 @@ async function main(): Promise<void> {
   for (const k of keys) if (!(k in SIZES)) throw new RangeError(`unknown size "${k}": choose from ${Object.keys(SIZES).join(', ')}`);
   const threadModes = args.threads.split(',').map((t) => (t === 'all' ? cpus().length : Number(t)));
   const rounds = Math.max(2, Number(args.rounds));
-  const loadBefore = loadavg().map((l) => l.toFixed(2)).join(', ');
+  const loadBefore = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
   await nodeSetup('wasm');
   const rows: string[] = [];
   let browser = '';

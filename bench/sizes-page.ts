@@ -164,7 +164,13 @@ async function gemmAb(o: GemmAbOptions): Promise<GemmAb> {
     await a.flush();
     return performance.now() - t0;
   };
-  const out: GemmAb = { threads: report.wasmThreads ?? null, gemmThreads: 0, wasmBinary: '', inference: { gemm: [], xnnpack: [] }, sar: { gemm: [], xnnpack: [] } };
+  const out: GemmAb = {
+    threads: report.wasmThreads ?? null,
+    gemmThreads: 0,
+    wasmBinary: '',
+    inference: { gemm: [], xnnpack: [] },
+    sar: { gemm: [], xnnpack: [] },
+  };
   for (let r = 0; r <= o.rounds; r++) {
     for (const gemm of r % 2 ? [true, false] : [false, true]) {
       useGemm(gemm);

@@ -148,7 +148,8 @@ export async function probeThreadedGemm(): Promise<ThreadedGemmProbe> {
   tf.tidy(() => {
     const a = rnd([1, 1024], 11);
     const c = tf.zeros([1, 1152]);
-    const offset = (t: tf.Tensor) => (tf.backend() as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } }).dataIdMap.get(t.dataId)!.memoryOffset;
+    const offset = (t: tf.Tensor) =>
+      (tf.backend() as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } }).dataIdMap.get(t.dataId)!.memoryOffset;
     const end = tfjsWasmMemory(tf.backend())!.buffer.byteLength;
     try {
       pool!.run(offset(a), end - 72 * 1024 * 32, 0, offset(c), 1, 1152, 1024);

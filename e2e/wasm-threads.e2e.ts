@@ -52,12 +52,15 @@ test("isolated page, 2 threads: gemm.wat's products run on the caller's thread a
     assert.equal(r.threadsLater, 2, `gemm.wat runs on ${r.threadsLater} thread(s) ${Math.round(r.msToStart)} ms after the backend started`);
     const [even, odd, small] = r.cases;
     // The threads claim chunks of columns as they come: the worker computed some of them, not all.
-    for (const [c, N] of [[even!, 1152], [odd!, 1160]] as const)
+    for (const [c, N] of [
+      [even!, 1152],
+      [odd!, 1160],
+    ] as const)
       assert.ok(c.workerColumns > 0 && c.workerColumns < N && c.workerColumns % 8 === 0, `${c.name}: the worker computed ${c.workerColumns} columns`);
     assert.equal(small!.workerColumns, 0, small!.name);
     for (const c of r.cases) assert.ok(c.error < 1e-3, `${c.name}: off XNNPACK's product by ${c.error}`);
     assert.equal(r.trapped.length, 2, `products with pointers outside the memory threw ${r.trapped.length} time(s) of 2`);
-    assert.match(r.trapped[0]!, /out of bounds/i, 'the caller\'s own trap');
+    assert.match(r.trapped[0]!, /out of bounds/i, "the caller's own trap");
     // Which thread meets the chunks past the memory's end depends on who claims them; either error names it.
     assert.match(r.trapped[1]!, /out of bounds|gemm worker trapped on a \[1, 1024\]·\[1024, 1152\] product/, 'the second trap');
     assert.ok(r.errorAfterTraps < 1e-3, `the product after the traps off XNNPACK's by ${r.errorAfterTraps}`);

@@ -187,7 +187,8 @@ export class GemmPool {
     // rewritten while a worker may still read it.
     let own: unknown = null;
     try {
-      for (let k = Atomics.add(job, NEXT, 1); k < chunks; k = Atomics.add(job, NEXT, 1)) this.gemm(a, b, bias, c, M, N, K, k * width, Math.min(N, (k + 1) * width));
+      for (let k = Atomics.add(job, NEXT, 1); k < chunks; k = Atomics.add(job, NEXT, 1))
+        this.gemm(a, b, bias, c, M, N, K, k * width, Math.min(N, (k + 1) * width));
     } catch (e) {
       own = e;
       // No more chunks for anyone: the product has failed.

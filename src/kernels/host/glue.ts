@@ -42,7 +42,11 @@ interface WasmLike {
  * GemmPool of as many threads as XNNPACK has, counted only once its workers
  * have started, since one thread alone would be slower than XNNPACK's many.
  */
-function threadedGemm(memory: WebAssembly.Memory | undefined, g: ReturnType<typeof gemmFor>, xnnThreads: number): { pool: GemmPool | null; threads: () => number } {
+function threadedGemm(
+  memory: WebAssembly.Memory | undefined,
+  g: ReturnType<typeof gemmFor>,
+  xnnThreads: number,
+): { pool: GemmPool | null; threads: () => number } {
   const shared = memory !== undefined && typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   if (!g || !shared || xnnThreads <= 1) return { pool: null, threads: () => 1 };
   const module = gemmModule(true);

@@ -12,14 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { assembleSimdKernels } from '../../../tools/build-simd';
-import {
-  GEMM_RELAXED_WASM,
-  GEMM_RELAXED_WASM_SHARED,
-  GEMM_WASM,
-  GEMM_WASM_SHARED,
-  SIMD_KERNELS_WASM,
-  SIMD_KERNELS_WASM_SHARED,
-} from './simd-kernels.wasm';
+import { GEMM_RELAXED_WASM, GEMM_RELAXED_WASM_SHARED, GEMM_WASM, GEMM_WASM_SHARED, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
 import { SYNC_COMPILE_LIMIT, simdKernelsFor, tfjsWasmMemory } from './simd';
 
 test('simd-kernels.wasm.ts is what simd-kernels.wat assembles to (npm run build:simd)', async () => {

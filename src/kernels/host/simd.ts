@@ -1,11 +1,4 @@
-import {
-  GEMM_RELAXED_WASM,
-  GEMM_RELAXED_WASM_SHARED,
-  GEMM_WASM,
-  GEMM_WASM_SHARED,
-  SIMD_KERNELS_WASM,
-  SIMD_KERNELS_WASM_SHARED,
-} from './simd-kernels.wasm';
+import { GEMM_RELAXED_WASM, GEMM_RELAXED_WASM_SHARED, GEMM_WASM, GEMM_WASM_SHARED, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
 
 /**
  * The SIMD kernels of simd-kernels.wat, instantiated on tfjs-wasm's own
