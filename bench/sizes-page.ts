@@ -10,6 +10,7 @@ import { useGemm } from '../src/kernels/host/glue';
 import { initBackend } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import { loadBackbone } from '../src/model/load';
+import type { Backbone } from '../src/model/backbone';
 import { createAdapter, type Adapter } from '../src/methods';
 import { parityImage, toNchw } from '../tools/lib/parity-image';
 
@@ -44,17 +45,29 @@ export interface SizeCost {
   tensorsAfter: number;
 }
 
+/** The .wasm binaries this page fetched (Vite's `?import` modules left out). */
+function wasmBinaries(): string {
+  const names = performance
+    .getEntriesByType('resource')
+    .map((e) => new URL(e.name))
+    .filter((u) => u.pathname.endsWith('.wasm') && !u.searchParams.has('import'))
+    .map((u) => u.pathname.split('/').pop()!);
+  return [...new Set(names)].join(', ');
+}
+
+/** Four seeded frames, and the two adapters a round times: no adaptation, and SAR on a sample that is always reliable. */
+async function timedAdapters(model: Backbone): Promise<{ frames: tf.Tensor4D[]; source: Adapter; sar: Adapter }> {
+  const { imageSize: S, inChannels: C } = model.config;
+  const frames = Array.from({ length: 4 }, (_, i) => tf.randomUniform([1, S, S, C], 0, 1, 'float32', 70 + i) as tf.Tensor4D);
+  const source = await createAdapter(model, { method: 'source' });
+  // A margin above any entropy: every sample is reliable, so each step is SAR's whole step.
+  const sar = await createAdapter(model, { method: 'sar', lr: 1e-5, marginFraction: 100, resetThreshold: 0 });
+  return { frames, source, sar };
+}
+
 async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
   const report = await initBackend('wasm', { wasmPaths: WASM_PATHS, wasmThreads: o.threads });
-  const wasmBinary = [
-    ...new Set(
-      performance
-        .getEntriesByType('resource')
-        .map((e) => new URL(e.name))
-        .filter((u) => u.pathname.endsWith('.wasm') && !u.searchParams.has('import'))
-        .map((u) => u.pathname.split('/').pop()!),
-    ),
-  ].join(', ');
+  const wasmBinary = wasmBinaries();
   const model = await loadBackbone(o.modelUrl);
   const { imageSize: S, inChannels: C } = model.config;
 
@@ -75,11 +88,8 @@ async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
   const checkOrt = Array.from((await session.run({ pixels: new ort.Tensor('float32', toNchw(image, S, C), [1, C, S, S]) })).logits!.data as Float32Array);
 
   // The same seeded frames for both engines, each already in the layout its engine reads.
-  const frames = Array.from({ length: 4 }, (_, i) => tf.randomUniform([1, S, S, C], 0, 1, 'float32', 70 + i) as tf.Tensor4D);
+  const { frames, source, sar } = await timedAdapters(model);
   const ortFrames = await Promise.all(frames.map(async (f) => new ort.Tensor('float32', toNchw((await f.data()) as Float32Array, S, C), [1, C, S, S])));
-  const source = await createAdapter(model, { method: 'source' });
-  // A margin above any entropy: every sample is reliable, so each step is SAR's whole step.
-  const sar = await createAdapter(model, { method: 'sar', lr: 1e-5, marginFraction: 100, resetThreshold: 0 });
   let n = 0;
   const step = (a: Adapter) => async () => {
     await a.step(frames[n++ % frames.length]!);
@@ -153,10 +163,7 @@ export interface GemmAb {
 async function gemmAb(o: GemmAbOptions): Promise<GemmAb> {
   const report = await initBackend('wasm', { wasmPaths: WASM_PATHS, wasmThreads: o.threads });
   const model = await loadBackbone(o.modelUrl);
-  const { imageSize: S, inChannels: C } = model.config;
-  const frames = Array.from({ length: 4 }, (_, i) => tf.randomUniform([1, S, S, C], 0, 1, 'float32', 70 + i) as tf.Tensor4D);
-  const source = await createAdapter(model, { method: 'source' });
-  const sar = await createAdapter(model, { method: 'sar', lr: 1e-5, marginFraction: 100, resetThreshold: 0 });
+  const { frames, source, sar } = await timedAdapters(model);
   let n = 0;
   const time = async (a: Adapter) => {
     const t0 = performance.now();
@@ -185,12 +192,7 @@ async function gemmAb(o: GemmAbOptions): Promise<GemmAb> {
     }
   }
   useGemm(true);
-  out.wasmBinary = performance
-    .getEntriesByType('resource')
-    .map((e) => new URL(e.name))
-    .filter((u) => u.pathname.endsWith('.wasm') && !u.searchParams.has('import'))
-    .map((u) => u.pathname.split('/').pop()!)
-    .join(', ');
+  out.wasmBinary = wasmBinaries();
   source.dispose();
   sar.dispose();
   frames.forEach((f) => f.dispose());
