@@ -35,8 +35,11 @@ const { values: args } = parseArgs({
  * Rounds per model (after one warm-up round), sized so that `--sizes ti,s,b`
  * with both ResNets takes about 15 minutes on the 2-core build machine: a
  * ViT-B/16 round is several seconds, a ResNet-50-GN one (autodiff) longer.
+ * The 28 px models' rounds take milliseconds, near the page timer's 0.1 ms
+ * and within reach of any other job's hiccup: with 20 rounds their ratios
+ * moved by whole units from run to run, so they get 200 (a few seconds).
  */
-const ROUNDS: Record<string, number> = { tiny: 20, 'rn-tiny': 20, 'rn-fmnist': 20, 'cn-tiny': 20, 'cn-fmnist': 20, ti: 12, s: 8, b: 4, rn50: 3, 'cn-atto': 6 };
+const ROUNDS: Record<string, number> = { tiny: 200, 'rn-tiny': 200, 'rn-fmnist': 200, 'cn-tiny': 200, 'cn-fmnist': 200, ti: 12, s: 8, b: 4, rn50: 3, 'cn-atto': 6 };
 /**
  * PyTorch's rounds and warm-up rounds per model. Debian's python3-torch is
  * built with the reference BLAS (BLAS_INFO=generic: about 6 GFLOP/s a core
