@@ -39,7 +39,18 @@ const { values: args } = parseArgs({
  * and within reach of any other job's hiccup: with 20 rounds their ratios
  * moved by whole units from run to run, so they get 200 (a few seconds).
  */
-const ROUNDS: Record<string, number> = { tiny: 200, 'rn-tiny': 200, 'rn-fmnist': 200, 'cn-tiny': 200, 'cn-fmnist': 200, ti: 12, s: 8, b: 4, rn50: 3, 'cn-atto': 6 };
+const ROUNDS: Record<string, number> = {
+  tiny: 200,
+  'rn-tiny': 200,
+  'rn-fmnist': 200,
+  'cn-tiny': 200,
+  'cn-fmnist': 200,
+  ti: 12,
+  s: 8,
+  b: 4,
+  rn50: 3,
+  'cn-atto': 6,
+};
 /**
  * PyTorch's rounds and warm-up rounds per model. Debian's python3-torch is
  * built with the reference BLAS (BLAS_INFO=generic: about 6 GFLOP/s a core
