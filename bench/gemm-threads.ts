@@ -7,12 +7,12 @@
 //
 // Models are those of `npm run bench:step -- --sizes` (tools/lib/sizes-models.ts),
 // generated on first use into .bench-cache/sizes/ (which needs PyTorch).
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { shutdown, withPage } from '../tools/lib/session';
 import { nodeSetup } from '../tools/lib/node-env';
 import { prepareModel, SIZES } from '../tools/lib/sizes-models';
-import { machineLine, writeSection } from './report';
+import { load1, loadLine, machineLine, median, ratios, spread, writeSection } from './report';
 import type { GemmAb, GemmAbOptions } from './sizes-page';
 
 const { values: args } = parseArgs({
@@ -24,22 +24,12 @@ const { values: args } = parseArgs({
   },
 });
 
-const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const spread = (v: number[]) => `${median(v).toFixed(0)} (${Math.min(...v).toFixed(0)}–${Math.max(...v).toFixed(0)})`;
-const perRound = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]!));
-const load1 = () => loadavg()[0]!.toFixed(2);
-
 async function main(): Promise<void> {
   const keys = args.sizes.split(',').filter(Boolean);
   for (const k of keys) if (!(k in SIZES)) throw new RangeError(`unknown size "${k}": choose from ${Object.keys(SIZES).join(', ')}`);
   const threadModes = args.threads.split(',').map((t) => (t === 'all' ? cpus().length : Number(t)));
   const rounds = Math.max(2, Number(args.rounds));
-  const loadBefore = loadavg()
-    .map((l) => l.toFixed(2))
-    .join(', ');
+  const loadBefore = loadLine();
   await nodeSetup('wasm');
   const rows: string[] = [];
   let browser = '';
@@ -57,7 +47,7 @@ async function main(): Promise<void> {
       );
       if (r.threads !== threads) throw new Error(`asked for ${threads} thread(s), tfjs-wasm runs ${r.threads} (is the page cross-origin isolated?)`);
       if (r.gemmThreads !== threads) throw new Error(`gemm.wat ran on ${r.gemmThreads} thread(s) of ${threads}`);
-      const row = `| ${m.entry.label} | ${threads} | ${rounds} | ${spread(r.inference.gemm)} | ${spread(r.inference.xnnpack)} | ${perRound(r.inference.gemm, r.inference.xnnpack).toFixed(2)}× | ${spread(r.sar.gemm)} | ${spread(r.sar.xnnpack)} | ${perRound(r.sar.gemm, r.sar.xnnpack).toFixed(2)}× | ${load1()} |`;
+      const row = `| ${m.entry.label} | ${threads} | ${rounds} | ${spread(r.inference.gemm)} | ${spread(r.inference.xnnpack)} | ${median(ratios(r.inference.gemm, r.inference.xnnpack)).toFixed(2)}× | ${spread(r.sar.gemm)} | ${spread(r.sar.xnnpack)} | ${median(ratios(r.sar.gemm, r.sar.xnnpack)).toFixed(2)}× | ${load1()} |`;
       console.log(row);
       rows.push(row);
     }
@@ -73,7 +63,7 @@ async function main(): Promise<void> {
     'bench:gemm-threads',
     `## gemm.wat against XNNPACK for the frozen weights' products (\`npm run bench:gemm-threads -- --sizes ${keys.join(',')} --threads ${args.threads} --rounds ${rounds}\`)
 
-${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Machine: ${machineLine(browser)}; load average ${loadBefore} at the start. tfjs-wasm in headless Chromium, the page cross-origin isolated where threads > 1 (the threaded binary; gemm.wat's columns shared between the calling thread and workers of ours). Random seeded weights as in "Real sizes". One page per row: the rounds alternate between gemm.wat's products and tfjs-wasm's own (XNNPACK's, spread over its threads), the order turning, after a warm-up round of each; each round times one inference and one reliable SAR step. Medians (min–max); "÷" is the median of the per-round ratios.
+${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Machine: ${machineLine(browser)}; ${loadBefore} at the start. tfjs-wasm in headless Chromium, the page cross-origin isolated where threads > 1 (the threaded binary; gemm.wat's columns shared between the calling thread and workers of ours). Random seeded weights as in "Real sizes". One page per row: the rounds alternate between gemm.wat's products and tfjs-wasm's own (XNNPACK's, spread over its threads), the order turning, after a warm-up round of each; each round times one inference and one reliable SAR step. Medians (min–max); "÷" is the median of the per-round ratios.
 
 ${table}`,
   );

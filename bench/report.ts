@@ -1,6 +1,6 @@
 // Shared by the benchmark runners: machine description and BENCHMARKS.md section updates.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 
 /** The shipped ViT's folder in public/models/: the model the benchmarks run unless told otherwise. */
 export const DEFAULT_MODEL = 'fmnist-vit';
@@ -35,3 +35,21 @@ export const pct = (x: number, digits = 1) => (x * 100).toFixed(digits);
 export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 /** Sample standard deviation (n − 1); 0 for fewer than two values. */
 export const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
+
+/** Median (the mean of the middle two for an even count). */
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** a[i] / b[i], round by round. */
+export const ratios = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!);
+const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+/** "median (min–max)" of ms samples. */
+export const spread = (xs: number[]) => `${ms(median(xs))} (${ms(Math.min(...xs))}–${ms(Math.max(...xs))})`;
+/** The 1-minute load average. */
+export const load1 = () => loadavg()[0]!.toFixed(2);
+/** The three load averages and the core count. */
+export const loadLine = () =>
+  `load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ')} on ${cpus().length} cores`;

@@ -12,13 +12,13 @@
 // cn-fmnist, cn-atto). Models, their ONNX exports and PyTorch's parity
 // logits are generated on first use into .bench-cache/sizes/ (git-ignored).
 // bench/step.ts hands `--sizes` over to this file.
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { shutdown, withPage } from '../tools/lib/session';
 import { nodeSetup } from '../tools/lib/node-env';
 import { maxAbsDiff, prepareModel, runTorch, SIZES, torchAvailable, type PreparedModel } from '../tools/lib/sizes-models';
 import type { SizeCost, SizeCostOptions } from './sizes-page';
-import { machineLine, writeSection } from './report';
+import { load1, loadLine, machineLine, median, ratios, spread, writeSection } from './report';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,20 +58,6 @@ const ROUNDS: Record<string, number> = {
  * fewer rounds and no warm-up (eager PyTorch compiles nothing on first call).
  */
 const TORCH_ROUNDS: Record<string, [rounds: number, warmup: number]> = { ti: [6, 1], s: [3, 0], b: [2, 0], rn50: [3, 1], 'cn-atto': [3, 1] };
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const ratios = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!);
-const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-/** "median (min–max)" of ms samples. */
-const spread = (xs: number[]) => `${ms(median(xs))} (${ms(Math.min(...xs))}–${ms(Math.max(...xs))})`;
-const load1 = () => loadavg()[0]!.toFixed(2);
-const loadLine = () =>
-  `load average ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(', ')} on ${cpus().length} cores`;
 
 interface TorchTimes {
   inferenceMs: number[];

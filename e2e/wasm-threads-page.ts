@@ -114,26 +114,26 @@ export async function probeThreadedGemm(): Promise<ThreadedGemmProbe> {
   const tensorsBefore = tf.memory().numTensors;
   const rnd = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed);
   const pool = host.gemmPool;
+  /** Largest |difference| of gemm.wat's [R, K]·[K, N] (+ bias) on packed weights from XNNPACK's. */
+  const productError = (R: number, K: number, N: number, bias: boolean) =>
+    tf.tidy(() => {
+      const a = rnd([R, K], 1);
+      const w = rnd([K, N], 2) as tf.Tensor2D;
+      const b = bias ? rnd([N], 3) : undefined;
+      const got = tf.engine().makeTensorFromTensorInfo(product(host, a, w, packColumns(w), b));
+      const want = b ? tf.add(tf.matMul(a, w), b) : tf.matMul(a, w);
+      return tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]!;
+    });
   const cases: ThreadedGemmProbe['cases'] = [];
-  // ViT-S/16's qkv product (197 rows: 32 tiles of 6 and 5 rows past them), one column panel more than a split in
-  // halves would give evenly, and a product small enough to stay on the caller's thread.
+  // ViT-S/16's qkv product (197 rows: 32 tiles of 6 and 5 rows past them), one of 145 panels, which no count of
+  // chunks divides evenly, and a product small enough to stay on the caller's thread.
   for (const [name, R, K, N, bias] of [
     ['197×384·384×1152 + bias', 197, 384, 1152, true],
     ['197×384·384×1160', 197, 384, 1160, false],
     ['13×16·16×24 (stays on one thread)', 13, 16, 24, true],
   ] as const) {
     const columnsBefore = pool?.workerColumns ?? 0;
-    const error = tf.tidy(() => {
-      const a = rnd([R, K], 1);
-      const w = rnd([K, N], 2);
-      const b = bias ? rnd([N], 3) : undefined;
-      const packed = packColumns(w as tf.Tensor2D);
-      const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as tf.TensorInfo;
-      const out = product(host, info(a), info(w), info(packed), b ? info(b) : undefined);
-      const got = tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor2D;
-      const want = b ? tf.add(tf.matMul(a, w), b) : tf.matMul(a, w);
-      return tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]!;
-    });
+    const error = productError(R, K, N, bias);
     cases.push({ name, error, workerColumns: (pool?.workerColumns ?? 0) - columnsBefore });
   }
   // Hostile pointers. Every chunk outside the memory: the caller's own trap is what is thrown. Then only the later
@@ -148,23 +148,15 @@ export async function probeThreadedGemm(): Promise<ThreadedGemmProbe> {
   tf.tidy(() => {
     const a = rnd([1, 1024], 11);
     const c = tf.zeros([1, 1152]);
-    const offset = (t: tf.Tensor) =>
-      (tf.backend() as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } }).dataIdMap.get(t.dataId)!.memoryOffset;
     const end = tfjsWasmMemory(tf.backend())!.buffer.byteLength;
     try {
-      pool!.run(offset(a), end - 72 * 1024 * 32, 0, offset(c), 1, 1152, 1024);
+      pool!.run(host.offset(a), end - 72 * 1024 * 32, 0, host.offset(c), 1, 1152, 1024);
     } catch (e) {
       trapped.push((e as Error).message);
     }
   });
   // And the pool still computes right after both.
-  const after = tf.tidy(() => {
-    const a = rnd([197, 384], 1);
-    const w = rnd([384, 1152], 2) as tf.Tensor2D;
-    const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as tf.TensorInfo;
-    const got = tf.engine().makeTensorFromTensorInfo(product(host, info(a), info(w), info(packColumns(w))));
-    return tf.max(tf.abs(tf.sub(got, tf.matMul(a, w)))).dataSync()[0]!;
-  });
+  const after = productError(197, 384, 1152, false);
   const linear = (w: tf.Tensor2D, b: tf.Tensor1D) => ({ w, b, derived: new Map<string, tf.Tensor>() });
   const fc1 = linear(rnd([1536, 384], 4) as tf.Tensor2D, rnd([1536], 5) as tf.Tensor1D);
   const fc2 = linear(rnd([384, 1536], 6) as tf.Tensor2D, rnd([384], 7) as tf.Tensor1D);
@@ -185,34 +177,4 @@ export async function probeThreadedGemm(): Promise<ThreadedGemmProbe> {
   });
   tf.dispose([fc1.w, fc1.b, fc2.w, fc2.b, ...fc1.derived.values(), ...fc2.derived.values()]);
   return { threadsAtStart, threadsLater, msToStart, cases, trapped, errorAfterTraps: after, mlpError, tensorsBefore, tensorsAfter: tf.memory().numTensors };
-}
-
-/** Median ms of `reps` products [R, K]·[K, N] three ways, alternating: XNNPACK's, gemm.wat on the pool, gemm.wat on the caller's thread. */
-export async function timeProducts(R: number, K: number, N: number, reps: number): Promise<Record<string, number>> {
-  const host = hostOf(tf.backend(), tf.getBackend());
-  const a = tf.randomUniform([R, K], -1, 1, 'float32', 1);
-  const w = tf.randomUniform([K, N], -1, 1, 'float32', 2) as tf.Tensor2D;
-  const packed = packColumns(w);
-  const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }) as tf.TensorInfo;
-  const pool = host.gemmPool!;
-  const ways: Record<string, () => void> = {
-    xnnpack: () => tf.engine().disposeTensor(tf.engine().makeTensorFromTensorInfo(host.matMul(info(a), info(w)))),
-    pool: () => tf.engine().disposeTensor(tf.engine().makeTensorFromTensorInfo(product(host, info(a), info(w), info(packed)))),
-    single: () => {
-      const keep = (pool as unknown as { failure: string | null }).failure;
-      (pool as unknown as { failure: string | null }).failure = 'x';
-      tf.engine().disposeTensor(tf.engine().makeTensorFromTensorInfo(product(host, info(a), info(w), info(packed))));
-      (pool as unknown as { failure: string | null }).failure = keep;
-    },
-  };
-  const times: Record<string, number[]> = { xnnpack: [], pool: [], single: [] };
-  for (let r = 0; r < reps; r++)
-    for (const k of Object.keys(ways)) {
-      const t0 = performance.now();
-      ways[k]!();
-      times[k]!.push(performance.now() - t0);
-    }
-  tf.dispose([a, w, packed]);
-  const med = (v: number[]) => v.sort((x, y) => x - y)[v.length >> 1]!;
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, med(v)]));
 }

@@ -212,7 +212,7 @@ async function startBackend(name: BackendName, options: InitBackendOptions): Pro
   } catch (e) {
     return `test op threw: ${(e as Error).message}`;
   }
-  // The threaded build's product workers start now, while the model loads, not on its first frames.
+  // The threaded build's product workers start with the backend (tens of milliseconds), so that the first frames use them.
   if (name === 'wasm' && verdict === 'ok') await startGemmThreads();
   return verdict;
 }

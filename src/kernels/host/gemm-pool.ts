@@ -77,7 +77,6 @@ onmessage = (e) => {
   for (;;) {
     Atomics.wait(s, ${GEN}, seen);
     seen = Atomics.load(s, ${GEN});
-    if (seen === 0) { close(); return; }
     if (Atomics.compareExchange(s, ${ENTER}, seen, -seen) !== seen) continue;
     const chunks = job[${CHUNKS}], width = job[${WIDTH}], N = job[${ARGS + 5}];
     try {
@@ -93,21 +92,18 @@ onmessage = (e) => {
   }
 };`;
 
-/** What makes a worker from a script's text; a test may pass its own. */
-export type SpawnWorker = (source: string, name: string) => Worker;
-
-const spawnFromBlob: SpawnWorker = (source, name) => {
-  const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+/** A worker running WORKER_SOURCE. */
+function spawnWorker(name: string): Worker {
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
   const worker = new Worker(url, { name });
   // Revoked once the worker has answered, when its script has surely been read.
   worker.addEventListener('message', () => URL.revokeObjectURL(url), { once: true });
   return worker;
-};
+}
 
 export class GemmPool {
   private readonly job: Int32Array;
   private readonly slots: Int32Array[] = [];
-  private readonly workers: Worker[] = [];
   private gen = 0;
   private failure: string | null = null;
   /** Columns the workers have computed (the caller's own are not counted): tests read it to see the work was shared. */
@@ -125,14 +121,13 @@ export class GemmPool {
     module: WebAssembly.Module,
     memory: WebAssembly.Memory,
     extra: number,
-    spawn: SpawnWorker = spawnFromBlob,
   ) {
     this.job = new Int32Array(new SharedArrayBuffer((extra + 1) * FIELDS * 4));
     const control = this.job.buffer as SharedArrayBuffer;
     for (let slot = 0; slot < extra; slot++) {
       let worker: Worker;
       try {
-        worker = spawn(WORKER_SOURCE, `wildtta-gemm-${slot + 1}`);
+        worker = spawnWorker(`wildtta-gemm-${slot + 1}`);
       } catch (e) {
         this.failure = `a gemm worker could not be made: ${(e as Error).message}`;
         break;
@@ -144,7 +139,6 @@ export class GemmPool {
         this.failure = `a gemm worker failed: ${e.message || 'its script did not load'}`;
       });
       worker.postMessage({ module, memory, control, slot });
-      this.workers.push(worker);
       this.slots.push(new Int32Array(control, (slot + 1) * FIELDS * 4, FIELDS));
     }
   }
@@ -209,16 +203,5 @@ export class GemmPool {
     }
     if (own === null && trapped) own = new Error(`a gemm worker trapped on a [${M}, ${K}]·[${K}, ${N}] product (a pointer outside the memory)`);
     if (own !== null) throw own;
-  }
-
-  /** Stops the workers; products then run on the caller's thread alone. */
-  dispose(): void {
-    for (const s of this.slots) {
-      Atomics.store(s, READY, 0);
-      Atomics.store(s, GEN, 0);
-      Atomics.notify(s, GEN);
-    }
-    for (const w of this.workers) w.terminate();
-    this.failure ??= 'disposed';
   }
 }

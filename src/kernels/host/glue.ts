@@ -4,7 +4,7 @@
 // tfjs so that each kernel is one engine call like tfjs's own.
 import * as tf from '@tensorflow/tfjs-core';
 import { GemmPool } from './gemm-pool';
-import { gemmFor, gemmModule, simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd';
+import { gemmFor, gemmModule, isShared, simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd';
 
 export type Shape = number[];
 export type Attrs = Record<string, unknown>;
@@ -47,8 +47,7 @@ function threadedGemm(
   g: ReturnType<typeof gemmFor>,
   xnnThreads: number,
 ): { pool: GemmPool | null; threads: () => number } {
-  const shared = memory !== undefined && typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  if (!g || !shared || xnnThreads <= 1) return { pool: null, threads: () => 1 };
+  if (!g || !memory || !isShared(memory) || xnnThreads <= 1) return { pool: null, threads: () => 1 };
   const module = gemmModule(true);
   const canSpawn = typeof Worker !== 'undefined' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
   if (!module || !canSpawn) return { pool: null, threads: () => 0 };
@@ -299,17 +298,15 @@ export function registerHostKernels(plain: Record<string, HostKernel>, composite
 
 /**
  * On the wasm backend now running, starts what gemm.wat needs (the threaded
- * build's workers) and waits up to `timeoutMs` for them; resolves to the
- * threads its products then run on (0: XNNPACK's serve; elsewhere 0).
+ * build's workers) and waits up to `timeoutMs` for them; gemmThreadsNow()
+ * then says how many threads its products run on.
  */
-export async function startGemmThreads(timeoutMs = 3000): Promise<number> {
+export async function startGemmThreads(timeoutMs = 3000): Promise<void> {
   const name = tf.getBackend();
-  if (name !== 'wasm') return 0;
-  const host = hostOf(tf.backend(), name);
-  const pool = host.gemmPool;
+  if (name !== 'wasm') return;
+  const pool = hostOf(tf.backend(), name).gemmPool;
   const start = Date.now();
   while (pool && !pool.ready && pool.problem === null && Date.now() - start < timeoutMs) await new Promise((r) => setTimeout(r, 10));
-  return host.gemmThreads();
 }
 
 /** The threads gemm.wat's products run on now, on the backend now running (0 off wasm, or while XNNPACK serves). */

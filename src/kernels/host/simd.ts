@@ -35,7 +35,8 @@ export function tfjsWasmMemory(backend: unknown): WebAssembly.Memory | undefined
   return module?.asm?.memory ?? module?.wasmMemory;
 }
 
-const isShared = (memory: WebAssembly.Memory) => typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+/** Whether a memory is shared (tfjs-wasm's threaded build's). */
+export const isShared = (memory: WebAssembly.Memory) => typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
 
 const compiled = new Map<string, WebAssembly.Module | null>();
 
