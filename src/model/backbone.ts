@@ -267,14 +267,14 @@ export function makeParams(
 }
 
 /**
- * A family adapted through autodiff: it writes its forward once, in plain
- * tfjs ops over the norms' values from a lookup (`run`), and says which
- * norms its methods adapt (`selectNorms`); the adaptation forward, the
- * gradient (tf.grads through `run`), evaluation, source-statistics
- * summaries and disposal come from here. Frozen weights are constants, the
- * norms' scale/shift variables.
+ * What a family written as one plain forward shares, whatever its backward:
+ * its weights (frozen ones constants, the norms' scale/shift variables),
+ * `param`, source-statistics summaries, evaluation and disposal. It writes
+ * its forward once (`run`) and says which norms its methods adapt
+ * (`selectNorms`); the adaptation forward and gradient are its own, or
+ * AutodiffBackbone's.
  */
-export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig> implements Backbone {
+export abstract class PlainBackbone<C extends BackboneConfig = BackboneConfig> {
   abstract readonly family: string;
   abstract readonly headWeightName: string;
   abstract readonly featureWidth: number;
@@ -309,19 +309,6 @@ export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig
    */
   protected abstract run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D };
 
-  forward(images: tf.Tensor4D, norm: ParamLookup, save = false): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
-    const out = this.checked().run(images, norm);
-    return save ? { ...out, tape: new AutodiffTape(images, norm) } : out;
-  }
-
-  forwardGradient(images: tf.Tensor4D, norm: ParamLookup, layout: GradientLayout, loss: LossGradient, withFeatures = false): ForwardGradient {
-    return autodiffForwardGradient((x, n) => this.checked().run(x, n), images, norm, layout, loss, withFeatures);
-  }
-
-  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
-    return autodiffGradient((x, n) => this.checked().run(x, n), tape, dLogits, layout, dFeatures);
-  }
-
   summaries(images: tf.Tensor4D, norm: ParamLookup = this.param): { logits: tf.Tensor2D; features: tf.Tensor2D; layers: tf.Tensor2D[] } {
     const layers: tf.Tensor2D[] = [];
     const out = this.checked().run(images, norm, (s) => layers.push(s));
@@ -345,8 +332,28 @@ export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig
   /** Frees the family's own tensors (derived weights); the params are freed by dispose. */
   protected release(): void {}
 
-  private checked(): this {
+  protected checked(): this {
     if (this.disposed) throw new Error(`${this.family} model used after dispose()`);
     return this;
+  }
+}
+
+/**
+ * A family adapted through autodiff: the adaptation forward is `run`, and
+ * the gradient tf.grads through it, taken with the forward where the method
+ * can (forwardGradient) or by running it again.
+ */
+export abstract class AutodiffBackbone<C extends BackboneConfig = BackboneConfig> extends PlainBackbone<C> implements Backbone {
+  forward(images: tf.Tensor4D, norm: ParamLookup, save = false): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
+    const out = this.checked().run(images, norm);
+    return save ? { ...out, tape: new AutodiffTape(images, norm) } : out;
+  }
+
+  forwardGradient(images: tf.Tensor4D, norm: ParamLookup, layout: GradientLayout, loss: LossGradient, withFeatures = false): ForwardGradient {
+    return autodiffForwardGradient((x, n) => this.checked().run(x, n), images, norm, layout, loss, withFeatures);
+  }
+
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    return autodiffGradient((x, n) => this.checked().run(x, n), tape, dLogits, layout, dFeatures);
   }
 }

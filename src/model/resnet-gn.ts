@@ -3,15 +3,18 @@
 // layer1..layerN of basic (conv1, conv2) or bottleneck (conv1, conv2, conv3)
 // blocks with a downsample.0/.1 shortcut where the shape changes, global
 // average pooling and fc. Every norm is a GroupNorm (timm keeps the bn*
-// names). The forward is plain tfjs ops; there is no hand-written backward:
-// methods adapt it through tf.grads (backbone.ts's AutodiffBackbone).
+// names). The forward is written once over three pieces (conv, norm, the
+// residual join): on the kernels for adaptation, keeping what its
+// hand-written backward reads, and on differentiable ops (resnet-ops.ts) for
+// evaluation, statistics and the tests' autodiff reference.
 import * as tf from '@tensorflow/tfjs-core';
-import { AutodiffBackbone, type BackboneConfig, type NormSelection, type ParamLookup } from './backbone';
+import { PlainBackbone, type Backbone, type BackboneConfig, type BackboneTape, type GradientLayout, type NormSelection, type ParamLookup } from './backbone';
+import { concatByLayout, groupNorm, groupNormGrad } from '../kernels';
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
 import { addRelu, convNoFilterGrad, groupNormOp, type GroupNormFn } from './resnet-ops';
-import { DerivedFilters } from './conv-grad';
+import { convInputGrad, DerivedFilters } from './conv-grad';
 
 export interface ResNetGnConfig extends BackboneConfig {
   block: 'basic' | 'bottleneck';
@@ -146,8 +149,61 @@ function checkResNetTensors(config: ResNetGnConfig, tensors: ReadonlyMap<string,
   return expected;
 }
 
-/** A loaded GroupNorm ResNet: convolutions and fc constant, the GroupNorm scale/shift tf.Variables. */
-export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
+/** What a norm of ResNetGN.forward keeps: x̂, σ⁻¹, the scale it used (the caller's), and the tensor whose sign masks its dy (its own output after a ReLU, the block's after the residual's). */
+interface SavedNorm {
+  xhat: tf.Tensor4D;
+  inv: tf.Tensor2D;
+  scale: tf.Tensor;
+  mask?: tf.Tensor4D;
+}
+
+/** What ResNetGN.forward keeps for its backward (`ResNetGN.gradient`). */
+export class ResNetTape implements BackboneTape {
+  readonly norms = new Map<string, SavedNorm>();
+  /** Each block's output. */
+  readonly outs: tf.Tensor4D[] = [];
+  /** The stem conv's output: a function of the images alone, which a later forward on the same images reuses. */
+  stem?: tf.Tensor4D;
+  /** The max pool's input and output (what its gradient reads). */
+  pool?: { input: tf.Tensor4D; output: tf.Tensor4D };
+  /** The tensors this tape made (not the scales, nor a stem lent by another tape). */
+  private readonly own: tf.Tensor[] = [];
+
+  constructor(readonly batch: number) {}
+
+  hold<T extends tf.Tensor>(t: T): T {
+    this.own.push(t);
+    return t;
+  }
+
+  keep(): void {
+    for (const t of this.own) tf.keep(t);
+  }
+
+  dispose(): void {
+    tf.dispose(this.own);
+  }
+}
+
+/** The forward's three pieces: the walk (`ResNetGN.walk`) is written once over them. */
+interface ResNetOps {
+  conv(x: tf.Tensor4D, name: string, stride: number, pad: number): tf.Tensor4D;
+  /** GroupNorm `name` (then ReLU where `relu`). */
+  norm(x: tf.Tensor4D, name: string, relu: boolean): tf.Tensor4D;
+  /** relu(y + shortcut): a block's output; `norms`, the GroupNorms whose outputs met there (what masks their dy). */
+  join(y: tf.Tensor4D, shortcut: tf.Tensor4D, norms: string[]): tf.Tensor4D;
+}
+
+/**
+ * A loaded GroupNorm ResNet: convolutions and fc constant, the GroupNorm
+ * scale/shift tf.Variables. Adaptation runs its forward on the kernels,
+ * keeping x̂ and σ⁻¹ of each GroupNorm, and a backward written out from the
+ * logits down to the lowest adapted norm (`gradient`): no tf.grads tape,
+ * whose bookkeeping was most of a SAR step at the shipped model's size.
+ * Evaluation and source statistics run the same walk on differentiable ops
+ * (resnet-ops.ts), which tests differentiate against `gradient`.
+ */
+export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone {
   readonly family = 'resnet-gn';
   readonly headWeightName = 'fc.weight';
   readonly featureWidth: number;
@@ -158,12 +214,14 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
   private readonly blocks: BlockPlan[];
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
-  /** GroupNorm (and the ReLU after it) as single ops with their backward written out (resnet-ops.ts): most of an adaptation step's kernels went to autodiff of the plain ops. */
+  /** GroupNorm (and the ReLU after it) as single differentiable ops (resnet-ops.ts), for `run`. */
   private readonly groupNorm: GroupNormFn;
   private readonly groupNormRelu: GroupNormFn;
   /** The stem's: its input is the image's, never a function of an adapted norm, so its backward stops at the scale/shift. */
   private readonly stemNormRelu: GroupNormFn;
   private readonly eps: tf.Scalar;
+  /** 1/(H·W) of the average pool's input, by H·W: a number given to tf.mul would be an upload on a GPU every backward. */
+  private readonly poolScales = new Map<number, tf.Scalar>();
 
   constructor(config: ResNetGnConfig, tensors: ReadonlyMap<string, DecodedTensor>) {
     const expected = checkResNetTensors(config, tensors);
@@ -211,29 +269,163 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
     return this.blocks.map((b) => b.out);
   }
 
-  /** Each residual block's output, average-pooled, is its summary. */
-  protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
-    const conv = (x: tf.Tensor4D, name: string, stride: number, pad: number) => {
-      const filter = this.filters.get(`${name}.weight`)!;
-      return convNoFilterGrad(x, filter, stride, pad, { filters: this.derived, key: `${name}.weight` });
+  /**
+   * The adaptation's forward: the GroupNorms on the kernels, and with `save`
+   * the tape `gradient` reads. `sameImages`: a tape of these very images,
+   * whose stem conv output it reuses.
+   */
+  forward(
+    images: tf.Tensor4D,
+    norm: ParamLookup,
+    save = false,
+    sameImages?: BackboneTape,
+  ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
+    this.checked();
+    const tape = save ? new ResNetTape(images.shape[0]) : undefined;
+    const lent = sameImages instanceof ResNetTape && sameImages.batch === images.shape[0] ? sameImages.stem : undefined;
+    const attrs = (relu: boolean) => ({ groups: this.config.groups, eps: this.config.normEps, epsTensor: this.eps, relu });
+    const ops: ResNetOps = {
+      conv: (x, name, stride, pad) => {
+        if (name === 'conv1' && lent) return tape ? (tape.stem = lent) : lent;
+        const y = tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
+        if (name === 'conv1' && tape) tape.stem = tape.hold(y);
+        return y;
+      },
+      norm: (x, name, relu) => {
+        const scale = norm(`${name}.weight`);
+        const { y, xhat, inv } = groupNorm(x, scale, norm(`${name}.bias`), attrs(relu));
+        if (tape) tape.norms.set(name, { xhat: tape.hold(xhat), inv: tape.hold(inv), scale, ...(relu ? { mask: tape.hold(y) } : {}) });
+        else tf.dispose([xhat, inv]);
+        return y;
+      },
+      join: (y, shortcut, names) => {
+        const out = tf.relu(tf.add(y, shortcut)) as tf.Tensor4D;
+        if (tape) {
+          tape.outs.push(tape.hold(out));
+          for (const n of names) tape.norms.get(n)!.mask = out;
+        }
+        return out;
+      },
     };
-    const gn = (x: tf.Tensor4D, name: string) => this.groupNorm(x, norm(`${name}.weight`), norm(`${name}.bias`));
-    const gnRelu = (x: tf.Tensor4D, name: string) => this.groupNormRelu(x, norm(`${name}.weight`), norm(`${name}.bias`));
-    let x = tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
-    x = this.stemNormRelu(conv(x, 'conv1', 2, 3), norm('bn1.weight'), norm('bn1.bias'));
-    x = tf.maxPool(x, 3, 2, 1);
+    const out = this.walk(lent ? images : this.normalize(images), ops, undefined, tape);
+    return tape ? { ...out, tape } : out;
+  }
+
+  /**
+   * dLoss/d(adapted norms) laid out as `layout`, from dLoss/dlogits (and
+   * dLoss/dfeatures) of the forward that made `tape`, written out: the head
+   * and the average pool, then each block from the top, its GroupNorms'
+   * backward (groupNormGrad, masked by the ReLU after them) and its convs'
+   * input gradients (conv-grad.ts), down to the lowest block with an
+   * adapted norm; the stem's max pool and GroupNorm where the stem adapts.
+   * Inside tf.tidy.
+   */
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    if (!(tape instanceof ResNetTape)) throw new TypeError('ResNetGN.gradient needs the tape of ResNetGN.forward');
+    this.checked();
+    if (layout.names.length === 0) return tf.zeros([0]);
+    const wanted = new Set(layout.names);
+    const grads = new Map<string, tf.Tensor>();
+    const blockOf = (name: string) => this.blocks.findIndex((b) => name.startsWith(`${b.name}.`));
+    const lowest = Math.min(...layout.names.map(blockOf));
+    const G = this.config.groups;
+    /** dy through GroupNorm `name`: its scale/shift gradients recorded, dx where `inputGrad`. */
+    const normGrad = (dy: tf.Tensor4D, name: string, inputGrad: boolean, masked = true) => {
+      const s = tape.norms.get(name)!;
+      const g = groupNormGrad(dy, s.xhat, s.inv, s.scale, masked ? s.mask : undefined, { groups: G, inputGrad });
+      if (wanted.has(`${name}.weight`)) grads.set(`${name}.weight`, g.dScale);
+      if (wanted.has(`${name}.bias`)) grads.set(`${name}.bias`, g.dShift);
+      return g.dx!;
+    };
+    const convGrad = (dy: tf.Tensor4D, name: string, inputShape: readonly number[], stride: number, pad: number) =>
+      convInputGrad(dy, this.filters.get(`${name}.weight`)!, inputShape, stride, pad, this.derived, `${name}.weight`);
+
+    let dFeat = tf.matMul(dLogits, this.param('fc.weight')) as tf.Tensor2D;
+    if (dFeatures) dFeat = tf.add(dFeat, dFeatures) as tf.Tensor2D;
+    const top = tape.outs.at(-1)!;
+    const [B, H, W, F] = top.shape;
+    let dx = tf.reshape(H * W === 1 ? dFeat : tf.mul(dFeat, this.poolScale(H * W)), [B, 1, 1, F]) as tf.Tensor4D;
+    if (H * W !== 1) dx = tf.broadcastTo(dx, [B, H, W, F]);
+    for (let i = this.blocks.length - 1; i >= Math.max(lowest, 0); i--) {
+      const b = this.blocks[i]!;
+      const input = i > 0 ? tape.outs[i - 1]! : tape.pool!.output;
+      const more = i > lowest;
+      // The identity shortcut takes dy masked by the block's ReLU as it is; a downsample's GroupNorm masks it itself.
+      const dOut = b.downsample ? dx : (tf.mul(dx, tf.step(tape.outs[i]!)) as tf.Tensor4D);
+      const masked = b.downsample;
+      let d: tf.Tensor4D;
+      if (this.config.block === 'basic') {
+        d = convGrad(
+          normGrad(dOut, `${b.name}.bn2`, true, masked),
+          `${b.name}.conv2`,
+          [B, ...input.shape.slice(1, 3).map((n) => Math.ceil(n / b.stride)), b.width],
+          1,
+          1,
+        );
+        d = normGrad(d, `${b.name}.bn1`, more);
+        if (!more) {
+          if (b.downsample) normGrad(dOut, `${b.name}.downsample.1`, false);
+          break;
+        }
+        d = convGrad(d, `${b.name}.conv1`, input.shape, b.stride, 1);
+      } else {
+        const mid = [B, ...input.shape.slice(1, 3).map((n) => Math.ceil(n / b.stride)), b.width];
+        d = convGrad(normGrad(dOut, `${b.name}.bn3`, true, masked), `${b.name}.conv3`, mid, 1, 0);
+        d = convGrad(normGrad(d, `${b.name}.bn2`, true), `${b.name}.conv2`, [B, ...input.shape.slice(1, 3), b.width], b.stride, 1);
+        d = normGrad(d, `${b.name}.bn1`, more);
+        if (!more) {
+          if (b.downsample) normGrad(dOut, `${b.name}.downsample.1`, false);
+          break;
+        }
+        d = convGrad(d, `${b.name}.conv1`, input.shape, 1, 0);
+      }
+      const shortcut = b.downsample ? convGrad(normGrad(dOut, `${b.name}.downsample.1`, true), `${b.name}.downsample.0`, input.shape, b.stride, 0) : dOut;
+      dx = tf.add(d, shortcut) as tf.Tensor4D;
+    }
+    if (lowest < 0) {
+      const pool = tape.pool!;
+      const dStem = tf
+        .engine()
+        .runKernel('MaxPoolGrad', { dy: dx, input: pool.input, output: pool.output }, { filterSize: 3, strides: 2, pad: 1 }) as tf.Tensor4D;
+      normGrad(dStem, 'bn1', false);
+    }
+    return concatByLayout(grads, layout);
+  }
+
+  /** Each residual block's output, average-pooled, is its summary. Differentiable ops (resnet-ops.ts): evaluation, statistics, and the reference the tests differentiate. */
+  protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
+    const ops: ResNetOps = {
+      conv: (x, name, stride, pad) => convNoFilterGrad(x, this.filters.get(`${name}.weight`)!, stride, pad, { filters: this.derived, key: `${name}.weight` }),
+      norm: (x, name, relu) =>
+        (name === 'bn1' ? this.stemNormRelu : relu ? this.groupNormRelu : this.groupNorm)(x, norm(`${name}.weight`), norm(`${name}.bias`)),
+      join: (y, shortcut) => addRelu(y, shortcut),
+    };
+    return this.walk(this.normalize(images), ops, afterBlock);
+  }
+
+  private normalize(images: tf.Tensor4D): tf.Tensor4D {
+    return tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
+  }
+
+  /** The network over `ops`, from normalized images (or, with a tape that has it, the stem conv's output). */
+  private walk(x: tf.Tensor4D, ops: ResNetOps, afterBlock?: (summary: tf.Tensor2D) => void, tape?: ResNetTape) {
+    x = ops.norm(ops.conv(x, 'conv1', 2, 3), 'bn1', true);
+    const pooled = tf.maxPool(x, 3, 2, 1);
+    if (tape) tape.pool = { input: x, output: tape.hold(pooled) };
+    x = pooled;
     for (const b of this.blocks) {
       let y: tf.Tensor4D;
+      const last = this.config.block === 'basic' ? 'bn2' : 'bn3';
       if (this.config.block === 'basic') {
-        y = gnRelu(conv(x, `${b.name}.conv1`, b.stride, 1), `${b.name}.bn1`);
-        y = gn(conv(y, `${b.name}.conv2`, 1, 1), `${b.name}.bn2`);
+        y = ops.norm(ops.conv(x, `${b.name}.conv1`, b.stride, 1), `${b.name}.bn1`, true);
+        y = ops.norm(ops.conv(y, `${b.name}.conv2`, 1, 1), `${b.name}.bn2`, false);
       } else {
-        y = gnRelu(conv(x, `${b.name}.conv1`, 1, 0), `${b.name}.bn1`);
-        y = gnRelu(conv(y, `${b.name}.conv2`, b.stride, 1), `${b.name}.bn2`);
-        y = gn(conv(y, `${b.name}.conv3`, 1, 0), `${b.name}.bn3`);
+        y = ops.norm(ops.conv(x, `${b.name}.conv1`, 1, 0), `${b.name}.bn1`, true);
+        y = ops.norm(ops.conv(y, `${b.name}.conv2`, b.stride, 1), `${b.name}.bn2`, true);
+        y = ops.norm(ops.conv(y, `${b.name}.conv3`, 1, 0), `${b.name}.bn3`, false);
       }
-      const shortcut = b.downsample ? gn(conv(x, `${b.name}.downsample.0`, b.stride, 0), `${b.name}.downsample.1`) : x;
-      x = addRelu(y, shortcut);
+      const shortcut = b.downsample ? ops.norm(ops.conv(x, `${b.name}.downsample.0`, b.stride, 0), `${b.name}.downsample.1`, false) : x;
+      x = ops.join(y, shortcut, b.downsample ? [`${b.name}.${last}`, `${b.name}.downsample.1`] : [`${b.name}.${last}`]);
       afterBlock?.(tf.mean(x, [1, 2]) as tf.Tensor2D);
     }
     const features = tf.mean(x, [1, 2]) as tf.Tensor2D;
@@ -241,9 +433,16 @@ export class ResNetGN extends AutodiffBackbone<ResNetGnConfig> {
     return { logits, features };
   }
 
+  private poolScale(n: number): tf.Scalar {
+    let s = this.poolScales.get(n);
+    if (s === undefined) this.poolScales.set(n, (s = tf.keep(tf.scalar(1 / n))));
+    return s;
+  }
+
   protected override release(): void {
-    for (const t of [...this.filters.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
+    for (const t of [...this.filters.values(), ...this.poolScales.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
     this.filters.clear();
+    this.poolScales.clear();
     this.derived.dispose();
   }
 }

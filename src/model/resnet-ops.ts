@@ -1,5 +1,7 @@
-// The GroupNorm ResNet's differentiable pieces as single tfjs ops with their
-// backward written out (tf.customGrad), for adaptation through tf.grads.
+// Convolutional pieces as single tfjs ops with their backward written out
+// (tf.customGrad), for adaptation through tf.grads (the ConvNeXt's convs) and
+// the GroupNorm ResNet's differentiable forward (what its hand-written
+// backward is tested against).
 // Autodiff of the plain ops records every kernel on the tape, copies each
 // kernel's saved inputs (a conv's filter, every step) and runs a backward of
 // four to five kernels per forward kernel; at this model's sizes each kernel

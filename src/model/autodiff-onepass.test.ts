@@ -1,8 +1,8 @@
 // The autodiff families' one-pass forward and gradient (Backbone.forwardGradient)
-// against the path it replaces (a forward, then tf.grads re-running it): the
-// same adapted values step by step for each method that uses it, with SAR's
-// speculated first gradient on and off; and tensors flat over reliable,
-// unreliable and switching steps and resets.
+// against the path it replaces (a forward, then tf.grads re-running it), on
+// the ConvNeXt fixture: the same adapted values step by step for each method
+// that uses it, with SAR's speculated first gradient on and off; and tensors
+// flat over reliable, unreliable and switching steps and resets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -14,8 +14,9 @@ import { createAdapter, type AdapterOptions } from '../methods';
 import type { Adapter } from '../methods/adapter';
 import { computeSourceStats } from './source-stats';
 import { float32Margin, ReliableRate } from '../methods/speculate';
+import { softmaxAndEntropy } from '../kernels';
 
-const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn', 'basic-gray28');
+const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'convnext', 'gray28-patch2');
 const load = () =>
   loadBackbone(new Uint8Array(readFileSync(join(DIR, 'model.safetensors'))), { config: JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) });
 
@@ -31,8 +32,17 @@ const setMargin = (a: Adapter, m: number) => Object.defineProperty(a, 'margin', 
 const frames = (n: number, seed: number, batch = 1) =>
   Array.from({ length: n }, (_, i) => tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', seed + i) as tf.Tensor4D);
 
+/** Between the lowest and the highest entropy of the batch's predictions at the model's values now: a filter that keeps some and not all. */
+async function middleEntropy(model: Backbone, x: tf.Tensor4D): Promise<number> {
+  const e = tf.tidy(() => softmaxAndEntropy(model.logits(x)).entropies);
+  const v = [...(await e.data())].sort((a, b) => a - b);
+  e.dispose();
+  assert.ok(v[0]! < v[2]!, 'the three samples have one entropy');
+  return (v[1]! + (v[1]! === v[2]! ? v[0]! : v[2]!)) / 2;
+}
+
 for (const method of ['sar', 'tent', 'sar-align'] as const) {
-  test(`${method} on the GroupNorm ResNet: one pass per gradient adapts to the same values as a forward and a re-run`, async () => {
+  test(`${method} on the ConvNeXt: one pass per gradient adapts to the same values as a forward and a re-run`, async () => {
     await tf.setBackend('cpu');
     const fast = await load();
     const slow = withoutOnePass(await load());
@@ -47,17 +57,18 @@ for (const method of ['sar', 'tent', 'sar-align'] as const) {
     const xs = frames(8, 70, 3);
     try {
       for (const [i, x] of xs.entries()) {
-        // All pass, then none (speculation wasted, then off), all (back on), E0 between the samples' entropies (1.95-2.0 here), all.
+        // All pass, then none (speculation wasted, then off), all (back on), E0 between the samples' entropies, all.
+        const between = i === 5 ? await middleEntropy(fast, x) : 0;
         const results = await Promise.all(
           adapters.map(async (a) => {
-            if (method !== 'tent') setMargin(a, i === 2 || i === 3 ? 0 : i === 5 ? 1.98 : 100);
+            if (method !== 'tent') setMargin(a, i === 2 || i === 3 ? 0 : i === 5 ? between : 100);
             const r = await a.step(x);
             await a.flush();
             return r;
           }),
         );
         assert.deepEqual(results[0]!.reliable, results[1]!.reliable, `step ${i}: filters differ`);
-        if (method === 'sar' && i === 5) assert.deepEqual(results[0]!.reliable, [true, false, true], 'the mixed batch is not mixed');
+        if (method === 'sar' && i === 5) assert.ok(results[0]!.reliable.includes(true) && results[0]!.reliable.includes(false), 'the mixed batch is not mixed');
         assert.deepEqual(results[0]!.probabilities, results[1]!.probabilities, `step ${i}: predictions differ`);
         const [a, b] = await Promise.all(adapters.map((ad) => Promise.all([...ad.params.values()].map((p) => p.data()))));
         a!.forEach((v, k) => {
@@ -76,7 +87,7 @@ for (const method of ['sar', 'tent', 'sar-align'] as const) {
   });
 }
 
-test('SAR on the GroupNorm ResNet: tensors flat over reliable, unreliable and switching steps, resets and warmup', async () => {
+test('SAR on the ConvNeXt: tensors flat over reliable, unreliable and switching steps, resets and warmup', async () => {
   await tf.setBackend('cpu');
   const model = await load();
   const adapter = await createAdapter(model, { method: 'sar', lr: 1e-2, resetThreshold: 0 });
