@@ -78,3 +78,5 @@ export const runBackward = entry('runBackward');
 // A convolutional network's norm.
 export const groupNorm = entry('groupNorm');
 export const groupNormGrad = entry('groupNormGrad');
+export const maxPoolGrad = entry('maxPoolGrad');
+export const interleavePhases = entry('interleavePhases');

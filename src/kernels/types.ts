@@ -246,6 +246,19 @@ export interface Kernels {
     y: tf.Tensor4D | undefined,
     o: { groups: number; inputGrad: boolean },
   ): { dScale: tf.Tensor1D; dShift: tf.Tensor1D; dx?: tf.Tensor4D };
+  /**
+   * dL/dx of y = tf.maxPool(x, size, stride, pad) from dy: each output's dy
+   * to the first largest input of its window (tfjs's rule; ties between
+   * equal values, such as a ReLU's zeros, go to the first).
+   */
+  maxPoolGrad(dy: tf.Tensor4D, x: tf.Tensor4D, y: tf.Tensor4D, o: { size: number; stride: number; pad: number }): tf.Tensor4D;
+  /**
+   * The s² phases of a grid [B, H, W, C] woven into it: phase i = a_h·s + a_w
+   * [B, ⌈(H − a_h)/s⌉, ⌈(W − a_w)/s⌉, C] holds the positions (s·t + a_h,
+   * s·u + a_w). A strided conv's input gradient, computed phase by phase
+   * (model/conv-grad.ts).
+   */
+  interleavePhases(phases: tf.Tensor4D[], stride: number, height: number, width: number): tf.Tensor4D;
 }
 
 /** groupNorm's settings. */

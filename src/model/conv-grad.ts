@@ -10,6 +10,7 @@
 // of the s² phases is a small stride-1 conv of dy itself with the filter taps
 // that land there, and together they cost what the forward does.
 import * as tf from '@tensorflow/tfjs-core';
+import { interleavePhases } from '../kernels';
 
 /**
  * Filters derived from a model's frozen filters for its backward (flipped,
@@ -54,7 +55,7 @@ export function phaseAxis(k: number, s: number, p: number, inLength: number, out
  * dL/dx of y = conv2d(x, w, stride s, padding p), x of `inputShape`, from
  * dy: per phase (a_h, a_w) a stride-1 conv2d of dy with the taps that reach
  * that phase (channels swapped, in `filters` under `key`), the phases then
- * interleaved into the input's grid. At stride 1 there is one
+ * woven into the input's grid (interleavePhases). At stride 1 there is one
  * phase, the whole filter turned 180°.
  */
 export function convInputGrad(
@@ -70,39 +71,14 @@ export function convInputGrad(
   const [B, H, W] = inputShape as [number, number, number];
   const [, O, Q] = dy.shape;
   const phases: tf.Tensor4D[] = [];
-  let rows = 0;
-  let cols = 0;
   for (let ah = 0; ah < s; ah++) {
     const h = phaseAxis(kh, s, p, H, O, ah);
     for (let aw = 0; aw < s; aw++) {
       const v = phaseAxis(kw, s, p, W, Q, aw);
-      if (ah === 0 && aw === 0) [rows, cols] = [h.length, v.length];
       phases.push(onePhase(dy, w, h, v, filters, `${key}:${ah},${aw}`, [B, h.length, v.length, inC]));
     }
   }
-  if (s === 1) return phases[0]!;
-  // Phase 0 is the longest on each axis: the others pad up to it, and the interleaved grid is cut to H × W.
-  const even = phases.map((t) =>
-    t.shape[1] === rows && t.shape[2] === cols
-      ? t
-      : tf.pad(t, [
-          [0, 0],
-          [0, rows - t.shape[1]!],
-          [0, cols - t.shape[2]!],
-          [0, 0],
-        ]),
-  );
-  // Interleaved by two stacks, columns then rows (tfjs-wasm's Concat copies whole runs; its DepthToSpace, one
-  // float at a time, took 5% of a ResNet-50 step).
-  const band = (ah: number) => tf.reshape(tf.stack(even.slice(ah * s, ah * s + s), 3), [B, rows, s * cols, inC]);
-  const grid = tf.reshape(
-    tf.stack(
-      Array.from({ length: s }, (_, ah) => band(ah)),
-      2,
-    ),
-    [B, s * rows, s * cols, inC],
-  ) as tf.Tensor4D;
-  return s * rows === H && s * cols === W ? grid : tf.slice(grid, [0, 0, 0, 0], [B, H, W, inC]);
+  return s === 1 ? phases[0]! : interleavePhases(phases, s, H, W);
 }
 
 type Axis = ReturnType<typeof phaseAxis>;

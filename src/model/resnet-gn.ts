@@ -9,7 +9,7 @@
 // evaluation, statistics and the tests' autodiff reference.
 import * as tf from '@tensorflow/tfjs-core';
 import { PlainBackbone, type Backbone, type BackboneConfig, type BackboneTape, type GradientLayout, type NormSelection, type ParamLookup } from './backbone';
-import { concatByLayout, groupNorm, groupNormGrad } from '../kernels';
+import { concatByLayout, groupNorm, groupNormGrad, maxPoolGrad } from '../kernels';
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
@@ -384,10 +384,7 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
     }
     if (lowest < 0) {
       const pool = tape.pool!;
-      const dStem = tf
-        .engine()
-        .runKernel('MaxPoolGrad', { dy: dx, input: pool.input, output: pool.output }, { filterSize: 3, strides: 2, pad: 1 }) as tf.Tensor4D;
-      normGrad(dStem, 'bn1', false);
+      normGrad(maxPoolGrad(dx, pool.input, pool.output, { size: 3, stride: 2, pad: 1 }), 'bn1', false);
     }
     return concatByLayout(grads, layout);
   }

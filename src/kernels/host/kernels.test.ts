@@ -12,7 +12,7 @@ import { runKernel } from '../calls';
 import { useSimdKernels } from './glue';
 import { packedBackward, packedForward } from './packed';
 import { normOps } from '../ops/norm';
-import { groupNorm, groupNormGrad } from '..';
+import { groupNorm, groupNormGrad, maxPoolGrad } from '..';
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   assert.deepEqual(a.shape, b.shape);
@@ -329,6 +329,45 @@ for (const [backend, simd] of [
         }
       }
     });
+  });
+
+  test(`${label}: the max pool's gradient matches tfjs-cpu's (batch 2, odd and non-square sizes, padding, windows that overlap or not; a ReLU's tied zeros masked)`, async () => {
+    const cases = [
+      [[2, 14, 14, 5], 3, 2, 1],
+      [[1, 7, 8, 3], 3, 2, 1],
+      [[1, 9, 6, 4], 2, 2, 0],
+      [[2, 5, 5, 2], 3, 1, 1],
+    ] as Array<[number[], number, number, number]>;
+    // Each case's x, dy and dx from tfjs's own gradient, on cpu: tfjs-wasm's MaxPoolGrad is wrong for a batch above 1 and for non-square inputs (the first three cases).
+    const run = (relu: boolean, ours: boolean) =>
+      cases.map(([shape, size, stride, pad]) =>
+        tf.tidy(() => {
+          const raw = rnd(shape, 70 + shape[1]!) as tf.Tensor4D;
+          const x = relu ? (tf.relu(raw) as tf.Tensor4D) : raw;
+          const y = tf.maxPool(x, size, stride, pad);
+          const dy = rnd(y.shape, 71) as tf.Tensor4D;
+          const dx = ours
+            ? maxPoolGrad(dy, x, y, { size, stride, pad })
+            : tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, size, stride, pad), dy)))(x);
+          // Equal values in a window (a ReLU's zeros) may send dy to any of them; what a ReLU's backward then keeps is the same.
+          return (relu ? tf.mul(dx, tf.step(x)) : dx).arraySync();
+        }),
+      );
+    await tf.setBackend('cpu');
+    const want = [false, true].map((relu) => run(relu, false));
+    await setBackend(backend);
+    [false, true].forEach((relu, r) =>
+      run(relu, true).forEach((got, i) => {
+        const [shape, size, stride, pad] = cases[i]!;
+        close(tf.tensor(got), tf.tensor(want[r]![i]!), `${shape.join('×')}, size ${size}, stride ${stride}, pad ${pad}${relu ? ', ReLU' : ''}`, 1e-6);
+      }),
+    );
+    const x = rnd([1, 6, 6, 2], 72) as tf.Tensor4D;
+    const y = tf.maxPool(x, 3, 2, 1);
+    const ids = tf.backend().numDataIds();
+    const dx = maxPoolGrad(y, x, y, { size: 3, stride: 2, pad: 1 });
+    assert.equal(tf.backend().numDataIds(), ids + 1, 'only dx is left');
+    tf.dispose([x, y, dx]);
   });
 
   test(`${label}: every N-th row, matrices side by side, and the finiteness flag`, async () => {

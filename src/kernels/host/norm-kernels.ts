@@ -1,8 +1,13 @@
 // GroupNorm's forward and backward as host kernels: one engine call each
 // where the tfjs ops take about ten and fifteen (ops/norm.ts), which at the
-// shipped ResNet's size is most of their cost. Plain loops over the tensors'
-// memory, float64 sums, NHWC layout (channel fastest).
+// shipped ResNet's size is most of their cost; the max pool's gradient, and
+// the weaving of a strided conv's input gradient from its phases.
+// Plain loops over the tensors' memory, float64 sums, NHWC layout (channel
+// fastest).
 import type { HostKernel } from './glue';
+
+/** The largest stride WildttaInterleave weaves (its inputs p0…p15). */
+export const MAX_STRIDE = 4;
 
 /** x [B, H, W, C] in G groups: its sizes, and the group of each channel. */
 function geometry(shape: number[], groups: number) {
@@ -130,6 +135,72 @@ export const normKernels = {
       }
       dScale!.set(ds);
       dShift!.set(db);
+    },
+  },
+
+  /**
+   * dL/dx of a max pool (size k, stride s, padding p on both axes) from dy
+   * and the pool's input x: each output's dy added at the first largest
+   * input of its window, in row-major order, as tfjs-cpu's MaxPoolGrad does.
+   */
+  WildttaMaxPoolGrad: {
+    inputs: ['dy', 'x'],
+    outputs: ([, x]) => [x!],
+    compute([dy, x], [dx], [dyShape, xShape], { size, stride, pad }) {
+      const [B, O, Q, C] = dyShape as [number, number, number, number];
+      const [, H, W] = xShape as [number, number, number, number];
+      const k = size as number;
+      const s = stride as number;
+      const p = pad as number;
+      dx!.fill(0);
+      for (let b = 0; b < B; b++)
+        for (let o = 0; o < O; o++) {
+          const h0 = Math.max(0, o * s - p);
+          const h1 = Math.min(H, o * s - p + k);
+          for (let q = 0; q < Q; q++) {
+            const w0 = Math.max(0, q * s - p);
+            const w1 = Math.min(W, q * s - p + k);
+            const out = ((b * O + o) * Q + q) * C;
+            for (let c = 0; c < C; c++) {
+              let best = -Infinity;
+              let at = -1;
+              for (let h = h0; h < h1; h++)
+                for (let w = w0; w < w1; w++) {
+                  const i = ((b * H + h) * W + w) * C + c;
+                  if (x![i]! > best || at < 0) {
+                    best = x![i]!;
+                    at = i;
+                  }
+                }
+              if (at >= 0) dx![at]! += dy![out + c]!;
+            }
+          }
+        }
+    },
+  },
+
+  /** Phases p0… [B, ⌈(H − a_h)/s⌉, ⌈(W − a_w)/s⌉, C] (phase a_h·s + a_w) woven into [B, H, W, C] (ops/norm.ts's interleavePhases). */
+  WildttaInterleave: {
+    inputs: Array.from({ length: MAX_STRIDE * MAX_STRIDE }, (_, i) => `p${i}?`),
+    outputs: ([p0], { height, width }) => [[p0![0]!, height as number, width as number, p0![3]!]],
+    compute(phases, [out], shapes, { stride, height, width }) {
+      const s = stride as number;
+      const H = height as number;
+      const W = width as number;
+      const [B, , , C] = shapes[0] as [number, number, number, number];
+      out!.fill(0);
+      for (let ah = 0; ah < s; ah++)
+        for (let aw = 0; aw < s; aw++) {
+          const p = phases[ah * s + aw]!;
+          const [, R, Q] = shapes[ah * s + aw] as [number, number, number, number];
+          for (let b = 0; b < B; b++)
+            for (let t = 0; t < R && s * t + ah < H; t++)
+              for (let u = 0; u < Q && s * u + aw < W; u++) {
+                const from = ((b * R + t) * Q + u) * C;
+                const to = ((b * H + s * t + ah) * W + s * u + aw) * C;
+                for (let c = 0; c < C; c++) out![to + c] = p[from + c]!;
+              }
+        }
     },
   },
 } satisfies Record<string, HostKernel>;

@@ -10,7 +10,8 @@ import { composites } from './composites';
 import { FUSED_LINEAR, HOST_BACKENDS, registerHostKernels } from './glue';
 import { updateKernels } from './update-kernels';
 import { vitKernels } from './vit-kernels';
-import { normKernels } from './norm-kernels';
+import { MAX_STRIDE, normKernels } from './norm-kernels';
+import { normOps } from '../ops/norm';
 import { packedForward } from './packed';
 
 /** Named packed weights for a composite's inputs: those that exist (gemm.wat runs and the shape fits), the others left out. */
@@ -128,6 +129,15 @@ export const hostTable = {
     const [dScale, dShift, dx] = runKernel('WildttaGroupNormGrad', { dy, xhat, inv, scale, ...(y ? { y } : {}) }, { groups, inputGrad });
     return { dScale: dScale as tf.Tensor1D, dShift: dShift as tf.Tensor1D, dx: dx as tf.Tensor4D | undefined };
   },
+
+  // tfjs-wasm's MaxPoolGrad took about 100 µs for the shipped ResNet's 14×14×16 stem: a tenth of its backward.
+  maxPoolGrad: (dy, x, _y, { size, stride, pad }) => one('WildttaMaxPoolGrad', { dy, x }, { size, stride, pad }) as tf.Tensor4D,
+
+  // One copy where the tfjs ops take up to three pads, three stacks and a slice (about 10 kernels a strided conv at the shipped ResNet's size).
+  interleavePhases: (phases, stride, height, width) =>
+    stride > MAX_STRIDE
+      ? normOps.interleavePhases(phases, stride, height, width)
+      : (one('WildttaInterleave', Object.fromEntries(phases.map((p, i) => [`p${i}`, p])), { stride, height, width }) as tf.Tensor4D),
 } satisfies Partial<Kernels>;
 
 /** Registers the host kernels with tfjs and the table with the registry. */

@@ -1,6 +1,7 @@
-// A convolutional network's GroupNorm in tfjs ops: what runs on a backend
-// without its own kernels for it (webgl, webgpu), and the reference the host
-// kernels are tested against.
+// A convolutional network's GroupNorm, its max pool's gradient and the
+// weaving of a strided conv's input gradient in tfjs ops: what runs on a
+// backend without its own kernels for them (webgl, webgpu), and the
+// reference the host kernels are tested against.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Kernels } from '../types';
 
@@ -30,4 +31,32 @@ export const normOps = {
     const dx = tf.mul(projected, tf.reshape(inv, [B, 1, 1, G, 1]));
     return { dScale, dShift, dx: tf.reshape(dx, [B, H, W, C]) as tf.Tensor4D };
   },
-} satisfies Pick<Kernels, 'groupNorm' | 'groupNormGrad'>;
+
+  maxPoolGrad: (dy, x, y, { size, stride, pad }) =>
+    tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, { filterSize: size, strides: stride, pad }) as tf.Tensor4D,
+
+  interleavePhases(phases, s, H, W) {
+    const [B, rows, cols, C] = phases[0]!.shape;
+    // Phase 0 is the longest on each axis: the others pad up to it, and the woven grid is cut to H × W.
+    const even = phases.map((t) =>
+      t.shape[1] === rows && t.shape[2] === cols
+        ? t
+        : tf.pad(t, [
+            [0, 0],
+            [0, rows - t.shape[1]],
+            [0, cols - t.shape[2]],
+            [0, 0],
+          ]),
+    );
+    // Two stacks, columns then rows (tfjs-wasm's Concat copies whole runs; its DepthToSpace, one float at a time, took 5% of a ResNet-50 step).
+    const band = (ah: number) => tf.reshape(tf.stack(even.slice(ah * s, ah * s + s), 3), [B, rows, s * cols, C]);
+    const grid = tf.reshape(
+      tf.stack(
+        Array.from({ length: s }, (_, ah) => band(ah)),
+        2,
+      ),
+      [B, s * rows, s * cols, C],
+    ) as tf.Tensor4D;
+    return s * rows === H && s * cols === W ? grid : tf.slice(grid, [0, 0, 0, 0], [B, H, W, C]);
+  },
+} satisfies Pick<Kernels, 'groupNorm' | 'groupNormGrad' | 'maxPoolGrad' | 'interleavePhases'>;
