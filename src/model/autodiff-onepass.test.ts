@@ -1,15 +1,26 @@
 // The autodiff families' one-pass forward and gradient (Backbone.forwardGradient)
-// against the path it replaces (a forward, then tf.grads re-running it), on
-// the ConvNeXt fixture: the same adapted values step by step for each method
-// that uses it, with SAR's speculated first gradient on and off; and tensors
-// flat over reliable, unreliable and switching steps and resets.
+// against the path it replaces (a forward, then tf.grads re-running it): the
+// same adapted values step by step for each method that uses it, with SAR's
+// speculated first gradient on and off; and tensors flat over reliable,
+// unreliable and switching steps and resets. The shipped families all have
+// written-out backwards, so the family here is the ConvNeXt fixture adapted
+// as an autodiff family would be (tf.grads through its differentiable forward).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadBackbone } from './load';
-import type { Backbone } from './backbone';
+import {
+  autodiffForwardGradient,
+  autodiffGradient,
+  AutodiffTape,
+  type Backbone,
+  type BackboneTape,
+  type GradientLayout,
+  type LossGradient,
+  type ParamLookup,
+} from './backbone';
 import { createAdapter, type AdapterOptions } from '../methods';
 import type { Adapter } from '../methods/adapter';
 import { computeSourceStats } from './source-stats';
@@ -17,8 +28,25 @@ import { float32Margin, ReliableRate } from '../methods/speculate';
 import { softmaxAndEntropy } from '../kernels';
 
 const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'convnext', 'gray28-patch2');
-const load = () =>
-  loadBackbone(new Uint8Array(readFileSync(join(DIR, 'model.safetensors'))), { config: JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) });
+/** The model as an AutodiffBackbone family would adapt it: its forward the differentiable one, its gradients by tf.grads. */
+function viaAutodiff(model: Backbone): Backbone {
+  const run = (x: tf.Tensor4D, n: ParamLookup) => model.summaries(x, n);
+  return Object.assign(Object.create(model) as Backbone, {
+    forward: (x: tf.Tensor4D, n: ParamLookup, save = false) => {
+      const out = run(x, n);
+      return save ? { ...out, tape: new AutodiffTape(x, n) } : out;
+    },
+    forwardGradient: (x: tf.Tensor4D, n: ParamLookup, layout: GradientLayout, loss: LossGradient, withFeatures?: boolean) =>
+      autodiffForwardGradient(run, x, n, layout, loss, withFeatures),
+    gradient: (tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D) =>
+      autodiffGradient(run, tape, dLogits, layout, dFeatures),
+  });
+}
+
+const load = async () =>
+  viaAutodiff(
+    await loadBackbone(new Uint8Array(readFileSync(join(DIR, 'model.safetensors'))), { config: JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) }),
+  );
 
 /** The same model without forwardGradient: every gradient re-runs the forward, as before it existed. */
 function withoutOnePass(model: Backbone): Backbone {

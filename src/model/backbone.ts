@@ -122,6 +122,39 @@ export interface Backbone {
 }
 
 /**
+ * The tape of a family with a saved-activation backward (the ResNet, the
+ * ConvNeXt): the tensors its forward made and the backward reads, which it
+ * owns, and the stem's output, a function of the images alone that a later
+ * forward on the same images may borrow (`sameImages`).
+ */
+export class HeldTape implements BackboneTape {
+  /** The stem's output (the tape's own, or lent by an earlier tape of the same images). */
+  stem?: tf.Tensor4D;
+  private readonly own: tf.Tensor[] = [];
+
+  constructor(readonly batch: number) {}
+
+  /** Makes `t` the tape's: kept with it, disposed with it. */
+  hold<T extends tf.Tensor>(t: T): T {
+    this.own.push(t);
+    return t;
+  }
+
+  /** The stem output an earlier tape of these images lends (its batch the same), if any. */
+  static lends(sameImages: BackboneTape | undefined, batch: number): tf.Tensor4D | undefined {
+    return sameImages instanceof HeldTape && sameImages.batch === batch ? sameImages.stem : undefined;
+  }
+
+  keep(): void {
+    for (const t of this.own) tf.keep(t);
+  }
+
+  dispose(): void {
+    tf.dispose(this.own);
+  }
+}
+
+/**
  * The tape of a family without a hand-written backward: the images and the
  * norm lookup its forward saw, so that `autodiffGradient` can run the
  * forward again under tf.grads (a forward and a backward per gradient;
@@ -324,13 +357,23 @@ export abstract class PlainBackbone<C extends BackboneConfig = BackboneConfig> {
     if (this.disposed) return;
     this.disposed = true;
     this.release();
-    for (const t of this.params.values()) t.dispose();
+    for (const t of [...this.params.values(), ...this.poolScales.values()]) t.dispose();
+    this.poolScales.clear();
     this.params.clear();
     this.variables.clear();
   }
 
   /** Frees the family's own tensors (derived weights); the params are freed by dispose. */
   protected release(): void {}
+
+  private readonly poolScales = new Map<number, tf.Scalar>();
+
+  /** 1/n as a kept scalar (an average pool's backward over n positions): a number given to tf.mul would be an upload on a GPU every backward. */
+  protected poolScale(n: number): tf.Scalar {
+    let s = this.poolScales.get(n);
+    if (s === undefined) this.poolScales.set(n, (s = tf.keep(tf.scalar(1 / n))));
+    return s;
+  }
 
   protected checked(): this {
     if (this.disposed) throw new Error(`${this.family} model used after dispose()`);

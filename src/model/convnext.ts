@@ -8,11 +8,23 @@
 // head.fc. timm's conv_mlp variant (convnext_atto … _nano: the MLP as 1×1
 // convolutions after a LayerNorm2d) computes the same sums and is read too,
 // its [4C, C, 1, 1] weights as [4C, C]. A CNN whose every norm is a LayerNorm: batch-agnostic like the ViT
-// and the GroupNorm ResNet. The forward is plain tfjs ops and customGrad ops
-// (convnext-ops.ts); methods adapt it through tf.grads (backbone.ts's
-// AutodiffBackbone). ConvNeXt-V2 (GRN, no layer scale) is not implemented.
+// and the GroupNorm ResNet. Adaptation runs its forward on the kernels,
+// keeping what a written-out backward reads (`ConvNeXt.gradient`); the same
+// network on differentiable ops (convnext-ops.ts) serves evaluation,
+// statistics and the tests' autodiff reference. ConvNeXt-V2 (GRN, no layer
+// scale) is not implemented.
 import * as tf from '@tensorflow/tfjs-core';
-import { AutodiffBackbone, type BackboneConfig, type NormSelection, type ParamLookup } from './backbone';
+import {
+  HeldTape,
+  PlainBackbone,
+  type Backbone,
+  type BackboneConfig,
+  type BackboneTape,
+  type GradientLayout,
+  type NormSelection,
+  type ParamLookup,
+} from './backbone';
+import { concatByLayout, geluGrad, layerNorm, layerNormGrad } from '../kernels';
 import { defineFamily } from './family';
 import {
   classNamesOf,
@@ -29,7 +41,7 @@ import {
 import { showValue } from './errors';
 import type { DecodedTensor } from './safetensors';
 import { convNoFilterGrad } from './resnet-ops';
-import { DerivedFilters } from './conv-grad';
+import { convInputGrad, DerivedFilters } from './conv-grad';
 import { depthwiseNoFilterGrad, geluExact, layerNormOp, linearNoWeightGrad, type LayerNormFn } from './convnext-ops';
 
 export interface ConvNeXtConfig extends BackboneConfig {
@@ -173,7 +185,21 @@ function checkConvNeXtTensors(config: ConvNeXtConfig, tensors: ReadonlyMap<strin
 }
 
 /** A loaded ConvNeXt: convolutions, Linear layers and layer scales constant, the LayerNorm scale/shift tf.Variables. */
-export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
+/** One piece of the backward: dy at its output to dy at its input (none when `needInput` is false), recording its norms' gradients. */
+type BackStep = (dy: tf.Tensor, needInput: boolean, record: (name: string, dScale: tf.Tensor, dShift: tf.Tensor) => void) => tf.Tensor | undefined;
+
+/** What ConvNeXt.forward keeps: its pieces' backward steps in forward order, each with the norms it holds. */
+export class ConvNeXtTape extends HeldTape {
+  readonly steps: Array<{ norms: string[]; back: BackStep }> = [];
+}
+
+/**
+ * A loaded ConvNeXt: convolutions and linears constant, the LayerNorms'
+ * scale/shift tf.Variables. Adaptation runs a forward that keeps each
+ * LayerNorm's statistics and each GELU's input, and a backward written
+ * out from the logits down to the lowest adapted norm: no tf.grads tape.
+ */
+export class ConvNeXt extends PlainBackbone<ConvNeXtConfig> implements Backbone {
   readonly family = 'convnext';
   readonly headWeightName = 'head.fc.weight';
   readonly featureWidth: number;
@@ -243,6 +269,114 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     return this.config.depths.flatMap((n, s) => Array<number>(n).fill(this.config.dims[s]!));
   }
 
+  /**
+   * The adaptation's forward: LayerNorms on the kernels, and with `save` the
+   * backward's steps on the tape. `sameImages`: a tape of these very images,
+   * whose stem conv output it reuses.
+   */
+  forward(
+    images: tf.Tensor4D,
+    norm: ParamLookup,
+    save = false,
+    sameImages?: BackboneTape,
+  ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
+    this.checked();
+    const p = this.param;
+    const eps = this.config.normEps;
+    const [B] = images.shape;
+    const tape = save ? new ConvNeXtTape(B) : undefined;
+    const keep = <T extends tf.Tensor>(t: T): T => (tape ? tape.hold(t) : t);
+    /** LayerNorm `name` over x's last axis: its output, and dy (same shape) to its input's. */
+    const ln = <T extends tf.Tensor>(x: T, name: string) => {
+      const D = x.shape[x.rank - 1]!;
+      const { y, saved } = layerNorm(tf.reshape(x, [-1, D]) as tf.Tensor2D, norm(`${name}.weight`), norm(`${name}.bias`), eps, tape !== undefined);
+      if (saved) for (const t of saved.kind === 'stats' ? [saved.x, saved.stats] : [saved.xhat, saved.rstd]) keep(t);
+      const back: BackStep = (dy, needInput, record) => {
+        const g = layerNormGrad(tf.reshape(dy, [-1, D]) as tf.Tensor2D, saved!, needInput);
+        record(name, g.dGamma, g.dBeta);
+        return g.dx && tf.reshape(g.dx, x.shape);
+      };
+      return { y: tf.reshape(y, x.shape) as T, back };
+    };
+    const step = (norms: string[], back: BackStep) => tape?.steps.push({ norms: norms.flatMap((n) => [`${n}.weight`, `${n}.bias`]), back });
+    const linear = (x: tf.Tensor2D, name: string) => tf.add(tf.matMul(x, this.linearsT.get(`${name}.weight`)!), p(`${name}.bias`)) as tf.Tensor2D;
+
+    const lent = HeldTape.lends(sameImages, B);
+    let x = lent ?? (tf.add(tf.conv2d(this.normalize(images), this.filters.get('stem.0.weight')!, this.config.patch, 0), p('stem.0.bias')) as tf.Tensor4D);
+    if (tape) tape.stem = lent ?? keep(x);
+    const stem = ln(x, 'stem.1');
+    step(['stem.1'], stem.back);
+    x = stem.y;
+    this.config.depths.forEach((n, s) => {
+      if (s > 0) {
+        const name = `stages.${s}.downsample`;
+        const normed = ln(x, `${name}.0`);
+        const shape = normed.y.shape;
+        x = tf.add(tf.conv2d(normed.y, this.filters.get(`${name}.1.weight`)!, 2, 0), p(`${name}.1.bias`)) as tf.Tensor4D;
+        step([`${name}.0`], (dy, needInput, record) =>
+          normed.back(
+            convInputGrad(dy as tf.Tensor4D, this.filters.get(`${name}.1.weight`)!, shape, 2, 0, this.derived, `${name}.1.weight`),
+            needInput,
+            record,
+          ),
+        );
+      }
+      const k = this.config.kernels[s]!;
+      for (let i = 0; i < n; i++) {
+        const b = `stages.${s}.blocks.${i}`;
+        const shape = x.shape;
+        const [, H, W, C] = shape;
+        const filter = this.filters.get(`${b}.conv_dw.weight`)!;
+        const dw = tf.add(tf.depthwiseConv2d(x, filter, 1, (k - 1) / 2), p(`${b}.conv_dw.bias`)) as tf.Tensor4D;
+        const normed = ln(tf.reshape(dw, [B * H * W, C]) as tf.Tensor2D, `${b}.norm`);
+        const a = keep(linear(normed.y, `${b}.mlp.fc1`));
+        // PyTorch's exact GELU a·Φ(a), Φ(a) = ½(1 + erf(a/√2)), kept for geluGrad.
+        const cdf = keep(tf.mul(tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1), 0.5) as tf.Tensor2D);
+        const gamma = p(`${b}.gamma`);
+        const branch = tf.mul(linear(tf.mul(a, cdf) as tf.Tensor2D, `${b}.mlp.fc2`), gamma);
+        x = tf.add(x, tf.reshape(branch, shape)) as tf.Tensor4D;
+        step([`${b}.norm`], (dy, needInput, record) => {
+          const dBranch = tf.mul(tf.reshape(dy, [B * H * W, C]), gamma) as tf.Tensor2D;
+          const dA = geluGrad(tf.matMul(dBranch, this.linears.get(`${b}.mlp.fc2.weight`)!), a, cdf);
+          const dDw = normed.back(tf.matMul(dA, this.linears.get(`${b}.mlp.fc1.weight`)!), needInput, record);
+          if (!dDw) return undefined;
+          const flipped = this.derived.get(`${b}.conv_dw.weight:reversed`, () => tf.reverse(filter, [0, 1]));
+          return tf.add(dy, tf.depthwiseConv2d(tf.reshape(dDw, shape) as tf.Tensor4D, flipped, 1, k - 1 - (k - 1) / 2));
+        });
+      }
+    });
+    const [, H, W, D] = x.shape;
+    step([], (dy) => tf.broadcastTo(tf.reshape(tf.mul(dy, this.poolScale(H * W)), [B, 1, 1, D]), [B, H, W, D]));
+    const head = ln(tf.mean(x, [1, 2]) as tf.Tensor2D, 'head.norm');
+    step(['head.norm'], head.back);
+    const features = head.y;
+    const logits = tf.add(tf.matMul(features, p('head.fc.weight'), false, true), p('head.fc.bias')) as tf.Tensor2D;
+    return tape ? { logits, features, tape } : { logits, features };
+  }
+
+  /**
+   * dLoss/d(adapted norms) laid out as `layout`, from dLoss/dlogits (and
+   * dLoss/dfeatures) of the forward that made `tape`: the head, then the
+   * tape's steps from the top down to the lowest one with an adapted norm.
+   * Inside tf.tidy.
+   */
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    if (!(tape instanceof ConvNeXtTape)) throw new TypeError('ConvNeXt.gradient needs the tape of ConvNeXt.forward');
+    this.checked();
+    if (layout.names.length === 0) return tf.zeros([0]);
+    const wanted = new Set(layout.names);
+    const lowest = tape.steps.findIndex((s) => s.norms.some((n) => wanted.has(n)));
+    const grads = new Map<string, tf.Tensor>();
+    const record = (name: string, dScale: tf.Tensor, dShift: tf.Tensor) => {
+      if (wanted.has(`${name}.weight`)) grads.set(`${name}.weight`, dScale);
+      if (wanted.has(`${name}.bias`)) grads.set(`${name}.bias`, dShift);
+    };
+    let dy: tf.Tensor | undefined = tf.matMul(dLogits, this.param('head.fc.weight'));
+    if (dFeatures) dy = tf.add(dy, dFeatures);
+    for (let i = tape.steps.length - 1; i >= lowest && dy; i--) dy = tape.steps[i]!.back(dy, i > lowest, record);
+    return concatByLayout(grads, layout);
+  }
+
   /** Each block's output, average-pooled, is its summary; the features are the pooled map after head.norm, what head.fc reads. */
   protected run(images: tf.Tensor4D, norm: ParamLookup, afterBlock?: (summary: tf.Tensor2D) => void): { logits: tf.Tensor2D; features: tf.Tensor2D } {
     const p = this.param;
@@ -257,8 +391,7 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
       if (w) return linearNoWeightGrad(x, w, this.linearsT.get(`${name}.weight`)!, p(`${name}.bias`));
       return tf.add(tf.matMul(x, p(`${name}.weight`), false, true), p(`${name}.bias`)) as tf.Tensor2D;
     };
-    let x = tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
-    x = ln(conv(x, 'stem.0', this.config.patch), 'stem.1', this.stemNorm);
+    let x = ln(conv(this.normalize(images), 'stem.0', this.config.patch), 'stem.1', this.stemNorm);
     this.config.depths.forEach((n, s) => {
       if (s > 0) x = conv(ln(x, `stages.${s}.downsample.0`), `stages.${s}.downsample.1`, 2);
       const k = this.config.kernels[s]!;
@@ -276,6 +409,10 @@ export class ConvNeXt extends AutodiffBackbone<ConvNeXtConfig> {
     });
     const features = ln(tf.mean(x, [1, 2]) as tf.Tensor2D, 'head.norm');
     return { logits: linear(features, 'head.fc'), features };
+  }
+
+  private normalize(images: tf.Tensor4D): tf.Tensor4D {
+    return tf.div(tf.sub(images, this.inputMean), this.inputStd) as tf.Tensor4D;
   }
 
   protected override release(): void {

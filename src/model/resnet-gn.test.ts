@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { backboneFromTensors, loadBackbone } from './load';
-import { autodiffGradient, AutodiffTape, type ParamLookup } from './backbone';
 import { ResNetGN } from './resnet-gn';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../kernels';
@@ -19,7 +18,7 @@ import { assertAdaptsOnSixFrames, everySampleOptions } from '../methods/testing'
 import { computeSourceStats, readSourceStats } from './source-stats';
 import { grayAccuracy } from './evaluate';
 import { loadFashionMnist } from '../../tools/fmnist-node';
-import { assertLogitsLeaveOnlyResult, fixtureReader, inputTensor, maxAbs, maxDiff, tensorVariants } from './testing';
+import { assertBackwardIsAutodiff, assertLogitsLeaveOnlyResult, fixtureReader, inputTensor, maxAbs, maxDiff, tensorVariants } from './testing';
 
 const DIR = join(import.meta.dirname, '..', '..', 'e2e', 'fixtures', 'resnet-gn');
 const FIXTURES = ['basic-gray28', 'bottleneck-rgb32'];
@@ -66,53 +65,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
 for (const name of FIXTURES) {
   test(`${name}: the hand-written backward is tf.grads through the differentiable forward, for every selection, with dFeatures, and with the stem lent by another tape`, async () => {
     await tf.setBackend('cpu');
-    const f = fixture(name);
-    const model = (await loadBackbone(f.model, { config: f.config })) as ResNetGN;
-    const x = inputTensor(f.expected);
-    const [B] = x.shape;
-    try {
-      // The filters the backward derives and keeps for the model's lifetime (conv-grad.ts), made before counting.
-      const all = new FlatLayout(model.variables);
-      tf.tidy(() => model.gradient(model.forward(x, model.param, true).tape!, tf.ones([B, model.config.numClasses]), all));
-      const before = tf.memory().numTensors;
-      // Norm values away from the model's own (as SAM's θ + ε are), so that a scale or shift mix-up shows.
-      const moved = new Map([...model.variables].map(([n, v]) => [n, tf.tidy(() => tf.add(v, tf.randomUniform(v.shape, -0.3, 0.3, 'float32', n.length)))]));
-      const at: ParamLookup = (n) => moved.get(n) ?? model.param(n);
-      const dLogits = tf.randomNormal([B, model.config.numClasses], 0, 1, 'float32', 5) as tf.Tensor2D;
-      const dFeatures = tf.randomNormal([B, model.featureWidth], 0, 0.1, 'float32', 6) as tf.Tensor2D;
-      for (let skip = 0; skip <= model.normUnits; skip++) {
-        const names = model.selectNorms({ skipLastBlocks: skip });
-        const layout = new FlatLayout(new Map(names.map((n) => [n, model.variables.get(n)!])));
-        for (const withFeatures of [false, true]) {
-          const [ours, reference, lentLogits, ownLogits, lentGrad] = tf.tidy(() => {
-            const first = model.forward(x, model.param, true);
-            const second = model.forward(x, at, true, first.tape);
-            const alone = model.forward(x, at, true);
-            const extra = withFeatures ? dFeatures : undefined;
-            return [
-              model.gradient(alone.tape!, dLogits, layout, extra),
-              autodiffGradient((im, n) => model.summaries(im, n), new AutodiffTape(x, at), dLogits, layout, extra),
-              second.logits,
-              alone.logits,
-              model.gradient(second.tape!, dLogits, layout, extra),
-            ];
-          });
-          const [o, r, ll, ol, lg] = await Promise.all([ours, reference, lentLogits, ownLogits, lentGrad].map((t) => t.data()));
-          tf.dispose([ours, reference, lentLogits, ownLogits, lentGrad]);
-          const what = `skipLastBlocks ${skip}${withFeatures ? ', dFeatures' : ''}`;
-          assert.equal(o!.length, layout.total, what);
-          const err = maxDiff(o!, r!);
-          assert.ok(err <= 1e-4 * Math.max(1e-2, maxAbs(r!)), `${what}: off autodiff by ${err} (largest ${maxAbs(r!)})`);
-          assert.deepEqual(ll, ol, `${what}: a lent stem changed the logits`);
-          assert.deepEqual(lg, o, `${what}: a lent stem changed the gradient`);
-        }
-      }
-      tf.dispose([...moved.values(), dLogits, dFeatures]);
-      assert.equal(tf.memory().numTensors, before, 'tensors left by the forwards, tapes and gradients');
-    } finally {
-      x.dispose();
-      model.dispose();
-    }
+    await assertBackwardIsAutodiff(fixture(name));
   });
 }
 

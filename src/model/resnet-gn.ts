@@ -8,7 +8,16 @@
 // hand-written backward reads, and on differentiable ops (resnet-ops.ts) for
 // evaluation, statistics and the tests' autodiff reference.
 import * as tf from '@tensorflow/tfjs-core';
-import { PlainBackbone, type Backbone, type BackboneConfig, type BackboneTape, type GradientLayout, type NormSelection, type ParamLookup } from './backbone';
+import {
+  HeldTape,
+  PlainBackbone,
+  type Backbone,
+  type BackboneConfig,
+  type BackboneTape,
+  type GradientLayout,
+  type NormSelection,
+  type ParamLookup,
+} from './backbone';
 import { concatByLayout, groupNorm, groupNormGrad, maxPoolGrad } from '../kernels';
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
@@ -158,31 +167,12 @@ interface SavedNorm {
 }
 
 /** What ResNetGN.forward keeps for its backward (`ResNetGN.gradient`). */
-export class ResNetTape implements BackboneTape {
+export class ResNetTape extends HeldTape {
   readonly norms = new Map<string, SavedNorm>();
   /** Each block's output. */
   readonly outs: tf.Tensor4D[] = [];
-  /** The stem conv's output: a function of the images alone, which a later forward on the same images reuses. */
-  stem?: tf.Tensor4D;
   /** The max pool's input and output (what its gradient reads). */
   pool?: { input: tf.Tensor4D; output: tf.Tensor4D };
-  /** The tensors this tape made (not the scales, nor a stem lent by another tape). */
-  private readonly own: tf.Tensor[] = [];
-
-  constructor(readonly batch: number) {}
-
-  hold<T extends tf.Tensor>(t: T): T {
-    this.own.push(t);
-    return t;
-  }
-
-  keep(): void {
-    for (const t of this.own) tf.keep(t);
-  }
-
-  dispose(): void {
-    tf.dispose(this.own);
-  }
 }
 
 /** The forward's three pieces: the walk (`ResNetGN.walk`) is written once over them. */
@@ -220,8 +210,6 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
   /** The stem's: its input is the image's, never a function of an adapted norm, so its backward stops at the scale/shift. */
   private readonly stemNormRelu: GroupNormFn;
   private readonly eps: tf.Scalar;
-  /** 1/(H·W) of the average pool's input, by H·W: a number given to tf.mul would be an upload on a GPU every backward. */
-  private readonly poolScales = new Map<number, tf.Scalar>();
 
   constructor(config: ResNetGnConfig, tensors: ReadonlyMap<string, DecodedTensor>) {
     const expected = checkResNetTensors(config, tensors);
@@ -282,7 +270,7 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
   ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
     this.checked();
     const tape = save ? new ResNetTape(images.shape[0]) : undefined;
-    const lent = sameImages instanceof ResNetTape && sameImages.batch === images.shape[0] ? sameImages.stem : undefined;
+    const lent = HeldTape.lends(sameImages, images.shape[0]);
     const attrs = (relu: boolean) => ({ groups: this.config.groups, eps: this.config.normEps, epsTensor: this.eps, relu });
     const ops: ResNetOps = {
       conv: (x, name, stride, pad) => {
@@ -430,16 +418,9 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
     return { logits, features };
   }
 
-  private poolScale(n: number): tf.Scalar {
-    let s = this.poolScales.get(n);
-    if (s === undefined) this.poolScales.set(n, (s = tf.keep(tf.scalar(1 / n))));
-    return s;
-  }
-
   protected override release(): void {
-    for (const t of [...this.filters.values(), ...this.poolScales.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
+    for (const t of [...this.filters.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
     this.filters.clear();
-    this.poolScales.clear();
     this.derived.dispose();
   }
 }

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensors, writeSafetensors, type DecodedTensor } from './safetensors';
 import { backboneFromTensors, loadBackbone } from './load';
 import { ModelFormatError } from './errors';
+import { autodiffGradient, AutodiffTape, type Backbone, type GradientLayout, type ParamLookup } from './backbone';
 
 export interface PyTorchFixture {
   model: Uint8Array;
@@ -71,6 +72,75 @@ export async function assertLogitsLeaveOnlyResult(f: PyTorchFixture): Promise<vo
     const logits = model.logits(x);
     assert.equal(tf.memory().numTensors, before + 1, 'the forward left intermediates behind');
     logits.dispose();
+  } finally {
+    x.dispose();
+    model.dispose();
+  }
+}
+
+/** `names` of `model`'s norms laid end to end (what the methods' FlatLayout gives). */
+function layoutOf(model: Backbone, names: string[]): GradientLayout {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const n of names) {
+    offsets.push(total);
+    total += model.variables.get(n)!.size;
+  }
+  return { names, offsets, total };
+}
+
+/**
+ * A family's written-out backward (`gradient` of a saving `forward`) against
+ * tf.grads through its differentiable forward (`summaries`), at norm values
+ * moved off the model's own (as SAM's θ + ε are): for every skipLastBlocks
+ * and with and without the final norm, with and without dFeatures; and a
+ * forward lent the stem by an earlier tape of the same images giving the
+ * same logits and gradient. Tensors flat once the backward's derived filters exist.
+ */
+export async function assertBackwardIsAutodiff(f: PyTorchFixture): Promise<void> {
+  const model = (await loadBackbone(f.model, { config: f.config })) as Backbone;
+  const x = inputTensor(f.expected);
+  const [B] = x.shape;
+  try {
+    const all = layoutOf(model, [...model.variables.keys()]);
+    tf.tidy(() => model.gradient(model.forward(x, model.param, true).tape!, tf.ones([B, model.config.numClasses]), all));
+    const before = tf.memory().numTensors;
+    const moved = new Map([...model.variables].map(([n, v]) => [n, tf.tidy(() => tf.add(v, tf.randomUniform(v.shape, -0.3, 0.3, 'float32', n.length)))]));
+    const at: ParamLookup = (n) => moved.get(n) ?? model.param(n);
+    const dLogits = tf.randomNormal([B, model.config.numClasses], 0, 1, 'float32', 5) as tf.Tensor2D;
+    const dFeatures = tf.randomNormal([B, model.featureWidth], 0, 0.1, 'float32', 6) as tf.Tensor2D;
+    const selections = new Set<string>();
+    for (let skip = 0; skip <= model.normUnits; skip++)
+      for (const includeFinalNorm of [false, true]) selections.add(JSON.stringify(model.selectNorms({ skipLastBlocks: skip, includeFinalNorm })));
+    for (const selection of selections) {
+      const names = JSON.parse(selection) as string[];
+      const layout = layoutOf(model, names);
+      for (const withFeatures of [false, true]) {
+        const outs = tf.tidy(() => {
+          const first = model.forward(x, model.param, true);
+          const second = model.forward(x, at, true, first.tape);
+          const alone = model.forward(x, at, true);
+          const extra = withFeatures ? dFeatures : undefined;
+          return [
+            model.gradient(alone.tape!, dLogits, layout, extra),
+            autodiffGradient((im, n) => model.summaries(im, n), new AutodiffTape(x, at), dLogits, layout, extra),
+            second.logits,
+            alone.logits,
+            model.gradient(second.tape!, dLogits, layout, extra),
+          ];
+        });
+        const [ours, reference, lentLogits, ownLogits, lentGrad] = await Promise.all(outs.map((t) => t.data()));
+        tf.dispose(outs);
+        const what = `${names.length} norms (${names[0] ?? 'none'} …)${withFeatures ? ', dFeatures' : ''}`;
+        assert.equal(ours!.length, layout.total, what);
+        const err = maxDiff(ours!, reference!);
+        assert.ok(err <= 1e-4 * Math.max(1e-2, maxAbs(reference!)), `${what}: off autodiff by ${err} (largest ${maxAbs(reference!)})`);
+        assert.deepEqual(lentLogits, ownLogits, `${what}: a lent stem changed the logits`);
+        assert.deepEqual(lentGrad, ours, `${what}: a lent stem changed the gradient`);
+      }
+    }
+    tf.dispose([...moved.values(), dLogits, dFeatures]);
+    assert.equal(tf.memory().numTensors, before, 'tensors left by the forwards, tapes and gradients');
   } finally {
     x.dispose();
     model.dispose();
