@@ -1,5 +1,5 @@
-// Where a reliable SAR step's time goes for a family adapted through autodiff
-// (the shipped GroupNorm ResNet by default), in Node on tfjs-wasm: median wall
+// Where a reliable SAR step's time goes for a convolutional family (the shipped
+// GroupNorm ResNet by default; the ConvNeXt too), in Node on tfjs-wasm: median wall
 // time of an inference (the no-adapt step), a reliable SAR step (every sample
 // passes E0), an unreliable one after a run of unreliable frames, and the
 // first unreliable frame after a reliable run (the step that pays for a

@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
 /**
  * Rounds per model (after one warm-up round), sized so that `--sizes ti,s,b`
  * with both ResNets takes about 15 minutes on the 2-core build machine: a
- * ViT-B/16 round is several seconds, a ResNet-50-GN one (autodiff) longer.
+ * ViT-B/16 round is several seconds, a ResNet-50-GN one longer.
  * The 28 px models' rounds take milliseconds, near the page timer's 0.1 ms
  * and within reach of any other job's hiccup: with 20 rounds their ratios
  * moved by whole units from run to run, so they get 200 (a few seconds).

@@ -309,7 +309,7 @@ async function stepTable(): Promise<void> {
     if (name === lastWasm) timeTorch();
   }
   const frames = args['no-frame'] ? [] : await frameRows();
-  // The other families (issues 17, 26): the shipped GroupNorm ResNet and ConvNeXt, adapted through autodiff, on wasm.
+  // The other families (issues 17, 26): the shipped GroupNorm ResNet and ConvNeXt, on wasm.
   const autodiffRows: Array<BackboneStepCost & { label: string }> = [];
   for (const m of [
     { label: 'GroupNorm ResNet', folder: 'fmnist-resnet-gn' },
@@ -433,13 +433,13 @@ ${
   autodiffRows.length > 0
     ? `### Other families: GroupNorm ResNet (issue 17) and ConvNeXt (issue 26)
 
-The shipped Fashion-MNIST ResNet (\`public/models/fmnist-resnet-gn/\`, timm's resnet layout: a 7×7 stem of 16 channels, four stages of one basic block with 16, 32, 64 and 128 channels, GroupNorm with 8 groups, 28×28 gray input, 10 classes, 309,178 parameters; the stem's and layer1-3's GroupNorms adapted, layer4 skipped as SAR's reference skips it) and ConvNeXt (\`public/models/fmnist-convnext/\`, timm's convnext layout: a 2×2 patch stem, four stages of one block with 16, 32, 64 and 128 channels, 7×7 depthwise convolutions, every norm a LayerNorm; the stem's and the first three stages' LayerNorms adapted, the last stage and head.norm skipped), through autodiff (\`tf.grads\`: no hand-written backward), in the same rounds as above (median of ${args.iterations} rounds of one inference and one reliable step, each until its update is read):
+The shipped Fashion-MNIST ResNet (\`public/models/fmnist-resnet-gn/\`, timm's resnet layout: a 7×7 stem of 16 channels, four stages of one basic block with 16, 32, 64 and 128 channels, GroupNorm with 8 groups, 28×28 gray input, 10 classes, 309,178 parameters; the stem's and layer1-3's GroupNorms adapted, layer4 skipped as SAR's reference skips it) and ConvNeXt (\`public/models/fmnist-convnext/\`, timm's convnext layout: a 2×2 patch stem, four stages of one block with 16, 32, 64 and 128 channels, 7×7 depthwise convolutions, every norm a LayerNorm; the stem's and the first three stages' LayerNorms adapted, the last stage and head.norm skipped), through their written-out backwards (no \`tf.grads\` tape), in the same rounds as above (median of ${args.iterations} rounds of one inference and one reliable step, each until its update is read):
 
 | model | family | backend | norm tensors adapted | inference (ms) | SAR step, reliable (ms) | × inference | tensors before → after |
 |---|---|---|---|---|---|---|---|
 ${autodiffRows.map((r) => `| ${r.label} | ${r.family} | ${r.backend} | ${r.adapted} | ${f2(r.inferenceMs)} | ${f2(r.sarReliableMs)} | ${f2(r.reliableRatio)}× | ${r.memory.tensorsBefore} → ${r.memory.tensorsAfter} |`).join('\n')}
 
-Autodiff runs the forward again under \`tf.grads\` for each gradient (twice in a SAR step): the ratio is what a family pays before it has a fast path of its own.
+Each forward keeps what its backward reads, so a SAR step is two forwards and two backwards with no forward run again; at this size the cost per op, not the arithmetic, sets the ratio.
 `
     : ''
 }

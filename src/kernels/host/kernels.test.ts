@@ -338,7 +338,7 @@ for (const [backend, simd] of [
       [[1, 9, 6, 4], 2, 2, 0],
       [[2, 5, 5, 2], 3, 1, 1],
     ] as Array<[number[], number, number, number]>;
-    // Each case's x, dy and dx from tfjs's own gradient, on cpu: tfjs-wasm's MaxPoolGrad is wrong for a batch above 1 and for non-square inputs (the first three cases).
+    // Each case's x, dy and dx from tfjs's own gradient, on cpu: tfjs-wasm's MaxPoolGrad is wrong for some shapes (the first three cases: a batch of 2, non-square inputs).
     const run = (relu: boolean, ours: boolean) =>
       cases.map(([shape, size, stride, pad]) =>
         tf.tidy(() => {

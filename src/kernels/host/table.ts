@@ -130,7 +130,7 @@ export const hostTable = {
     return { dScale: dScale as tf.Tensor1D, dShift: dShift as tf.Tensor1D, dx: dx as tf.Tensor4D | undefined };
   },
 
-  // tfjs-wasm's MaxPoolGrad took about 100 µs for the shipped ResNet's 14×14×16 stem: a tenth of its backward.
+  // tfjs-wasm's MaxPoolGrad took about 100 µs for the shipped ResNet's 14×14×16 stem, and is wrong for some shapes (a batch of 2, non-square inputs).
   maxPoolGrad: (dy, x, _y, { size, stride, pad }) => one('WildttaMaxPoolGrad', { dy, x }, { size, stride, pad }) as tf.Tensor4D,
 
   // One copy where the tfjs ops take up to three pads, three stacks and a slice (about 10 kernels a strided conv at the shipped ResNet's size).
