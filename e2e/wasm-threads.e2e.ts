@@ -51,7 +51,7 @@ test("isolated page, 2 threads: gemm.wat's products run on the caller's thread a
     const r = (await page.evaluate(`import('/e2e/wasm-threads-page.ts').then((m) => m.probeThreadedGemm())`)) as ThreadedGemmProbe;
     assert.equal(r.threadsLater, 2, `gemm.wat runs on ${r.threadsLater} thread(s) ${Math.round(r.msToStart)} ms after the backend started`);
     const [even, odd, small] = r.cases;
-    // The threads claim chunks of columns as they come: the worker computed some of them, not all.
+    // The threads claim chunks of columns as they come: the worker computed some of them, not all (in one of up to 5 tries).
     for (const [c, N] of [
       [even!, 1152],
       [odd!, 1160],
