@@ -154,6 +154,18 @@ export class HeldTape implements BackboneTape {
   }
 }
 
+/** One piece of a written-out backward: dy at its output to dy at its input (none when `needInput` is false), recording its norms' gradients. */
+export type BackStep = (dy: tf.Tensor, needInput: boolean, record: (norm: string, dScale: tf.Tensor, dShift: tf.Tensor) => void) => tf.Tensor | undefined;
+
+/** The tape of a SteppedBackbone: its forward's pieces' backward steps in forward order, each with the norms (timm prefixes) it holds. */
+export class SteppedTape extends HeldTape {
+  readonly steps: Array<{ norms: string[]; back: BackStep }> = [];
+
+  step(norms: string[], back: BackStep): void {
+    this.steps.push({ norms: norms.flatMap((n) => [`${n}.weight`, `${n}.bias`]), back });
+  }
+}
+
 /**
  * The tape of a family without a hand-written backward: the images and the
  * norm lookup its forward saw, so that `autodiffGradient` can run the
@@ -378,6 +390,49 @@ export abstract class PlainBackbone<C extends BackboneConfig = BackboneConfig> {
   protected checked(): this {
     if (this.disposed) throw new Error(`${this.family} model used after dispose()`);
     return this;
+  }
+}
+
+/**
+ * A family with a written-out backward (the ResNet, the ConvNeXt): its
+ * adaptation forward records each piece's backward step on a SteppedTape,
+ * and the gradient runs them from the head (whose weight is
+ * `headWeightName`, [classes, featureWidth]) down to the lowest step that
+ * holds an adapted norm.
+ */
+export abstract class SteppedBackbone<C extends BackboneConfig = BackboneConfig> extends PlainBackbone<C> implements Backbone {
+  abstract forward(
+    images: tf.Tensor4D,
+    norm: ParamLookup,
+    save?: boolean,
+    sameImages?: BackboneTape,
+  ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape };
+
+  /** dLoss/d(adapted norms) laid out as `layout`, from dLoss/dlogits (and dLoss/dfeatures) of the forward that made `tape`. Inside tf.tidy. */
+  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    if (!(tape instanceof SteppedTape)) throw new TypeError(`${this.family}: gradient needs the tape of its own forward`);
+    this.checked();
+    if (layout.names.length === 0) return tf.zeros([0]);
+    const wanted = new Set(layout.names);
+    const lowest = tape.steps.findIndex((s) => s.norms.some((n) => wanted.has(n)));
+    const grads = new Map<string, tf.Tensor>();
+    const record = (norm: string, dScale: tf.Tensor, dShift: tf.Tensor) => {
+      if (wanted.has(`${norm}.weight`)) grads.set(`${norm}.weight`, dScale);
+      if (wanted.has(`${norm}.bias`)) grads.set(`${norm}.bias`, dShift);
+    };
+    let dy: tf.Tensor | undefined = tf.matMul(dLogits, this.param(this.headWeightName));
+    if (dFeatures) dy = tf.add(dy, dFeatures);
+    for (let i = tape.steps.length - 1; i >= lowest && dy; i--) dy = tape.steps[i]!.back(dy, i > lowest, record);
+    return concatByLayout(grads, layout);
+  }
+
+  /** The backward of the average pool over x [B, H, W, D]'s positions: dy [B, D] spread evenly over them. */
+  protected meanPoolBack(shape: readonly number[]): BackStep {
+    const [B, H, W, D] = shape as [number, number, number, number];
+    return (dy) => {
+      const spread = tf.reshape(H * W === 1 ? dy : tf.mul(dy, this.poolScale(H * W)), [B, 1, 1, D]);
+      return H * W === 1 ? spread : tf.broadcastTo(spread, [B, H, W, D]);
+    };
   }
 }
 

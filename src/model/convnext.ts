@@ -9,22 +9,22 @@
 // convolutions after a LayerNorm2d) computes the same sums and is read too,
 // its [4C, C, 1, 1] weights as [4C, C]. A CNN whose every norm is a LayerNorm: batch-agnostic like the ViT
 // and the GroupNorm ResNet. Adaptation runs its forward on the kernels,
-// keeping what a written-out backward reads (`ConvNeXt.gradient`); the same
+// recording its written-out backward (backbone.ts's SteppedBackbone); the same
 // network on differentiable ops (convnext-ops.ts) serves evaluation,
 // statistics and the tests' autodiff reference. ConvNeXt-V2 (GRN, no layer
 // scale) is not implemented.
 import * as tf from '@tensorflow/tfjs-core';
 import {
   HeldTape,
-  PlainBackbone,
-  type Backbone,
+  SteppedBackbone,
+  SteppedTape,
   type BackboneConfig,
   type BackboneTape,
-  type GradientLayout,
+  type BackStep,
   type NormSelection,
   type ParamLookup,
 } from './backbone';
-import { concatByLayout, geluGrad, layerNorm, layerNormGrad } from '../kernels';
+import { geluGrad, layerNorm, layerNormGrad } from '../kernels';
 import { defineFamily } from './family';
 import {
   classNamesOf,
@@ -185,21 +185,13 @@ function checkConvNeXtTensors(config: ConvNeXtConfig, tensors: ReadonlyMap<strin
 }
 
 /** A loaded ConvNeXt: convolutions, Linear layers and layer scales constant, the LayerNorm scale/shift tf.Variables. */
-/** One piece of the backward: dy at its output to dy at its input (none when `needInput` is false), recording its norms' gradients. */
-type BackStep = (dy: tf.Tensor, needInput: boolean, record: (name: string, dScale: tf.Tensor, dShift: tf.Tensor) => void) => tf.Tensor | undefined;
-
-/** What ConvNeXt.forward keeps: its pieces' backward steps in forward order, each with the norms it holds. */
-export class ConvNeXtTape extends HeldTape {
-  readonly steps: Array<{ norms: string[]; back: BackStep }> = [];
-}
-
 /**
  * A loaded ConvNeXt: convolutions and linears constant, the LayerNorms'
  * scale/shift tf.Variables. Adaptation runs a forward that keeps each
  * LayerNorm's statistics and each GELU's input, and a backward written
  * out from the logits down to the lowest adapted norm: no tf.grads tape.
  */
-export class ConvNeXt extends PlainBackbone<ConvNeXtConfig> implements Backbone {
+export class ConvNeXt extends SteppedBackbone<ConvNeXtConfig> {
   readonly family = 'convnext';
   readonly headWeightName = 'head.fc.weight';
   readonly featureWidth: number;
@@ -284,7 +276,7 @@ export class ConvNeXt extends PlainBackbone<ConvNeXtConfig> implements Backbone 
     const p = this.param;
     const eps = this.config.normEps;
     const [B] = images.shape;
-    const tape = save ? new ConvNeXtTape(B) : undefined;
+    const tape = save ? new SteppedTape(B) : undefined;
     const keep = <T extends tf.Tensor>(t: T): T => (tape ? tape.hold(t) : t);
     /** LayerNorm `name` over x's last axis: its output, and dy (same shape) to its input's. */
     const ln = <T extends tf.Tensor>(x: T, name: string) => {
@@ -298,7 +290,7 @@ export class ConvNeXt extends PlainBackbone<ConvNeXtConfig> implements Backbone 
       };
       return { y: tf.reshape(y, x.shape) as T, back };
     };
-    const step = (norms: string[], back: BackStep) => tape?.steps.push({ norms: norms.flatMap((n) => [`${n}.weight`, `${n}.bias`]), back });
+    const step = (norms: string[], back: BackStep) => tape?.step(norms, back);
     const linear = (x: tf.Tensor2D, name: string) => tf.add(tf.matMul(x, this.linearsT.get(`${name}.weight`)!), p(`${name}.bias`)) as tf.Tensor2D;
 
     const lent = HeldTape.lends(sameImages, B);
@@ -345,36 +337,12 @@ export class ConvNeXt extends PlainBackbone<ConvNeXtConfig> implements Backbone 
         });
       }
     });
-    const [, H, W, D] = x.shape;
-    step([], (dy) => tf.broadcastTo(tf.reshape(tf.mul(dy, this.poolScale(H * W)), [B, 1, 1, D]), [B, H, W, D]));
+    step([], this.meanPoolBack(x.shape));
     const head = ln(tf.mean(x, [1, 2]) as tf.Tensor2D, 'head.norm');
     step(['head.norm'], head.back);
     const features = head.y;
     const logits = tf.add(tf.matMul(features, p('head.fc.weight'), false, true), p('head.fc.bias')) as tf.Tensor2D;
     return tape ? { logits, features, tape } : { logits, features };
-  }
-
-  /**
-   * dLoss/d(adapted norms) laid out as `layout`, from dLoss/dlogits (and
-   * dLoss/dfeatures) of the forward that made `tape`: the head, then the
-   * tape's steps from the top down to the lowest one with an adapted norm.
-   * Inside tf.tidy.
-   */
-  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
-    if (!(tape instanceof ConvNeXtTape)) throw new TypeError('ConvNeXt.gradient needs the tape of ConvNeXt.forward');
-    this.checked();
-    if (layout.names.length === 0) return tf.zeros([0]);
-    const wanted = new Set(layout.names);
-    const lowest = tape.steps.findIndex((s) => s.norms.some((n) => wanted.has(n)));
-    const grads = new Map<string, tf.Tensor>();
-    const record = (name: string, dScale: tf.Tensor, dShift: tf.Tensor) => {
-      if (wanted.has(`${name}.weight`)) grads.set(`${name}.weight`, dScale);
-      if (wanted.has(`${name}.bias`)) grads.set(`${name}.bias`, dShift);
-    };
-    let dy: tf.Tensor | undefined = tf.matMul(dLogits, this.param('head.fc.weight'));
-    if (dFeatures) dy = tf.add(dy, dFeatures);
-    for (let i = tape.steps.length - 1; i >= lowest && dy; i--) dy = tape.steps[i]!.back(dy, i > lowest, record);
-    return concatByLayout(grads, layout);
   }
 
   /** Each block's output, average-pooled, is its summary; the features are the pooled map after head.norm, what head.fc reads. */

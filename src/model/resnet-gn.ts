@@ -3,22 +3,23 @@
 // layer1..layerN of basic (conv1, conv2) or bottleneck (conv1, conv2, conv3)
 // blocks with a downsample.0/.1 shortcut where the shape changes, global
 // average pooling and fc. Every norm is a GroupNorm (timm keeps the bn*
-// names). The forward is written once over three pieces (conv, norm, the
-// residual join): on the kernels for adaptation, keeping what its
-// hand-written backward reads, and on differentiable ops (resnet-ops.ts) for
-// evaluation, statistics and the tests' autodiff reference.
+// names). The forward is written once over four pieces (conv, norm, the
+// stem's max pool, the residual join): on the kernels for adaptation,
+// recording its written-out backward (backbone.ts's SteppedBackbone), and on
+// differentiable ops (resnet-ops.ts) for evaluation, statistics and the
+// tests' autodiff reference.
 import * as tf from '@tensorflow/tfjs-core';
 import {
   HeldTape,
-  PlainBackbone,
-  type Backbone,
+  SteppedBackbone,
+  SteppedTape,
   type BackboneConfig,
   type BackboneTape,
-  type GradientLayout,
+  type BackStep,
   type NormSelection,
   type ParamLookup,
 } from './backbone';
-import { concatByLayout, groupNorm, groupNormGrad, maxPoolGrad } from '../kernels';
+import { groupNorm, groupNormGrad, maxPoolGrad } from '../kernels';
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
@@ -158,30 +159,26 @@ function checkResNetTensors(config: ResNetGnConfig, tensors: ReadonlyMap<string,
   return expected;
 }
 
-/** What a norm of ResNetGN.forward keeps: x̂, σ⁻¹, the scale it used (the caller's), and the tensor whose sign masks its dy (its own output after a ReLU, the block's after the residual's). */
-interface SavedNorm {
-  xhat: tf.Tensor4D;
-  inv: tf.Tensor2D;
-  scale: tf.Tensor;
-  mask?: tf.Tensor4D;
-}
-
-/** What ResNetGN.forward keeps for its backward (`ResNetGN.gradient`). */
-export class ResNetTape extends HeldTape {
-  readonly norms = new Map<string, SavedNorm>();
-  /** Each block's output. */
-  readonly outs: tf.Tensor4D[] = [];
-  /** The max pool's input and output (what its gradient reads). */
-  pool?: { input: tf.Tensor4D; output: tf.Tensor4D };
-}
-
-/** The forward's three pieces: the walk (`ResNetGN.walk`) is written once over them. */
+/** The forward's four pieces: the walk (`ResNetGN.walk`) is written once over them. */
 interface ResNetOps {
   conv(x: tf.Tensor4D, name: string, stride: number, pad: number): tf.Tensor4D;
   /** GroupNorm `name` (then ReLU where `relu`). */
   norm(x: tf.Tensor4D, name: string, relu: boolean): tf.Tensor4D;
-  /** relu(y + shortcut): a block's output; `norms`, the GroupNorms whose outputs met there (what masks their dy). */
-  join(y: tf.Tensor4D, shortcut: tf.Tensor4D, norms: string[]): tf.Tensor4D;
+  /** The stem's 3×3/2 max pool. */
+  pool(x: tf.Tensor4D): tf.Tensor4D;
+  /** relu(y + shortcut): a block's output. */
+  join(y: tf.Tensor4D, shortcut: tf.Tensor4D): tf.Tensor4D;
+}
+
+/** A conv and the GroupNorm after it, as the adaptation forward saw them: what their backward reads. */
+interface Piece {
+  conv: { name: string; stride: number; pad: number; inShape: number[] };
+  norm: string;
+  relu: boolean;
+  /** The GroupNorm's output (after its ReLU, whose mask it is, where `relu`). */
+  y: tf.Tensor4D;
+  /** dy at the norm's output to dy at its input (where `inputGrad`), dy masked where `mask` is not positive, recording its scale/shift gradients. */
+  back(dy: tf.Tensor, inputGrad: boolean, record: Parameters<BackStep>[2], mask: tf.Tensor4D | undefined): tf.Tensor4D | undefined;
 }
 
 /**
@@ -193,7 +190,7 @@ interface ResNetOps {
  * Evaluation and source statistics run the same walk on differentiable ops
  * (resnet-ops.ts), which tests differentiate against `gradient`.
  */
-export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone {
+export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
   readonly family = 'resnet-gn';
   readonly headWeightName = 'fc.weight';
   readonly featureWidth: number;
@@ -259,8 +256,10 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
 
   /**
    * The adaptation's forward: the GroupNorms on the kernels, and with `save`
-   * the tape `gradient` reads. `sameImages`: a tape of these very images,
-   * whose stem conv output it reuses.
+   * each piece's backward on the tape: a block's GroupNorms' closed-form
+   * backward (masked by the ReLU after them) and its convs' input gradients
+   * (conv-grad.ts), the stem's max pool and GroupNorm. `sameImages`: a tape
+   * of these very images, whose stem conv output it reuses.
    */
   forward(
     images: tf.Tensor4D,
@@ -269,11 +268,17 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
     sameImages?: BackboneTape,
   ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
     this.checked();
-    const tape = save ? new ResNetTape(images.shape[0]) : undefined;
+    const tape = save ? new SteppedTape(images.shape[0]) : undefined;
     const lent = HeldTape.lends(sameImages, images.shape[0]);
     const attrs = (relu: boolean) => ({ groups: this.config.groups, eps: this.config.normEps, epsTensor: this.eps, relu });
+    const convGrad = (dy: tf.Tensor, c: Piece['conv']) =>
+      convInputGrad(dy as tf.Tensor4D, this.filters.get(`${c.name}.weight`)!, c.inShape, c.stride, c.pad, this.derived, `${c.name}.weight`);
+    // The conv just run, and the pieces (conv + GroupNorm) of the block under way.
+    let conv: Piece['conv'] | undefined;
+    let pieces: Piece[] = [];
     const ops: ResNetOps = {
       conv: (x, name, stride, pad) => {
+        conv = { name, stride, pad, inShape: x.shape };
         if (name === 'conv1' && lent) return tape ? (tape.stem = lent) : lent;
         const y = tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
         if (name === 'conv1' && tape) tape.stem = tape.hold(y);
@@ -282,99 +287,68 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
       norm: (x, name, relu) => {
         const scale = norm(`${name}.weight`);
         const { y, xhat, inv } = groupNorm(x, scale, norm(`${name}.bias`), attrs(relu));
-        if (tape) tape.norms.set(name, { xhat: tape.hold(xhat), inv: tape.hold(inv), scale, ...(relu ? { mask: tape.hold(y) } : {}) });
-        else tf.dispose([xhat, inv]);
+        if (!tape) {
+          tf.dispose([xhat, inv]);
+          return y;
+        }
+        tape.hold(xhat);
+        tape.hold(inv);
+        if (relu) tape.hold(y);
+        pieces.push({
+          conv: conv!,
+          norm: name,
+          relu,
+          y,
+          back: (dy, inputGrad, record, mask) => {
+            const g = groupNormGrad(dy as tf.Tensor4D, xhat, inv, scale, mask, { groups: this.config.groups, inputGrad });
+            record(name, g.dScale, g.dShift);
+            return g.dx;
+          },
+        });
         return y;
       },
-      join: (y, shortcut, names) => {
+      pool: (x) => {
+        const pooled = tf.maxPool(x, 3, 2, 1);
+        if (!tape) return pooled;
+        tape.hold(pooled);
+        const stem = pieces.pop()!;
+        // The stem's input is the image's: its GroupNorm needs no input gradient, and nothing is below it.
+        tape.step([stem.norm], (dy, _needInput, record) => {
+          stem.back(maxPoolGrad(dy as tf.Tensor4D, x, pooled, { size: 3, stride: 2, pad: 1 }), false, record, x);
+          return undefined;
+        });
+        return pooled;
+      },
+      join: (y, shortcut) => {
         const out = tf.relu(tf.add(y, shortcut)) as tf.Tensor4D;
-        if (tape) {
-          tape.outs.push(tape.hold(out));
-          for (const n of names) tape.norms.get(n)!.mask = out;
-        }
+        if (!tape) return out;
+        tape.hold(out);
+        const block = pieces;
+        pieces = [];
+        const down = block.find((p) => p.norm.endsWith('.downsample.1'));
+        const main = block.filter((p) => p !== down);
+        tape.step(
+          block.map((p) => p.norm),
+          (dy, needInput, record) => {
+            // A downsample's GroupNorm and the main path's last mask dy by the block's ReLU themselves; the identity shortcut takes it masked.
+            const dOut = down ? dy : tf.mul(dy, tf.step(out));
+            const outMask = down ? out : undefined;
+            let d: tf.Tensor | undefined = dOut;
+            for (let j = main.length - 1; j >= 0 && d; j--) {
+              const p = main[j]!;
+              d = p.back(d, j > 0 || needInput, record, p.relu ? p.y : outMask);
+              if (d) d = convGrad(d, p.conv);
+            }
+            const short = down?.back(dOut, needInput, record, out);
+            if (!needInput) return undefined;
+            return tf.add(d!, down ? convGrad(short!, down.conv) : dOut);
+          },
+        );
         return out;
       },
     };
     const out = this.walk(lent ? images : this.normalize(images), ops, undefined, tape);
     return tape ? { ...out, tape } : out;
-  }
-
-  /**
-   * dLoss/d(adapted norms) laid out as `layout`, from dLoss/dlogits (and
-   * dLoss/dfeatures) of the forward that made `tape`, written out: the head
-   * and the average pool, then each block from the top, its GroupNorms'
-   * backward (groupNormGrad, masked by the ReLU after them) and its convs'
-   * input gradients (conv-grad.ts), down to the lowest block with an
-   * adapted norm; the stem's max pool and GroupNorm where the stem adapts.
-   * Inside tf.tidy.
-   */
-  gradient(tape: BackboneTape, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
-    if (!(tape instanceof ResNetTape)) throw new TypeError('ResNetGN.gradient needs the tape of ResNetGN.forward');
-    this.checked();
-    if (layout.names.length === 0) return tf.zeros([0]);
-    const wanted = new Set(layout.names);
-    const grads = new Map<string, tf.Tensor>();
-    const blockOf = (name: string) => this.blocks.findIndex((b) => name.startsWith(`${b.name}.`));
-    const lowest = Math.min(...layout.names.map(blockOf));
-    const G = this.config.groups;
-    /** dy through GroupNorm `name`: its scale/shift gradients recorded, dx where `inputGrad`. */
-    const normGrad = (dy: tf.Tensor4D, name: string, inputGrad: boolean, masked = true) => {
-      const s = tape.norms.get(name)!;
-      const g = groupNormGrad(dy, s.xhat, s.inv, s.scale, masked ? s.mask : undefined, { groups: G, inputGrad });
-      if (wanted.has(`${name}.weight`)) grads.set(`${name}.weight`, g.dScale);
-      if (wanted.has(`${name}.bias`)) grads.set(`${name}.bias`, g.dShift);
-      return g.dx!;
-    };
-    const convGrad = (dy: tf.Tensor4D, name: string, inputShape: readonly number[], stride: number, pad: number) =>
-      convInputGrad(dy, this.filters.get(`${name}.weight`)!, inputShape, stride, pad, this.derived, `${name}.weight`);
-
-    let dFeat = tf.matMul(dLogits, this.param('fc.weight')) as tf.Tensor2D;
-    if (dFeatures) dFeat = tf.add(dFeat, dFeatures) as tf.Tensor2D;
-    const top = tape.outs.at(-1)!;
-    const [B, H, W, F] = top.shape;
-    let dx = tf.reshape(H * W === 1 ? dFeat : tf.mul(dFeat, this.poolScale(H * W)), [B, 1, 1, F]) as tf.Tensor4D;
-    if (H * W !== 1) dx = tf.broadcastTo(dx, [B, H, W, F]);
-    for (let i = this.blocks.length - 1; i >= Math.max(lowest, 0); i--) {
-      const b = this.blocks[i]!;
-      const input = i > 0 ? tape.outs[i - 1]! : tape.pool!.output;
-      const more = i > lowest;
-      // The identity shortcut takes dy masked by the block's ReLU as it is; a downsample's GroupNorm masks it itself.
-      const dOut = b.downsample ? dx : (tf.mul(dx, tf.step(tape.outs[i]!)) as tf.Tensor4D);
-      const masked = b.downsample;
-      let d: tf.Tensor4D;
-      if (this.config.block === 'basic') {
-        d = convGrad(
-          normGrad(dOut, `${b.name}.bn2`, true, masked),
-          `${b.name}.conv2`,
-          [B, ...input.shape.slice(1, 3).map((n) => Math.ceil(n / b.stride)), b.width],
-          1,
-          1,
-        );
-        d = normGrad(d, `${b.name}.bn1`, more);
-        if (!more) {
-          if (b.downsample) normGrad(dOut, `${b.name}.downsample.1`, false);
-          break;
-        }
-        d = convGrad(d, `${b.name}.conv1`, input.shape, b.stride, 1);
-      } else {
-        const mid = [B, ...input.shape.slice(1, 3).map((n) => Math.ceil(n / b.stride)), b.width];
-        d = convGrad(normGrad(dOut, `${b.name}.bn3`, true, masked), `${b.name}.conv3`, mid, 1, 0);
-        d = convGrad(normGrad(d, `${b.name}.bn2`, true), `${b.name}.conv2`, [B, ...input.shape.slice(1, 3), b.width], b.stride, 1);
-        d = normGrad(d, `${b.name}.bn1`, more);
-        if (!more) {
-          if (b.downsample) normGrad(dOut, `${b.name}.downsample.1`, false);
-          break;
-        }
-        d = convGrad(d, `${b.name}.conv1`, input.shape, 1, 0);
-      }
-      const shortcut = b.downsample ? convGrad(normGrad(dOut, `${b.name}.downsample.1`, true), `${b.name}.downsample.0`, input.shape, b.stride, 0) : dOut;
-      dx = tf.add(d, shortcut) as tf.Tensor4D;
-    }
-    if (lowest < 0) {
-      const pool = tape.pool!;
-      normGrad(maxPoolGrad(dx, pool.input, pool.output, { size: 3, stride: 2, pad: 1 }), 'bn1', false);
-    }
-    return concatByLayout(grads, layout);
   }
 
   /** Each residual block's output, average-pooled, is its summary. Differentiable ops (resnet-ops.ts): evaluation, statistics, and the reference the tests differentiate. */
@@ -383,6 +357,7 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
       conv: (x, name, stride, pad) => convNoFilterGrad(x, this.filters.get(`${name}.weight`)!, stride, pad, { filters: this.derived, key: `${name}.weight` }),
       norm: (x, name, relu) =>
         (name === 'bn1' ? this.stemNormRelu : relu ? this.groupNormRelu : this.groupNorm)(x, norm(`${name}.weight`), norm(`${name}.bias`)),
+      pool: (x) => tf.maxPool(x, 3, 2, 1),
       join: (y, shortcut) => addRelu(y, shortcut),
     };
     return this.walk(this.normalize(images), ops, afterBlock);
@@ -393,14 +368,10 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
   }
 
   /** The network over `ops`, from normalized images (or, with a tape that has it, the stem conv's output). */
-  private walk(x: tf.Tensor4D, ops: ResNetOps, afterBlock?: (summary: tf.Tensor2D) => void, tape?: ResNetTape) {
-    x = ops.norm(ops.conv(x, 'conv1', 2, 3), 'bn1', true);
-    const pooled = tf.maxPool(x, 3, 2, 1);
-    if (tape) tape.pool = { input: x, output: tape.hold(pooled) };
-    x = pooled;
+  private walk(x: tf.Tensor4D, ops: ResNetOps, afterBlock?: (summary: tf.Tensor2D) => void, tape?: SteppedTape) {
+    x = ops.pool(ops.norm(ops.conv(x, 'conv1', 2, 3), 'bn1', true));
     for (const b of this.blocks) {
       let y: tf.Tensor4D;
-      const last = this.config.block === 'basic' ? 'bn2' : 'bn3';
       if (this.config.block === 'basic') {
         y = ops.norm(ops.conv(x, `${b.name}.conv1`, b.stride, 1), `${b.name}.bn1`, true);
         y = ops.norm(ops.conv(y, `${b.name}.conv2`, 1, 1), `${b.name}.bn2`, false);
@@ -410,9 +381,10 @@ export class ResNetGN extends PlainBackbone<ResNetGnConfig> implements Backbone 
         y = ops.norm(ops.conv(y, `${b.name}.conv3`, 1, 0), `${b.name}.bn3`, false);
       }
       const shortcut = b.downsample ? ops.norm(ops.conv(x, `${b.name}.downsample.0`, b.stride, 0), `${b.name}.downsample.1`, false) : x;
-      x = ops.join(y, shortcut, b.downsample ? [`${b.name}.${last}`, `${b.name}.downsample.1`] : [`${b.name}.${last}`]);
+      x = ops.join(y, shortcut);
       afterBlock?.(tf.mean(x, [1, 2]) as tf.Tensor2D);
     }
+    tape?.step([], this.meanPoolBack(x.shape));
     const features = tf.mean(x, [1, 2]) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(features, this.param('fc.weight'), false, true), this.param('fc.bias')) as tf.Tensor2D;
     return { logits, features };
