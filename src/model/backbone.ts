@@ -121,18 +121,27 @@ export interface Backbone {
   dispose(): void;
 }
 
+/** One piece of a written-out backward: dy at its output to dy at its input (none when `needInput` is false), recording its norms' gradients. */
+export type BackStep = (dy: tf.Tensor, needInput: boolean, record: (norm: string, dScale: tf.Tensor, dShift: tf.Tensor) => void) => tf.Tensor | undefined;
+
 /**
- * The tape of a family with a saved-activation backward (the ResNet, the
- * ConvNeXt): the tensors its forward made and the backward reads, which it
- * owns, and the stem's output, a function of the images alone that a later
- * forward on the same images may borrow (`sameImages`).
+ * The tape of a SteppedBackbone (the ResNet, the ConvNeXt): its forward's
+ * pieces' backward steps in forward order, each with the norms (timm
+ * prefixes) it holds; the tensors those steps read, which it owns; and the
+ * stem's output, a function of the images alone that a later forward on
+ * the same images may borrow (`sameImages`).
  */
-export class HeldTape implements BackboneTape {
+export class SteppedTape implements BackboneTape {
+  readonly steps: Array<{ norms: string[]; back: BackStep }> = [];
   /** The stem's output (the tape's own, or lent by an earlier tape of the same images). */
   stem?: tf.Tensor4D;
   private readonly own: tf.Tensor[] = [];
 
   constructor(readonly batch: number) {}
+
+  step(norms: string[], back: BackStep): void {
+    this.steps.push({ norms: norms.flatMap((n) => [`${n}.weight`, `${n}.bias`]), back });
+  }
 
   /** Makes `t` the tape's: kept with it, disposed with it. */
   hold<T extends tf.Tensor>(t: T): T {
@@ -142,7 +151,7 @@ export class HeldTape implements BackboneTape {
 
   /** The stem output an earlier tape of these images lends (its batch the same), if any. */
   static lends(sameImages: BackboneTape | undefined, batch: number): tf.Tensor4D | undefined {
-    return sameImages instanceof HeldTape && sameImages.batch === batch ? sameImages.stem : undefined;
+    return sameImages instanceof SteppedTape && sameImages.batch === batch ? sameImages.stem : undefined;
   }
 
   keep(): void {
@@ -151,18 +160,6 @@ export class HeldTape implements BackboneTape {
 
   dispose(): void {
     tf.dispose(this.own);
-  }
-}
-
-/** One piece of a written-out backward: dy at its output to dy at its input (none when `needInput` is false), recording its norms' gradients. */
-export type BackStep = (dy: tf.Tensor, needInput: boolean, record: (norm: string, dScale: tf.Tensor, dShift: tf.Tensor) => void) => tf.Tensor | undefined;
-
-/** The tape of a SteppedBackbone: its forward's pieces' backward steps in forward order, each with the norms (timm prefixes) it holds. */
-export class SteppedTape extends HeldTape {
-  readonly steps: Array<{ norms: string[]; back: BackStep }> = [];
-
-  step(norms: string[], back: BackStep): void {
-    this.steps.push({ norms: norms.flatMap((n) => [`${n}.weight`, `${n}.bias`]), back });
   }
 }
 

@@ -14,16 +14,7 @@
 // statistics and the tests' autodiff reference. ConvNeXt-V2 (GRN, no layer
 // scale) is not implemented.
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  HeldTape,
-  SteppedBackbone,
-  SteppedTape,
-  type BackboneConfig,
-  type BackboneTape,
-  type BackStep,
-  type NormSelection,
-  type ParamLookup,
-} from './backbone';
+import { SteppedBackbone, SteppedTape, type BackboneConfig, type BackboneTape, type BackStep, type NormSelection, type ParamLookup } from './backbone';
 import { geluGrad, layerNorm, layerNormGrad } from '../kernels';
 import { defineFamily } from './family';
 import {
@@ -293,7 +284,7 @@ export class ConvNeXt extends SteppedBackbone<ConvNeXtConfig> {
     const step = (norms: string[], back: BackStep) => tape?.step(norms, back);
     const linear = (x: tf.Tensor2D, name: string) => tf.add(tf.matMul(x, this.linearsT.get(`${name}.weight`)!), p(`${name}.bias`)) as tf.Tensor2D;
 
-    const lent = HeldTape.lends(sameImages, B);
+    const lent = SteppedTape.lends(sameImages, B);
     let x = lent ?? (tf.add(tf.conv2d(this.normalize(images), this.filters.get('stem.0.weight')!, this.config.patch, 0), p('stem.0.bias')) as tf.Tensor4D);
     if (tape) tape.stem = lent ?? keep(x);
     const stem = ln(x, 'stem.1');

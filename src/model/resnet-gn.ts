@@ -9,16 +9,7 @@
 // differentiable ops (resnet-ops.ts) for evaluation, statistics and the
 // tests' autodiff reference.
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  HeldTape,
-  SteppedBackbone,
-  SteppedTape,
-  type BackboneConfig,
-  type BackboneTape,
-  type BackStep,
-  type NormSelection,
-  type ParamLookup,
-} from './backbone';
+import { SteppedBackbone, SteppedTape, type BackboneConfig, type BackboneTape, type BackStep, type NormSelection, type ParamLookup } from './backbone';
 import { groupNorm, groupNormGrad, maxPoolGrad } from '../kernels';
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
@@ -269,7 +260,7 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
   ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
     this.checked();
     const tape = save ? new SteppedTape(images.shape[0]) : undefined;
-    const lent = HeldTape.lends(sameImages, images.shape[0]);
+    const lent = SteppedTape.lends(sameImages, images.shape[0]);
     const attrs = (relu: boolean) => ({ groups: this.config.groups, eps: this.config.normEps, epsTensor: this.eps, relu });
     const convGrad = (dy: tf.Tensor, c: Piece['conv']) =>
       convInputGrad(dy as tf.Tensor4D, this.filters.get(`${c.name}.weight`)!, c.inShape, c.stride, c.pad, this.derived, `${c.name}.weight`);
