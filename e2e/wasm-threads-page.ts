@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendReport } from '../src/runtime/backend';
 import { WASM_PATHS } from '../src/runtime/wasm-assets';
 import '../src/kernels';
+import { groupNorm, groupNormGrad } from '../src/kernels';
 import { runKernel } from '../src/kernels/calls';
 import { hostOf, product, useSimdKernels } from '../src/kernels/host/glue';
 import { packColumns, packedBackward, packedForward } from '../src/kernels/host/packed';
@@ -99,6 +100,9 @@ export interface ThreadedGemmProbe {
   errorAfterTraps: number;
   /** An MLP block of ViT-S/16's size, forward and backward, through packed weights against the unpacked path. */
   mlpError: number;
+  /** GroupNorm forward and backward at ResNet-50's first stage (norm.wat, shared with the worker) against the JavaScript loops, relative; and the channels the worker did (in one of up to 5 tries). */
+  groupNormError: number;
+  groupNormWorkerChannels: number;
   tensorsBefore: number;
   tensorsAfter: number;
 }
@@ -184,5 +188,39 @@ export async function probeThreadedGemm(): Promise<ThreadedGemmProbe> {
     return Math.max(rel(viaGemm!, plain!), rel(gradGemm!, gradPlain!));
   });
   tf.dispose([fc1.w, fc1.b, fc2.w, fc2.b, ...fc1.derived.values(), ...fc2.derived.values()]);
-  return { threadsAtStart, threadsLater, msToStart, cases, trapped, errorAfterTraps: after, mlpError, tensorsBefore, tensorsAfter: tf.memory().numTensors };
+  const groupNormOutputs = () =>
+    tf.tidy(() => {
+      const x = tf.add(tf.mul(rnd([1, 56, 56, 64], 12), 2), 0.5) as tf.Tensor4D;
+      const dy = rnd([1, 56, 56, 64], 13) as tf.Tensor4D;
+      const scale = tf.add(rnd([64], 14), 1);
+      const f = groupNorm(x, scale, rnd([64], 15), { groups: 32, eps: 1e-5, epsTensor: tf.scalar(1e-5), relu: true });
+      const g = groupNormGrad(dy, f.xhat, f.inv, scale, f.y, { groups: 32, inputGrad: true });
+      return [f.y, f.inv, g.dx!, g.dScale, g.dShift].map((t) => t.dataSync());
+    });
+  let groupNormError = 0;
+  let groupNormWorkerChannels = 0;
+  for (let attempt = 0; attempt < 5 && groupNormWorkerChannels === 0; attempt++) {
+    const before = pool?.workerChannels ?? 0;
+    const shared = groupNormOutputs();
+    groupNormWorkerChannels = (pool?.workerChannels ?? 0) - before;
+    useSimdKernels(false);
+    const loops = groupNormOutputs();
+    useSimdKernels(true);
+    shared.forEach((v, i) =>
+      v.forEach((u, j) => (groupNormError = Math.max(groupNormError, Math.abs(u - loops[i]![j]!) / Math.max(1, Math.abs(loops[i]![j]!))))),
+    );
+  }
+  return {
+    threadsAtStart,
+    threadsLater,
+    msToStart,
+    cases,
+    trapped,
+    errorAfterTraps: after,
+    mlpError,
+    groupNormError,
+    groupNormWorkerChannels,
+    tensorsBefore,
+    tensorsAfter: tf.memory().numTensors,
+  };
 }

@@ -45,7 +45,7 @@ test('isolated page: wasmThreads 2 runs the threaded binary on 2 threads and com
     assert.equal(r.ownHardwareConcurrency, false, 'navigator keeps an own hardwareConcurrency property');
   }));
 
-test("isolated page, 2 threads: gemm.wat's products run on the caller's thread and one worker of ours, each on its own columns, equal to XNNPACK's", () =>
+test("isolated page, 2 threads: gemm.wat's products and GroupNorm's loops run on the caller's thread and one worker of ours, each on its own columns or channels, equal to XNNPACK's and to the JavaScript loops", () =>
   harness(true, async (page) => {
     await probe(page);
     const r = (await page.evaluate(`import('/e2e/wasm-threads-page.ts').then((m) => m.probeThreadedGemm())`)) as ThreadedGemmProbe;
@@ -65,6 +65,9 @@ test("isolated page, 2 threads: gemm.wat's products run on the caller's thread a
     assert.match(r.trapped[1]!, /out of bounds|gemm worker trapped on a \[1, 1024\]·\[1024, 1152\] product/, 'the second trap');
     assert.ok(r.errorAfterTraps < 1e-3, `the product after the traps off XNNPACK's by ${r.errorAfterTraps}`);
     assert.ok(r.mlpError < 1e-5, `MLP block through the threaded gemm.wat off the unpacked path by ${r.mlpError} (relative)`);
+    // GroupNorm's loops (norm.wat) share the same workers, each thread on its own channels (64 in chunks of 16).
+    assert.ok(r.groupNormWorkerChannels > 0 && r.groupNormWorkerChannels % 16 === 0, `the worker did ${r.groupNormWorkerChannels} of GroupNorm's channels`);
+    assert.ok(r.groupNormError < 1e-5, `GroupNorm on two threads off its JavaScript loops by ${r.groupNormError} (relative)`);
     assert.equal(r.tensorsAfter, r.tensorsBefore, 'tensors left behind');
   }));
 

@@ -3,8 +3,8 @@
 // typed arrays, its own kernels on raw tensor infos, and registration with
 // tfjs so that each kernel is one engine call like tfjs's own.
 import * as tf from '@tensorflow/tfjs-core';
-import { GemmPool } from './gemm-pool';
-import { gemmFor, gemmModule, isShared, simdKernelsFor, tfjsWasmMemory, type SimdKernels } from './simd';
+import { GemmPool, type NormOp } from './gemm-pool';
+import { gemmFor, gemmModule, isShared, normFor, normModule, simdKernelsFor, tfjsWasmMemory, type NormKernels, type SimdKernels } from './simd';
 
 export type Shape = number[];
 export type Attrs = Record<string, unknown>;
@@ -21,7 +21,7 @@ export interface HostKernel {
    * tfjs-wasm's memory, given the tensors' byte offsets there (0 for an
    * absent one); returns false where it does not apply, and `compute` runs.
    */
-  simd?(k: SimdKernels, ins: number[], outs: number[], shapes: Shape[], attrs: Attrs, scratch: number[]): boolean;
+  simd?(k: SimdKernels, ins: number[], outs: number[], shapes: Shape[], attrs: Attrs, scratch: number[], host: Host): boolean;
   /** Shapes of the working buffers `simd` gets (byte offsets, in `scratch`), freed once it returns. */
   scratch?(shapes: Shape[], attrs: Attrs): Shape[];
 }
@@ -46,12 +46,14 @@ function threadedGemm(
   memory: WebAssembly.Memory | undefined,
   g: ReturnType<typeof gemmFor>,
   xnnThreads: number,
+  norm: NormKernels | null,
 ): { pool: GemmPool | null; threads: () => number } {
   if (!g || !memory || !isShared(memory) || xnnThreads <= 1) return { pool: null, threads: () => 1 };
   const module = gemmModule(true);
   const canSpawn = typeof Worker !== 'undefined' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
   if (!module || !canSpawn) return { pool: null, threads: () => 0 };
-  const pool = new GemmPool(g, module, memory, xnnThreads - 1);
+  const normCode = norm && normModule(true);
+  const pool = new GemmPool(g, module, memory, xnnThreads - 1, norm && normCode ? { kernels: norm, module: normCode } : null);
   return { pool, threads: () => (pool.ready ? pool.threads : 0) };
 }
 interface CpuLike {
@@ -110,6 +112,14 @@ export interface Host {
   gemmThreads(): number;
   /** The workers gemm.wat shares columns with on the threaded build, where there are any. */
   gemmPool: GemmPool | null;
+  /**
+   * norm.wat's `op` over the channels [0, C) of one image of P positions,
+   * shared with gemmPool's workers where there are some: on tfjs-wasm's
+   * SIMD builds, else null.
+   */
+  norm: ((op: NormOp, args: number[], P: number, C: number) => void) | null;
+  /** tfjs-wasm's memory, where norm.wat's float64 sums are read (null off wasm). */
+  memory: WebAssembly.Memory | null;
 }
 
 /**
@@ -161,7 +171,9 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
     const make = (shape: Shape) => wasm.makeOutput(shape, 'float32');
     const offset = (info: tf.TensorInfo) => wasm.dataIdMap.get(info.dataId)!.memoryOffset;
     const g = gemmFor(memory);
-    const threaded = threadedGemm(memory, g, wasm.wasm?.tfjs?.getThreadsCount?.() ?? 1);
+    const normKernels = normFor(memory);
+    const threaded = threadedGemm(memory, g, wasm.wasm?.tfjs?.getThreadsCount?.() ?? 1, normKernels);
+    const pool = threaded.pool;
     const gemm = g
       ? (a: tf.TensorInfo, packed: tf.TensorInfo, bias?: tf.TensorInfo) => {
           const [R, K] = a.shape as [number, number];
@@ -182,7 +194,14 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
       kernel,
       gemm,
       gemmThreads: g ? threaded.threads : () => 0,
-      gemmPool: threaded.pool,
+      gemmPool: pool,
+      norm: normKernels
+        ? (op, args, P, C) => {
+            if (pool) pool.spread(op, args, P, C);
+            else (normKernels[op] as (...a: number[]) => void)(...args, 0, C);
+          }
+        : null,
+      memory: memory ?? null,
       simd: simdKernelsFor(memory),
       make,
       values: (info) => wasm.typedArrayFromHeap(info),
@@ -198,6 +217,8 @@ function makeHost(backend: tf.KernelBackend, backendName: string): Host {
     gemm: null,
     gemmThreads: () => 0,
     gemmPool: null,
+    norm: null,
+    memory: null,
     simd: null,
     make: (shape) => cpu.makeTensorInfo(shape, 'float32', new Float32Array(size(shape))),
     values: (info) => cpu.data.get(info.dataId).values as Float32Array,
@@ -212,7 +233,7 @@ function runOnHost(k: HostKernel, host: Host, infos: Array<tf.TensorInfo | undef
   if (simdOn(host) && k.simd) {
     const scratch = k.scratch?.(shapes, attrs).map((s) => host.make(s)) ?? [];
     try {
-      if (k.simd(host.simd, infos.map(at), outs.map(at), shapes, attrs, scratch.map(at))) return outs;
+      if (k.simd(host.simd, infos.map(at), outs.map(at), shapes, attrs, scratch.map(at), host)) return outs;
     } finally {
       for (const t of scratch) host.backend.disposeData(t.dataId);
     }

@@ -303,32 +303,43 @@ for (const [backend, simd] of [
 
   test(`${label}: GroupNorm's kernels (forward, backward through the ReLU or not, with and without dx) match the tfjs ops and leave only their outputs`, async () => {
     await setBackend(backend);
-    tf.tidy(() => {
-      // 2 images, 3×5 positions, 12 channels in 4 groups; scale and shift away from 1 and 0, so that the ReLU cuts.
-      const x = tf.add(tf.mul(rnd([2, 3, 5, 12], 60), 2), 0.5) as tf.Tensor4D;
-      const scale = tf.add(rnd([12], 61), 1);
-      const shift = rnd([12], 62);
-      const eps = 1e-5;
-      const dy = rnd([2, 3, 5, 12], 63) as tf.Tensor4D;
-      for (const relu of [false, true]) {
-        const o = { groups: 4, eps, epsTensor: tf.scalar(eps), relu };
-        const ids = tf.backend().numDataIds();
-        const got = groupNorm(x, scale, shift, o);
-        assert.equal(tf.backend().numDataIds(), ids + 3, 'the forward leaves y, x̂ and σ⁻¹');
-        const want = normOps.groupNorm(x, scale, shift, o);
-        close(got.y, want.y, `GroupNorm (relu ${relu})`);
-        close(got.xhat, want.xhat, 'x̂');
-        close(got.inv, want.inv, 'σ⁻¹');
-        for (const inputGrad of [true, false]) {
-          const a = groupNormGrad(dy, got.xhat, got.inv, scale, relu ? got.y : undefined, { groups: 4, inputGrad });
-          const b = normOps.groupNormGrad(dy, want.xhat, want.inv, scale, relu ? want.y : undefined, { groups: 4, inputGrad });
-          close(a.dScale, b.dScale, `dscale (relu ${relu})`);
-          close(a.dShift, b.dShift, `dshift (relu ${relu})`);
-          assert.equal(a.dx === undefined, !inputGrad);
-          if (inputGrad) close(a.dx!, b.dx!, `dx (relu ${relu})`);
+    // 2 images, 3×5 positions, 12 channels in 4 groups; channels that norm.wat takes in fours but not in sixteens
+    // (20), and 6 channels, which it cannot take (the JavaScript loops run).
+    for (const [shape, groups] of [
+      [[2, 3, 5, 12], 4],
+      [[1, 4, 3, 20], 5],
+      [[2, 3, 3, 6], 3],
+    ] as Array<[number[], number]>)
+      tf.tidy(() => {
+        const C = shape[3]!;
+        // scale and shift away from 1 and 0, so that the ReLU cuts.
+        const x = tf.add(tf.mul(rnd(shape, 60), 2), 0.5) as tf.Tensor4D;
+        const scale = tf.add(rnd([C], 61), 1);
+        const shift = rnd([C], 62);
+        const eps = 1e-5;
+        const dy = rnd(shape, 63) as tf.Tensor4D;
+        for (const relu of [false, true]) {
+          const o = { groups, eps, epsTensor: tf.scalar(eps), relu };
+          const ids = tf.backend().numDataIds();
+          const got = groupNorm(x, scale, shift, o);
+          assert.equal(tf.backend().numDataIds(), ids + 3, 'the forward leaves y, x̂ and σ⁻¹');
+          const want = normOps.groupNorm(x, scale, shift, o);
+          const what = `[${shape.join(', ')}], relu ${relu}`;
+          close(got.y, want.y, `GroupNorm (${what})`);
+          close(got.xhat, want.xhat, `x̂ (${what})`);
+          close(got.inv, want.inv, `σ⁻¹ (${what})`);
+          for (const inputGrad of [true, false]) {
+            const before = tf.backend().numDataIds();
+            const a = groupNormGrad(dy, got.xhat, got.inv, scale, relu ? got.y : undefined, { groups, inputGrad });
+            assert.equal(tf.backend().numDataIds(), before + (inputGrad ? 3 : 2), 'the backward leaves only its outputs');
+            const b = normOps.groupNormGrad(dy, want.xhat, want.inv, scale, relu ? want.y : undefined, { groups, inputGrad });
+            close(a.dScale, b.dScale, `dscale (${what})`);
+            close(a.dShift, b.dShift, `dshift (${what})`);
+            assert.equal(a.dx === undefined, !inputGrad);
+            if (inputGrad) close(a.dx!, b.dx!, `dx (${what})`);
+          }
         }
-      }
-    });
+      });
   });
 
   test(`${label}: the max pool's gradient matches tfjs-cpu's (batch 2, odd and non-square sizes, padding, windows that overlap or not; a ReLU's tied zeros masked)`, async () => {

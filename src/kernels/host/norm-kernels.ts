@@ -4,7 +4,7 @@
 // the weaving of a strided conv's input gradient from its phases.
 // Plain loops over the tensors' memory, float64 sums, NHWC layout (channel
 // fastest).
-import type { HostKernel } from './glue';
+import type { Host, HostKernel } from './glue';
 
 /** The largest stride WildttaInterleave weaves (its inputs p0…p15). */
 export const MAX_STRIDE = 4;
@@ -23,6 +23,26 @@ function toGroups(perChannel: Float64Array, group: Int32Array, out: Float64Array
   for (let c = 0; c < perChannel.length; c++) out[group[c]!]! += perChannel[c]!;
   return out;
 }
+
+/**
+ * Where norm.wat can take a GroupNorm on this host: C a multiple of 4 (its
+ * loops go four channels at a time) and the scratch aligned for its
+ * float64 sums (scratch [8C] floats: float64 sums [C] or [2, C] at 0, float64
+ * means [C] at 8C bytes, float32 coefficients [C/4, 4, 4] at 16C bytes).
+ */
+function normWasm(host: Host, C: number, scratch: number) {
+  if (!host.norm || !host.memory || C % 4 !== 0 || scratch % 8 !== 0) return null;
+  const heap = host.memory.buffer;
+  return {
+    run: host.norm,
+    f32: (at: number, n: number) => new Float32Array(heap, at, n),
+    f64: (at: number, n: number) => new Float64Array(heap, at, n),
+    coef: scratch + 16 * C,
+  };
+}
+
+/** Channel c's place in coefficient row r of a [C/4, 4, 4] block (norm.wat's layout). */
+const coefAt = (c: number, r: number) => (c >> 2) * 16 + r * 4 + (c & 3);
 
 // The loops run channel-fastest over NHWC memory with per-channel sums and
 // coefficients: no division, group lookup or closure per element (what made
@@ -72,6 +92,37 @@ export const normKernels = {
             y![o + c] = relu && out < 0 ? 0 : out;
           }
       }
+    },
+    scratch: ([shape]) => [[8 * shape![3]!]],
+    // The same arithmetic on norm.wat: its float64 sums match the loops above bit for bit.
+    simd(_k, [x, scale, shift], [y, xhat, inv], [shape], { groups, eps, relu }, [scratch], host) {
+      const { B, P, C, G, group, count } = geometry(shape!, groups as number);
+      const w = normWasm(host, C, scratch!);
+      if (!w) return false;
+      const sums = w.f64(scratch!, C);
+      const mean = w.f64(scratch! + 8 * C, C);
+      const coef = w.f32(w.coef, 4 * C);
+      const [invOut, sc, sh] = [w.f32(inv!, B * G), w.f32(scale!, C), w.f32(shift!, C)];
+      const g = new Float64Array(G);
+      for (let b = 0; b < B; b++) {
+        const at = 4 * b * P * C;
+        w.run('channel_sums', [x! + at, 0, scratch!, P, C], P, C);
+        toGroups(sums, group, g);
+        for (let c = 0; c < C; c++) mean[c] = g[group[c]!]! / count;
+        w.run('channel_sums', [x! + at, scratch! + 8 * C, scratch!, P, C], P, C);
+        toGroups(sums, group, g);
+        for (let j = 0; j < G; j++) invOut[b * G + j] = 1 / Math.sqrt(g[j]! / count + (eps as number));
+        for (let c = 0; c < C; c++) {
+          const s = invOut[b * G + group[c]!]!;
+          const a = s * sc[c]!;
+          coef[coefAt(c, 0)] = mean[c]!;
+          coef[coefAt(c, 1)] = s;
+          coef[coefAt(c, 2)] = a;
+          coef[coefAt(c, 3)] = sh[c]! - mean[c]! * a;
+        }
+        w.run('gn_apply', [x! + at, w.coef, xhat! + at, y! + at, P, C, relu ? 1 : 0], P, C);
+      }
+      return true;
     },
   },
 
@@ -135,6 +186,45 @@ export const normKernels = {
       }
       dScale!.set(ds);
       dShift!.set(db);
+    },
+    scratch: ([shape]) => [[8 * shape![3]!]],
+    simd(_k, [dy, xhat, inv, scale, y], [dScale, dShift, dx], [shape], { groups, inputGrad }, [scratch], host) {
+      const { B, P, C, G, group, count } = geometry(shape!, groups as number);
+      const w = normWasm(host, C, scratch!);
+      if (!w) return false;
+      const sums = w.f64(scratch!, 2 * C);
+      const coef = w.f32(w.coef, 4 * C);
+      const [invs, sc] = [w.f32(inv!, B * G), w.f32(scale!, C)];
+      const ds = new Float64Array(C);
+      const db = new Float64Array(C);
+      const m1 = new Float64Array(G);
+      const m2 = new Float64Array(G);
+      const scaled = new Float64Array(2 * C);
+      for (let b = 0; b < B; b++) {
+        const at = 4 * b * P * C;
+        const mask = y ? y + at : 0;
+        w.run('gn_grad_sums', [dy! + at, xhat! + at, mask, scratch!, P, C], P, C);
+        for (let c = 0; c < C; c++) {
+          ds[c]! += sums[c]!;
+          db[c]! += sums[C + c]!;
+          scaled[c] = sums[c]! * sc[c]!;
+          scaled[C + c] = sums[C + c]! * sc[c]!;
+        }
+        if (!inputGrad) continue;
+        toGroups(scaled.subarray(C), group, m1);
+        toGroups(scaled.subarray(0, C), group, m2);
+        for (let c = 0; c < C; c++) {
+          const j = group[c]!;
+          const s = invs[b * G + j]!;
+          coef[coefAt(c, 0)] = s * sc[c]!;
+          coef[coefAt(c, 1)] = (s * m1[j]!) / count;
+          coef[coefAt(c, 2)] = (s * m2[j]!) / count;
+        }
+        w.run('gn_grad_apply', [dy! + at, xhat! + at, mask, w.coef, dx! + at, P, C], P, C);
+      }
+      w.f32(dScale!, C).set(ds);
+      w.f32(dShift!, C).set(db);
+      return true;
     },
   },
 

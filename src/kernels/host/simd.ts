@@ -1,4 +1,13 @@
-import { GEMM_RELAXED_WASM, GEMM_RELAXED_WASM_SHARED, GEMM_WASM, GEMM_WASM_SHARED, SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd-kernels.wasm';
+import {
+  GEMM_RELAXED_WASM,
+  GEMM_RELAXED_WASM_SHARED,
+  GEMM_WASM,
+  GEMM_WASM_SHARED,
+  NORM_WASM,
+  NORM_WASM_SHARED,
+  SIMD_KERNELS_WASM,
+  SIMD_KERNELS_WASM_SHARED,
+} from './simd-kernels.wasm';
 
 /**
  * The SIMD kernels of simd-kernels.wat, instantiated on tfjs-wasm's own
@@ -114,3 +123,38 @@ export function gemmFor(memory: WebAssembly.Memory | undefined, plain = false): 
 
 /** Whether this engine runs gemm.wat's relaxed multiply-add variant (where gemm.wat runs at all). */
 export const relaxedGemm = (): boolean => compile(GEMM_RELAXED_WASM) !== null;
+
+/**
+ * norm.wat's GroupNorm loops, each over the channels c0 ≤ c < c1 (multiples
+ * of 4) of one image [P, C]; pointers are byte offsets, float64 arrays
+ * where the text says so.
+ */
+export interface NormKernels {
+  channel_sums(x: number, mean: number, out: number, P: number, C: number, c0: number, c1: number): void;
+  gn_apply(x: number, coef: number, xhat: number, y: number, P: number, C: number, relu: number, c0: number, c1: number): void;
+  gn_grad_sums(dy: number, xhat: number, y: number, out: number, P: number, C: number, c0: number, c1: number): void;
+  gn_grad_apply(dy: number, xhat: number, y: number, coef: number, dx: number, P: number, C: number, c0: number, c1: number): void;
+}
+
+/** norm.wat's compiled module for a memory of this kind (shared: tfjs-wasm's threaded build), or null where there is no SIMD. */
+export const normModule = (shared: boolean): WebAssembly.Module | null => compile(shared ? NORM_WASM_SHARED : NORM_WASM);
+
+const normByMemory = new WeakMap<WebAssembly.Memory, NormKernels | null>();
+
+/** norm.wat on this memory, or null where there is no SIMD. */
+export function normFor(memory: WebAssembly.Memory | undefined): NormKernels | null {
+  if (!memory) return null;
+  const known = normByMemory.get(memory);
+  if (known !== undefined) return known;
+  const module = normModule(isShared(memory));
+  let kernels: NormKernels | null = null;
+  if (module) {
+    try {
+      kernels = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as NormKernels;
+    } catch {
+      kernels = null;
+    }
+  }
+  normByMemory.set(memory, kernels);
+  return kernels;
+}
