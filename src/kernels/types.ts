@@ -256,9 +256,10 @@ export interface Kernels {
    * The s² phases of a grid [B, H, W, C] woven into it: phase i = a_h·s + a_w
    * [B, ⌈(H − a_h)/s⌉, ⌈(W − a_w)/s⌉, C] holds the positions (s·t + a_h,
    * s·u + a_w). A strided conv's input gradient, computed phase by phase
-   * (model/conv-grad.ts).
+   * (model/conv-grad.ts). An absent phase (undefined) is zeros; phase 0
+   * must be there.
    */
-  interleavePhases(phases: tf.Tensor4D[], stride: number, height: number, width: number): tf.Tensor4D;
+  interleavePhases(phases: Array<tf.Tensor4D | undefined>, stride: number, height: number, width: number): tf.Tensor4D;
 }
 
 /** groupNorm's settings. */

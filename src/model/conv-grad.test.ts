@@ -1,6 +1,7 @@
-// A frozen conv's input gradient split by phase (conv-grad.ts) against tfjs's
-// own (conv2dTranspose), over the strides, filter sizes, paddings and odd
-// sizes the families use and some they do not; on cpu and wasm.
+// A frozen conv's input gradient split by phase, and over dy spread out with
+// zeros (conv-grad.ts), against tfjs's own (conv2dTranspose), over the
+// strides, filter sizes, paddings and odd sizes the families use and some
+// they do not; on cpu and wasm.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -41,18 +42,23 @@ async function references() {
   );
 }
 
-for (const backend of ['cpu', 'wasm']) {
+for (const [backend, route, dilateBelow] of [
+  ['cpu', 'by phase', 0],
+  ['cpu', 'spread out where the paddings allow, else by phase', Infinity],
+  ['wasm', 'by phase', 0],
+  ['wasm', 'spread out where the paddings allow, else by phase', Infinity],
+] as const) {
   // The reference is the cpu backend's conv2dTranspose even on wasm: tfjs-wasm's Conv2DBackpropInput writes out of
   // bounds for some of these shapes (a 5×3 filter at stride 2, pad 2, 9×8: it aborts the module), which is one more
   // reason the families never call it.
-  test(`convInputGrad equals conv2dTranspose on every case (${backend})`, async () => {
+  test(`convInputGrad equals conv2dTranspose on every case, ${route} (${backend})`, async () => {
     const cases = await references();
     assert.ok(await tf.setBackend(backend), backend);
     const filters = new DerivedFilters();
     const before = tf.memory().numTensors;
     for (const [i, c] of cases.entries()) {
       tf.tidy(() => {
-        const got = convInputGrad(tf.tensor4d(c.dy), tf.tensor4d(c.w), c.x, c.s, c.p, filters, `case${i}`);
+        const got = convInputGrad(tf.tensor4d(c.dy), tf.tensor4d(c.w), c.x, c.s, c.p, filters, `case${i}`, dilateBelow);
         const want = tf.tensor4d(c.want);
         assert.deepEqual(got.shape, want.shape, `case ${i}`);
         const diff = tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]!;

@@ -9,11 +9,21 @@ import type { Host, HostKernel } from './glue';
 /** The largest stride WildttaInterleave weaves (its inputs p0…p15). */
 export const MAX_STRIDE = 4;
 
+// Each channel's group, per channel and group count: made once, since at 28 px a kernel's loops take a few
+// microseconds and making this array took as long.
+const groupsOf = new Map<string, Int32Array>();
+
 /** x [B, H, W, C] in G groups: its sizes, and the group of each channel. */
 function geometry(shape: number[], groups: number) {
   const [B, H, W, C] = shape as [number, number, number, number];
   const per = C / groups;
-  const group = Int32Array.from({ length: C }, (_, c) => Math.floor(c / per));
+  const key = `${C}/${groups}`;
+  let group = groupsOf.get(key);
+  if (!group) {
+    group = new Int32Array(C);
+    for (let c = 0; c < C; c++) group[c] = Math.floor(c / per);
+    groupsOf.set(key, group);
+  }
   return { B, P: H * W, C, G: groups, group, count: H * W * per };
 }
 
@@ -269,7 +279,7 @@ export const normKernels = {
     },
   },
 
-  /** Phases p0… [B, ⌈(H − a_h)/s⌉, ⌈(W − a_w)/s⌉, C] (phase a_h·s + a_w) woven into [B, H, W, C] (ops/norm.ts's interleavePhases). */
+  /** Phases p0… [B, ⌈(H − a_h)/s⌉, ⌈(W − a_w)/s⌉, C] (phase a_h·s + a_w; absent ones zeros) woven into [B, H, W, C] (ops/norm.ts's interleavePhases). */
   WildttaInterleave: {
     inputs: Array.from({ length: MAX_STRIDE * MAX_STRIDE }, (_, i) => `p${i}?`),
     outputs: ([p0], { height, width }) => [[p0![0]!, height as number, width as number, p0![3]!]],
@@ -282,6 +292,7 @@ export const normKernels = {
       for (let ah = 0; ah < s; ah++)
         for (let aw = 0; aw < s; aw++) {
           const p = phases[ah * s + aw]!;
+          if (p.length === 0) continue; // an absent phase: zeros
           const [, R, Q] = shapes[ah * s + aw] as [number, number, number, number];
           for (let b = 0; b < B; b++)
             for (let t = 0; t < R && s * t + ah < H; t++)

@@ -137,7 +137,7 @@ export const hostTable = {
   interleavePhases: (phases, stride, height, width) =>
     stride > MAX_STRIDE
       ? normOps.interleavePhases(phases, stride, height, width)
-      : (one('WildttaInterleave', Object.fromEntries(phases.map((p, i) => [`p${i}`, p])), { stride, height, width }) as tf.Tensor4D),
+      : (one('WildttaInterleave', Object.fromEntries(phases.flatMap((p, i) => (p ? [[`p${i}`, p]] : []))), { stride, height, width }) as tf.Tensor4D),
 } satisfies Partial<Kernels>;
 
 /** Registers the host kernels with tfjs and the table with the registry. */

@@ -39,14 +39,16 @@ export const normOps = {
     const [B, rows, cols, C] = phases[0]!.shape;
     // Phase 0 is the longest on each axis: the others pad up to it, and the woven grid is cut to H × W.
     const even = phases.map((t) =>
-      t.shape[1] === rows && t.shape[2] === cols
-        ? t
-        : tf.pad(t, [
-            [0, 0],
-            [0, rows - t.shape[1]],
-            [0, cols - t.shape[2]],
-            [0, 0],
-          ]),
+      t === undefined
+        ? tf.zeros([B, rows, cols, C])
+        : t.shape[1] === rows && t.shape[2] === cols
+          ? t
+          : tf.pad(t, [
+              [0, 0],
+              [0, rows - t.shape[1]],
+              [0, cols - t.shape[2]],
+              [0, 0],
+            ]),
     );
     // Two stacks, columns then rows (tfjs-wasm's Concat copies whole runs; its DepthToSpace, one float at a time, took 5% of a ResNet-50 step).
     const band = (ah: number) => tf.reshape(tf.stack(even.slice(ah * s, ah * s + s), 3), [B, rows, s * cols, C]);
