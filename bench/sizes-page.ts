@@ -22,6 +22,8 @@ export interface SizeCostOptions {
   threads: number;
   warmup: number;
   rounds: number;
+  /** Calls per timed sample, back to back (its time is their mean): where one call is near the timer's resolution. Default 1. */
+  repeat?: number;
 }
 
 export interface SizeCost {
@@ -108,9 +110,10 @@ async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
     // One of each per round, the order turning, so a change in the machine's load hits all three.
     for (let j = 0; j < fns.length; j++) {
       const k = (j + r) % fns.length;
+      const repeat = o.repeat ?? 1;
       const t0 = performance.now();
-      await fns[k]!();
-      ms[k]!.push(performance.now() - t0);
+      for (let i = 0; i < repeat; i++) await fns[k]!();
+      ms[k]!.push((performance.now() - t0) / repeat);
     }
   }
   const tensorsAfter = tf.memory().numTensors;

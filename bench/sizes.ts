@@ -35,9 +35,12 @@ const { values: args } = parseArgs({
  * Rounds per model (after one warm-up round), sized so that `--sizes ti,s,b`
  * with both ResNets takes about 15 minutes on the 2-core build machine: a
  * ViT-B/16 round is several seconds, a ResNet-50-GN one longer.
- * The 28 px models' rounds take milliseconds, near the page timer's 0.1 ms
- * and within reach of any other job's hiccup: with 20 rounds their ratios
- * moved by whole units from run to run, so they get 200 (a few seconds).
+ * The 28 px models' calls take a few tenths of a ms to a few ms, near the
+ * page timer's resolution (0.1 ms in a page that is not cross-origin
+ * isolated: a 0.3 ms inference reads as 0.2 to 0.4) and within reach of any
+ * other job's hiccup: with 20 rounds of one call their ratios moved by
+ * whole units from run to run. They get 200 rounds, each sample the mean of
+ * REPEAT calls back to back (a few seconds in all).
  */
 const ROUNDS: Record<string, number> = {
   tiny: 200,
@@ -51,6 +54,8 @@ const ROUNDS: Record<string, number> = {
   rn50: 3,
   'cn-atto': 6,
 };
+/** Calls per timed sample (its time is their mean), for the models whose one call is near the timer's resolution; 1 for the rest. */
+const REPEAT: Record<string, number> = { tiny: 10, 'rn-tiny': 10, 'rn-fmnist': 10, 'cn-tiny': 10, 'cn-fmnist': 10 };
 /**
  * PyTorch's rounds and warm-up rounds per model. Debian's python3-torch is
  * built with the reference BLAS (BLAS_INFO=generic: about 6 GFLOP/s a core
@@ -72,9 +77,9 @@ interface Row {
   rounds: number;
 }
 
-async function pageRun(m: PreparedModel, threads: number, rounds: number): Promise<{ cost: SizeCost; browser: string }> {
+async function pageRun(m: PreparedModel, threads: number, rounds: number, repeat: number): Promise<{ cost: SizeCost; browser: string }> {
   const url = (p: string) => `/${p.replace(/^public\//, '')}`;
-  const o: SizeCostOptions = { modelUrl: `${url(m.relDir)}/`, onnxUrl: url(m.onnxRel), threads, warmup: 1, rounds };
+  const o: SizeCostOptions = { modelUrl: `${url(m.relDir)}/`, onnxUrl: url(m.onnxRel), threads, warmup: 1, rounds, repeat };
   let browser = '';
   const cost = await withPage(
     async (h) => {
@@ -109,7 +114,7 @@ async function main(): Promise<void> {
     const mine: Row[] = [];
     for (const threads of threadModes) {
       process.stdout.write(`${m.entry.label}, ${threads} thread(s), ${rounds} rounds: `);
-      const r = await pageRun(m, threads, rounds);
+      const r = await pageRun(m, threads, rounds, REPEAT[key] ?? 1);
       browser = r.browser;
       const row: Row = { model: m, threads, page: r.cost, load: load1(), rounds };
       mine.push(row);
@@ -197,13 +202,15 @@ ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${run.minutes.to
 
 Random seeded weights in timm's layout (\`npm run make-model\`, seed 0: ViT-Ti/16, ViT-S/16, ViT-B/16 at 224 px with 1,000 classes; ResNet-50 with GroupNorm, 32 groups, at 224 px) and the shipped Fashion-MNIST GroupNorm ResNet (\`public/models/fmnist-resnet-gn\`, 28 px), batch size 1. The three engines run one network: \`tools/sizes_torch.py\` builds it in PyTorch from the same safetensors file and the architecture wildtta's loader resolved (the plain-PyTorch ViT of \`tools/time_torch.py\`, the GroupNorm ResNet of \`tools/make_resnet_fixtures.py\`, the ConvNeXt of \`tools/make_convnext_fixtures.py\`) and exports it to ONNX (opset 17, \`torch.onnx.export\`); their logits on one image agree (table below; \`npm test -- sizes-parity\` checks the same on the tiny sizes).
 
-- wildtta: tfjs-wasm with SIMD in headless Chromium (binary ${c0.wasmBinary}); "inference" is the source adapter's step (forward, softmax, entropy, the read); a SAR step is the whole step on a reliable sample (forward and backward, the SAM ascent, a second forward and backward, the update; a ViT's hand-written backward through the LayerNorms of all blocks but the last quarter, a ResNet's GroupNorms of the stem and layer1-3 and a ConvNeXt's LayerNorms of the stem and every stage but the last through autodiff, \`tf.grads\`), each until its update is read.
+- wildtta: tfjs-wasm with SIMD in headless Chromium (binary ${c0.wasmBinary}); "inference" is the source adapter's step (forward, softmax, entropy, the read); a SAR step is the whole step on a reliable sample (forward and backward, the SAM ascent, a second forward and backward, the update; written-out backwards, no autodiff: a ViT's through the LayerNorms of all blocks but the last quarter, a ResNet's through the GroupNorms of the stem and layer1-3, a ConvNeXt's through the LayerNorms of the stem and every stage but the last), each until its update is read.
 - ONNX Runtime Web ${c0.ortVersion}, its wasm build in the same page (graph optimisation 'all', thread pool not spinning between runs), inference and the read of the logits.
 - Each round runs one wildtta inference, one wildtta SAR step and one ONNX Runtime inference, the order turning each round, after one warm-up round; "threads" > 1: the page was served cross-origin isolated and both engines were given that many threads. Rounds per model (fewer for the big ones, so that the whole run fits about 15 minutes here): ${Object.entries(
       ROUNDS,
     )
       .filter(([k]) => run.keys.includes(k))
-      .map(([k, n]) => `${SIZES[k]!.label} ${n}`)
+      .map(
+        ([k, n]) => `${SIZES[k]!.label} ${n}${REPEAT[k] ? ` (each the mean of ${REPEAT[k]} calls back to back, near the page timer's 0.1 ms otherwise)` : ''}`,
+      )
       .join(', ')}.
 - PyTorch: ${torchVersion}, eager, on the CPU, run after the page rows of each model: inference under \`no_grad\` and the paper's SAR step (\`tools/time_torch.py\`'s) adapting the same norms, with 1 thread and with all (\`torch.set_num_threads\`), in rounds of one each (${Object.entries(
       TORCH_ROUNDS,

@@ -67,20 +67,38 @@ function compile(base64: string): WebAssembly.Module | null {
  * declares it shared.
  */
 export function simdKernelsFor(memory: WebAssembly.Memory | undefined): SimdKernels | null {
+  return onMemory(
+    byMemory,
+    memory,
+    (shared) => compile(shared ? SIMD_KERNELS_WASM_SHARED : SIMD_KERNELS_WASM),
+    (e) => e as unknown as SimdKernels,
+  );
+}
+
+/**
+ * A module's exports on this memory, made once per memory (`cache`), or
+ * null where it cannot be (no memory, no SIMD, an instantiation that fails).
+ */
+function onMemory<T>(
+  cache: WeakMap<WebAssembly.Memory, T | null>,
+  memory: WebAssembly.Memory | undefined,
+  module: (shared: boolean) => WebAssembly.Module | null,
+  pick: (exports: WebAssembly.Exports) => T,
+): T | null {
   if (!memory) return null;
-  const known = byMemory.get(memory);
+  const known = cache.get(memory);
   if (known !== undefined) return known;
-  const module = compile(isShared(memory) ? SIMD_KERNELS_WASM_SHARED : SIMD_KERNELS_WASM);
-  let kernels: SimdKernels | null = null;
-  if (module) {
+  const code = module(isShared(memory));
+  let made: T | null = null;
+  if (code) {
     try {
-      kernels = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as SimdKernels;
+      made = pick(new WebAssembly.Instance(code, { env: { memory } }).exports);
     } catch {
-      kernels = null;
+      made = null;
     }
   }
-  byMemory.set(memory, kernels);
-  return kernels;
+  cache.set(memory, made);
+  return made;
 }
 
 /**
@@ -105,20 +123,9 @@ export function gemmModule(shared: boolean, plain = false): WebAssembly.Module |
 
 /** gemm.wat on this memory (shared or not), or null where there is no SIMD. */
 export function gemmFor(memory: WebAssembly.Memory | undefined, plain = false): Gemm | null {
-  if (!memory) return null;
-  const known = plain ? undefined : gemmByMemory.get(memory);
-  if (known !== undefined) return known;
-  const module = gemmModule(isShared(memory), plain);
-  let gemm: Gemm | null = null;
-  if (module) {
-    try {
-      gemm = (new WebAssembly.Instance(module, { env: { memory } }).exports as { gemm: Gemm }).gemm;
-    } catch {
-      gemm = null;
-    }
-  }
-  if (!plain) gemmByMemory.set(memory, gemm);
-  return gemm;
+  // The plain variant is for tests and comparisons: made anew, never cached over the relaxed one.
+  const pick = (e: WebAssembly.Exports) => e.gemm as Gemm;
+  return onMemory(plain ? new WeakMap() : gemmByMemory, memory, (shared) => gemmModule(shared, plain), pick);
 }
 
 /** Whether this engine runs gemm.wat's relaxed multiply-add variant (where gemm.wat runs at all). */
@@ -143,18 +150,5 @@ const normByMemory = new WeakMap<WebAssembly.Memory, NormKernels | null>();
 
 /** norm.wat on this memory, or null where there is no SIMD. */
 export function normFor(memory: WebAssembly.Memory | undefined): NormKernels | null {
-  if (!memory) return null;
-  const known = normByMemory.get(memory);
-  if (known !== undefined) return known;
-  const module = normModule(isShared(memory));
-  let kernels: NormKernels | null = null;
-  if (module) {
-    try {
-      kernels = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as NormKernels;
-    } catch {
-      kernels = null;
-    }
-  }
-  normByMemory.set(memory, kernels);
-  return kernels;
+  return onMemory(normByMemory, memory, normModule, (e) => e as unknown as NormKernels);
 }
