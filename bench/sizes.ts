@@ -33,8 +33,10 @@ const { values: args } = parseArgs({
 
 /**
  * Rounds per model (after one warm-up round), sized so that `--sizes ti,s,b`
- * with both ResNets takes about 15 minutes on the 2-core build machine: a
- * ViT-B/16 round is several seconds, a ResNet-50-GN one longer.
+ * with the four conv models takes about 15 minutes on the 2-core build
+ * machine: a ViT-B/16 round is about 4 s, a ResNet-50-GN one about 1.5 s
+ * (with 3 rounds its ratio moved from 4.2× to 4.6× between runs of one
+ * day).
  * The 28 px models' calls take a few tenths of a ms to a few ms, near the
  * page timer's resolution (0.1 ms in a page that is not cross-origin
  * isolated: a 0.3 ms inference reads as 0.2 to 0.4) and within reach of any
@@ -48,11 +50,11 @@ const ROUNDS: Record<string, number> = {
   'rn-fmnist': 200,
   'cn-tiny': 200,
   'cn-fmnist': 200,
-  ti: 12,
-  s: 8,
-  b: 4,
-  rn50: 3,
-  'cn-atto': 6,
+  ti: 20,
+  s: 12,
+  b: 6,
+  rn50: 10,
+  'cn-atto': 12,
 };
 /** Calls per timed sample (its time is their mean), for the models whose one call is near the timer's resolution; 1 for the rest. */
 const REPEAT: Record<string, number> = { tiny: 10, 'rn-tiny': 10, 'rn-fmnist': 10, 'cn-tiny': 10, 'cn-fmnist': 10 };

@@ -3,7 +3,9 @@
 // shipped ResNet's size is most of their cost; the max pool's gradient, and
 // the weaving of a strided conv's input gradient from its phases.
 // Plain loops over the tensors' memory, float64 sums, NHWC layout (channel
-// fastest).
+// fastest). On tfjs-wasm GroupNorm's loops run in norm.wat (SIMD), on the
+// threaded build shared among the gemm pool's workers; these loops are the
+// reference the tests hold it to, and serve elsewhere.
 import type { Host, HostKernel } from './glue';
 
 /** The largest stride WildttaInterleave weaves (its inputs p0…p15). */
