@@ -11,7 +11,8 @@ import { FlatLayout } from '../src/methods/flat';
 import { readSafetensors } from '../src/model/safetensors';
 import { grayAccuracy } from '../src/model/evaluate';
 import { fetchLabeledImages } from '../src/data/idx';
-import { entropyWithGrad, headsGrad, softmaxEntropy } from '../src/kernels';
+import { entropyWithGrad, groupNorm, groupNormGrad, headsGrad, softmaxEntropy } from '../src/kernels';
+import { normOps } from '../src/kernels/ops/norm';
 import { runKernel } from '../src/kernels/calls';
 import { createAdapter, type AdapterOptions } from '../src/methods';
 import { ViT } from '../src/model/vit';
@@ -288,6 +289,16 @@ const harness = {
         const dxhat = tf.mul(dy, gamma);
         const dx = tf.mul(tf.sub(tf.sub(dxhat, tf.mean(dxhat, -1, true)), tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), -1, true))), rstd);
         const d = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b)));
+        // GroupNorm (WGSL on webgpu, norm.wat or loops on the host) against its tfjs ops: 2 images of rows × 3
+        // positions, width channels in 4 groups, through the ReLU, its backward masked by it.
+        const gx = tf.add(tf.mul(rnd([2, rows, 3, width], 20), 2), 0.5) as tf.Tensor4D;
+        const gdy = rnd([2, rows, 3, width], 21) as tf.Tensor4D;
+        const gScale = tf.add(gamma, 1);
+        const gn = { groups: 4, eps: 1e-5, epsTensor: tf.scalar(1e-5), relu: true };
+        const gk = groupNorm(gx, gScale, beta, gn);
+        const gr = normOps.groupNorm(gx, gScale, beta, gn);
+        const gkGrad = groupNormGrad(gdy, gk.xhat, gk.inv, gScale, gk.y, { groups: 4, inputGrad: true });
+        const grGrad = normOps.groupNormGrad(gdy, gr.xhat, gr.inv, gScale, gr.y, { groups: 4, inputGrad: true });
         return tf.stack([
           d(y!, tf.add(tf.mul(xhat, gamma), beta)),
           d(yOnly!, y!),
@@ -315,6 +326,12 @@ const harness = {
           d(eCount!, tf.reshape(tf.sum(below), [1])),
           d(eLoss!, tf.reshape(lossOf(x), [1])),
           d(eGrad!, tf.grad(lossOf)(x)),
+          d(gk.y, gr.y),
+          d(gk.xhat, gr.xhat),
+          d(gk.inv, gr.inv),
+          tf.div(d(gkGrad.dScale, grGrad.dScale), tf.add(tf.max(tf.abs(grGrad.dScale)), 1)), // relative: sums over 2·rows·3 values
+          tf.div(d(gkGrad.dShift, grGrad.dShift), tf.add(tf.max(tf.abs(grGrad.dShift)), 1)),
+          d(gkGrad.dx!, grGrad.dx!),
         ]);
       });
       const v = await diffs.data();
@@ -344,6 +361,12 @@ const harness = {
         'entropy loss count',
         'entropy loss',
         'entropy loss gradient',
+        'GroupNorm y',
+        'GroupNorm x̂',
+        'GroupNorm σ⁻¹',
+        'GroupNorm dscale (relative)',
+        'GroupNorm dshift (relative)',
+        'GroupNorm dx',
       ]);
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });

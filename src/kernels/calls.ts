@@ -77,4 +77,14 @@ export const kernelCalls = {
   headsMerge: (dq, dk, dv, batch) => one('WildttaHeadsMerge', { dq, dk, dv }, { batch }) as tf.Tensor2D,
 
   headsGrad: (dO, { q, k, v, p }) => one('WildttaHeadsGrad', { dO, q, k, v, p }) as tf.Tensor2D,
+
+  groupNorm(x, scale, shift, { groups, eps, relu }) {
+    const [y, xhat, inv] = runKernel('WildttaGroupNorm', { x, scale, shift }, { groups, eps, relu });
+    return { y: y as tf.Tensor4D, xhat: xhat as tf.Tensor4D, inv: inv as tf.Tensor2D };
+  },
+
+  groupNormGrad(dy, xhat, inv, scale, y, { groups, inputGrad }) {
+    const [dScale, dShift, dx] = runKernel('WildttaGroupNormGrad', { dy, xhat, inv, scale, ...(y ? { y } : {}) }, { groups, inputGrad });
+    return { dScale: dScale as tf.Tensor1D, dShift: dShift as tf.Tensor1D, dx: dx as tf.Tensor4D | undefined };
+  },
 } satisfies Partial<Kernels>;

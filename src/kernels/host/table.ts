@@ -120,16 +120,6 @@ export const hostTable = {
 
   runBackward: runBackwardOnHost,
 
-  groupNorm(x, scale, shift, { groups, eps, relu }) {
-    const [y, xhat, inv] = runKernel('WildttaGroupNorm', { x, scale, shift }, { groups, eps, relu });
-    return { y: y as tf.Tensor4D, xhat: xhat as tf.Tensor4D, inv: inv as tf.Tensor2D };
-  },
-
-  groupNormGrad(dy, xhat, inv, scale, y, { groups, inputGrad }) {
-    const [dScale, dShift, dx] = runKernel('WildttaGroupNormGrad', { dy, xhat, inv, scale, ...(y ? { y } : {}) }, { groups, inputGrad });
-    return { dScale: dScale as tf.Tensor1D, dShift: dShift as tf.Tensor1D, dx: dx as tf.Tensor4D | undefined };
-  },
-
   // tfjs-wasm's MaxPoolGrad took about 100 µs for the shipped ResNet's 14×14×16 stem, and is wrong for some shapes (a batch of 2, non-square inputs).
   maxPoolGrad: (dy, x, _y, { size, stride, pad }) => one('WildttaMaxPoolGrad', { dy, x }, { size, stride, pad }) as tf.Tensor4D,
 

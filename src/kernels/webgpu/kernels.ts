@@ -12,7 +12,8 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
  * less than a dispatch does. Then attention's backward with heads batched
  * (three dispatches for tfjs's six) and, below it, the update arithmetic of
  * methods/ (SAM's ascent, gated SGD-momentum, the entropy loss, the moving
- * average, gates, the finiteness of scalars and the stats vector).
+ * average, gates, the finiteness of scalars and the stats vector), and
+ * GroupNorm both ways (its sums one thread per image and channel).
  */
 
 /** Values a shader reads from its uniforms rather than having them compiled in (tfjs's ProgramUniform). */
@@ -543,9 +544,165 @@ export function registerGpuKernels(): void {
     ['WildttaAllFinite', allFinite],
     ['WildttaScalars', scalars],
     ['WildttaEntropyLoss', entropyLoss],
+    ['WildttaGroupNorm', groupNorm],
+    ['WildttaGroupNormGrad', groupNormGrad],
   ];
   registerWebgpu(kernels);
 }
+
+/**
+ * GroupNorm over x [B, H, W, C] (channel fastest) in G groups, as the host's
+ * WildttaGroupNorm: y (then ReLU), x̂ and σ⁻¹ [B, G]. Six dispatches where the
+ * tfjs ops take about ten: per image and channel Σ_p x, the groups' means,
+ * Σ_p (x − mean)², σ⁻¹, then x̂ and y one thread per value.
+ */
+function groupNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { groups: number; eps: number; relu: boolean }): tf.TensorInfo[] {
+  const { x, scale, shift } = inputs as Record<string, tf.TensorInfo>;
+  const [B, H, W, C] = x!.shape as [number, number, number, number];
+  const { G, per, P, count, run, perChannel, perGroup, perValue } = groupGeometry(backend, 'gn', B, H * W, C, attrs.groups);
+  const s1 = run(
+    's1',
+    ['X'],
+    [x!],
+    [B, C],
+    B * C,
+    `${perChannel} var acc = 0.0; for (var p = 0; p < ${P}; p++) { acc += X[(b * ${P} + p) * ${C} + c]; } result[index] = acc;`,
+  );
+  const mean = run(
+    'mean',
+    ['S'],
+    [s1],
+    [B, G],
+    B * G,
+    `${perGroup} var acc = 0.0; for (var j = 0; j < ${per}; j++) { acc += S[b * ${C} + g * ${per} + j]; } result[index] = acc / ${f(count)};`,
+  );
+  const s2 = run(
+    's2',
+    ['X', 'Mean'],
+    [x!, mean],
+    [B, C],
+    B * C,
+    `${perChannel} let m = Mean[b * ${G} + c / ${per}];
+        var acc = 0.0;
+        for (var p = 0; p < ${P}; p++) { let d = X[(b * ${P} + p) * ${C} + c] - m; acc += d * d; }
+        result[index] = acc;`,
+  );
+  const inv = run(
+    `inv_${f(attrs.eps)}`,
+    ['S'],
+    [s2],
+    [B, G],
+    B * G,
+    `${perGroup} var acc = 0.0; for (var j = 0; j < ${per}; j++) { acc += S[b * ${C} + g * ${per} + j]; } result[index] = 1.0 / sqrt(acc / ${f(count)} + ${f(attrs.eps)});`,
+  );
+  const xhat = run('xhat', ['X', 'Mean', 'Inv'], [x!, mean, inv], x!.shape, B * P * C, `${perValue} result[index] = (X[index] - Mean[k]) * Inv[k];`);
+  const y = run(
+    `y_${attrs.relu ? 'relu' : 'plain'}`,
+    ['X', 'Mean', 'Inv', 'Scale', 'Shift'],
+    [x!, mean, inv, scale!, shift!],
+    x!.shape,
+    B * P * C,
+    `${perValue} let v = (X[index] - Mean[k]) * Inv[k] * Scale[c] + Shift[c];
+        result[index] = ${attrs.relu ? 'select(v, 0.0, v < 0.0)' : 'v'};`,
+  );
+  for (const t of [s1, mean, s2]) backend.disposeData(t.dataId);
+  return [y, xhat, inv];
+}
+
+/**
+ * GroupNorm's backward, as the host's WildttaGroupNormGrad: dy masked by
+ * y > 0 where y is given (the ReLU after the norm), dscale = Σ dy·x̂, dshift
+ * = Σ dy and, with inputGrad, dx = σ⁻¹ (dx̂ − mean_g(dx̂) − x̂·mean_g(dx̂·x̂)),
+ * dx̂ = dy·scale. Five dispatches where the tfjs ops take about fifteen.
+ */
+function groupNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { groups: number; inputGrad: boolean }): tf.TensorInfo[] {
+  const { dy, xhat, inv, scale, y } = inputs as Record<string, tf.TensorInfo | undefined>;
+  const [B, H, W, C] = dy!.shape as [number, number, number, number];
+  const masked = y !== undefined;
+  const { G, per, P, count, run, perChannel, perGroup, perValue } = groupGeometry(backend, `gng_${masked ? 'm' : 'n'}`, B, H * W, C, attrs.groups);
+  const d = (i: string) => (masked ? `select(0.0, Dy[${i}], Y[${i}] > 0.0)` : `Dy[${i}]`);
+  const names = ['Dy', 'Xhat', ...(masked ? ['Y'] : [])];
+  const ins = [dy!, xhat!, ...(masked ? [y!] : [])];
+  // T [B, 2, C]: per image and channel Σ_p d·x̂, then Σ_p d.
+  const t = run(
+    't',
+    names,
+    ins,
+    [B, 2, C],
+    B * C,
+    `${perChannel} var a = 0.0; var s = 0.0;
+        for (var p = 0; p < ${P}; p++) { let i = (b * ${P} + p) * ${C} + c; let v = ${d('i')}; a += v * Xhat[i]; s += v; }
+        result[b * ${2 * C} + c] = a;
+        result[b * ${2 * C} + ${C} + c] = s;`,
+  );
+  const overImages = (row: number) => `var acc = 0.0; for (var b = 0; b < ${B}; b++) { acc += T[b * ${2 * C} + ${row * C} + index]; } result[index] = acc;`;
+  const out = [run('dscale', ['T'], [t], [C], C, overImages(0)), run('dshift', ['T'], [t], [C], C, overImages(1))];
+  if (attrs.inputGrad) {
+    // M [B, G, 2]: the group means of dx̂ and of dx̂·x̂.
+    const m = run(
+      'm',
+      ['T', 'Scale'],
+      [t, scale!],
+      [B, G, 2],
+      B * G,
+      `${perGroup} var m1 = 0.0; var m2 = 0.0;
+        for (var j = 0; j < ${per}; j++) { let c = g * ${per} + j; m1 += T[b * ${2 * C} + ${C} + c] * Scale[c]; m2 += T[b * ${2 * C} + c] * Scale[c]; }
+        result[2 * index] = m1 / ${f(count)};
+        result[2 * index + 1] = m2 / ${f(count)};`,
+    );
+    out.push(
+      run(
+        'dx',
+        [...names, 'Inv', 'Scale', 'M'],
+        [...ins, inv!, scale!, m],
+        dy!.shape,
+        B * P * C,
+        `${perValue} result[index] = Inv[k] * (${d('index')} * Scale[c] - M[2 * k] - Xhat[index] * M[2 * k + 1]);`,
+      ),
+    );
+    backend.disposeData(m.dataId);
+  }
+  backend.disposeData(t.dataId);
+  return out;
+}
+
+/** A GroupNorm's sizes, its programs' runner (keyed by them), and the WGSL that names a thread's image, channel, group and (b, g) index. */
+function groupGeometry(backend: GpuBackend, prefix: string, B: number, P: number, C: number, G: number) {
+  const per = C / G;
+  const key = `${prefix}_${B}_${P}_${C}_${G}`;
+  const run = (name: string, names: string[], ins: tf.TensorInfo[], shape: number[], threads: number, body: string) =>
+    backend.runWebGPUProgram(program(`${key}_${name}`, names, shape, threads, body), ins, 'float32');
+  return {
+    G,
+    per,
+    P,
+    count: P * per,
+    run,
+    perChannel: `let b = index / ${C}; let c = index % ${C};`,
+    perGroup: `let b = index / ${G}; let g = index % ${G};`,
+    perValue: `let c = index % ${C}; let k = (index / ${P * C}) * ${G} + c / ${per};`,
+  };
+}
+
+/**
+ * The most values a one-dimensional dispatch of this file's programs covers
+ * (WebGPU's 65,535 workgroups a dimension, of 64 threads).
+ */
+export const MAX_THREADS = 65_535 * WORKGROUP;
+
+/**
+ * The most positions a GroupNorm kernel's thread sums alone (its loop over
+ * an image's positions for one channel), about the LayerNorm kernels' rows
+ * of 768: a GPU thread's loads in such a loop wait one after another, which
+ * at a 224 px ResNet's first stages (3,136 and 12,544 positions) would cost
+ * more than the dispatches saved. Larger images run GroupNorm as the tfjs
+ * ops, whose reductions spread over the GPU. Not yet measured on a real GPU.
+ */
+export const MAX_GROUP_NORM_POSITIONS = 1024;
+
+/** Whether the GroupNorm kernels take x [B, H, W, C] (else the tfjs ops do). */
+export const groupNormFits = (shape: readonly number[]) =>
+  shape[0]! * shape[1]! * shape[2]! * shape[3]! <= MAX_THREADS && shape[1]! * shape[2]! <= MAX_GROUP_NORM_POSITIONS;
 
 /** A WebGPU kernel as written here: its inputs, the backend, its attributes. */
 export type GpuKernel = (inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: never) => tf.TensorInfo[];
