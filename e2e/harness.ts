@@ -11,7 +11,7 @@ import { FlatLayout } from '../src/methods/flat';
 import { readSafetensors } from '../src/model/safetensors';
 import { grayAccuracy } from '../src/model/evaluate';
 import { fetchLabeledImages } from '../src/data/idx';
-import { entropyWithGrad, groupNorm, groupNormGrad, headsGrad, softmaxEntropy } from '../src/kernels';
+import { entropyWithGrad, groupNorm, groupNormGrad, headsGrad, interleavePhases, softmaxEntropy } from '../src/kernels';
 import { normOps } from '../src/kernels/ops/norm';
 import { runKernel } from '../src/kernels/calls';
 import { createAdapter, type AdapterOptions } from '../src/methods';
@@ -299,7 +299,18 @@ const harness = {
         const gr = normOps.groupNorm(gx, gScale, beta, gn);
         const gkGrad = groupNormGrad(gdy, gk.xhat, gk.inv, gScale, gk.y, { groups: 4, inputGrad: true });
         const grGrad = normOps.groupNormGrad(gdy, gr.xhat, gr.inv, gScale, gr.y, { groups: 4, inputGrad: true });
+        // Phases woven into a [2, 5, width % 7 + 3, 3] grid at stride 2 (odd sizes: the phases differ in length), all
+        // four given, then only phase 0 (the others zeros).
+        const [gh, gw] = [5, (width % 7) + 3];
+        const phaseShapes = [0, 1, 2, 3].map((i) => [2, Math.ceil((gh - (i >> 1)) / 2), Math.ceil((gw - (i & 1)) / 2), 3]);
+        const phases = phaseShapes.map((shape, i) => rnd(shape, 30 + i) as tf.Tensor4D);
+        const woven = tf.concat([interleavePhases(phases, 2, gh, gw), interleavePhases([phases[0], undefined, undefined, undefined], 2, gh, gw)]);
+        const wovenRef = tf.concat([
+          normOps.interleavePhases(phases, 2, gh, gw),
+          normOps.interleavePhases([phases[0], undefined, undefined, undefined], 2, gh, gw),
+        ]);
         return tf.stack([
+          d(woven, wovenRef),
           d(y!, tf.add(tf.mul(xhat, gamma), beta)),
           d(yOnly!, y!),
           d(kStats!, tf.concat([mean, rstd], 1)),
@@ -337,6 +348,7 @@ const harness = {
       const v = await diffs.data();
       diffs.dispose();
       const names = [
+        'interleaved phases',
         'y',
         'y (save false)',
         'stats (mean, rstd)',

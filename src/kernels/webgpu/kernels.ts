@@ -12,8 +12,9 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
  * less than a dispatch does. Then attention's backward with heads batched
  * (three dispatches for tfjs's six) and, below it, the update arithmetic of
  * methods/ (SAM's ascent, gated SGD-momentum, the entropy loss, the moving
- * average, gates, the finiteness of scalars and the stats vector), and
- * GroupNorm both ways (its sums one thread per image and channel).
+ * average, gates, the finiteness of scalars and the stats vector),
+ * GroupNorm both ways (its sums one thread per image and channel) and the
+ * weaving of a strided conv's input gradient.
  */
 
 /** Values a shader reads from its uniforms rather than having them compiled in (tfjs's ProgramUniform). */
@@ -546,6 +547,7 @@ export function registerGpuKernels(): void {
     ['WildttaEntropyLoss', entropyLoss],
     ['WildttaGroupNorm', groupNorm],
     ['WildttaGroupNormGrad', groupNormGrad],
+    ['WildttaInterleave', interleave],
   ];
   registerWebgpu(kernels);
 }
@@ -682,6 +684,42 @@ function groupGeometry(backend: GpuBackend, prefix: string, B: number, P: number
     perGroup: `let b = index / ${G}; let g = index % ${G};`,
     perValue: `let c = index % ${C}; let k = (index / ${P * C}) * ${G} + c / ${per};`,
   };
+}
+
+/**
+ * A strided conv's input gradient woven from its phases, as the host's
+ * WildttaInterleave: one thread per value of [B, H, W, C], reading its
+ * phase (absent ones zeros). One dispatch where the tfjs ops take a pad per
+ * short phase, three stacks and a slice. Up to stride 2: four phases and the
+ * output are all a shader may bind here.
+ */
+function interleave(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { stride: number; height: number; width: number }): tf.TensorInfo[] {
+  const s = attrs.stride;
+  const phases = Array.from({ length: s * s }, (_, i) => inputs[`p${i}`] as tf.TensorInfo | undefined);
+  const [B, , , C] = phases[0]!.shape as [number, number, number, number];
+  const [H, W] = [attrs.height, attrs.width];
+  const present = phases.flatMap((t, i) => (t ? [{ i, t, name: `P${i}` }] : []));
+  const reads = present.map(({ i, t, name }) => {
+    const [, R, Q] = t.shape;
+    return `if (a == ${i}) { v = ${name}[((b * ${R} + h / ${s}) * ${Q} + w / ${s}) * ${C} + c]; }`;
+  });
+  return [
+    backend.runWebGPUProgram(
+      program(
+        `interleave_${s}_${B}_${H}_${W}_${C}_${present.map(({ i, t }) => `${i}x${t.shape.join('x')}`).join('_')}`,
+        present.map((p) => p.name),
+        [B, H, W, C],
+        B * H * W * C,
+        `let c = index % ${C}; let w = (index / ${C}) % ${W}; let h = (index / ${C * W}) % ${H}; let b = index / ${C * W * H};
+        let a = (h % ${s}) * ${s} + w % ${s};
+        var v = 0.0;
+        ${reads.join(' ')}
+        result[index] = v;`,
+      ),
+      present.map((p) => p.t),
+      'float32',
+    ),
+  ];
 }
 
 /**
