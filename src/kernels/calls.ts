@@ -87,4 +87,7 @@ export const kernelCalls = {
     const [dScale, dShift, dx] = runKernel('WildttaGroupNormGrad', { dy, xhat, inv, scale, ...(y ? { y } : {}) }, { groups, inputGrad });
     return { dScale: dScale as tf.Tensor1D, dShift: dShift as tf.Tensor1D, dx: dx as tf.Tensor4D | undefined };
   },
+
+  interleavePhases: (phases, stride, height, width) =>
+    one('WildttaInterleave', Object.fromEntries(phases.flatMap((p, i) => (p ? [[`p${i}`, p]] : []))), { stride, height, width }) as tf.Tensor4D,
 } satisfies Partial<Kernels>;

@@ -93,7 +93,9 @@ export function convInputGrad(
     const h = phaseAxis(kh, s, p, H, O, ah);
     for (let aw = 0; aw < s; aw++) {
       const v = phaseAxis(kw, s, p, W, Q, aw);
-      phases.push(onePhase(dy, w, h, v, filters, `${key}:${ah},${aw}`, [B, h.length, v.length, inC]));
+      const shape: [number, number, number, number] = [B, h.length, v.length, inC];
+      // interleavePhases takes a phase no tap reaches as zeros, but phase 0, which gives it the shapes, as a tensor.
+      phases.push(onePhase(dy, w, h, v, filters, `${key}:${ah},${aw}`, shape) ?? (phases.length === 0 ? tf.zeros(shape) : undefined));
     }
   }
   return s === 1 ? phases[0]! : interleavePhases(phases, s, H, W);
@@ -134,8 +136,8 @@ function onePhase(
   key: string,
   shape: [number, number, number, number],
 ): tf.Tensor4D | undefined {
-  // No tap reaches it: zeros, which interleavePhases writes without a tensor (phase 0 always has one).
-  if (h.taps.length === 0 || v.taps.length === 0 || shape[1] === 0 || shape[2] === 0) return key.endsWith(':0,0') ? tf.zeros(shape) : undefined;
+  // No tap reaches it: zeros, which the caller leaves to interleavePhases.
+  if (h.taps.length === 0 || v.taps.length === 0 || shape[1] === 0 || shape[2] === 0) return undefined;
   const [B, O, Q, C] = dy.shape;
   const sub = filters.get(key, () => tf.transpose(tf.gather(tf.gather(w, h.taps, 0), v.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D);
   const crop = [Math.max(0, -h.before), Math.max(0, -h.after), Math.max(0, -v.before), Math.max(0, -v.after)] as const;

@@ -124,10 +124,7 @@ export const hostTable = {
   maxPoolGrad: (dy, x, _y, { size, stride, pad }) => one('WildttaMaxPoolGrad', { dy, x }, { size, stride, pad }) as tf.Tensor4D,
 
   // One copy where the tfjs ops take up to three pads, three stacks and a slice (about 10 kernels a strided conv at the shipped ResNet's size).
-  interleavePhases: (phases, stride, height, width) =>
-    stride > MAX_STRIDE
-      ? normOps.interleavePhases(phases, stride, height, width)
-      : (one('WildttaInterleave', Object.fromEntries(phases.flatMap((p, i) => (p ? [[`p${i}`, p]] : []))), { stride, height, width }) as tf.Tensor4D),
+  interleavePhases: (phases, stride, ...size) => (stride > MAX_STRIDE ? normOps : kernelCalls).interleavePhases(phases, stride, ...size),
 } satisfies Partial<Kernels>;
 
 /** Registers the host kernels with tfjs and the table with the registry. */

@@ -562,6 +562,8 @@ function groupNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { 
   const { x, scale, shift } = inputs as Record<string, tf.TensorInfo>;
   const [B, H, W, C] = x!.shape as [number, number, number, number];
   const { G, per, P, count, run, perChannel, perGroup, perValue } = groupGeometry(backend, 'gn', B, H * W, C, attrs.groups);
+  // acc: the sum of S [B, C] over this thread's image and group.
+  const groupSum = `${perGroup} var acc = 0.0; for (var j = 0; j < ${per}; j++) { acc += S[b * ${C} + g * ${per} + j]; }`;
   const s1 = run(
     's1',
     ['X'],
@@ -570,14 +572,7 @@ function groupNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { 
     B * C,
     `${perChannel} var acc = 0.0; for (var p = 0; p < ${P}; p++) { acc += X[(b * ${P} + p) * ${C} + c]; } result[index] = acc;`,
   );
-  const mean = run(
-    'mean',
-    ['S'],
-    [s1],
-    [B, G],
-    B * G,
-    `${perGroup} var acc = 0.0; for (var j = 0; j < ${per}; j++) { acc += S[b * ${C} + g * ${per} + j]; } result[index] = acc / ${f(count)};`,
-  );
+  const mean = run('mean', ['S'], [s1], [B, G], B * G, `${groupSum} result[index] = acc / ${f(count)};`);
   const s2 = run(
     's2',
     ['X', 'Mean'],
@@ -589,14 +584,7 @@ function groupNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { 
         for (var p = 0; p < ${P}; p++) { let d = X[(b * ${P} + p) * ${C} + c] - m; acc += d * d; }
         result[index] = acc;`,
   );
-  const inv = run(
-    `inv_${f(attrs.eps)}`,
-    ['S'],
-    [s2],
-    [B, G],
-    B * G,
-    `${perGroup} var acc = 0.0; for (var j = 0; j < ${per}; j++) { acc += S[b * ${C} + g * ${per} + j]; } result[index] = 1.0 / sqrt(acc / ${f(count)} + ${f(attrs.eps)});`,
-  );
+  const inv = run(`inv_${f(attrs.eps)}`, ['S'], [s2], [B, G], B * G, `${groupSum} result[index] = 1.0 / sqrt(acc / ${f(count)} + ${f(attrs.eps)});`);
   const xhat = run('xhat', ['X', 'Mean', 'Inv'], [x!, mean, inv], x!.shape, B * P * C, `${perValue} result[index] = (X[index] - Mean[k]) * Inv[k];`);
   const y = run(
     `y_${attrs.relu ? 'relu' : 'plain'}`,

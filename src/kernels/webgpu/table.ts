@@ -1,7 +1,6 @@
 // WebGPU's table: the ops it runs as WGSL kernels (kernels.ts, fused.ts). Everything
 // else (the products, attention's forward, the convs) runs as tfjs ops on the GPU.
-import type * as tf from '@tensorflow/tfjs-core';
-import { kernelCalls, one } from '../calls';
+import { kernelCalls } from '../calls';
 import { normOps } from '../ops/norm';
 import { registerTable } from '../registry';
 import type { Kernels } from '../types';
@@ -13,10 +12,10 @@ const convFamilyCalls = {
   groupNorm: (x, ...rest) => (groupNormFits(x.shape) ? kernelCalls : normOps).groupNorm(x, ...rest),
   groupNormGrad: (dy, ...rest) => (groupNormFits(dy.shape) ? kernelCalls : normOps).groupNormGrad(dy, ...rest),
   // One WGSL dispatch up to stride 2 (as many phases as a shader binds here) and one dispatch's reach.
-  interleavePhases: (phases, stride, height, width) =>
-    stride <= 2 && phases[0]!.shape[0] * height * width * phases[0]!.shape[3] <= MAX_THREADS
-      ? (one('WildttaInterleave', Object.fromEntries(phases.flatMap((p, i) => (p ? [[`p${i}`, p]] : []))), { stride, height, width }) as tf.Tensor4D)
-      : normOps.interleavePhases(phases, stride, height, width),
+  interleavePhases(phases, stride, height, width) {
+    const fits = stride <= 2 && phases[0]!.shape[0] * height * width * phases[0]!.shape[3] <= MAX_THREADS;
+    return (fits ? kernelCalls : normOps).interleavePhases(phases, stride, height, width);
+  },
 } satisfies Partial<Kernels>;
 
 /** Registers the WGSL kernels with tfjs and the table with the registry. */
