@@ -21,8 +21,13 @@ export type {
   BackwardArgs,
   BackwardWalk,
   BlockWeights,
+  ConvBackwardArgs,
+  ConvBackwardWalk,
+  ConvGradOps,
+  ConvPiece,
   EmbedWeights,
   GradOps,
+  GnSaved,
   GradientLayout,
   GroupNormAttrs,
   InputRange,
@@ -37,6 +42,7 @@ export { gemmThreadsNow, startGemmThreads } from './host/glue';
 export { disposeLinear, savedTensors } from './ops/vit';
 export { softmaxEntropy, l2Norm, recenterShift } from './ops/update';
 export { concatByLayout } from './ops/backward';
+export { convPiece } from './ops/conv-backward';
 
 // The update arithmetic.
 export const samAscent = entry('samAscent');
@@ -80,3 +86,4 @@ export const groupNorm = entry('groupNorm');
 export const groupNormGrad = entry('groupNormGrad');
 export const maxPoolGrad = entry('maxPoolGrad');
 export const interleavePhases = entry('interleavePhases');
+export const runConvBackward = entry('runConvBackward');

@@ -107,6 +107,62 @@ export interface BackwardArgs {
 /** A model's backward written once over GradOps (see model/vit-backward.ts). */
 export type BackwardWalk = <T>(ops: GradOps<T>) => void;
 
+/**
+ * A stride-1 convolution of x with a kept filter [kh, kw, in, out], padded
+ * by `pads` (top, bottom, left, right; a negative one crops x instead): the
+ * piece a conv's input gradient is made of (model/conv-grad.ts).
+ */
+export interface ConvPiece {
+  filter: tf.Tensor4D;
+  pads: readonly [number, number, number, number];
+}
+
+/** What a GroupNorm's backward reads of its forward (groupNorm's x̂ and σ⁻¹, the scale it applied). */
+export interface GnSaved {
+  xhat: tf.Tensor4D;
+  inv: tf.Tensor2D;
+  scale: tf.Tensor;
+  groups: number;
+}
+
+/**
+ * What a convolutional network's written-out backward asks of the kernels,
+ * on gradients of type T: tfjs tensors, or on the host the backend's raw
+ * tensor infos inside one engine call (the ViT's GradOps likewise). Saved
+ * tensors are the forward's, tfjs tensors either way. A GroupNorm's
+ * scale/shift gradients go straight to the output, by name, where the
+ * layout has them.
+ */
+export interface ConvGradOps<T> {
+  /** dL/d(pooled feature) = dLogits·W_head (+ dFeatures), from the runner's arguments. */
+  headGrad(): T;
+  /** The backward of the mean over positions: dy [B, D] spread evenly over [B, H, W, D]. */
+  spreadMean(dy: T, shape: readonly number[]): T;
+  /** A GroupNorm's backward, dy taken as 0 where `mask` (a ReLU's output) is not positive: its gradients to `name`, and dL/dx when `inputGrad`. */
+  groupNormGrad(dy: T, saved: GnSaved, name: string, inputGrad: boolean, mask: tf.Tensor4D | undefined): T | undefined;
+  /** dy where `out` > 0, else 0 (a ReLU's backward). */
+  reluGrad(dy: T, out: tf.Tensor4D): T;
+  add(a: T, b: T): T;
+  maxPoolGrad(dy: T, x: tf.Tensor4D, y: tf.Tensor4D, o: { size: number; stride: number; pad: number }): T;
+  conv(x: T, piece: ConvPiece): T;
+  /** interleavePhases on T. */
+  interleave(phases: Array<T | undefined>, stride: number, height: number, width: number): T;
+  zeros(shape: readonly number[]): T;
+  /** Frees intermediates the walk is done with (never a saved tensor). */
+  free(...ts: Array<T | undefined>): void;
+}
+
+/** What runConvBackward needs beside the walk: the loss's gradient at the logits (and pooled feature), the head's weight [classes, D], and where each norm's gradients go. */
+export interface ConvBackwardArgs {
+  dLogits: tf.Tensor2D;
+  dFeatures?: tf.Tensor2D | undefined;
+  headW: tf.Tensor2D;
+  layout: GradientLayout;
+}
+
+/** A convolutional network's backward written once over ConvGradOps (see model/resnet-gn.ts). */
+export type ConvBackwardWalk = <T>(ops: ConvGradOps<T>) => void;
+
 /** The source-side constants of feature re-centering. */
 export interface RecenterSource {
   /** Per-class source feature means [C, D] and their mean [D]. */
@@ -260,6 +316,8 @@ export interface Kernels {
    * must be there.
    */
   interleavePhases(phases: Array<tf.Tensor4D | undefined>, stride: number, height: number, width: number): tf.Tensor4D;
+  /** Runs a convolutional network's backward walk (see ConvGradOps) and returns the adapted norms' gradients laid out as args.layout. */
+  runConvBackward(args: ConvBackwardArgs, walk: ConvBackwardWalk): tf.Tensor1D;
 }
 
 /** groupNorm's settings. */

@@ -126,21 +126,32 @@ export type BackStep = (dy: tf.Tensor, needInput: boolean, record: (norm: string
 
 /**
  * The tape of a SteppedBackbone (the ResNet, the ConvNeXt): its forward's
- * pieces' backward steps in forward order, each with the norms (timm
- * prefixes) it holds; the tensors those steps read, which it owns; and the
- * stem's output, a function of the images alone that a later forward on
- * the same images may borrow (`sameImages`).
+ * pieces' backward steps (of the family's kind S) in forward order, each
+ * with the norms (timm prefixes) it holds; the tensors those steps read,
+ * which it owns; and the stem's output, a function of the images alone that
+ * a later forward on the same images may borrow (`sameImages`).
  */
-export class SteppedTape implements BackboneTape {
-  readonly steps: Array<{ norms: string[]; back: BackStep }> = [];
+export class SteppedTape<S = BackStep> implements BackboneTape {
+  readonly steps: Array<TapeStep<S>> = [];
   /** The stem's output (the tape's own, or lent by an earlier tape of the same images). */
   stem?: tf.Tensor4D;
   private readonly own: tf.Tensor[] = [];
 
   constructor(readonly batch: number) {}
 
-  step(norms: string[], back: BackStep): void {
+  step(norms: string[], back: S): void {
     this.steps.push({ norms: norms.flatMap((n) => [`${n}.weight`, `${n}.bias`]), back });
+  }
+
+  /** The steps a gradient of `names` runs: from the lowest that holds one of them up. */
+  from(names: readonly string[]): Array<TapeStep<S>> {
+    const wanted = new Set(names);
+    return this.steps.slice(
+      Math.max(
+        0,
+        this.steps.findIndex((s) => s.norms.some((n) => wanted.has(n))),
+      ),
+    );
   }
 
   /** Makes `t` the tape's: kept with it, disposed with it. */
@@ -161,6 +172,12 @@ export class SteppedTape implements BackboneTape {
   dispose(): void {
     tf.dispose(this.own);
   }
+}
+
+/** One step of a SteppedTape: its backward and the norm parameters it holds. */
+export interface TapeStep<S> {
+  norms: string[];
+  back: S;
 }
 
 /**
@@ -392,12 +409,12 @@ export abstract class PlainBackbone<C extends BackboneConfig = BackboneConfig> {
 
 /**
  * A family with a written-out backward (the ResNet, the ConvNeXt): its
- * adaptation forward records each piece's backward step on a SteppedTape,
- * and the gradient runs them from the head (whose weight is
+ * adaptation forward records each piece's backward step (of kind S) on a
+ * SteppedTape, and the gradient runs them from the head (whose weight is
  * `headWeightName`, [classes, featureWidth]) down to the lowest step that
- * holds an adapted norm.
+ * holds an adapted norm (`backward`).
  */
-export abstract class SteppedBackbone<C extends BackboneConfig = BackboneConfig> extends PlainBackbone<C> implements Backbone {
+export abstract class SteppedBackbone<C extends BackboneConfig = BackboneConfig, S = BackStep> extends PlainBackbone<C> implements Backbone {
   abstract forward(
     images: tf.Tensor4D,
     norm: ParamLookup,
@@ -410,8 +427,15 @@ export abstract class SteppedBackbone<C extends BackboneConfig = BackboneConfig>
     if (!(tape instanceof SteppedTape)) throw new TypeError(`${this.family}: gradient needs the tape of its own forward`);
     this.checked();
     if (layout.names.length === 0) return tf.zeros([0]);
+    return this.backward((tape as SteppedTape<S>).from(layout.names), dLogits, layout, dFeatures);
+  }
+
+  /** The steps' backward, the highest first, from the head's; the lowest step needs no input gradient. Inside tf.tidy. */
+  protected abstract backward(steps: Array<TapeStep<S>>, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D;
+
+  /** `backward` for steps on tensors (BackStep). */
+  protected tensorBackward(steps: Array<TapeStep<BackStep>>, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
     const wanted = new Set(layout.names);
-    const lowest = tape.steps.findIndex((s) => s.norms.some((n) => wanted.has(n)));
     const grads = new Map<string, tf.Tensor>();
     const record = (norm: string, dScale: tf.Tensor, dShift: tf.Tensor) => {
       if (wanted.has(`${norm}.weight`)) grads.set(`${norm}.weight`, dScale);
@@ -419,7 +443,7 @@ export abstract class SteppedBackbone<C extends BackboneConfig = BackboneConfig>
     };
     let dy: tf.Tensor | undefined = tf.matMul(dLogits, this.param(this.headWeightName));
     if (dFeatures) dy = tf.add(dy, dFeatures);
-    for (let i = tape.steps.length - 1; i >= lowest && dy; i--) dy = tape.steps[i]!.back(dy, i > lowest, record);
+    for (let i = steps.length - 1; i >= 0 && dy; i--) dy = steps[i]!.back(dy, i > 0, record);
     return concatByLayout(grads, layout);
   }
 

@@ -10,12 +10,12 @@
 // of the s² phases is a small stride-1 conv of dy itself with the filter taps
 // that land there, and together they cost what the forward does.
 import * as tf from '@tensorflow/tfjs-core';
-import { interleavePhases } from '../kernels';
+import { convPiece, interleavePhases, type ConvGradOps, type ConvPiece } from '../kernels';
 
 /**
  * Filters derived from a model's frozen filters for its backward (flipped,
- * split by phase), made at the first backward (inference never pays their
- * memory) and kept until the model releases them.
+ * split by phase), made at the first forward that records a backward
+ * (inference never pays their memory) and kept until the model releases them.
  */
 export class DerivedFilters {
   private readonly made = new Map<string, tf.Tensor4D>();
@@ -63,14 +63,89 @@ export function phaseAxis(k: number, s: number, p: number, inLength: number, out
  */
 export const DILATE_BELOW = 1 << 20;
 
+/** How one conv's input gradient runs: stride-1 convs of dy (conv-grad's pieces), woven together where the stride is over 1. */
+export interface ConvGradPlan {
+  stride: number;
+  /** The conv's input height and width. */
+  height: number;
+  width: number;
+  /** dy spread out with zeros, then `pieces[0]` alone (`dilated`); else one piece per phase, undefined where no tap reaches it. */
+  dilated: boolean;
+  pieces: Array<ConvPiece | undefined>;
+  /** Phase 0's shape, for the zeros that stand in where no tap reaches it. */
+  phase0: [number, number, number, number];
+}
+
+/** What running a plan asks of the kernels: ConvGradOps' conv pieces, weaving and zeros. */
+export type ConvPrims<T> = Pick<ConvGradOps<T>, 'conv' | 'interleave' | 'zeros' | 'free'>;
+
 /**
- * dL/dx of y = conv2d(x, w, stride s, padding p), x of `inputShape`, from
- * dy: per phase (a_h, a_w) a stride-1 conv2d of dy with the taps that reach
- * that phase (channels swapped, in `filters` under `key`), the phases then
- * woven into the input's grid (interleavePhases). At stride 1 there is one
- * phase, the whole filter turned 180°. A small one (under `dilateBelow`
- * multiply-adds) is one conv over dy spread out instead (`dilated`).
+ * The plan of dL/dx of y = conv2d(x, w, stride s, padding p), x of
+ * `inputShape`, y of `outShape`: per phase (a_h, a_w) a stride-1 conv2d of
+ * dy with the taps that reach that phase (channels swapped, made once into
+ * `filters` under `key`), the phases then woven into the input's grid. At
+ * stride 1 there is one phase, the whole filter turned 180°. A small one
+ * (under `dilateBelow` multiply-adds) is one conv over dy spread out
+ * instead (`dilatedPiece`). Made at the forward (inside tf.tidy): running
+ * it then needs no op that makes a filter.
  */
+export function convGradPlan(
+  w: tf.Tensor4D,
+  inputShape: readonly number[],
+  outShape: readonly number[],
+  s: number,
+  p: number,
+  filters: DerivedFilters,
+  key: string,
+  dilateBelow = DILATE_BELOW,
+): ConvGradPlan {
+  const [kh, kw, inC, outC] = w.shape;
+  const [B, H, W] = inputShape as [number, number, number];
+  const [, O, Q] = outShape as [number, number, number];
+  const plan = (dilated: boolean, pieces: Array<ConvPiece | undefined>, phase0: [number, number, number, number]) => ({
+    stride: s,
+    height: H,
+    width: W,
+    dilated,
+    pieces,
+    phase0,
+  });
+  if (s > 1 && H * W * kh * kw * inC * outC < dilateBelow) {
+    const piece = dilatedPiece(w, H, W, O, Q, s, p, filters, key);
+    if (piece) return plan(true, [piece], [B, O, Q, outC]);
+  }
+  const pieces: Array<ConvPiece | undefined> = [];
+  let phase0: [number, number, number, number] = [B, 0, 0, inC];
+  for (let ah = 0; ah < s; ah++) {
+    const h = phaseAxis(kh, s, p, H, O, ah);
+    for (let aw = 0; aw < s; aw++) {
+      const v = phaseAxis(kw, s, p, W, Q, aw);
+      if (ah === 0 && aw === 0) phase0 = [B, h.length, v.length, inC];
+      pieces.push(phasePiece(w, h, v, filters, `${key}:${ah},${aw}`));
+    }
+  }
+  return plan(false, pieces, phase0);
+}
+
+/** dL/dx from dy by `plan`, on tensors or on the host's tensor infos. */
+export function runConvGrad<T>(ops: ConvPrims<T>, dy: T, plan: ConvGradPlan): T {
+  const { stride: s, height: H, width: W, pieces } = plan;
+  if (plan.dilated) {
+    const [, O, Q] = plan.phase0;
+    const z = ops.interleave([dy, ...Array<undefined>(s * s - 1).fill(undefined)], s, s * O, s * Q);
+    const dx = ops.conv(z, pieces[0]!);
+    ops.free(z);
+    return dx;
+  }
+  if (s === 1) return ops.conv(dy, pieces[0]!);
+  // interleave takes a phase no tap reaches as zeros, but phase 0, which gives it the shapes, as a tensor.
+  const phases = pieces.map((piece, i) => (piece ? ops.conv(dy, piece) : i === 0 ? ops.zeros(plan.phase0) : undefined));
+  const dx = ops.interleave(phases, s, H, W);
+  ops.free(...phases);
+  return dx;
+}
+
+/** convGradPlan and runConvGrad on tensors at once: a conv's input gradient where the plan need not outlive it. */
 export function convInputGrad(
   dy: tf.Tensor4D,
   w: tf.Tensor4D,
@@ -81,25 +156,16 @@ export function convInputGrad(
   key: string,
   dilateBelow = DILATE_BELOW,
 ): tf.Tensor4D {
-  const [kh, kw, inC, outC] = w.shape;
-  const [B, H, W] = inputShape as [number, number, number];
-  if (s > 1 && H * W * kh * kw * inC * outC < dilateBelow) {
-    const viaZeros = dilated(dy, w, H, W, s, p, filters, key);
-    if (viaZeros) return viaZeros;
-  }
-  const [, O, Q] = dy.shape;
-  const phases: Array<tf.Tensor4D | undefined> = [];
-  for (let ah = 0; ah < s; ah++) {
-    const h = phaseAxis(kh, s, p, H, O, ah);
-    for (let aw = 0; aw < s; aw++) {
-      const v = phaseAxis(kw, s, p, W, Q, aw);
-      const shape: [number, number, number, number] = [B, h.length, v.length, inC];
-      // interleavePhases takes a phase no tap reaches as zeros, but phase 0, which gives it the shapes, as a tensor.
-      phases.push(onePhase(dy, w, h, v, filters, `${key}:${ah},${aw}`, shape) ?? (phases.length === 0 ? tf.zeros(shape) : undefined));
-    }
-  }
-  return s === 1 ? phases[0]! : interleavePhases(phases, s, H, W);
+  return runConvGrad(TENSOR_PRIMS, dy, convGradPlan(w, inputShape, dy.shape, s, p, filters, key, dilateBelow));
 }
+
+const TENSOR_PRIMS: ConvPrims<tf.Tensor4D> = {
+  conv: convPiece,
+  interleave: interleavePhases,
+  zeros: (shape) => tf.zeros(shape as [number, number, number, number]),
+  // tf.tidy frees them.
+  free() {},
+};
 
 /**
  * dx[i] = Σ_m z[i + p − m]·w[m] with z = dy spread out (z[s·o] = dy[o], zeros
@@ -108,44 +174,28 @@ export function convInputGrad(
  * H + p − s·O; undefined where a padding would be negative (a crop), which
  * the phases handle.
  */
-function dilated(dy: tf.Tensor4D, w: tf.Tensor4D, H: number, W: number, s: number, p: number, filters: DerivedFilters, key: string): tf.Tensor4D | undefined {
+function dilatedPiece(
+  w: tf.Tensor4D,
+  H: number,
+  W: number,
+  O: number,
+  Q: number,
+  s: number,
+  p: number,
+  filters: DerivedFilters,
+  key: string,
+): ConvPiece | undefined {
   const [kh, kw] = w.shape;
-  const [, O, Q] = dy.shape;
   const pads = [kh - 1 - p, H + p - s * O, kw - 1 - p, W + p - s * Q] as const;
   if (pads.some((n) => n < 0)) return undefined;
-  const z = interleavePhases([dy, ...Array<undefined>(s * s - 1).fill(undefined)], s, s * O, s * Q);
-  const turned = filters.get(`${key}:turned`, () => tf.reverse(tf.transpose(w, [0, 1, 3, 2]), [0, 1]) as tf.Tensor4D);
-  const dx = tf.conv2d(z, turned, 1, [
-    [0, 0],
-    [pads[0], pads[1]],
-    [pads[2], pads[3]],
-    [0, 0],
-  ]);
-  z.dispose();
-  return dx;
+  return { filter: filters.get(`${key}:turned`, () => tf.reverse(tf.transpose(w, [0, 1, 3, 2]), [0, 1]) as tf.Tensor4D), pads };
 }
 
 type Axis = ReturnType<typeof phaseAxis>;
 
-function onePhase(
-  dy: tf.Tensor4D,
-  w: tf.Tensor4D,
-  h: Axis,
-  v: Axis,
-  filters: DerivedFilters,
-  key: string,
-  shape: [number, number, number, number],
-): tf.Tensor4D | undefined {
-  // No tap reaches it: zeros, which the caller leaves to interleavePhases.
-  if (h.taps.length === 0 || v.taps.length === 0 || shape[1] === 0 || shape[2] === 0) return undefined;
-  const [B, O, Q, C] = dy.shape;
-  const sub = filters.get(key, () => tf.transpose(tf.gather(tf.gather(w, h.taps, 0), v.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D);
-  const crop = [Math.max(0, -h.before), Math.max(0, -h.after), Math.max(0, -v.before), Math.max(0, -v.after)] as const;
-  const input = crop.some((n) => n > 0) ? tf.slice(dy, [0, crop[0], crop[2], 0], [B, O - crop[0] - crop[1], Q - crop[2] - crop[3], C]) : dy;
-  return tf.conv2d(input, sub, 1, [
-    [0, 0],
-    [Math.max(0, h.before), Math.max(0, h.after)],
-    [Math.max(0, v.before), Math.max(0, v.after)],
-    [0, 0],
-  ]);
+/** One phase's piece: its taps' filter and dy's padding (negative: a crop); undefined where no tap reaches it or it is empty. */
+function phasePiece(w: tf.Tensor4D, h: Axis, v: Axis, filters: DerivedFilters, key: string): ConvPiece | undefined {
+  if (h.taps.length === 0 || v.taps.length === 0 || h.length === 0 || v.length === 0) return undefined;
+  const filter = filters.get(key, () => tf.transpose(tf.gather(tf.gather(w, h.taps, 0), v.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D);
+  return { filter, pads: [h.before, h.after, v.before, v.after] };
 }

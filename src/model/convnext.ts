@@ -14,7 +14,17 @@
 // statistics and the tests' autodiff reference. ConvNeXt-V2 (GRN, no layer
 // scale) is not implemented.
 import * as tf from '@tensorflow/tfjs-core';
-import { SteppedBackbone, SteppedTape, type BackboneConfig, type BackboneTape, type BackStep, type NormSelection, type ParamLookup } from './backbone';
+import {
+  SteppedBackbone,
+  SteppedTape,
+  type BackboneConfig,
+  type BackboneTape,
+  type BackStep,
+  type GradientLayout,
+  type NormSelection,
+  type ParamLookup,
+  type TapeStep,
+} from './backbone';
 import { geluGrad, layerNorm, layerNormGrad } from '../kernels';
 import { defineFamily } from './family';
 import {
@@ -192,7 +202,7 @@ export class ConvNeXt extends SteppedBackbone<ConvNeXtConfig> {
   private readonly linears = new Map<string, tf.Tensor2D>();
   /** The same transposed, [in, out]: the forward's layout (linearNoWeightGrad). */
   private readonly linearsT = new Map<string, tf.Tensor2D>();
-  /** Filters as the input gradients read them (depthwise ones turned 180°, the downsamples' split by phase: conv-grad.ts), made at the first backward. */
+  /** Filters as the input gradients read them (depthwise ones turned 180°, the downsamples' split by phase: conv-grad.ts), made at the first forward that records a backward. */
   private readonly derived = new DerivedFilters();
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
@@ -334,6 +344,10 @@ export class ConvNeXt extends SteppedBackbone<ConvNeXtConfig> {
     const features = head.y;
     const logits = tf.add(tf.matMul(features, p('head.fc.weight'), false, true), p('head.fc.bias')) as tf.Tensor2D;
     return tape ? { logits, features, tape } : { logits, features };
+  }
+
+  protected backward(steps: Array<TapeStep<BackStep>>, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    return this.tensorBackward(steps, dLogits, layout, dFeatures);
   }
 
   /** Each block's output, average-pooled, is its summary; the features are the pooled map after head.norm, what head.fc reads. */

@@ -1,7 +1,7 @@
 // The GroupNorm ResNet family against PyTorch (tools/make_resnet_fixtures.py,
 // e2e/fixtures/resnet-gn/): logits and GroupNorm-affine gradients on the cpu
-// and wasm backends; its hand-written backward against tf.grads through its
-// differentiable forward; its norm selection; the loader's validation; and
+// and wasm backends; its hand-written backward (one host kernel on cpu and
+// wasm, tensor ops elsewhere) against tf.grads through its differentiable forward; its norm selection; the loader's validation; and
 // every method adapting it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +13,7 @@ import { backboneFromTensors, loadBackbone } from './load';
 import { ResNetGN } from './resnet-gn';
 import { FlatLayout } from '../methods/flat';
 import { entropyWithGrad } from '../kernels';
+import { OPS_ONLY_BACKEND, registerOpsOnlyBackend } from '../kernels/testing';
 import { createAdapter, type AdapterOptions } from '../methods';
 import { assertAdaptsOnSixFrames, everySampleOptions } from '../methods/testing';
 import { computeSourceStats, readSourceStats } from './source-stats';
@@ -62,12 +63,17 @@ for (const backend of ['cpu', 'wasm'] as const) {
   }
 }
 
-for (const name of FIXTURES) {
-  test(`${name}: the hand-written backward is tf.grads through the differentiable forward, for every selection, with dFeatures, and with the stem lent by another tape`, async () => {
-    await tf.setBackend('cpu');
-    await assertBackwardIsAutodiff(fixture(name));
-  });
-}
+// cpu and wasm walk the backward in one host kernel (kernels/host/conv-backward.ts); the ops-only backend walks it on tensor ops, as webgl and webgpu do.
+registerOpsOnlyBackend();
+for (const backend of ['cpu', 'wasm', OPS_ONLY_BACKEND])
+  for (const name of FIXTURES) {
+    test(`${name} on ${backend}: the hand-written backward is tf.grads through the differentiable forward, for every selection, with dFeatures, and with the stem lent by another tape; also on two 72 px images`, async () => {
+      await tf.setBackend(backend);
+      await assertBackwardIsAutodiff(fixture(name));
+      // At 28-32 px the last stage is 1×1; at 72 px it is 3×3, and a batch of two.
+      await assertBackwardIsAutodiff(fixture(name), 72);
+    });
+  }
 
 test('norm selection: the stem and every stage but the last by default (SAR skips layer4); skipLastBlocks counts stages', async () => {
   await tf.setBackend('cpu');

@@ -9,13 +9,22 @@
 // differentiable ops (resnet-ops.ts) for evaluation, statistics and the
 // tests' autodiff reference.
 import * as tf from '@tensorflow/tfjs-core';
-import { SteppedBackbone, SteppedTape, type BackboneConfig, type BackboneTape, type BackStep, type NormSelection, type ParamLookup } from './backbone';
-import { groupNorm, groupNormGrad, maxPoolGrad } from '../kernels';
+import {
+  SteppedBackbone,
+  SteppedTape,
+  type BackboneConfig,
+  type BackboneTape,
+  type GradientLayout,
+  type NormSelection,
+  type ParamLookup,
+  type TapeStep,
+} from './backbone';
+import { groupNorm, runConvBackward, type ConvGradOps, type GnSaved } from '../kernels';
 import { defineFamily } from './family';
 import { classNamesOf, configObject, fail, inputNormalization, numberList, positiveInt, pretrainedCfg, shapeOf } from './config-json';
 import type { DecodedTensor } from './safetensors';
 import { addRelu, convNoFilterGrad, groupNormOp, type GroupNormFn } from './resnet-ops';
-import { convInputGrad, DerivedFilters } from './conv-grad';
+import { convGradPlan, DerivedFilters, runConvGrad, type ConvGradPlan } from './conv-grad';
 
 export interface ResNetGnConfig extends BackboneConfig {
   block: 'basic' | 'bottleneck';
@@ -163,14 +172,21 @@ interface ResNetOps {
 
 /** A conv and the GroupNorm after it, as the adaptation forward saw them: what their backward reads. */
 interface Piece {
-  conv: { name: string; stride: number; pad: number; inShape: number[] };
+  /** The conv's input gradient (undefined for the stem's, which nothing needs). */
+  conv: ConvGradPlan | undefined;
   norm: string;
+  saved: GnSaved;
   relu: boolean;
   /** The GroupNorm's output (after its ReLU, whose mask it is, where `relu`). */
   y: tf.Tensor4D;
-  /** dy at the norm's output to dy at its input (where `inputGrad`), dy masked where `mask` is not positive, recording its scale/shift gradients. */
-  back(dy: tf.Tensor, inputGrad: boolean, record: Parameters<BackStep>[2], mask: tf.Tensor4D | undefined): tf.Tensor4D | undefined;
 }
+
+/**
+ * One step of the ResNet's backward: dy at a piece's output to dy at its
+ * input (none where `needInput` is false), on tensors or the host's tensor
+ * infos (ConvGradOps). It never returns dy itself, which the walk frees.
+ */
+type ResNetStep = <T>(ops: ConvGradOps<T>, dy: T, needInput: boolean) => T | undefined;
 
 /**
  * A loaded GroupNorm ResNet: convolutions and fc constant, the GroupNorm
@@ -181,14 +197,16 @@ interface Piece {
  * Evaluation and source statistics run the same walk on differentiable ops
  * (resnet-ops.ts), which tests differentiate against `gradient`.
  */
-export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
+export class ResNetGN extends SteppedBackbone<ResNetGnConfig, ResNetStep> {
   readonly family = 'resnet-gn';
   readonly headWeightName = 'fc.weight';
   readonly featureWidth: number;
   /** Convolution kernels in tfjs's layout [kh, kw, in, out]. */
   private readonly filters = new Map<string, tf.Tensor4D>();
-  /** The convs' filters as their input gradients read them (conv-grad.ts), made at the first backward. */
+  /** The convs' filters as their input gradients read them (conv-grad.ts), made at the first forward that records a backward. */
   private readonly derived = new DerivedFilters();
+  /** Each conv's input-gradient plan by name and input shape. */
+  private readonly plans = new Map<string, ConvGradPlan>();
   private readonly blocks: BlockPlan[];
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;
@@ -259,20 +277,18 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
     sameImages?: BackboneTape,
   ): { logits: tf.Tensor2D; features: tf.Tensor2D; tape?: BackboneTape } {
     this.checked();
-    const tape = save ? new SteppedTape(images.shape[0]) : undefined;
+    const tape = save ? new SteppedTape<ResNetStep>(images.shape[0]) : undefined;
     const lent = SteppedTape.lends(sameImages, images.shape[0]);
     const attrs = (relu: boolean) => ({ groups: this.config.groups, eps: this.config.normEps, epsTensor: this.eps, relu });
-    const convGrad = (dy: tf.Tensor, c: Piece['conv']) =>
-      convInputGrad(dy as tf.Tensor4D, this.filters.get(`${c.name}.weight`)!, c.inShape, c.stride, c.pad, this.derived, `${c.name}.weight`);
     // The conv just run, and the pieces (conv + GroupNorm) of the block under way.
-    let conv: Piece['conv'] | undefined;
+    let conv: ConvGradPlan | undefined;
     let pieces: Piece[] = [];
     const ops: ResNetOps = {
       conv: (x, name, stride, pad) => {
-        conv = { name, stride, pad, inShape: x.shape };
         if (name === 'conv1' && lent) return tape ? (tape.stem = lent) : lent;
         const y = tf.conv2d(x, this.filters.get(`${name}.weight`)!, stride, pad);
         if (name === 'conv1' && tape) tape.stem = tape.hold(y);
+        conv = tape && name !== 'conv1' ? this.plan(name, x.shape, y.shape, stride, pad) : undefined;
         return y;
       },
       norm: (x, name, relu) => {
@@ -285,17 +301,7 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
         tape.hold(xhat);
         tape.hold(inv);
         if (relu) tape.hold(y);
-        pieces.push({
-          conv: conv!,
-          norm: name,
-          relu,
-          y,
-          back: (dy, inputGrad, record, mask) => {
-            const g = groupNormGrad(dy as tf.Tensor4D, xhat, inv, scale, mask, { groups: this.config.groups, inputGrad });
-            record(name, g.dScale, g.dShift);
-            return g.dx;
-          },
-        });
+        pieces.push({ conv, norm: name, saved: { xhat, inv, scale, groups: this.config.groups }, relu, y });
         return y;
       },
       pool: (x) => {
@@ -304,8 +310,10 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
         tape.hold(pooled);
         const stem = pieces.pop()!;
         // The stem's input is the image's: its GroupNorm needs no input gradient, and nothing is below it.
-        tape.step([stem.norm], (dy, _needInput, record) => {
-          stem.back(maxPoolGrad(dy as tf.Tensor4D, x, pooled, { size: 3, stride: 2, pad: 1 }), false, record, x);
+        tape.step([stem.norm], (o, dy) => {
+          const d = o.maxPoolGrad(dy, x, pooled, { size: 3, stride: 2, pad: 1 });
+          o.groupNormGrad(d, stem.saved, stem.norm, false, x);
+          o.free(d);
           return undefined;
         });
         return pooled;
@@ -320,19 +328,23 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
         const main = block.filter((p) => p !== down);
         tape.step(
           block.map((p) => p.norm),
-          (dy, needInput, record) => {
+          (o, dy, needInput) => {
             // A downsample's GroupNorm and the main path's last mask dy by the block's ReLU themselves; the identity shortcut takes it masked.
-            const dOut = down ? dy : tf.mul(dy, tf.step(out));
-            const outMask = down ? out : undefined;
-            let d: tf.Tensor | undefined = dOut;
+            const dOut = down ? dy : o.reluGrad(dy, out);
+            let d: typeof dy | undefined = dOut;
             for (let j = main.length - 1; j >= 0 && d; j--) {
               const p = main[j]!;
-              d = p.back(d, j > 0 || needInput, record, p.relu ? p.y : outMask);
-              if (d) d = convGrad(d, p.conv);
+              const dNorm = o.groupNormGrad(d, p.saved, p.norm, j > 0 || needInput, p.relu ? p.y : down && out);
+              if (d !== dOut) o.free(d);
+              d = dNorm && runConvGrad(o, dNorm, p.conv!);
+              o.free(dNorm);
             }
-            const short = down?.back(dOut, needInput, record, out);
-            if (!needInput) return undefined;
-            return tf.add(d!, down ? convGrad(short!, down.conv) : dOut);
+            const dShort = down && o.groupNormGrad(dOut, down.saved, down.norm, needInput, out);
+            const shortIn = dShort && runConvGrad(o, dShort, down!.conv!);
+            o.free(dShort);
+            const dx = d && o.add(d, shortIn ?? dOut);
+            o.free(d, shortIn, dOut === dy ? undefined : dOut);
+            return dx;
           },
         );
         return out;
@@ -340,6 +352,28 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
     };
     const out = this.walk(lent ? images : this.normalize(images), ops, undefined, tape);
     return tape ? { ...out, tape } : out;
+  }
+
+  /** The steps' backward in one walk over the kernels' ConvGradOps: on the host, one engine call. Inside tf.tidy. */
+  protected backward(steps: Array<TapeStep<ResNetStep>>, dLogits: tf.Tensor2D, layout: GradientLayout, dFeatures?: tf.Tensor2D): tf.Tensor1D {
+    const walk = <T>(ops: ConvGradOps<T>) => {
+      let dy: T | undefined = ops.headGrad();
+      for (let i = steps.length - 1; i >= 0 && dy !== undefined; i--) {
+        const next: T | undefined = steps[i]!.back(ops, dy, i > 0);
+        ops.free(dy);
+        dy = next;
+      }
+      ops.free(dy);
+    };
+    return runConvBackward({ dLogits, dFeatures, headW: this.param('fc.weight') as tf.Tensor2D, layout }, walk);
+  }
+
+  /** The input-gradient plan of conv `name` at this input shape, made once. */
+  private plan(name: string, inShape: number[], outShape: number[], stride: number, pad: number): ConvGradPlan {
+    const key = `${name}:${inShape.join('x')}`;
+    let p = this.plans.get(key);
+    if (!p) this.plans.set(key, (p = convGradPlan(this.filters.get(`${name}.weight`)!, inShape, outShape, stride, pad, this.derived, `${name}.weight`)));
+    return p;
   }
 
   /** Each residual block's output, average-pooled, is its summary. Differentiable ops (resnet-ops.ts): evaluation, statistics, and the reference the tests differentiate. */
@@ -359,7 +393,7 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
   }
 
   /** The network over `ops`, from normalized images (or, with a tape that has it, the stem conv's output). */
-  private walk(x: tf.Tensor4D, ops: ResNetOps, afterBlock?: (summary: tf.Tensor2D) => void, tape?: SteppedTape) {
+  private walk(x: tf.Tensor4D, ops: ResNetOps, afterBlock?: (summary: tf.Tensor2D) => void, tape?: SteppedTape<ResNetStep>) {
     x = ops.pool(ops.norm(ops.conv(x, 'conv1', 2, 3), 'bn1', true));
     for (const b of this.blocks) {
       let y: tf.Tensor4D;
@@ -375,7 +409,8 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
       x = ops.join(y, shortcut);
       afterBlock?.(tf.mean(x, [1, 2]) as tf.Tensor2D);
     }
-    tape?.step([], this.meanPoolBack(x.shape));
+    const shape = x.shape;
+    tape?.step([], (o, dy) => o.spreadMean(dy, shape));
     const features = tf.mean(x, [1, 2]) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(features, this.param('fc.weight'), false, true), this.param('fc.bias')) as tf.Tensor2D;
     return { logits, features };
@@ -385,6 +420,7 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig> {
     for (const t of [...this.filters.values(), this.inputMean, this.inputStd, this.eps]) t.dispose();
     this.filters.clear();
     this.derived.dispose();
+    this.plans.clear();
   }
 }
 

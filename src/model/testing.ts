@@ -95,16 +95,22 @@ function layoutOf(model: Backbone, names: string[]): GradientLayout {
  * moved off the model's own (as SAM's θ + ε are): for every skipLastBlocks
  * and with and without the final norm, with and without dFeatures; and a
  * forward lent the stem by an earlier tape of the same images giving the
- * same logits and gradient. Tensors flat once the backward's derived filters exist.
+ * same logits and gradient. Tensors and the backend's buffers flat once the
+ * backward's derived filters exist. On the fixture's images, or on a batch of
+ * two random ones at `imageSize` (where the last stage is more than 1×1).
  */
-export async function assertBackwardIsAutodiff(f: PyTorchFixture): Promise<void> {
+export async function assertBackwardIsAutodiff(f: PyTorchFixture, imageSize?: number): Promise<void> {
   const model = (await loadBackbone(f.model, { config: f.config })) as Backbone;
-  const x = inputTensor(f.expected);
+  const fixed = inputTensor(f.expected);
+  // Another size: images of two at `imageSize`, random (what compares the two is tf.grads, not PyTorch).
+  const x = imageSize ? tf.randomUniform([2, imageSize, imageSize, fixed.shape[3]], 0, 1, 'float32', 9) : fixed;
+  if (x !== fixed) fixed.dispose();
   const [B] = x.shape;
   try {
     const all = layoutOf(model, [...model.variables.keys()]);
     tf.tidy(() => model.gradient(model.forward(x, model.param, true).tape!, tf.ones([B, model.config.numClasses]), all));
     const before = tf.memory().numTensors;
+    const ids = tf.backend().numDataIds();
     const moved = new Map([...model.variables].map(([n, v]) => [n, tf.tidy(() => tf.add(v, tf.randomUniform(v.shape, -0.3, 0.3, 'float32', n.length)))]));
     const at: ParamLookup = (n) => moved.get(n) ?? model.param(n);
     const dLogits = tf.randomNormal([B, model.config.numClasses], 0, 1, 'float32', 5) as tf.Tensor2D;
@@ -141,6 +147,7 @@ export async function assertBackwardIsAutodiff(f: PyTorchFixture): Promise<void>
     }
     tf.dispose([...moved.values(), dLogits, dFeatures]);
     assert.equal(tf.memory().numTensors, before, 'tensors left by the forwards, tapes and gradients');
+    assert.equal(tf.backend().numDataIds(), ids, "the backend's buffers: one left by a backward's own kernels");
   } finally {
     x.dispose();
     model.dispose();

@@ -255,6 +255,9 @@ export const normKernels = {
       const s = stride as number;
       const p = pad as number;
       dx!.fill(0);
+      // Channels innermost, as the memory lies: each window's rows are read once for all channels, not once per channel.
+      const best = new Float32Array(C);
+      const at = new Int32Array(C);
       for (let b = 0; b < B; b++)
         for (let o = 0; o < O; o++) {
           const h0 = Math.max(0, o * s - p);
@@ -262,20 +265,20 @@ export const normKernels = {
           for (let q = 0; q < Q; q++) {
             const w0 = Math.max(0, q * s - p);
             const w1 = Math.min(W, q * s - p + k);
-            const out = ((b * O + o) * Q + q) * C;
-            for (let c = 0; c < C; c++) {
-              let best = -Infinity;
-              let at = -1;
-              for (let h = h0; h < h1; h++)
-                for (let w = w0; w < w1; w++) {
-                  const i = ((b * H + h) * W + w) * C + c;
-                  if (x![i]! > best || at < 0) {
-                    best = x![i]!;
-                    at = i;
+            at.fill(-1);
+            for (let h = h0; h < h1; h++)
+              for (let w = w0; w < w1; w++) {
+                const row = ((b * H + h) * W + w) * C;
+                for (let c = 0; c < C; c++) {
+                  const v = x![row + c]!;
+                  if (v > best[c]! || at[c]! < 0) {
+                    best[c] = v;
+                    at[c] = row + c;
                   }
                 }
-              if (at >= 0) dx![at]! += dy![out + c]!;
-            }
+              }
+            const out = ((b * O + o) * Q + q) * C;
+            for (let c = 0; c < C; c++) if (at[c]! >= 0) dx![at[c]!]! += dy![out + c]!;
           }
         }
     },

@@ -6,6 +6,7 @@ import { kernelCalls, one, runKernel } from '../calls';
 import { registerTable } from '../registry';
 import type { BlockWeights, Kernels } from '../types';
 import { backwardComposite, runBackwardOnHost } from './backward';
+import { convBackwardComposite, runConvBackwardOnHost } from './conv-backward';
 import { composites } from './composites';
 import { FUSED_LINEAR, HOST_BACKENDS, registerHostKernels } from './glue';
 import { updateKernels } from './update-kernels';
@@ -120,6 +121,8 @@ export const hostTable = {
 
   runBackward: runBackwardOnHost,
 
+  runConvBackward: runConvBackwardOnHost,
+
   // tfjs-wasm's MaxPoolGrad took about 100 µs for the shipped ResNet's 14×14×16 stem, and is wrong for some shapes (a batch of 2, non-square inputs).
   maxPoolGrad: (dy, x, _y, { size, stride, pad }) => one('WildttaMaxPoolGrad', { dy, x }, { size, stride, pad }) as tf.Tensor4D,
 
@@ -129,6 +132,6 @@ export const hostTable = {
 
 /** Registers the host kernels with tfjs and the table with the registry. */
 export function installHost(): void {
-  registerHostKernels({ ...vitKernels, ...updateKernels, ...normKernels }, { ...composites, ...backwardComposite });
+  registerHostKernels({ ...vitKernels, ...updateKernels, ...normKernels }, { ...composites, ...backwardComposite, ...convBackwardComposite });
   registerTable(HOST_BACKENDS, hostTable);
 }
