@@ -103,7 +103,7 @@ export async function assertBackwardIsAutodiff(f: PyTorchFixture, imageSize?: nu
   const model = (await loadBackbone(f.model, { config: f.config })) as Backbone;
   const fixed = inputTensor(f.expected);
   // Another size: images of two at `imageSize`, random (what compares the two is tf.grads, not PyTorch).
-  const x = imageSize ? tf.randomUniform([2, imageSize, imageSize, fixed.shape[3]], 0, 1, 'float32', 9) : fixed;
+  const x = imageSize ? (tf.randomUniform([2, imageSize, imageSize, fixed.shape[3]], 0, 1, 'float32', 9) as tf.Tensor4D) : fixed;
   if (x !== fixed) fixed.dispose();
   const [B] = x.shape;
   try {

@@ -561,29 +561,12 @@ export function registerGpuKernels(): void {
 function groupNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { groups: number; eps: number; relu: boolean }): tf.TensorInfo[] {
   const { x, scale, shift } = inputs as Record<string, tf.TensorInfo>;
   const [B, H, W, C] = x!.shape as [number, number, number, number];
-  const { G, per, P, count, run, perChannel, perGroup, perValue } = groupGeometry(backend, 'gn', B, H * W, C, attrs.groups);
+  const { G, per, P, count, run, sums, perGroup, perValue } = groupGeometry(backend, 'gn', B, H * W, C, attrs.groups);
   // acc: the sum of S [B, C] over this thread's image and group.
   const groupSum = `${perGroup} var acc = 0.0; for (var j = 0; j < ${per}; j++) { acc += S[b * ${C} + g * ${per} + j]; }`;
-  const s1 = run(
-    's1',
-    ['X'],
-    [x!],
-    [B, C],
-    B * C,
-    `${perChannel} var acc = 0.0; for (var p = 0; p < ${P}; p++) { acc += X[(b * ${P} + p) * ${C} + c]; } result[index] = acc;`,
-  );
+  const s1 = sums('s1', ['X'], [x!], '', '', ['X[i]']);
   const mean = run('mean', ['S'], [s1], [B, G], B * G, `${groupSum} result[index] = acc / ${f(count)};`);
-  const s2 = run(
-    's2',
-    ['X', 'Mean'],
-    [x!, mean],
-    [B, C],
-    B * C,
-    `${perChannel} let m = Mean[b * ${G} + c / ${per}];
-        var acc = 0.0;
-        for (var p = 0; p < ${P}; p++) { let d = X[(b * ${P} + p) * ${C} + c] - m; acc += d * d; }
-        result[index] = acc;`,
-  );
+  const s2 = sums('s2', ['X', 'Mean'], [x!, mean], `let m = Mean[b * ${G} + c / ${per}];`, 'let d = X[i] - m;', ['d * d']);
   const inv = run(`inv_${f(attrs.eps)}`, ['S'], [s2], [B, G], B * G, `${groupSum} result[index] = 1.0 / sqrt(acc / ${f(count)} + ${f(attrs.eps)});`);
   const xhat = run('xhat', ['X', 'Mean', 'Inv'], [x!, mean, inv], x!.shape, B * P * C, `${perValue} result[index] = (X[index] - Mean[k]) * Inv[k];`);
   const y = run(
@@ -609,22 +592,12 @@ function groupNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs
   const { dy, xhat, inv, scale, y } = inputs as Record<string, tf.TensorInfo | undefined>;
   const [B, H, W, C] = dy!.shape as [number, number, number, number];
   const masked = y !== undefined;
-  const { G, per, P, count, run, perChannel, perGroup, perValue } = groupGeometry(backend, `gng_${masked ? 'm' : 'n'}`, B, H * W, C, attrs.groups);
+  const { G, per, P, count, run, sums, perGroup, perValue } = groupGeometry(backend, `gng_${masked ? 'm' : 'n'}`, B, H * W, C, attrs.groups);
   const d = (i: string) => (masked ? `select(0.0, Dy[${i}], Y[${i}] > 0.0)` : `Dy[${i}]`);
   const names = ['Dy', 'Xhat', ...(masked ? ['Y'] : [])];
   const ins = [dy!, xhat!, ...(masked ? [y!] : [])];
   // T [B, 2, C]: per image and channel Σ_p d·x̂, then Σ_p d.
-  const t = run(
-    't',
-    names,
-    ins,
-    [B, 2, C],
-    B * C,
-    `${perChannel} var a = 0.0; var s = 0.0;
-        for (var p = 0; p < ${P}; p++) { let i = (b * ${P} + p) * ${C} + c; let v = ${d('i')}; a += v * Xhat[i]; s += v; }
-        result[b * ${2 * C} + c] = a;
-        result[b * ${2 * C} + ${C} + c] = s;`,
-  );
+  const t = sums('t', names, ins, '', `let v = ${d('i')};`, ['v * Xhat[i]', 'v']);
   const overImages = (row: number) => `var acc = 0.0; for (var b = 0; b < ${B}; b++) { acc += T[b * ${2 * C} + ${row * C} + index]; } result[index] = acc;`;
   const out = [run('dscale', ['T'], [t], [C], C, overImages(0)), run('dshift', ['T'], [t], [C], C, overImages(1))];
   if (attrs.inputGrad) {
@@ -656,19 +629,63 @@ function groupNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs
   return out;
 }
 
-/** A GroupNorm's sizes, its programs' runner (keyed by them), and the WGSL that names a thread's image, channel, group and (b, g) index. */
+/**
+ * A GroupNorm's sizes, its programs' runner (keyed by them), its per-channel
+ * sums over positions (`sums`), and the WGSL that names a thread's image,
+ * channel, group and (b, g) index.
+ */
 function groupGeometry(backend: GpuBackend, prefix: string, B: number, P: number, C: number, G: number) {
   const per = C / G;
   const key = `${prefix}_${B}_${P}_${C}_${G}`;
   const run = (name: string, names: string[], ins: tf.TensorInfo[], shape: number[], threads: number, body: string) =>
     backend.runWebGPUProgram(program(`${key}_${name}`, names, shape, threads, body), ins, 'float32');
+  const perChannel = `let b = index / ${C}; let c = index % ${C};`;
+  /**
+   * [B, terms, C]: per image and channel, each term's sum over the
+   * positions (`pre` once per thread, b and c known; `each` per position i,
+   * the value's index). Up to POSITIONS_PER_THREAD positions one thread
+   * sums a channel alone; past that, threads sum chunks of that many
+   * positions into partial sums [B, terms, chunks, C], which a second
+   * dispatch adds up.
+   */
+  const sums = (name: string, names: string[], ins: tf.TensorInfo[], pre: string, each: string, terms: string[]) => {
+    const R = terms.length;
+    const accumulate = (from: string, to: string) => `${terms.map((_, r) => `var a${r} = 0.0;`).join(' ')}
+        for (var p = ${from}; p < ${to}; p++) { let i = (b * ${P} + p) * ${C} + c; ${each} ${terms.map((e, r) => `a${r} += ${e};`).join(' ')} }`;
+    if (P <= POSITIONS_PER_THREAD) {
+      const store = terms.map((_, r) => `result[(b * ${R} + ${r}) * ${C} + c] = a${r};`).join(' ');
+      return run(name, names, ins, [B, R, C], B * C, `${perChannel} ${pre} ${accumulate('0', `${P}`)} ${store}`);
+    }
+    const K = Math.ceil(P / POSITIONS_PER_THREAD);
+    const store = terms.map((_, r) => `result[((b * ${R} + ${r}) * ${K} + k) * ${C} + c] = a${r};`).join(' ');
+    const partial = run(
+      `${name}_part`,
+      names,
+      ins,
+      [B, R, K, C],
+      B * K * C,
+      `let c = index % ${C}; let k = (index / ${C}) % ${K}; let b = index / ${C * K}; ${pre}
+        ${accumulate(`k * ${POSITIONS_PER_THREAD}`, `min(${P}, (k + 1) * ${POSITIONS_PER_THREAD})`)} ${store}`,
+    );
+    const total = run(
+      `${name}_sum`,
+      ['Part'],
+      [partial],
+      [B, R, C],
+      B * R * C,
+      `let c = index % ${C}; let o = (index / ${C}) * ${K * C} + c;
+        var acc = 0.0; for (var k = 0; k < ${K}; k++) { acc += Part[o + k * ${C}]; } result[index] = acc;`,
+    );
+    backend.disposeData(partial.dataId);
+    return total;
+  };
   return {
     G,
     per,
     P,
     count: P * per,
     run,
-    perChannel: `let b = index / ${C}; let c = index % ${C};`,
+    sums,
     perGroup: `let b = index / ${G}; let g = index % ${G};`,
     perValue: `let c = index % ${C}; let k = (index / ${P * C}) * ${G} + c / ${per};`,
   };
@@ -717,18 +734,18 @@ function interleave(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: {
 export const MAX_THREADS = 65_535 * WORKGROUP;
 
 /**
- * The most positions a GroupNorm kernel's thread sums alone (its loop over
- * an image's positions for one channel), about the LayerNorm kernels' rows
- * of 768: a GPU thread's loads in such a loop wait one after another, which
- * at a 224 px ResNet's first stages (3,136 and 12,544 positions) would cost
- * more than the dispatches saved. Larger images run GroupNorm as the tfjs
- * ops, whose reductions spread over the GPU. Not yet measured on a real GPU.
+ * The most positions one GroupNorm thread sums alone (its loop over an
+ * image's positions for one channel), about the LayerNorm kernels' rows of
+ * 768: a GPU thread's loads in such a loop wait one after another. A larger
+ * image (a 224 px ResNet's first stages: 3,136 and 12,544 positions) is
+ * summed in chunks of this many positions by threads of their own, then
+ * the chunks' sums added up: one dispatch more per sum, where the tfjs ops
+ * took some ten dispatches a GroupNorm. Not yet timed on a real GPU.
  */
-export const MAX_GROUP_NORM_POSITIONS = 1024;
+export const POSITIONS_PER_THREAD = 1024;
 
-/** Whether the GroupNorm kernels take x [B, H, W, C] (else the tfjs ops do). */
-export const groupNormFits = (shape: readonly number[]) =>
-  shape[0]! * shape[1]! * shape[2]! * shape[3]! <= MAX_THREADS && shape[1]! * shape[2]! <= MAX_GROUP_NORM_POSITIONS;
+/** Whether the GroupNorm kernels take x [B, H, W, C] (else the tfjs ops do): one dispatch's reach. */
+export const groupNormFits = (shape: readonly number[]) => shape[0]! * shape[1]! * shape[2]! * shape[3]! <= MAX_THREADS;
 
 /** A WebGPU kernel as written here: its inputs, the backend, its attributes. */
 export type GpuKernel = (inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: never) => tf.TensorInfo[];
