@@ -1,14 +1,14 @@
 // `npm run bench:gpu`: the tfjs WebGPU backend and wildtta's WGSL kernels
 // in Node on Dawn, headless, on whatever GPU the machine has: inference and
-// SAR step times for ViT-Ti/S/B at 224 px (seeded random weights in timm's
-// layout) and the two shipped models, what each step asks of the device,
+// SAR step times for ViT-Ti/S/B and ResNet-50-GN at 224 px (seeded random
+// weights in timm's layout) and the two shipped models, what each step asks of the device,
 // the parity of logits and adapted norms with tfjs-wasm (or cpu) in the
 // same process, and PyTorch's eager SAR step on the same GPU where torch
 // has CUDA (tools/time_torch_gpu.py). Without a GPU, lavapipe runs it
 // (tools/fetch-lavapipe.sh): it checks that everything runs and agrees,
 // and its times mean nothing.
 //
-//   npm run bench:gpu -- [--sizes fmnist-vit,fmnist-resnet-gn,ti,s,b] [--steps 10] [--inferences 10]
+//   npm run bench:gpu -- [--sizes fmnist-vit,fmnist-resnet-gn,ti,s,b,rn50] [--steps 10] [--inferences 10]
 //                        [--depth N] [--parity wasm|cpu|none] [--parity-steps 3] [--batch 1]
 //                        [--lavapipe] [--torch auto|no] [--json FILE] [--write]
 //   npm run bench:gpu:pack      the same as a folder that runs on a machine without a registry
@@ -22,7 +22,7 @@ import { formatCompare, formatReport, type GpuBenchReport } from './gpu/report';
 
 const { values: args } = parseArgs({
   options: {
-    sizes: { type: 'string', default: 'fmnist-vit,fmnist-resnet-gn,ti,s,b' },
+    sizes: { type: 'string', default: 'fmnist-vit,fmnist-resnet-gn,ti,s,b,rn50' },
     steps: { type: 'string', default: '10' },
     inferences: { type: 'string' },
     depth: { type: 'string' },

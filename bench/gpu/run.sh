@@ -3,7 +3,7 @@
 # kernels in Node on Dawn, on this machine's GPU through Vulkan; then PyTorch's SAR step on CUDA
 # where python3 has torch with CUDA. Linux x86-64 only. Needs no registry and no npm.
 #
-#   ./run.sh                                 every size (fmnist-vit, fmnist-resnet-gn, ti, s, b), 10 steps
+#   ./run.sh                                 every size (fmnist-vit, fmnist-resnet-gn, ti, s, b, rn50), 10 steps
 #   ./run.sh --sizes ti,b --steps 20         any option of `npm run bench:gpu`
 #
 # Results: results/bench-gpu.json and a markdown table on stdout.

@@ -14,12 +14,18 @@ import { backboneFromSafetensors } from '../../src/model/load';
 import type { Backbone } from '../../src/model/backbone';
 import { ViT } from '../../src/model/vit';
 import { randomViTTensors, tinyConfig } from '../../src/model/random-vit';
+import { expectedResNetTensors, ResNetGN, type ResNetGnConfig } from '../../src/model/resnet-gn';
+import type { DecodedTensor } from '../../src/model/safetensors';
+import { mulberry32 } from '../../src/data/random';
 import { syntheticImages } from '../../src/model/make-model';
 import { WEBGPU_FLAGS } from '../../src/runtime/backend';
 import { resetCounts, snapshotCounts, type DeviceCounts } from './dawn';
 
-/** The sizes bench:gpu knows: random-weight ViTs in timm's layout, and the two shipped models. */
-export const SIZES: Record<string, { what: string; vit?: { image: number; patch: number; width: number; depth: number; heads: number; classes: number } }> = {
+/** The sizes bench:gpu knows: random-weight ViTs and a ResNet-50-GN in timm's layout, and the two shipped models. */
+export const SIZES: Record<
+  string,
+  { what: string; vit?: { image: number; patch: number; width: number; depth: number; heads: number; classes: number }; resnet?: ResNetGnConfig }
+> = {
   tiny: {
     what: 'ViT 32×32×3, patch 4, width 96, depth 4, 3 heads, 10 classes (make-model tiny)',
     vit: { image: 32, patch: 4, width: 96, depth: 4, heads: 3, classes: 10 },
@@ -27,6 +33,23 @@ export const SIZES: Record<string, { what: string; vit?: { image: number; patch:
   ti: { what: 'ViT-Ti/16, 224 px, 1,000 classes', vit: { image: 224, patch: 16, width: 192, depth: 12, heads: 3, classes: 1000 } },
   s: { what: 'ViT-S/16, 224 px, 1,000 classes', vit: { image: 224, patch: 16, width: 384, depth: 12, heads: 6, classes: 1000 } },
   b: { what: 'ViT-B/16, 224 px, 1,000 classes', vit: { image: 224, patch: 16, width: 768, depth: 12, heads: 12, classes: 1000 } },
+  rn50: {
+    what: "ResNet-50-GN, 224 px, 1,000 classes (timm's resnet50_gn layout)",
+    resnet: {
+      imageSize: 224,
+      inChannels: 3,
+      numClasses: 1000,
+      classNames: Array.from({ length: 1000 }, (_, i) => `class ${i}`),
+      block: 'bottleneck',
+      layers: [3, 4, 6, 3],
+      stemWidth: 64,
+      widths: [64, 128, 256, 512],
+      groups: 32,
+      normEps: 1e-5,
+      mean: [0.485, 0.456, 0.406],
+      std: [0.229, 0.224, 0.225],
+    },
+  },
   'fmnist-vit': { what: 'the shipped ViT (public/models/fmnist-vit)' },
   'fmnist-resnet-gn': { what: 'the shipped GroupNorm ResNet (public/models/fmnist-resnet-gn)' },
 };
@@ -43,6 +66,7 @@ export interface SizeOptions {
 export function buildModel(o: SizeOptions): Backbone {
   const s = SIZES[o.size];
   if (s === undefined) throw new RangeError(`unknown size "${o.size}": choose from ${Object.keys(SIZES).join(', ')}`);
+  if (s.resnet) return new ResNetGN(s.resnet, randomResNetTensors(s.resnet, o.seed));
   if (s.vit === undefined) {
     const dir = join(o.modelsDir, o.size);
     return backboneFromSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
@@ -65,6 +89,26 @@ export function buildModel(o: SizeOptions): Backbone {
   const model = new ViT(cfg, weights);
   weights.clear();
   return model;
+}
+
+/**
+ * Seeded random weights for a GroupNorm ResNet: convs He-uniform, GroupNorm
+ * scales near 1 and shifts near 0, the head scaled by 4 as the ViTs' (a
+ * random deep network's logits are otherwise nearly uniform).
+ */
+function randomResNetTensors(cfg: ResNetGnConfig, seed: number): Map<string, DecodedTensor> {
+  const rand = mulberry32(seed);
+  const out = new Map<string, DecodedTensor>();
+  for (const [name, shape] of expectedResNetTensors(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const fanIn = shape.length > 1 ? n / shape[0]! : 1;
+    const bound = name === 'fc.weight' ? 4 / Math.sqrt(fanIn) : shape.length === 4 ? Math.sqrt(6 / fanIn) : 0.1;
+    const base = shape.length === 1 && name.endsWith('.weight') ? 1 : 0;
+    const values = new Float32Array(n);
+    for (let i = 0; i < n; i++) values[i] = base + (rand() * 2 - 1) * bound;
+    out.set(name, { shape, values });
+  }
+  return out;
 }
 
 export interface RunOptions extends SizeOptions {
