@@ -70,12 +70,27 @@ test('bench:gpu on lavapipe: WebGPU (Dawn) agrees with wasm, a SAR step leaks no
     const json = join(dir, 'r.json');
     const r = spawnSync(
       process.execPath,
-      ['--import', 'tsx', 'bench/gpu.ts', '--lavapipe', '--sizes', 'fmnist-vit,tiny', '--steps', '4', '--parity', 'wasm', '--torch', 'no', '--json', json],
+      [
+        '--import',
+        'tsx',
+        'bench/gpu.ts',
+        '--lavapipe',
+        '--sizes',
+        'fmnist-vit,fmnist-resnet-gn,tiny',
+        '--steps',
+        '4',
+        '--parity',
+        'wasm',
+        '--torch',
+        'no',
+        '--json',
+        json,
+      ],
       { cwd: REPO_ROOT, encoding: 'utf8' },
     );
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /^adapter: .*llvmpipe/m, 'the adapter line names the GPU');
-    checkReport(JSON.parse(readFileSync(json, 'utf8')) as Report, ['fmnist-vit', 'tiny']);
+    checkReport(JSON.parse(readFileSync(json, 'utf8')) as Report, ['fmnist-vit', 'fmnist-resnet-gn', 'tiny']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

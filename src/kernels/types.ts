@@ -136,8 +136,12 @@ export interface GnSaved {
 export interface ConvGradOps<T> {
   /** dL/d(pooled feature) = dLogits·W_head (+ dFeatures), from the runner's arguments. */
   headGrad(): T;
-  /** The backward of the mean over positions: dy [B, D] spread evenly over [B, H, W, D]. */
-  spreadMean(dy: T, shape: readonly number[]): T;
+  /**
+   * The backward of the mean over positions: dy [B, D] spread evenly over
+   * [B, H, W, D]. `scale`: 1/(H·W) as the caller's kept scalar (a number
+   * given to a tensor op would be an upload on a GPU every backward).
+   */
+  spreadMean(dy: T, shape: readonly number[], scale: tf.Scalar): T;
   /** A GroupNorm's backward, dy taken as 0 where `mask` (a ReLU's output) is not positive: its gradients to `name`, and dL/dx when `inputGrad`. */
   groupNormGrad(dy: T, saved: GnSaved, name: string, inputGrad: boolean, mask: tf.Tensor4D | undefined): T | undefined;
   /** dy where `out` > 0, else 0 (a ReLU's backward). */

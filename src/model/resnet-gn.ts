@@ -410,7 +410,8 @@ export class ResNetGN extends SteppedBackbone<ResNetGnConfig, ResNetStep> {
       afterBlock?.(tf.mean(x, [1, 2]) as tf.Tensor2D);
     }
     const shape = x.shape;
-    tape?.step([], (o, dy) => o.spreadMean(dy, shape));
+    const scale = tape && this.poolScale(shape[1] * shape[2]);
+    tape?.step([], (o, dy) => o.spreadMean(dy, shape, scale!));
     const features = tf.mean(x, [1, 2]) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(features, this.param('fc.weight'), false, true), this.param('fc.bias')) as tf.Tensor2D;
     return { logits, features };

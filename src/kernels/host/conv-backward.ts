@@ -51,6 +51,7 @@ export const convBackwardComposite = {
         return sum;
       },
       spreadMean(dy, shape) {
+        // 1/(H·W) as a number: the host reads no scalar tensor.
         const [B, H, W, D] = shape as [number, number, number, number];
         return filled([B, H, W, D], (dst) => {
           const src = host.values(dy);

@@ -32,9 +32,10 @@ export function runConvBackwardOnTensors(args: ConvBackwardArgs, walk: ConvBackw
       const fromHead = tf.matMul(args.dLogits, args.headW);
       return args.dFeatures ? tf.add(fromHead, args.dFeatures) : fromHead;
     },
-    spreadMean(dy, shape) {
+    spreadMean(dy, shape, scale) {
       const [B, H, W, D] = shape as [number, number, number, number];
-      return tf.broadcastTo(tf.reshape(tf.div(dy, H * W), [B, 1, 1, D]), [B, H, W, D]);
+      if (H * W === 1) return tf.reshape(dy, [B, 1, 1, D]);
+      return tf.broadcastTo(tf.reshape(tf.mul(dy, scale), [B, 1, 1, D]), [B, H, W, D]);
     },
     groupNormGrad(dy, { xhat, inv, scale, groups }, name, inputGrad, mask) {
       const g = groupNormGrad(dy as tf.Tensor4D, xhat, inv, scale, mask, { groups, inputGrad });
