@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { runKernel } from '../calls';
 import type { ConvBackwardArgs, ConvBackwardWalk, ConvGradOps } from '../types';
-import { call, type Composite } from './glue';
+import { call, type Composite, type Host, type Made } from './glue';
 import { normKernels } from './norm-kernels';
 
 /** Conv2D's attributes for a stride-1 conv with explicit padding. */
@@ -25,6 +25,79 @@ const convAttrs = (pads: readonly number[]) => ({
   dilations: [1, 1],
 });
 
+/**
+ * ConvGradOps on the host's tensor infos: what they allocate goes through
+ * `made`; a GroupNorm's gradients go into `out` at their names' `offsets`
+ * (those the map lacks are dropped). The head's gradient reads `inputs`
+ * (dLogits, headW, dFeatures).
+ */
+export function hostConvGradOps(
+  host: Host,
+  made: Made,
+  inputs: Record<string, tf.TensorInfo>,
+  out: tf.TensorInfo,
+  offsets: ReadonlyMap<string, number>,
+): ConvGradOps<tf.TensorInfo> {
+  const free = (...ts: Array<tf.TensorInfo | undefined>) => {
+    for (const t of ts) if (t) host.backend.disposeData(t.dataId);
+  };
+  /** A new tensor of `shape` filled by `fill` on views taken after its allocation. */
+  const filled = (shape: number[], fill: (dst: Float32Array) => void) => {
+    const t = made(host.make(shape));
+    fill(host.values(t));
+    return t;
+  };
+  return {
+    headGrad() {
+      const fromHead = made(host.matMul(inputs.dLogits!, inputs.headW!));
+      if (!inputs.dFeatures) return fromHead;
+      const sum = made(host.kernel('Add', { a: fromHead, b: inputs.dFeatures }));
+      free(fromHead);
+      return sum;
+    },
+    spreadMean(dy, shape) {
+      // 1/(H·W) as a number: the host reads no scalar tensor.
+      const [B, H, W, D] = shape as [number, number, number, number];
+      return filled([B, H, W, D], (dst) => {
+        const src = host.values(dy);
+        for (let b = 0; b < B; b++)
+          for (let i = 0; i < H * W; i++) for (let d = 0; d < D; d++) dst[(b * H * W + i) * D + d] = src[b * D + d]! / (H * W);
+      });
+    },
+    groupNormGrad(dy, { xhat, inv, scale, groups }, name, inputGrad, mask) {
+      const [dScale, dShift, dx] = made(call(normKernels.WildttaGroupNormGrad, host, [dy, xhat, inv, scale, mask], { groups, inputGrad }));
+      const o = host.values(out); // a view taken after the last allocation
+      const wAt = offsets.get(`${name}.weight`);
+      const bAt = offsets.get(`${name}.bias`);
+      if (wAt !== undefined) o.set(host.values(dScale!), wAt);
+      if (bAt !== undefined) o.set(host.values(dShift!), bAt);
+      free(dScale, dShift);
+      return dx;
+    },
+    reluGrad: (dy, mask) =>
+      filled([...dy.shape], (dst) => {
+        const d = host.values(dy);
+        const m = host.values(mask);
+        for (let i = 0; i < dst.length; i++) dst[i] = m[i]! > 0 ? d[i]! : 0;
+      }),
+    add: (a, b) => made(host.kernel('Add', { a, b })),
+    maxPoolGrad: (dy, x, _y, o) => made(call(normKernels.WildttaMaxPoolGrad, host, [dy, x], o))[0]!,
+    conv(x, { filter, pads }) {
+      const [B, H, W, C] = x.shape as [number, number, number, number];
+      const [top, bottom, left, right] = pads.map((n) => Math.max(0, -n)) as [number, number, number, number];
+      const cropped = top + bottom + left + right > 0;
+      const input = cropped ? made(host.kernel('Slice', { x }, { begin: [0, top, left, 0], size: [B, H - top - bottom, W - left - right, C] })) : x;
+      const y = made(host.kernel('Conv2D', { x: input, filter }, convAttrs(pads)));
+      if (cropped) free(input);
+      return y;
+    },
+    // WildttaInterleave reads as many phases as it is given (s² of them).
+    interleave: (phases, stride, height, width) => made(call(normKernels.WildttaInterleave, host, phases, { stride, height, width }))[0]!,
+    zeros: (shape) => filled([...shape], (dst) => dst.fill(0)),
+    free,
+  };
+}
+
 /** The walk's host kernel; its attrs carry the walk and its arguments (tfjs hands attrs to the kernel untouched). */
 export const convBackwardComposite = {
   WildttaConvBackward(host, inputs, attrs, made) {
@@ -32,65 +105,7 @@ export const convBackwardComposite = {
     const { layout } = args;
     const out = made(host.make([layout.total]));
     host.values(out).fill(0);
-    const offsets = new Map(layout.names.map((n, i) => [n, layout.offsets[i]!]));
-    const free = (...ts: Array<tf.TensorInfo | undefined>) => {
-      for (const t of ts) if (t) host.backend.disposeData(t.dataId);
-    };
-    /** A new tensor of `shape` filled by `fill` on views taken after its allocation. */
-    const filled = (shape: number[], fill: (dst: Float32Array) => void) => {
-      const t = made(host.make(shape));
-      fill(host.values(t));
-      return t;
-    };
-    const ops: ConvGradOps<tf.TensorInfo> = {
-      headGrad() {
-        const fromHead = made(host.matMul(inputs.dLogits!, inputs.headW!));
-        if (!inputs.dFeatures) return fromHead;
-        const sum = made(host.kernel('Add', { a: fromHead, b: inputs.dFeatures }));
-        free(fromHead);
-        return sum;
-      },
-      spreadMean(dy, shape) {
-        // 1/(H·W) as a number: the host reads no scalar tensor.
-        const [B, H, W, D] = shape as [number, number, number, number];
-        return filled([B, H, W, D], (dst) => {
-          const src = host.values(dy);
-          for (let b = 0; b < B; b++) for (let i = 0; i < H * W; i++) for (let d = 0; d < D; d++) dst[(b * H * W + i) * D + d] = src[b * D + d]! / (H * W);
-        });
-      },
-      groupNormGrad(dy, { xhat, inv, scale, groups }, name, inputGrad, mask) {
-        const [dScale, dShift, dx] = made(call(normKernels.WildttaGroupNormGrad, host, [dy, xhat, inv, scale, mask], { groups, inputGrad }));
-        const o = host.values(out); // a view taken after the last allocation
-        const wAt = offsets.get(`${name}.weight`);
-        const bAt = offsets.get(`${name}.bias`);
-        if (wAt !== undefined) o.set(host.values(dScale!), wAt);
-        if (bAt !== undefined) o.set(host.values(dShift!), bAt);
-        free(dScale, dShift);
-        return dx;
-      },
-      reluGrad: (dy, mask) =>
-        filled([...dy.shape], (dst) => {
-          const d = host.values(dy);
-          const m = host.values(mask);
-          for (let i = 0; i < dst.length; i++) dst[i] = m[i]! > 0 ? d[i]! : 0;
-        }),
-      add: (a, b) => made(host.kernel('Add', { a, b })),
-      maxPoolGrad: (dy, x, _y, o) => made(call(normKernels.WildttaMaxPoolGrad, host, [dy, x], o))[0]!,
-      conv(x, { filter, pads }) {
-        const [B, H, W, C] = x.shape as [number, number, number, number];
-        const [top, bottom, left, right] = pads.map((n) => Math.max(0, -n)) as [number, number, number, number];
-        const cropped = top + bottom + left + right > 0;
-        const input = cropped ? made(host.kernel('Slice', { x }, { begin: [0, top, left, 0], size: [B, H - top - bottom, W - left - right, C] })) : x;
-        const y = made(host.kernel('Conv2D', { x: input, filter }, convAttrs(pads)));
-        if (cropped) free(input);
-        return y;
-      },
-      // WildttaInterleave reads as many phases as it is given (s² of them).
-      interleave: (phases, stride, height, width) => made(call(normKernels.WildttaInterleave, host, phases, { stride, height, width }))[0]!,
-      zeros: (shape) => filled([...shape], (dst) => dst.fill(0)),
-      free,
-    };
-    walk(ops);
+    walk(hostConvGradOps(host, made, inputs, out, new Map(layout.names.map((n, i) => [n, layout.offsets[i]!]))));
     return [out];
   },
 } satisfies Record<string, Composite>;
