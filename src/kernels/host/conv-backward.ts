@@ -60,8 +60,7 @@ export function hostConvGradOps(
       const [B, H, W, D] = shape as [number, number, number, number];
       return filled([B, H, W, D], (dst) => {
         const src = host.values(dy);
-        for (let b = 0; b < B; b++)
-          for (let i = 0; i < H * W; i++) for (let d = 0; d < D; d++) dst[(b * H * W + i) * D + d] = src[b * D + d]! / (H * W);
+        for (let b = 0; b < B; b++) for (let i = 0; i < H * W; i++) for (let d = 0; d < D; d++) dst[(b * H * W + i) * D + d] = src[b * D + d]! / (H * W);
       });
     },
     groupNormGrad(dy, { xhat, inv, scale, groups }, name, inputGrad, mask) {
