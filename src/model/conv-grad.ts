@@ -57,9 +57,10 @@ export function phaseAxis(k: number, s: number, p: number, inLength: number, out
  * not one conv per phase and their weaving (s² + 1 kernels). The zeros waste
  * all but 1/s² of its arithmetic, which at this size costs less than the
  * kernels saved: on the shipped 28 px ResNet, whose strided convs are all
- * under 2²⁰, a SAR step runs 18 kernels fewer (207 → 189; the shipped
- * ConvNeXt 386 → 368). At 224 px (ResNet-50-GN, ConvNeXt-Atto) every
- * strided conv is over 2²⁵, and the arithmetic decides.
+ * under 2²⁰, a SAR step ran 18 kernels fewer (207 → 189, when each was an
+ * engine call; the shipped ConvNeXt 386 → 368, on WebGPU still dispatches).
+ * At 224 px (ResNet-50-GN, ConvNeXt-Atto) every strided conv is over 2²⁵,
+ * and the arithmetic decides.
  */
 export const DILATE_BELOW = 1 << 20;
 
