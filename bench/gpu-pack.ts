@@ -6,6 +6,7 @@
 //
 //   npm run bench:gpu:pack -- [--out artifacts/gpu-bench]
 //   artifacts/gpu-bench/run.sh --sizes fmnist-vit,ti,s,b --steps 20
+import { TORCH_SCRIPTS } from './gpu/torch-scripts';
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -73,7 +74,7 @@ for (const m of MODELS) {
   for (const f of FILES) copyFileSync(join('public/models', m, f), join(out, 'models', m, f));
 }
 mkdirSync(join(out, 'torch'), { recursive: true });
-for (const f of ['time_torch.py', 'time_torch_gpu.py']) copyFileSync(join('tools', f), join(out, 'torch', f));
+for (const f of TORCH_SCRIPTS) copyFileSync(join('tools', f), join(out, 'torch', f));
 cpSync('bench/gpu/run.sh', join(out, 'run.sh'));
 chmodSync(join(out, 'run.sh'), 0o755);
 xz(`node_modules/webgpu/dist/linux-x64/dawn.node`, join(out, 'dawn.node.xz'));

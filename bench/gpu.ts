@@ -128,14 +128,14 @@ function stripValues<T extends { logits: number[]; adaptedValues: number[]; sour
   return rest;
 }
 
-/** PyTorch's eager SAR step on the same GPU (CUDA), per ViT size; a reason instead where it cannot run. */
+/** PyTorch's eager SAR step on the same GPU (CUDA), per ViT size and ResNet-50-GN; a reason instead where it cannot run. */
 function runTorch(sizes: string[], steps: number, depth: number | undefined): GpuBenchReport['torch'] {
   const script = process.env.WILDTTA_TORCH_SCRIPT ?? 'tools/time_torch_gpu.py';
   const python = process.env.PYTHON ?? 'python3';
-  const vits = sizes.filter((s) => ['tiny', 'ti', 's', 'b'].includes(s));
-  if (!existsSync(script) || vits.length === 0) return [];
+  const known = sizes.filter((s) => ['tiny', 'ti', 's', 'b', 'rn50'].includes(s));
+  if (!existsSync(script) || known.length === 0) return [];
   const out: GpuBenchReport['torch'] = [];
-  for (const size of vits) {
+  for (const size of known) {
     const argv = [script, '--size', size, '--device', 'cuda', '--iterations', String(steps), ...(depth === undefined ? [] : ['--depth', String(depth)])];
     const r = spawnSync(python, argv, { encoding: 'utf8', timeout: 600_000 });
     const line = (r.stdout ?? '').trim().split('\n').at(-1) ?? '';

@@ -105,8 +105,8 @@ def norm_names(weights):
 def logits_of(cfg, w, images):
     """images [B,H,W,C] in [0,1] -> logits, timm's ResNet forward."""
     g = cfg['groups']
-    mean = torch.tensor(cfg['mean'], dtype=images.dtype).view(1, -1, 1, 1)
-    std = torch.tensor(cfg['std'], dtype=images.dtype).view(1, -1, 1, 1)
+    mean = torch.tensor(cfg['mean'], dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(cfg['std'], dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     x = (images.permute(0, 3, 1, 2) - mean) / std
 
     def gn(x, name):
