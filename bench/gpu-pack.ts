@@ -6,7 +6,7 @@
 //
 //   npm run bench:gpu:pack -- [--out artifacts/gpu-bench]
 //   artifacts/gpu-bench/run.sh --sizes fmnist-vit,ti,s,b --steps 20
-import { TORCH_SCRIPTS } from './gpu/torch-scripts';
+import { TORCH_SCRIPTS } from '../tools/lib/torch-scripts';
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TORCH_SCRIPTS } from '../bench/gpu/torch-scripts';
+import { TORCH_SCRIPTS } from './lib/torch-scripts';
 import { torchAvailable } from './lib/sizes-models';
 
 /**
