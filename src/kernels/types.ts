@@ -144,7 +144,7 @@ export interface ConvGradOps<T> {
   spreadMean(dy: T, shape: readonly number[], scale: tf.Scalar): T;
   /** A GroupNorm's backward, dy taken as 0 where `mask` (a ReLU's output) is not positive: its gradients to `name`, and dL/dx when `inputGrad`. */
   groupNormGrad(dy: T, saved: GnSaved, name: string, inputGrad: boolean, mask: tf.Tensor4D | undefined): T | undefined;
-  /** dy where `out` > 0, else 0 (a ReLU's backward). */
+  /** dy where `out` > 0, else 0 (a ReLU's backward); NaN where `out` is NaN, as tf.step gives. */
   reluGrad(dy: T, out: tf.Tensor4D): T;
   add(a: T, b: T): T;
   maxPoolGrad(dy: T, x: tf.Tensor4D, y: tf.Tensor4D, o: { size: number; stride: number; pad: number }): T;

@@ -143,15 +143,12 @@ export class SteppedTape<S = BackStep> implements BackboneTape {
     this.steps.push({ norms: norms.flatMap((n) => [`${n}.weight`, `${n}.bias`]), back });
   }
 
-  /** The steps a gradient of `names` runs: from the lowest that holds one of them up. */
+  /** The steps a gradient of `names` runs: from the lowest that holds one of them up. Throws where none does. */
   from(names: readonly string[]): Array<TapeStep<S>> {
     const wanted = new Set(names);
-    return this.steps.slice(
-      Math.max(
-        0,
-        this.steps.findIndex((s) => s.norms.some((n) => wanted.has(n))),
-      ),
-    );
+    const lowest = this.steps.findIndex((s) => s.norms.some((n) => wanted.has(n)));
+    if (lowest < 0) throw new RangeError(`no step of this forward holds ${names[0]} (nor any other of the ${names.length} names asked for)`);
+    return this.steps.slice(lowest);
   }
 
   /** Makes `t` the tape's: kept with it, disposed with it. */

@@ -14,8 +14,9 @@ import { convPiece, interleavePhases, type ConvGradOps, type ConvPiece } from '.
 
 /**
  * Filters derived from a model's frozen filters for its backward (flipped,
- * split by phase), made at the first forward that records a backward
- * (inference never pays their memory) and kept until the model releases them.
+ * split by phase), made when first needed (the ResNet's at its first
+ * recording forward, the ConvNeXt's at its first backward; inference never
+ * pays their memory) and kept until the model releases them.
  */
 export class DerivedFilters {
   private readonly made = new Map<string, tf.Tensor4D>();
@@ -164,8 +165,8 @@ const TENSOR_PRIMS: ConvPrims<tf.Tensor4D> = {
   conv: convPiece,
   interleave: interleavePhases,
   zeros: (shape) => tf.zeros(shape as [number, number, number, number]),
-  // tf.tidy frees them.
-  free() {},
+  // Early, not at the tidy's end: on a GPU a 224 px ResNet's intermediates add up.
+  free: (...ts) => tf.dispose(ts.filter((t) => t !== undefined)),
 };
 
 /**

@@ -202,7 +202,7 @@ export class ConvNeXt extends SteppedBackbone<ConvNeXtConfig> {
   private readonly linears = new Map<string, tf.Tensor2D>();
   /** The same transposed, [in, out]: the forward's layout (linearNoWeightGrad). */
   private readonly linearsT = new Map<string, tf.Tensor2D>();
-  /** Filters as the input gradients read them (depthwise ones turned 180°, the downsamples' split by phase: conv-grad.ts), made at the first forward that records a backward. */
+  /** Filters as the input gradients read them (depthwise ones turned 180°, the downsamples' split by phase: conv-grad.ts), made at the first backward that needs them. */
   private readonly derived = new DerivedFilters();
   private readonly inputMean: tf.Tensor1D;
   private readonly inputStd: tf.Tensor1D;

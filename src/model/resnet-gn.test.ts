@@ -86,6 +86,15 @@ test('norm selection: the stem and every stage but the last by default (SAR skip
     assert.deepEqual(model.selectNorms({ skipLastBlocks: model.normUnits }), []);
     assert.ok(model.selectNorms({}).every((n) => /(bn\d|downsample\.1)\.(weight|bias)$/.test(n)));
     assert.throws(() => model.selectNorms({ skipLastBlocks: 9 }), RangeError);
+    // A layout naming no norm of this model: a clear error, not zeros.
+    assert.throws(
+      () =>
+        tf.tidy(() => {
+          const { tape } = model.forward(tf.zeros([1, 28, 28, 1]), model.param, true);
+          model.gradient(tape!, tf.zeros([1, model.config.numClasses]), { names: ['layer9.0.bn1.weight'], offsets: [0], total: 4 });
+        }),
+      /no step of this forward holds layer9\.0\.bn1\.weight/,
+    );
   } finally {
     model.dispose();
   }

@@ -77,7 +77,8 @@ export function hostConvGradOps(
       filled([...dy.shape], (dst) => {
         const d = host.values(dy);
         const m = host.values(mask);
-        for (let i = 0; i < dst.length; i++) dst[i] = m[i]! > 0 ? d[i]! : 0;
+        // As tf.mul(dy, tf.step(out)): a NaN in out or a non-finite dy gives NaN, not 0.
+        for (let i = 0; i < dst.length; i++) dst[i] = m[i]! > 0 ? d[i]! : Number.isNaN(m[i]!) ? NaN : d[i]! * 0;
       }),
     add: (a, b) => made(host.kernel('Add', { a, b })),
     maxPoolGrad: (dy, x, _y, o) => made(call(normKernels.WildttaMaxPoolGrad, host, [dy, x], o))[0]!,

@@ -297,6 +297,7 @@ export function runComposite(c: Composite, host: Host, inputs: Record<string, tf
     outs = made(c(host, inputs, attrs, track));
     return outs;
   } finally {
+    // Also what the composite freed itself: disposeData of a freed id does nothing on wasm and cpu.
     const kept = new Set(outs.map((o) => o.dataId));
     for (const t of mine) if (!kept.has(t.dataId)) host.backend.disposeData(t.dataId);
   }

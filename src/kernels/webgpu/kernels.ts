@@ -554,8 +554,8 @@ export function registerGpuKernels(): void {
 
 /**
  * GroupNorm over x [B, H, W, C] (channel fastest) in G groups, as the host's
- * WildttaGroupNorm: y (then ReLU), x̂ and σ⁻¹ [B, G]. Six dispatches where the
- * tfjs ops take about ten: per image and channel Σ_p x, the groups' means,
+ * WildttaGroupNorm: y (then ReLU), x̂ and σ⁻¹ [B, G]. Six dispatches (eight
+ * past POSITIONS_PER_THREAD positions) where the tfjs ops take about ten: per image and channel Σ_p x, the groups' means,
  * Σ_p (x − mean)², σ⁻¹, then x̂ and y one thread per value.
  */
 function groupNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { groups: number; eps: number; relu: boolean }): tf.TensorInfo[] {
@@ -586,7 +586,8 @@ function groupNorm(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { 
  * GroupNorm's backward, as the host's WildttaGroupNormGrad: dy masked by
  * y > 0 where y is given (the ReLU after the norm), dscale = Σ dy·x̂, dshift
  * = Σ dy and, with inputGrad, dx = σ⁻¹ (dx̂ − mean_g(dx̂) − x̂·mean_g(dx̂·x̂)),
- * dx̂ = dy·scale. Five dispatches where the tfjs ops take about fifteen.
+ * dx̂ = dy·scale. Five dispatches (six past POSITIONS_PER_THREAD positions)
+ * where the tfjs ops take about fifteen.
  */
 function groupNormGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { groups: number; inputGrad: boolean }): tf.TensorInfo[] {
   const { dy, xhat, inv, scale, y } = inputs as Record<string, tf.TensorInfo | undefined>;
