@@ -195,9 +195,31 @@ export abstract class Adapter {
     return this.recentering ? { ...out, logits: this.recentering.apply(out.logits) } : out;
   }
 
-  /** The adapted values as one vector. Inside tf.tidy. */
+  /**
+   * θ as one vector, made once while the variables hold the data it was made
+   * from: a tfjs tensor's data never changes, and assigning a variable gives
+   * it new data (so a reset, an import or any other write is seen). A step
+   * reads θ twice (the last-finite copy, SAM's ascent); the concatenation of
+   * every adapted tensor is an engine call on the host and several
+   * dispatches on WebGPU. Kept by the adapter: callers must not dispose it.
+   */
+  private thetaFlat: { ids: readonly object[]; flat: tf.Tensor1D } | undefined;
+
+  /** The adapted values as one vector (the adapter's; do not dispose it). Inside tf.tidy. */
   protected theta(): tf.Tensor1D {
-    return this.layout.concat(this.params);
+    const ids = [...this.params.values()].map((p) => p.dataId);
+    const c = this.thetaFlat;
+    if (c && c.ids.every((id, i) => id === ids[i])) return c.flat;
+    return this.rememberTheta(this.layout.concat(this.params), ids);
+  }
+
+  /** Keeps `flat` (or a tensor sharing its data) as θ for the variables' data `ids`. Inside tf.tidy. */
+  private rememberTheta(flat: tf.Tensor1D, ids: readonly object[]): tf.Tensor1D {
+    this.thetaFlat?.flat.dispose();
+    // A clone shares flat's data: no copy, and no tie to a caller's tensor (a variable of lastFinite's, say) that may be assigned later.
+    const kept = tf.keep(tf.clone(flat));
+    this.thetaFlat = { ids, flat: kept };
+    return kept;
   }
 
   /**
@@ -214,6 +236,11 @@ export abstract class Adapter {
     this.moved = true;
     const pieces = this.layout.split(flat);
     for (const [name, p] of this.params) p.assign(pieces.get(name)!);
+    // The next θ is this very vector: no concatenation at the next step.
+    this.rememberTheta(
+      flat,
+      [...this.params.values()].map((p) => p.dataId),
+    );
   }
 
   /**
@@ -576,6 +603,8 @@ export abstract class Adapter {
     for (const t of this.source.values()) t.dispose();
     this.source.clear();
     this.sourceFlat.dispose();
+    this.thetaFlat?.flat.dispose();
+    this.thetaFlat = undefined;
     this.sgd.dispose();
     this.lastFinite.dispose();
     for (const t of this.stateTensors().values()) t.dispose();
