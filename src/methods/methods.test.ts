@@ -400,3 +400,32 @@ test("a run after warmup is the run without it, step for step (DeYO's patch orde
     assert.deepEqual(states[1], states[0], `${method}: the state after 4 steps differs with a warmup`);
   }
 });
+
+test('θ as one vector follows every write to the adapted variables: an update, a reset, and a write from outside the adapter', async () => {
+  await withAdapter({ method: 'sar', marginFraction: 100 }, async (a) => {
+    const theta = () => tf.tidy(() => (a as unknown as { theta(): tf.Tensor1D }).theta().arraySync());
+    const flat = async () => (await snapshot(a)).flatMap((v) => Array.from(v));
+    assert.deepEqual(theta(), await flat(), 'at the start');
+    for (let i = 0; i < 2; i++) {
+      const x = noise(40 + i);
+      await a.step(x);
+      x.dispose();
+    }
+    await a.flush();
+    assert.ok(a.updateCount > 0, 'the steps updated');
+    assert.deepEqual(theta(), await flat(), 'after updates');
+    const [name, v] = [...a.params][0]!;
+    v.assign(tf.fill(v.shape, 3));
+    assert.deepEqual(theta(), await flat(), `after ${name} was assigned from outside`);
+    a.reset();
+    assert.deepEqual(theta(), await flat(), 'after a reset');
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      const x = noise(50 + i);
+      await a.step(x);
+      x.dispose();
+    }
+    await a.flush();
+    assert.equal(tf.memory().numTensors, before, 'tensors flat over steps');
+  });
+});
