@@ -207,7 +207,7 @@ export abstract class Adapter {
 
   /** The adapted values as one vector (the adapter's; do not dispose it). Inside tf.tidy. */
   protected theta(): tf.Tensor1D {
-    const ids = [...this.params.values()].map((p) => p.dataId);
+    const ids = this.paramData();
     const c = this.thetaFlat;
     if (c && c.ids.every((id, i) => id === ids[i])) return c.flat;
     return this.rememberTheta(this.layout.concat(this.params), ids);
@@ -220,6 +220,11 @@ export abstract class Adapter {
     const kept = tf.keep(tf.clone(flat));
     this.thetaFlat = { ids, flat: kept };
     return kept;
+  }
+
+  /** The data each adapted variable holds now (a new object after every assign). */
+  private paramData(): object[] {
+    return [...this.params.values()].map((p) => p.dataId);
   }
 
   /**
@@ -237,10 +242,7 @@ export abstract class Adapter {
     const pieces = this.layout.split(flat);
     for (const [name, p] of this.params) p.assign(pieces.get(name)!);
     // The next θ is this very vector: no concatenation at the next step.
-    this.rememberTheta(
-      flat,
-      [...this.params.values()].map((p) => p.dataId),
-    );
+    this.rememberTheta(flat, this.paramData());
   }
 
   /**

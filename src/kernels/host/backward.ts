@@ -9,7 +9,7 @@ import { runBackwardOnTensors } from '../ops/backward';
 import type { BackwardArgs, BackwardWalk, GradOps, Linear } from '../types';
 import { composites } from './composites';
 import { runKernel } from '../calls';
-import { call, product, runComposite, type Composite } from './glue';
+import { call, freeInfos, gradientVector, product, runComposite, type Composite } from './glue';
 import { PACKED_BACKWARD as PACKED, packedBackward } from './packed';
 import { vitKernels } from './vit-kernels';
 
@@ -39,12 +39,8 @@ export const backwardComposite = {
     const { args, walk } = attrs as unknown as { args: BackwardArgs; walk: BackwardWalk };
     const { layout, blocks } = args;
     const { tokens: N, heads: H } = args.shape;
-    const out = made(host.make([layout.total]));
-    host.values(out).fill(0);
-    const offsets = new Map(layout.names.map((n, i) => [n, layout.offsets[i]!]));
-    const free = (...ts: Array<tf.TensorInfo | undefined>) => {
-      for (const t of ts) if (t) host.backend.disposeData(t.dataId);
-    };
+    const { out, put } = gradientVector(host, made, layout);
+    const free = (...ts: Array<tf.TensorInfo | undefined>) => freeInfos(host, ...ts);
     const classRows = (t: tf.TensorInfo) => made(call(vitKernels.WildttaEveryNthRow, host, [t], { every: N }))[0]!;
     /** [B, D] → [B·N, D] with row b at b·N, zeros elsewhere. */
     const spread = (t: tf.TensorInfo, fill: (src: Float32Array, dst: Float32Array, D: number) => void) => {
@@ -63,12 +59,8 @@ export const backwardComposite = {
         const x = onClassRows ? classRows(saved.x) : saved.x;
         const stats = onClassRows ? classRows(saved.stats) : saved.stats;
         const [dg, db, dx] = made(call(vitKernels.WildttaLayerNormGrad, host, [dy, x, stats, saved.gamma, residual], { needInput }));
-        const o = host.values(out); // a view taken after the last allocation
-        const wAt = offsets.get(`${name}.weight`);
-        const bAt = offsets.get(`${name}.bias`);
-        if (wAt !== undefined) o.set(host.values(dg!), wAt);
-        if (bAt !== undefined) o.set(host.values(db!), bAt);
-        free(dg, db, ...(onClassRows ? [x, stats] : []));
+        put(name, dg!, db!);
+        if (onClassRows) free(x, stats);
         return dx;
       },
       mlpGrad(dy, block, a, cdf, onClassRows) {

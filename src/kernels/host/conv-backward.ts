@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { runKernel } from '../calls';
 import type { ConvBackwardArgs, ConvBackwardWalk, ConvGradOps } from '../types';
-import { call, type Composite, type Host, type Made } from './glue';
+import { call, freeInfos, gradientVector, type Composite, type Host, type Made } from './glue';
 import { normKernels } from './norm-kernels';
 
 /** Conv2D's attributes for a stride-1 conv with explicit padding. */
@@ -27,20 +27,16 @@ const convAttrs = (pads: readonly number[]) => ({
 
 /**
  * ConvGradOps on the host's tensor infos: what they allocate goes through
- * `made`; a GroupNorm's gradients go into `out` at their names' `offsets`
- * (those the map lacks are dropped). The head's gradient reads `inputs`
- * (dLogits, headW, dFeatures).
+ * `made`; a GroupNorm's gradients go to `put` (gradientVector's). The
+ * head's gradient reads `inputs` (dLogits, headW, dFeatures).
  */
 export function hostConvGradOps(
   host: Host,
   made: Made,
   inputs: Record<string, tf.TensorInfo>,
-  out: tf.TensorInfo,
-  offsets: ReadonlyMap<string, number>,
+  put: (norm: string, dScale: tf.TensorInfo, dShift: tf.TensorInfo) => void,
 ): ConvGradOps<tf.TensorInfo> {
-  const free = (...ts: Array<tf.TensorInfo | undefined>) => {
-    for (const t of ts) if (t) host.backend.disposeData(t.dataId);
-  };
+  const free = (...ts: Array<tf.TensorInfo | undefined>) => freeInfos(host, ...ts);
   /** A new tensor of `shape` filled by `fill` on views taken after its allocation. */
   const filled = (shape: number[], fill: (dst: Float32Array) => void) => {
     const t = made(host.make(shape));
@@ -65,12 +61,7 @@ export function hostConvGradOps(
     },
     groupNormGrad(dy, { xhat, inv, scale, groups }, name, inputGrad, mask) {
       const [dScale, dShift, dx] = made(call(normKernels.WildttaGroupNormGrad, host, [dy, xhat, inv, scale, mask], { groups, inputGrad }));
-      const o = host.values(out); // a view taken after the last allocation
-      const wAt = offsets.get(`${name}.weight`);
-      const bAt = offsets.get(`${name}.bias`);
-      if (wAt !== undefined) o.set(host.values(dScale!), wAt);
-      if (bAt !== undefined) o.set(host.values(dShift!), bAt);
-      free(dScale, dShift);
+      put(name, dScale!, dShift!);
       return dx;
     },
     reluGrad: (dy, mask) =>
@@ -103,9 +94,8 @@ export const convBackwardComposite = {
   WildttaConvBackward(host, inputs, attrs, made) {
     const { args, walk } = attrs as unknown as { args: ConvBackwardArgs; walk: ConvBackwardWalk };
     const { layout } = args;
-    const out = made(host.make([layout.total]));
-    host.values(out).fill(0);
-    walk(hostConvGradOps(host, made, inputs, out, new Map(layout.names.map((n, i) => [n, layout.offsets[i]!]))));
+    const { out, put } = gradientVector(host, made, layout);
+    walk(hostConvGradOps(host, made, inputs, put));
     return [out];
   },
 } satisfies Record<string, Composite>;

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GemmPool, type NormOp } from './gemm-pool';
 import { gemmFor, gemmModule, isShared, normFor, normModule, simdKernelsFor, tfjsWasmMemory, type NormKernels, type SimdKernels } from './simd';
+import type { GradientLayout } from '../types';
 
 export type Shape = number[];
 export type Attrs = Record<string, unknown>;
@@ -301,6 +302,37 @@ export function runComposite(c: Composite, host: Host, inputs: Record<string, tf
     const kept = new Set(outs.map((o) => o.dataId));
     for (const t of mine) if (!kept.has(t.dataId)) host.backend.disposeData(t.dataId);
   }
+}
+
+/** Frees tensor infos a composite is done with (undefined ones skipped). */
+export function freeInfos(host: Host, ...ts: Array<tf.TensorInfo | undefined>): void {
+  for (const t of ts) if (t) host.backend.disposeData(t.dataId);
+}
+
+/**
+ * The vector a backward composite returns: laid out as `layout`, zero where
+ * nothing is written. `put` copies a norm's scale and shift gradients into it
+ * where the layout has them (the other norms' are dropped) and frees them.
+ */
+export function gradientVector(
+  host: Host,
+  made: Made,
+  layout: GradientLayout,
+): { out: tf.TensorInfo; put(norm: string, dScale: tf.TensorInfo, dShift: tf.TensorInfo): void } {
+  const out = made(host.make([layout.total]));
+  host.values(out).fill(0);
+  const offsets = new Map(layout.names.map((n, i) => [n, layout.offsets[i]!]));
+  return {
+    out,
+    put(norm, dScale, dShift) {
+      const o = host.values(out); // a view taken after the last allocation
+      const wAt = offsets.get(`${norm}.weight`);
+      const bAt = offsets.get(`${norm}.bias`);
+      if (wAt !== undefined) o.set(host.values(dScale), wAt);
+      if (bAt !== undefined) o.set(host.values(dShift), bAt);
+      freeInfos(host, dScale, dShift);
+    },
+  };
 }
 
 /** Registers plain host kernels and composites with tfjs for wasm and cpu (a name already registered is left alone). */
