@@ -34,10 +34,11 @@ export interface SizeCost {
   ortVersion: string;
   crossOriginIsolated: boolean;
   wasmBinary: string;
-  /** Per round, ms: wildtta's inference, its reliable SAR step, ONNX Runtime's inference. */
+  /** Per round, ms: wildtta's inference, its reliable SAR step, ONNX Runtime's inference, the reliable sar-msam step. */
   inferenceMs: number[];
   sarMs: number[];
   ortMs: number[];
+  msamMs: number[];
   adapted: number;
   updates: number;
   /** Logits of the parity image (tools/lib/parity-image.ts) from each engine. */
@@ -57,14 +58,15 @@ function wasmBinaries(): string {
   return [...new Set(names)].join(', ');
 }
 
-/** Four seeded frames, and the two adapters a round times: no adaptation, and SAR on a sample that is always reliable. */
-async function timedAdapters(model: Backbone): Promise<{ frames: tf.Tensor4D[]; source: Adapter; sar: Adapter }> {
+/** Four seeded frames, and the adapters a round times: no adaptation, and SAR and sar-msam on samples that are always reliable. */
+async function timedAdapters(model: Backbone): Promise<{ frames: tf.Tensor4D[]; source: Adapter; sar: Adapter; msam: Adapter }> {
   const { imageSize: S, inChannels: C } = model.config;
   const frames = Array.from({ length: 4 }, (_, i) => tf.randomUniform([1, S, S, C], 0, 1, 'float32', 70 + i) as tf.Tensor4D);
   const source = await createAdapter(model, { method: 'source' });
   // A margin above any entropy: every sample is reliable, so each step is SAR's whole step.
   const sar = await createAdapter(model, { method: 'sar', lr: 1e-5, marginFraction: 100, resetThreshold: 0 });
-  return { frames, source, sar };
+  const msam = await createAdapter(model, { method: 'sar-msam', lr: 1e-5, marginFraction: 100, resetThreshold: 0 });
+  return { frames, source, sar, msam };
 }
 
 async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
@@ -90,7 +92,7 @@ async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
   const checkOrt = Array.from((await session.run({ pixels: new ort.Tensor('float32', toNchw(image, S, C), [1, C, S, S]) })).logits!.data as Float32Array);
 
   // The same seeded frames for both engines, each already in the layout its engine reads.
-  const { frames, source, sar } = await timedAdapters(model);
+  const { frames, source, sar, msam } = await timedAdapters(model);
   const ortFrames = await Promise.all(frames.map(async (f) => new ort.Tensor('float32', toNchw((await f.data()) as Float32Array, S, C), [1, C, S, S])));
   let n = 0;
   const step = (a: Adapter) => async () => {
@@ -102,12 +104,12 @@ async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
     // The read that an inference ends with on our side too (the logits on the main thread).
     await out.logits!.getData();
   };
-  const fns = [step(source), step(sar), ortRun];
+  const fns = [step(source), step(sar), ortRun, step(msam)];
   for (let w = 0; w < o.warmup; w++) for (const f of fns) await f();
   const tensorsBefore = tf.memory().numTensors;
   const ms: number[][] = fns.map(() => []);
   for (let r = 0; r < o.rounds; r++) {
-    // One of each per round, the order turning, so a change in the machine's load hits all three.
+    // One of each per round, the order turning, so a change in the machine's load hits them all.
     for (let j = 0; j < fns.length; j++) {
       const k = (j + r) % fns.length;
       const repeat = o.repeat ?? 1;
@@ -127,6 +129,7 @@ async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
     inferenceMs: ms[0]!,
     sarMs: ms[1]!,
     ortMs: ms[2]!,
+    msamMs: ms[3]!,
     adapted: sar.params.size,
     updates: sar.updateCount,
     checkOurs,
@@ -136,6 +139,7 @@ async function sizeCost(o: SizeCostOptions): Promise<SizeCost> {
   };
   source.dispose();
   sar.dispose();
+  msam.dispose();
   frames.forEach((f) => f.dispose());
   model.dispose();
   await session.release();
@@ -166,7 +170,7 @@ export interface GemmAb {
 async function gemmAb(o: GemmAbOptions): Promise<GemmAb> {
   const report = await initBackend('wasm', { wasmPaths: WASM_PATHS, wasmThreads: o.threads });
   const model = await loadBackbone(o.modelUrl);
-  const { frames, source, sar } = await timedAdapters(model);
+  const { frames, source, sar, msam } = await timedAdapters(model);
   let n = 0;
   const time = async (a: Adapter) => {
     const t0 = performance.now();
@@ -198,6 +202,7 @@ async function gemmAb(o: GemmAbOptions): Promise<GemmAb> {
   out.wasmBinary = wasmBinaries();
   source.dispose();
   sar.dispose();
+  msam.dispose();
   frames.forEach((f) => f.dispose());
   model.dispose();
   return out;

@@ -122,7 +122,8 @@ async function main(): Promise<void> {
       mine.push(row);
       const c = r.cost;
       console.log(
-        `wildtta inference ${spread(c.inferenceMs)} ms, SAR step ${spread(c.sarMs)} ms (${median(ratios(c.sarMs, c.inferenceMs)).toFixed(2)}×), ORT ${spread(c.ortMs)} ms; ` +
+        `wildtta inference ${spread(c.inferenceMs)} ms, SAR step ${spread(c.sarMs)} ms (${median(ratios(c.sarMs, c.inferenceMs)).toFixed(2)}×), ` +
+          `sar-msam step ${spread(c.msamMs)} ms (${median(ratios(c.msamMs, c.inferenceMs)).toFixed(2)}×), ORT ${spread(c.ortMs)} ms; ` +
           `threads ${c.threads}/${c.ortThreads} (gemm.wat ${c.gemmThreads}), ${c.wasmBinary}; load ${row.load}`,
       );
     }
@@ -149,12 +150,12 @@ async function main(): Promise<void> {
 function report(rows: Row[], run: { loadBefore: string; loadAfter: string; browser: string; minutes: number; keys: string[] }): void {
   const f2 = (x: number) => x.toFixed(2);
   const table = [
-    '| model | parameters | threads | rounds | wildtta inference (ms) | wildtta SAR step (ms) | SAR ÷ inference | ORT-web inference (ms) | wildtta ÷ ORT inference | PyTorch inference (ms) | PyTorch SAR step (ms) | wildtta ÷ PyTorch inference | load (1 min) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| model | parameters | threads | rounds | wildtta inference (ms) | wildtta SAR step (ms) | SAR ÷ inference | sar-msam ÷ inference | ORT-web inference (ms) | wildtta ÷ ORT inference | PyTorch inference (ms) | PyTorch SAR step (ms) | wildtta ÷ PyTorch inference | load (1 min) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => {
       const c = r.page;
       const vsTorch = r.torch ? `${f2(median(c.inferenceMs) / median(r.torch.inferenceMs))}×` : '–';
-      return `| ${r.model.entry.label} | ${(r.model.parameters / 1e6).toFixed(2)} M | ${r.threads} | ${r.rounds} | ${spread(c.inferenceMs)} | ${spread(c.sarMs)} | ${f2(median(ratios(c.sarMs, c.inferenceMs)))}× | ${spread(c.ortMs)} | ${f2(median(ratios(c.inferenceMs, c.ortMs)))}× | ${r.torch ? spread(r.torch.inferenceMs) : '–'} | ${r.torch ? spread(r.torch.sarMs) : '–'} | ${vsTorch} | ${r.load} |`;
+      return `| ${r.model.entry.label} | ${(r.model.parameters / 1e6).toFixed(2)} M | ${r.threads} | ${r.rounds} | ${spread(c.inferenceMs)} | ${spread(c.sarMs)} | ${f2(median(ratios(c.sarMs, c.inferenceMs)))}× | ${f2(median(ratios(c.msamMs, c.inferenceMs)))}× | ${spread(c.ortMs)} | ${f2(median(ratios(c.inferenceMs, c.ortMs)))}× | ${r.torch ? spread(r.torch.inferenceMs) : '–'} | ${r.torch ? spread(r.torch.sarMs) : '–'} | ${vsTorch} | ${r.load} |`;
     }),
   ].join('\n');
   // Parity: one row per model (the 1-thread run's logits).
@@ -190,6 +191,8 @@ function report(rows: Row[], run: { loadBefore: string; loadAfter: string; brows
         }
       }
       targets.push(`- ${tag}: SAR step ${f2(sarRatio)}× its inference (target ≤ 3.6×: ${verdict(sarRatio <= 3.6)})`);
+      const msamRatio = median(ratios(c.msamMs, c.inferenceMs));
+      targets.push(`- ${tag}: sar-msam step ${f2(msamRatio)}× its inference (≤ 3.6×: ${verdict(msamRatio <= 3.6)})`);
     } else targets.push(`- ${tag}: SAR step ${f2(sarRatio)}× its inference (target ≤ 5×: ${verdict(sarRatio <= 5)})`);
   }
   console.log(`\n${table}\n\n${parity}\n\n${targets.join('\n')}`);
@@ -206,7 +209,8 @@ Random seeded weights in timm's layout (\`npm run make-model\`, seed 0: ViT-Ti/1
 
 - wildtta: tfjs-wasm with SIMD in headless Chromium (binary ${c0.wasmBinary}); "inference" is the source adapter's step (forward, softmax, entropy, the read); a SAR step is the whole step on a reliable sample (forward and backward, the SAM ascent, a second forward and backward, the update; written-out backwards, no autodiff: a ViT's through the LayerNorms of all blocks but the last quarter, a ResNet's through the GroupNorms of the stem and layer1-3, a ConvNeXt's through the LayerNorms of the stem and every stage but the last), each until its update is read.
 - ONNX Runtime Web ${c0.ortVersion}, its wasm build in the same page (graph optimisation 'all', thread pool not spinning between runs), inference and the read of the logits.
-- Each round runs one wildtta inference, one wildtta SAR step and one ONNX Runtime inference, the order turning each round, after one warm-up round; "threads" > 1: the page was served cross-origin isolated and both engines were given that many threads. Rounds per model (fewer for the big ones, so that the whole run fits about 15 minutes here): ${Object.entries(
+- sar-msam: SAR with Momentum-SAM's perturbation (docs/methods.md): its reliable step is two forwards and one backward, the perturbation taken from the optimizer's momentum instead of a first gradient.
+- Each round runs one wildtta inference, one wildtta SAR step, one ONNX Runtime inference and one sar-msam step, the order turning each round, after one warm-up round; "threads" > 1: the page was served cross-origin isolated and both engines were given that many threads. Rounds per model (fewer for the big ones, so that the whole run fits about 15 minutes here): ${Object.entries(
       ROUNDS,
     )
       .filter(([k]) => run.keys.includes(k))
@@ -222,7 +226,7 @@ Random seeded weights in timm's layout (\`npm run make-model\`, seed 0: ViT-Ti/1
       .join(
         ', ',
       )}; others as in the page). This build uses the reference BLAS (\`BLAS_INFO=generic\` in \`torch.__config__.show()\`, about 6 GFLOP/s a core here), not OpenBLAS or MKL: its times are what Debian's package does on this machine, not what PyTorch can do.
-- Times are medians (min–max) over the rounds; "SAR ÷ inference" and "wildtta ÷ ORT" are medians of the per-round ratios; "wildtta ÷ PyTorch" divides the medians of the two runs.
+- Times are medians (min–max) over the rounds; "SAR ÷ inference", "sar-msam ÷ inference" and "wildtta ÷ ORT" are medians of the per-round ratios; "wildtta ÷ PyTorch" divides the medians of the two runs.
 
 ${table}
 

@@ -24,6 +24,7 @@ export { METHODS, METHOD_NAMES, isMethodName, methodSpec, type AdapterOptions, t
 export type { MethodSpec } from './method';
 export { SarAdapter } from './sar';
 export { SarAlignAdapter } from './sar-align';
+export { SarMsamAdapter } from './sar-msam';
 export { TentAdapter } from './tent';
 export { EataAdapter, estimateFisher } from './eata';
 export { DeyoAdapter } from './deyo';

@@ -252,7 +252,7 @@ test('dispose puts the model back to its source weights, so the next adapter sta
 test("warmup runs the kernels of the method's own step, update included", async () => {
   // Options that make the sample reliable for every method, so the profiled step takes the update path.
   const reliable = { marginFraction: 100, resetThreshold: 0, dMargin: 1, plpdThreshold: -1 };
-  for (const method of ['sar', 'tent', 'eata', 'deyo', 'source'] as const) {
+  for (const method of ['sar', 'sar-msam', 'tent', 'eata', 'deyo', 'source'] as const) {
     const model = new ViT(cfg, weights);
     const a = await createAdapter(model, only(method, { lr: 1e-4, ...reliable }));
     try {
@@ -275,7 +275,7 @@ test("warmup runs the kernels of the method's own step, update included", async 
 });
 
 test('warmup runs every kernel once and changes nothing, leaks nothing', async () => {
-  for (const method of ['sar', 'tent', 'eata', 'deyo', 'source'] as const) {
+  for (const method of ['sar', 'sar-msam', 'tent', 'eata', 'deyo', 'source'] as const) {
     const model = new ViT(cfg, weights);
     const a = await createAdapter(model, { method, warmup: true } as AdapterOptions & { warmup: boolean });
     try {

@@ -7,6 +7,7 @@ import { eata } from './eata';
 import type { MethodSpec } from './method';
 import { sar } from './sar';
 import { sarAlign } from './sar-align';
+import { sarMsam } from './sar-msam';
 import { source } from './source';
 import { tent } from './tent';
 
@@ -18,6 +19,7 @@ export const METHODS = {
   sar,
   deyo,
   'sar-align': sarAlign,
+  'sar-msam': sarMsam,
 } as const;
 
 export type MethodName = keyof typeof METHODS;

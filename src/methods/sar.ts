@@ -110,7 +110,23 @@ export class SarAdapter extends Adapter {
     // Step 4: SAM ascent θ + ε, ε = ρ·g/(‖g‖ + 1e-12). θ itself stays in the variables.
     const theta = this.theta();
     const { ascended, gradNorm } = samAscent(theta, g1, this.rho);
-    const pieces = this.layout.split(ascended);
+    return this.descend(x, keep, { theta, ascended, loss1, gradNorm, firstTape });
+  }
+
+  /**
+   * Steps 5-7 from θ+ε (`ascended`): the second forward and filter, g2 at
+   * θ+ε, the SGD-momentum step from θ, the EMA and the reset. `gradNorm`
+   * is the stats' gradient norm (‖g2‖ where it is not given);
+   * `firstTape` lends the first forward's patch embedding when every
+   * sample was kept. Inside tf.tidy.
+   */
+  protected descend(
+    x: tf.Tensor4D,
+    keep: number[],
+    first: { theta: tf.Tensor1D; ascended: tf.Tensor1D; loss1: tf.Scalar; gradNorm?: tf.Scalar; firstTape?: BackboneTape },
+  ): tf.Tensor {
+    const { theta, loss1 } = first;
+    const pieces = this.layout.split(first.ascended);
     const atAscent = (name: string) => pieces.get(name) ?? this.model.param(name);
 
     // Step 5: second forward at θ+ε; keep E2 < E0; Loss2 = mean of those. Step 6's g2 = ∇θ Loss2 at θ+ε with it, where the family takes both in one pass.
@@ -132,7 +148,7 @@ export class SarAdapter extends Adapter {
       second = { logits: recentering ? recentering.apply(out.logits) : out.logits };
       g2 = out.gradient;
     } else {
-      second = this.forwardAt(x2, atAscent, true, keep.length === x.shape[0] ? firstTape : undefined);
+      second = this.forwardAt(x2, atAscent, true, keep.length === x.shape[0] ? first.firstTape : undefined);
     }
     const { loss: loss2, count: count2, dLogits: dLoss2 } = entropyLoss(second.logits, { margin: this.margin, mean: true });
     const anyKept2 = tf.greater(count2, this.constant(0));
@@ -140,7 +156,9 @@ export class SarAdapter extends Adapter {
 
     // Step 6: back at θ, SGD-momentum with g2, only if something was kept and all is finite.
     g2 ??= this.flatGrad(second.tape!, dLoss2, this.featureGrad(keep.length));
-    const finite = allFinite(loss1, gradNorm, loss2, l2Norm(g2));
+    const g2Norm = l2Norm(g2);
+    const gradNorm = first.gradNorm ?? g2Norm;
+    const finite = allFinite(loss1, gradNorm, loss2, g2Norm);
     const gate = tf.logicalAnd(finite, anyKept2);
     const stepped = this.sgd.step(theta, g2, gate);
 
