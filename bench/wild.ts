@@ -135,7 +135,9 @@ async function fastestBackend(log: (s: string) => void): Promise<'wasm' | 'webgp
   return best.backend;
 }
 
-export async function runWildBench(o: WildBenchOptions): Promise<{ records: WildRunRecord[]; backend: string; browser: string; seconds: number }> {
+export async function runWildBench(
+  o: WildBenchOptions,
+): Promise<{ records: WildRunRecord[]; backend: string; browser: string; seconds: number; kept: number }> {
   const log = o.log ?? ((s: string) => console.log(s));
   const t0 = Date.now();
   let backend = o.backend;
@@ -170,6 +172,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
       return !same;
     });
   }
+  const kept = records.length;
   // Each page is its own renderer process, so pages run side by side on separate cores.
   const lanes = Math.max(1, Math.min(o.parallel ?? 1, jobs.length));
   let next = 0;
@@ -221,7 +224,7 @@ export async function runWildBench(o: WildBenchOptions): Promise<{ records: Wild
     );
   await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
   if (o.plots) await drawPlots(records, o);
-  return { records, backend, browser, seconds: (Date.now() - t0) / 1000 };
+  return { records, backend, browser, seconds: (Date.now() - t0) / 1000, kept };
 }
 
 /** Samples in one run of a scenario (the label-shift stream has whole blocks per class). */
@@ -374,7 +377,7 @@ async function main(): Promise<void> {
     o.shard = shard;
     o.plots = false;
   }
-  const { records, backend, browser, seconds } = await runWildBench(o);
+  const { records, backend, browser, seconds, kept } = await runWildBench(o);
   await shutdown();
   console.log(`\n${wildTables(records, o)}\n\n${seconds.toFixed(0)} s on ${backend}`);
   // A slice writes its records only; bench:merge writes the report of all slices.
@@ -383,8 +386,8 @@ async function main(): Promise<void> {
     return;
   }
   if (!quick && !a['no-write']) {
-    const command = `npm run bench -- ${stress ? '--stress ' : ''}--scenarios ${o.scenarios.join(',')} --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${suffix ? ` --model ${model}` : ''}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}`;
-    writeWildSection(records, o, { command, seconds, backend, browser });
+    const command = `npm run bench -- ${stress ? '--stress ' : ''}--scenarios ${o.scenarios.join(',')} --regime ${regime} --seeds ${o.seeds.join(',')} --methods ${o.methods.join(',')} --per-corruption ${o.perCorruption} --severity ${o.severity}${suffix ? ` --model ${model}` : ''}${a.backend ? ` --backend ${a.backend}` : ''}${o.parallel! > 1 ? ` --parallel ${o.parallel}` : ''}${o.resume ? ' --resume' : ''}`;
+    writeWildSection(records, o, { command, seconds, backend, browser, kept });
   }
 }
 
@@ -474,11 +477,20 @@ export function streamDeltaTable(records: WildRunRecord[], scenarios: readonly S
   return [`| scenario | method | ${corruptions.join(' | ')} | lowest mean |`, `|---|---|${corruptions.map(() => '---').join('|')}|---|`, ...rows].join('\n');
 }
 
+/** What --resume kept: the date, time and machine of a section are its last run's, which ran only the other records. */
+function resumed(records: WildRunRecord[], kept = 0): string {
+  if (kept === 0) return '';
+  if (kept === records.length)
+    return `\nWith --resume: every run was kept from earlier runs of the same options (their records in the results folder); the date and machine above are of the call that wrote this section, which ran nothing.`;
+  const ran = [...new Set(records.slice(kept).map((r) => r.method))];
+  return `\nWith --resume: ${kept} of the ${records.length} runs were kept from an earlier run of the same options, backend, model and regime (their records in the results folder, their command and machine in git's history of this section); the date, time and machine above are of the run that added the other ${records.length - kept} (${ran.join(', ')}).`;
+}
+
 /** Writes the regime's bench:wild section of BENCHMARKS.md from the records (one run, or merged slices). */
 export function writeWildSection(
   records: WildRunRecord[],
   o: WildBenchOptions,
-  meta: { command: string; seconds: number; backend: string; browser: string },
+  meta: { command: string; seconds: number; backend: string; browser: string; kept?: number },
 ): void {
   const regime = o.regime ?? 'imagenet64';
   const model = o.model ?? DEFAULT_MODEL;
@@ -514,7 +526,7 @@ ${wildTables(records, o)}`,
     `## Wild benchmark${other ? ` of ${model}` : ''}, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}${other ? ` --model ${model}` : ''}\`)
 
 Command: \`${meta.command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
-Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.
+Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.${resumed(records, meta.kept)}
 ${other ? `Model public/models/${model}/` : 'Shipped model'}, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
 Method options (chosen by \`npm run bench:tune${other ? ` -- --model public/models/${model}` : ''}\` on the extra corruptions only, for this model, at regime ${tuned}${tuned === regime ? '' : `, not at ${regime}: no tuning ran at this regime`}): ${opts}.
 
