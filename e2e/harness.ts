@@ -224,6 +224,7 @@ const harness = {
       const sorted = Array.from(await rowEntropies.data()).sort((a, b) => a - b);
       rowEntropies.dispose();
       const margin = rows > 1 ? (sorted[(rows >> 1) - 1]! + sorted[rows >> 1]!) / 2 : sorted[0]! + 1;
+      const onWebgpu = tf.getBackend() === 'webgpu';
       const diffs = tf.tidy(() => {
         const x = logitsOf();
         const gamma = rnd([width], 2);
@@ -289,6 +290,17 @@ const harness = {
         const dxhat = tf.mul(dy, gamma);
         const dx = tf.mul(tf.sub(tf.sub(dxhat, tf.mean(dxhat, -1, true)), tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), -1, true))), rstd);
         const d = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b)));
+        // WebGPU's attention forward and backward read q, k and v inside qkv (the merged layout above is qkv's).
+        const qkvWay = onWebgpu
+          ? [
+              d(runKernel('WildttaHeadsScores', { qkv: mergedRef }, { heads: 3, tokens: 5 })[0]!, tf.matMul(heads[0]!, heads[1]!, false, true)),
+              d(runKernel('WildttaHeadsMix', { p: pHeads, qkv: mergedRef })[0]!, sideBySide(tf.matMul(pHeads, heads[2]!))),
+              d(
+                headsGrad(dOheads as tf.Tensor2D, { kind: 'qkv', qkv: mergedRef as tf.Tensor2D, p: pHeads as tf.Tensor3D }, 2),
+                tf.concat(attnGrads.map(sideBySide), 1),
+              ),
+            ]
+          : [];
         // GroupNorm (WGSL on webgpu, norm.wat or loops on the host) against its tfjs ops: 2 images of rows × 7
         // positions, width channels in 4 groups, through the ReLU, its backward masked by it. At 197 rows (1,379
         // positions) WGSL sums each channel in chunks of 1,024 positions, the last one short.
@@ -344,6 +356,7 @@ const harness = {
           tf.div(d(gkGrad.dScale, grGrad.dScale), tf.add(tf.max(tf.abs(grGrad.dScale)), 1)), // relative: sums over 2·rows·7 values
           tf.div(d(gkGrad.dShift, grGrad.dShift), tf.add(tf.max(tf.abs(grGrad.dShift)), 1)),
           d(gkGrad.dx!, grGrad.dx!),
+          ...qkvWay,
         ]);
       });
       const v = await diffs.data();
@@ -360,27 +373,29 @@ const harness = {
         'softmax backward',
         'heads merge',
         'attention backward (batched heads)',
-      ].concat([
-        '‖g‖ (relative)',
-        'SAM ascent',
-        'momentum buffer',
-        'SGD step',
-        'closed gate',
-        'pick',
-        'moving average',
-        'finiteness flags',
-        'scalars',
-        'eight scalars and flags',
-        'entropy loss count',
-        'entropy loss',
-        'entropy loss gradient',
-        'GroupNorm y',
-        'GroupNorm x̂',
-        'GroupNorm σ⁻¹',
-        'GroupNorm dscale (relative)',
-        'GroupNorm dshift (relative)',
-        'GroupNorm dx',
-      ]);
+      ]
+        .concat([
+          '‖g‖ (relative)',
+          'SAM ascent',
+          'momentum buffer',
+          'SGD step',
+          'closed gate',
+          'pick',
+          'moving average',
+          'finiteness flags',
+          'scalars',
+          'eight scalars and flags',
+          'entropy loss count',
+          'entropy loss',
+          'entropy loss gradient',
+          'GroupNorm y',
+          'GroupNorm x̂',
+          'GroupNorm σ⁻¹',
+          'GroupNorm dscale (relative)',
+          'GroupNorm dshift (relative)',
+          'GroupNorm dx',
+        ])
+        .concat(onWebgpu ? ['attention scores from qkv', 'attention output from qkv', 'attention backward from qkv'] : []);
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });
   },
@@ -526,7 +541,15 @@ const harness = {
    */
   async adaptRun(
     backend: BackendName,
-    o: { method: 'sar' | 'tent' | 'eata' | 'deyo'; steps: number; lr: number; warmup?: number; seed?: number; resetThreshold?: number; plpdThreshold?: number },
+    o: {
+      method: 'sar' | 'sar-msam' | 'tent' | 'eata' | 'deyo';
+      steps: number;
+      lr: number;
+      warmup?: number;
+      seed?: number;
+      resetThreshold?: number;
+      plpdThreshold?: number;
+    },
   ): Promise<AdaptRunResult> {
     await use(backend);
     const cfg = tinyConfig({ depth: 4 });

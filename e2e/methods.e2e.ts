@@ -1,5 +1,5 @@
-// The adapters in the page: SAR on WebGPU and WebGL, and Tent, EATA and DeYO
-// on WebGL, follow the CPU backend step for step; long runs keep tensor count
+// The adapters in the page: SAR and sar-msam on WebGPU and WebGL, and Tent,
+// EATA and DeYO on WebGL, follow the CPU backend step for step; long runs keep tensor count
 // and GPU memory flat, and every method runs on WebGPU without error. A small
 // random ViT keeps SwiftShader's software WebGPU fast enough for a test.
 import { test } from 'node:test';
@@ -38,6 +38,20 @@ for (const backend of ['webgpu', 'webgl'] as const) {
       assertSameRun(cpu, other, `SAR on ${backend}`);
     }));
 }
+
+// sar-msam's perturbation runs SAM's ascent kernel with −ρ on the momentum buffer: its WGSL and the tfjs ops must agree with the cpu.
+test('30 sar-msam steps on webgpu and on webgl match the cpu backend to 1e-3', () =>
+  withPage(async (h) => {
+    const run = { method: 'sar-msam' as const, steps: 30, lr: 0.01 };
+    const cpu = await h.call('adaptRun', 'cpu', run);
+    const updates = cpu.steps.filter((s) => s.updated).length;
+    assert.ok(updates >= 3, `too few updates to move the momentum (${updates})`);
+    for (const backend of ['webgpu', 'webgl'] as const) {
+      const other = await h.call('adaptRun', backend, run);
+      assert.equal(other.backend, backend);
+      assertSameRun(cpu, other, `sar-msam on ${backend}`);
+    }
+  }));
 
 test('Tent, EATA and DeYO on webgl match the cpu backend to 1e-3', () =>
   withPage(async (h) => {

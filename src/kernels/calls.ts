@@ -76,7 +76,7 @@ export const kernelCalls = {
 
   headsMerge: (dq, dk, dv, batch) => one('WildttaHeadsMerge', { dq, dk, dv }, { batch }) as tf.Tensor2D,
 
-  headsGrad: (dO, { q, k, v, p }) => one('WildttaHeadsGrad', { dO, q, k, v, p }) as tf.Tensor2D,
+  headsGrad: (dO, s) => one('WildttaHeadsGrad', s.kind === 'qkv' ? { dO, qkv: s.qkv, p: s.p } : { dO, q: s.q, k: s.k, v: s.v, p: s.p }) as tf.Tensor2D,
 
   groupNorm(x, scale, shift, { groups, eps, relu }) {
     const [y, xhat, inv] = runKernel('WildttaGroupNorm', { x, scale, shift }, { groups, eps, relu });

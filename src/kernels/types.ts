@@ -20,7 +20,10 @@ export type LnSaved =
  * and v out of qkv itself.
  */
 export type AttnSaved =
-  { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D } | { kind: 'perhead'; qkv: tf.Tensor2D; p: tf.Tensor2D[] };
+  | { kind: 'heads'; q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; p: tf.Tensor3D }
+  | { kind: 'perhead'; qkv: tf.Tensor2D; p: tf.Tensor2D[] }
+  // qkv [B·N, 3D] as the product left it, and every head's softmax [B·H, N, N] (WebGPU's kernels read q, k and v where they lie).
+  | { kind: 'qkv'; qkv: tf.Tensor2D; p: tf.Tensor3D };
 
 /**
  * A frozen Linear as the backend's kernels read it: PyTorch's weight
@@ -278,8 +281,8 @@ export interface Kernels {
   geluGrad(dy: tf.Tensor2D, a: tf.Tensor2D, cdf: tf.Tensor2D): tf.Tensor2D;
   /** dL/d(qkv's input) from dL/d(proj's output); with classRows, dy [B, D] holds the class tokens' rows only (dq is zero elsewhere). */
   attentionGrad(dy: tf.Tensor2D, w: BlockWeights, saved: AttnSaved, shape: AttentionShape, classRows: boolean): tf.Tensor2D;
-  /** dL/dqkv [B·N, 3D] from dL/do [B·N, D] through softmax(q·kᵀ)·v with heads batched. */
-  headsGrad(dO: tf.Tensor2D, saved: Extract<AttnSaved, { kind: 'heads' }>, batch: number): tf.Tensor2D;
+  /** dL/dqkv [B·N, 3D] from dL/do [B·N, D] through softmax(q·kᵀ)·v with heads batched (the 'qkv' tape: WebGPU's kernel only). */
+  headsGrad(dO: tf.Tensor2D, saved: Extract<AttnSaved, { kind: 'heads' | 'qkv' }>, batch: number): tf.Tensor2D;
   /** Softmax backward along the last axis: dS = P ⊙ (dP − Σ dP ⊙ P). */
   softmaxBackward(dP: tf.Tensor, p: tf.Tensor): tf.Tensor;
   /** Per-head dq, dk, dv [B·H, N, d] into the qkv layout [B·N, 3·H·d]. */

@@ -31,6 +31,8 @@ export function savedTensors(s: LnSaved | AttnSaved): tf.Tensor[] {
       return [s.qkv, ...s.p];
     case 'heads':
       return [s.q, s.k, s.v, s.p];
+    case 'qkv':
+      return [s.qkv, s.p];
   }
 }
 
@@ -131,12 +133,14 @@ export const vitOps = {
   },
 
   attentionGrad(dy, w, s, { batch }, classRows) {
-    if (s.kind !== 'heads') throw new Error('the per-head attention tape is the host backend’s');
+    if (s.kind === 'perhead') throw new Error('the per-head attention tape is the host backend’s');
+    if (classRows && s.kind !== 'heads') throw new Error('the class-rows attention backward reads the heads’ tape');
     const dO = tf.matMul(dy, w.proj.w) as tf.Tensor2D;
-    return tf.matMul(classRows ? classAttentionBackward(dO, s, batch) : headsGrad(dO, s, batch), w.qkv.w);
+    return tf.matMul(classRows ? classAttentionBackward(dO, s as Extract<AttnSaved, { kind: 'heads' }>, batch) : headsGrad(dO, s, batch), w.qkv.w);
   },
 
   headsGrad(dO, s, B) {
+    if (s.kind !== 'heads') throw new Error('only WebGPU’s kernel reads q, k and v from qkv');
     const [BH, N, hd] = s.q.shape;
     const H = BH / B;
     const dOh = tf.reshape(tf.transpose(tf.reshape(dO, [B, N, H, hd]), [0, 2, 1, 3]), [BH, N, hd]) as tf.Tensor3D;

@@ -221,6 +221,79 @@ function headsMerge(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: {
   ];
 }
 
+/** WGSL reads of head bh's row m, column j of q, k and v inside qkv [B·N, 3D] (each image's rows, then q | k | v, each head's d columns). */
+function heads3(H: number, N: number, D: number, d: number) {
+  const at = (t: number) => (bh: string, m: string, j: string) => `QKV[((${bh} / ${H}) * ${N} + ${m}) * ${3 * D} + ${t * D} + (${bh} % ${H}) * ${d} + ${j}]`;
+  return { q: at(0), k: at(1), v: at(2) };
+}
+
+/**
+ * Every head's scores q·kᵀ [B·H, N, N] straight from qkv [B·N, 3D] (the
+ * attention scale is in q's weights), one thread per score: what the tfjs
+ * ops do with a transpose, three slices and a batched product.
+ */
+function headsScores(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { heads: number; tokens: number }): tf.TensorInfo[] {
+  const { qkv } = inputs as Record<string, tf.TensorInfo>;
+  const [R, C] = qkv!.shape as [number, number];
+  const { heads: H, tokens: N } = attrs;
+  const D = C / 3;
+  const d = D / H;
+  const BH = (R / N) * H;
+  const at = heads3(H, N, D, d);
+  return [
+    backend.runWebGPUProgram(
+      program(
+        `heads_scores_${R}_${C}_${H}_${N}`,
+        ['QKV'],
+        [BH, N, N],
+        BH * N * N,
+        `
+        let bh = index / ${N * N};
+        let i = (index / ${N}) % ${N};
+        let m = index % ${N};
+        var s = 0.0;
+        for (var j = 0; j < ${d}; j++) { s += ${at.q('bh', 'i', 'j')} * ${at.k('bh', 'm', 'j')}; }
+        result[index] = s;`,
+      ),
+      [qkv!],
+      'float32',
+    ),
+  ];
+}
+
+/** Attention's output o = P·v [B·N, D] with the heads side by side, v read from qkv [B·N, 3D]: a product and a transpose in tfjs ops. */
+function headsMix(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
+  const { p, qkv } = inputs as Record<string, tf.TensorInfo>;
+  const [R, C] = qkv!.shape as [number, number];
+  const [BH, N] = p!.shape as [number, number, number];
+  const H = BH / (R / N);
+  const D = C / 3;
+  const d = D / H;
+  const at = heads3(H, N, D, d);
+  return [
+    backend.runWebGPUProgram(
+      program(
+        `heads_mix_${R}_${C}_${H}_${N}`,
+        ['P', 'QKV'],
+        [R, D],
+        R * D,
+        `
+        let row = index / ${D};
+        let b = row / ${N};
+        let i = row % ${N};
+        let h = (index % ${D}) / ${d};
+        let j = index % ${d};
+        let bh = b * ${H} + h;
+        var o = 0.0;
+        for (var m = 0; m < ${N}; m++) { o += P[(bh * ${N} + i) * ${N} + m] * ${at.v('bh', 'm', 'j')}; }
+        result[index] = o;`,
+      ),
+      [p!, qkv!],
+      'float32',
+    ),
+  ];
+}
+
 /**
  * Attention's backward through the softmax products, heads batched (as
  * ops/vit.ts's headsGrad in one kernel), one thread per value in three
@@ -230,30 +303,39 @@ function headsMerge(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: {
  * than its arithmetic at these sizes) plus the heads' transposes.
  */
 function headsGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
-  const { dO, q, k, v, p } = inputs as Record<string, tf.TensorInfo>;
+  const { dO, q, k, v, qkv, p } = inputs as Record<string, tf.TensorInfo | undefined>;
   const [R, D] = dO!.shape as [number, number];
-  const [BH, N, d] = q!.shape as [number, number, number];
+  const [BH, N] = p!.shape as [number, number, number];
   const H = BH / (R / N);
+  const d = D / H;
   const C = 3 * D;
-  const key = `${R}_${D}_${BH}_${N}_${d}`;
+  // q, k and v as their own [B·H, N, d] tensors, or read from qkv [B·N, 3D] where the forward's product left them.
+  const at = qkv
+    ? heads3(H, N, D, d)
+    : {
+        q: (bh: string, m: string, j: string) => `Q[(${bh} * ${N} + ${m}) * ${d} + ${j}]`,
+        k: (bh: string, m: string, j: string) => `K[(${bh} * ${N} + ${m}) * ${d} + ${j}]`,
+        v: (bh: string, m: string, j: string) => `V[(${bh} * ${N} + ${m}) * ${d} + ${j}]`,
+      };
+  const key = `${R}_${D}_${BH}_${N}_${d}${qkv ? '_qkv' : ''}`;
   // Row i of head bh: its dO row starts at ((bh / H)·N + i)·D + (bh % H)·d.
   const dORow = (bh: string, i: string) => `((${bh} / ${H}) * ${N} + ${i}) * ${D} + (${bh} % ${H}) * ${d}`;
   const dP = backend.runWebGPUProgram(
     program(
       `heads_grad_dp_${key}`,
-      ['DO', 'V'],
+      qkv ? ['DO', 'QKV'] : ['DO', 'V'],
       [BH, N, N],
       BH * N * N,
       `
         let bh = index / ${N * N};
         let i = (index / ${N}) % ${N};
+        let m = index % ${N};
         let g = ${dORow('bh', 'i')};
-        let vj = (bh * ${N} + index % ${N}) * ${d};
         var dp = 0.0;
-        for (var c = 0; c < ${d}; c++) { dp += DO[g + c] * V[vj + c]; }
+        for (var c = 0; c < ${d}; c++) { dp += DO[g + c] * ${at.v('bh', 'm', 'c')}; }
         result[index] = dp;`,
     ),
-    [dO!, v!],
+    [dO!, qkv ?? v!],
     'float32',
   );
   const [dS] = softmaxBackward({ dP, p: p! }, backend);
@@ -261,7 +343,7 @@ function headsGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.Tenso
   const dqkv = backend.runWebGPUProgram(
     program(
       `heads_grad_dqkv_${key}`,
-      ['DS', 'P', 'Q', 'K', 'DO'],
+      qkv ? ['DS', 'P', 'QKV', 'DO'] : ['DS', 'P', 'Q', 'K', 'DO'],
       [R, C],
       R * C,
       `
@@ -276,15 +358,15 @@ function headsGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.Tenso
         let base = bh * ${N};
         var acc = 0.0;
         if (t == 0) {
-          for (var m = 0; m < ${N}; m++) { acc += DS[(base + n) * ${N} + m] * K[(base + m) * ${d} + j]; }
+          for (var m = 0; m < ${N}; m++) { acc += DS[(base + n) * ${N} + m] * ${at.k('bh', 'm', 'j')}; }
         } else if (t == 1) {
-          for (var m = 0; m < ${N}; m++) { acc += DS[(base + m) * ${N} + n] * Q[(base + m) * ${d} + j]; }
+          for (var m = 0; m < ${N}; m++) { acc += DS[(base + m) * ${N} + n] * ${at.q('bh', 'm', 'j')}; }
         } else {
           for (var m = 0; m < ${N}; m++) { acc += P[(base + m) * ${N} + n] * DO[${dORow('bh', 'm')} + j]; }
         }
         result[index] = acc;`,
     ),
-    [dS!, p!, q!, k!, dO!],
+    qkv ? [dS!, p!, qkv, dO!] : [dS!, p!, q!, k!, dO!],
     'float32',
   );
   backend.disposeData(dS!.dataId);
@@ -538,6 +620,8 @@ export function registerGpuKernels(): void {
     ['WildttaSoftmaxBackward', softmaxBackward],
     ['WildttaHeadsMerge', headsMerge],
     ['WildttaHeadsGrad', headsGrad],
+    ['WildttaHeadsScores', headsScores],
+    ['WildttaHeadsMix', headsMix],
     ['WildttaSamAscent', samAscent],
     ['WildttaSgdMomentum', sgdMomentum],
     ['WildttaPick', pick],

@@ -1,7 +1,9 @@
 // WebGPU's table: the ops it runs as WGSL kernels (kernels.ts, fused.ts). Everything
-// else (the products, attention's forward, the convs) runs as tfjs ops on the GPU.
-import { kernelCalls } from '../calls';
+// else (the products, the softmax, the convs) runs as tfjs ops on the GPU.
+import * as tf from '@tensorflow/tfjs-core';
+import { kernelCalls, runKernel } from '../calls';
 import { normOps } from '../ops/norm';
+import { vitOps } from '../ops/vit';
 import { registerTable } from '../registry';
 import type { Kernels } from '../types';
 import { groupNormFits, MAX_THREADS, registerGpuKernels } from './kernels';
@@ -18,9 +20,24 @@ const convFamilyCalls = {
   },
 } satisfies Partial<Kernels>;
 
+// Attention's forward from qkv as it lies: scores, tfjs's softmax, then P·v into the heads-side-by-side layout,
+// three dispatches where the ops take eight (a transpose, three slices, two products, the softmax, a transpose).
+const vitCalls = {
+  attention(x, n, w, shape, save) {
+    const { batch: B, tokens: N, heads: H } = shape;
+    const D = w.proj.w.shape[0];
+    if (B * H * N * N > MAX_THREADS || B * N * D > MAX_THREADS) return vitOps.attention(x, n, w, shape);
+    const qkv = vitOps.linear(n, w.qkv);
+    const p = tf.softmax(runKernel('WildttaHeadsScores', { qkv }, { heads: H, tokens: N })[0]!) as tf.Tensor3D;
+    const o = runKernel('WildttaHeadsMix', { p, qkv })[0] as tf.Tensor2D;
+    const x1 = tf.add(x, vitOps.linear(o, w.proj)) as tf.Tensor2D;
+    return save ? { x1, saved: { kind: 'qkv' as const, qkv, p } } : { x1 };
+  },
+} satisfies Partial<Kernels>;
+
 /** Registers the WGSL kernels with tfjs and the table with the registry. */
 export function installWebgpu(): void {
   registerGpuKernels();
   registerFused();
-  registerTable(['webgpu'], { ...kernelCalls, ...fusedCalls, ...convFamilyCalls });
+  registerTable(['webgpu'], { ...kernelCalls, ...fusedCalls, ...convFamilyCalls, ...vitCalls });
 }
