@@ -33,22 +33,27 @@ function documentedOutput(comment: string): Array<[string, string]> {
   });
 }
 
+/** A block that creates `tta` and says, beside console.log(tta.method), what the engine shows for the method it asked for. */
+const methodShown: Check = {
+  exports: ['tta'],
+  async check(p, b) {
+    const shown = (await p.page.evaluate('window.ns.tta.method')) as Record<string, unknown>;
+    const comment = b.code.split('\n').find((l) => l.includes('console.log(tta.method)'));
+    assert.ok(comment, `${where(b)}: no console.log(tta.method) line`);
+    for (const [k, v] of documentedOutput(comment.slice(comment.indexOf('//')))) {
+      const got = String(shown[k]);
+      if (v.endsWith('…')) assert.ok(got.startsWith(v.slice(0, -1)), `${where(b)}: tta.method.${k} is ${got}, the comment says ${v}`);
+      else assert.equal(got, v, `${where(b)}: tta.method.${k}`);
+    }
+    await p.page.evaluate('window.ns.tta.dispose()');
+  },
+};
+
 const CHECKS: Record<string, Check> = {
   // docs/methods.md: the options, and what tta.method shows for them (the comment beside console.log).
-  options: {
-    exports: ['tta'],
-    async check(p, b) {
-      const shown = (await p.page.evaluate('window.ns.tta.method')) as Record<string, unknown>;
-      const comment = b.code.split('\n').find((l) => l.includes('console.log(tta.method)'));
-      assert.ok(comment, `${where(b)}: no console.log(tta.method) line`);
-      for (const [k, v] of documentedOutput(comment.slice(comment.indexOf('//')))) {
-        const got = String(shown[k]);
-        if (v.endsWith('…')) assert.ok(got.startsWith(v.slice(0, -1)), `${where(b)}: tta.method.${k} is ${got}, the comment says ${v}`);
-        else assert.equal(got, v, `${where(b)}: tta.method.${k}`);
-      }
-      await p.page.evaluate('window.ns.tta.dispose()');
-    },
-  },
+  options: methodShown,
+  // docs/methods.md: sar-msam by name, with its own defaults.
+  'sar-msam': methodShown,
   // docs/guide.md: why 'auto' chose the backend; this browser's GPUs are SwiftShader, as on a machine without one.
   'backend-report': {
     exports: ['tta', 'backend', 'why'],
