@@ -171,7 +171,7 @@ test('the loader validates a ConvNeXt: missing, misshapen, unknown, GRN and non-
 });
 
 // Every method the benchmark runs ('recenter' is source with feature re-centering), through the Backbone interface only.
-for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align', 'recenter', 'source'] as const) {
+for (const method of ['sar', 'sar-msam', 'tent', 'eata', 'deyo', 'sar-align', 'recenter', 'source'] as const) {
   test(`${method} runs on the ConvNeXt: ${method === 'source' || method === 'recenter' ? 'predictions' : 'updates, a finite loss'}, tensors flat`, async () => {
     await tf.setBackend('cpu');
     const f = fixture('gray28-patch2');

@@ -144,7 +144,7 @@ test('the loader validates a ResNet as it does a ViT: missing, misshapen, unknow
   backboneFromTensors(tensors, metadata, f.config).dispose();
 });
 
-for (const method of ['sar', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
+for (const method of ['sar', 'sar-msam', 'tent', 'eata', 'deyo', 'sar-align'] as const) {
   test(`${method} adapts the GroupNorm ResNet: updates, a finite loss, tensors flat`, async () => {
     await tf.setBackend('cpu');
     const f = fixture('basic-gray28');
