@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { CORRUPTIONS } from '../src/data/corruptions';
 import { CORRUPTION_REGIMES, REGIME_LABELS, type CorruptionRegime } from '../src/data/corruptions/regime';
 import { shutdown } from '../tools/lib/session';
-import { accuracyByCorruption, loadMethodOptions, METHODS, runWildBench, SCENARIOS, summaryTable, type WildRunRecord } from './wild';
+import { accuracyByCorruption, loadMethodOptions, METHODS, resumedLine, runWildBench, SCENARIOS, summaryTable, type WildRunRecord } from './wild';
 import { machineLine, mean, pct, std, tuningFile, writeSection } from './report';
 
 /** Each model with the options its own tuning chose. */
@@ -83,6 +83,8 @@ const t0 = Date.now();
 const byModel = new Map<string, WildRunRecord[]>();
 let browser = '';
 let backendUsed = '';
+let kept = 0;
+const ran: string[] = [];
 const only = a.models?.split(',');
 for (const m of MODELS) {
   if (only && !only.includes(m.folder)) continue;
@@ -104,6 +106,8 @@ for (const m of MODELS) {
     resume: a.resume,
   });
   byModel.set(m.folder, out.records);
+  kept += out.kept;
+  ran.push(...out.records.slice(out.kept).map((r) => r.method));
   browser = out.browser || browser;
   backendUsed = out.backend;
 }
@@ -148,13 +152,14 @@ if (a['no-write'] || only) {
   console.log(`\n${tables}\n\n${claims}\n\n${families}`);
   process.exit(0);
 }
-const command = `npm run bench:gn-vs-ln -- --seeds ${seeds.join(',')} --per-corruption ${a['per-corruption']} --severity ${a.severity} --regime ${regime} --backend ${a.backend} --parallel ${a.parallel}${a.methods === METHODS.join(',') ? '' : ` --methods ${a.methods}`}`;
+const command = `npm run bench:gn-vs-ln -- --seeds ${seeds.join(',')} --per-corruption ${a['per-corruption']} --severity ${a.severity} --regime ${regime} --backend ${a.backend} --parallel ${a.parallel}${a.methods === METHODS.join(',') ? '' : ` --methods ${a.methods}`}${a.resume ? ' --resume' : ''}`;
+const total = [...byModel.values()].reduce((n, r) => n + r.length, 0);
 writeSection(
   'bench:gn-vs-ln',
   `## GroupNorm ResNet against LayerNorm ViT and ConvNeXt (\`npm run bench:gn-vs-ln\`)
 
 Command: \`${command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
-Backend: ${backendUsed} in headless Chromium. Machine: ${machineLine(browser)}.
+Backend: ${backendUsed} in headless Chromium. Machine: ${machineLine(browser)}.${resumedLine(total, kept, ran)}
 The SAR paper's two batch-agnostic families, and a LayerNorm CNN (ConvNeXt) that tells the norm from the architecture, on the same streams: ${REGIME_LABELS[regime]}, severity ${a.severity}, batch size 1, ${a['per-corruption']} images per corruption, seeds ${seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds. Each model's hyperparameters were chosen by its own \`npm run bench:tune\` on the 4 extra corruptions only. The ResNet and the ConvNeXt adapt through autodiff (tf.grads), the ViT through its hand-written backward. A model without its own tuning record runs each method's defaults (tuned on the ViT).
 ${about}
 

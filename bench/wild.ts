@@ -477,13 +477,16 @@ export function streamDeltaTable(records: WildRunRecord[], scenarios: readonly S
   return [`| scenario | method | ${corruptions.join(' | ')} | lowest mean |`, `|---|---|${corruptions.map(() => '---').join('|')}|---|`, ...rows].join('\n');
 }
 
-/** What --resume kept: the date, time and machine of a section are its last run's, which ran only the other records. */
-function resumed(records: WildRunRecord[], kept = 0): string {
+/**
+ * What --resume kept, as a sentence for a section's header (empty when
+ * nothing was kept): the date, time and machine of a section are its last
+ * call's, which ran only the other runs (`ran`: their methods).
+ */
+export function resumedLine(total: number, kept: number, ran: readonly string[]): string {
   if (kept === 0) return '';
-  if (kept === records.length)
+  if (kept === total)
     return `\nWith --resume: every run was kept from earlier runs of the same options (their records in the results folder); the date and machine above are of the call that wrote this section, which ran nothing.`;
-  const ran = [...new Set(records.slice(kept).map((r) => r.method))];
-  return `\nWith --resume: ${kept} of the ${records.length} runs were kept from an earlier run of the same options, backend, model and regime (their records in the results folder, their command and machine in git's history of this section); the date, time and machine above are of the run that added the other ${records.length - kept} (${ran.join(', ')}).`;
+  return `\nWith --resume: ${kept} of the ${total} runs were kept from an earlier run of the same options, backend, model and regime (their records in the results folder, their command and machine in git's history of this section); the date, time and machine above are of the run that added the other ${total - kept} (${[...new Set(ran)].join(', ')}).`;
 }
 
 /** Writes the regime's bench:wild section of BENCHMARKS.md from the records (one run, or merged slices). */
@@ -526,7 +529,11 @@ ${wildTables(records, o)}`,
     `## Wild benchmark${other ? ` of ${model}` : ''}, ${REGIME_LABELS[regime]} (\`npm run bench -- --regime ${regime}${other ? ` --model ${model}` : ''}\`)
 
 Command: \`${meta.command}\`, ${new Date().toISOString().slice(0, 10)}, ${seconds.toFixed(0)} s.
-Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.${resumed(records, meta.kept)}
+Backend: ${backend} in headless Chromium. Machine: ${machineLine(browser)}.${resumedLine(
+      records.length,
+      meta.kept ?? 0,
+      records.slice(meta.kept ?? 0).map((r) => r.method),
+    )}
 ${other ? `Model public/models/${model}/` : 'Shipped model'}, severity ${o.severity}, batch size 1, ${o.perCorruption} images per corruption (from the 9,000 test images not held out), seeds ${o.seeds.join(', ')}; accuracy (%) of the prediction made before each update, mean ± std over seeds.
 Method options (chosen by \`npm run bench:tune${other ? ` -- --model public/models/${model}` : ''}\` on the extra corruptions only, for this model, at regime ${tuned}${tuned === regime ? '' : `, not at ${regime}: no tuning ran at this regime`}): ${opts}.
 
