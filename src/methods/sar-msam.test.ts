@@ -140,3 +140,31 @@ test('sar-msam: tensors stay flat over 500 steps; after a reset (momentum zeroed
     model.dispose();
   }
 });
+
+test('sar-msam: a saved state carries the momentum its next perturbation comes from, and a SAR adapter refuses it', async () => {
+  const xs = frames(4);
+  const make = async (method: 'sar' | 'sar-msam') => {
+    const model = new ViT(cfg, weights);
+    return { model, a: await createAdapter(model, { method, lr: 0.05, rho: 0.5, marginFraction: 100, resetThreshold: 0 }) };
+  };
+  const first = await make('sar-msam');
+  const second = await make('sar-msam');
+  const sar = await make('sar');
+  try {
+    for (const x of xs.slice(0, 3)) await first.a.step(x);
+    const saved = await first.a.exportState();
+    second.a.importState(saved);
+    for (const { a } of [first, second]) {
+      await a.step(xs[3]!);
+      await a.flush();
+    }
+    assert.equal(worst(await values(first.a.params), await values(second.a.params)), 0, 'the step after an import differs from the step without it');
+    await assert.rejects(async () => sar.a.importState(saved), /sar-msam|method/i);
+  } finally {
+    tf.dispose(xs);
+    for (const { a, model } of [first, second, sar]) {
+      a.dispose();
+      model.dispose();
+    }
+  }
+});
