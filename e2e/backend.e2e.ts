@@ -83,7 +83,7 @@ for (const backend of ['webgpu', 'webgl', 'wasm', 'cpu'] as const) {
 }
 
 for (const backend of ['webgpu', 'wasm', 'cpu'] as const) {
-  test(`${backend}: the fused kernels (LayerNorm, its backward, GELU and softmax backward, heads merge, the update arithmetic, GroupNorm both ways, the phases' weaving) match tfjs ops`, () =>
+  test(`${backend}: the fused kernels (LayerNorm, its backward, GELU and softmax backward, heads merge, the update arithmetic, GroupNorm both ways, the phases' weaving; on webgpu attention from qkv and the read's softmax and entropy) match tfjs ops`, () =>
     withPage(async (h) => {
       // Odd sizes, then the shipped model's (50 tokens × 64) and more rows than one workgroup.
       for (const [rows, width] of [

@@ -299,6 +299,9 @@ const harness = {
                 headsGrad(dOheads as tf.Tensor2D, { kind: 'qkv', qkv: mergedRef as tf.Tensor2D, p: pHeads as tf.Tensor3D }, 2),
                 tf.concat(attnGrads.map(sideBySide), 1),
               ),
+              // The read's softmax and entropy, on rows of width logits.
+              d(runKernel('WildttaProbabilitiesEntropy', { logits: x })[0]!, tf.softmax(x)),
+              d(runKernel('WildttaProbabilitiesEntropy', { logits: x })[1]!, softmaxEntropy(x)),
             ]
           : [];
         // GroupNorm (WGSL on webgpu, norm.wat or loops on the host) against its tfjs ops: 2 images of rows × 7
@@ -395,7 +398,11 @@ const harness = {
           'GroupNorm dshift (relative)',
           'GroupNorm dx',
         ])
-        .concat(onWebgpu ? ['attention scores from qkv', 'attention output from qkv', 'attention backward from qkv'] : []);
+        .concat(
+          onWebgpu
+            ? ['attention scores from qkv', 'attention output from qkv', 'attention backward from qkv', 'softmax of the read', 'entropy of the read']
+            : [],
+        );
       return { backend: tf.getBackend(), errors: Object.fromEntries(names.map((n, i) => [n, v[i]!])) };
     });
   },

@@ -2,11 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { runKernel } from '../calls';
 import { vitOps } from '../ops/vit';
 import type { Kernels } from '../types';
-import { program, registerWebgpu, type GpuBackend } from './kernels';
+import { program, registerWebgpu, rowEntropy, type GpuBackend } from './kernels';
 
 // WebGPU kernels for what tfjs ops would do with constants made from JS
-// values (scalar tensors uploaded on every call): the MLP's GELU and the
-// float → bool conversion.
+// values (scalar tensors uploaded on every call), or in many dispatches: the
+// MLP's GELU, the float → bool conversion, the read's softmax and entropy.
 
 /**
  * The MLP's GELU on WebGPU. In tfjs ops, a·Φ(a) with Φ(a) = ½(1 + erf(a/√2))
@@ -47,16 +47,42 @@ function truthy(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorIn
   return [backend.runWebGPUProgram(program(`truthy_${n}`, ['X'], x!.shape, n, 'result[index] = select(0, 1, f32(X[index]) != 0.0);'), [x!], 'bool')];
 }
 
+/**
+ * Each row's softmax p [B, C] and entropy E [B] of logits [B, C], what every
+ * step reads back: two dispatches, one thread per row, where tf.softmax and
+ * the entropy in tfjs ops take eleven (logSoftmax alone is six).
+ */
+function probabilitiesAndEntropy(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.TensorInfo[] {
+  const { logits } = inputs as Record<string, tf.TensorInfo>;
+  const [B, C] = logits!.shape as [number, number];
+  const run = (key: string, shape: number[], body: string) =>
+    backend.runWebGPUProgram(
+      program(`softmax_entropy_${key}_${B}_${C}`, ['Logits'], shape, B, `var logp : array<f32, ${C}>; ${body}`, rowEntropy(C)),
+      [logits!],
+      'float32',
+    );
+  return [
+    run('p', [B, C], `_ = rowEntropy(index, &logp); for (var c = 0; c < ${C}; c++) { result[index * ${C} + c] = exp(logp[c]); }`),
+    run('e', [B], 'result[index] = rowEntropy(index, &logp);'),
+  ];
+}
+
 export function registerFused(): void {
   registerWebgpu([
     ['WildttaGelu', gelu],
     ['WildttaTruthy', truthy],
+    ['WildttaProbabilitiesEntropy', probabilitiesAndEntropy],
   ]);
 }
 
 /** The webgpu table's entries for the kernels above (the MLP's products stay tfjs ops). */
-export const fusedCalls: Pick<Kernels, 'mlp' | 'truthy'> = {
+export const fusedCalls: Pick<Kernels, 'mlp' | 'truthy' | 'softmaxAndEntropy'> = {
   truthy: (x) => runKernel('WildttaTruthy', { x })[0]!,
+
+  softmaxAndEntropy(logits) {
+    const [probabilities, entropies] = runKernel('WildttaProbabilitiesEntropy', { logits });
+    return { probabilities: probabilities as tf.Tensor2D, entropies: entropies as tf.Tensor1D };
+  },
 
   mlp(x, n, w, save) {
     const a = vitOps.linear(n, w.fc1);
