@@ -121,6 +121,9 @@ async function main(): Promise<void> {
       const row: Row = { model: m, threads, page: r.cost, load: load1(), rounds };
       mine.push(row);
       const c = r.cost;
+      // Every timed sample is reliable: a step that never updated timed a forward, not SAR's (or sar-msam's) whole step.
+      if (c.updates === 0 || c.msamUpdates === 0)
+        throw new Error(`${m.entry.label}: the timed steps never updated (SAR ${c.updates}, sar-msam ${c.msamUpdates})`);
       console.log(
         `wildtta inference ${spread(c.inferenceMs)} ms, SAR step ${spread(c.sarMs)} ms (${median(ratios(c.sarMs, c.inferenceMs)).toFixed(2)}×), ` +
           `sar-msam step ${spread(c.msamMs)} ms (${median(ratios(c.msamMs, c.inferenceMs)).toFixed(2)}×), ORT ${spread(c.ortMs)} ms; ` +

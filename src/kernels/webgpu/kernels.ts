@@ -547,7 +547,6 @@ function scalars(inputs: tf.NamedTensorInfoMap, backend: GpuBackend, attrs: { fa
   ];
 }
 
-/** WGSL: the entropy of row r of Logits [B, C], and its log softmax into logp. */
 /** WGSL fn rowEntropy(r, &logp): row r of Logits [B, C]'s entropy, its log-softmax left in logp. */
 export const rowEntropy = (C: number) => `
       fn rowEntropy(r : i32, logp : ptr<function, array<f32, ${C}>>) -> f32 {

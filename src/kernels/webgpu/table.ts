@@ -1,5 +1,5 @@
 // WebGPU's table: the ops it runs as WGSL kernels (kernels.ts, fused.ts). Everything
-// else (the products, the softmax, the convs) runs as tfjs ops on the GPU.
+// else (the products, attention's softmax, the convs) runs as tfjs ops on the GPU.
 import * as tf from '@tensorflow/tfjs-core';
 import { kernelCalls, runKernel } from '../calls';
 import { normOps } from '../ops/norm';
@@ -26,7 +26,8 @@ const vitCalls = {
   attention(x, n, w, shape, save) {
     const { batch: B, tokens: N, heads: H } = shape;
     const D = w.proj.w.shape[0];
-    if (B * H * N * N > MAX_THREADS || B * N * D > MAX_THREADS) return vitOps.attention(x, n, w, shape);
+    // Past one dispatch's reach (the backward's dL/dqkv has a thread per value of qkv), the ops and their heads' tape.
+    if (B * H * N * N > MAX_THREADS || (save ? 3 : 1) * B * N * D > MAX_THREADS) return vitOps.attention(x, n, w, shape);
     const qkv = vitOps.linear(n, w.qkv);
     const p = tf.softmax(runKernel('WildttaHeadsScores', { qkv }, { heads: H, tokens: N })[0]!) as tf.Tensor3D;
     const o = runKernel('WildttaHeadsMix', { p, qkv })[0] as tf.Tensor2D;
