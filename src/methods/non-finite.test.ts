@@ -27,7 +27,7 @@ function diverge(a: Adapter): void {
   tf.tidy(() => first!.assign(tf.fill(first!.shape, 3e38)));
 }
 
-for (const method of ['sar', 'tent', 'eata', 'deyo'] as const) {
+for (const method of ['sar', 'sar-msam', 'tent', 'eata', 'deyo'] as const) {
   test(`${method}: non-finite outputs throw NonFiniteOutputError and put back the last state with finite outputs`, async () => {
     const model = new ViT(cfg, weights);
     const bag = { lr: 0.05, marginFraction: 100, plpdThreshold: 0 };
