@@ -291,6 +291,7 @@ const harness = {
         const dx = tf.mul(tf.sub(tf.sub(dxhat, tf.mean(dxhat, -1, true)), tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), -1, true))), rstd);
         const d = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b)));
         // WebGPU's attention forward and backward read q, k and v inside qkv (the merged layout above is qkv's).
+        const read = onWebgpu ? runKernel('WildttaProbabilitiesEntropy', { logits: x }) : [];
         const qkvWay = onWebgpu
           ? [
               d(runKernel('WildttaHeadsScores', { qkv: mergedRef }, { heads: 3, tokens: 5 })[0]!, tf.matMul(heads[0]!, heads[1]!, false, true)),
@@ -300,8 +301,8 @@ const harness = {
                 tf.concat(attnGrads.map(sideBySide), 1),
               ),
               // The read's softmax and entropy, on rows of width logits.
-              d(runKernel('WildttaProbabilitiesEntropy', { logits: x })[0]!, tf.softmax(x)),
-              d(runKernel('WildttaProbabilitiesEntropy', { logits: x })[1]!, softmaxEntropy(x)),
+              d(read[0]!, tf.softmax(x)),
+              d(read[1]!, softmaxEntropy(x)),
             ]
           : [];
         // GroupNorm (WGSL on webgpu, norm.wat or loops on the host) against its tfjs ops: 2 images of rows × 7

@@ -172,13 +172,18 @@ export abstract class Adapter {
     return this.adapt !== undefined;
   }
 
+  /** Whether `adapt` reads the first forward's tape (a method that takes no gradient at θ says no, and its forward saves nothing). */
+  protected get adaptReadsFirstTape(): boolean {
+    return this.adaptsAfterForward;
+  }
+
   /**
-   * The first forward, keeping its tape for `adapt` when the method adapts
-   * after it. Methods that update from this very forward (Tent) override it
-   * to return their stats too. Runs inside tf.tidy.
+   * The first forward, keeping its tape for `adapt` when `adapt` reads it.
+   * Methods that update from this very forward (Tent) override it to return
+   * their stats too. Runs inside tf.tidy.
    */
   protected firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; stats?: tf.Tensor; tape?: BackboneTape } {
-    const { logits, features, tape } = this.forwardAt(x, this.model.param, this.adaptsAfterForward);
+    const { logits, features, tape } = this.forwardAt(x, this.model.param, this.adaptReadsFirstTape);
     this.recentering?.observe(features, logits);
     tape?.keep();
     return tape ? { logits, tape } : { logits };

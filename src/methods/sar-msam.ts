@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Backbone, BackboneTape } from '../model/backbone';
+import type { Backbone } from '../model/backbone';
 import { entropyLoss, samAscent } from '../kernels';
 import { scatterKept } from './filters';
 import { sar, SAR_DEFAULTS, SarAdapter, type SarOptions } from './sar';
@@ -32,11 +32,9 @@ export class SarMsamAdapter extends SarAdapter {
     super(model, { ...opts, lr: opts.lr ?? SAR_MSAM_DEFAULTS.lr.value, rho: opts.rho ?? SAR_MSAM_DEFAULTS.rho.value });
   }
 
-  // Step 1: no gradient is ever taken at θ, so the prediction's forward keeps nothing for a backward.
-  protected override firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; tape?: BackboneTape } {
-    const { logits, features } = this.forwardAt(x, this.model.param);
-    this.recentering?.observe(features, logits);
-    return { logits };
+  // Step 1: no gradient is ever taken at θ, so the prediction's forward keeps nothing for a backward (nor takes a speculated one).
+  protected override get adaptReadsFirstTape(): boolean {
+    return false;
   }
 
   protected override adapt(x: tf.Tensor4D, logits: tf.Tensor2D, keep: number[]): tf.Tensor {

@@ -78,7 +78,7 @@ export class SarAdapter extends Adapter {
    * compute after the read, and wasted if no sample passes.
    */
   protected override firstForward(x: tf.Tensor4D): { logits: tf.Tensor2D; tape?: BackboneTape } {
-    if (!this.model.forwardGradient || !this.reliableRate.speculate) return super.firstForward(x);
+    if (!this.adaptReadsFirstTape || !this.model.forwardGradient || !this.reliableRate.speculate) return super.firstForward(x);
     const recentering = this.recentering;
     // The prediction is re-centred with the estimate before this frame; the observation of it comes before the loss, as in step 3.
     const offset = recentering ? tf.clone(recentering.offset) : undefined;

@@ -310,13 +310,8 @@ function headsGrad(inputs: tf.NamedTensorInfoMap, backend: GpuBackend): tf.Tenso
   const d = D / H;
   const C = 3 * D;
   // q, k and v as their own [B·H, N, d] tensors, or read from qkv [B·N, 3D] where the forward's product left them.
-  const at = qkv
-    ? heads3(H, N, D, d)
-    : {
-        q: (bh: string, m: string, j: string) => `Q[(${bh} * ${N} + ${m}) * ${d} + ${j}]`,
-        k: (bh: string, m: string, j: string) => `K[(${bh} * ${N} + ${m}) * ${d} + ${j}]`,
-        v: (bh: string, m: string, j: string) => `V[(${bh} * ${N} + ${m}) * ${d} + ${j}]`,
-      };
+  const own = (name: string) => (bh: string, m: string, j: string) => `${name}[(${bh} * ${N} + ${m}) * ${d} + ${j}]`;
+  const at = qkv ? heads3(H, N, D, d) : { q: own('Q'), k: own('K'), v: own('V') };
   const key = `${R}_${D}_${BH}_${N}_${d}${qkv ? '_qkv' : ''}`;
   // Row i of head bh: its dO row starts at ((bh / H)·N + i)·D + (bh % H)·d.
   const dORow = (bh: string, i: string) => `((${bh} / ${H}) * ${N} + ${i}) * ${D} + (${bh} % ${H}) * ${d}`;
